@@ -1,0 +1,1 @@
+"""atcore: the AT Protocol core shared by every Skyloft service (pure; no I/O)."""

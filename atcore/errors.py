@@ -1,0 +1,50 @@
+"""Domain errors raised by the protocol core; services map them to XRPC errors."""
+
+from __future__ import annotations
+
+
+class InvalidSyntax(ValueError):
+    """An identifier (DID, handle, NSID, TID, ...) does not match its grammar."""
+
+
+class DecodeError(ValueError):
+    """Bytes are not strict DAG-CBOR, or a value is outside the atproto data model."""
+
+
+class InvalidCid(ValueError):
+    """A CID string or binary form is malformed or uses an unsupported codec/hash."""
+
+
+class InvalidCar(ValueError):
+    """A CAR file is malformed, exceeds a bound, or holds a block whose hash does not match."""
+
+
+class InvalidMst(ValueError):
+    """An MST node or tree violates the canonical layout (order, heights, prefixes)."""
+
+
+class InvalidSignature(ValueError):
+    """A signature is malformed (DER, high-S, wrong length) or does not verify."""
+
+
+class InvalidKey(ValueError):
+    """Key material or a did:key string is malformed or of an unsupported curve."""
+
+
+class InvalidCommit(ValueError):
+    """A commit object is malformed or does not match what it claims."""
+
+
+class InvalidRecord(ValueError):
+    """A record does not validate against its lexicon schema."""
+
+
+class MissingBlock(KeyError):
+    """A block needed to finish an operation is not in the block store."""
+
+    def __init__(self, cid: object) -> None:
+        super().__init__(cid)
+        self.cid = cid
+
+    def __str__(self) -> str:
+        return f"missing block {self.cid}"

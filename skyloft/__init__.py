@@ -1,0 +1,1 @@
+"""The `skyloft` command line: one entry point for every service and tool."""

@@ -1,0 +1,5 @@
+import sys
+
+from skyloft.cli import main
+
+sys.exit(main())

@@ -1,0 +1,29 @@
+"""`skyloft <command> ...`: dispatch to each service's or tool's own CLI module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _commands() -> list[Register]:
+    from skyloft import repo_cli
+
+    return [repo_cli.register]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="skyloft", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for register in _commands():
+        register(sub)
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

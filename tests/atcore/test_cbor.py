@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from atcore import cbor
+from atcore.cid import CID, cid_for_cbor, cid_for_raw
+from atcore.errors import DecodeError
+from tests.vectors import INTEROP
+
+MALFORMED = {
+    "float64": "fb3ff8000000000000",
+    "float16": "f93c00",
+    "undefined": "f7",
+    "indefinite array": "9f01ff",
+    "indefinite map": "bf616101ff",
+    "duplicate key": "a2616101616101",
+    "keys out of order": "a2616201616101",
+    "length-first order violated": "a262616101616201",
+    "non-minimal int": "1801",
+    "non-minimal length": "780161",
+    "integer map key": "a10101",
+    "foreign tag": "c101",
+    "trailing bytes": "0101",
+    "truncated": "a26161",
+    "tag 42 without 0x00 prefix": "d82a4401711220",
+    "tag 42 with CIDv0-ish bytes": "d82a4100",
+    "tag 42 sha1 CID": "d82a5819000171111400000000000000000000000000000000000000",
+    "tag 42 over a string": "d82a6161",
+    "empty input": "",
+}
+
+
+@pytest.mark.parametrize("hex_bytes", MALFORMED.values(), ids=MALFORMED.keys())
+def test_strict_decoder_rejects(hex_bytes: str) -> None:
+    with pytest.raises(DecodeError):
+        cbor.decode(bytes.fromhex(hex_bytes))
+
+
+def test_depth_bound() -> None:
+    nested = b"\x81" * (cbor.MAX_DEPTH + 1) + b"\x01"
+    with pytest.raises(DecodeError, match="nesting"):
+        cbor.decode(nested)
+    assert cbor.decode(b"\x81" * cbor.MAX_DEPTH + b"\x01") is not None
+
+
+def test_encoder_is_canonical_length_first() -> None:
+    data = cbor.encode({"bb": 1, "a": 2, "ccc": 3, "ab": 4})
+    assert list(cbor.decode(data)) == ["a", "ab", "bb", "ccc"]
+    assert data == bytes.fromhex("a461610262616204626262016363636303")
+
+
+def test_encoder_refuses_floats_and_bad_keys() -> None:
+    with pytest.raises(DecodeError):
+        cbor.encode({"a": 1.5})
+    with pytest.raises(DecodeError):
+        cbor.encode({1: "a"})
+
+
+def test_cid_link_round_trip() -> None:
+    link = cid_for_raw(b"blob")
+    data = cbor.encode({"ref": link})
+    assert cbor.decode(data)["ref"] == link
+    assert isinstance(cbor.decode(data)["ref"], CID)
+
+
+def test_interop_fixture_cbor_and_cid() -> None:
+    fixtures = json.loads((INTEROP / "data-model" / "data-model-fixtures.json").read_text())
+    for fixture in fixtures:
+        raw = base64.b64decode(fixture["cbor_base64"] + "==")
+        assert cid_for_cbor(raw).encode() == fixture["cid"]
+        assert cbor.encode(cbor.decode(raw)) == raw
+
+
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.text(max_size=20)
+    | st.binary(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=30,
+)
+
+
+@given(_values)
+def test_round_trip(value: object) -> None:
+    data = cbor.encode(value)
+    assert cbor.decode(data) == value
+    assert cbor.encode(cbor.decode(data)) == data
