@@ -48,3 +48,11 @@ class MissingBlock(KeyError):
 
     def __str__(self) -> str:
         return f"missing block {self.cid}"
+
+
+class InvalidLexicon(ValueError):
+    """A Lexicon schema document is malformed or uses a type where the spec forbids it."""
+
+
+class LexiconNotFound(LookupError):
+    """A schema (NSID or `nsid#name` definition) is not in the lexicon catalog."""
