@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import cbrrr
+from cbrrr import _cbrrr
 
 from atcore.cid import CID, is_valid_cid
 from atcore.errors import DecodeError
@@ -63,3 +64,17 @@ def _check(value: Any, max_depth: int = MAX_DEPTH) -> None:
             raise DecodeError("floats are not allowed in the atproto data model")
         else:
             raise DecodeError(f"type {type(item).__name__} is not in the data model")
+
+
+def decode_prefix(data: bytes, max_depth: int = MAX_DEPTH) -> tuple[Any, int]:
+    """Decode the strict DAG-CBOR value at the start of `data`; return it and its length.
+
+    For formats that concatenate values (event-stream frames: header then body); the caller
+    decides what may follow.
+    """
+    try:
+        value, length = _cbrrr.decode_dag_cbor(bytes(data), CID, False)
+    except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError) as exc:
+        raise DecodeError(f"invalid DAG-CBOR: {exc}") from exc
+    _check(value, max_depth)
+    return value, length

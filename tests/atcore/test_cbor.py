@@ -94,3 +94,26 @@ def test_round_trip(value: object) -> None:
     data = cbor.encode(value)
     assert cbor.decode(data) == value
     assert cbor.encode(cbor.decode(data)) == data
+
+
+def test_decode_prefix_returns_value_and_length() -> None:
+    first, second = cbor.encode({"op": 1, "t": "#x"}), cbor.encode({"seq": 5})
+    value, length = cbor.decode_prefix(first + second)
+    assert value == {"op": 1, "t": "#x"} and length == len(first)
+    assert cbor.decode_prefix(second) == ({"seq": 5}, len(second))
+
+
+_PREFIX_CASES = {k: v for k, v in MALFORMED.items() if k not in ("trailing bytes", "empty input")}
+
+
+@pytest.mark.parametrize("hex_bytes", _PREFIX_CASES.values(), ids=_PREFIX_CASES.keys())
+def test_decode_prefix_is_as_strict(hex_bytes: str) -> None:
+    with pytest.raises(DecodeError):
+        cbor.decode_prefix(bytes.fromhex(hex_bytes) + b"\x01")
+    with pytest.raises(DecodeError):
+        cbor.decode_prefix(b"")
+
+
+def test_decode_prefix_depth_bound() -> None:
+    with pytest.raises(DecodeError, match="nesting"):
+        cbor.decode_prefix(b"\x81\x81\x01\x00", max_depth=1)
