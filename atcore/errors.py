@@ -56,3 +56,7 @@ class InvalidLexicon(ValueError):
 
 class LexiconNotFound(LookupError):
     """A schema (NSID or `nsid#name` definition) is not in the lexicon catalog."""
+
+
+class InvalidPlcOperation(ValueError):
+    """A did:plc operation or log breaks the PLC rules (shape, signature, chain, recovery)."""

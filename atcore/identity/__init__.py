@@ -1,0 +1,1 @@
+"""Identity: did:plc operations and logs, DID documents, DID and handle resolution."""
