@@ -1,0 +1,1 @@
+"""Merkle Search Tree: node codec, immutable tree operations, walks, diffs, proofs, inversion."""
