@@ -179,7 +179,8 @@ class _Checker:
         for name, prop in properties.items():
             prop_where = f"{where}/{name}"
             kind = prop.get("type") if isinstance(prop, dict) else None
-            item_kind = prop.get("items", {}).get("type") if kind == "array" else kind
+            items = prop.get("items") if kind == "array" else prop
+            item_kind = items.get("type") if isinstance(items, dict) else None
             if item_kind not in _PARAM_TYPES:
                 raise InvalidLexicon(f"{prop_where}: parameters must be boolean, integer, string")
             checked[name] = self.field(prop, prop_where)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from atcore.cid import CID
+from atcore.cid import CID, RAW
 from atcore.errors import InvalidLexicon, InvalidRecord
 from atcore.lexicon.catalog import Catalog
 from atcore.lexicon.graphemes import count_graphemes
@@ -102,15 +102,21 @@ def _kind(value: Any) -> str:
 def _is_blob(value: dict[str, Any]) -> bool:
     if value.get("$type") == "blob":
         size, mime = value.get("size"), value.get("mimeType")
+        ref = value.get("ref")
         return (
-            isinstance(value.get("ref"), CID)
+            isinstance(ref, CID)
+            and ref.cid_bytes[1] == RAW
             and isinstance(mime, str)
             and bool(mime)
             and type(size) is int
             and size >= 0
         )
     # Legacy blob: {"cid": "<string>", "mimeType": "..."}, readable but never written anew.
-    return set(value) == {"cid", "mimeType"} and all(isinstance(v, str) for v in value.values())
+    return (
+        set(value) == {"cid", "mimeType"}
+        and all(isinstance(v, str) for v in value.values())
+        and cidstring.is_valid_cid_string(value["cid"])
+    )
 
 
 def _accepts(patterns: list[str], mime: str) -> bool:

@@ -247,10 +247,17 @@ def test_record_key_type(catalog: Catalog, builtin: Catalog) -> None:
         validate_record(builtin, "com.example.unknown", {"$type": "com.example.unknown"})
 
 
-def test_legacy_blob_accepted(builtin: Catalog) -> None:
-    post = _post()
+def test_blob_forms(builtin: Catalog) -> None:
     legacy = {"cid": IMAGE_CID.encode(), "mimeType": "image/png"}
-    validate_record(builtin, "app.bsky.feed.post", _set(post, "embed/images/0/image", legacy))
+    validate_record(builtin, "app.bsky.feed.post", _set(_post(), "embed/images/0/image", legacy))
+    for bad in (
+        legacy | {"cid": "not-a-cid"},
+        _post()["embed"]["images"][0]["image"] | {"ref": parse_cid(ROOT["cid"])},  # dag-cbor
+        _post()["embed"]["images"][0]["image"] | {"size": -1},
+    ):
+        with pytest.raises(InvalidRecord, match="^Record/embed/images/0/image must be a blob"):
+            post = _set(_post(), "embed/images/0/image", bad)
+            validate_record(builtin, "app.bsky.feed.post", post)
 
 
 def test_validate_value_and_bodies(catalog: Catalog, builtin: Catalog) -> None:
@@ -343,6 +350,8 @@ def _obj(**properties: Any) -> dict[str, Any]:
         ({"x": {"type": "blob", "accept": ["text/ht*"]}}, "accept pattern"),
         ({"x": {"type": "array", "items": {"type": "token"}}}, "not a field type"),
         ({"x": _obj(r={"type": "ref", "ref": "#"})}, "empty definition name"),
+        ({"main": {"type": "query", "parameters": {"type": "params", "properties": {
+            "a": {"type": "array", "items": "string"}}}}}, "parameters must be"),
         ({"x": _obj(r={"type": "ref", "ref": "not an nsid#x"})}, "not a valid reference"),
         ({"main": {"type": "query", "parameters": _obj() | {"type": "params"} | {
             "properties": {"o": _obj()}}}}, "parameters must be"),
