@@ -1,0 +1,284 @@
+"""Firehose frames of com.atproto.sync.subscribeRepos (spec-event-stream.md, "Framing").
+
+A frame is two concatenated DAG-CBOR values: a header `{op: 1, t: "#commit"}` (or `{op: -1}` for
+an error) and a body map. One table per message type holds the lexicon's wire names, types,
+required and nullable flags; encoding and decoding both check against it, so a frame we emit is
+one we would accept. Unknown body fields are ignored (lexicons evolve by adding optional fields);
+unknown `op` or `t` decode to `UnknownEvent` for the consumer to skip. Formats (did, tid,
+datetime) are left to the consumer that acts on them: a bad value there is a bad event, not a
+broken stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from atcore import cbor
+from atcore.cid import CID
+from atcore.errors import DecodeError
+
+__all__ = [
+    "AccountEvent",
+    "CommitEvent",
+    "ErrorFrame",
+    "Event",
+    "IdentityEvent",
+    "InfoEvent",
+    "MAX_FRAME_SIZE",
+    "RepoOp",
+    "SyncEvent",
+    "UnknownEvent",
+    "decode_frame",
+    "encode_error",
+    "encode_frame",
+]
+
+# The lexicon caps #commit blocks at 2,000,000 bytes and 200 ops; this leaves room for the rest.
+MAX_FRAME_SIZE = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RepoOp:
+    action: str
+    path: str
+    cid: CID | None
+    prev: CID | None = None
+
+
+@dataclass(frozen=True)
+class CommitEvent:
+    seq: int
+    repo: str
+    commit: CID
+    rev: str
+    since: str | None
+    blocks: bytes
+    ops: Sequence[RepoOp]
+    time: str
+    blobs: Sequence[CID] = ()
+    prev_data: CID | None = None
+    rebase: bool = False
+    too_big: bool = False
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    seq: int
+    did: str
+    blocks: bytes
+    rev: str
+    time: str
+
+
+@dataclass(frozen=True)
+class IdentityEvent:
+    seq: int
+    did: str
+    time: str
+    handle: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountEvent:
+    seq: int
+    did: str
+    time: str
+    active: bool
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class InfoEvent:
+    name: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ErrorFrame:
+    error: str
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class UnknownEvent:
+    """A frame with an `op` or `t` this code does not know; consumers skip it."""
+
+    op: int
+    t: str | None
+    body: dict[str, Any]
+
+
+Event = CommitEvent | SyncEvent | IdentityEvent | AccountEvent | InfoEvent
+
+_Kind = Literal["int", "bool", "str", "bytes", "cid", "cids", "ops"]
+
+
+@dataclass(frozen=True)
+class _Field:
+    wire: str
+    attr: str
+    kind: _Kind
+    required: bool = True
+    nullable: bool = False
+    max_len: int | None = None
+
+
+def _f(wire: str, kind: _Kind, attr: str = "", **flags: Any) -> _Field:
+    return _Field(wire, attr or wire, kind, **flags)
+
+
+_REPO_OP: tuple[_Field, ...] = (
+    _f("action", "str"),
+    _f("path", "str"),
+    _f("cid", "cid", nullable=True),
+    _f("prev", "cid", required=False),
+)
+_ERROR: tuple[_Field, ...] = (_f("error", "str"), _f("message", "str", required=False))
+_SCHEMAS: dict[str, tuple[type[Any], tuple[_Field, ...]]] = {
+    "#commit": (
+        CommitEvent,
+        (
+            _f("seq", "int"),
+            _f("rebase", "bool"),
+            _f("tooBig", "bool", "too_big"),
+            _f("repo", "str"),
+            _f("commit", "cid"),
+            _f("rev", "str"),
+            _f("since", "str", nullable=True),
+            _f("blocks", "bytes", max_len=2_000_000),
+            _f("ops", "ops", max_len=200),
+            _f("blobs", "cids"),
+            _f("prevData", "cid", "prev_data", required=False),
+            _f("time", "str"),
+        ),
+    ),
+    "#sync": (
+        SyncEvent,
+        (
+            _f("seq", "int"),
+            _f("did", "str"),
+            _f("blocks", "bytes", max_len=10_000),
+            _f("rev", "str"),
+            _f("time", "str"),
+        ),
+    ),
+    "#identity": (
+        IdentityEvent,
+        (
+            _f("seq", "int"),
+            _f("did", "str"),
+            _f("time", "str"),
+            _f("handle", "str", required=False),
+        ),
+    ),
+    "#account": (
+        AccountEvent,
+        (
+            _f("seq", "int"),
+            _f("did", "str"),
+            _f("time", "str"),
+            _f("active", "bool"),
+            _f("status", "str", required=False),
+        ),
+    ),
+    "#info": (InfoEvent, (_f("name", "str"), _f("message", "str", required=False))),
+}
+_TYPE_OF = {cls: t for t, (cls, _) in _SCHEMAS.items()}
+
+
+def encode_frame(event: Event | ErrorFrame) -> bytes:
+    """The binary websocket frame (header + body) for an event or an error."""
+    if isinstance(event, ErrorFrame):
+        header: dict[str, Any] = {"op": -1}
+        fields = _ERROR
+    else:
+        t = _TYPE_OF[type(event)]
+        header, fields = {"op": 1, "t": t}, _SCHEMAS[t][1]
+    body = _to_wire(event, fields)
+    _from_wire(body, fields, header.get("t", "error"))
+    return cbor.encode(header) + cbor.encode(body)
+
+
+def encode_error(error: str, message: str | None = None) -> bytes:
+    """An error frame such as `FutureCursor` or `ConsumerTooSlow`."""
+    return encode_frame(ErrorFrame(error, message))
+
+
+def decode_frame(data: bytes, max_size: int = MAX_FRAME_SIZE) -> Event | ErrorFrame | UnknownEvent:
+    """Decode one frame strictly; raise DecodeError for bad framing, CBOR or message fields."""
+    if len(data) > max_size:
+        raise DecodeError(f"frame of {len(data)} bytes exceeds the limit of {max_size}")
+    header, offset = cbor.decode_prefix(data)
+    body = cbor.decode(data[offset:])
+    if not isinstance(header, dict) or type(header.get("op")) is not int:
+        raise DecodeError("frame header must be a map with an integer op")
+    if not isinstance(body, dict):
+        raise DecodeError("frame body must be a map")
+    op, t = header["op"], header.get("t")
+    if op == -1:
+        return ErrorFrame(**_from_wire(body, _ERROR, "error"))
+    if op == 1 and not isinstance(t, str):
+        raise DecodeError("message frame header needs a string t")
+    if op != 1 or t not in _SCHEMAS:
+        return UnknownEvent(op, t if isinstance(t, str) else None, body)
+    cls, fields = _SCHEMAS[t]
+    event: Event = cls(**_from_wire(body, fields, t))
+    return event
+
+
+def _to_wire(obj: object, fields: tuple[_Field, ...]) -> dict[str, Any]:
+    wire: dict[str, Any] = {}
+    for field in fields:
+        value = getattr(obj, field.attr)
+        if value is None and not field.required:
+            continue
+        if field.kind == "ops":
+            value = [_to_wire(op, _REPO_OP) for op in value]
+        elif field.kind == "cids":
+            value = list(value)
+        wire[field.wire] = value
+    return wire
+
+
+def _from_wire(body: dict[str, Any], fields: tuple[_Field, ...], what: str) -> dict[str, Any]:
+    """Check a wire map against its table; return constructor arguments."""
+    out: dict[str, Any] = {}
+    for field in fields:
+        if field.wire not in body:
+            if field.required:
+                raise DecodeError(f"{what} is missing required field {field.wire!r}")
+            continue
+        value = body[field.wire]
+        if value is None and field.nullable:
+            out[field.attr] = None
+            continue
+        out[field.attr] = _convert(field, value, what)
+    return out
+
+
+_SCALAR_TYPES: dict[str, type[Any]] = {"str": str, "bytes": bytes, "cid": CID}
+
+
+def _convert(field: _Field, value: Any, what: str) -> Any:
+    kind = field.kind
+    if kind == "int" or kind == "bool":
+        ok = type(value) is (int if kind == "int" else bool)
+    elif kind in _SCALAR_TYPES:
+        ok = isinstance(value, _SCALAR_TYPES[kind])
+    else:
+        ok = isinstance(value, list)
+    if not ok:
+        raise DecodeError(f"{what} field {field.wire!r} must be {kind}, not {type(value).__name__}")
+    if field.max_len is not None and len(value) > field.max_len:
+        raise DecodeError(f"{what} field {field.wire!r} is longer than {field.max_len}")
+    if kind == "cids":
+        if not all(isinstance(item, CID) for item in value):
+            raise DecodeError(f"{what} field {field.wire!r} must be a list of CID links")
+        return tuple(value)
+    if kind == "ops":
+        if not all(isinstance(item, dict) for item in value):
+            raise DecodeError(f"{what} field {field.wire!r} must be a list of maps")
+        return tuple(RepoOp(**_from_wire(item, _REPO_OP, f"{what} op")) for item in value)
+    return value
