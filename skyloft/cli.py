@@ -10,9 +10,10 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _commands() -> list[Register]:
+    from plc import cli as plc_cli
     from skyloft import repo_cli
 
-    return [repo_cli.register]
+    return [repo_cli.register, plc_cli.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

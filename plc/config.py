@@ -1,0 +1,73 @@
+"""PLC directory configuration, read once from PLC_* variables and command-line flags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+DEFAULT_PORT: Final = 2582
+DEFAULT_HOST: Final = "127.0.0.1"
+# A signed operation is at most 7500 bytes of DAG-CBOR; its JSON is a little larger.
+DEFAULT_MAX_BODY: Final = 64 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a bad value; the message names the variable or flag."""
+
+
+@dataclass(frozen=True)
+class PlcConfig:
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_body_bytes: int = DEFAULT_MAX_BODY
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "plc.sqlite"
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str],
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: str | None = None,
+    ) -> PlcConfig:
+        """Flags override PLC_HOST, PLC_PORT, PLC_DATA_DIRECTORY, PLC_MAX_BODY_BYTES."""
+        raw_dir = data_dir or env.get("PLC_DATA_DIRECTORY")
+        if not raw_dir:
+            raise ConfigError("no data directory: pass --data-dir or set PLC_DATA_DIRECTORY")
+        config = cls(
+            data_dir=Path(raw_dir),
+            host=host or env.get("PLC_HOST") or DEFAULT_HOST,
+            port=port if port is not None else _int(env, "PLC_PORT", DEFAULT_PORT),
+            max_body_bytes=_int(env, "PLC_MAX_BODY_BYTES", DEFAULT_MAX_BODY),
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, got {self.port}")
+        if not self.host or any(c.isspace() for c in self.host):
+            raise ConfigError(f"host must be a hostname or IP address, got {self.host!r}")
+        if not 1024 <= self.max_body_bytes <= 16 * 1024 * 1024:
+            raise ConfigError(
+                f"PLC_MAX_BODY_BYTES must be 1024-16777216, got {self.max_body_bytes}"
+            )
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
