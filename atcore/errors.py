@@ -60,3 +60,44 @@ class LexiconNotFound(LookupError):
 
 class InvalidPlcOperation(ValueError):
     """A did:plc operation or log breaks the PLC rules (shape, signature, chain, recovery)."""
+
+
+class IdentityError(Exception):
+    """A DID or handle could not be resolved to a usable identity."""
+
+
+class InvalidDidDocument(IdentityError, ValueError):
+    """A DID document is malformed or does not belong to the DID that was resolved."""
+
+
+class UnsupportedDid(IdentityError):
+    """A syntactically valid DID that atproto cannot resolve (other method, path did:web, ...)."""
+
+
+class DidNotFound(IdentityError):
+    """The DID's method reports that the DID does not exist."""
+
+
+class DidDeactivated(IdentityError):
+    """The DID exists but is tombstoned or otherwise no longer available."""
+
+
+class HandleNotFound(IdentityError):
+    """Neither DNS TXT nor HTTPS well-known resolution produced a DID for the handle."""
+
+
+class UnsafeAddress(IdentityError):
+    """An outbound fetch would reach a private, loopback or otherwise non-public address."""
+
+
+class ResolutionFailed(IdentityError):
+    """A network fetch failed: timeout, connection error, bad status, oversized response."""
+
+
+class PlcRequestError(IdentityError):
+    """The PLC directory refused a request; carries its status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"PLC directory answered {status}: {message}")
+        self.status = status
+        self.message = message
