@@ -64,6 +64,9 @@ class PlcOperations:
 
         def decide(log: list[LogEntry]) -> Append:
             now = _millis(self._clock())
+            if log and now < log[-1].created_at:
+                # A wall clock stepping back must not reorder a DID's log by createdAt.
+                now = log[-1].created_at
             chain = [e for e in log if not e.nullified]
             accepted = check_next_op(did, chain, checked, now)
             return Append(LogEntry(did, checked, accepted.cid, False, now), accepted.nullifies)

@@ -284,3 +284,14 @@ async def test_chunked_oversized_body_and_unknown_route(
     assert response.status_code == 404 and response.json() == {"message": "Not Found"}
     response = await _post(client, "did:web:example.com", Account().genesis())
     assert response.status_code == 400 and "not a did:plc" in response.json()["message"]
+
+
+async def test_clock_stepping_back_keeps_log_order(local: tuple[httpx.AsyncClient, Clock]) -> None:
+    client, clock = local
+    account = Account()
+    did, genesis = await _create(client, account)
+    clock.now -= timedelta(hours=1)
+    update = sign_operation(update_op(genesis, op_cid(genesis), handle="b.test"), account.rotation)
+    assert (await _post(client, did, update)).status_code == 200
+    audit = (await client.get(f"/{did}/log/audit")).json()
+    assert [e["createdAt"] for e in audit] == ["2025-06-01T12:00:00.000Z"] * 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,11 @@ from atcore.keys import generate_k256
 from plc.store import Append, PlcStore
 
 T0 = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def _blindly(entry: LogEntry) -> Callable[[list[LogEntry]], Append]:
+    """A decision that appends `entry` without looking at the log (no validation at all)."""
+    return lambda log: Append(entry, ())
 
 
 async def test_live_chain_cannot_fork_even_without_validation(tmp_path: Path) -> None:
@@ -31,11 +37,10 @@ async def test_live_chain_cannot_fork_even_without_validation(tmp_path: Path) ->
     store = await PlcStore.open(tmp_path / "plc.sqlite")
     try:
         for op in (genesis, forks[0]):
-            entry = LogEntry(did, op, op_cid(op), False, T0)
-            await store.append(did, lambda log, entry=entry: Append(entry, ()))
+            await store.append(did, _blindly(LogEntry(did, op, op_cid(op), False, T0)))
         rogue = LogEntry(did, forks[1], op_cid(forks[1]), False, T0)
         with pytest.raises(sqlite3.IntegrityError):
-            await store.append(did, lambda log: Append(rogue, ()))
+            await store.append(did, _blindly(rogue))
 
         def refuse(log: list[LogEntry]) -> Append:
             assert [e.cid for e in log] == [op_cid(genesis), op_cid(forks[0])]
