@@ -1,0 +1,101 @@
+"""The client side of an XRPC event stream (spec-event-stream.md, "Streaming Wire Protocol").
+
+`subscribe` opens the websocket, decodes each binary frame strictly with `atcore.frames`, and
+yields the events. An error frame ends the stream with `StreamError`; a refused handshake (an
+HTTP 4xx/5xx instead of the upgrade) does too, with its status. Bad framing or CBOR is a hard
+error (`DecodeError`), as the spec asks: the connection is dropped, not the frame skipped.
+Frames with an unknown `op` or `t` are yielded as `UnknownEvent` for the consumer to skip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.frames import CloseCode
+
+from atcore.errors import DecodeError
+from atcore.frames import MAX_FRAME_SIZE, ErrorFrame, Event, UnknownEvent, decode_frame
+from atcore.xrpc.errors import status_name
+
+StreamParams = Mapping[str, str | int | bool | None]
+
+_WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+# The body of a refused handshake is an XRPC error at most; don't keep more of it.
+_MAX_REFUSAL_BODY = 4096
+
+
+class StreamError(Exception):
+    """The server ended the stream with an error (`FutureCursor`, `ConsumerTooSlow`, ...).
+
+    `status` is set when the websocket handshake itself was refused with an HTTP status.
+    """
+
+    def __init__(self, error: str, message: str | None = None, status: int | None = None) -> None:
+        super().__init__(f"{error}: {message}" if message else error)
+        self.error = error
+        self.message = message
+        self.status = status
+
+
+def stream_url(url: str, params: StreamParams | None = None) -> str:
+    """A `ws(s)://` URL for an endpoint URL (`http(s)` is mapped) with the query parameters."""
+    parts = urlsplit(url)
+    scheme = _WS_SCHEMES.get(parts.scheme)
+    if scheme is None:
+        raise ValueError(f"not a websocket or http URL: {url!r:.200}")
+    pairs = [
+        (name, ("true" if value else "false") if isinstance(value, bool) else str(value))
+        for name, value in (params or {}).items()
+        if value is not None
+    ]
+    query = "&".join(filter(None, [parts.query, urlencode(pairs)]))
+    return urlunsplit((scheme, parts.netloc, parts.path, query, ""))
+
+
+async def subscribe(
+    url: str,
+    params: StreamParams | None = None,
+    *,
+    max_frame_size: int = MAX_FRAME_SIZE,
+    open_timeout: float = 10.0,
+) -> AsyncIterator[Event | UnknownEvent]:
+    """Yield the events of the stream at `url` (e.g. `wss://host/xrpc/com.atproto.sync....`)."""
+    try:
+        async with connect(
+            stream_url(url, params),
+            max_size=max_frame_size,
+            open_timeout=open_timeout,
+            compression=None,
+            proxy=None,
+        ) as websocket:
+            async for message in websocket:
+                if isinstance(message, str):
+                    raise DecodeError("event streams carry binary frames, got a text frame")
+                event = decode_frame(message, max_frame_size)
+                if isinstance(event, ErrorFrame):
+                    raise StreamError(event.error, event.message)
+                yield event
+    except ConnectionClosedError as exc:
+        # websockets enforces max_size itself and closes with 1009; that is an oversized frame.
+        if exc.sent is not None and exc.sent.code == CloseCode.MESSAGE_TOO_BIG:
+            raise DecodeError(f"a frame is larger than {max_frame_size} bytes") from exc
+        raise
+    except InvalidStatus as exc:
+        raise _refusal(exc.response.status_code, exc.response.body) from exc
+
+
+def _refusal(status: int, body: bytes | bytearray | None) -> StreamError:
+    """The StreamError for a refused handshake, from its XRPC error body when it has one."""
+    error, message = status_name(status), None
+    try:
+        parsed = json.loads((body or b"")[:_MAX_REFUSAL_BODY])
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
+        error = parsed["error"]
+        message = parsed.get("message") if isinstance(parsed.get("message"), str) else None
+    return StreamError(error, message, status)

@@ -1,0 +1,60 @@
+"""Serving one XRPC subscription over a websocket (spec-event-stream.md, "Connection").
+
+Connection-time errors (bad params, failed auth) travel on the stream itself: the socket is
+accepted, one error frame is sent, and the socket is closed. Frames from the client are the
+handler's to read or ignore; the spec says servers must not treat them as errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from atcore.frames import encode_error
+from atcore.lexicon import validate_params
+from atcore.xrpc.failures import to_xrpc_error
+from atcore.xrpc.router import Subscription, SubscriptionRequest, XrpcRouter, query_params
+
+# RFC 6455 close codes: 1008 after an error frame the client caused, 1011 after our own failure.
+CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+
+
+class SubscriptionEndpoint:
+    """The websocket endpoint (an ASGI app) of one registered subscription."""
+
+    def __init__(self, router: XrpcRouter, subscription: Subscription) -> None:
+        self.router = router
+        self.subscription = subscription
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sub = self.subscription
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        try:
+            params = validate_params(
+                self.router.catalog, sub.nsid, query_params(websocket.query_params)
+            )
+            auth = await sub.auth(websocket) if sub.auth is not None else None
+            await sub.handler(SubscriptionRequest(websocket, sub.nsid, params, auth))
+        except WebSocketDisconnect:
+            return
+        except Exception as exc:  # reported to the client as an error frame, then closed
+            error = to_xrpc_error(exc, f"subscription {sub.nsid}")
+            body = error.body()
+            code = CLOSE_INTERNAL if error.status >= 500 else CLOSE_POLICY
+            await _close(websocket, code, encode_error(body["error"], body.get("message")))
+            return
+        await _close(websocket, 1000, None)
+
+
+async def _close(websocket: WebSocket, code: int, frame: bytes | None) -> None:
+    if websocket.application_state != WebSocketState.CONNECTED:
+        return
+    # The client may already be gone; there is nobody left to tell.
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        if frame is not None:
+            await websocket.send_bytes(frame)
+        await websocket.close(code)
