@@ -1,0 +1,1 @@
+"""The personal data server: accounts, signed repositories, blobs and the firehose."""

@@ -1,0 +1,1 @@
+"""Accounts hosted on this PDS: credentials, sessions, status (spec-account.md)."""

@@ -1,0 +1,217 @@
+"""Account rows and invite codes: all SQL about accounts lives here (spec-account.md)."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from pds.accounts.db import Database
+from pds.accounts.tokens import TOKEN_SCHEMA, TokenStore
+
+_SCHEMA: Final = (
+    """
+CREATE TABLE IF NOT EXISTS account (
+    did TEXT PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    email TEXT UNIQUE,
+    password_hash TEXT,
+    created_at TEXT NOT NULL,
+    email_confirmed_at TEXT,
+    deactivated_at TEXT,
+    takedown_ref TEXT
+);
+CREATE TABLE IF NOT EXISTS invite_code (
+    code TEXT PRIMARY KEY,
+    available INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    for_account TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invite_code_use (
+    code TEXT NOT NULL REFERENCES invite_code (code),
+    used_by TEXT NOT NULL,
+    used_at TEXT NOT NULL,
+    PRIMARY KEY (code, used_by)
+);
+"""
+    + TOKEN_SCHEMA
+)
+_COLUMNS: Final = (
+    "did, handle, email, password_hash, created_at, email_confirmed_at, deactivated_at,"
+    " takedown_ref"
+)
+
+
+class HandleTaken(Exception):
+    """Another account already has this handle."""
+
+
+class EmailTaken(Exception):
+    """Another account already uses this email address."""
+
+
+class InviteCodeUnusable(Exception):
+    """The invite code does not exist, is disabled or is used up."""
+
+
+def now_iso() -> str:
+    """The current time as the datetime strings atproto uses (ms precision, Z)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass(frozen=True)
+class Account:
+    did: str
+    handle: str
+    email: str | None
+    password_hash: str | None
+    created_at: str
+    email_confirmed_at: str | None
+    deactivated_at: str | None
+    takedown_ref: str | None
+
+    @property
+    def status(self) -> str | None:
+        """None when active, else the `status` the lexicons name for the account."""
+        if self.takedown_ref is not None:
+            return "takendown"
+        if self.deactivated_at is not None:
+            return "deactivated"
+        return None
+
+    @property
+    def active(self) -> bool:
+        return self.status is None
+
+
+def _fetch(conn: sqlite3.Connection, where: str, value: str) -> Account | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM account WHERE {where} = ?", (value,)).fetchone()
+    return None if row is None else Account(*row)
+
+
+def _use_invite(conn: sqlite3.Connection, code: str, did: str, at: str) -> None:
+    row = conn.execute(
+        "SELECT available, disabled, (SELECT count(*) FROM invite_code_use u WHERE u.code = c.code)"
+        " FROM invite_code c WHERE code = ?",
+        (code,),
+    ).fetchone()
+    if row is None or row[1] or row[2] >= row[0]:
+        raise InviteCodeUnusable(code)
+    conn.execute("INSERT INTO invite_code_use VALUES (?, ?, ?)", (code, did, at))
+
+
+class AccountStore:
+    """Accounts, invite codes, and (via `tokens`) refresh and email tokens, in account.sqlite."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.tokens = TokenStore(db)
+
+    @classmethod
+    async def open(cls, path: Path) -> AccountStore:
+        return cls(await Database.open(path, _SCHEMA))
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def create(
+        self,
+        did: str,
+        handle: str,
+        email: str | None,
+        password_hash: str | None,
+        *,
+        deactivated: bool = False,
+        invite_code: str | None = None,
+    ) -> Account:
+        """Insert an account (using up `invite_code` if given) in one transaction."""
+        at = now_iso()
+        off = at if deactivated else None
+        account = Account(did, handle, email, password_hash, at, None, off, None)
+
+        def insert(conn: sqlite3.Connection) -> Account:
+            if _fetch(conn, "handle", handle) is not None:
+                raise HandleTaken(handle)
+            if email is not None and _fetch(conn, "email", email) is not None:
+                raise EmailTaken(email)
+            if invite_code is not None:
+                _use_invite(conn, invite_code, did, at)
+            conn.execute(
+                f"INSERT INTO account ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (did, handle, email, password_hash, at, None, account.deactivated_at, None),
+            )
+            return account
+
+        try:
+            return await self._db.transact(insert)
+        except sqlite3.IntegrityError as exc:  # a DID registered twice
+            raise HandleTaken(f"{did} already has an account") from exc
+
+    async def delete(self, did: str) -> None:
+        """Remove an account row and its tokens (undoing a failed creation)."""
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM refresh_token WHERE did = ?", (did,))
+            conn.execute("DELETE FROM email_token WHERE did = ?", (did,))
+            conn.execute("DELETE FROM invite_code_use WHERE used_by = ?", (did,))
+            conn.execute("DELETE FROM account WHERE did = ?", (did,))
+
+        await self._db.transact(delete)
+
+    async def by_did(self, did: str) -> Account | None:
+        return await self._db.read(lambda conn: _fetch(conn, "did", did))
+
+    async def by_handle(self, handle: str) -> Account | None:
+        return await self._db.read(lambda conn: _fetch(conn, "handle", handle.lower()))
+
+    async def by_email(self, email: str) -> Account | None:
+        return await self._db.read(lambda conn: _fetch(conn, "email", email.lower()))
+
+    async def find(self, identifier: str) -> Account | None:
+        """The account named by a DID, a handle or an email address."""
+        if identifier.startswith("did:"):
+            return await self.by_did(identifier)
+        if "@" in identifier:
+            return await self.by_email(identifier)
+        return await self.by_handle(identifier)
+
+    async def set_handle(self, did: str, handle: str) -> None:
+        def update(conn: sqlite3.Connection) -> None:
+            other = _fetch(conn, "handle", handle)
+            if other is not None and other.did != did:
+                raise HandleTaken(handle)
+            conn.execute("UPDATE account SET handle = ? WHERE did = ?", (handle, did))
+
+        await self._db.transact(update)
+
+    async def set_deactivated(self, did: str, deactivated: bool) -> None:
+        at = now_iso() if deactivated else None
+        await self._db.transact(
+            lambda conn: conn.execute(
+                "UPDATE account SET deactivated_at = ? WHERE did = ?", (at, did)
+            )
+        )
+
+    async def create_invite_codes(
+        self, count: int, use_count: int, for_account: str, created_by: str
+    ) -> list[str]:
+        codes = [f"{_code_prefix(for_account)}-{secrets.token_hex(5)}" for _ in range(count)]
+        at = now_iso()
+        await self._db.transact(
+            lambda conn: conn.executemany(
+                "INSERT INTO invite_code (code, available, for_account, created_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(code, use_count, for_account, created_by, at) for code in codes],
+            )
+        )
+        return codes
+
+
+def _code_prefix(for_account: str) -> str:
+    """A readable prefix, as the reference's `host-name-xxxxx` codes have."""
+    return "".join(c if c.isalnum() else "-" for c in for_account.removeprefix("did:"))[:32]

@@ -1,0 +1,1 @@
+"""XRPC handlers, one module per NSID namespace."""

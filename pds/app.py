@@ -1,0 +1,76 @@
+"""`create_app(config)`: the personal data server as a Starlette app (STYLE.md #9)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+
+from atcore.identity.plc_client import PlcClient
+from atcore.identity.resolver import IdentityResolver
+from atcore.lexicon import Catalog
+from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.router import XrpcRouter
+from atcore.xrpc.server import mount
+from pds import well_known
+from pds.accounts.store import AccountStore
+from pds.actor_store import ActorStores
+from pds.api import com_atproto_identity, com_atproto_repo, com_atproto_server, com_atproto_sync
+from pds.config import PdsConfig
+from pds.context import AppContext
+from pds.sequencer import Sequencer
+
+# Outbound calls (PLC, DID documents, crawlers) must never hang a request for long.
+HTTP_TIMEOUT = 10.0
+
+
+def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette:
+    """The PDS app; `validate_output` checks every JSON response against its lexicon (tests)."""
+    catalog = Catalog.load_builtin()
+    groups = [
+        com_atproto_server.xrpc,
+        com_atproto_identity.xrpc,
+        com_atproto_repo.xrpc,
+        com_atproto_sync.xrpc,
+    ]
+    router = XrpcRouter(
+        catalog,
+        groups,
+        blob_limit=config.blob_upload_limit,
+        validate_output=validate_output,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+            stack.push_async_callback(http.aclose)
+            accounts = await AccountStore.open(config.account_db_path)
+            stack.push_async_callback(accounts.close)
+            actors = ActorStores(config.data_dir / "actors")
+            stack.push_async_callback(actors.close)
+            sequencer = Sequencer(config.data_dir / "sequencer.sqlite")
+            await sequencer.start()
+            stack.push_async_callback(sequencer.close)
+            resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
+            app.state.ctx = AppContext(
+                config=config,
+                accounts=accounts,
+                actors=actors,
+                sequencer=sequencer,
+                resolver=resolver,
+                plc=PlcClient(config.plc_url, http),
+                http=http,
+                catalog=catalog,
+                plc_rotation_key=config.rotation_key(),
+                service_did=config.service_did,
+            )
+            yield
+
+    return Starlette(
+        routes=[*well_known.ROUTES, *mount(router)],
+        middleware=[cors_middleware()],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,145 @@
+"""Request authentication for the PDS's XRPC methods (spec-xrpc.md "Authentication",
+bskydocs-service-auth.md).
+
+Session tokens are HS256 JWTs under PDS_JWT_SECRET as the reference PDS issues them; failures
+answer as the reference does: no credentials -> 401 AuthenticationRequired, a bad or expired
+token -> 400 InvalidToken / ExpiredToken (clients refresh their session on ExpiredToken).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from dataclasses import dataclass
+from typing import Final
+
+from starlette.requests import HTTPConnection
+
+from atcore.errors import IdentityError, InvalidSyntax
+from atcore.xrpc.errors import AuthRequired, InvalidRequest
+from pds.context import AppContext, ctx_of
+from pds.jwt import Jwt, JwtError, decode, verify_hs256
+
+ACCESS_SCOPE: Final = "com.atproto.access"
+REFRESH_SCOPE: Final = "com.atproto.refresh"
+# App passwords get narrower scopes; the access methods accept them too.
+ACCESS_SCOPES: Final = frozenset(
+    {ACCESS_SCOPE, "com.atproto.appPass", "com.atproto.appPassPrivileged"}
+)
+ACCESS_TYP: Final = "at+jwt"
+REFRESH_TYP: Final = "refresh+jwt"
+ADMIN_USER: Final = "admin"
+# Service tokens are meant to be short-lived; refuse ones claiming a longer life than this.
+MAX_SERVICE_TOKEN_SECONDS: Final = 3600
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """Who is calling: `did` (empty for the admin), the token's `scope`, and for refresh
+    tokens their `token_id` (the `jti`)."""
+
+    did: str
+    scope: str
+    token_id: str | None = None
+
+
+def bearer_token(conn: HTTPConnection) -> str | None:
+    header = conn.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthRequired("Unexpected authorization type", "InvalidToken")
+    return token.strip()
+
+
+def _session_token(ctx: AppContext, token: str, typ: str, scopes: frozenset[str]) -> Jwt:
+    try:
+        jwt = verify_hs256(token, ctx.config.jwt_secret)
+    except JwtError as exc:
+        name = "ExpiredToken" if exc.expired else "InvalidToken"
+        message = str(exc) if exc.expired else "Token could not be verified"
+        raise InvalidRequest(message, name) from None
+    claims = jwt.payload
+    # Older reference tokens carried `typ: JWT`; the scope is what tells the kinds apart.
+    if jwt.header.get("typ") not in (typ, "JWT") or claims.get("scope") not in scopes:
+        raise InvalidRequest("Bad token scope", "InvalidToken")
+    if claims.get("aud") != ctx.service_did or not isinstance(claims.get("sub"), str):
+        raise InvalidRequest("Bad token aud or sub", "InvalidToken")
+    return jwt
+
+
+async def access_auth(conn: HTTPConnection) -> AuthContext:
+    """An account's access token (Bearer); the methods that change or read one's own data."""
+    token = bearer_token(conn)
+    if token is None:
+        raise AuthRequired()
+    jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, ACCESS_SCOPES)
+    return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
+
+
+async def optional_access_auth(conn: HTTPConnection) -> AuthContext | None:
+    """Like `access_auth`, but a request without credentials is anonymous (None)."""
+    if conn.headers.get("authorization") is None:
+        return None
+    return await access_auth(conn)
+
+
+async def refresh_auth(conn: HTTPConnection) -> AuthContext:
+    """A refresh token (Bearer): refreshSession and deleteSession."""
+    token = bearer_token(conn)
+    if token is None:
+        raise AuthRequired()
+    jwt = _session_token(ctx_of(conn), token, REFRESH_TYP, frozenset({REFRESH_SCOPE}))
+    jti = jwt.payload.get("jti")
+    if not isinstance(jti, str):
+        raise InvalidRequest("Refresh token has no jti", "InvalidToken")
+    return AuthContext(jwt.payload["sub"], REFRESH_SCOPE, jti)
+
+
+async def admin_auth(conn: HTTPConnection) -> AuthContext:
+    """HTTP Basic `admin:PDS_ADMIN_PASSWORD`."""
+    scheme, _, encoded = conn.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise AuthRequired()
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthRequired("Invalid basic authorization") from None
+    expected = ctx_of(conn).config.admin_password.encode()
+    if user != ADMIN_USER or not hmac.compare_digest(password.encode(), expected):
+        raise AuthRequired("Invalid admin credentials")
+    return AuthContext("", "admin")
+
+
+async def verify_service_token(ctx: AppContext, token: str, lxm: str) -> str:
+    """The issuing DID of an inter-service token addressed to us for method `lxm`.
+
+    The signature is checked against the issuer's current #atproto key; when it does not match,
+    the DID document is fetched afresh once, in case the key was just rotated.
+    """
+    try:
+        jwt = decode(token)
+        jwt.check_expiry()
+    except JwtError as exc:
+        raise AuthRequired(str(exc), "ExpiredToken" if exc.expired else "BadJwt") from None
+    claims = jwt.payload
+    iss, aud, iat, exp = claims.get("iss"), claims.get("aud"), claims.get("iat"), claims.get("exp")
+    if not isinstance(iss, str) or aud != ctx.service_did:
+        raise AuthRequired("jwt audience does not match service did", "BadJwtAudience")
+    if claims.get("lxm") != lxm:
+        raise AuthRequired(f"bad jwt lexicon method (lxm), expected {lxm}", "BadJwtLexiconMethod")
+    if isinstance(iat, int) and isinstance(exp, int) and exp - iat > MAX_SERVICE_TOKEN_SECONDS:
+        raise AuthRequired("jwt lifetime is too long", "BadJwt")
+    did = iss.partition("#")[0]
+    try:
+        try:
+            jwt.verify_key((await ctx.resolver.resolve_did(did)).require_signing_key())
+        except JwtError:
+            jwt.verify_key((await ctx.resolver.refresh(did)).require_signing_key())
+    except JwtError as exc:
+        raise AuthRequired(str(exc), "BadJwtSignature") from None
+    except (IdentityError, InvalidSyntax) as exc:
+        raise AuthRequired(f"could not resolve the issuer's key: {exc}", "BadJwtIss") from None
+    return did

@@ -1,0 +1,47 @@
+"""What the PDS's handlers share: built by the app's lifespan, never a module global."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import httpx
+from starlette.requests import HTTPConnection
+
+from atcore.identity.plc_client import PlcClient
+from atcore.identity.resolver import IdentityResolver
+from atcore.keys import PrivateKey
+from atcore.lexicon import Catalog
+from atcore.xrpc.router import SubscriptionRequest, XrpcRequest
+from pds.accounts.store import AccountStore
+from pds.config import PdsConfig
+
+if TYPE_CHECKING:
+    from pds.actor_store import ActorStores
+    from pds.sequencer import Sequencer
+
+
+@dataclass(frozen=True)
+class AppContext:
+    config: PdsConfig
+    accounts: AccountStore
+    actors: ActorStores
+    sequencer: Sequencer
+    resolver: IdentityResolver
+    plc: PlcClient
+    http: httpx.AsyncClient
+    catalog: Catalog
+    plc_rotation_key: PrivateKey
+    service_did: str
+
+
+def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> AppContext:
+    """The context of the app serving `req` (an XRPC request, a subscription or a connection)."""
+    if isinstance(req, XrpcRequest):
+        conn: HTTPConnection = req.request
+    elif isinstance(req, SubscriptionRequest):
+        conn = req.websocket
+    else:
+        conn = req
+    ctx: AppContext = conn.app.state.ctx
+    return ctx
