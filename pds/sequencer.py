@@ -1,0 +1,288 @@
+"""The PDS firehose: append-only event log and bounded fan-out (spec-event-stream.md, spec-sync.md).
+
+Appends are group-committed: events queue up while the previous batch is being written, and one
+worker-thread call assigns their seqs, encodes each frame once and inserts the batch. Only then
+do the callers' awaits return and the frames go to subscribers, so nobody sees an event that is
+not durable. Each subscriber has a bounded buffer; a live subscriber whose buffer fills is
+dropped with `ConsumerTooSlow` without slowing the others.
+
+Repo commits reach the log through their account's outbox (see pds.repo_writer); `start`
+sequences any outbox rows a crash left behind before serving anyone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from atcore.cid import CID
+from atcore.frames import (
+    AccountEvent,
+    CommitEvent,
+    IdentityEvent,
+    InfoEvent,
+    SyncEvent,
+    decode_frame,
+    encode_frame,
+)
+from atcore.xrpc.errors import InvalidRequest
+from pds.actor_store import ActorStores
+from pds.actor_store.store import Txn
+from pds.sequencer_db import LogRow, SequencerDb
+from pds.subscriber import Subscriber
+
+log = logging.getLogger("pds.sequencer")
+
+RETENTION_SECONDS = 72 * 3600
+TRIM_INTERVAL_SECONDS = 600.0
+SUBSCRIBER_BUFFER = 1000
+REPLAY_PAGE = 500
+
+SeqEvent = CommitEvent | SyncEvent | IdentityEvent | AccountEvent
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def now_iso() -> str:
+    """The current time as an atproto datetime (millisecond precision, Z)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _clear_outbox(txn: Txn, upto: int) -> None:
+    txn.sql.clear_outbox(upto)
+
+
+@dataclass
+class _Pending:
+    did: str
+    kind: str
+    rev: str | None
+    event: SeqEvent
+    done: asyncio.Future[int]
+
+
+class Sequencer:
+    """The event log of `<data_dir>/sequencer.sqlite` and its live subscribers."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        actors: ActorStores,
+        retention_seconds: float = RETENTION_SECONDS,
+        trim_interval: float = TRIM_INTERVAL_SECONDS,
+        subscriber_buffer: int = SUBSCRIBER_BUFFER,
+    ) -> None:
+        self.path = data_dir / "sequencer.sqlite"
+        self.actors = actors
+        self.retention_seconds = retention_seconds
+        self.trim_interval = trim_interval
+        self.subscriber_buffer = subscriber_buffer
+        # One thread writes; replays read on their own connection so they never delay appends.
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sequencer-write")
+        self._reader_thread = ThreadPoolExecutor(1, thread_name_prefix="sequencer-read")
+        self._db: SequencerDb | None = None
+        self._reader: SequencerDb | None = None
+        self._pending: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._subscribers: set[Subscriber] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._outbox_writes = 0
+        self.head = 0  # highest seq that is durable and handed to the fan-out
+
+    # -- life cycle --
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._db = await self._write(SequencerDb, self.path)
+        self._reader = await self._read(SequencerDb, self.path)
+        self.head = await self._write(db.head)
+        clean = await self._write(db.get_meta, "clean_shutdown")
+        await self._write(db.set_meta, "clean_shutdown", "0")
+        self._tasks.append(asyncio.create_task(self._writer(), name="sequencer-writer"))
+        if clean != "1":
+            await self.recover()
+        self._tasks.append(asyncio.create_task(self._trimmer(), name="sequencer-trim"))
+
+    async def close(self) -> None:
+        for sub in list(self._subscribers):
+            sub.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._db is not None:
+            # Clean only when no commit sits in an outbox without its log entry.
+            if not self._pending and self._outbox_writes == 0:
+                await self._write(self._db.set_meta, "clean_shutdown", "1")
+            await self._write(self._db.close)
+            self._db = None
+        if self._reader is not None:
+            await self._read(self._reader.close)
+            self._reader = None
+        self._writer_thread.shutdown(wait=True)
+        self._reader_thread.shutdown(wait=True)
+
+    @contextlib.contextmanager
+    def outbox_write(self) -> Iterator[None]:
+        """Wrap an account commit from its outbox insert to its append (clean-shutdown guard)."""
+        self._outbox_writes += 1
+        try:
+            yield
+        finally:
+            self._outbox_writes -= 1
+
+    async def recover(self) -> int:
+        """Sequence every outbox row not yet in the log (after a crash); returns how many."""
+        db = self._require(self._db)
+        count = 0
+        for did in list(self.actors.dids()):
+            store = await self.actors.open(did)
+            async with self.actors.lock(did):
+                rows = await store.read(lambda sql: sql.outbox())
+                for _, kind, rev, frame in rows:
+                    if await self._write(db.has_event, did, kind, rev):
+                        continue
+                    event = decode_frame(frame)
+                    if not isinstance(event, CommitEvent | SyncEvent):
+                        raise RuntimeError(f"outbox of {did} holds a {type(event).__name__}")
+                    await self.append(did, kind, rev, event)
+                    count += 1
+                if rows:
+                    await store.transact(functools.partial(_clear_outbox, upto=rows[-1][0]))
+        if count:
+            log.warning("sequenced %d event(s) left in account outboxes by a crash", count)
+        return count
+
+    # -- appending --
+    async def append(self, did: str, kind: str, rev: str | None, event: SeqEvent) -> int:
+        """Add an event (its `seq` is assigned here); returns the seq once it is durable."""
+        if self._db is None:
+            raise RuntimeError("the sequencer is not started")
+        pending = _Pending(did, kind, rev, event, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        self._wake.set()
+        return await pending.done
+
+    async def emit_identity(self, did: str, handle: str | None) -> int:
+        return await self.append(did, "identity", None, IdentityEvent(0, did, now_iso(), handle))
+
+    async def emit_account(self, did: str, active: bool, status: str | None) -> int:
+        event = AccountEvent(0, did, now_iso(), active, None if active else status)
+        return await self.append(did, "account", None, event)
+
+    async def emit_sync(self, did: str, commit_cid: CID, rev: str, blocks_car: bytes) -> int:
+        """A `#sync` event; `blocks_car` is a CAR rooted at `commit_cid` holding the commit."""
+        return await self.append(did, "sync", rev, SyncEvent(0, did, blocks_car, rev, now_iso()))
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                rows = await self._write(self._write_batch, batch)
+            except Exception as exc:  # the callers learn of it; the writer keeps serving
+                log.exception("event log append failed")
+                for p in batch:
+                    p.done.set_exception(exc)
+                continue
+            for p, row in zip(batch, rows, strict=True):
+                self.head = row.seq
+                for sub in list(self._subscribers):
+                    if not sub.push(row.seq, row.frame):
+                        self._subscribers.discard(sub)
+                if not p.done.done():
+                    p.done.set_result(row.seq)
+
+    def _write_batch(self, batch: list[_Pending]) -> list[LogRow]:
+        db = self._require(self._db)
+        seq = db.head()
+        now_ms = int(time.time() * 1000)
+        rows = []
+        for p in batch:
+            seq += 1
+            frame = encode_frame(dataclasses.replace(p.event, seq=seq))
+            rows.append(LogRow(seq, p.did, p.kind, p.rev, frame, now_ms))
+        db.append(rows)
+        return rows
+
+    # -- subscribing --
+    async def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
+        """Frames for one subscriber: replay after `cursor`, then live, no gap, no duplicate.
+
+        Raises InvalidRequest `FutureCursor` before anything is sent when `cursor` is ahead of
+        the log, and `ConsumerTooSlow` when this subscriber's buffer overflowed while live.
+        """
+        if cursor is not None and cursor > self.head:
+            message = f"cursor {cursor} is ahead of the stream (at {self.head})"
+            raise InvalidRequest(message, "FutureCursor")
+        # Join the fan-out first: events appended during the replay wait in the buffer.
+        sub = Subscriber(self.subscriber_buffer)
+        self._subscribers.add(sub)
+        try:
+            last = self.head
+            if cursor is not None:
+                reader = self._require(self._reader)
+                last = cursor
+                oldest = await self._read(reader.oldest)
+                if cursor != 0 and oldest is not None and cursor < oldest - 1:
+                    message = "cursor is older than the replay window; starting at the oldest"
+                    yield encode_frame(InfoEvent("OutdatedCursor", message))
+                while True:
+                    page = await self._read(reader.frames_after, last, REPLAY_PAGE)
+                    for seq, frame in page:
+                        last = seq
+                        yield frame
+                    if len(page) == REPLAY_PAGE:
+                        continue
+                    if not sub.missed:
+                        break
+                    # The buffer overflowed during the replay: what it dropped is in the log.
+                    sub.missed = False
+            sub.live = True
+            while (batch := await sub.next_batch()) is not None:
+                for seq, frame in batch:
+                    if seq > last:
+                        last = seq
+                        yield frame
+        finally:
+            self._subscribers.discard(sub)
+
+    # -- housekeeping --
+    async def _trimmer(self) -> None:
+        while True:
+            await asyncio.sleep(self.trim_interval)
+            try:
+                await self.trim()
+            except Exception:  # a failed trim is retried next round
+                log.exception("event log trim failed")
+
+    async def trim(self) -> int:
+        """Drop events older than the retention window; returns how many were dropped."""
+        cutoff = int((time.time() - self.retention_seconds) * 1000)
+        return await self._write(self._require(self._db).trim, cutoff)
+
+    @staticmethod
+    def _require(db: SequencerDb | None) -> SequencerDb:
+        if db is None:
+            raise RuntimeError("the sequencer is not started")
+        return db
+
+    async def _write(self, fn: Callable[P, T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, *args)
+
+    async def _read(self, fn: Callable[P, T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn, *args)
