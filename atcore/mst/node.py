@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cbrrr
 
@@ -40,10 +40,55 @@ Entry = tuple[bytes, CID, CID | None]
 
 @dataclass(frozen=True, slots=True)
 class NodeData:
-    """A decoded MST node: left subtree link and entries with full (uncompressed) keys."""
+    """A decoded MST node: left subtree link and entries with full (uncompressed) keys.
+
+    `fragments` caches each entry's encoded bytes (None where not yet known). Edits made with
+    the methods below keep the fragments of untouched entries, so re-encoding a node after a
+    one-entry change costs one entry, not the whole node: the hot path of every put.
+    """
 
     left: CID | None
     entries: tuple[Entry, ...]
+    fragments: tuple[bytes | None, ...] | None = field(default=None, compare=False, repr=False)
+
+    def with_left(self, left: CID | None) -> NodeData:
+        return NodeData(left, self.entries, self.fragments)
+
+    def with_right(self, i: int, right: CID | None) -> NodeData:
+        entries = self.entries
+        key, value, old = entries[i]
+        frags = self.fragments
+        frag = frags[i] if frags is not None else None
+        if frags is None or frag is None:
+            return self.splice(i, i + 1, ((key, value, right),))
+        # Only the `t` field changes: patch it between the unchanged key and `v` parts.
+        v_len = len(_link(value)) + 2
+        t_len = 3 if old is None else len(_link(old)) + 2
+        t_part = b"\x61t\xf6" if right is None else b"\x61t" + _link(right)
+        patched = frag[: -(v_len + t_len)] + t_part + frag[-v_len:]
+        return NodeData(
+            self.left,
+            (*entries[:i], (key, value, right), *entries[i + 1 :]),
+            (*frags[:i], patched, *frags[i + 1 :]),
+        )
+
+    def splice(self, lo: int, hi: int, new: tuple[Entry, ...] = ()) -> NodeData:
+        """Replace entries[lo:hi] with `new` (the caller keeps keys sorted)."""
+        entries = self.entries
+        merged = (*entries[:lo], *new, *entries[hi:])
+        frags = self.fragments
+        if frags is None:
+            return NodeData(self.left, merged)
+        # The entry after the splice gets a new predecessor, hence a new prefix length.
+        tail = (None, *frags[hi + 1 :]) if hi < len(entries) else ()
+        return NodeData(self.left, merged, (*frags[:lo], *((None,) * len(new)), *tail))
+
+    def concat(self, other: NodeData) -> NodeData:
+        """This node's entries followed by `other`'s (keeps this node's left link)."""
+        if self.fragments is None or other.fragments is None or not other.entries:
+            return NodeData(self.left, self.entries + other.entries)
+        frags = (*self.fragments, None, *other.fragments[1:])
+        return NodeData(self.left, self.entries + other.entries, frags)
 
 
 EMPTY_NODE = NodeData(None, ())
@@ -100,50 +145,53 @@ def _head(major: int, n: int) -> bytes:
 
 def _link(cid: CID) -> bytes:
     raw = cid.cid_bytes
-    return _CID_PREFIX + _head(0x40, len(raw) + 1) + b"\x00" + raw
+    if len(raw) == 36:
+        return b"\xd8\x2aX\x25\x00" + raw
+    return b"\xd8\x2a" + _head(0x40, len(raw) + 1) + b"\x00" + raw
 
 
-def encode_entry(prev_key: bytes, entry: Entry) -> bytes:
+def _encode_entry(prev_key: bytes, entry: Entry) -> bytes:
     """The canonical bytes of one entry map {k, p, t, v}, keys in DAG-CBOR order."""
     key, value, right = entry
     p = common_prefix_length(prev_key, key) if prev_key else 0
     suffix = key[p:]
+    n = len(suffix)
     return b"".join(
         (
-            b"\xa4\x61k",
-            _head(0x40, len(suffix)),
+            b"\xa4\x61kX" + bytes((n,)) if 24 <= n < 0x100 else b"\xa4\x61k" + _head(0x40, n),
             suffix,
-            b"\x61p",
-            _head(0x00, p),
-            b"\x61t",
-            b"\xf6" if right is None else _link(right),
+            b"\x61p" + bytes((p,)) if p < 24 else b"\x61p" + _head(0x00, p),
+            b"\x61t\xf6" if right is None else b"\x61t" + _link(right),
             b"\x61v",
             _link(value),
         )
     )
 
 
-def assemble(left: CID | None, fragments: list[bytes] | tuple[bytes, ...]) -> bytes:
-    """Node bytes {e, l} from already-encoded entry maps."""
-    return b"".join(
-        (
-            b"\xa2\x61e",
-            _head(0x80, len(fragments)),
-            *fragments,
-            b"\x61l",
-            b"\xf6" if left is None else _link(left),
-        )
-    )
-
-
 def encode_node(node: NodeData) -> bytes:
     """Canonical DAG-CBOR of a node, keys prefix-compressed against the previous entry."""
-    fragments = []
+    known = node.fragments
+    if known is None or None in known:
+        frags = _fill_fragments(node.entries, known)
+        object.__setattr__(node, "fragments", frags)  # a cache, not part of the value
+    else:
+        frags = known  # type: ignore[assignment]  # checked: no holes
+    left = node.left
+    head = b"\xa2\x61e" + _head(0x80, len(frags))
+    tail = b"\x61l\xf6" if left is None else b"\x61l" + _link(left)
+    return head + b"".join(frags) + tail
+
+
+def _fill_fragments(
+    entries: tuple[Entry, ...], known: tuple[bytes | None, ...] | None
+) -> tuple[bytes, ...]:
+    frags: list[bytes] = []
     prev = b""
-    for entry in node.entries:
-        fragments.append(encode_entry(prev, entry))
+    for i, entry in enumerate(entries):
+        frag = known[i] if known is not None else None
+        frags.append(_encode_entry(prev, entry) if frag is None else frag)
         prev = entry[0]
-    return assemble(node.left, fragments)
+    return tuple(frags)
 
 
 def _tree_link(value: object, what: str) -> CID | None:

@@ -16,7 +16,7 @@ _DAG_CBOR_SHA256 = b"\x01\x71\x12\x20"
 
 
 class NodeStore:
-    """A BlockStore that also keeps a bounded LRU cache of decoded, height-checked MST nodes.
+    """A BlockStore that also keeps a bounded FIFO cache of decoded, height-checked MST nodes.
 
     The cache only ever holds nodes whose blocks were read from or written to `blocks`, so a
     cache hit never hides a block the store lacks (proof checks rely on MissingBlock).
@@ -24,13 +24,14 @@ class NodeStore:
     """
 
     def __init__(
-        self, blocks: BlockStore, cache_size: int = 200_000, parent: NodeStore | None = None
+        self, blocks: BlockStore, cache_size: int = 20_000, parent: NodeStore | None = None
     ) -> None:
         self.blocks = blocks
         # A staging store reads through to its parent's blocks, so the parent's cache is valid.
         self.parent = parent
         self.cache_size = cache_size
-        self._cache: OrderedDict[CID, tuple[NodeData, int]] = OrderedDict()
+        # Keyed by the CID's bytes: their hash is computed once and cached by CPython.
+        self._cache: OrderedDict[bytes, tuple[NodeData, int]] = OrderedDict()
 
     def get(self, cid: CID) -> bytes:
         return self.blocks.get(cid)
@@ -42,21 +43,23 @@ class NodeStore:
         return self.blocks.has(cid)
 
     def _remember(self, cid: CID, node: NodeData, height: int) -> None:
+        # FIFO eviction: the nodes a write touches are re-created by it, so recency tracking
+        # (move_to_end on every hit) would cost more than the rare re-decode it saves. An
+        # OrderedDict, because evicting from the front of a plain dict rescans deleted slots.
         cache = self._cache
-        cache[cid] = (node, height)
+        cache[cid.cid_bytes] = (node, height)
         if len(cache) > self.cache_size:
             cache.popitem(last=False)
 
     def _lookup(self, cid: CID) -> tuple[NodeData, int] | None:
-        hit = self._cache.get(cid)
-        if hit is not None:
-            self._cache.move_to_end(cid)
-            return hit
-        return self.parent._lookup(cid) if self.parent is not None else None
+        hit = self._cache.get(cid.cid_bytes)
+        if hit is None and self.parent is not None:
+            return self.parent._lookup(cid)
+        return hit
 
     def load(self, cid: CID, height: int) -> NodeData:
         """The non-root node `cid`, which its parent places at `height`."""
-        hit = self._lookup(cid)
+        hit = self._cache.get(cid.cid_bytes) or self._lookup(cid)
         if hit is not None:
             if hit[1] != height:
                 raise InvalidMst(f"MST node {cid.encode()} is at height {height}, not {hit[1]}")

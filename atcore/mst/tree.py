@@ -128,11 +128,7 @@ def _gap(node: NodeData, i: int) -> CID | None:
 
 
 def _with_gap(node: NodeData, i: int, link: CID | None) -> NodeData:
-    if i == 0:
-        return NodeData(link, node.entries)
-    entries = node.entries
-    key, value, _ = entries[i - 1]
-    return NodeData(node.left, (*entries[: i - 1], (key, value, link), *entries[i:]))
+    return node.with_left(link) if i == 0 else node.with_right(i - 1, link)
 
 
 def _save_or_none(ns: NodeStore, node: NodeData, height: int) -> CID | None:
@@ -170,17 +166,15 @@ def _put(ns: NodeStore, cid: CID, height: int, key: bytes, kh: int, value: CID) 
             if entries[i][1] == value:
                 return cid
             new: Entry = (key, value, entries[i][2])
-            return ns.save(NodeData(node.left, (*entries[:i], new, *entries[i + 1 :])), height)
+            return ns.save(node.splice(i, i + 1, (new,)), height)
         lo, hi = _split(ns, _gap(node, i), height - 1, key)
-        node = _with_gap(node, i, lo)
-        entries = node.entries
-        return ns.save(NodeData(node.left, (*entries[:i], (key, value, hi), *entries[i:])), height)
+        return ns.save(_with_gap(node, i, lo).splice(i, i, ((key, value, hi),)), height)
     gap = _gap(node, i)
     if gap is None:
         sub = _wrap(ns, ns.save(NodeData(None, ((key, value, None),)), kh), kh, height - 1)
     else:
         sub = _put(ns, gap, height - 1, key, kh, value)
-    if sub == gap:
+    if sub is gap:  # an update to the same value hands back the very same CID object
         return cid
     return ns.save(_with_gap(node, i, sub), height)
 
@@ -199,8 +193,9 @@ def _split(ns: NodeStore, cid: CID | None, height: int, key: bytes) -> tuple[CID
         if i == len(entries):
             return cid, None
     lo, hi = _split(ns, gap, height - 1, key)
-    low = _with_gap(NodeData(node.left, entries[:i]), i, lo)
-    return _save_or_none(ns, low, height), _save_or_none(ns, NodeData(hi, entries[i:]), height)
+    low = _with_gap(node.splice(i, len(entries)), i, lo)
+    high = node.splice(0, i).with_left(hi)
+    return _save_or_none(ns, low, height), _save_or_none(ns, high, height)
 
 
 def _delete_root(ns: NodeStore, root: CID, key: bytes) -> CID:
@@ -236,8 +231,7 @@ def _delete(ns: NodeStore, cid: CID, height: int, key: bytes, kh: int) -> CID | 
         if i == len(entries) or entries[i][0] != key:
             raise KeyError(f"key not in MST: {key.decode()}")
         merged = _merge(ns, _gap(node, i), entries[i][2], height - 1)
-        rest = NodeData(node.left, (*entries[:i], *entries[i + 1 :]))
-        return _save_or_none(ns, _with_gap(rest, i, merged), height)
+        return _save_or_none(ns, _with_gap(node.splice(i, i + 1), i, merged), height)
     gap = _gap(node, i)
     if gap is None:
         raise KeyError(f"key not in MST: {key.decode()}")
@@ -254,5 +248,4 @@ def _merge(ns: NodeStore, a: CID | None, b: CID | None, height: int) -> CID | No
     na, nb = ns.load(a, height), ns.load(b, height)
     last = len(na.entries)
     mid = _merge(ns, _gap(na, last), nb.left, height - 1)
-    joined = _with_gap(NodeData(na.left, na.entries), last, mid)
-    return ns.save(NodeData(joined.left, joined.entries + nb.entries), height)
+    return ns.save(_with_gap(na, last, mid).concat(nb), height)
