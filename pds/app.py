@@ -51,7 +51,7 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             stack.push_async_callback(accounts.close)
             actors = ActorStores(config.data_dir / "actors")
             stack.push_async_callback(actors.close)
-            sequencer = Sequencer(config.data_dir / "sequencer.sqlite")
+            sequencer = Sequencer(config.data_dir, actors)
             await sequencer.start()
             stack.push_async_callback(sequencer.close)
             resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -44,9 +44,9 @@ class PdsConfig:
     data_dir: Path
     blobstore_dir: Path
     plc_url: str
-    jwt_secret: str
-    admin_password: str
-    plc_rotation_key_hex: str
+    jwt_secret: str = field(repr=False)
+    admin_password: str = field(repr=False)
+    plc_rotation_key_hex: str = field(repr=False)
     handle_domains: tuple[str, ...]
     invite_required: bool
     crawlers: tuple[str, ...]

@@ -51,6 +51,10 @@ class HandleTaken(Exception):
     """Another account already has this handle."""
 
 
+class AccountExists(Exception):
+    """This DID already has an account here."""
+
+
 class EmailTaken(Exception):
     """Another account already uses this email address."""
 
@@ -149,8 +153,8 @@ class AccountStore:
 
         try:
             return await self._db.transact(insert)
-        except sqlite3.IntegrityError as exc:  # a DID registered twice
-            raise HandleTaken(f"{did} already has an account") from exc
+        except sqlite3.IntegrityError as exc:  # the did primary key: a DID registered twice
+            raise AccountExists(did) from exc
 
     async def delete(self, did: str) -> None:
         """Remove an account row and its tokens (undoing a failed creation)."""
