@@ -66,7 +66,7 @@ class ActorStores:
         await asyncio.get_running_loop().run_in_executor(
             self._pool, _write_new, folder, signing_key
         )
-        await self.open(did)
+        await self._open_store(did, create=True)
 
     async def exists(self, did: str) -> bool:
         return did in self._open or (self.directory(did) / DB_NAME).exists()
@@ -81,12 +81,15 @@ class ActorStores:
 
     async def open(self, did: str) -> ActorStore:
         """The open store of `did`; raises RepoMissing when there is none."""
+        return await self._open_store(did, create=False)
+
+    async def _open_store(self, did: str, create: bool) -> ActorStore:
         store = self._open.get(did)
         if store is not None:
             self._open.move_to_end(did)
             return store
         path = self.directory(did) / DB_NAME
-        if not path.exists():
+        if not create and not path.exists():
             raise RepoMissing(did)
         store = await asyncio.get_running_loop().run_in_executor(
             self._pool, ActorStore, did, path, self._pool
