@@ -1,0 +1,73 @@
+"""MST proofs: key paths and the inductive proof a #commit carries (spec-repository.md, "Repository
+Diffs"; spec-sync.md and blog-relay-updates-sync-v1-1.md, sync 1.1 operation inversion)."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+
+from atcore.blockstore import BlockStore
+from atcore.cid import CID
+from atcore.mst.diff import RecordOp
+from atcore.mst.node import check_key
+from atcore.mst.store import NodeStore, as_node_store
+
+__all__ = ["proof_nodes", "covering_proof", "inductive_proof_nodes"]
+
+
+def proof_nodes(store: BlockStore, root: CID, key: str) -> set[CID]:
+    """The nodes from the root down to the node holding `key` (inclusion proof) or to the
+    empty link where it would be (exclusion proof)."""
+    return _path(as_node_store(store), root, check_key(key), spines=False)
+
+
+def covering_proof(store: BlockStore, root: CID, keys: Iterable[str]) -> set[CID]:
+    """The union of proof_nodes over `keys`: proves each key's value or absence."""
+    ns = as_node_store(store)
+    return set().union(*(_path(ns, root, check_key(k), spines=False) for k in keys))
+
+
+def inductive_proof_nodes(store: BlockStore, new_root: CID, ops: Iterable[RecordOp]) -> set[CID]:
+    """The existing nodes of the new tree a relay needs to invert `ops` (besides the blocks).
+
+    For every op key: its path in the new tree; and for keys present in the new tree (creates
+    and updates), the paths to both neighbouring keys, because deleting a key merges the
+    subtrees on either side of it along their facing edges. The neighbour of an absent key
+    sits on the key's own path already. This is the `blocksInProof` set of the official
+    commit-proof fixtures.
+    """
+    ns = as_node_store(store)
+    return set().union(*(_path(ns, new_root, check_key(op.key), spines=True) for op in ops))
+
+
+def _path(ns: NodeStore, root: CID, key: bytes, spines: bool) -> set[CID]:
+    found: set[CID] = {root}
+    node, height = ns.load_root(root)
+    while True:
+        entries = node.entries
+        i = bisect_left(entries, (key,))
+        if i < len(entries) and entries[i][0] == key:
+            if spines:
+                # The predecessor is the last key of the subtree left of `key`, the successor
+                # the first key of the subtree right of it.
+                _edge(ns, node.left if i == 0 else entries[i - 1][2], height - 1, -1, found)
+                _edge(ns, entries[i][2], height - 1, 0, found)
+            return found
+        link = node.left if i == 0 else entries[i - 1][2]
+        if link is None:
+            return found
+        height -= 1
+        node = ns.load(link, height)
+        found.add(link)
+
+
+def _edge(ns: NodeStore, link: CID | None, height: int, side: int, found: set[CID]) -> None:
+    """Follow a subtree's rightmost (side -1) or leftmost (side 0) edge to the bottom."""
+    while link is not None:
+        found.add(link)
+        node = ns.load(link, height)
+        height -= 1
+        if side == 0:
+            link = node.left
+        else:
+            link = node.entries[-1][2] if node.entries else node.left
