@@ -110,7 +110,34 @@ class ActorStore:
             self._writer.execute("COMMIT")
             return result
 
+    async def snapshot(self) -> Snapshot:
+        """A read transaction of its own, for long reads (streamed exports) spanning awaits."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, Snapshot, self.path, self._pool)
+
     def close(self) -> None:
         with self._write_lock, self._read_lock:
             self._reader.close()
             self._writer.close()
+
+
+class Snapshot:
+    """A dedicated connection holding one read transaction until `close` (WAL keeps it valid)."""
+
+    def __init__(self, path: Path, pool: Executor) -> None:
+        self._pool = pool
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("BEGIN")
+        self.sql = ActorSql(self._conn)
+        self._lock = threading.Lock()
+
+    async def run(self, fn: Callable[[ActorSql], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._locked, fn)
+
+    def _locked(self, fn: Callable[[ActorSql], T]) -> T:
+        with self._lock:
+            return fn(self.sql)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

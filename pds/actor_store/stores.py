@@ -123,6 +123,11 @@ class ActorStores:
                 if (folder / DB_NAME).exists():
                     yield folder.name
 
+    def list_dids(self, after: str | None, limit: int) -> list[str]:
+        """Up to `limit` hosted DIDs in order, after `after` (listRepos paging)."""
+        dids = sorted(did for did in self.dids() if after is None or did > after)
+        return dids[:limit]
+
     async def close(self) -> None:
         while self._open:
             _, store = self._open.popitem()

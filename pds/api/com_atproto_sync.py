@@ -1,0 +1,126 @@
+"""com.atproto.sync.*: repo exports, proofs, listings and the firehose (spec-sync.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atcore.cid import CID, parse_cid
+from atcore.errors import InvalidCid
+from atcore.xrpc.errors import InvalidRequest
+from atcore.xrpc.router import Methods, SubscriptionRequest, XrpcRequest, XrpcResponse
+from pds.actor_store import RepoMissing
+from pds.api.repo_access import open_store, synced_repo
+from pds.context import ctx_of
+from pds.repo_reader import MissingBlocks, blocks_car, export_car, record_proof
+
+xrpc = Methods()
+
+CAR = "application/vnd.ipld.car"
+# getBlocks answers at most this many CIDs per call (the reference caps it too).
+MAX_BLOCKS = 1000
+
+
+@xrpc.query("com.atproto.sync.getRepo")
+async def get_repo(req: XrpcRequest) -> XrpcResponse:
+    ctx = ctx_of(req)
+    _, store = await synced_repo(ctx, req.params["did"])
+    try:
+        _, chunks = await export_car(store, req.params.get("since"))
+    except LookupError:
+        raise InvalidRequest("repo has no commit yet", "RepoNotFound") from None
+    return XrpcResponse(chunks, CAR)
+
+
+@xrpc.query("com.atproto.sync.getLatestCommit")
+async def get_latest_commit(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    did = req.params["did"]
+    _, store = await synced_repo(ctx, did)
+    root = await store.read(lambda sql: sql.root())
+    if root is None:
+        raise InvalidRequest(f"Could not find root for DID: {did}", "RepoNotFound")
+    return {"cid": root.cid.encode(), "rev": root.rev}
+
+
+@xrpc.query("com.atproto.sync.getRecord")
+async def get_record(req: XrpcRequest) -> XrpcResponse:
+    ctx = ctx_of(req)
+    did, collection, rkey = req.params["did"], req.params["collection"], req.params["rkey"]
+    _, store = await synced_repo(ctx, did)
+    proof = await store.read(lambda sql: record_proof(sql, collection, rkey))
+    if proof is None:
+        raise InvalidRequest(f"Could not find root for DID: {did}", "RepoNotFound")
+    return XrpcResponse(proof[1], CAR)
+
+
+@xrpc.query("com.atproto.sync.getBlocks")
+async def get_blocks(req: XrpcRequest) -> XrpcResponse:
+    ctx = ctx_of(req)
+    did, texts = req.params["did"], req.params["cids"]
+    if len(texts) > MAX_BLOCKS:
+        raise InvalidRequest(f"at most {MAX_BLOCKS} cids per call")
+    try:
+        cids: list[CID] = [parse_cid(text) for text in texts]
+    except InvalidCid as exc:
+        raise InvalidRequest(str(exc)) from None
+    _, store = await synced_repo(ctx, did)
+    try:
+        car = await store.read(lambda sql: blocks_car(sql, cids))
+    except MissingBlocks as exc:
+        raise InvalidRequest(f"Could not find cids: {exc}", "BlockNotFound") from None
+    if car is None:
+        raise InvalidRequest(f"Could not find root for DID: {did}", "RepoNotFound")
+    return XrpcResponse(car, CAR)
+
+
+@xrpc.query("com.atproto.sync.listRepos")
+async def list_repos(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    limit = req.params.get("limit", 500)
+    dids = ctx.actors.list_dids(req.params.get("cursor"), limit)
+    repos = []
+    for did in dids:
+        account = await ctx.accounts.by_did(did)
+        if account is None:
+            continue
+        try:
+            store = await ctx.actors.open(did)
+        except RepoMissing:
+            continue
+        root = await store.read(lambda sql: sql.root())
+        if root is None:
+            continue
+        repo: dict[str, Any] = {"did": did, "head": root.cid.encode(), "rev": root.rev}
+        repo["active"] = account.active
+        if account.status is not None:
+            repo["status"] = account.status
+        repos.append(repo)
+    out: dict[str, Any] = {"repos": repos}
+    if len(dids) == limit:
+        out["cursor"] = dids[-1]
+    return out
+
+
+@xrpc.query("com.atproto.sync.getRepoStatus")
+async def get_repo_status(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    did = req.params["did"]
+    account = await ctx.accounts.by_did(did)
+    if account is None:
+        raise InvalidRequest(f"Could not find repo for DID: {did}", "RepoNotFound")
+    out: dict[str, Any] = {"did": did, "active": account.active}
+    if account.status is not None:
+        out["status"] = account.status
+    else:
+        store = await open_store(ctx, did)
+        root = await store.read(lambda sql: sql.root())
+        if root is not None:
+            out["rev"] = root.rev
+    return out
+
+
+@xrpc.subscription("com.atproto.sync.subscribeRepos")
+async def subscribe_repos(sub: SubscriptionRequest) -> None:
+    ctx = ctx_of(sub)
+    async for frame in ctx.sequencer.subscribe(sub.params.get("cursor")):
+        await sub.websocket.send_bytes(frame)
