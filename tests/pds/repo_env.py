@@ -12,7 +12,7 @@ from atcore.blockstore import MemoryBlockStore
 from atcore.car import read_car
 from atcore.commit import decode_commit, verify_commit
 from atcore.frames import CommitEvent, decode_frame
-from atcore.keys import PrivateKey, generate_k256
+from atcore.keys import PrivateKey, PublicKey, generate_k256
 from atcore.lexicon import Catalog
 from atcore.mst import tree
 from pds.actor_store import ActorStores
@@ -60,12 +60,12 @@ async def repo_env(data_dir: Path) -> AsyncIterator[RepoEnv]:
         await actors.close()
 
 
-def check_commit_event(event: CommitEvent, key: PrivateKey) -> None:
+def check_commit_event(event: CommitEvent, key: PublicKey) -> None:
     """What a sync 1.1 consumer checks: the signature, and inverting ops using only the blocks."""
     car = read_car(event.blocks)
     assert car.root == event.commit
     commit = decode_commit(car.blocks[event.commit])
-    assert verify_commit(commit, key.public_key())
+    assert verify_commit(commit, key)
     assert commit.rev == event.rev and commit.did == event.repo
     store = MemoryBlockStore(car.blocks.items())
     for op in event.ops:

@@ -43,7 +43,7 @@ async def test_genesis_commit_and_sync(env: RepoEnv) -> None:
     assert isinstance(commit, CommitEvent) and isinstance(sync, SyncEvent)
     assert commit.prev_data is None and commit.since is None and commit.ops == ()
     assert not commit.rebase and not commit.too_big and commit.blobs == ()
-    check_commit_event(commit, key)
+    check_commit_event(commit, key.public_key())
     car = read_car(sync.blocks)
     assert car.root == commit.commit and list(car.blocks) == [commit.commit]
     assert sync.rev == commit.rev
@@ -87,7 +87,7 @@ async def test_writes_make_verifiable_commits_with_increasing_revs(env: RepoEnv)
     events = [e for e in await env.events() if isinstance(e, CommitEvent)]
     assert [e.rev for e in events[1:]] == revs
     for before, event in zip(events, events[1:], strict=False):
-        check_commit_event(event, key)
+        check_commit_event(event, key.public_key())
         assert event.since == before.rev
         assert event.prev_data is not None
     store = await env.actors.open(ALICE)
@@ -200,7 +200,7 @@ async def test_concurrent_writes_serialise_per_account(env: RepoEnv) -> None:
         assert [e.rev for e in mine] == sorted(e.rev for e in mine)
         for before, event in zip(mine, mine[1:], strict=False):
             assert event.since == before.rev
-            check_commit_event(event, keys[did])
+            check_commit_event(event, keys[did].public_key())
 
 
 async def test_crash_between_store_and_log_is_recovered(tmp_path: Path) -> None:
@@ -239,7 +239,7 @@ async def test_crash_between_store_and_log_is_recovered(tmp_path: Path) -> None:
         assert len(events) == 1
         event = events[0]
         assert isinstance(event, CommitEvent) and event.rev == lost.rev and event.seq == head + 1
-        check_commit_event(event, key)
+        check_commit_event(event, key.public_key())
         after = await apply_writes(env, ALICE, [Write("create", POST, RK["c"], post("c"))])
         assert after is not None and after.since == lost.rev
     async with repo_env(tmp_path) as env:  # nothing is sequenced twice
