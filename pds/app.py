@@ -17,7 +17,10 @@ from atcore.xrpc.server import mount
 from pds import well_known
 from pds.accounts.store import AccountStore
 from pds.actor_store import ActorStores
-from pds.api import com_atproto_identity, com_atproto_repo, com_atproto_server, com_atproto_sync
+from pds.api.com_atproto_identity import xrpc as identity_methods
+from pds.api.com_atproto_repo import xrpc as repo_methods
+from pds.api.com_atproto_server import xrpc as server_methods
+from pds.api.com_atproto_sync import xrpc as sync_methods
 from pds.config import PdsConfig
 from pds.context import AppContext
 from pds.sequencer import Sequencer
@@ -29,12 +32,7 @@ HTTP_TIMEOUT = 10.0
 def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette:
     """The PDS app; `validate_output` checks every JSON response against its lexicon (tests)."""
     catalog = Catalog.load_builtin()
-    groups = [
-        com_atproto_server.xrpc,
-        com_atproto_identity.xrpc,
-        com_atproto_repo.xrpc,
-        com_atproto_sync.xrpc,
-    ]
+    groups = [server_methods, identity_methods, repo_methods, sync_methods]
     router = XrpcRouter(
         catalog,
         groups,

@@ -14,7 +14,7 @@ from pds.accounts.create import NewAccount
 from pds.accounts.create import create_account as create_new_account
 from pds.accounts.passwords import verify_password
 from pds.accounts.sessions import create_tokens, did_doc, rotate_tokens, session_view
-from pds.accounts.status import activate, check_did, deactivate, repo_root
+from pds.accounts.status import activate, check_did, deactivate, repo_counts, repo_root
 from pds.accounts.store import Account
 from pds.accounts.tokens import RefreshRefused
 from pds.auth import (
@@ -172,14 +172,16 @@ async def check_account_status(req: XrpcRequest) -> dict[str, Any]:
     if head is None:
         raise InvalidRequest("Repo not found", "RepoNotFound")
     root = head[0]
+    blocks, records = await repo_counts(ctx, account.did)
     return {
         "activated": account.active,
         "validDid": (await check_did(ctx, account.did)).valid,
         "repoCommit": root.cid.encode(),
         "repoRev": root.rev,
-        "repoBlocks": 0,
-        "indexedRecords": 0,
+        "repoBlocks": blocks,
+        "indexedRecords": records,
         "privateStateValues": 0,
+        # Blob tracking is not there yet: no record here refers to a stored blob.
         "expectedBlobs": 0,
         "importedBlobs": 0,
     }

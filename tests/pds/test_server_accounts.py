@@ -229,3 +229,20 @@ async def test_malformed_bodies_are_400(pds: Pds) -> None:
     assert error_of(response) == (400, "InvalidRequest")
     response = await pds.call("com.atproto.server.createSession", {"identifier": "x"})
     assert error_of(response) == (400, "InvalidRequest")
+
+
+async def test_check_account_status_describes_the_repo(pds: Pds) -> None:
+    created = await pds.create_account("ophelia.test")
+    token = created["accessJwt"]
+    before = (await pds.call("com.atproto.server.checkAccountStatus", token=token)).json()
+    assert before["activated"] is True and before["validDid"] is True
+    assert before["indexedRecords"] == 0 and before["repoBlocks"] >= 2
+    post = {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2026-01-01T00:00:00.000Z"}
+    body = {"repo": created["did"], "collection": "app.bsky.feed.post", "record": post}
+    written = await pds.call("com.atproto.repo.createRecord", body, token=token)
+    assert written.status_code == 200, written.text
+    after = (await pds.call("com.atproto.server.checkAccountStatus", token=token)).json()
+    assert after["indexedRecords"] == 1
+    assert after["repoCommit"] == written.json()["commit"]["cid"]
+    assert after["repoRev"] == written.json()["commit"]["rev"] > before["repoRev"]
+    assert after["repoBlocks"] > before["repoBlocks"]
