@@ -1,0 +1,108 @@
+"""Strict MST node decoding and the per-node / whole-tree layout checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbrrr
+import pytest
+
+from atcore.blockstore import MemoryBlockStore
+from atcore.cid import CID, cid_for_cbor, cid_for_raw
+from atcore.errors import InvalidMst
+from atcore.mst import tree, walk
+from atcore.mst.node import MAX_ENTRIES, NodeData, decode_node, encode_node, key_height
+from atcore.mst.store import NodeStore
+
+LEAF = cid_for_cbor(b"\xa0")
+LINK = cid_for_cbor(b"\x80")
+H0 = [b"A0/374913", b"B0/601692", b"C0/451630"]  # height 0 (example_keys.txt)
+H1 = b"B1/986427"
+
+
+def entry(k: bytes, p: int = 0, t: CID | None = None, v: Any = LEAF) -> dict[str, Any]:
+    return {"k": k, "p": p, "t": t, "v": v}
+
+
+def node(*entries: dict[str, Any], left: Any = None) -> bytes:
+    return bytes(cbrrr.encode_dag_cbor({"e": list(entries), "l": left}))
+
+
+def test_valid_node_round_trips() -> None:
+    data = node(entry(H0[0]), entry(H0[1][:0] + H0[1]), entry(H0[2]))
+    decoded = decode_node(data)
+    assert decoded == NodeData(None, tuple((k, LEAF, None) for k in H0))
+    assert encode_node(decoded) == data
+    shared = [b"coll/ab0", b"coll/ab1", b"coll/b1"]
+    assert {key_height(k) for k in shared} == {0}
+    data = node(entry(shared[0]), entry(b"1", 7, LINK), entry(b"b1", 5))
+    assert encode_node(decode_node(data)) == data
+
+
+MALFORMED = {
+    "extra node field": bytes(cbrrr.encode_dag_cbor({"e": [], "l": None, "x": 1})),
+    "missing left field": bytes(cbrrr.encode_dag_cbor({"e": []})),
+    "entries not a list": bytes(cbrrr.encode_dag_cbor({"e": {}, "l": None})),
+    "left is bytes": node(left=b"\x01"),
+    "left is a raw-codec CID": node(left=cid_for_raw(b"x")),
+    "extra entry field": bytes(cbrrr.encode_dag_cbor({"e": [{**entry(H0[0]), "x": 0}], "l": None})),
+    "float prefix": node(entry(H0[0]), {**entry(H0[1]), "p": 0.0}),
+    "bool prefix": node(entry(H0[0]), entry(H0[1], p=True)),
+    "key as text": node({**entry(H0[0]), "k": "A0/374913"}),
+    "value null": node(entry(H0[0], v=None)),
+    "right is a raw-codec CID": node(entry(H0[0], t=cid_for_raw(b"x"))),
+    "unsorted keys": node(entry(H0[1]), entry(H0[0])),
+    "duplicate keys": node(entry(H0[0]), entry(b"", 9)),
+    "prefix longer than previous key": node(entry(H0[0]), entry(b"x", 10)),
+    "first prefix not zero": node(entry(b"0/374913", 1)),
+    "negative prefix": node(entry(H0[0]), entry(H0[1], p=-1)),
+    "prefix not maximal": node(entry(b"coll/ab0"), entry(b"ab1", 5)),
+    "keys of different heights": node(entry(H0[0]), entry(H1)),
+    "invalid key characters": node(entry(b"coll/a b")),
+    "key without collection": node(entry(b"abc")),
+    "trailing bytes": node(entry(H0[0])) + b"\x00",
+    "too many entries": node(*[entry(b"c/%05d" % i) for i in range(MAX_ENTRIES + 1)]),
+}
+
+
+@pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
+def test_decode_rejects(data: bytes) -> None:
+    with pytest.raises(InvalidMst):
+        decode_node(data)
+
+
+def _stored(store: NodeStore, data: bytes) -> CID:
+    cid = cid_for_cbor(data)
+    store.put(cid, data)
+    return cid
+
+
+def test_node_store_checks_heights_and_emptiness() -> None:
+    store = NodeStore(MemoryBlockStore())
+    leaf_node = _stored(store, node(entry(H0[0])))
+    with pytest.raises(InvalidMst, match="height"):
+        store.load(leaf_node, 1)
+    empty = _stored(store, node())
+    with pytest.raises(InvalidMst, match="empty node below the root"):
+        store.load(empty, 0)
+    bottom_link = _stored(store, node(entry(H0[0], t=leaf_node)))
+    with pytest.raises(InvalidMst, match="height 0 links"):
+        store.load_root(bottom_link)
+    top_empty = _stored(store, node(left=_stored(store, node(entry(H1)))))
+    with pytest.raises(InvalidMst, match="empty node with a subtree"):
+        store.load_root(top_empty)
+    wrong_level = _stored(store, node(entry(b"D1/000000")))
+    with pytest.raises(InvalidMst, match="height-1 keys at height 0"):
+        walk.validate_tree(store, _stored(store, node(entry(H1, t=wrong_level))))
+
+
+def test_validate_tree_rejects_keys_outside_their_range() -> None:
+    store = NodeStore(MemoryBlockStore())
+    # B1 at the top with a left child holding C0, which sorts after B1.
+    child = _stored(store, node(entry(H0[2])))
+    bad = _stored(store, node(entry(H1), left=child))
+    with pytest.raises(InvalidMst, match="outside its parent's key range"):
+        walk.validate_tree(store, bad)
+    good = _stored(store, node(entry(H1), left=_stored(store, node(entry(H0[0])))))
+    assert walk.validate_tree(store, good) == 2
+    assert good == tree.build(store, [(H1.decode(), LEAF), (H0[0].decode(), LEAF)])
