@@ -23,6 +23,7 @@ from pds.api.com_atproto_server import xrpc as server_methods
 from pds.api.com_atproto_sync import xrpc as sync_methods
 from pds.config import PdsConfig
 from pds.context import AppContext
+from pds.crawlers import Crawlers
 from pds.sequencer import Sequencer
 
 # Outbound calls (PLC, DID documents, crawlers) must never hang a request for long.
@@ -52,6 +53,9 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             sequencer = Sequencer(config.data_dir, actors)
             await sequencer.start()
             stack.push_async_callback(sequencer.close)
+            crawlers = Crawlers(config.crawlers, config.hostname, http, sequencer)
+            await crawlers.start()
+            stack.push_async_callback(crawlers.close)
             resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
             app.state.ctx = AppContext(
                 config=config,
