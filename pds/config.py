@@ -94,7 +94,9 @@ class PdsConfig:
         hostname = _hostname(env.get("PDS_HOSTNAME") or ("localhost" if dev else ""))
         default_domains = ".test" if dev else f".{hostname}"
         default_appview = (None, None) if dev else DEFAULT_APPVIEW
-        appview_url = _url(env, "PDS_BSKY_APP_VIEW_URL", default_appview[0])
+        appview_url = env.get("PDS_BSKY_APP_VIEW_URL") or default_appview[0]
+        if appview_url is not None:
+            appview_url = _check_url(appview_url, "PDS_BSKY_APP_VIEW_URL")
         appview_did = env.get("PDS_BSKY_APP_VIEW_DID") or default_appview[1]
         if appview_did is not None:
             _did(appview_did, "PDS_BSKY_APP_VIEW_DID")
@@ -104,11 +106,12 @@ class PdsConfig:
             hostname=hostname,
             data_dir=data,
             blobstore_dir=Path(env.get("PDS_BLOBSTORE_DISK_LOCATION") or data / "blocks"),
-            plc_url=_url(env, "PDS_DID_PLC_URL", DEV_PLC_URL if dev else DEFAULT_PLC_URL) or "",
+            plc_url=_check_url(
+                env.get("PDS_DID_PLC_URL") or (DEV_PLC_URL if dev else DEFAULT_PLC_URL),
+                "PDS_DID_PLC_URL",
+            ),
             jwt_secret=_secret(env, "PDS_JWT_SECRET", data, dev),
-            admin_password=env.get("PDS_ADMIN_PASSWORD")
-            or ("admin" if dev else "")
-            or _missing("PDS_ADMIN_PASSWORD"),
+            admin_password=_required(env, "PDS_ADMIN_PASSWORD", "admin" if dev else None),
             plc_rotation_key_hex=_rotation_key(env, data, dev),
             handle_domains=_domains(env.get("PDS_SERVICE_HANDLE_DOMAINS") or default_domains),
             invite_required=_bool(env, "PDS_INVITE_REQUIRED", not dev),
@@ -125,8 +128,11 @@ class PdsConfig:
         return config
 
 
-def _missing(name: str) -> str:
-    raise ConfigError(f"{name} is not set")
+def _required(env: Mapping[str, str], name: str, dev_default: str | None) -> str:
+    value = env.get(name) or dev_default
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -159,13 +165,6 @@ def _hostname(value: str) -> str:
     if value != "localhost" and not is_valid_handle(value):
         raise ConfigError(f"PDS_HOSTNAME must be a bare hostname, got {value!r}")
     return value.lower()
-
-
-def _url(env: Mapping[str, str], name: str, default: str | None) -> str | None:
-    value = env.get(name) or default
-    if value is None:
-        return None
-    return _check_url(value, name)
 
 
 def _check_url(value: str, name: str) -> str:

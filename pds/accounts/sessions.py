@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from atcore.errors import IdentityError
 from atcore.identity.plc_data import did_document
+from atcore.xrpc.errors import InvalidRequest
 from pds.accounts.store import Account
 from pds.auth import ACCESS_SCOPE, ACCESS_TYP, REFRESH_SCOPE, REFRESH_TYP
 from pds.context import AppContext
@@ -66,6 +67,14 @@ async def rotate_tokens(ctx: AppContext, did: str, old_jti: str) -> dict[str, st
         "accessJwt": _access_token(ctx, did, now),
         "refreshJwt": _refresh_token(ctx, did, jti, now),
     }
+
+
+async def caller_account(ctx: AppContext, did: str) -> Account:
+    """The authenticated caller's account; gone (deleted since the token was issued) is a 400."""
+    account = await ctx.accounts.by_did(did)
+    if account is None:
+        raise InvalidRequest("Could not find account", "AccountNotFound")
+    return account
 
 
 async def did_doc(ctx: AppContext, did: str) -> dict[str, Any] | None:

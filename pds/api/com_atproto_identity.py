@@ -15,9 +15,10 @@ from atcore.xrpc.router import Methods, XrpcRequest
 from pds.accounts.handles import normalize_handle
 from pds.accounts.plc_ops import check_incoming, sign_update
 from pds.accounts.plc_ops import update_handle as plc_update_handle
-from pds.accounts.store import Account, HandleTaken
+from pds.accounts.sessions import caller_account
+from pds.accounts.store import HandleTaken
 from pds.auth import access_auth
-from pds.context import AppContext, ctx_of
+from pds.context import ctx_of
 
 log = logging.getLogger(__name__)
 xrpc = Methods()
@@ -25,13 +26,6 @@ xrpc = Methods()
 PLC_TOKEN_PURPOSE: Final = "plc_operation"
 # How long an emailed confirmation code stays valid.
 EMAIL_TOKEN_SECONDS: Final = 15 * 60
-
-
-async def _account(ctx: AppContext, did: str) -> Account:
-    account = await ctx.accounts.by_did(did)
-    if account is None:
-        raise InvalidRequest("Could not find account", "AccountNotFound")
-    return account
 
 
 def _plc_failure(exc: IdentityError) -> Exception:
@@ -60,7 +54,7 @@ async def resolve_handle(req: XrpcRequest) -> dict[str, Any]:
 async def update_handle(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     did: str = req.auth.did
-    account = await _account(ctx, did)
+    account = await caller_account(ctx, did)
     handle = await normalize_handle(ctx, req.input["handle"], did)
     taken = await ctx.accounts.by_handle(handle)
     if taken is not None and taken.did != did:
@@ -80,7 +74,7 @@ async def update_handle(req: XrpcRequest) -> None:
 @xrpc.query("com.atproto.identity.getRecommendedDidCredentials", auth=access_auth)
 async def get_recommended_did_credentials(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    account = await _account(ctx, req.auth.did)
+    account = await caller_account(ctx, req.auth.did)
     key = await ctx.actors.signing_key(account.did)
     return {
         "rotationKeys": [ctx.plc_rotation_key.public_key().did_key()],
@@ -99,7 +93,7 @@ def _email_token() -> str:
 @xrpc.procedure("com.atproto.identity.requestPlcOperationSignature", auth=access_auth)
 async def request_plc_operation_signature(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
-    account = await _account(ctx, req.auth.did)
+    account = await caller_account(ctx, req.auth.did)
     if account.email is None:
         raise InvalidRequest("account does not have an email address")
     token = _email_token()
@@ -132,7 +126,7 @@ async def sign_plc_operation(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.procedure("com.atproto.identity.submitPlcOperation", auth=access_auth)
 async def submit_plc_operation(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
-    account = await _account(ctx, req.auth.did)
+    account = await caller_account(ctx, req.auth.did)
     op = await check_incoming(ctx, account.did, req.input["operation"], account.handle)
     try:
         await ctx.plc.submit(account.did, op)

@@ -13,9 +13,14 @@ from atcore.xrpc.router import Methods, XrpcRequest
 from pds.accounts.create import NewAccount
 from pds.accounts.create import create_account as create_new_account
 from pds.accounts.passwords import verify_password
-from pds.accounts.sessions import create_tokens, did_doc, rotate_tokens, session_view
+from pds.accounts.sessions import (
+    caller_account,
+    create_tokens,
+    did_doc,
+    rotate_tokens,
+    session_view,
+)
 from pds.accounts.status import activate, check_did, deactivate, repo_counts, repo_root
-from pds.accounts.store import Account
 from pds.accounts.tokens import RefreshRefused
 from pds.auth import (
     AuthContext,
@@ -25,7 +30,7 @@ from pds.auth import (
     refresh_auth,
     verify_service_token,
 )
-from pds.context import AppContext, ctx_of
+from pds.context import ctx_of
 from pds.jwt import encode_es
 
 xrpc = Methods()
@@ -35,13 +40,6 @@ SERVICE_AUTH_MAX_SECONDS: Final = 3600
 MAX_INVITE_CODES: Final = 100
 MAX_INVITE_USES: Final = 10_000
 _BAD_LOGIN: Final = "Invalid identifier or password"
-
-
-async def _account(ctx: AppContext, did: str) -> Account:
-    account = await ctx.accounts.by_did(did)
-    if account is None:
-        raise InvalidRequest("Could not find account", "AccountNotFound")
-    return account
 
 
 @xrpc.query("com.atproto.server.describeServer")
@@ -111,14 +109,14 @@ async def create_session(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.query("com.atproto.server.getSession", auth=access_auth)
 async def get_session(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    return await session_view(ctx, await _account(ctx, req.auth.did))
+    return await session_view(ctx, await caller_account(ctx, req.auth.did))
 
 
 @xrpc.procedure("com.atproto.server.refreshSession", auth=refresh_auth)
 async def refresh_session(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     auth: AuthContext = req.auth
-    account = await _account(ctx, auth.did)
+    account = await caller_account(ctx, auth.did)
     if account.takedown_ref is not None:
         raise InvalidRequest("Account has been taken down", "AccountTakedown")
     assert auth.token_id is not None
@@ -167,7 +165,7 @@ async def get_service_auth(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.query("com.atproto.server.checkAccountStatus", auth=access_auth)
 async def check_account_status(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    account = await _account(ctx, req.auth.did)
+    account = await caller_account(ctx, req.auth.did)
     head = await repo_root(ctx, account.did)
     if head is None:
         raise InvalidRequest("Repo not found", "RepoNotFound")
@@ -190,13 +188,13 @@ async def check_account_status(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.procedure("com.atproto.server.activateAccount", auth=access_auth)
 async def activate_account(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
-    await activate(ctx, await _account(ctx, req.auth.did))
+    await activate(ctx, await caller_account(ctx, req.auth.did))
 
 
 @xrpc.procedure("com.atproto.server.deactivateAccount", auth=access_auth)
 async def deactivate_account(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
-    await deactivate(ctx, await _account(ctx, req.auth.did))
+    await deactivate(ctx, await caller_account(ctx, req.auth.did))
 
 
 def _check_uses(count: int, name: str, maximum: int) -> None:
