@@ -1,0 +1,172 @@
+"""`skyloft repo inspect | verify | diff` on repositories built with atcore, good and tampered."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atcore import cbor
+from atcore.blockstore import MemoryBlockStore
+from atcore.car import read_car, write_car
+from atcore.cid import cid_for_cbor, parse_cid
+from atcore.keys import generate_k256
+from atcore.mst import invert, tree
+from atcore.mst.diff import RecordOp
+from atcore.repo import RepoHead, build_repo, export_blocks
+from atcore.syntax.did import parse_did
+from atcore.syntax.tid import TidClock
+
+DID = parse_did("did:plc:ewvi7nxzyoun6zhxrhs64oiz")
+KEY = generate_k256()
+
+
+def post(i: int, suffix: str = "") -> dict[str, Any]:
+    return {"$type": "app.bsky.feed.post", "text": f"post {i}{suffix}", "createdAt": "2026-11-29"}
+
+
+def records(n: int, edited: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    clock = TidClock(now=iter(range(1_700_000_000_000_000, 1 << 53, 1000)).__next__, clock_id=1)
+    out = [("app.bsky.actor.profile/self", {"$type": "app.bsky.actor.profile"})]
+    for i in range(n):
+        key = f"app.bsky.feed.post/{clock.next()}"
+        if edited and i % 7 == 0:
+            continue
+        out.append((key, post(i, " edited" if edited and i % 5 == 0 else "")))
+    if edited:
+        out.append(("app.bsky.graph.follow/3kzzzzzzzzzz2", {"$type": "app.bsky.graph.follow"}))
+    return out
+
+
+def write_repo(path: Path, recs: list[tuple[str, dict[str, Any]]]) -> RepoHead:
+    store = MemoryBlockStore()
+    head = build_repo(store, DID, KEY, TidClock().next(), recs)
+    path.write_bytes(write_car(head.root, export_blocks(store, head)))
+    return head
+
+
+def skyloft(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "skyloft", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("repos")
+    old, new = folder / "old.car", folder / "new.car"
+    write_repo(old, records(60))
+    write_repo(new, records(60, edited=True))
+    return old, new
+
+
+def test_export_order_puts_the_commit_first(repos: tuple[Path, Path]) -> None:
+    car = read_car(repos[0].read_bytes())
+    first = next(iter(car.blocks))
+    assert first == car.root
+    assert set(cbor.decode(car.blocks[first])) == {"did", "version", "data", "rev", "prev", "sig"}
+
+
+def test_inspect_summary_and_records(repos: tuple[Path, Path]) -> None:
+    result = skyloft("repo", "inspect", str(repos[0]))
+    assert result.returncode == 0, result.stderr
+    assert f"did:      {DID}" in result.stdout
+    assert "app.bsky.feed.post                       60" in result.stdout
+    lines = skyloft("repo", "inspect", str(repos[0]), "--records").stdout.splitlines()
+    assert len(lines) == 61
+    first = json.loads(lines[0])
+    assert first["uri"] == f"at://{DID}/app.bsky.actor.profile/self"
+    assert first["value"] == {"$type": "app.bsky.actor.profile"}
+    assert parse_cid(first["cid"]) == cid_for_cbor(cbor.encode(first["value"]))
+
+
+def test_verify_with_and_without_key(repos: tuple[Path, Path]) -> None:
+    ok = skyloft("repo", "verify", str(repos[0]), "--did-key", KEY.public_key().did_key())
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith(f"valid: {DID}") and "61 records" in ok.stdout
+    assert "signature verified" in ok.stdout
+    other = generate_k256().public_key().did_key()
+    bad = skyloft("repo", "verify", str(repos[0]), "--did-key", other)
+    assert bad.returncode == 1 and "signature does not verify" in bad.stderr
+
+
+def _tamper(path: Path, out: Path, edit: Any) -> None:
+    car = read_car(path.read_bytes())
+    blocks = list(car.blocks.items())
+    out.write_bytes(write_car(car.root, edit(blocks)))
+
+
+def test_verify_rejects_tampering(repos: tuple[Path, Path], tmp_path: Path) -> None:
+    raw = bytearray(repos[0].read_bytes())
+    raw[-5] ^= 0x01
+    flipped = tmp_path / "flipped.car"
+    flipped.write_bytes(bytes(raw))
+    result = skyloft("repo", "verify", str(flipped))
+    assert result.returncode == 1
+    assert "does not match its hash" in result.stderr and "Traceback" not in result.stderr
+
+    truncated = tmp_path / "truncated.car"
+    truncated.write_bytes(repos[0].read_bytes()[:-7])
+    result = skyloft("repo", "verify", str(truncated))
+    assert result.returncode == 1 and result.stderr.startswith("error: ")
+
+    dropped = tmp_path / "dropped.car"
+    _tamper(repos[0], dropped, lambda blocks: blocks[:-1])
+    result = skyloft("repo", "verify", str(dropped))
+    assert result.returncode == 1 and "missing block" in result.stderr
+
+
+def test_verify_rejects_non_canonical_record(tmp_path: Path) -> None:
+    store = MemoryBlockStore()
+    sloppy = bytes.fromhex("a2616201616101")  # {"b": 1, "a": 1}: keys out of order
+    cid = cid_for_cbor(sloppy)
+    store.put(cid, sloppy)
+    head = build_repo(store, DID, KEY, TidClock().next(), [])
+    root = tree.put(store, head.data, "com.example.thing/self", cid)
+    path = tmp_path / "sloppy.car"
+    path.write_bytes(write_car(root, [(root, store.get(root)), (cid, sloppy)]))
+    result = skyloft("repo", "verify", str(path))
+    assert result.returncode == 1
+    assert "com.example.thing/self" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_diff_ops_and_inductive_proof_inverts(repos: tuple[Path, Path]) -> None:
+    result = skyloft("repo", "diff", *map(str, repos))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    ops = out["record_ops"]
+    assert [op["rpath"] for op in ops] == sorted(op["rpath"] for op in ops)
+    kinds = {(op["old_value"] is None, op["new_value"] is None) for op in ops}
+    assert kinds == {(True, False), (False, True), (False, False)}
+    for name in ("created_nodes", "deleted_nodes", "proof_nodes", "firehose_cids"):
+        assert out[name] == sorted(out[name]) and out[name]
+
+    # A relay holding only the firehose blocks can invert the ops back to the old MST root.
+    old, new = read_car(repos[0].read_bytes()), read_car(repos[1].read_bytes())
+    firehose = {parse_cid(c) for c in out["firehose_cids"]}
+    store = MemoryBlockStore((c, b) for c, b in new.blocks.items() if c in firehose)
+    new_data = cbor.decode(new.blocks[new.root])["data"]
+    record_ops = [
+        RecordOp(
+            op["rpath"],
+            parse_cid(op["old_value"]) if op["old_value"] else None,
+            parse_cid(op["new_value"]) if op["new_value"] else None,
+        )
+        for op in ops
+    ]
+    assert (
+        invert.invert_ops(store, new_data, record_ops) == cbor.decode(old.blocks[old.root])["data"]
+    )
+
+
+def test_bad_paths_and_garbage(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.car"
+    garbage.write_bytes(b"\xff" * 40)
+    for args in (["inspect", str(tmp_path / "absent.car")], ["verify", str(garbage)]):
+        result = skyloft("repo", *args)
+        assert result.returncode == 1 and result.stderr.startswith("error: ")
+        assert "Traceback" not in result.stderr
