@@ -47,6 +47,8 @@ class CommitResult:
     since: str | None = None
     # Events stored in the outbox after the commit's own (the genesis `#sync`).
     more: tuple[SyncEvent, ...] = ()
+    # Blobs no record references any more: their files go once the commit is durable.
+    dropped_blobs: tuple[CID, ...] = ()
 
 
 def genesis(txn: Txn, did: Did, key: PrivateKey, clock: TidClock, now: str) -> CommitResult:
@@ -86,6 +88,7 @@ def commit_writes(
     ops: list[RepoOp] = []
     results: list[WriteResult] = []
     records: dict[CID, bytes] = {}
+    links: list[tuple[str, tuple[CID, ...]]] = []
     for w in writes:
         current = sql.record_cid(w.collection, w.rkey)
         if w.swap and current != w.swap_record:
@@ -103,6 +106,10 @@ def commit_writes(
         assert w.cid is not None and w.block is not None
         if w.action == "create" and current is not None:
             raise InvalidRequest(f"Record already exists: {uri}")
+        for blob in w.blobs:
+            if sql.blob(blob) is None:
+                raise InvalidRequest(f"Could not find blob: {blob.encode()}", "BlobNotFound")
+        links.append((w.path, w.blobs))
         action = "create" if current is None else "update"
         ops.append(RepoOp(action, w.path, w.cid, current))
         records[w.cid] = w.block
@@ -136,9 +143,13 @@ def commit_writes(
         else:
             sql.put_record(collection, rkey, op.cid, rev, now)
     sql.drop_unreferenced_records(op.prev for op in ops if op.prev is not None)
+    unlinked = [blob for op in ops if op.prev is not None for blob in sql.unlink_blobs(op.path)]
+    for path, blobs in links:
+        sql.link_blobs(path, blobs)
+    dropped = tuple(sql.drop_orphan_blobs(unlinked))
     sql.set_root(did, cid, rev, data)
     outbox_id = sql.add_outbox("commit", rev, encode_frame(event))
-    return CommitResult(cid, rev, results, event, outbox_id, root.rev)
+    return CommitResult(cid, rev, results, event, outbox_id, root.rev, dropped_blobs=dropped)
 
 
 def _inversion_nodes(txn: Txn, data: CID, ops: list[RepoOp], prev_data: CID) -> set[CID]:

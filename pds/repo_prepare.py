@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from atcore import cbor
 from atcore.cid import CID, cid_for_cbor
+from atcore.datamodel import blob_refs
 from atcore.errors import InvalidRecord, InvalidSyntax
 from atcore.lexicon import Catalog, validate_record
 from atcore.syntax.nsid import parse_nsid
@@ -54,6 +55,7 @@ class PreparedWrite:
     swap: bool
     swap_record: CID | None
     if_exists: bool
+    blobs: tuple[CID, ...] = ()
 
     @property
     def path(self) -> str:
@@ -106,6 +108,7 @@ def prepare_write(catalog: Catalog, clock: TidClock, write: Write) -> PreparedWr
         write.swap,
         write.swap_record,
         write.if_exists,
+        tuple(blob_refs(record)),
     )
 
 

@@ -97,4 +97,6 @@ async def apply_writes(
                 return None
             await _sequence(ctx, did, result)
             store.sequenced_upto = result.outbox_id
+    if result.dropped_blobs:
+        ctx.actors.blobs.delete(did, list(result.dropped_blobs))
     return result

@@ -152,3 +152,84 @@ class ActorSql:
 
     def clear_outbox(self, upto: int) -> None:
         self.conn.execute("DELETE FROM outbox WHERE id <= ?", (upto,))
+
+    # -- blobs: a row per stored blob; `temp_key` is set until a record first references it --
+    def put_blob(self, cid: CID, mime: str, size: int, now: str) -> None:
+        # A repeated upload of a still-unreferenced blob restarts its grace period.
+        self.conn.execute(
+            "INSERT INTO blob (cid, mime, size, temp_key, created_at)"
+            " VALUES (?, ?, ?, 'upload', ?) ON CONFLICT (cid) DO UPDATE"
+            " SET created_at = excluded.created_at WHERE temp_key IS NOT NULL",
+            (bytes(cid), mime, size, now),
+        )
+
+    def blob(self, cid: CID) -> tuple[str, int] | None:
+        """(mime, size) of a stored blob."""
+        row = self.conn.execute(
+            "SELECT mime, size FROM blob WHERE cid = ?", (bytes(cid),)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def link_blobs(self, path: str, cids: Iterable[CID]) -> None:
+        for cid in cids:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO record_blob (blob_cid, record_path) VALUES (?, ?)",
+                (bytes(cid), path),
+            )
+            self.conn.execute("UPDATE blob SET temp_key = NULL WHERE cid = ?", (bytes(cid),))
+
+    def unlink_blobs(self, path: str) -> list[CID]:
+        """Forget which blobs the record at `path` referenced; returns them."""
+        rows = self.conn.execute(
+            "DELETE FROM record_blob WHERE record_path = ? RETURNING blob_cid", (path,)
+        ).fetchall()
+        return [CID(row[0]) for row in rows]
+
+    def drop_orphan_blobs(self, cids: Iterable[CID]) -> list[CID]:
+        """Delete the rows of once-referenced blobs no record references now; returns them."""
+        dropped = []
+        for cid in dict.fromkeys(cids):
+            cur = self.conn.execute(
+                "DELETE FROM blob WHERE cid = ? AND temp_key IS NULL"
+                " AND NOT EXISTS (SELECT 1 FROM record_blob WHERE blob_cid = ?)",
+                (bytes(cid), bytes(cid)),
+            )
+            if cur.rowcount:
+                dropped.append(cid)
+        return dropped
+
+    def drop_stale_uploads(self, before: str) -> list[CID]:
+        """Delete uploads that no record took up before `before`; returns them."""
+        rows = self.conn.execute(
+            "DELETE FROM blob WHERE temp_key IS NOT NULL AND created_at < ? RETURNING cid",
+            (before,),
+        ).fetchall()
+        return [CID(row[0]) for row in rows]
+
+    def list_blobs(self, since: str | None, cursor: CID | None, limit: int) -> list[CID]:
+        """Referenced blobs in CID order; with `since`, those of records written after it."""
+        sql = "SELECT DISTINCT rb.blob_cid FROM record_blob rb JOIN blob b ON b.cid = rb.blob_cid"
+        args: list[object] = []
+        where = []
+        if since is not None:
+            sql += " JOIN record r ON rb.record_path = r.collection || '/' || r.rkey"
+            where.append("r.rev > ?")
+            args.append(since)
+        if cursor is not None:
+            where.append("rb.blob_cid > ?")
+            args.append(bytes(cursor))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY rb.blob_cid LIMIT ?"
+        args.append(limit)
+        return [CID(row[0]) for row in self.conn.execute(sql, args)]
+
+    def missing_blobs(self, cursor: CID | None, limit: int) -> list[tuple[CID, str]]:
+        """(blob cid, record path) for references to blobs not stored here (after migration)."""
+        rows = self.conn.execute(
+            "SELECT blob_cid, min(record_path) FROM record_blob"
+            " WHERE blob_cid > ? AND blob_cid NOT IN (SELECT cid FROM blob)"
+            " GROUP BY blob_cid ORDER BY blob_cid LIMIT ?",
+            (bytes(cursor) if cursor is not None else b"", limit),
+        ).fetchall()
+        return [(CID(row[0]), row[1]) for row in rows]

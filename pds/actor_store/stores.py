@@ -20,6 +20,7 @@ from atcore.keys import PrivateKey, private_key_from_hex
 from atcore.syntax.did import parse_did
 from atcore.syntax.tid import TidClock
 from pds.actor_store.store import ActorStore
+from pds.blobstore import BlobStore
 
 DB_NAME = "store.sqlite"
 KEY_NAME = "signing.key"
@@ -38,8 +39,16 @@ class ActorStores:
     accounts proceed.
     """
 
-    def __init__(self, root_dir: Path, max_open: int = MAX_OPEN, workers: int = 4) -> None:
+    def __init__(
+        self,
+        root_dir: Path,
+        blob_dir: Path | None = None,
+        max_open: int = MAX_OPEN,
+        workers: int = 4,
+    ) -> None:
         self.root_dir = root_dir
+        # PDS_BLOBSTORE_DISK_LOCATION; its default is `<data>/blocks`, next to `<data>/actors`.
+        self.blobs = BlobStore(blob_dir or root_dir.parent / "blocks")
         self.clock = TidClock()
         self._max_open = max_open
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="actor-store")
@@ -112,9 +121,9 @@ class ActorStores:
             if store is not None:
                 store.close()
             folder = self.directory(did)
-            await asyncio.get_running_loop().run_in_executor(
-                self._pool, shutil.rmtree, folder, True
-            )
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._pool, shutil.rmtree, folder, True)
+            await loop.run_in_executor(self._pool, shutil.rmtree, self.blobs.root / did, True)
 
     def dids(self) -> Iterator[str]:
         """Every DID with a store on disk (start-up recovery scans them)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atcore import cbor
@@ -10,6 +11,7 @@ from atcore.errors import InvalidCid
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 from pds.accounts.sessions import did_doc
+from pds.actor_store.store import Txn
 from pds.api.repo_access import own_repo, readable_repo
 from pds.auth import access_auth
 from pds.context import ctx_of
@@ -17,6 +19,9 @@ from pds.repo_commit import CommitResult, WriteResult
 from pds.repo_writer import MAX_WRITES, Write, apply_writes
 
 xrpc = Methods()
+
+# Uploads no record references within this time are deleted (the reference PDS keeps an hour).
+UNREFERENCED_BLOB_GRACE = timedelta(hours=1)
 
 _APPLY = "com.atproto.repo.applyWrites"
 _ACTIONS = {
@@ -183,3 +188,35 @@ async def describe_repo(req: XrpcRequest) -> dict[str, Any]:
         "collections": collections,
         "handleIsCorrect": handle_ok,
     }
+
+
+@xrpc.procedure("com.atproto.repo.uploadBlob", auth=access_auth)
+async def upload_blob(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    account, store = await own_repo(ctx, req.auth, req.auth.did)
+    declared = req.request.headers.get("content-type")
+    upload = await ctx.actors.blobs.upload(account.did, req.stream(), declared)
+    now = datetime.now(UTC)
+    cutoff = (now - UNREFERENCED_BLOB_GRACE).isoformat()
+
+    def record(txn: Txn) -> list[CID]:
+        txn.sql.put_blob(upload.cid, upload.mime, upload.size, now.isoformat())
+        return txn.sql.drop_stale_uploads(cutoff)
+
+    ctx.actors.blobs.delete(account.did, await store.transact(record))
+    ref = {"$type": "blob", "ref": upload.cid, "mimeType": upload.mime, "size": upload.size}
+    return {"blob": ref}
+
+
+@xrpc.query("com.atproto.repo.listMissingBlobs", auth=access_auth)
+async def list_missing_blobs(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    account, store = await own_repo(ctx, req.auth, req.auth.did)
+    limit = req.params.get("limit", 500)
+    cursor = _cid(req.params.get("cursor"), "cursor")
+    rows = await store.read(lambda sql: sql.missing_blobs(cursor, limit))
+    blobs = [{"cid": cid.encode(), "recordUri": f"at://{account.did}/{path}"} for cid, path in rows]
+    out: dict[str, Any] = {"blobs": blobs}
+    if len(rows) == limit:
+        out["cursor"] = rows[-1][0].encode()
+    return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.responses import FileResponse, Response
+
 from atcore.cid import CID, parse_cid
 from atcore.errors import InvalidCid
 from atcore.xrpc.errors import InvalidRequest
@@ -16,6 +18,7 @@ from pds.repo_reader import MissingBlocks, blocks_car, export_car, record_proof
 xrpc = Methods()
 
 CAR = "application/vnd.ipld.car"
+BLOB_CSP = "default-src 'none'; sandbox"
 # getBlocks answers at most this many CIDs per call (the reference caps it too).
 MAX_BLOCKS = 1000
 
@@ -59,10 +62,7 @@ async def get_blocks(req: XrpcRequest) -> XrpcResponse:
     did, texts = req.params["did"], req.params["cids"]
     if len(texts) > MAX_BLOCKS:
         raise InvalidRequest(f"at most {MAX_BLOCKS} cids per call")
-    try:
-        cids: list[CID] = [parse_cid(text) for text in texts]
-    except InvalidCid as exc:
-        raise InvalidRequest(str(exc)) from None
+    cids = [_parse_cid(text) for text in texts]
     _, store = await synced_repo(ctx, did)
     try:
         car = await store.read(lambda sql: blocks_car(sql, cids))
@@ -117,6 +117,42 @@ async def get_repo_status(req: XrpcRequest) -> dict[str, Any]:
         if root is not None:
             out["rev"] = root.rev
     return out
+
+
+@xrpc.query("com.atproto.sync.getBlob")
+async def get_blob(req: XrpcRequest) -> Response:
+    ctx = ctx_of(req)
+    did = req.params["did"]
+    cid = _parse_cid(req.params["cid"])
+    _, store = await synced_repo(ctx, did)
+    row = await store.read(lambda sql: sql.blob(cid))
+    path = ctx.actors.blobs.path(did, cid)
+    if row is None or not path.exists():
+        raise InvalidRequest("Blob not found", "BlobNotFound")
+    # Served bytes are user content: never let a browser render or sniff them as a page.
+    headers = {"x-content-type-options": "nosniff", "content-security-policy": BLOB_CSP}
+    return FileResponse(path, media_type=row[0], headers=headers)
+
+
+@xrpc.query("com.atproto.sync.listBlobs")
+async def list_blobs(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    params = req.params
+    _, store = await synced_repo(ctx, params["did"])
+    limit, since = params.get("limit", 500), params.get("since")
+    cursor = _parse_cid(params["cursor"]) if "cursor" in params else None
+    cids = await store.read(lambda sql: sql.list_blobs(since, cursor, limit))
+    out: dict[str, Any] = {"cids": [cid.encode() for cid in cids]}
+    if len(cids) == limit:
+        out["cursor"] = cids[-1].encode()
+    return out
+
+
+def _parse_cid(text: str) -> CID:
+    try:
+        return parse_cid(text)
+    except InvalidCid as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 @xrpc.subscription("com.atproto.sync.subscribeRepos")

@@ -1,0 +1,91 @@
+"""Blobs: upload, sniffed type, reference by records, serving, listing, collection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from atcore.cid import parse_cid
+from tests.pds.conftest import Pds
+
+POST = "app.bsky.feed.post"
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+
+
+def post_with_image(blob: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "$type": POST,
+        "text": "look",
+        "createdAt": "2024-05-01T12:00:00.000Z",
+        "embed": {
+            "$type": "app.bsky.embed.images",
+            "images": [{"alt": "a picture", "image": blob}],
+        },
+    }
+
+
+async def test_blob_lifecycle(pds: Pds) -> None:
+    created = await pds.create_account("alice.test")
+    did, token = created["did"], created["accessJwt"]
+    auth = {"authorization": f"Bearer {token}"}
+    r = await pds.client.post(
+        "/xrpc/com.atproto.repo.uploadBlob",
+        content=PNG,
+        headers={**auth, "content-type": "application/octet-stream"},
+    )
+    assert r.status_code == 200, r.text
+    blob = r.json()["blob"]
+    assert blob["mimeType"] == "image/png" and blob["size"] == len(PNG)
+    cid = blob["ref"]["$link"]
+
+    r = await pds.call(
+        "com.atproto.repo.createRecord",
+        {"repo": did, "collection": POST, "record": post_with_image(blob)},
+        token=token,
+    )
+    assert r.status_code == 200, r.text
+    rkey = r.json()["uri"].rsplit("/", 1)[1]
+
+    got = await pds.call("com.atproto.sync.getBlob", params={"did": did, "cid": cid})
+    assert got.status_code == 200 and got.content == PNG
+    assert got.headers["content-type"] == "image/png"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    listed = await pds.call("com.atproto.sync.listBlobs", params={"did": did})
+    assert listed.json()["cids"] == [cid]
+    missing = await pds.call("com.atproto.repo.listMissingBlobs", token=token)
+    assert missing.status_code == 200 and missing.json()["blobs"] == []
+
+    deleted = await pds.call(
+        "com.atproto.repo.deleteRecord",
+        {"repo": did, "collection": POST, "rkey": rkey},
+        token=token,
+    )
+    assert deleted.status_code == 200
+    gone = await pds.call("com.atproto.sync.getBlob", params={"did": did, "cid": cid})
+    assert gone.status_code == 400 and gone.json()["error"] == "BlobNotFound"
+    assert not pds.ctx.actors.blobs.path(did, parse_cid(cid)).exists()
+    listed = await pds.call("com.atproto.sync.listBlobs", params={"did": did})
+    assert listed.json()["cids"] == []
+
+
+async def test_records_need_their_blobs(pds: Pds) -> None:
+    created = await pds.create_account("alice.test")
+    did, token = created["did"], created["accessJwt"]
+    ghost = {
+        "$type": "blob",
+        "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
+        "mimeType": "image/png",
+        "size": 10,
+    }
+    r = await pds.call(
+        "com.atproto.repo.createRecord",
+        {"repo": did, "collection": POST, "record": post_with_image(ghost)},
+        token=token,
+    )
+    assert r.status_code == 400 and r.json()["error"] == "BlobNotFound"
+    too_big = b"x" * (pds.ctx.config.blob_upload_limit + 1)
+    r = await pds.client.post(
+        "/xrpc/com.atproto.repo.uploadBlob",
+        content=too_big,
+        headers={"authorization": f"Bearer {token}", "content-type": "text/plain"},
+    )
+    assert r.status_code == 413
