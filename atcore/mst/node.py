@@ -62,8 +62,8 @@ class NodeData:
         if frags is None or frag is None:
             return self.splice(i, i + 1, ((key, value, right),))
         # Only the `t` field changes: patch it between the unchanged key and `v` parts.
-        v_len = len(_link(value)) + 2
-        t_len = 3 if old is None else len(_link(old)) + 2
+        v_len = _field_size(value)
+        t_len = 3 if old is None else _field_size(old)
         t_part = b"\x61t\xf6" if right is None else b"\x61t" + _link(right)
         patched = frag[: -(v_len + t_len)] + t_part + frag[-v_len:]
         return NodeData(
@@ -148,6 +148,12 @@ def _link(cid: CID) -> bytes:
     if len(raw) == 36:
         return b"\xd8\x2aX\x25\x00" + raw
     return b"\xd8\x2a" + _head(0x40, len(raw) + 1) + b"\x00" + raw
+
+
+def _field_size(cid: CID) -> int:
+    """Encoded size of a one-letter map key followed by a CID link (what _link emits)."""
+    n = len(cid.cid_bytes) + 1
+    return n + (5 if n < 24 else 6 if n < 0x100 else 7)
 
 
 def _encode_entry(prev_key: bytes, entry: Entry) -> bytes:

@@ -24,7 +24,7 @@ class NodeStore:
     """
 
     def __init__(
-        self, blocks: BlockStore, cache_size: int = 100_000, parent: NodeStore | None = None
+        self, blocks: BlockStore, cache_size: int = 20_000, parent: NodeStore | None = None
     ) -> None:
         self.blocks = blocks
         # A staging store reads through to its parent's blocks, so the parent's cache is valid.
