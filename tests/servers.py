@@ -2,46 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import selectors
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-LISTENING = "listening on "
-STOP_SECONDS = 10.0
-
-
-def _read_listening_line(proc: subprocess.Popen[bytes], timeout: float) -> str | None:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buffer = b""
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                return None
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                return None
-            buffer += chunk
-    line = buffer.split(b"\n", 1)[0].decode()
-    return line[len(LISTENING) :] if line.startswith(LISTENING) else None
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+from skyloft.services import ServiceFailed, ServiceProcess
 
 
 @contextmanager
@@ -57,27 +22,10 @@ def running_service(
     The server's stderr goes to `<data_dir>/../<service>-<n>.log`, quoted when it fails. On
     exit the process is stopped by pid (SIGTERM, then SIGKILL) and must have exited cleanly.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir.parent / f"{service}-{data_dir.name}.log"
-    command = [sys.executable, "-m", "skyloft", service, "serve", "--port", "0"]
-    command += ["--data-dir", str(data_dir), *args]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            env={**os.environ, **(env or {})},
-        )
+    process = ServiceProcess(service, data_dir, *args, env=env, timeout=timeout)
     try:
-        url = _read_listening_line(proc, timeout)
-        if url is None:
-            raise RuntimeError(f"{service} did not start:\n{log_path.read_text()[-4000:]}")
-        yield url
+        yield process.url
     finally:
-        _stop(proc)
-        assert proc.stdout is not None
-        proc.stdout.close()
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{service} exited with {proc.returncode} on SIGTERM:\n{log_path.read_text()[-4000:]}"
-        )
+        status = process.stop()
+    if status != 0:
+        raise ServiceFailed(f"{service} exited with {status} on SIGTERM:\n{process.log_tail()}")
