@@ -3,7 +3,7 @@
 Flags (`--host`, `--port`, `--data-dir`) override the environment. Every missing or bad setting
 raises ConfigError whose one-line message names the variable. `PDS_DEV_MODE=true` fills in
 local-network defaults (hostname `localhost`, handles under `.test`, the local PLC on 2582,
-invites off) and keeps a generated rotation key and secrets in the data directory, so a
+invites and rate limits off, no appview or report service) and keeps a generated rotation key and secrets in the data directory, so a
 development server can restart without losing its accounts' DIDs.
 """
 
@@ -27,6 +27,7 @@ DEFAULT_BLOB_LIMIT: Final = 100 * 1024 * 1024
 DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEV_PLC_URL: Final = "http://127.0.0.1:2582"
 DEFAULT_APPVIEW: Final = ("https://api.bsky.app", "did:web:api.bsky.app")
+DEFAULT_REPORT_SERVICE: Final = ("https://mod.bsky.app", "did:plc:ar7c4by46qjdydhdevvrndac")
 DEFAULT_CRAWLERS: Final = ("https://bsky.network",)
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no", ""})
@@ -56,6 +57,16 @@ class PdsConfig:
     dev_mode: bool
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # Operations (issue 5): mail, invites earned over time, rate limits, the report service.
+    email_smtp_url: str | None = field(default=None, repr=False)
+    email_from_address: str | None = None
+    invite_interval_ms: int | None = None
+    invite_epoch_ms: int = 0
+    rate_limits_enabled: bool = False
+    rate_limit_bypass_key: str | None = field(default=None, repr=False)
+    rate_limit_bypass_ips: tuple[str, ...] = ()
+    report_service_url: str | None = None
+    report_service_did: str | None = None
 
     @property
     def service_did(self) -> str:
@@ -102,6 +113,13 @@ class PdsConfig:
             _did(appview_did, "PDS_BSKY_APP_VIEW_DID")
         if (appview_url is None) != (appview_did is None):
             raise ConfigError("PDS_BSKY_APP_VIEW_URL and PDS_BSKY_APP_VIEW_DID go together")
+        report_url, report_did = _service_pair(
+            env, "PDS_REPORT_SERVICE", (None, None) if dev else DEFAULT_REPORT_SERVICE
+        )
+        smtp_url = env.get("PDS_EMAIL_SMTP_URL") or None
+        if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
+            raise ConfigError("PDS_EMAIL_SMTP_URL must be an smtp:// or smtps:// URL")
+        interval = env.get("PDS_INVITE_INTERVAL")
         config = cls(
             hostname=hostname,
             data_dir=data,
@@ -122,6 +140,19 @@ class PdsConfig:
             dev_mode=dev,
             host=host or env.get("PDS_HOST") or DEFAULT_HOST,
             port=port if port is not None else _int(env, "PDS_PORT", DEFAULT_PORT, 0),
+            email_smtp_url=smtp_url,
+            email_from_address=env.get("PDS_EMAIL_FROM_ADDRESS") or None,
+            invite_interval_ms=_int(env, "PDS_INVITE_INTERVAL", 0, 1) if interval else None,
+            invite_epoch_ms=_int(env, "PDS_INVITE_EPOCH", 0, 0),
+            rate_limits_enabled=_bool(env, "PDS_RATE_LIMITS_ENABLED", not dev),
+            rate_limit_bypass_key=env.get("PDS_RATE_LIMIT_BYPASS_KEY") or None,
+            rate_limit_bypass_ips=tuple(
+                ip.strip()
+                for ip in env.get("PDS_RATE_LIMIT_BYPASS_IPS", "").split(",")
+                if ip.strip()
+            ),
+            report_service_url=report_url,
+            report_service_did=report_did,
         )
         if not 0 <= config.port <= 65535:
             raise ConfigError(f"PDS_PORT must be 0-65535, got {config.port}")
@@ -182,6 +213,20 @@ def _did(value: str, name: str) -> None:
         parse_did(value)
     except InvalidSyntax:
         raise ConfigError(f"{name} must be a DID, got {value!r}") from None
+
+
+def _service_pair(
+    env: Mapping[str, str], prefix: str, default: tuple[str | None, str | None]
+) -> tuple[str | None, str | None]:
+    """`<prefix>_URL` and `<prefix>_DID`, both or neither."""
+    url = env.get(f"{prefix}_URL") or default[0]
+    did = env.get(f"{prefix}_DID") or default[1]
+    if (url is None) != (did is None):
+        raise ConfigError(f"{prefix}_URL and {prefix}_DID go together")
+    if url is not None and did is not None:
+        url = _check_url(url, f"{prefix}_URL")
+        _did(did, f"{prefix}_DID")
+    return url, did
 
 
 def _domains(value: str) -> tuple[str, ...]:
