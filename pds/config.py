@@ -3,8 +3,9 @@
 Flags (`--host`, `--port`, `--data-dir`) override the environment. Every missing or bad setting
 raises ConfigError whose one-line message names the variable. `PDS_DEV_MODE=true` fills in
 local-network defaults (hostname `localhost`, handles under `.test`, the local PLC on 2582,
-invites and rate limits off, no appview or report service) and keeps a generated rotation key and secrets in the data directory, so a
-development server can restart without losing its accounts' DIDs.
+invites and rate limits off, no appview or report service) and keeps a generated rotation key
+and secrets in the data directory, so a development server can restart without losing its
+accounts' DIDs.
 """
 
 from __future__ import annotations
