@@ -32,6 +32,7 @@ class ServiceProcess:
         service: str,
         data_dir: Path,
         *args: str,
+        port: int = 0,
         env: Mapping[str, str] | None = None,
         log_path: Path | None = None,
         timeout: float = 30.0,
@@ -39,7 +40,7 @@ class ServiceProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.service = service
         self.log_path = log_path or data_dir.parent / f"{service}-{data_dir.name}.log"
-        command = [sys.executable, "-m", "skyloft", service, "serve", "--port", "0"]
+        command = [sys.executable, "-m", "skyloft", service, "serve", "--port", str(port)]
         command += ["--data-dir", str(data_dir), *args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
