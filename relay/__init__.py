@@ -1,0 +1,1 @@
+"""Skyloft relay: crawls PDS firehoses, verifies every commit, serves one firehose."""
