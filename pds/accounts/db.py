@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +24,11 @@ class Database:
         self._executor = executor
 
     @classmethod
-    async def open(cls, path: Path, schema: str) -> Database:
+    async def open(
+        cls, path: Path, schema: str, columns: Sequence[tuple[str, str, str]] = ()
+    ) -> Database:
+        """Open (creating) the database; `columns` are (table, column, declaration) added to
+        tables made by an older version, since `CREATE TABLE IF NOT EXISTS` leaves those be."""
         path.parent.mkdir(parents=True, exist_ok=True)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sqlite-{path.stem}")
 
@@ -35,6 +39,10 @@ class Database:
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(schema)
+            for table, column, declaration in columns:
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             return conn
 
         conn = await asyncio.get_running_loop().run_in_executor(executor, connect)

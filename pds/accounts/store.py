@@ -9,8 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from pds.accounts.app_passwords import APP_PASSWORD_SCHEMA, AppPasswordStore
 from pds.accounts.db import Database
-from pds.accounts.tokens import TOKEN_SCHEMA, TokenStore
+from pds.accounts.invites import INVITE_SCHEMA, InviteStore
+from pds.accounts.preferences import PREFERENCE_SCHEMA, PreferenceStore
+from pds.accounts.subjects import SUBJECT_SCHEMA, SubjectStore
+from pds.accounts.tokens import TOKEN_COLUMNS, TOKEN_SCHEMA, TokenStore
 
 _SCHEMA: Final = (
     """
@@ -40,7 +44,23 @@ CREATE TABLE IF NOT EXISTS invite_code_use (
 );
 """
     + TOKEN_SCHEMA
+    + APP_PASSWORD_SCHEMA
+    + INVITE_SCHEMA
+    + SUBJECT_SCHEMA
+    + PREFERENCE_SCHEMA
 )
+# Every table holding rows about one account, emptied when the account is deleted.
+_PER_ACCOUNT: Final = (
+    ("refresh_token", "did"),
+    ("email_token", "did"),
+    ("invite_code_use", "used_by"),
+    ("app_password", "did"),
+    ("account_invites", "did"),
+    ("subject_takedown", "did"),
+    ("account_pref", "did"),
+)
+# Accounts listed per page by searchAccounts and the admin CLI, at most.
+MAX_PAGE: Final = 1000
 _COLUMNS: Final = (
     "did, handle, email, password_hash, created_at, email_confirmed_at, deactivated_at,"
     " takedown_ref"
@@ -110,15 +130,21 @@ def _use_invite(conn: sqlite3.Connection, code: str, did: str, at: str) -> None:
 
 
 class AccountStore:
-    """Accounts, invite codes, and (via `tokens`) refresh and email tokens, in account.sqlite."""
+    """Accounts and invite codes in account.sqlite, with the stores of the other per-account
+    tables: refresh and email `tokens`, `app_passwords`, `invites`, takedowns of single
+    records and blobs (`subjects`) and `preferences`."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self.tokens = TokenStore(db)
+        self.app_passwords = AppPasswordStore(db)
+        self.invites = InviteStore(db)
+        self.subjects = SubjectStore(db)
+        self.preferences = PreferenceStore(db)
 
     @classmethod
     async def open(cls, path: Path) -> AccountStore:
-        return cls(await Database.open(path, _SCHEMA))
+        return cls(await Database.open(path, _SCHEMA, TOKEN_COLUMNS))
 
     async def close(self) -> None:
         await self._db.close()
@@ -157,12 +183,11 @@ class AccountStore:
             raise AccountExists(did) from exc
 
     async def delete(self, did: str) -> None:
-        """Remove an account row and its tokens (undoing a failed creation)."""
+        """Remove an account row and every row about it (deletion, or a failed creation)."""
 
         def delete(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM refresh_token WHERE did = ?", (did,))
-            conn.execute("DELETE FROM email_token WHERE did = ?", (did,))
-            conn.execute("DELETE FROM invite_code_use WHERE used_by = ?", (did,))
+            for table, column in _PER_ACCOUNT:
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (did,))
             conn.execute("DELETE FROM account WHERE did = ?", (did,))
 
         await self._db.transact(delete)
@@ -201,16 +226,77 @@ class AccountStore:
             )
         )
 
+    async def set_takedown(self, did: str, ref: str | None) -> None:
+        """Take the account down under `ref` (None restores it); its sessions end at once."""
+
+        def update(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE account SET takedown_ref = ? WHERE did = ?", (ref, did))
+            if ref is not None:
+                conn.execute("DELETE FROM refresh_token WHERE did = ?", (did,))
+
+        await self._db.transact(update)
+
+    async def set_email(self, did: str, email: str) -> None:
+        """A new address, unconfirmed until its owner proves it."""
+
+        def update(conn: sqlite3.Connection) -> None:
+            other = _fetch(conn, "email", email)
+            if other is not None and other.did != did:
+                raise EmailTaken(email)
+            conn.execute(
+                "UPDATE account SET email = ?, email_confirmed_at = NULL WHERE did = ?",
+                (email, did),
+            )
+
+        await self._db.transact(update)
+
+    async def confirm_email(self, did: str) -> None:
+        await self._db.transact(
+            lambda conn: conn.execute(
+                "UPDATE account SET email_confirmed_at = ? WHERE did = ?", (now_iso(), did)
+            )
+        )
+
+    async def set_password(self, did: str, password_hash: str) -> None:
+        """A new password; every open session (refresh token) of the account ends."""
+
+        def update(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE account SET password_hash = ? WHERE did = ?", (password_hash, did))
+            conn.execute("DELETE FROM refresh_token WHERE did = ?", (did,))
+
+        await self._db.transact(update)
+
+    async def search(self, email: str | None, limit: int, cursor: str | None) -> list[Account]:
+        """Accounts by DID order after `cursor`, those whose email contains `email` if given."""
+        where, args = "did > ?", [cursor or ""]
+        if email:
+            where += " AND instr(email, ?) > 0"
+            args.append(email.lower())
+        args.append(str(min(limit, MAX_PAGE)))
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                f"SELECT {_COLUMNS} FROM account WHERE {where} ORDER BY did LIMIT ?", args
+            ).fetchall()
+        )
+        return [Account(*row) for row in rows]
+
     async def create_invite_codes(
-        self, count: int, use_count: int, for_account: str, created_by: str
+        self,
+        count: int,
+        use_count: int,
+        for_account: str,
+        created_by: str,
+        *,
+        disabled: bool = False,
     ) -> list[str]:
         codes = [f"{_code_prefix(for_account)}-{secrets.token_hex(5)}" for _ in range(count)]
         at = now_iso()
         await self._db.transact(
             lambda conn: conn.executemany(
-                "INSERT INTO invite_code (code, available, for_account, created_by, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(code, use_count, for_account, created_by, at) for code in codes],
+                "INSERT INTO invite_code"
+                " (code, available, disabled, for_account, created_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(code, use_count, int(disabled), for_account, created_by, at) for code in codes],
             )
         )
         return codes
