@@ -1,7 +1,8 @@
 """XRPC query parameters: string -> typed values, then Lexicon checks (spec-lexicon.md, "params").
 
 HTTP query strings carry only text; `params` schemas allow boolean, integer and string values, or
-arrays of them (a repeated query parameter). Defaults from the schema fill absent parameters.
+arrays of them (a repeated query parameter). An empty value counts as absent, as in the reference
+XRPC server: clients send `?cursor=` for an unset cursor. Defaults fill absent parameters.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def validate_params(
     for name, prop in schema["properties"].items():
         path = f"Params/{name}"
         raw = params.get(name)
-        values = [raw] if isinstance(raw, str) else list(raw or ())
+        values = [v for v in ([raw] if isinstance(raw, str) else raw or ()) if v]
         if not values:
             if "default" in prop:
                 typed[name] = prop["default"]

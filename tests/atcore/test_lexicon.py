@@ -294,8 +294,17 @@ def test_params(catalog: Catalog, builtin: Catalog) -> None:
         "filter": "posts_with_replies",
         "includePins": False,
     }
+    # An empty value is an absent one (@atproto/sync's Firehose sends `cursor=` when unset).
+    empty = {"stringField": "x", "integer": "", "boolean": "", "array": ["", "3", ""]}
+    assert validate_params(catalog, "example.lexicon.query", empty) == {
+        "stringField": "x",
+        "array": [3],
+    }
+    feed = validate_params(builtin, "app.bsky.feed.getAuthorFeed", {"actor": "a.t", "limit": ""})
+    assert feed["limit"] == 50
     cases = [
         ({}, "^Params/stringField is required$"),
+        ({"stringField": ""}, "^Params/stringField is required$"),
         ({"stringField": "x", "integer": "1.5"}, "^Params/integer must be an integer"),
         ({"stringField": "x", "boolean": "yes"}, "^Params/boolean must be true or false"),
         ({"stringField": ["a", "b"]}, "^Params/stringField must be given once"),
