@@ -51,7 +51,8 @@ class Reason(StrEnum):
     BAD_RECORD = "bad_record"  # a record block is not a DAG-CBOR map
     INACTIVE = "inactive"  # the account is not active upstream
     DESYNCHRONIZED = "desynchronized"  # the repo awaits a resync; its events are held back
-    RESYNC_FAILED = "resync_failed"  # the full repo could not be fetched or did not verify
+    BAD_MST = "bad_mst"  # a full repo's MST is not in canonical layout
+    RESYNC_FAILED = "resync_failed"  # the full repo could not be fetched
 
 
 # Reasons that mean the repo's chain of commits broke: the repo must be resynchronised.

@@ -44,6 +44,7 @@ __all__ = [
     "FUTURE_REV_ALLOWANCE",
     "MAX_OPS",
     "Resolver",
+    "check_not_future",
     "check_signed_commit",
     "normalize_host",
     "verify_account",
@@ -260,6 +261,11 @@ def _check_rev(rev: str, state: RepoState, clock: Callable[[], float]) -> None:
     # TIDs of one alphabet and length sort as strings in timestamp order.
     if state.rev is not None and rev <= state.rev:
         raise Rejected(Reason.REV_NOT_NEWER, f"rev {rev} is not after {state.rev}")
+    check_not_future(rev, clock)
+
+
+def check_not_future(rev: str, clock: Callable[[], float]) -> None:
+    """Raise Rejected when the TID `rev` is beyond the clock-drift allowance."""
     ahead = tid_timestamp(Tid(rev)) / 1e6 - clock()
     if ahead > FUTURE_REV_ALLOWANCE:
         raise Rejected(Reason.REV_IN_FUTURE, f"rev {rev} is {ahead:.0f} s in the future")
