@@ -76,6 +76,7 @@ class FakeAccount:
     last_op: dict[str, Any]
     store: MemoryBlockStore
     head: RepoHead
+    genesis: CommitEvent  # the repo's first #commit (no since, no prevData, no ops)
     clock: TidClock = field(default_factory=TidClock)
 
     @classmethod
@@ -98,7 +99,9 @@ class FakeAccount:
         clock = TidClock()
         commit, block, cid = create_commit(did, data, clock.next(), key)
         store.put(cid, block)
-        return cls(did, key, rotation, op, store, RepoHead(cid, commit, data), clock)
+        car = write_car(cid, [(cid, block), (data, store.get(data))])
+        genesis = CommitEvent(0, did, cid, commit.rev, None, car, (), TIME)
+        return cls(did, key, rotation, op, store, RepoHead(cid, commit, data), genesis, clock)
 
     @property
     def rev(self) -> str:
@@ -116,13 +119,6 @@ class FakeAccount:
         self.last_op = op
         if key is not None:
             self.key = key
-
-    def genesis_event(self) -> CommitEvent:
-        """The repo's first #commit (no since, no prevData, no ops) as a PDS emits it."""
-        blocks = [(self.head.root, self.store.get(self.head.root))]
-        blocks.append((self.head.data, self.store.get(self.head.data)))
-        car = write_car(self.head.root, blocks)
-        return CommitEvent(0, self.did, self.head.root, self.rev, None, car, (), TIME)
 
     def commit(
         self,
