@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
@@ -53,7 +54,9 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             sequencer = Sequencer(config.data_dir, actors)
             await sequencer.start()
             stack.push_async_callback(sequencer.close)
-            crawlers = Crawlers(config.crawlers, config.hostname, http, sequencer)
+            # The host relays should crawl: with the port in dev mode (http://localhost:N).
+            crawl_host = urlsplit(config.public_url).netloc
+            crawlers = Crawlers(config.crawlers, crawl_host, http, sequencer)
             await crawlers.start()
             stack.push_async_callback(crawlers.close)
             resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)

@@ -41,8 +41,10 @@ async def test_relays_are_asked_to_crawl(tmp_path: Path, plc_url: str) -> None:
             # Start-up and the first event; the next events fall inside the 20-minute interval.
             assert len(relay.requests) == 2
             assert len(broken.requests) == 2
+            # A dev-mode PDS is reached at http://localhost:<port>, so relays need the port.
+            expected = ("POST", PATH, {"hostname": "localhost:2583"})
             for method, _, path, body in relay.requests:
-                assert (method, path, json.loads(body)) == ("POST", PATH, {"hostname": "localhost"})
+                assert (method, path, json.loads(body)) == expected
     finally:
         await relay.stop()
         await broken.stop()
