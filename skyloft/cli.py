@@ -12,9 +12,16 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _commands() -> list[Register]:
     from pds import cli as pds_cli
     from plc import cli as plc_cli
+    from relay import cli as relay_cli
     from skyloft import devnet, repo_cli
 
-    return [repo_cli.register, plc_cli.register, pds_cli.register, devnet.register]
+    return [
+        repo_cli.register,
+        plc_cli.register,
+        pds_cli.register,
+        relay_cli.register,
+        devnet.register,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

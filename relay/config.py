@@ -1,0 +1,158 @@
+"""Relay configuration, read once from the official relay's RELAY_* variables and flags.
+
+Names follow indigo's relay where they match (indigo-relay-README.md): RELAY_ADMIN_PASSWORD,
+RELAY_PERSIST_DIR (our data directory, `--data-dir` overrides it), RELAY_REPLAY_WINDOW (a Go
+duration such as `72h`), RELAY_LENIENT_SYNC_VALIDATION, RELAY_TRUSTED_DOMAINS,
+RELAY_DEFAULT_ACCOUNT_LIMIT, RELAY_NEW_HOSTS_PER_DAY_LIMIT. Ours: RELAY_PLC_HOST (the PLC
+directory URL), RELAY_DEV_MODE (plain-http `localhost:<port>` hosts and loopback addresses),
+RELAY_HOSTS (hostnames to crawl from the start) and RELAY_HOST_IDLE_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+DEFAULT_PORT: Final = 2470
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_DATA_DIR: Final = "data/relay"
+DEFAULT_PLC_URL: Final = "https://plc.directory"
+DEFAULT_REPLAY_WINDOW: Final = 72 * 3600.0
+DEFAULT_IDLE_TIMEOUT: Final = 3600.0
+# indigo's defaults: a new host may bring 100 accounts, a trusted one ten million.
+DEFAULT_ACCOUNT_LIMIT: Final = 100
+TRUSTED_ACCOUNT_LIMIT: Final = 10_000_000
+DEFAULT_NEW_HOSTS_PER_DAY: Final = 50
+DEFAULT_TRUSTED_DOMAINS: Final = ("*.host.bsky.network",)
+_TRUE: Final = frozenset({"true", "1", "yes"})
+_FALSE: Final = frozenset({"false", "0", "no", ""})
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a bad value; the message names the variable or flag."""
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    data_dir: Path
+    plc_url: str = DEFAULT_PLC_URL
+    admin_password: str | None = None
+    replay_window: float = DEFAULT_REPLAY_WINDOW
+    lenient_sync: bool = False
+    trusted_domains: tuple[str, ...] = DEFAULT_TRUSTED_DOMAINS
+    default_account_limit: int = DEFAULT_ACCOUNT_LIMIT
+    new_hosts_per_day: int = DEFAULT_NEW_HOSTS_PER_DAY
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    hosts: tuple[str, ...] = ()
+    dev_mode: bool = False
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "relay.sqlite"
+
+    def is_trusted(self, hostname: str) -> bool:
+        """Exact names, or `*.suffix` patterns matching any subdomain (not the bare suffix)."""
+        for pattern in self.trusted_domains:
+            if pattern.startswith("*."):
+                if hostname.endswith(pattern[1:]):
+                    return True
+            elif hostname == pattern:
+                return True
+        return False
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str],
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: str | None = None,
+    ) -> RelayConfig:
+        trusted = env.get("RELAY_TRUSTED_DOMAINS")
+        config = cls(
+            data_dir=Path(data_dir or env.get("RELAY_PERSIST_DIR") or DEFAULT_DATA_DIR),
+            plc_url=(env.get("RELAY_PLC_HOST") or DEFAULT_PLC_URL).rstrip("/"),
+            admin_password=env.get("RELAY_ADMIN_PASSWORD") or None,
+            replay_window=_duration(env, "RELAY_REPLAY_WINDOW", DEFAULT_REPLAY_WINDOW),
+            lenient_sync=_bool(env, "RELAY_LENIENT_SYNC_VALIDATION"),
+            trusted_domains=DEFAULT_TRUSTED_DOMAINS if trusted is None else _list(trusted),
+            default_account_limit=_int(env, "RELAY_DEFAULT_ACCOUNT_LIMIT", DEFAULT_ACCOUNT_LIMIT),
+            new_hosts_per_day=_int(env, "RELAY_NEW_HOSTS_PER_DAY_LIMIT", DEFAULT_NEW_HOSTS_PER_DAY),
+            idle_timeout=_duration(env, "RELAY_HOST_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
+            hosts=_list(env.get("RELAY_HOSTS", "")),
+            dev_mode=_bool(env, "RELAY_DEV_MODE"),
+            host=host or DEFAULT_HOST,
+            port=port if port is not None else DEFAULT_PORT,
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, got {self.port}")
+        if not self.plc_url.startswith(("http://", "https://")):
+            raise ConfigError(f"RELAY_PLC_HOST must be an http(s) URL, got {self.plc_url!r}")
+        if self.replay_window <= 0:
+            raise ConfigError("RELAY_REPLAY_WINDOW must be positive")
+        if self.idle_timeout <= 0:
+            raise ConfigError("RELAY_HOST_IDLE_TIMEOUT must be positive")
+        if self.default_account_limit < 0:
+            raise ConfigError("RELAY_DEFAULT_ACCOUNT_LIMIT must not be negative")
+        if self.new_hosts_per_day < 0:
+            raise ConfigError("RELAY_NEW_HOSTS_PER_DAY_LIMIT must not be negative")
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration: `72h`, `1h30m`, `90s`, `250ms`."""
+    pos, total = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if pos == 0 or pos != len(text):
+        raise ValueError(f"not a duration: {text!r}")
+    return total
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a duration like 72h or 30m, got {value!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _list(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())

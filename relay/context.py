@@ -1,0 +1,45 @@
+"""What the relay's handlers share: built by the app's lifespan, never a module global."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from starlette.requests import HTTPConnection
+
+from atcore.identity.resolver import IdentityResolver
+from atcore.xrpc.router import SubscriptionRequest, XrpcRequest
+from relay.config import RelayConfig
+from relay.crawler import Crawler
+from relay.db import Database
+from relay.events import RelayLog
+from relay.hosts import HostAdmission
+from relay.ingest import Ingest
+from relay.metrics import Metrics
+
+
+@dataclass(frozen=True)
+class RelayContext:
+    config: RelayConfig
+    db: Database
+    events: RelayLog
+    resolver: IdentityResolver
+    http: httpx.AsyncClient
+    metrics: Metrics
+    ingest: Ingest
+    crawler: Crawler
+    admission: HostAdmission
+    started: float = field(default_factory=time.time)
+
+
+def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> RelayContext:
+    """The context of the app serving `req` (an XRPC request, a subscription or a connection)."""
+    if isinstance(req, XrpcRequest):
+        conn: HTTPConnection = req.request
+    elif isinstance(req, SubscriptionRequest):
+        conn = req.websocket
+    else:
+        conn = req
+    ctx: RelayContext = conn.app.state.ctx
+    return ctx

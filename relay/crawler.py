@@ -1,0 +1,232 @@
+"""One websocket consumer per upstream host (spec-sync.md, "Firehose"; indigo-relay-HACKING.md).
+
+A consumer resumes from the host's persisted cursor (a new host starts at the live head, as
+indigo's relay does; in dev mode at the oldest event, so a local network loses nothing),
+reconnects with exponential backoff and jitter, and gives up as `offline` after too many
+failed attempts in a row. A host that sends nothing for the idle timeout is disconnected as
+`idle` until its next requestCrawl. Each event first waits for the host's rate limits (the host
+shows `throttled` meanwhile), then goes to relay.ingest in order. Cursors of events that were
+not emitted are flushed every few seconds; emitted ones are persisted with the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Final
+
+from websockets.exceptions import WebSocketException
+
+from atcore.errors import DecodeError
+from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
+from atcore.xrpc.stream import StreamError, subscribe
+from relay.db import Database, hosts
+from relay.db.hosts import HostRow
+from relay.ingest import Ingest
+from relay.limits import HostLimiter, host_rates
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE: Final = "/xrpc/com.atproto.sync.subscribeRepos"
+ACTIVE, IDLE, OFFLINE, THROTTLED, BANNED = "active", "idle", "offline", "throttled", "banned"
+BAD_FRAME: Final = "bad_frame"
+SEQ_NOT_INCREASING: Final = "seq_not_increasing"
+CONNECTIONS: Final = "relay_upstream_connections_total"
+_EVENTS = (CommitEvent, SyncEvent, IdentityEvent, AccountEvent)
+
+
+class _Idle(Exception):
+    pass
+
+
+def host_url(hostname: str) -> str:
+    """http for localhost and loopback names (dev mode only admits those), https otherwise."""
+    name = hostname.rsplit(":", 1)[0] if not hostname.endswith("]") else hostname
+    local = name in ("localhost", "127.0.0.1", "[::1]") or name.endswith(".localhost")
+    return ("http://" if local else "https://") + hostname
+
+
+class HostConsumer:
+    def __init__(self, crawler: Crawler, host: HostRow) -> None:
+        self.crawler = crawler
+        self.host = host
+        self.cursor = host.cursor
+        self.flushed = host.cursor
+        self.status = ACTIVE
+        self.limiter = HostLimiter(
+            host_rates(
+                host.account_limit, host.trusted, host.per_second, host.per_hour, host.per_day
+            )
+        )
+        self.task = asyncio.create_task(self._run(), name=f"crawl {host.hostname}")
+
+    async def _run(self) -> None:
+        crawler = self.crawler
+        failures = 0
+        while True:
+            before = self.cursor
+            try:
+                await self._consume()
+                reason = "stream ended"
+            except _Idle:
+                log.info(
+                    "%s sent nothing for %.0f s: idle", self.host.hostname, crawler.idle_timeout
+                )
+                await crawler.finish(self, IDLE)
+                return
+            except StreamError as exc:
+                if exc.error == "FutureCursor":
+                    log.warning(
+                        "%s says cursor %d is in its future", self.host.hostname, self.cursor
+                    )
+                    await crawler.db.write(hosts.reset_cursor, self.host.id)
+                    self.cursor = self.flushed = 0
+                    await crawler.finish(self, IDLE)
+                    return
+                reason = str(exc)
+            except DecodeError as exc:
+                crawler.ingest.reject(self.host, BAD_FRAME, detail=str(exc))
+                reason = f"bad frame: {exc}"
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                reason = repr(exc)
+            await crawler.flush(self)
+            failures = 0 if self.cursor > before else failures + 1
+            if failures > crawler.max_failures:
+                log.warning(
+                    "%s unreachable after %d attempts: offline", self.host.hostname, failures
+                )
+                await crawler.finish(self, OFFLINE)
+                return
+            delay = crawler.backoff(failures)
+            log.info("%s disconnected (%s); retrying in %.1f s", self.host.hostname, reason, delay)
+            await asyncio.sleep(delay)
+
+    async def _consume(self) -> None:
+        crawler = self.crawler
+        cursor = self.cursor if self.cursor > 0 else (0 if crawler.dev_mode else None)
+        url = host_url(self.host.hostname) + SUBSCRIBE
+        stream = subscribe(url, {"cursor": cursor})
+        crawler.metrics.inc(CONNECTIONS)
+        last = -1
+        try:
+            while True:
+                event = await self._next(stream)
+                if event is None:
+                    return
+                if not isinstance(event, _EVENTS):
+                    continue  # #info and unknown kinds are not relayed
+                if event.seq <= last:
+                    crawler.ingest.reject(self.host, SEQ_NOT_INCREASING, detail=str(event.seq))
+                    continue
+                last = event.seq
+                await self._throttle()
+                await crawler.ingest.handle(self.host, event)
+                self.cursor = event.seq
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _next(self, stream: AsyncIterator[object]) -> object | None:
+        try:
+            async with asyncio.timeout(self.crawler.idle_timeout):
+                return await anext(stream)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError:
+            raise _Idle() from None
+
+    async def _throttle(self) -> None:
+        while (wait := self.limiter.wait_time()) > 0:
+            self.status = THROTTLED
+            await asyncio.sleep(min(wait, 1.0))
+        self.status = ACTIVE
+        self.limiter.take()
+
+
+class Crawler:
+    """Every running consumer, by hostname."""
+
+    def __init__(
+        self,
+        db: Database,
+        ingest: Ingest,
+        *,
+        dev_mode: bool = False,
+        idle_timeout: float = 3600.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        max_failures: int = 15,
+        flush_interval: float = 5.0,
+    ) -> None:
+        self.db = db
+        self.ingest = ingest
+        self.metrics = ingest.metrics
+        self.dev_mode = dev_mode
+        self.idle_timeout = idle_timeout
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_failures = max_failures
+        self.flush_interval = flush_interval
+        self.consumers: dict[str, HostConsumer] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.metrics.declare(CONNECTIONS, "Websocket connections opened to upstream hosts")
+
+    async def start(self) -> None:
+        for host in await self.db.read(hosts.with_status, (ACTIVE, THROTTLED)):
+            self.ensure(host)
+        self._flusher = asyncio.create_task(self._flush_loop(), name="crawl-cursor-flush")
+
+    def ensure(self, host: HostRow) -> None:
+        """Consume `host` unless a consumer is already running for it."""
+        running = self.consumers.get(host.hostname)
+        if running is None or running.task.done():
+            self.consumers[host.hostname] = HostConsumer(self, host)
+
+    def live_status(self, hostname: str) -> str | None:
+        consumer = self.consumers.get(hostname)
+        return None if consumer is None or consumer.task.done() else consumer.status
+
+    def backoff(self, failures: int) -> float:
+        """Exponential in the number of failures in a row, capped, with ±50% jitter."""
+        delay = min(self.backoff_base * 2.0 ** max(failures - 1, 0), self.backoff_max)
+        return delay * random.uniform(0.5, 1.5)
+
+    async def stop(self, hostname: str) -> None:
+        consumer = self.consumers.pop(hostname, None)
+        if consumer is not None:
+            consumer.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer.task
+            await self.flush(consumer)
+
+    async def finish(self, consumer: HostConsumer, status: str) -> None:
+        """A consumer ends itself with the host's new status."""
+        await self.flush(consumer)
+        await self.db.write(hosts.set_status, consumer.host.id, status)
+        if self.consumers.get(consumer.host.hostname) is consumer:
+            del self.consumers[consumer.host.hostname]
+
+    async def flush(self, consumer: HostConsumer) -> None:
+        if consumer.cursor > consumer.flushed:
+            cursor = consumer.cursor
+            await self.db.write(hosts.set_cursor, consumer.host.id, cursor)
+            consumer.flushed = cursor
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            for consumer in list(self.consumers.values()):
+                try:
+                    await self.flush(consumer)
+                except Exception:  # retried next round
+                    log.exception("flushing the cursor of %s failed", consumer.host.hostname)
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        for hostname in list(self.consumers):
+            await self.stop(hostname)

@@ -1,0 +1,136 @@
+"""SQL for accounts (repo sync state, takedowns) and the collection index (relay.db)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from atcore.cid import CID
+from relay.db.hosts import now_ms
+from relay.repostate import RepoState
+
+_COLUMNS = "did, host_id, status, takedown, throttled, rev, data, head"
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    did: str
+    host_id: int
+    state: RepoState
+    takedown: bool
+    throttled: bool  # over its host's account limit: events are dropped (indigo's host-throttled)
+
+    @property
+    def public_status(self) -> str:
+        """The status reported by getRepoStatus/listRepos; "active" when events flow."""
+        if self.takedown:
+            return "takendown"
+        if self.throttled:
+            return "throttled"
+        return self.state.status
+
+
+def _cid(raw: bytes | None) -> CID | None:
+    return None if raw is None else CID(raw)
+
+
+def _row(row: tuple[object, ...] | None) -> AccountRow | None:
+    if row is None:
+        return None
+    did, host_id, status, takedown, throttled, rev, data, head = row
+    state = RepoState(str(did), rev, _cid(data), _cid(head), str(status))  # type: ignore[arg-type]
+    return AccountRow(str(did), int(host_id), state, bool(takedown), bool(throttled))  # type: ignore[call-overload]
+
+
+def get(conn: sqlite3.Connection, did: str) -> AccountRow | None:
+    return _row(conn.execute(f"SELECT {_COLUMNS} FROM account WHERE did = ?", (did,)).fetchone())
+
+
+def create(conn: sqlite3.Connection, did: str, host_id: int, throttled: bool) -> AccountRow:
+    conn.execute(
+        "INSERT INTO account (did, host_id, status, throttled, created_ms) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (did) DO NOTHING",
+        (did, host_id, "active", int(throttled), now_ms()),
+    )
+    row = get(conn, did)
+    assert row is not None
+    return row
+
+
+def save_state(conn: sqlite3.Connection, host_id: int, state: RepoState) -> None:
+    """Persist a repo's sync state, creating the account if it is new; keeps admin flags."""
+    data = None if state.data is None else bytes(state.data)
+    head = None if state.head is None else bytes(state.head)
+    conn.execute(
+        "INSERT INTO account (did, host_id, status, rev, data, head, created_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (did) DO UPDATE SET host_id = excluded.host_id, "
+        "status = excluded.status, rev = excluded.rev, data = excluded.data, head = excluded.head",
+        (state.did, host_id, state.status, state.rev, data, head, now_ms()),
+    )
+
+
+def set_takedown(conn: sqlite3.Connection, did: str, takedown: bool) -> bool:
+    cur = conn.execute("UPDATE account SET takedown = ? WHERE did = ?", (int(takedown), did))
+    return cur.rowcount > 0
+
+
+def page(conn: sqlite3.Connection, after: str, limit: int) -> list[AccountRow]:
+    """Accounts with a known head, by DID (listRepos)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM account WHERE did > ? AND head IS NOT NULL ORDER BY did LIMIT ?",
+        (after, limit),
+    ).fetchall()
+    return [a for a in map(_row, rows) if a is not None]
+
+
+def count(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT count(*) FROM account").fetchone()[0])
+
+
+def add_collections(conn: sqlite3.Connection, did: str, collections: Iterable[str]) -> None:
+    conn.executemany(
+        "INSERT INTO collection (collection, did) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        ((collection, did) for collection in collections),
+    )
+
+
+def replace_collections(conn: sqlite3.Connection, did: str, collections: Iterable[str]) -> None:
+    """After a full resync the repo's whole record set is known: index exactly it."""
+    conn.execute("DELETE FROM collection WHERE did = ?", (did,))
+    add_collections(conn, did, collections)
+
+
+def dids_with_collection(
+    conn: sqlite3.Connection, collection: str, after: str, limit: int
+) -> list[str]:
+    """DIDs of active accounts that have written to `collection` (listReposByCollection)."""
+    rows = conn.execute(
+        "SELECT c.did FROM collection c JOIN account a ON a.did = c.did "
+        "WHERE c.collection = ? AND c.did > ? AND a.takedown = 0 AND a.throttled = 0 "
+        "AND a.status = 'active' ORDER BY c.did LIMIT ?",
+        (collection, after, limit),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def create_for_host(conn: sqlite3.Connection, did: str, host_id: int, limit: int) -> AccountRow:
+    """A new account first seen on a host; over the host's account limit it is throttled."""
+    existing = get(conn, did)
+    if existing is not None:
+        return existing
+    hosted = conn.execute("SELECT count(*) FROM account WHERE host_id = ?", (host_id,)).fetchone()
+    return create(conn, did, host_id, throttled=int(hosted[0]) >= limit)
+
+
+def unthrottle_host(conn: sqlite3.Connection, host_id: int, limit: int) -> int:
+    """After a host's limit is raised, let its oldest throttled accounts in up to the limit."""
+    active = conn.execute(
+        "SELECT count(*) FROM account WHERE host_id = ? AND throttled = 0", (host_id,)
+    ).fetchone()
+    room = max(limit - int(active[0]), 0)
+    return conn.execute(
+        "UPDATE account SET throttled = 0 WHERE did IN (SELECT did FROM account "
+        "WHERE host_id = ? AND throttled = 1 ORDER BY created_ms, did LIMIT ?)",
+        (host_id, room),
+    ).rowcount

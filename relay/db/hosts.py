@@ -1,0 +1,142 @@
+"""SQL for upstream hosts and banned domains (relay.db); each function runs in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+
+_COLUMNS = (
+    "id, hostname, status, cursor, trusted, account_limit, per_second, per_hour, per_day, "
+    "created_ms, last_seen_ms, (SELECT count(*) FROM account WHERE host_id = host.id)"
+)
+
+
+@dataclass(frozen=True)
+class HostRow:
+    id: int
+    hostname: str
+    status: str
+    cursor: int
+    trusted: bool
+    account_limit: int
+    per_second: int | None
+    per_hour: int | None
+    per_day: int | None
+    created_ms: int
+    last_seen_ms: int | None
+    account_count: int
+
+
+def _row(row: tuple[object, ...] | None) -> HostRow | None:
+    if row is None:
+        return None
+    values = list(row)
+    values[4] = bool(values[4])
+    return HostRow(*values)  # type: ignore[arg-type]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def get(conn: sqlite3.Connection, hostname: str) -> HostRow | None:
+    return _row(
+        conn.execute(f"SELECT {_COLUMNS} FROM host WHERE hostname = ?", (hostname,)).fetchone()
+    )
+
+
+def get_by_id(conn: sqlite3.Connection, host_id: int) -> HostRow | None:
+    return _row(conn.execute(f"SELECT {_COLUMNS} FROM host WHERE id = ?", (host_id,)).fetchone())
+
+
+def create(
+    conn: sqlite3.Connection, hostname: str, status: str, trusted: bool, account_limit: int
+) -> HostRow:
+    conn.execute(
+        "INSERT INTO host (hostname, status, trusted, account_limit, created_ms) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (hostname) DO NOTHING",
+        (hostname, status, int(trusted), account_limit, now_ms()),
+    )
+    row = get(conn, hostname)
+    assert row is not None
+    return row
+
+
+def page(conn: sqlite3.Connection, after_id: int, limit: int) -> list[HostRow]:
+    """Hosts in the order they were first seen (the lexicon's recommended order)."""
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM host WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+    ).fetchall()
+    return [h for h in map(_row, rows) if h is not None]
+
+
+def with_status(conn: sqlite3.Connection, statuses: tuple[str, ...]) -> list[HostRow]:
+    marks = ",".join("?" * len(statuses))
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM host WHERE status IN ({marks}) ORDER BY id", statuses
+    ).fetchall()
+    return [h for h in map(_row, rows) if h is not None]
+
+
+def set_status(conn: sqlite3.Connection, host_id: int, status: str) -> None:
+    conn.execute("UPDATE host SET status = ? WHERE id = ?", (status, host_id))
+
+
+def set_cursor(conn: sqlite3.Connection, host_id: int, cursor: int) -> None:
+    """Advance the host's persisted cursor (never backwards: flushes may arrive late)."""
+    conn.execute(
+        "UPDATE host SET cursor = max(cursor, ?), last_seen_ms = ? WHERE id = ?",
+        (cursor, now_ms(), host_id),
+    )
+
+
+def reset_cursor(conn: sqlite3.Connection, host_id: int) -> None:
+    """Forget the cursor (the host said ours is in its future: its log was reset)."""
+    conn.execute("UPDATE host SET cursor = 0 WHERE id = ?", (host_id,))
+
+
+def set_limits(
+    conn: sqlite3.Connection,
+    host_id: int,
+    account_limit: int,
+    per_second: int | None,
+    per_hour: int | None,
+    per_day: int | None,
+) -> None:
+    conn.execute(
+        "UPDATE host SET account_limit = ?, per_second = ?, per_hour = ?, per_day = ? WHERE id = ?",
+        (account_limit, per_second, per_hour, per_day, host_id),
+    )
+
+
+def created_since(conn: sqlite3.Connection, since_ms: int) -> int:
+    row = conn.execute("SELECT count(*) FROM host WHERE created_ms >= ?", (since_ms,)).fetchone()
+    return int(row[0])
+
+
+def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, count(*) FROM host GROUP BY status").fetchall()
+    return {str(status): int(count) for status, count in rows}
+
+
+def ban_domain(conn: sqlite3.Connection, domain: str) -> None:
+    conn.execute(
+        "INSERT INTO banned_domain (domain, created_ms) VALUES (?, ?) "
+        "ON CONFLICT (domain) DO NOTHING",
+        (domain, now_ms()),
+    )
+    # Every known host under the domain is banned with it.
+    conn.execute(
+        "UPDATE host SET status = 'banned' WHERE hostname = ? OR hostname LIKE ? ESCAPE '\\'",
+        (domain, "%." + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")),
+    )
+
+
+def unban_domain(conn: sqlite3.Connection, domain: str) -> bool:
+    return conn.execute("DELETE FROM banned_domain WHERE domain = ?", (domain,)).rowcount > 0
+
+
+def banned_domains(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT domain FROM banned_domain ORDER BY domain").fetchall()
+    return [str(row[0]) for row in rows]

@@ -1,0 +1,212 @@
+"""The relay's own firehose: re-sequenced, persisted, fanned out (spec-event-stream.md).
+
+Every accepted upstream event becomes a `Change`: the repo state to persist, the event to emit
+(its upstream `seq` replaced by ours) and the host cursor to advance. Changes queue up while the
+previous batch is being written; one worker-thread call then assigns seqs, encodes each frame
+once and commits state, cursor and events in ONE transaction. Only after that commit do the
+frames reach subscribers (atcore.eventlog), so nothing is ever sent that is not durable, and a
+crash leaves state and log both updated or both not. Events older than the replay window are
+compacted away periodically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import sqlite3
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from atcore.eventlog import EventLog, Frames
+from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, encode_frame
+from relay.db import Database, accounts, events, hosts
+from relay.metrics import Metrics
+from relay.repostate import RepoState
+
+log = logging.getLogger(__name__)
+
+Emitted = CommitEvent | SyncEvent | IdentityEvent | AccountEvent
+EMITTED = "relay_events_emitted_total"
+COMPACT_INTERVAL = 600.0
+RATE_WINDOW = 10.0
+SUBSCRIBER_BUFFER = 1000
+_KIND = {
+    CommitEvent: "commit",
+    SyncEvent: "sync",
+    IdentityEvent: "identity",
+    AccountEvent: "account",
+}
+
+
+def kind_of(event: Emitted) -> str:
+    return _KIND[type(event)]
+
+
+def event_did(event: Emitted) -> str:
+    return event.repo if isinstance(event, CommitEvent) else event.did
+
+
+@dataclass(frozen=True)
+class Change:
+    """One transaction's worth of ingest: any of state, event, collections and cursor."""
+
+    host_id: int
+    state: RepoState | None = None
+    event: Emitted | None = None
+    collections: tuple[str, ...] = ()
+    replace_collections: bool = False
+    cursor: int | None = None
+    did: str | None = None  # with `takedown`: the account an admin action applies to
+    takedown: bool | None = None
+
+
+@dataclass
+class _Pending:
+    change: Change
+    done: asyncio.Future[int | None]
+
+
+def _apply(conn: sqlite3.Connection, batch: Sequence[Change]) -> list[events.EventRow | None]:
+    seq = events.head(conn)
+    now_ms = int(time.time() * 1000)
+    rows: list[events.EventRow | None] = []
+    for change in batch:
+        if change.state is not None:
+            accounts.save_state(conn, change.host_id, change.state)
+            if change.replace_collections:
+                accounts.replace_collections(conn, change.state.did, change.collections)
+            elif change.collections:
+                accounts.add_collections(conn, change.state.did, change.collections)
+        if change.takedown is not None and change.did is not None:
+            accounts.set_takedown(conn, change.did, change.takedown)
+        if change.cursor is not None:
+            hosts.set_cursor(conn, change.host_id, change.cursor)
+        row = None
+        if change.event is not None:
+            seq += 1
+            frame = encode_frame(dataclasses.replace(change.event, seq=seq))
+            row = events.EventRow(
+                seq, event_did(change.event), kind_of(change.event), frame, now_ms
+            )
+        rows.append(row)
+    events.append(conn, [row for row in rows if row is not None])
+    return rows
+
+
+class RelayLog:
+    """The event log in relay.sqlite, its group-committing writer and its subscribers."""
+
+    def __init__(
+        self,
+        db: Database,
+        replay_window: float,
+        metrics: Metrics,
+        *,
+        compact_interval: float = COMPACT_INTERVAL,
+        subscriber_buffer: int = SUBSCRIBER_BUFFER,
+    ) -> None:
+        self.db = db
+        self.replay_window = replay_window
+        self.compact_interval = compact_interval
+        self.fanout = EventLog(self._read_after, self._oldest, buffer=subscriber_buffer)
+        self.metrics = metrics
+        metrics.declare(EMITTED, "Events emitted on the relay's firehose, by kind")
+        self._recent: deque[tuple[float, int]] = deque()
+        self._pending: list[_Pending] = []
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._busy = False
+
+    async def start(self) -> None:
+        self.fanout.head = await self.db.write(events.head)
+        self._tasks.append(asyncio.create_task(self._writer(), name="relay-log-writer"))
+        self._tasks.append(asyncio.create_task(self._compactor(), name="relay-log-compact"))
+
+    async def close(self) -> None:
+        self.fanout.close()
+        # Let queued changes reach the disk before stopping the writer.
+        while self._pending or self._busy:
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    @property
+    def head(self) -> int:
+        return self.fanout.head
+
+    async def commit(self, change: Change) -> int | None:
+        """Persist a change; returns the seq of its event (None without one) once durable."""
+        if not self._tasks:
+            raise RuntimeError("the relay log is not started")
+        pending = _Pending(change, asyncio.get_running_loop().create_future())
+        self._pending.append(pending)
+        self._wake.set()
+        return await pending.done
+
+    def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
+        return self.fanout.subscribe(cursor)
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            self._busy = True
+            try:
+                rows = await self.db.write(_apply, [p.change for p in batch])
+            except Exception as exc:  # the callers learn of it; the writer keeps serving
+                log.exception("relay log append failed")
+                for p in batch:
+                    if not p.done.done():
+                        p.done.set_exception(exc)
+                continue
+            finally:
+                self._busy = False
+            emitted = 0
+            for p, row in zip(batch, rows, strict=True):
+                if row is not None:
+                    self.fanout.publish(row.seq, row.frame)
+                    self.metrics.inc(EMITTED, kind=row.kind)
+                    emitted += 1
+                if not p.done.done():
+                    p.done.set_result(None if row is None else row.seq)
+            if emitted:
+                self._recent.append((time.monotonic(), emitted))
+
+    def rate(self) -> float:
+        """Events emitted per second over the last RATE_WINDOW seconds."""
+        cutoff = time.monotonic() - RATE_WINDOW
+        while self._recent and self._recent[0][0] < cutoff:
+            self._recent.popleft()
+        return sum(count for _, count in self._recent) / RATE_WINDOW
+
+    async def _read_after(self, seq: int, limit: int) -> Frames:
+        return await self.db.read(events.frames_after, seq, limit)
+
+    async def _oldest(self) -> int | None:
+        return await self.db.read(events.oldest)
+
+    async def compact(self) -> int:
+        """Drop events older than the replay window; returns how many were dropped."""
+        cutoff = int((time.time() - self.replay_window) * 1000)
+        return await self.db.write(events.compact, cutoff)
+
+    async def _compactor(self) -> None:
+        while True:
+            await asyncio.sleep(self.compact_interval)
+            try:
+                dropped = await self.compact()
+                if dropped:
+                    log.info("compacted %d event(s) older than the replay window", dropped)
+            except Exception:  # retried next round
+                log.exception("event log compaction failed")
