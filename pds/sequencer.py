@@ -1,10 +1,15 @@
 """The PDS firehose: append-only event log and bounded fan-out (spec-event-stream.md, spec-sync.md).
 
 Appends are group-committed: events queue up while the previous batch is being written, and one
-worker-thread call assigns their seqs, encodes each frame once and inserts the batch. Only then
-do the callers' awaits return and the frames go to subscribers, so nobody sees an event that is
-not durable. Each subscriber has a bounded buffer; a live subscriber whose buffer fills is
-dropped with `ConsumerTooSlow` without slowing the others.
+worker-thread call assigns their seqs, encodes each frame once and inserts the batch. Repo
+commits skip the queue: the actor store's worker thread logs a commit's events right after its
+transaction (`log_sync`), so a write costs one worker-thread hop. Either way the frames are
+handed to subscribers, in seq order, only once the log transaction is committed, and before
+the writer's await returns, so nobody sees an event that is not durable. The log is in WAL mode
+with synchronous=NORMAL: a committed append survives a process crash (kill -9); an OS crash or
+power cut may lose the last appends, the same window as the actor stores (DESIGN.md).
+Each subscriber has a bounded buffer; a live subscriber whose buffer fills is dropped with
+`ConsumerTooSlow` without slowing the others.
 
 Repo commits reach the log through their account's outbox (see pds.repo_writer); `start`
 sequences any outbox rows a crash left behind before serving anyone.
@@ -17,8 +22,9 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -97,11 +103,16 @@ class Sequencer:
         self._subscribers: set[Subscriber] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox_writes = 0
+        # Guards the log's write connection: the sequencer thread and actor-store worker
+        # threads (log_sync) append through it.
+        self._db_lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.head = 0  # highest seq that is durable and handed to the fan-out
 
     # -- life cycle --
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
         db = self._db = await self._write(SequencerDb, self.path)
         self._reader = await self._read(SequencerDb, self.path)
         self.head = await self._write(db.head)
@@ -193,31 +204,50 @@ class Sequencer:
             if not batch:
                 continue
             try:
-                rows = await self._write(self._write_batch, batch)
+                items = [(p.did, p.kind, p.rev, p.event) for p in batch]
+                rows = await self._write(self._log, items)
             except Exception as exc:  # the callers learn of it; the writer keeps serving
                 log.exception("event log append failed")
                 for p in batch:
                     p.done.set_exception(exc)
                 continue
             for p, row in zip(batch, rows, strict=True):
-                self.head = row.seq
-                for sub in list(self._subscribers):
-                    if not sub.push(row.seq, row.frame):
-                        self._subscribers.discard(sub)
                 if not p.done.done():
                     p.done.set_result(row.seq)
 
-    def _write_batch(self, batch: list[_Pending]) -> list[LogRow]:
-        db = self._require(self._db)
-        seq = db.head()
-        now_ms = int(time.time() * 1000)
-        rows = []
-        for p in batch:
-            seq += 1
-            frame = encode_frame(dataclasses.replace(p.event, seq=seq))
-            rows.append(LogRow(seq, p.did, p.kind, p.rev, frame, now_ms))
-        db.append(rows)
+    def log_sync(self, did: str, events: Sequence[tuple[str, str | None, SeqEvent]]) -> list[int]:
+        """Append one account's (kind, rev, event)s from a worker thread; returns their seqs.
+
+        Durable on return; the frames reach subscribers through the event loop, queued before
+        the caller's own completion, so a writer is answered only after the fan-out has them.
+        """
+        rows = self._log([(did, kind, rev, event) for kind, rev, event in events])
+        return [row.seq for row in rows]
+
+    def _log(self, items: Sequence[tuple[str, str, str | None, SeqEvent]]) -> list[LogRow]:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("the sequencer is not started")
+        with self._db_lock:
+            db = self._require(self._db)
+            seq = db.head()
+            now_ms = int(time.time() * 1000)
+            rows = []
+            for did, kind, rev, event in items:
+                seq += 1
+                frame = encode_frame(dataclasses.replace(event, seq=seq))
+                rows.append(LogRow(seq, did, kind, rev, frame, now_ms))
+            db.append(rows)
+            # Scheduled under the lock: the fan-out receives batches in seq order.
+            loop.call_soon_threadsafe(self._publish, rows)
         return rows
+
+    def _publish(self, rows: list[LogRow]) -> None:
+        for row in rows:
+            self.head = row.seq
+            for sub in list(self._subscribers):
+                if not sub.push(row.seq, row.frame):
+                    self._subscribers.discard(sub)
 
     # -- subscribing --
     async def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
@@ -282,7 +312,12 @@ class Sequencer:
         return db
 
     async def _write(self, fn: Callable[P, T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer_thread, fn, *args)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer_thread, self._locked, fn, *args)
+
+    def _locked(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._db_lock:
+            return fn(*args)
 
     async def _read(self, fn: Callable[P, T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._reader_thread, fn, *args)

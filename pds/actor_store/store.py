@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from atcore.cid import CID
+from atcore.keys import PrivateKey
 from atcore.mst.store import NodeStore
 from pds.actor_store.schema import connect
 from pds.actor_store.sql import ActorSql
@@ -78,6 +79,11 @@ class ActorStore:
         self._read_sql = ActorSql(self._reader)
         # Outbox rows up to this id are in the global log; the next commit deletes them.
         self.sequenced_upto = 0
+        self.signing_key: PrivateKey | None = None  # read once from its file
+
+    def run(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Run `fn` in a worker thread (it may call `transact_sync`: a whole write, one hop)."""
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     async def read(self, fn: Callable[[ActorSql], T]) -> T:
         """Run `fn` on the read connection in a worker thread (one consistent snapshot)."""

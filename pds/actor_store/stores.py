@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 from atcore.keys import PrivateKey, private_key_from_hex
 from atcore.syntax.did import parse_did
@@ -22,10 +23,16 @@ from atcore.syntax.tid import TidClock
 from pds.actor_store.store import ActorStore
 from pds.blobstore import BlobStore
 
+T = TypeVar("T")
+
 DB_NAME = "store.sqlite"
 KEY_NAME = "signing.key"
 # Open databases kept; each holds two connections (file descriptors) and a node cache.
 MAX_OPEN = 256
+
+
+class WriteQueue(list[T]):
+    """A list that a weak mapping can hold (plain lists take no weak references)."""
 
 
 class RepoMissing(LookupError):
@@ -54,6 +61,10 @@ class ActorStores:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="actor-store")
         self._open: OrderedDict[str, ActorStore] = OrderedDict()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Held by the callers waiting on them, so idle accounts keep no queue.
+        self._queues: weakref.WeakValueDictionary[str, WriteQueue[Any]] = (
+            weakref.WeakValueDictionary()
+        )
 
     def directory(self, did: str) -> Path:
         parse_did(did)
@@ -81,12 +92,25 @@ class ActorStores:
         return did in self._open or (self.directory(did) / DB_NAME).exists()
 
     async def signing_key(self, did: str) -> PrivateKey:
+        store = self._open.get(did)
+        if store is not None and store.signing_key is not None:
+            return store.signing_key
         path = self.directory(did) / KEY_NAME
         try:
             curve, _, text = path.read_text().strip().partition(":")
         except FileNotFoundError:
             raise RepoMissing(did) from None
-        return private_key_from_hex(curve, text)
+        key = private_key_from_hex(curve, text)
+        if store is not None:
+            store.signing_key = key
+        return key
+
+    def write_queue(self, did: str) -> WriteQueue[Any]:
+        """The account's write batches waiting for a group commit (see pds.repo_writer)."""
+        queue = self._queues.get(did)
+        if queue is None:
+            queue = self._queues[did] = WriteQueue()
+        return queue
 
     async def open(self, did: str) -> ActorStore:
         """The open store of `did`; raises RepoMissing when there is none."""
