@@ -46,7 +46,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         plc = PlcClient(PLC_URL, http)
         resolver = IdentityResolver(PLC_URL, http)
         alice = await FakeAccount.create(plc, HOST, "alice.test")
-        genesis = await verify_commit(alice.genesis_event(), None, HOST, resolver)
+        genesis = await verify_commit(alice.genesis, None, HOST, resolver)
         assert genesis.accepted, genesis.detail
         yield Env(plc, resolver, alice, genesis.state)
 
