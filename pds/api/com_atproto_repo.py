@@ -12,7 +12,7 @@ from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 from pds.accounts.sessions import did_doc
 from pds.actor_store.store import Txn
-from pds.api.repo_access import own_repo, readable_repo
+from pds.api.repo_access import own_repo, readable_repo, require_record_served
 from pds.auth import access_auth
 from pds.context import ctx_of
 from pds.repo_commit import CommitResult, WriteResult
@@ -148,6 +148,7 @@ async def get_record(req: XrpcRequest) -> dict[str, Any]:
     wanted = _cid(params.get("cid"), "cid")
     if row is None or (wanted is not None and row.cid != wanted):
         raise InvalidRequest(f"Could not locate record: {uri}", "RecordNotFound")
+    await require_record_served(ctx, account.did, uri)
     return {"uri": uri, "cid": row.cid.encode(), "value": cbor.decode(row.value)}
 
 

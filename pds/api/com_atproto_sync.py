@@ -11,7 +11,7 @@ from atcore.errors import InvalidCid
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, SubscriptionRequest, XrpcRequest, XrpcResponse
 from pds.actor_store import RepoMissing
-from pds.api.repo_access import open_store, synced_repo
+from pds.api.repo_access import open_store, require_blob_served, synced_repo
 from pds.context import ctx_of
 from pds.repo_reader import MissingBlocks, blocks_car, export_car, record_proof
 
@@ -125,6 +125,7 @@ async def get_blob(req: XrpcRequest) -> Response:
     did = req.params["did"]
     cid = _parse_cid(req.params["cid"])
     _, store = await synced_repo(ctx, did)
+    await require_blob_served(ctx, did, cid.encode())
     row = await store.read(lambda sql: sql.blob(cid))
     path = ctx.actors.blobs.path(did, cid)
     if row is None or not path.exists():

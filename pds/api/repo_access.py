@@ -59,3 +59,15 @@ async def open_store(ctx: AppContext, did: str) -> ActorStore:
         return await ctx.actors.open(did)
     except RepoMissing:
         raise InvalidRequest(f"Could not find repo for DID: {did}", "RepoNotFound") from None
+
+
+async def require_record_served(ctx: AppContext, did: str, uri: str) -> None:
+    """RecordNotFound for a record an admin took down (it stays in the signed repo)."""
+    if await ctx.accounts.subjects.takedown_ref("record", did, uri) is not None:
+        raise InvalidRequest(f"Could not locate record: {uri}", "RecordNotFound")
+
+
+async def require_blob_served(ctx: AppContext, did: str, cid: str) -> None:
+    """BlobNotFound for a blob an admin took down (`cid` in its base32 form)."""
+    if await ctx.accounts.subjects.takedown_ref("blob", did, cid) is not None:
+        raise InvalidRequest("Blob not found", "BlobNotFound")
