@@ -18,13 +18,20 @@ from atcore.xrpc.server import mount
 from pds import well_known
 from pds.accounts.store import AccountStore
 from pds.actor_store import ActorStores
+from pds.api.app_bsky_actor import xrpc as actor_methods
+from pds.api.com_atproto_admin import xrpc as admin_methods
 from pds.api.com_atproto_identity import xrpc as identity_methods
 from pds.api.com_atproto_repo import xrpc as repo_methods
 from pds.api.com_atproto_server import xrpc as server_methods
+from pds.api.com_atproto_server_email import xrpc as email_methods
+from pds.api.com_atproto_server_invites import xrpc as invite_methods
 from pds.api.com_atproto_sync import xrpc as sync_methods
 from pds.config import PdsConfig
 from pds.context import AppContext
 from pds.crawlers import Crawlers
+from pds.mailer import mailer_for
+from pds.proxy import forward
+from pds.ratelimit import RateLimiter, apply_rate_limits
 from pds.sequencer import Sequencer
 
 # Outbound calls (PLC, DID documents, crawlers) must never hang a request for long.
@@ -34,13 +41,24 @@ HTTP_TIMEOUT = 10.0
 def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette:
     """The PDS app; `validate_output` checks every JSON response against its lexicon (tests)."""
     catalog = Catalog.load_builtin()
-    groups = [server_methods, identity_methods, repo_methods, sync_methods]
+    groups = [
+        server_methods,
+        invite_methods,
+        email_methods,
+        identity_methods,
+        repo_methods,
+        sync_methods,
+        admin_methods,
+        actor_methods,
+    ]
     router = XrpcRouter(
         catalog,
         groups,
+        fallback=forward,
         blob_limit=config.blob_upload_limit,
         validate_output=validate_output,
     )
+    apply_rate_limits(router)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,6 +89,8 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
                 catalog=catalog,
                 plc_rotation_key=config.rotation_key(),
                 service_did=config.service_did,
+                mailer=mailer_for(config),
+                limiter=RateLimiter(),
             )
             yield
 

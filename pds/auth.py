@@ -23,9 +23,55 @@ from pds.jwt import Jwt, JwtError, decode, verify_hs256
 
 ACCESS_SCOPE: Final = "com.atproto.access"
 REFRESH_SCOPE: Final = "com.atproto.refresh"
-# App passwords get narrower scopes; the access methods accept them too.
-ACCESS_SCOPES: Final = frozenset(
-    {ACCESS_SCOPE, "com.atproto.appPass", "com.atproto.appPassPrivileged"}
+APP_PASS_SCOPE: Final = "com.atproto.appPass"
+APP_PASS_PRIVILEGED_SCOPE: Final = "com.atproto.appPassPrivileged"
+# App passwords get narrower scopes. Most methods accept all three ("standard"); direct
+# messages and the like want a privileged one; managing the account's credentials, email and
+# app passwords needs the account password itself ("full").
+ACCESS_SCOPES: Final = frozenset({ACCESS_SCOPE, APP_PASS_SCOPE, APP_PASS_PRIVILEGED_SCOPE})
+PRIVILEGED_SCOPES: Final = frozenset({ACCESS_SCOPE, APP_PASS_PRIVILEGED_SCOPE})
+FULL_SCOPES: Final = frozenset({ACCESS_SCOPE})
+# Methods only a privileged session may reach through the proxy or a service token: direct
+# messages and account creation elsewhere (the reference PDS's list).
+PRIVILEGED_METHODS: Final = frozenset(
+    {
+        "chat.bsky.actor.deleteAccount",
+        "chat.bsky.actor.exportAccountData",
+        "chat.bsky.convo.deleteMessageForSelf",
+        "chat.bsky.convo.getConvo",
+        "chat.bsky.convo.getConvoForMembers",
+        "chat.bsky.convo.getLog",
+        "chat.bsky.convo.getMessages",
+        "chat.bsky.convo.leaveConvo",
+        "chat.bsky.convo.listConvos",
+        "chat.bsky.convo.muteConvo",
+        "chat.bsky.convo.sendMessage",
+        "chat.bsky.convo.sendMessageBatch",
+        "chat.bsky.convo.unmuteConvo",
+        "chat.bsky.convo.updateRead",
+        "com.atproto.server.createAccount",
+    }
+)
+# Account management that must be called on the PDS itself: never proxied, never granted to
+# another service by a service token.
+PROTECTED_METHODS: Final = frozenset(
+    {
+        "com.atproto.admin.sendEmail",
+        "com.atproto.identity.requestPlcOperationSignature",
+        "com.atproto.identity.signPlcOperation",
+        "com.atproto.identity.updateHandle",
+        "com.atproto.server.activateAccount",
+        "com.atproto.server.confirmEmail",
+        "com.atproto.server.createAppPassword",
+        "com.atproto.server.deactivateAccount",
+        "com.atproto.server.getAccountInviteCodes",
+        "com.atproto.server.listAppPasswords",
+        "com.atproto.server.requestAccountDelete",
+        "com.atproto.server.requestEmailConfirmation",
+        "com.atproto.server.requestEmailUpdate",
+        "com.atproto.server.revokeAppPassword",
+        "com.atproto.server.updateEmail",
+    }
 )
 ACCESS_TYP: Final = "at+jwt"
 REFRESH_TYP: Final = "refresh+jwt"
@@ -42,6 +88,11 @@ class AuthContext:
     did: str
     scope: str
     token_id: str | None = None
+
+    @property
+    def privileged(self) -> bool:
+        """Whether the session may reach privileged methods (not a plain app password)."""
+        return self.scope in PRIVILEGED_SCOPES
 
 
 def bearer_token(conn: HTTPConnection) -> str | None:
@@ -76,6 +127,29 @@ async def access_auth(conn: HTTPConnection) -> AuthContext:
     if token is None:
         raise AuthRequired()
     jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, ACCESS_SCOPES)
+    return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
+
+
+async def access_full(conn: HTTPConnection) -> AuthContext:
+    """An access token from the account password (no app password), of an account that is not
+    taken down: managing credentials, email, app passwords and the account itself."""
+    token = bearer_token(conn)
+    if token is None:
+        raise AuthRequired()
+    ctx = ctx_of(conn)
+    jwt = _session_token(ctx, token, ACCESS_TYP, FULL_SCOPES)
+    account = await ctx.accounts.by_did(jwt.payload["sub"])
+    if account is not None and account.takedown_ref is not None:
+        raise AuthRequired("Account has been taken down", "AccountTakedown")
+    return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
+
+
+async def access_privileged(conn: HTTPConnection) -> AuthContext:
+    """An access token from the account password or a privileged app password."""
+    token = bearer_token(conn)
+    if token is None:
+        raise AuthRequired()
+    jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, PRIVILEGED_SCOPES)
     return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
 
 

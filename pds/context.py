@@ -18,6 +18,8 @@ from pds.config import PdsConfig
 
 if TYPE_CHECKING:
     from pds.actor_store import ActorStores
+    from pds.mailer import Mailer
+    from pds.ratelimit import RateLimiter
     from pds.sequencer import Sequencer
 
 
@@ -33,6 +35,8 @@ class AppContext:
     catalog: Catalog
     plc_rotation_key: PrivateKey
     service_did: str
+    mailer: Mailer
+    limiter: RateLimiter
 
 
 def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> AppContext:

@@ -2,16 +2,18 @@
 
 A handle under one of PDS_SERVICE_HANDLE_DOMAINS is one label of 3-18 characters in front of
 the domain and not reserved; any other handle must already resolve to the account's DID (the
-owner proved control of the domain by DNS or HTTPS).
+owner proved control of the domain by DNS or HTTPS). A change of handle goes to the PLC first.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from atcore.errors import InvalidSyntax
+from atcore.errors import IdentityError, InvalidSyntax
 from atcore.syntax.handle import is_disallowed_tld, parse_handle
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.plc_ops import plc_failure, update_handle
+from pds.accounts.store import Account, HandleTaken
 from pds.context import AppContext
 
 MIN_LABEL: Final = 3
@@ -56,4 +58,25 @@ async def normalize_handle(ctx: AppContext, raw: str, did: str | None) -> str:
         raise InvalidRequest("Not a supported handle domain", "UnsupportedDomain")
     if await ctx.resolver.resolve_handle(handle) != did:
         raise InvalidRequest("External handle did not resolve to DID", "InvalidHandle")
+    return handle
+
+
+async def change_handle(ctx: AppContext, account: Account, raw: str) -> str:
+    """Give the account a new handle: checked, written to its DID at the PLC, stored, and
+    announced with `#identity` if the account is active."""
+    did = account.did
+    handle = await normalize_handle(ctx, raw, did)
+    taken = await ctx.accounts.by_handle(handle)
+    if taken is not None and taken.did != did:
+        raise InvalidRequest(f"Handle already taken: {handle}", "HandleNotAvailable")
+    try:
+        await update_handle(ctx, did, handle)
+    except IdentityError as exc:
+        raise plc_failure(exc) from None
+    try:
+        await ctx.accounts.set_handle(did, handle)
+    except HandleTaken:
+        raise InvalidRequest(f"Handle already taken: {handle}", "HandleNotAvailable") from None
+    if account.active:
+        await ctx.sequencer.emit_identity(did, handle)
     return handle

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atcore.errors import InvalidPlcOperation
+from atcore.errors import IdentityError, InvalidPlcOperation, PlcRequestError
 from atcore.identity.plc import (
     PDS_SERVICE,
     PDS_SERVICE_TYPE,
@@ -18,8 +18,15 @@ from atcore.identity.plc import (
     sign_operation,
     update_op,
 )
-from atcore.xrpc.errors import InvalidRequest
+from atcore.xrpc.errors import InvalidRequest, UpstreamFailure
 from pds.context import AppContext
+
+
+def plc_failure(exc: IdentityError) -> Exception:
+    """The XRPC error for a failed PLC request: refused (400) or unreachable (502)."""
+    if isinstance(exc, PlcRequestError):
+        return InvalidRequest(f"PLC directory refused the operation: {exc}")
+    return UpstreamFailure(f"PLC directory unavailable: {exc}")
 
 
 async def _last_op(ctx: AppContext, did: str) -> tuple[Op, str]:

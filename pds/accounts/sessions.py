@@ -13,18 +13,34 @@ from typing import Any, Final
 from atcore.errors import IdentityError
 from atcore.identity.plc_data import did_document
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.app_passwords import AppPassword
 from pds.accounts.store import Account
-from pds.auth import ACCESS_SCOPE, ACCESS_TYP, REFRESH_SCOPE, REFRESH_TYP
+from pds.accounts.tokens import RefreshRefused
+from pds.auth import (
+    ACCESS_SCOPE,
+    ACCESS_TYP,
+    APP_PASS_PRIVILEGED_SCOPE,
+    APP_PASS_SCOPE,
+    REFRESH_SCOPE,
+    REFRESH_TYP,
+)
 from pds.context import AppContext
-from pds.jwt import encode_hs256
+from pds.jwt import encode_es, encode_hs256
 
 ACCESS_SECONDS: Final = 2 * 60 * 60
 REFRESH_SECONDS: Final = 90 * 24 * 60 * 60
+SERVICE_JWT_SECONDS: Final = 60
 
 
-def _access_token(ctx: AppContext, did: str, now: int) -> str:
+def _scope(app_password: AppPassword | None) -> str:
+    if app_password is None:
+        return ACCESS_SCOPE
+    return APP_PASS_PRIVILEGED_SCOPE if app_password.privileged else APP_PASS_SCOPE
+
+
+def _access_token(ctx: AppContext, did: str, now: int, scope: str) -> str:
     claims = {
-        "scope": ACCESS_SCOPE,
+        "scope": scope,
         "sub": did,
         "aud": ctx.service_did,
         "iat": now,
@@ -49,12 +65,16 @@ def _new_jti() -> str:
     return secrets.token_urlsafe(32)
 
 
-async def create_tokens(ctx: AppContext, did: str) -> dict[str, str]:
-    """A fresh access/refresh pair, the refresh token recorded so it can be rotated once."""
+async def create_tokens(
+    ctx: AppContext, did: str, app_password: AppPassword | None = None
+) -> dict[str, str]:
+    """A fresh access/refresh pair, the refresh token recorded so it can be rotated once; a
+    session opened with an app password gets that password's narrower scope."""
     now, jti = int(time.time()), _new_jti()
-    await ctx.accounts.tokens.add_refresh(jti, did, now + REFRESH_SECONDS)
+    name = None if app_password is None else app_password.name
+    await ctx.accounts.tokens.add_refresh(jti, did, now + REFRESH_SECONDS, name)
     return {
-        "accessJwt": _access_token(ctx, did, now),
+        "accessJwt": _access_token(ctx, did, now, _scope(app_password)),
         "refreshJwt": _refresh_token(ctx, did, jti, now),
     }
 
@@ -62,11 +82,33 @@ async def create_tokens(ctx: AppContext, did: str) -> dict[str, str]:
 async def rotate_tokens(ctx: AppContext, did: str, old_jti: str) -> dict[str, str]:
     """Exchange the refresh token `old_jti` for a new pair (RefreshRefused if it is spent)."""
     now, jti = int(time.time()), _new_jti()
-    await ctx.accounts.tokens.rotate_refresh(old_jti, did, jti, now + REFRESH_SECONDS)
+    name = await ctx.accounts.tokens.rotate_refresh(old_jti, did, jti, now + REFRESH_SECONDS)
+    app_password = None
+    if name is not None:
+        app_password = await ctx.accounts.app_passwords.get(did, name)
+        if app_password is None:
+            raise RefreshRefused("Token has been revoked")
     return {
-        "accessJwt": _access_token(ctx, did, now),
+        "accessJwt": _access_token(ctx, did, now, _scope(app_password)),
         "refreshJwt": _refresh_token(ctx, did, jti, now),
     }
+
+
+async def service_jwt(
+    ctx: AppContext, iss: str, aud: str, lxm: str | None, exp: int | None = None
+) -> str:
+    """An inter-service token (bskydocs-service-auth.md) signed with the account's key."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iat": now,
+        "iss": iss,
+        "aud": aud,
+        "exp": now + SERVICE_JWT_SECONDS if exp is None else exp,
+    }
+    if lxm is not None:
+        claims["lxm"] = lxm
+    claims["jti"] = secrets.token_hex(16)
+    return encode_es(claims, await ctx.actors.signing_key(iss))
 
 
 async def caller_account(ctx: AppContext, did: str) -> Account:

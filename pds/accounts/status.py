@@ -1,7 +1,9 @@
-"""Account activation and deactivation (spec-account.md, guide-account-lifecycle.md).
+"""Account status: activation, deactivation, takedown, deletion (spec-account.md,
+guide-account-lifecycle.md).
 
-Every status change is announced on the firehose: deactivation with `#account`, activation with
-`#identity`, `#account` and a `#sync` of the current commit, so consumers (re)start from it.
+Every status change is announced on the firehose: deactivation, takedown and deletion with
+`#account`; activation with `#identity`, `#account` and a `#sync` of the current commit, so
+consumers (re)start from it.
 """
 
 from __future__ import annotations
@@ -97,3 +99,25 @@ async def deactivate(ctx: AppContext, account: Account) -> None:
         return
     await ctx.accounts.set_deactivated(account.did, True)
     await ctx.sequencer.emit_account(account.did, False, "deactivated")
+
+
+async def set_takedown(ctx: AppContext, account: Account, ref: str | None) -> None:
+    """Take the account down (or restore it, `ref` None) and announce its new status: a
+    taken-down account cannot log in, and its repo and blobs are no longer served."""
+    if (account.takedown_ref is None) == (ref is None):
+        await ctx.accounts.set_takedown(account.did, ref)
+        return
+    await ctx.accounts.set_takedown(account.did, ref)
+    if ref is not None:
+        await ctx.sequencer.emit_account(account.did, False, "takendown")
+    elif account.deactivated_at is not None:
+        await ctx.sequencer.emit_account(account.did, False, "deactivated")
+    else:
+        await ctx.sequencer.emit_account(account.did, True, None)
+
+
+async def delete_account(ctx: AppContext, did: str) -> None:
+    """Remove the account, its repo and blobs, then announce `#account` status `deleted`."""
+    await ctx.actors.destroy(did)
+    await ctx.accounts.delete(did)
+    await ctx.sequencer.emit_account(did, False, "deleted")

@@ -1,8 +1,12 @@
-"""com.atproto.server.*: accounts and sessions (lexicons com/atproto/server; spec-xrpc.md auth)."""
+"""com.atproto.server.*: accounts, sessions and app passwords (lexicons com/atproto/server;
+spec-xrpc.md auth). Invites are in com_atproto_server_invites, mailed flows in _email.
+
+A session opened with an app password has scope com.atproto.appPass (or appPassPrivileged);
+it may not manage the account's credentials, email or app passwords (`access_full`).
+"""
 
 from __future__ import annotations
 
-import secrets
 import time
 from typing import Any, Final
 
@@ -10,35 +14,43 @@ from atcore.errors import IdentityError, PlcRequestError
 from atcore.syntax.did import is_valid_did
 from atcore.xrpc.errors import AuthRequired, InvalidRequest, UpstreamFailure
 from atcore.xrpc.router import Methods, XrpcRequest
+from pds.accounts.app_passwords import (
+    MAX_APP_PASSWORDS,
+    MAX_NAME_LENGTH,
+    AppPassword,
+    DuplicateAppPassword,
+    TooManyAppPasswords,
+)
 from pds.accounts.create import NewAccount
 from pds.accounts.create import create_account as create_new_account
 from pds.accounts.passwords import verify_password
 from pds.accounts.sessions import (
+    SERVICE_JWT_SECONDS,
     caller_account,
     create_tokens,
     did_doc,
     rotate_tokens,
+    service_jwt,
     session_view,
 )
 from pds.accounts.status import activate, check_did, deactivate, repo_counts, repo_root
+from pds.accounts.store import Account, now_iso
 from pds.accounts.tokens import RefreshRefused
 from pds.auth import (
+    PRIVILEGED_METHODS,
+    PROTECTED_METHODS,
     AuthContext,
     access_auth,
-    admin_auth,
+    access_full,
     bearer_token,
     refresh_auth,
     verify_service_token,
 )
-from pds.context import ctx_of
-from pds.jwt import encode_es
+from pds.context import AppContext, ctx_of
 
 xrpc = Methods()
 
-SERVICE_AUTH_DEFAULT_SECONDS: Final = 60
 SERVICE_AUTH_MAX_SECONDS: Final = 3600
-MAX_INVITE_CODES: Final = 100
-MAX_INVITE_USES: Final = 10_000
 _BAD_LOGIN: Final = "Invalid identifier or password"
 
 
@@ -98,12 +110,25 @@ async def create_session(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     identifier: str = req.input["identifier"].strip().lower()
     account = await ctx.accounts.find(identifier)
-    hashed = account.password_hash if account is not None else None
-    if account is None or not hashed or not await verify_password(req.input["password"], hashed):
+    if account is None:
         raise AuthRequired(_BAD_LOGIN)
-    if account.takedown_ref is not None and not req.input.get("allowTakendown"):
+    app_password = await _check_login(ctx, account, req.input["password"])
+    if account.takedown_ref is not None:
         raise AuthRequired("Account has been taken down", "AccountTakedown")
-    return await session_view(ctx, account, **await create_tokens(ctx, account.did))
+    tokens = await create_tokens(ctx, account.did, app_password)
+    return await session_view(ctx, account, **tokens)
+
+
+async def _check_login(ctx: AppContext, account: Account, password: str) -> AppPassword | None:
+    """None for the account password, the app password used, or AuthRequired. An app password
+    is tried first when the text has its shape: one lookup instead of an argon2 run."""
+    app_password = await ctx.accounts.app_passwords.verify(account.did, password)
+    if app_password is not None:
+        return app_password
+    hashed = account.password_hash
+    if not hashed or not await verify_password(password, hashed):
+        raise AuthRequired(_BAD_LOGIN)
+    return None
 
 
 @xrpc.query("com.atproto.server.getSession", auth=access_auth)
@@ -136,12 +161,19 @@ async def delete_session(req: XrpcRequest) -> None:
 @xrpc.query("com.atproto.server.getServiceAuth", auth=access_auth)
 async def get_service_auth(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
+    auth: AuthContext = req.auth
     now = int(time.time())
-    exp = req.params.get("exp", now + SERVICE_AUTH_DEFAULT_SECONDS)
+    exp = req.params.get("exp", now + SERVICE_JWT_SECONDS)
     lxm = req.params.get("lxm")
     aud: str = req.params["aud"]
     if not is_valid_did(aud.partition("#")[0]):
         raise InvalidRequest("aud must be a DID or a DID#service reference")
+    if lxm in PROTECTED_METHODS:
+        raise InvalidRequest(f"cannot request a service token for {lxm}", "InvalidToken")
+    if lxm in PRIVILEGED_METHODS and not auth.privileged:
+        raise InvalidRequest(
+            f"a privileged session is required for a token for {lxm}", "InvalidToken"
+        )
     if exp <= now:
         raise InvalidRequest("expiration is in past", "BadExpiration")
     if exp - now > SERVICE_AUTH_MAX_SECONDS:
@@ -149,17 +181,12 @@ async def get_service_auth(req: XrpcRequest) -> dict[str, Any]:
             "cannot request a token with an expiration more than an hour in the future",
             "BadExpiration",
         )
-    if lxm is None and exp - now > SERVICE_AUTH_DEFAULT_SECONDS:
+    if lxm is None and exp - now > SERVICE_JWT_SECONDS:
         raise InvalidRequest(
             "cannot request a method-less token that expires more than 60 seconds in the future",
             "BadExpiration",
         )
-    claims: dict[str, Any] = {"iat": now, "iss": req.auth.did, "aud": aud, "exp": exp}
-    if lxm is not None:
-        claims["lxm"] = lxm
-    claims["jti"] = secrets.token_hex(16)
-    key = await ctx.actors.signing_key(req.auth.did)
-    return {"token": encode_es(claims, key)}
+    return {"token": await service_jwt(ctx, auth.did, aud, lxm, exp)}
 
 
 @xrpc.query("com.atproto.server.checkAccountStatus", auth=access_auth)
@@ -185,47 +212,48 @@ async def check_account_status(req: XrpcRequest) -> dict[str, Any]:
     }
 
 
-@xrpc.procedure("com.atproto.server.activateAccount", auth=access_auth)
+@xrpc.procedure("com.atproto.server.activateAccount", auth=access_full)
 async def activate_account(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     await activate(ctx, await caller_account(ctx, req.auth.did))
 
 
-@xrpc.procedure("com.atproto.server.deactivateAccount", auth=access_auth)
+@xrpc.procedure("com.atproto.server.deactivateAccount", auth=access_full)
 async def deactivate_account(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     await deactivate(ctx, await caller_account(ctx, req.auth.did))
 
 
-def _check_uses(count: int, name: str, maximum: int) -> None:
-    if not 1 <= count <= maximum:
-        raise InvalidRequest(f"{name} must be between 1 and {maximum}")
-
-
-@xrpc.procedure("com.atproto.server.createInviteCode", auth=admin_auth)
-async def create_invite_code(req: XrpcRequest) -> dict[str, Any]:
+@xrpc.procedure("com.atproto.server.createAppPassword", auth=access_full)
+async def create_app_password(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    _check_uses(req.input["useCount"], "useCount", MAX_INVITE_USES)
-    for_account = req.input.get("forAccount", "admin")
-    codes = await ctx.accounts.create_invite_codes(1, req.input["useCount"], for_account, "admin")
-    return {"code": codes[0]}
+    name = req.input["name"].strip()
+    privileged = bool(req.input.get("privileged", False))
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequest(f"name must be 1-{MAX_NAME_LENGTH} characters")
+    created_at = now_iso()
+    try:
+        password = await ctx.accounts.app_passwords.create(
+            req.auth.did, name, privileged, created_at
+        )
+    except DuplicateAppPassword:
+        raise InvalidRequest(f"An app password named {name!r} already exists") from None
+    except TooManyAppPasswords:
+        raise InvalidRequest(f"An account has at most {MAX_APP_PASSWORDS} app passwords") from None
+    return {"name": name, "password": password, "createdAt": created_at, "privileged": privileged}
 
 
-@xrpc.procedure("com.atproto.server.createInviteCodes", auth=admin_auth)
-async def create_invite_codes(req: XrpcRequest) -> dict[str, Any]:
-    ctx = ctx_of(req)
-    count, uses = req.input.get("codeCount", 1), req.input["useCount"]
-    _check_uses(count, "codeCount", MAX_INVITE_CODES)
-    _check_uses(uses, "useCount", MAX_INVITE_USES)
-    owners = req.input.get("forAccounts") or ["admin"]
-    if len(owners) > MAX_INVITE_CODES:
-        raise InvalidRequest(f"at most {MAX_INVITE_CODES} forAccounts")
+@xrpc.query("com.atproto.server.listAppPasswords", auth=access_auth)
+async def list_app_passwords(req: XrpcRequest) -> dict[str, Any]:
+    passwords = await ctx_of(req).accounts.app_passwords.list(req.auth.did)
     return {
-        "codes": [
-            {
-                "account": owner,
-                "codes": await ctx.accounts.create_invite_codes(count, uses, owner, "admin"),
-            }
-            for owner in owners
+        "passwords": [
+            {"name": p.name, "createdAt": p.created_at, "privileged": p.privileged}
+            for p in passwords
         ]
     }
+
+
+@xrpc.procedure("com.atproto.server.revokeAppPassword", auth=access_full)
+async def revoke_app_password(req: XrpcRequest) -> None:
+    await ctx_of(req).accounts.app_passwords.revoke(req.auth.did, req.input["name"])

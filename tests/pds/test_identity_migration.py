@@ -52,12 +52,12 @@ async def test_migrate_an_account_to_another_pds(
     assert announced == []
 
     creds = await pds_b.call("com.atproto.identity.getRecommendedDidCredentials", token=new_access)
-    with caplog.at_level("WARNING", logger="pds.api.com_atproto_identity"):
+    with caplog.at_level("WARNING", logger="pds.mailer"):
         response = await pds.call(
             "com.atproto.identity.requestPlcOperationSignature", method="POST", token=old_access
         )
     assert response.status_code == 200
-    code = re.findall(r"PLC operation code for \S+ <\S+>: (\S+)", caplog.text)[-1]
+    code = re.findall(r"Your code: (\S+)", caplog.text)[-1]
     sign = "com.atproto.identity.signPlcOperation"
     wrong = await pds.call(sign, {"token": "AAAAA-BBBBB", **creds.json()}, token=old_access)
     assert error_of(wrong) == (400, "InvalidToken")
