@@ -1,4 +1,5 @@
-"""`skyloft pds serve`: run the personal data server (DESIGN.md, "Running the services")."""
+"""`skyloft pds serve | test-email | admin`: run the personal data server (DESIGN.md, "Running
+the services"), check its mail set-up, administer it (pds/admin_cli.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import socket
 import sys
 
+from pds import admin_cli
 from pds.config import DEFAULT_PORT, ConfigError, PdsConfig
 
 
@@ -21,6 +23,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument("--data-dir", help="where accounts and repos live (PDS_DATA_DIRECTORY)")
     serve.set_defaults(run=_serve)
+    test_email = commands.add_parser(
+        "test-email", help="send a test mail with the PDS_EMAIL_SMTP_URL settings"
+    )
+    test_email.add_argument("address", help="where to send it")
+    test_email.set_defaults(run=_test_email)
+    admin_cli.register(commands)
 
 
 def _free_port(host: str) -> int:
@@ -45,4 +53,30 @@ def _serve(args: argparse.Namespace) -> int:
     from skyloft.serve import serve_app
 
     serve_app(create_app(config), config.host, config.port)
+    return 0
+
+
+def _test_email(args: argparse.Namespace) -> int:
+    """Send one mail exactly as the server would, reporting the SMTP server's refusal if any."""
+    import asyncio
+
+    from pds.mailer import LogMailer, MailError, mailer_for, test_mail
+
+    env = {"PDS_DATA_DIRECTORY": ".", **os.environ}
+    try:
+        config = PdsConfig.load(env)
+    except ConfigError as exc:
+        print(f"skyloft pds test-email: {exc}", file=sys.stderr)
+        return 2
+    mailer = mailer_for(config)
+    if isinstance(mailer, LogMailer):
+        print("skyloft pds test-email: PDS_EMAIL_SMTP_URL is not set", file=sys.stderr)
+        return 2
+    mail = test_mail(config.hostname)
+    try:
+        asyncio.run(mailer.send(args.address, mail.subject, mail.text))
+    except MailError as exc:
+        print(f"skyloft pds test-email: {exc}", file=sys.stderr)
+        return 1
+    print(f"sent a test mail to {args.address}")
     return 0
