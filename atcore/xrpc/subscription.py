@@ -1,13 +1,16 @@
 """Serving one XRPC subscription over a websocket (spec-event-stream.md, "Connection").
 
 Connection-time errors (bad params, failed auth) travel on the stream itself: the socket is
-accepted, one error frame is sent, and the socket is closed. Frames from the client are the
-handler's to read or ignore; the spec says servers must not treat them as errors.
+accepted, one error frame is sent, and the socket is closed. Frames from the client are read and
+ignored (the spec says servers must not treat them as errors); reading them is how a client's
+departure is noticed, so the handler is cancelled then even while it waits for something to send.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable
 
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -38,7 +41,9 @@ class SubscriptionEndpoint:
                 self.router.catalog, sub.nsid, query_params(websocket.query_params)
             )
             auth = await sub.auth(websocket) if sub.auth is not None else None
-            await sub.handler(SubscriptionRequest(websocket, sub.nsid, params, auth))
+            request = SubscriptionRequest(websocket, sub.nsid, params, auth)
+            if not await _unless_client_leaves(sub.handler(request), websocket):
+                return
         except WebSocketDisconnect:
             return
         except Exception as exc:  # reported to the client as an error frame, then closed
@@ -48,6 +53,27 @@ class SubscriptionEndpoint:
             await _close(websocket, code, encode_error(body["error"], body.get("message")))
             return
         await _close(websocket, 1000, None)
+
+
+async def _unless_client_leaves(handler: Awaitable[None], websocket: WebSocket) -> bool:
+    """Run the handler until it ends (True) or the client disconnects first (False)."""
+    serving = asyncio.ensure_future(handler)
+    watching = asyncio.ensure_future(_until_disconnect(websocket))
+    try:
+        await asyncio.wait((serving, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (serving, watching):
+            task.cancel()
+        await asyncio.gather(serving, watching, return_exceptions=True)
+    if serving.done() and not serving.cancelled():
+        serving.result()  # the handler's own error, reported by the caller
+        return True
+    return False
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
 
 
 async def _close(websocket: WebSocket, code: int, frame: bytes | None) -> None:

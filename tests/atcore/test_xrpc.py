@@ -121,6 +121,19 @@ async def subscribe_repos(sub: SubscriptionRequest) -> None:
     await sub.websocket.send_bytes(encode_frame(identity))
 
 
+# A subscription with nothing to send: it waits until the server notices the client has left.
+waiting: dict[str, asyncio.Event] = {}
+
+
+@xrpc.subscription("com.atproto.label.subscribeLabels")
+async def subscribe_labels(sub: SubscriptionRequest) -> None:
+    waiting["started"].set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        waiting["ended"].set()
+
+
 def make_app(**options: Any) -> Starlette:
     router = XrpcRouter(CATALOG, [xrpc], **options)
     return Starlette(routes=mount(router), middleware=[cors_middleware()])
@@ -495,3 +508,19 @@ async def test_live_server_with_client_and_subscription(live_url: str) -> None:
     assert refused.value.status == 403
     with pytest.raises(DecodeError):
         _ = [event async for event in subscribe(url, max_frame_size=10)]
+
+
+@pytest.mark.integration
+async def test_idle_subscription_ends_when_the_client_leaves(live_url: str) -> None:
+    """A handler waiting for events is cancelled once the client goes (it used to wait for its
+    next send to fail, holding the connection and the server's shutdown)."""
+    import websockets
+
+    waiting.update(started=asyncio.Event(), ended=asyncio.Event())
+    url = stream_url(f"{live_url}/xrpc/com.atproto.label.subscribeLabels", {})
+    async with websockets.connect(url) as ws:
+        await asyncio.wait_for(waiting["started"].wait(), 5)
+        await ws.send(b"frames from the client are ignored")
+        await asyncio.sleep(0.05)
+        assert not waiting["ended"].is_set()
+    await asyncio.wait_for(waiting["ended"].wait(), 2)
