@@ -29,6 +29,7 @@ from relay.events import RelayLog
 from relay.hosts import HostAdmission
 from relay.ingest import Ingest
 from relay.metrics import Metrics
+from relay.resyncer import Resyncer
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,17 @@ def create_app(
             await events.start()
             stack.push_async_callback(events.close)
             resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
-            ingest = Ingest(db, events, resolver, metrics, lenient=config.lenient_sync)
+            resyncer = Resyncer(db, events, resolver, http, metrics, allow_private=config.dev_mode)
+            resyncer.start()
+            stack.push_async_callback(resyncer.close)
+            ingest = Ingest(
+                db,
+                events,
+                resolver,
+                metrics,
+                lenient=config.lenient_sync,
+                on_desync=resyncer.request,
+            )
             crawler = Crawler(
                 db,
                 ingest,

@@ -144,11 +144,12 @@ async def change_limits(ctx: RelayContext, body: dict[str, Any]) -> dict[str, An
     per_day = values["per_day"] if "per_day" in body else host.per_day
     await ctx.db.write(hosts.set_limits, host.id, limit, per_second, per_hour, per_day)
     await ctx.db.write(accounts.unthrottle_host, host.id, limit)
-    consumer = ctx.crawler.consumers.get(host.hostname)
-    if consumer is not None:
-        consumer.limiter.set_rates(host_rates(limit, host.trusted, per_second, per_hour, per_day))
     updated = await ctx.db.read(hosts.get, host.hostname)
     assert updated is not None
+    consumer = ctx.crawler.consumers.get(host.hostname)
+    if consumer is not None:
+        consumer.host = updated
+        consumer.limiter.set_rates(host_rates(limit, host.trusted, per_second, per_hour, per_day))
     return host_view(ctx, updated)
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse
 
@@ -107,7 +106,7 @@ async def _redirect_to_pds(req: XrpcRequest) -> RedirectResponse:
         raise UpstreamFailure(f"cannot resolve {account.did}: {exc}") from None
     if pds is None:
         raise UpstreamFailure(f"{account.did} has no PDS")
-    query = urlencode(list(req.request.query_params.multi_items()))
+    query = req.request.url.query
     return RedirectResponse(f"{pds.rstrip('/')}/xrpc/{req.nsid}?{query}", status_code=302)
 
 
