@@ -19,28 +19,37 @@ class BlockStore(Protocol):
 
 
 class MemoryBlockStore:
-    """A dict-backed BlockStore for tests, CAR files and in-flight commits."""
+    """A dict-backed BlockStore for tests, CAR files and in-flight commits.
+
+    Keyed by the CID's bytes: a dict of a million CID objects made every full GC collection
+    walk them all (CIDs are GC-tracked; bytes are not), and CID hashing runs in Python.
+    """
 
     def __init__(self, blocks: Iterable[tuple[CID, bytes]] = ()) -> None:
-        self.blocks: dict[CID, bytes] = dict(blocks)
+        self._blocks: dict[bytes, bytes] = {cid.cid_bytes: data for cid, data in blocks}
 
     def get(self, cid: CID) -> bytes:
         try:
-            return self.blocks[cid]
+            return self._blocks[cid.cid_bytes]
         except KeyError:
             raise MissingBlock(cid) from None
 
     def put(self, cid: CID, data: bytes) -> None:
-        self.blocks[cid] = data
+        self._blocks[cid.cid_bytes] = data
 
     def has(self, cid: CID) -> bool:
-        return cid in self.blocks
+        return cid.cid_bytes in self._blocks
 
     def __iter__(self) -> Iterator[tuple[CID, bytes]]:
-        return iter(self.blocks.items())
+        return ((CID(raw), data) for raw, data in self._blocks.items())
+
+    @property
+    def blocks(self) -> dict[CID, bytes]:
+        """A copy of the blocks, keyed by CID."""
+        return dict(self)
 
     def __len__(self) -> int:
-        return len(self.blocks)
+        return len(self._blocks)
 
 
 class OverlayBlockStore:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cbrrr
+from cbrrr import _cbrrr
 
 from atcore.cid import CID
 from atcore.errors import InvalidMst
@@ -23,6 +24,17 @@ __all__ = [
     "common_prefix_length",
     "encode_node",
     "decode_node",
+    "decode_fields",
+    "NodeFields",
+    "link_cbor",
+    "array_head",
+    "entry_head",
+    "entries_parts",
+    "fields_parts",
+    "node_fields",
+    "node_data",
+    "NULL",
+    "L_KEY",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -32,7 +44,10 @@ MAX_ENTRIES = 512
 
 # `collection/rkey`: exactly one slash, both segments non-empty, repo-path characters only.
 _KEY_RE = re.compile(rb"[A-Za-z0-9._:~-]+/[A-Za-z0-9._:~-]+")
-_CID_PREFIX = b"\xd8\x2a"  # CBOR tag 42, followed by a byte string of 0x00 + binary CID
+_DAG_CBOR_SHA256 = b"\x01\x71\x12\x20"
+_ENTRY_FIELDS = {"k", "p", "t", "v"}
+NULL = b"\xf6"
+L_KEY = b"\x61l"
 
 Entry = tuple[bytes, CID, CID | None]
 """One node entry: full key, record CID, right subtree (keys between this and the next)."""
@@ -40,55 +55,10 @@ Entry = tuple[bytes, CID, CID | None]
 
 @dataclass(frozen=True, slots=True)
 class NodeData:
-    """A decoded MST node: left subtree link and entries with full (uncompressed) keys.
-
-    `fragments` caches each entry's encoded bytes (None where not yet known). Edits made with
-    the methods below keep the fragments of untouched entries, so re-encoding a node after a
-    one-entry change costs one entry, not the whole node: the hot path of every put.
-    """
+    """A decoded MST node: left subtree link and entries with full (uncompressed) keys."""
 
     left: CID | None
     entries: tuple[Entry, ...]
-    fragments: tuple[bytes | None, ...] | None = field(default=None, compare=False, repr=False)
-
-    def with_left(self, left: CID | None) -> NodeData:
-        return NodeData(left, self.entries, self.fragments)
-
-    def with_right(self, i: int, right: CID | None) -> NodeData:
-        entries = self.entries
-        key, value, old = entries[i]
-        frags = self.fragments
-        frag = frags[i] if frags is not None else None
-        if frags is None or frag is None:
-            return self.splice(i, i + 1, ((key, value, right),))
-        # Only the `t` field changes: patch it between the unchanged key and `v` parts.
-        v_len = _field_size(value)
-        t_len = 3 if old is None else _field_size(old)
-        t_part = b"\x61t\xf6" if right is None else b"\x61t" + _link(right)
-        patched = frag[: -(v_len + t_len)] + t_part + frag[-v_len:]
-        return NodeData(
-            self.left,
-            (*entries[:i], (key, value, right), *entries[i + 1 :]),
-            (*frags[:i], patched, *frags[i + 1 :]),
-        )
-
-    def splice(self, lo: int, hi: int, new: tuple[Entry, ...] = ()) -> NodeData:
-        """Replace entries[lo:hi] with `new` (the caller keeps keys sorted)."""
-        entries = self.entries
-        merged = (*entries[:lo], *new, *entries[hi:])
-        frags = self.fragments
-        if frags is None:
-            return NodeData(self.left, merged)
-        # The entry after the splice gets a new predecessor, hence a new prefix length.
-        tail = (None, *frags[hi + 1 :]) if hi < len(entries) else ()
-        return NodeData(self.left, merged, (*frags[:lo], *((None,) * len(new)), *tail))
-
-    def concat(self, other: NodeData) -> NodeData:
-        """This node's entries followed by `other`'s (keeps this node's left link)."""
-        if self.fragments is None or other.fragments is None or not other.entries:
-            return NodeData(self.left, self.entries + other.entries)
-        frags = (*self.fragments, None, *other.fragments[1:])
-        return NodeData(self.left, self.entries + other.entries, frags)
 
 
 EMPTY_NODE = NodeData(None, ())
@@ -143,80 +113,98 @@ def _head(major: int, n: int) -> bytes:
     return bytes((major | 26,)) + n.to_bytes(4, "big")
 
 
-def _link(cid: CID) -> bytes:
-    raw = cid.cid_bytes
+def link_cbor(raw: bytes | None) -> bytes:
+    """A link as DAG-CBOR: tag 42 over a byte string of 0x00 and the binary CID; null for None."""
+    if raw is None:
+        return NULL
     if len(raw) == 36:
         return b"\xd8\x2aX\x25\x00" + raw
     return b"\xd8\x2a" + _head(0x40, len(raw) + 1) + b"\x00" + raw
 
 
-def _field_size(cid: CID) -> int:
-    """Encoded size of a one-letter map key followed by a CID link (what _link emits)."""
-    n = len(cid.cid_bytes) + 1
-    return n + (5 if n < 24 else 6 if n < 0x100 else 7)
+def array_head(n: int) -> bytes:
+    """A node's map head, its `e` key and the head of an n-entry array."""
+    return b"\xa2\x61e" + _head(0x80, n)
 
 
-def _encode_entry(prev_key: bytes, entry: Entry) -> bytes:
-    """The canonical bytes of one entry map {k, p, t, v}, keys in DAG-CBOR order."""
-    key, value, right = entry
-    p = common_prefix_length(prev_key, key) if prev_key else 0
-    suffix = key[p:]
-    n = len(suffix)
-    return b"".join(
-        (
-            b"\xa4\x61kX" + bytes((n,)) if 24 <= n < 0x100 else b"\xa4\x61k" + _head(0x40, n),
-            suffix,
-            b"\x61p" + bytes((p,)) if p < 24 else b"\x61p" + _head(0x00, p),
-            b"\x61t\xf6" if right is None else b"\x61t" + _link(right),
-            b"\x61v",
-            _link(value),
-        )
+def entry_head(prev: bytes, key: bytes) -> bytes:
+    """An entry's map head, `k` (the key's suffix after the shared prefix), `p`, and `t`'s key.
+
+    Map keys in DAG-CBOR order: k, p, t, v; the entry continues with its `t` and `v` parts.
+    """
+    p = common_prefix_length(prev, key) if prev else 0
+    n = len(key) - p
+    k_head = b"\xa4\x61kX" + bytes((n,)) if 24 <= n < 0x100 else b"\xa4\x61k" + _head(0x40, n)
+    p_part = b"\x61p" + bytes((p,)) + b"\x61t" if p < 24 else b"\x61p" + _head(0, p) + b"\x61t"
+    return k_head + key[p:] + p_part
+
+
+def entries_parts(
+    prev: bytes, keys: tuple[bytes, ...], vals: tuple[bytes, ...], rights: tuple[bytes | None, ...]
+) -> tuple[bytes, ...]:
+    """Three encoded parts per entry: entry_head, the `t` link, then `v` with its link."""
+    out: list[bytes] = []
+    for key, val, right in zip(keys, vals, rights, strict=True):
+        out += (entry_head(prev, key), link_cbor(right), b"\x61v" + link_cbor(val))
+        prev = key
+    return tuple(out)
+
+
+def fields_parts(fields: NodeFields) -> tuple[bytes, ...]:
+    """A node's canonical DAG-CBOR in parts: array_head, entries_parts, then the `l` field."""
+    left, keys, vals, rights = fields
+    body = entries_parts(b"", keys, vals, rights)
+    return (array_head(len(keys)), *body, L_KEY, link_cbor(left))
+
+
+def node_fields(node: NodeData) -> NodeFields:
+    """A NodeData's links as binary CIDs."""
+    entries = node.entries
+    return (
+        None if node.left is None else node.left.cid_bytes,
+        tuple(e[0] for e in entries),
+        tuple(e[1].cid_bytes for e in entries),
+        tuple(None if e[2] is None else e[2].cid_bytes for e in entries),
     )
+
+
+def node_data(fields: NodeFields) -> NodeData:
+    """Fields with binary CIDs as a NodeData with CID objects."""
+    left, keys, vals, rights = fields
+    links = (None if r is None else CID(r) for r in rights)
+    entries = tuple(zip(keys, map(CID, vals), links, strict=True))
+    return NodeData(None if left is None else CID(left), entries)
 
 
 def encode_node(node: NodeData) -> bytes:
     """Canonical DAG-CBOR of a node, keys prefix-compressed against the previous entry."""
-    known = node.fragments
-    if known is None or None in known:
-        frags = _fill_fragments(node.entries, known)
-        object.__setattr__(node, "fragments", frags)  # a cache, not part of the value
-    else:
-        frags = known  # type: ignore[assignment]  # checked: no holes
-    left = node.left
-    head = b"\xa2\x61e" + _head(0x80, len(frags))
-    tail = b"\x61l\xf6" if left is None else b"\x61l" + _link(left)
-    return head + b"".join(frags) + tail
+    return b"".join(fields_parts(node_fields(node)))
 
 
-def _fill_fragments(
-    entries: tuple[Entry, ...], known: tuple[bytes | None, ...] | None
-) -> tuple[bytes, ...]:
-    frags: list[bytes] = []
-    prev = b""
-    for i, entry in enumerate(entries):
-        frag = known[i] if known is not None else None
-        frags.append(_encode_entry(prev, entry) if frag is None else frag)
-        prev = entry[0]
-    return tuple(frags)
+NodeFields = tuple[bytes | None, tuple[bytes, ...], tuple[bytes, ...], tuple[bytes | None, ...]]
+"""A decoded node as binary CIDs: left link, keys, values, right links."""
 
 
-def _tree_link(value: object, what: str) -> CID | None:
+def _tree_link(value: object, what: str) -> bytes | None:
+    # cbrrr hands links to the constructor as bytearray, which nothing else decodes to.
     if value is None:
         return None
-    if type(value) is not CID or not value.is_cidv1_dag_cbor_sha256_32():
+    if type(value) is not bytearray or len(value) != 36 or not value.startswith(_DAG_CBOR_SHA256):
         raise InvalidMst(f"MST {what} link is not a dag-cbor sha2-256 CIDv1: {value!r:.80}")
-    return value
+    return bytes(value)
 
 
-def decode_node(data: bytes) -> NodeData:
+def decode_fields(data: bytes) -> NodeFields:
     """Decode one node, rejecting anything but the exact schema and a sorted, same-height layout.
 
     Height against the node's position, and emptiness rules, are checked by the tree walkers.
     """
     try:
-        obj = cbrrr.decode_dag_cbor(data)
+        obj, length = _cbrrr.decode_dag_cbor(data, bytearray, False)
     except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError) as exc:
         raise InvalidMst(f"MST node is not strict DAG-CBOR: {exc}") from exc
+    if length != len(data):
+        raise InvalidMst("MST node is not strict DAG-CBOR: trailing bytes")
     if type(obj) is not dict or obj.keys() != {"e", "l"}:
         raise InvalidMst("MST node must be a map with exactly the fields e and l")
     left = _tree_link(obj["l"], "left")
@@ -225,14 +213,16 @@ def decode_node(data: bytes) -> NodeData:
         raise InvalidMst("MST node field e must be an array")
     if len(raw_entries) > MAX_ENTRIES:
         raise InvalidMst(f"MST node has {len(raw_entries)} entries (limit {MAX_ENTRIES})")
-    entries: list[Entry] = []
+    keys: list[bytes] = []
+    vals: list[bytes] = []
+    rights: list[bytes | None] = []
     prev = b""
     height = -1
     for raw in raw_entries:
-        if type(raw) is not dict or raw.keys() != {"k", "p", "t", "v"}:
+        if type(raw) is not dict or raw.keys() != _ENTRY_FIELDS:
             raise InvalidMst("MST entry must be a map with exactly the fields k, p, t and v")
         p, suffix, value = raw["p"], raw["k"], raw["v"]
-        if type(p) is not int or type(suffix) is not bytes or type(value) is not CID:
+        if type(p) is not int or type(suffix) is not bytes or type(value) is not bytearray:
             raise InvalidMst("MST entry field types must be p: int, k: bytes, v: CID link")
         if not 0 <= p <= len(prev):
             raise InvalidMst(f"MST entry prefix length {p} exceeds the previous key")
@@ -241,12 +231,20 @@ def decode_node(data: bytes) -> NodeData:
             raise InvalidMst(f"invalid MST key in node: {key[:80]!r}")
         if key <= prev:
             raise InvalidMst(f"MST keys out of order: {key!r} after {prev!r}")
-        if prev and common_prefix_length(prev, key) != p:
+        # Maximal prefix: the suffix must not start with the previous key's next byte.
+        if p < len(prev) and suffix[:1] == prev[p : p + 1]:
             raise InvalidMst(f"MST entry for {key!r} does not use the maximal shared prefix")
         h = key_height(key)
-        if height not in (-1, h):
+        if height != h and height != -1:
             raise InvalidMst(f"MST keys of different heights in one node: {key!r}")
         height = h
-        entries.append((key, value, _tree_link(raw["t"], "right")))
+        keys.append(key)
+        vals.append(bytes(value))
+        rights.append(_tree_link(raw["t"], "right"))
         prev = key
-    return NodeData(left, tuple(entries))
+    return left, tuple(keys), tuple(vals), tuple(rights)
+
+
+def decode_node(data: bytes) -> NodeData:
+    """Decode one node strictly (see decode_fields), links as CID objects."""
+    return node_data(decode_fields(data))

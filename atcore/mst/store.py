@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
+from hashlib import sha256
 
 from atcore.blockstore import BlockStore
 from atcore.cid import CID
 from atcore.errors import InvalidMst
-from atcore.mst.node import NodeData, decode_node, encode_node, key_height
+from atcore.mst import raw
+from atcore.mst.node import NodeData, decode_fields, key_height, node_data, node_fields
+from atcore.mst.raw import Node
 
 __all__ = ["NodeStore", "as_node_store"]
 
@@ -16,22 +18,24 @@ _DAG_CBOR_SHA256 = b"\x01\x71\x12\x20"
 
 
 class NodeStore:
-    """A BlockStore that also keeps a bounded FIFO cache of decoded, height-checked MST nodes.
+    """A BlockStore that also keeps a bounded cache of decoded, height-checked MST nodes.
 
     The cache only ever holds nodes whose blocks were read from or written to `blocks`, so a
     cache hit never hides a block the store lacks (proof checks rely on MissingBlock).
-    Each cached node remembers the height it was checked at: a node is only valid at one height.
+    Each cached node carries the height it was checked at: a node is only valid at one height.
+    Nodes are kept in working form (atcore.mst.raw), keyed by their CID's bytes.
     """
 
     def __init__(
-        self, blocks: BlockStore, cache_size: int = 20_000, parent: NodeStore | None = None
+        self, blocks: BlockStore, cache_size: int = 50_000, parent: NodeStore | None = None
     ) -> None:
         self.blocks = blocks
         # A staging store reads through to its parent's blocks, so the parent's cache is valid.
         self.parent = parent
         self.cache_size = cache_size
-        # Keyed by the CID's bytes: their hash is computed once and cached by CPython.
-        self._cache: OrderedDict[bytes, tuple[NodeData, int]] = OrderedDict()
+        # Insertion order is eviction order; an OrderedDict, because evicting from the front
+        # of a plain dict rescans its deleted slots.
+        self._cache: OrderedDict[bytes, Node] = OrderedDict()
 
     def get(self, cid: CID) -> bytes:
         return self.blocks.get(cid)
@@ -42,72 +46,102 @@ class NodeStore:
     def has(self, cid: CID) -> bool:
         return self.blocks.has(cid)
 
-    def _remember(self, cid: CID, node: NodeData, height: int) -> None:
-        # FIFO eviction: the nodes a write touches are re-created by it, so recency tracking
-        # (move_to_end on every hit) would cost more than the rare re-decode it saves. An
-        # OrderedDict, because evicting from the front of a plain dict rescans deleted slots.
+    def _cached(self, link: bytes) -> Node | None:
+        hit = self._cache.get(link)
+        if hit is None and self.parent is not None:
+            return self.parent._cached(link)
+        return hit
+
+    def _decode(self, link: bytes, height: int | None) -> Node:
+        fields = decode_fields(self.blocks.get(CID(link)))
+        left, keys, _, rights = fields
+        if keys:
+            actual = key_height(keys[0])
+            if height is not None and actual != height:
+                raise InvalidMst(
+                    f"MST node {_show(link)} holds height-{actual} keys at height {height}"
+                )
+        elif left is not None and height is None:
+            raise InvalidMst(f"MST root {_show(link)} is an empty node with a subtree")
+        elif left is None and height is not None:
+            raise InvalidMst(f"MST node {_show(link)} is an empty node below the root")
+        else:
+            actual = 0 if height is None else height
+        if actual == 0 and (left is not None or any(r is not None for r in rights)):
+            raise InvalidMst(f"MST node {_show(link)} at height 0 links to a subtree")
+        node = raw.from_fields(actual, fields)
+        self.remember(link, node)
+        return node
+
+    def node(self, link: bytes, height: int) -> Node:
+        """The non-root node at `link`, which its parent places at `height`."""
+        node = self._cache.get(link) or self._cached(link) or self._decode(link, height)
+        if node[0] != height:
+            raise InvalidMst(f"MST node {_show(link)} is at height {height}, not {node[0]}")
+        return node
+
+    def root(self, link: bytes) -> Node:
+        """The root node at `link`; its height is 0 for the empty tree."""
+        node = self._cached(link)
+        if node is None:
+            return self._decode(link, None)
+        if not node[2] and node[1] is not None:
+            raise InvalidMst(f"MST root {_show(link)} is an empty node with a subtree")
+        return node
+
+    def store(self, node: Node, replaces: bytes | None = None) -> bytes:
+        """Encode, hash and store a node; returns its CID's bytes.
+
+        `replaces` names the node this one supersedes in an edit: the tree being edited no
+        longer reaches it, so it is the first to go when the cache is full. Random writes to
+        a large tree keep the whole live tree cached this way, where plain FIFO order evicts
+        live nodes as fast as it evicts dead ones.
+        """
+        known = node[5]
+        data = b"".join(known if known is not None else raw.parts(node))
+        link = _DAG_CBOR_SHA256 + sha256(data).digest()
+        self.blocks.put(CID(link), data)
         cache = self._cache
-        cache[cid.cid_bytes] = (node, height)
+        if replaces is not None:
+            if replaces in cache:
+                cache.move_to_end(replaces, last=False)
+            elif self.parent is not None:
+                self.parent.retire(replaces)
+        cache[link] = node
+        if len(cache) > self.cache_size:
+            cache.popitem(last=False)
+        return link
+
+    def retire(self, link: bytes) -> None:
+        """Make an edited-away node the first to go (see `store`)."""
+        if link in self._cache:
+            self._cache.move_to_end(link, last=False)
+        elif self.parent is not None:
+            self.parent.retire(link)
+
+    def remember(self, link: bytes, node: Node) -> None:
+        """Cache a node whose block `blocks` holds."""
+        cache = self._cache
+        cache[link] = node
         if len(cache) > self.cache_size:
             cache.popitem(last=False)
 
-    def _lookup(self, cid: CID) -> tuple[NodeData, int] | None:
-        hit = self._cache.get(cid.cid_bytes)
-        if hit is None and self.parent is not None:
-            return self.parent._lookup(cid)
-        return hit
-
     def load(self, cid: CID, height: int) -> NodeData:
-        """The non-root node `cid`, which its parent places at `height`."""
-        hit = self._cache.get(cid.cid_bytes) or self._lookup(cid)
-        if hit is not None:
-            if hit[1] != height:
-                raise InvalidMst(f"MST node {cid.encode()} is at height {height}, not {hit[1]}")
-            return hit[0]
-        node = decode_node(self.blocks.get(cid))
-        if node.entries:
-            actual = key_height(node.entries[0][0])
-            if actual != height:
-                raise InvalidMst(
-                    f"MST node {cid.encode()} holds height-{actual} keys at height {height}"
-                )
-        elif node.left is None:
-            raise InvalidMst(f"MST node {cid.encode()} is an empty node below the root")
-        _check_leaf_level(cid, node, height)
-        self._remember(cid, node, height)
-        return node
+        """The non-root node `cid` at `height`, links as CID objects."""
+        return node_data(self.node(cid.cid_bytes, height)[1:5])
 
     def load_root(self, cid: CID) -> tuple[NodeData, int]:
-        """The root node `cid` and its height (0 for the empty tree)."""
-        hit = self._lookup(cid)
-        if hit is not None:
-            node, height = hit
-            if not node.entries and node.left is not None:
-                raise InvalidMst(f"MST root {cid.encode()} is an empty node with a subtree")
-            return hit
-        node = decode_node(self.blocks.get(cid))
-        if not node.entries:
-            if node.left is not None:
-                raise InvalidMst(f"MST root {cid.encode()} is an empty node with a subtree")
-            height = 0
-        else:
-            height = key_height(node.entries[0][0])
-        _check_leaf_level(cid, node, height)
-        self._remember(cid, node, height)
-        return node, height
+        """The root node `cid` and its height (0 for the empty tree), links as CID objects."""
+        node = self.root(cid.cid_bytes)
+        return node_data(node[1:5]), node[0]
 
     def save(self, node: NodeData, height: int) -> CID:
-        """Encode, hash and store a node; returns its CID."""
-        data = encode_node(node)
-        cid = CID(_DAG_CBOR_SHA256 + hashlib.sha256(data).digest())
-        self.blocks.put(cid, data)
-        self._remember(cid, node, height)
-        return cid
+        """Encode, hash and store a node placed at `height`; returns its CID."""
+        return CID(self.store(raw.from_fields(height, node_fields(node))))
 
 
-def _check_leaf_level(cid: CID, node: NodeData, height: int) -> None:
-    if height == 0 and (node.left is not None or any(e[2] is not None for e in node.entries)):
-        raise InvalidMst(f"MST node {cid.encode()} at height 0 links to a subtree")
+def _show(link: bytes) -> str:
+    return CID(link).encode()
 
 
 def as_node_store(store: BlockStore) -> NodeStore:

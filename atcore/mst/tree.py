@@ -13,46 +13,51 @@ from collections.abc import Iterable
 from atcore.blockstore import BlockStore, OverlayBlockStore
 from atcore.cid import CID
 from atcore.errors import InvalidMst
-from atcore.mst.node import EMPTY_NODE, Entry, NodeData, check_key, decode_node, key_height
+from atcore.mst.node import check_key, key_height
+from atcore.mst.raw import Node, concat, gap, leaf, splice, with_gap
 from atcore.mst.store import NodeStore, as_node_store
 
 __all__ = ["EMPTY_ROOT", "build", "get", "put", "delete", "apply", "empty_root"]
 
 EMPTY_ROOT = CID.decode("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm")
 
+_EMPTY: Node = (0, None, (), (), (), None)
+
+Link = bytes | None
+"""A subtree link in working form: the CID's bytes (atcore.mst.raw)."""
+
 
 def empty_root(store: BlockStore) -> CID:
     """Store the empty tree's single node and return its CID (EMPTY_ROOT)."""
-    return as_node_store(store).save(EMPTY_NODE, 0)
+    return CID(as_node_store(store).store(_EMPTY))
 
 
 def get(store: BlockStore, root: CID, key: str) -> CID | None:
     """The value stored under `key`, or None."""
     ns = as_node_store(store)
     raw = check_key(key)
-    node, height = ns.load_root(root)
+    node = ns.root(root.cid_bytes)
     while True:
-        entries = node.entries
-        i = bisect_left(entries, (raw,))
-        if i < len(entries) and entries[i][0] == raw:
-            return entries[i][1]
-        gap = node.left if i == 0 else entries[i - 1][2]
-        if gap is None:
+        keys = node[2]
+        i = bisect_left(keys, raw)
+        if i < len(keys) and keys[i] == raw:
+            return CID(node[3][i])
+        link = gap(node, i)
+        if link is None:
             return None
-        height -= 1
-        node = ns.load(gap, height)
+        node = ns.node(link, node[0] - 1)
 
 
 def put(store: BlockStore, root: CID, key: str, value: CID) -> CID:
     """Insert or update `key`; returns the new root."""
     ns = as_node_store(store)
-    return _put_root(ns, root, check_key(key), value)
+    return CID(_put_root(ns, root.cid_bytes, check_key(key), value.cid_bytes))
 
 
 def delete(store: BlockStore, root: CID, key: str) -> CID:
     """Remove `key`; raises KeyError when it is absent."""
     ns = as_node_store(store)
-    return _delete_root(ns, root, check_key(key))
+    return CID(_delete_root(ns, root.cid_bytes, check_key(key)))
 
 
 def apply(store: BlockStore, root: CID, writes: Iterable[tuple[str, CID | None]]) -> CID:
@@ -64,30 +69,34 @@ def apply(store: BlockStore, root: CID, writes: Iterable[tuple[str, CID | None]]
     ns = as_node_store(store)
     overlay = OverlayBlockStore(ns.blocks)
     staged = NodeStore(overlay, ns.cache_size, parent=ns)
+    link = root.cid_bytes
     for key, value in writes:
         raw = check_key(key)
-        root = (
-            _delete_root(staged, root, raw)
+        link = (
+            _delete_root(staged, link, raw)
             if value is None
-            else _put_root(staged, root, raw, value)
+            else _put_root(staged, link, raw, value.cid_bytes)
         )
-    pending = [root]
+    # Store what the final tree reaches of the staged nodes, and keep them decoded.
+    new = overlay.new
+    pending: list[tuple[bytes, int | None]] = [(link, None)]
     while pending:
-        cid = pending.pop()
-        if not overlay.new.has(cid):
-            continue
-        ns.put(cid, overlay.new.get(cid))
-        node = decode_node(overlay.new.get(cid))
-        pending.extend(link for link in _links(node) if link is not None)
-    return root
+        at, height = pending.pop()
+        cid = CID(at)
+        if new.has(cid):
+            node = staged.root(at) if height is None else staged.node(at, height)
+            ns.put(cid, new.get(cid))
+            ns.remember(at, node)
+            pending.extend((x, node[0] - 1) for x in (node[1], *node[4]) if x is not None)
+    return CID(link)
 
 
 def build(store: BlockStore, items: Iterable[tuple[str, CID]]) -> CID:
     """Build a whole tree from (key, value) pairs in any order, bottom-up in one pass."""
     ns = as_node_store(store)
-    pairs = sorted((check_key(k), v) for k, v in items)
+    pairs = sorted((check_key(k), v.cid_bytes) for k, v in items)
     if not pairs:
-        return ns.save(EMPTY_NODE, 0)
+        return CID(ns.store(_EMPTY))
     for a, b in zip(pairs, pairs[1:], strict=False):
         if a[0] == b[0]:
             raise InvalidMst(f"duplicate MST key: {a[0]!r}")
@@ -96,156 +105,156 @@ def build(store: BlockStore, items: Iterable[tuple[str, CID]]) -> CID:
     for i, h in enumerate(heights):
         positions.setdefault(h, []).append(i)
 
-    def subtree(lo: int, hi: int, height: int) -> CID | None:
+    def subtree(lo: int, hi: int, height: int) -> Link:
         # The node at `height` holding pairs[lo:hi]: its own keys are those of this height.
         if lo == hi:
             return None
+        if height == 0:
+            keys = tuple(k for k, _ in pairs[lo:hi])
+            vals = tuple(v for _, v in pairs[lo:hi])
+            return ns.store((0, None, keys, vals, (None,) * len(keys), None))
         at = positions.get(height, [])
         own = at[bisect_left(at, lo) : bisect_left(at, hi)]
-        if height == 0:
-            return ns.save(NodeData(None, tuple((k, v, None) for k, v in pairs[lo:hi])), 0)
         below = height - 1
         left = subtree(lo, own[0] if own else hi, below)
-        entries = []
+        rights = []
         for n, i in enumerate(own):
             end = own[n + 1] if n + 1 < len(own) else hi
-            key, value = pairs[i]
-            entries.append((key, value, subtree(i + 1, end, below)))
-        return ns.save(NodeData(left, tuple(entries)), height)
+            rights.append(subtree(i + 1, end, below))
+        keys = tuple(pairs[i][0] for i in own)
+        vals = tuple(pairs[i][1] for i in own)
+        return ns.store((height, left, keys, vals, tuple(rights), None))
 
     root = subtree(0, len(pairs), max(heights))
     assert root is not None
-    return root
+    return CID(root)
 
 
-def _links(node: NodeData) -> list[CID | None]:
-    return [node.left, *(e[2] for e in node.entries)]
-
-
-def _gap(node: NodeData, i: int) -> CID | None:
-    """The subtree link just before entry i (the left link for i == 0)."""
-    return node.left if i == 0 else node.entries[i - 1][2]
-
-
-def _with_gap(node: NodeData, i: int, link: CID | None) -> NodeData:
-    return node.with_left(link) if i == 0 else node.with_right(i - 1, link)
-
-
-def _save_or_none(ns: NodeStore, node: NodeData, height: int) -> CID | None:
-    if not node.entries and node.left is None:
+def _save_or_none(ns: NodeStore, node: Node) -> Link:
+    if not node[2] and node[1] is None:
         return None
-    return ns.save(node, height)
+    return ns.store(node)
 
 
-def _wrap(ns: NodeStore, link: CID | None, height: int, target: int) -> CID | None:
+def _wrap(ns: NodeStore, link: Link, height: int, target: int) -> Link:
     """Lift a subtree at `height` to `target` through empty intermediate nodes."""
     while link is not None and height < target:
         height += 1
-        link = ns.save(NodeData(link, ()), height)
+        link = ns.store((height, link, (), (), (), None))
     return link
 
 
-def _put_root(ns: NodeStore, root: CID, key: bytes, value: CID) -> CID:
-    node, height = ns.load_root(root)
+def _put_root(ns: NodeStore, root: bytes, key: bytes, value: bytes) -> bytes:
+    node = ns.root(root)
+    height = node[0]
     kh = key_height(key)
-    if not node.entries:
-        return ns.save(NodeData(None, ((key, value, None),)), kh)
+    if not node[2]:
+        return ns.store(leaf(kh, key, value))
     if kh > height:
         lo, hi = _split(ns, root, height, key)
         lo, hi = _wrap(ns, lo, height, kh - 1), _wrap(ns, hi, height, kh - 1)
-        return ns.save(NodeData(lo, ((key, value, hi),)), kh)
-    return _put(ns, root, height, key, kh, value)
+        return ns.store((kh, lo, (key,), (value,), (hi,), None))
+    return _put(ns, root, node, key, kh, value)
 
 
-def _put(ns: NodeStore, cid: CID, height: int, key: bytes, kh: int, value: CID) -> CID:
-    node = ns.load(cid, height)
-    entries = node.entries
-    i = bisect_left(entries, (key,))
+def _put(ns: NodeStore, link: bytes, node: Node, key: bytes, kh: int, value: bytes) -> bytes:
+    height, left, keys, vals, rights, _ = node
+    i = bisect_left(keys, key)
     if height == kh:
-        if i < len(entries) and entries[i][0] == key:
-            if entries[i][1] == value:
-                return cid
-            new: Entry = (key, value, entries[i][2])
-            return ns.save(node.splice(i, i + 1, (new,)), height)
-        lo, hi = _split(ns, _gap(node, i), height - 1, key)
-        return ns.save(_with_gap(node, i, lo).splice(i, i, ((key, value, hi),)), height)
-    gap = _gap(node, i)
-    if gap is None:
-        sub = _wrap(ns, ns.save(NodeData(None, ((key, value, None),)), kh), kh, height - 1)
+        if i < len(keys) and keys[i] == key:
+            if vals[i] == value:
+                return link
+            new = splice(node, i, i + 1, (key,), (value,), (rights[i],))
+        else:
+            lo, hi = _split(ns, gap(node, i), height - 1, key)
+            new = splice(with_gap(node, i, lo), i, i, (key,), (value,), (hi,))
     else:
-        sub = _put(ns, gap, height - 1, key, kh, value)
-    if sub is gap:  # an update to the same value hands back the very same CID object
-        return cid
-    return ns.save(_with_gap(node, i, sub), height)
+        # The hot path of every put: one level down, then swap the link to the new child.
+        below = left if i == 0 else rights[i - 1]
+        if below is None:
+            sub = _wrap(ns, ns.store(leaf(kh, key, value)), kh, height - 1)
+        else:
+            sub = _put(ns, below, ns.node(below, height - 1), key, kh, value)
+            if sub == below:  # an update to the same value
+                return link
+        new = with_gap(node, i, sub)
+    return ns.store(new, link)
 
 
-def _split(ns: NodeStore, cid: CID | None, height: int, key: bytes) -> tuple[CID | None, ...]:
+def _split(ns: NodeStore, link: Link, height: int, key: bytes) -> tuple[Link, Link]:
     """Split the subtree at `height` into the parts with keys below and above `key`."""
-    if cid is None:
+    if link is None:
         return None, None
-    node = ns.load(cid, height)
-    entries = node.entries
-    i = bisect_left(entries, (key,))
-    gap = _gap(node, i)
-    if gap is None:
+    node = ns.node(link, height)
+    n = len(node[2])
+    i = bisect_left(node[2], key)
+    below = gap(node, i)
+    if below is None:
         if i == 0:
-            return None, cid
-        if i == len(entries):
-            return cid, None
-    lo, hi = _split(ns, gap, height - 1, key)
-    low = _with_gap(node.splice(i, len(entries)), i, lo)
-    high = node.splice(0, i).with_left(hi)
-    return _save_or_none(ns, low, height), _save_or_none(ns, high, height)
+            return None, link
+        if i == n:
+            return link, None
+    lo, hi = _split(ns, below, height - 1, key)
+    low = with_gap(splice(node, i, n), i, lo)
+    high = with_gap(splice(node, 0, i), 0, hi)
+    ns.retire(link)
+    return _save_or_none(ns, low), _save_or_none(ns, high)
 
 
-def _delete_root(ns: NodeStore, root: CID, key: bytes) -> CID:
-    node, height = ns.load_root(root)
+def _delete_root(ns: NodeStore, root: bytes, key: bytes) -> bytes:
+    node = ns.root(root)
+    height = node[0]
     kh = key_height(key)
-    if kh > height or not node.entries:
+    keys = node[2]
+    if kh > height or not keys:
         raise KeyError(f"key not in MST: {key.decode()}")
-    if kh == height and len(node.entries) == 1 and node.entries[0][0] == key:
+    if kh == height and len(keys) == 1 and keys[0] == key:
         # The root loses its last key: the merged children become the root, minus any empty
         # levels on top, which are never stored.
-        top = _merge_top(ns, node.left, node.entries[0][2], height - 1)
-        return ns.save(EMPTY_NODE, 0) if top is None else top
+        top = _merge_top(ns, node[1], node[4][0], height - 1)
+        return ns.store(_EMPTY) if top is None else top
     new = _delete(ns, root, height, key, kh)
     assert new is not None
     return new
 
 
-def _merge_top(ns: NodeStore, a: CID | None, b: CID | None, height: int) -> CID | None:
+def _merge_top(ns: NodeStore, a: Link, b: Link, height: int) -> Link:
     while a is not None or b is not None:
-        na = ns.load(a, height) if a is not None else EMPTY_NODE
-        nb = ns.load(b, height) if b is not None else EMPTY_NODE
-        if na.entries or nb.entries:
+        na = ns.node(a, height) if a is not None else _EMPTY
+        nb = ns.node(b, height) if b is not None else _EMPTY
+        if na[2] or nb[2]:
             return _merge(ns, a, b, height)
-        a, b, height = na.left, nb.left, height - 1
+        a, b, height = na[1], nb[1], height - 1
     return None
 
 
-def _delete(ns: NodeStore, cid: CID, height: int, key: bytes, kh: int) -> CID | None:
-    node = ns.load(cid, height)
-    entries = node.entries
-    i = bisect_left(entries, (key,))
+def _delete(ns: NodeStore, link: bytes, height: int, key: bytes, kh: int) -> Link:
+    node = ns.node(link, height)
+    keys = node[2]
+    i = bisect_left(keys, key)
     if height == kh:
-        if i == len(entries) or entries[i][0] != key:
+        if i == len(keys) or keys[i] != key:
             raise KeyError(f"key not in MST: {key.decode()}")
-        merged = _merge(ns, _gap(node, i), entries[i][2], height - 1)
-        return _save_or_none(ns, _with_gap(node.splice(i, i + 1), i, merged), height)
-    gap = _gap(node, i)
-    if gap is None:
-        raise KeyError(f"key not in MST: {key.decode()}")
-    sub = _delete(ns, gap, height - 1, key, kh)
-    return _save_or_none(ns, _with_gap(node, i, sub), height)
+        merged = _merge(ns, gap(node, i), node[4][i], height - 1)
+        new = with_gap(splice(node, i, i + 1), i, merged)
+    else:
+        below = gap(node, i)
+        if below is None:
+            raise KeyError(f"key not in MST: {key.decode()}")
+        new = with_gap(node, i, _delete(ns, below, height - 1, key, kh))
+    ns.retire(link)
+    return _save_or_none(ns, new)
 
 
-def _merge(ns: NodeStore, a: CID | None, b: CID | None, height: int) -> CID | None:
+def _merge(ns: NodeStore, a: Link, b: Link, height: int) -> Link:
     """Join two adjacent subtrees at `height` (all keys of `a` below all keys of `b`)."""
     if a is None:
         return b
     if b is None:
         return a
-    na, nb = ns.load(a, height), ns.load(b, height)
-    last = len(na.entries)
-    mid = _merge(ns, _gap(na, last), nb.left, height - 1)
-    return ns.save(_with_gap(na, last, mid).concat(nb), height)
+    na, nb = ns.node(a, height), ns.node(b, height)
+    last = len(na[2])
+    mid = _merge(ns, gap(na, last), nb[1], height - 1)
+    ns.retire(a)
+    ns.retire(b)
+    return ns.store(concat(with_gap(na, last, mid), nb))
