@@ -1,0 +1,95 @@
+"""Rate limits: a limit fires with the RateLimit-* headers and resets when its window ends
+(the clock is injected), write points per account, bypass, and off by default in dev mode."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from pds.config import PdsConfig
+from pds.ratelimit import Limit, RateLimiter
+from tests.pds.conftest import Pds, serve_in_process
+from tests.pds.test_server_accounts import error_of
+
+LOGIN = "com.atproto.server.createSession"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def limited(pds_config: PdsConfig) -> AsyncIterator[tuple[Pds, Clock]]:
+    config = dataclasses.replace(pds_config, rate_limits_enabled=True, rate_limit_bypass_key="k")
+    clock = Clock()
+    async for pds in serve_in_process(config):
+        pds.ctx.limiter.clock = clock
+        yield pds, clock
+
+
+def test_windows_are_fixed_and_bounded() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock, max_keys=3)
+    limit = Limit("t", 2, 60, lambda req: "k")
+    outcomes = [limiter.consume(limit, "a", 1) for _ in range(3)]
+    assert [o.allowed for o in outcomes] == [True, True, False]
+    assert [o.remaining for o in outcomes] == [1, 0, 0]
+    assert outcomes[0].reset_at == clock.now + 60
+    clock.now += 60
+    assert limiter.consume(limit, "a", 1).allowed
+    for key in "bcde":
+        limiter.consume(limit, key, 1)
+    assert len(limiter._windows) <= 3
+
+
+async def test_login_limit_fires_and_resets(limited: tuple[Pds, Clock]) -> None:
+    pds, clock = limited
+    body = {"identifier": "nobody.test", "password": "wrong"}
+    for _ in range(30):
+        assert error_of(await pds.call(LOGIN, body)) == (401, "AuthenticationRequired")
+    refused = await pds.call(LOGIN, body)
+    assert error_of(refused) == (429, "RateLimitExceeded")
+    headers = refused.headers
+    assert headers["ratelimit-limit"] == "30"
+    assert headers["ratelimit-remaining"] == "0"
+    assert headers["ratelimit-policy"] == "30;w=300"
+    assert int(headers["ratelimit-reset"]) == int(clock.now) + 300
+    # Another identifier has its own budget; the bypass key skips limits.
+    other = await pds.call(LOGIN, {"identifier": "else.test", "password": "x"})
+    assert other.status_code == 401
+    bypass = await pds.client.post(f"/xrpc/{LOGIN}", json=body, headers={"x-ratelimit-bypass": "k"})
+    assert bypass.status_code == 401
+    clock.now += 299
+    assert (await pds.call(LOGIN, body)).status_code == 429
+    clock.now += 1
+    assert (await pds.call(LOGIN, body)).status_code == 401
+
+
+async def test_write_points_per_account(limited: tuple[Pds, Clock]) -> None:
+    pds, clock = limited
+    account = await pds.create_account("wendy.test")
+    did, token = account["did"], account["accessJwt"]
+    # Nearly spend the hour's 5000 points, then a batch of two creates (6 points) crosses it.
+    pds.ctx.limiter._windows[("repo-write-hour", did)] = [clock.now, 4995.0]
+    record = {"$type": "app.bsky.feed.post", "text": "x", "createdAt": "2024-01-01T00:00:00Z"}
+    create = {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post"}
+    writes = {"repo": did, "writes": [{**create, "value": record}, {**create, "value": record}]}
+    refused = await pds.call("com.atproto.repo.applyWrites", writes, token=token)
+    assert error_of(refused) == (429, "RateLimitExceeded")
+    assert refused.headers["ratelimit-policy"] == "5000;w=3600"
+    clock.now += 3600
+    done = await pds.call("com.atproto.repo.applyWrites", writes, token=token)
+    assert done.status_code == 200, done.text
+
+
+async def test_dev_mode_has_no_limits(pds: Pds) -> None:
+    assert pds.ctx.config.rate_limits_enabled is False
+    body = {"identifier": "nobody.test", "password": "wrong"}
+    for _ in range(31):
+        assert (await pds.call(LOGIN, body)).status_code == 401
