@@ -1,4 +1,5 @@
-"""One account's life on a live PDS, and the firehose events it must cause, in order.
+"""One account's life on a live PDS, and the firehose events it must cause, in order; the
+records and the image the interop tests write.
 
 Each event is a plain dict: `{"kind": "identity", "did", "handle"}`, `{"kind": "account",
 "did", "active", "status"}`, `{"kind": "sync", "did", "commit", "rev"}` or `{"kind": "commit",
@@ -8,11 +9,16 @@ responses gave, so a client's parsed firehose can be compared to it exactly.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from atcore import cbor
+from atcore.cid import cid_for_cbor
+from atcore.datamodel import record_from_json
 from tests.interop.conftest import PASSWORD
 
 POST = "app.bsky.feed.post"
@@ -21,8 +27,26 @@ WRITE = f"{REPO}.applyWrites"
 CREATED_AT = "2024-05-01T12:00:00.000Z"
 
 
-def post(text: str) -> dict[str, Any]:
-    return {"$type": POST, "text": text, "createdAt": CREATED_AT}
+def post(text: str, **extra: Any) -> dict[str, Any]:
+    return {"$type": POST, "text": text, "createdAt": CREATED_AT, **extra}
+
+
+def cid_of(record: dict[str, Any]) -> str:
+    """The CID a record written as JSON gets: of its DAG-CBOR encoding."""
+    return cid_for_cbor(cbor.encode(record_from_json(record))).encode()
+
+
+def png() -> bytes:
+    """A valid 1x1 RGBA PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data)
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00\xff")
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
 
 
 @dataclass

@@ -3,46 +3,19 @@
 from __future__ import annotations
 
 import base64
-import struct
-import zlib
 from typing import Any
 
 import httpx
 import pytest
 
-from atcore import cbor
-from atcore.cid import cid_for_cbor, cid_for_raw
-from atcore.datamodel import record_from_json
+from atcore.cid import cid_for_raw
 from tests.interop.conftest import PASSWORD, run_node
+from tests.interop.history import CREATED_AT, POST, WRITE, cid_of, png, post
 
 pytestmark = pytest.mark.integration
 
-POST = "app.bsky.feed.post"
-CREATED_AT = "2024-05-01T12:00:00.000Z"
 # Record keys for the applyWrites step: post keys must be TIDs.
 RKEYS = ["3l2aaaaaaaaa2", "3l2aaaaaaaab2"]
-WRITE = "com.atproto.repo.applyWrites"
-
-
-def png() -> bytes:
-    """A valid 1x1 RGBA PNG."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 6, 0, 0, 0)
-    pixels = zlib.compress(b"\x00\xff\x00\x00\xff")
-    body = chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-    return b"\x89PNG\r\n\x1a\n" + body
-
-
-def post(text: str, **extra: Any) -> dict[str, Any]:
-    return {"$type": POST, "text": text, "createdAt": CREATED_AT, **extra}
-
-
-def cid_of(record: dict[str, Any]) -> str:
-    return cid_for_cbor(cbor.encode(record_from_json(record))).encode()
 
 
 def test_atproto_api_agent_session_records_and_blobs(pds_url: str, plc_url: str) -> None:
