@@ -16,6 +16,8 @@ from tests.servers import running_service
 
 JS = Path(__file__).resolve().parents[1] / "js"
 PASSWORD = "correct horse battery staple"
+# Known to the tests so they can mint tokens the PDS will accept (or find expired).
+JWT_SECRET = "interop-jwt-secret"
 
 
 def run_node(script: str, payload: dict[str, Any], timeout: float = 30.0) -> Any:
@@ -46,5 +48,5 @@ def node_binary() -> str:
 def pds_url(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
     """One `skyloft pds serve` (dev mode, on the session's PLC) per test module."""
     data = tmp_path_factory.mktemp("interop-pds") / "data"
-    with running_service("pds", data, env=pds_env(plc_url)) as url:
+    with running_service("pds", data, env=pds_env(plc_url, PDS_JWT_SECRET=JWT_SECRET)) as url:
         yield url

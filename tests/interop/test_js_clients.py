@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from atcore.cid import cid_for_raw
-from tests.interop.conftest import PASSWORD, run_node
+from tests.interop.conftest import JWT_SECRET, PASSWORD, run_node
 from tests.interop.history import CREATED_AT, POST, WRITE, cid_of, png, post
 
 pytestmark = pytest.mark.integration
@@ -24,6 +24,8 @@ def test_atproto_api_agent_session_records_and_blobs(pds_url: str, plc_url: str)
         "api_session.mjs",
         {
             "service": pds_url,
+            "serviceDid": "did:web:localhost",
+            "jwtSecret": JWT_SECRET,
             "handle": "agent.test",
             "email": "agent@example.com",
             "password": PASSWORD,
@@ -105,6 +107,7 @@ def test_atproto_api_agent_session_records_and_blobs(pds_url: str, plc_url: str)
         "refreshChanged": True,
     }
     assert got["getSessionAfterRefresh"] == {"did": did, "handle": "agent.test"}
+    assert got["getSessionWithExpiredToken"] == {"did": did, "refreshed": True}
     assert got["describeRepo"] == {
         "did": did,
         "handle": "agent.test",

@@ -1,7 +1,8 @@
 // Drive a PDS with @atproto/api's AtpAgent: account, session, record and blob calls, one step
 // after another. Each step reports what the client returned or the error it raised.
-// stdin: {service, handle, email, password, png: base64, rkeys: [tid, tid]}.
+// stdin: {service, serviceDid, jwtSecret, handle, email, password, png: base64, rkeys: [tid, tid]}.
 // stdout: {step: {ok: result} or {error: {name, message, status, error}}}.
+import { createHmac } from 'node:crypto'
 import { AtpAgent } from '@atproto/api'
 import { describeError, printJson, readInput } from './common.mjs'
 
@@ -146,6 +147,23 @@ await step('refreshSession', async () => {
 await step('getSessionAfterRefresh', async () => {
   const { data } = await agent.com.atproto.server.getSession()
   return { did: data.did, handle: data.handle }
+})
+// An access token that expired a minute ago, signed with the PDS's secret, as the reference
+// shapes them: the agent must get ExpiredToken, refresh its session and retry the call.
+function expiredAccessJwt() {
+  const now = Math.floor(Date.now() / 1000)
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const header = part({ typ: 'at+jwt', alg: 'HS256' })
+  const claims = { scope: 'com.atproto.access', sub: repo(), aud: input.serviceDid }
+  const payload = part({ ...claims, iat: now - 7260, exp: now - 60 })
+  const sig = createHmac('sha256', input.jwtSecret).update(`${header}.${payload}`)
+  return `${header}.${payload}.${sig.digest('base64url')}`
+}
+await step('getSessionWithExpiredToken', async () => {
+  const expired = expiredAccessJwt()
+  agent.sessionManager.session = { ...agent.session, accessJwt: expired }
+  const { data } = await agent.com.atproto.server.getSession()
+  return { did: data.did, refreshed: agent.session.accessJwt !== expired }
 })
 await step('describeRepo', async () => {
   const { data } = await agent.com.atproto.repo.describeRepo({ repo: input.handle })

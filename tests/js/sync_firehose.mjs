@@ -6,7 +6,8 @@
 // checks each #commit's inversion with @atproto/repo's MST: undoing the ops on the new tree
 // from the event's blocks alone must give `prevData`.
 // stdin: {service, plcUrl, did, cursor, events, timeoutMs}: keeps the events of `did` (all
-// when null) and stops after `events` of them (or on timeout); a null cursor starts live, as a runner with no saved cursor does (`cursor=`).
+// when null) and stops after `events` of them (or on timeout); a null cursor starts live, as
+// a runner with no saved cursor does (it sends `cursor=`).
 // stdout: {events, errors, commits: [{seq, ops, inverted}], timedOut}.
 import { IdResolver } from '@atproto/identity'
 import { MST, MemoryBlockstore, def, readCarWithRoot } from '@atproto/repo'
