@@ -118,11 +118,18 @@ async def apply_writes(
     mine = _Queued(Batch(prepared, swap_commit), asyncio.get_running_loop().create_future())
     queue: list[_Queued] = ctx.actors.write_queue(did)
     queue.append(mine)
-    async with ctx.actors.lock(did):
-        # Batches queued before ours were committed by earlier lock holders, unless their
-        # callers gave up waiting; ours may already be done by one of them too.
-        while not mine.done.done():
-            await _commit_group(ctx, store, key, _take_group(queue))
+    try:
+        async with ctx.actors.lock(did):
+            # Batches queued before ours were committed by earlier lock holders; ours may
+            # already be done by one of them too.
+            while not mine.done.done():
+                await _commit_group(ctx, store, key, _take_group(queue))
+    except asyncio.CancelledError:
+        # A caller that gives up before its batch joined a group withdraws it; once in a
+        # group, it is committed with the others.
+        if mine in queue:
+            queue.remove(mine)
+        raise
     return mine.done.result()
 
 

@@ -12,7 +12,6 @@ import pytest
 from atcore import cbor
 from atcore.cid import CID, cid_for_cbor
 from atcore.frames import CommitEvent
-from atcore.keys import PrivateKey
 from atcore.xrpc.errors import InvalidRequest
 from pds.repo_commit import CommitResult
 from pds.repo_writer import MAX_WRITES, Write, apply_writes
@@ -224,21 +223,38 @@ async def test_groups_respect_the_event_size_limit(env: RepoEnv) -> None:
         check_commit_event(event, key.public_key())
 
 
-async def test_cancelled_caller_leaves_the_group_answered(env: RepoEnv) -> None:
-    key: PrivateKey = await env.new_account(ALICE)
+async def test_cancelled_leader_still_answers_its_group(env: RepoEnv) -> None:
+    key = await env.new_account(ALICE)
     start = env.sequencer.head
-    calls = [create(env, f"c{i}") for i in range(6)]
-    tasks = await queued(env, calls)
-    await asyncio.sleep(0)
+    tasks = await queued(env, [create(env, f"c{i}") for i in range(6)])
+    queue = env.actors.write_queue(ALICE)
+    while queue:  # the first caller took the lock and the whole queue into its group
+        await asyncio.sleep(0)
     tasks[0].cancel()
     outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    answered = [o for o in outcomes if isinstance(o, CommitResult)]
-    assert len(answered) >= 5
-    events = await commits_since(env, start)
-    paths = [op.path for e in events for op in e.ops]
-    # The cancelled caller's batch was queued: it is committed even though nobody awaits it.
-    assert len(paths) == 6 and {path_of(r) for r in answered} <= set(paths)
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    answered = [o for o in outcomes[1:] if isinstance(o, CommitResult)]
+    assert len(answered) == 5
+    (event,) = await commits_since(env, start)
+    check_commit_event(event, key.public_key())
+    # The cancelled caller's batch was in the group: committed though nobody awaits it.
+    assert len(event.ops) == 6 and {path_of(r) for r in answered} < {op.path for op in event.ops}
     after = await create(env, "after")
-    assert after is not None and after.rev > max(e.rev for e in events)
-    for event in await commits_since(env, start):
-        check_commit_event(event, key.public_key())
+    assert after is not None and after.since == event.rev
+
+
+async def test_caller_cancelled_while_queued_withdraws_its_batch(env: RepoEnv) -> None:
+    key = await env.new_account(ALICE)
+    start = env.sequencer.head
+    async with env.actors.lock(ALICE):
+        tasks = [asyncio.ensure_future(create(env, f"q{i}")) for i in range(4)]
+        while len(env.actors.write_queue(ALICE)) < 4:
+            await asyncio.sleep(0.001)
+        tasks[2].cancel()
+        await asyncio.sleep(0)
+        assert len(env.actors.write_queue(ALICE)) == 3
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(outcomes[2], asyncio.CancelledError)
+    (event,) = await commits_since(env, start)
+    check_commit_event(event, key.public_key())
+    assert len(event.ops) == 3
