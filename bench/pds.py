@@ -1,0 +1,408 @@
+"""The PDS under load, side by side with the reference TypeScript PDS in the same run.
+
+Run: ./scripts/setup test && .venv/bin/python bench/pds.py [--writes 1000] [--repo-records 10000]
+Starts our PLC and PDS (`skyloft plc serve`, `skyloft pds serve`, stopped by pid at the end)
+and the reference PDS (npm `@atproto/pds` 0.4 in `@atproto/dev-env`'s TestNetworkNoAppView,
+its default SQLite storage; installed on demand into bench/js with `npm ci`), creates one
+account on each, and drives both with the same client (httpx, raw XRPC, the session JWT):
+createRecord at concurrency 1 and 8 on that one account (records/s, p50/p99 latency), the
+firehose seen by a websocket subscriber during those writes (request sent -> #commit received,
+and response received -> #commit received, matched by commit CID), getRecord and listRecords
+throughput, and getRepo of a 10k-record repo (MB/s). Phases alternate between the two servers
+so both see the same machine load. Prints a Markdown table with ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from atcore.frames import CommitEvent, decode_frame  # noqa: E402
+from tests.servers import running_service  # noqa: E402
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+POST = "app.bsky.feed.post"
+PASSWORD = "bench-password"
+WARM_UP = 50  # writes before each timed createRecord run
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    did: str
+    token: str
+    rkeys: list[str] = field(default_factory=list)
+
+    def client(self, concurrency: int) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url,
+            headers={"authorization": f"Bearer {self.token}"},
+            limits=httpx.Limits(max_connections=concurrency),
+            timeout=120,
+        )
+
+
+def post(text: str) -> dict[str, Any]:
+    return {"$type": POST, "text": text, "createdAt": "2024-05-01T12:00:00.000Z"}
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def bounded(
+    jobs: list[Callable[[], Awaitable[float]]], concurrency: int
+) -> tuple[float, list[float]]:
+    """Run jobs with at most `concurrency` in flight; (wall seconds, each job's latency)."""
+    queue = list(reversed(jobs))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            latencies.append(await queue.pop()())
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - start, latencies
+
+
+class Firehose:
+    """A live subscriber noting when each #commit of one repo arrives (by commit CID)."""
+
+    def __init__(self, target: Target) -> None:
+        ws_url = target.url.replace("http", "ws", 1)
+        self.url = f"{ws_url}/xrpc/com.atproto.sync.subscribeRepos"
+        self.did = target.did
+        self.seen: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def __aenter__(self) -> Firehose:
+        self._task = asyncio.create_task(self._listen())
+        await asyncio.wait_for(self._ready.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+    async def _listen(self) -> None:
+        async with websockets.connect(self.url, max_size=None) as ws:
+            self._ready.set()
+            async for frame in ws:
+                now = time.perf_counter()
+                assert isinstance(frame, bytes)
+                event = decode_frame(frame)
+                if isinstance(event, CommitEvent) and event.repo == self.did:
+                    self.seen[event.commit.encode()] = now
+
+    async def wait_for(self, cids: set[str], timeout: float = 5.0) -> None:
+        deadline = time.perf_counter() + timeout
+        while not cids <= self.seen.keys() and time.perf_counter() < deadline:
+            await asyncio.sleep(0.01)
+
+
+async def create_records(target: Target, concurrency: int, count: int) -> dict[str, float]:
+    """createRecord throughput and latency, and the firehose delay of each write."""
+    sent: list[tuple[float, float, str]] = []
+    async with target.client(concurrency) as http, Firehose(target) as hose:
+
+        def job(i: int) -> Callable[[], Awaitable[float]]:
+            async def run() -> float:
+                body = {
+                    "repo": target.did,
+                    "collection": POST,
+                    "record": post(f"c{concurrency} {i}"),
+                }
+                start = time.perf_counter()
+                r = await http.post("/xrpc/com.atproto.repo.createRecord", json=body)
+                end = time.perf_counter()
+                r.raise_for_status()
+                out = r.json()
+                target.rkeys.append(out["uri"].rsplit("/", 1)[1])
+                sent.append((start, end, out["commit"]["cid"]))
+                return end - start
+
+            return run
+
+        for i in range(WARM_UP):  # connections, caches, the reference's JIT
+            await job(-1 - i)()
+        sent.clear()
+        wall, latencies = await bounded([job(i) for i in range(count)], concurrency)
+        await hose.wait_for({cid for _, _, cid in sent})
+    arrived = [(hose.seen[cid], start, end) for start, end, cid in sent if cid in hose.seen]
+    if len(arrived) < len(sent):
+        print(f"  {target.name}: {len(sent) - len(arrived)} commits never seen on the firehose")
+    from_request = [t - start for t, start, _ in arrived]
+    from_response = [t - end for t, _, end in arrived]
+    return {
+        "rate": count / wall,
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+        "event_p50": pct(from_request, 0.5),
+        "event_p99": pct(from_request, 0.99),
+        "after_p50": pct(from_response, 0.5),
+        "after_p99": pct(from_response, 0.99),
+    }
+
+
+async def read_records(target: Target, count: int, concurrency: int = 8) -> dict[str, float]:
+    rkeys = target.rkeys
+    async with target.client(concurrency) as http:
+
+        def get(i: int) -> Callable[[], Awaitable[float]]:
+            async def run() -> float:
+                params = {"repo": target.did, "collection": POST, "rkey": rkeys[i % len(rkeys)]}
+                start = time.perf_counter()
+                r = await http.get("/xrpc/com.atproto.repo.getRecord", params=params)
+                r.raise_for_status()
+                return time.perf_counter() - start
+
+            return run
+
+        def page(i: int) -> Callable[[], Awaitable[float]]:
+            async def run() -> float:
+                params: dict[str, Any] = {"repo": target.did, "collection": POST, "limit": 100}
+                if i % 2:
+                    params["cursor"] = rkeys[i % len(rkeys)]
+                start = time.perf_counter()
+                r = await http.get("/xrpc/com.atproto.repo.listRecords", params=params)
+                r.raise_for_status()
+                return time.perf_counter() - start
+
+            return run
+
+        gets, get_lat = await bounded([get(i) for i in range(count)], concurrency)
+        pages = max(1, count // 10)
+        lists, list_lat = await bounded([page(i) for i in range(pages)], concurrency)
+    return {
+        "get_rate": count / gets,
+        "get_p99": pct(get_lat, 0.99),
+        "list_rate": pages / lists,
+        "list_p99": pct(list_lat, 0.99),
+    }
+
+
+async def fill_repo(target: Target, total: int) -> None:
+    """Top the repo up to `total` records with applyWrites batches of 200."""
+    async with target.client(4) as http:
+        have = len(target.rkeys)
+        while have < total:
+            n = min(200, total - have)
+            writes = [
+                {
+                    "$type": "com.atproto.repo.applyWrites#create",
+                    "collection": POST,
+                    "value": post(f"fill {have + i}"),
+                }
+                for i in range(n)
+            ]
+            r = await http.post(
+                "/xrpc/com.atproto.repo.applyWrites", json={"repo": target.did, "writes": writes}
+            )
+            r.raise_for_status()
+            have += n
+
+
+async def get_repo(target: Target, repeat: int = 3) -> dict[str, float]:
+    async with target.client(1) as http:
+        times, size = [], 0
+        for _ in range(repeat):
+            start = time.perf_counter()
+            r = await http.get("/xrpc/com.atproto.sync.getRepo", params={"did": target.did})
+            r.raise_for_status()
+            times.append(time.perf_counter() - start)
+            size = len(r.content)
+    best = statistics.median(times)
+    return {"repo_mb": size / 1e6, "repo_mbps": size / 1e6 / best, "repo_s": best}
+
+
+async def session_account(url: str) -> Target:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        body = {"handle": "bench.test", "email": "bench@example.com", "password": PASSWORD}
+        r = await http.post("/xrpc/com.atproto.server.createAccount", json=body)
+        r.raise_for_status()
+        out = r.json()
+    return Target("skyloft", url, out["did"], out["accessJwt"])
+
+
+@contextmanager
+def ours(tmp: Path) -> Iterator[str]:
+    with running_service("plc", tmp / "plc") as plc_url:
+        env = {"PDS_DEV_MODE": "true", "PDS_HOSTNAME": "localhost", "PDS_DID_PLC_URL": plc_url}
+        with running_service("pds", tmp / "pds", env=env) as url:
+            yield url
+
+
+def install_reference() -> str | None:
+    """Install bench/js if needed; None when ready, else why it cannot run here."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        return "node/npm not found on PATH"
+    if (JS_DIR / "node_modules" / "@atproto" / "dev-env").is_dir():
+        return None
+    # better-sqlite3 builds from source; node-gyp takes the headers of the Node running it.
+    env = {**os.environ, "npm_config_nodedir": str(Path(os.path.realpath(node)).parent.parent)}
+    print("installing the reference PDS (npm ci in bench/js) ...", flush=True)
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(JS_DIR)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        return f"npm ci failed ({done.returncode}): {done.stderr.strip()[-2000:]}"
+    return None
+
+
+@contextmanager
+def reference() -> Iterator[Target]:
+    process = subprocess.Popen(
+        ["node", "reference_pds.mjs"],
+        cwd=JS_DIR,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            assert process.stderr is not None
+            raise RuntimeError(f"the reference PDS did not start: {process.stderr.read()[-2000:]}")
+        info = json.loads(line)
+        yield Target("reference", info["url"], info["did"], info["accessJwt"])
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()  # it shuts down when stdin closes
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+ROWS: list[tuple[str, str, str, bool]] = [
+    # (label, key, unit, higher is better)
+    ("createRecord c=1", "c1.rate", "records/s", True),
+    ("createRecord c=1 p50", "c1.p50", "ms", False),
+    ("createRecord c=1 p99", "c1.p99", "ms", False),
+    ("createRecord c=8", "c8.rate", "records/s", True),
+    ("createRecord c=8 p50", "c8.p50", "ms", False),
+    ("createRecord c=8 p99", "c8.p99", "ms", False),
+    ("request -> #commit, c=1, p50", "c1.event_p50", "ms", False),
+    ("request -> #commit, c=1, p99", "c1.event_p99", "ms", False),
+    ("response -> #commit, c=1, p50", "c1.after_p50", "ms", False),
+    ("response -> #commit, c=1, p99", "c1.after_p99", "ms", False),
+    ("request -> #commit, c=8, p50", "c8.event_p50", "ms", False),
+    ("request -> #commit, c=8, p99", "c8.event_p99", "ms", False),
+    ("response -> #commit, c=8, p50", "c8.after_p50", "ms", False),
+    ("response -> #commit, c=8, p99", "c8.after_p99", "ms", False),
+    ("getRecord (c=8)", "read.get_rate", "req/s", True),
+    ("getRecord p99", "read.get_p99", "ms", False),
+    ("listRecords, 100/page (c=8)", "read.list_rate", "req/s", True),
+    ("listRecords p99", "read.list_p99", "ms", False),
+    ("getRepo, 10k records", "repo.repo_mbps", "MB/s", True),
+    ("getRepo CAR size", "repo.repo_mb", "MB", False),
+]
+
+
+def show(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    if unit == "ms":
+        return f"{value * 1000:.1f}"
+    return f"{value:.2f}" if unit in ("MB", "MB/s") else f"{value:.0f}"
+
+
+def table(results: dict[str, dict[str, float]], names: list[str]) -> str:
+    head = "| metric | unit | " + " | ".join(names)
+    if len(names) == 2:
+        head += " | skyloft advantage"
+    lines = [head + " |", "|" + "---|" * (len(names) + 2 + (len(names) == 2))]
+    for label, key, unit, higher in ROWS:
+        values = [results[n].get(key) for n in names]
+        cells = [show(v, unit) for v in values]
+        if len(names) == 2:
+            ours_v, ref_v = values
+            ratio = "—"
+            if ours_v and ref_v and ours_v > 0 and ref_v > 0 and key != "repo.repo_mb":
+                ratio = f"{(ours_v / ref_v) if higher else (ref_v / ours_v):.1f}x"
+            cells.append(ratio)
+        lines.append(f"| {label} | {unit} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def flatten(prefix: str, values: dict[str, float]) -> dict[str, float]:
+    return {f"{prefix}.{k}": v for k, v in values.items()}
+
+
+async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    results: dict[str, dict[str, float]] = {t.name: {} for t in targets}
+
+    async def phase(label: str, fn: Callable[[Target], Awaitable[dict[str, float]]]) -> None:
+        for target in targets:
+            print(f"  {label}: {target.name} ...", flush=True)
+            results[target.name].update(flatten(label, await fn(target)))
+
+    await phase("c1", lambda t: create_records(t, 1, args.writes // 2))
+    await phase("c8", lambda t: create_records(t, 8, args.writes))
+    await phase("read", lambda t: read_records(t, args.reads))
+    for target in targets:
+        print(f"  filling {target.name} to {args.repo_records} records ...", flush=True)
+        await fill_repo(target, args.repo_records)
+    await phase("repo", get_repo)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writes", type=int, default=1000, help="createRecord calls at c=8")
+    parser.add_argument("--reads", type=int, default=2000, help="getRecord calls")
+    parser.add_argument("--repo-records", type=int, default=10_000)
+    parser.add_argument("--no-reference", action="store_true", help="measure only skyloft")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
+    why_not = "--no-reference given" if args.no_reference else install_reference()
+    with tempfile.TemporaryDirectory() as tmp, ours(Path(tmp)) as url:
+        target = asyncio.run(session_account(url))
+        if why_not is None:
+            with reference() as ref:
+                results = asyncio.run(measure([target, ref], args))
+            names = ["skyloft", "reference"]
+        else:
+            print(f"reference PDS not measured: {why_not}")
+            results = asyncio.run(measure([target], args))
+            names = ["skyloft"]
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print()
+    print(table(results, names))
+
+
+if __name__ == "__main__":
+    main()
