@@ -171,16 +171,25 @@ def test_atproto_repo_verifies_the_export_and_every_record_proof(
             ]
             for result, write in zip(apply(writes)["results"], writes, strict=True):
                 written[result["uri"]] = {"cid": result["cid"], "value": write["value"]}
+        # The last commit deletes, updates and creates; the export before it is kept.
+        earlier = client.get("/xrpc/com.atproto.sync.getRepo", params={"did": did}).content
         removed = sorted(written)[::7]
-        last = apply([_delete(uri) for uri in removed])
-        for uri in removed:
-            del written[uri]
+        changed = next(uri for uri in sorted(written)[1:] if f"/{POST}/" in uri)
+        last = apply(
+            [_delete(uri) for uri in removed]
+            + [_update(changed, post("changed")), _create(post("added"))]
+        )
+        gone = {uri: written.pop(uri)["cid"] for uri in removed}
+        changed_cid, added = last["results"][-2]["cid"], last["results"][-1]
+        written[changed] = {"cid": changed_cid, "value": post("changed")}
+        written[added["uri"]] = {"cid": added["cid"], "value": post("added")}
         latest = client.get("/xrpc/com.atproto.sync.getLatestCommit", params={"did": did}).json()
         doc = httpx.get(f"{plc_url}/{did}").json()
 
-    absent = [uri.split("/", 3)[3] for uri in removed] + ["app.bsky.graph.follow/3l2aaaaaaaaa2"]
+    absent = [_path(uri) for uri in removed] + ["app.bsky.graph.follow/3l2aaaaaaaaa2"]
+    payload: dict[str, Any] = {"service": pds_url, "plcUrl": plc_url, "did": did, "absent": absent}
     verified = run_node(
-        "repo_verify.mjs", {"service": pds_url, "plcUrl": plc_url, "did": did, "absent": absent}
+        "repo_verify.mjs", {**payload, "earlier": base64.b64encode(earlier).decode()}
     )
     assert "error" not in verified, verified
     assert verified["signingKey"] == "did:key:" + doc["verificationMethod"][0]["publicKeyMultibase"]
@@ -194,6 +203,18 @@ def test_atproto_repo_verifies_the_export_and_every_record_proof(
     assert seen == written
     assert len(verified["proofs"]) == len(written) + len(absent)
     assert [p for p in verified["proofs"] if not p["verified"]] == []
+    # getRepo?since=<the earlier rev>, applied to the earlier export, gives the last commit.
+    diff = verified["diff"]
+    assert diff["rev"] == last["commit"]["rev"] and diff["since"] < diff["rev"]
+    assert sorted(diff["writes"], key=lambda w: w["path"]) == sorted(
+        # @atproto/repo's delete descriptions carry the CID the record had.
+        [{"action": "delete", "path": _path(uri), "cid": cid} for uri, cid in gone.items()]
+        + [
+            {"action": "update", "path": _path(changed), "cid": changed_cid},
+            {"action": "create", "path": _path(added["uri"]), "cid": added["cid"]},
+        ],
+        key=lambda w: w["path"],
+    )
 
 
 def _like(did: str, text: str) -> dict[str, Any]:
@@ -201,6 +222,19 @@ def _like(did: str, text: str) -> dict[str, Any]:
     return {"$type": "app.bsky.feed.like", "subject": subject, "createdAt": CREATED_AT}
 
 
+def _path(uri: str) -> str:
+    return uri.split("/", 3)[3]
+
+
 def _delete(uri: str) -> dict[str, Any]:
-    _, _, _, collection, rkey = uri.split("/")
+    collection, rkey = _path(uri).split("/")
     return {"$type": f"{WRITE}#delete", "collection": collection, "rkey": rkey}
+
+
+def _update(uri: str, value: dict[str, Any]) -> dict[str, Any]:
+    collection, rkey = _path(uri).split("/")
+    return {"$type": f"{WRITE}#update", "collection": collection, "rkey": rkey, "value": value}
+
+
+def _create(value: dict[str, Any]) -> dict[str, Any]:
+    return {"$type": f"{WRITE}#create", "collection": value["$type"], "value": value}

@@ -1,13 +1,17 @@
 // Verify a PDS's repo export with @atproto/repo: the full CAR from com.atproto.sync.getRepo,
-// and a record proof from com.atproto.sync.getRecord for every record and for each absent key.
-// stdin: {service, plcUrl, did, absent: ["collection/rkey", ...]}.
-// stdout: {signingKey, latest, commit, records, proofs} or {error}.
+// a record proof from com.atproto.sync.getRecord for every record and for each absent key,
+// and, given an earlier export, the diff getRepo?since=<its rev> gives on top of it.
+// stdin: {service, plcUrl, did, absent: ["collection/rkey", ...], earlier: base64 CAR | null}.
+// stdout: {signingKey, latest, commit, records, proofs, diff} or {error}.
 import { IdResolver } from '@atproto/identity'
 import {
+  MemoryBlockstore,
+  Repo,
   cborToLexRecord,
   formatDataKey,
   readCarWithRoot,
   verifyProofs,
+  verifyDiffCar,
   verifyRepo,
 } from '@atproto/repo'
 import { describeError, printJson, readInput } from './common.mjs'
@@ -31,6 +35,22 @@ async function checkProof(key, cid) {
   const claim = { collection, rkey, cid }
   const result = await verifyProofs(proof, [claim], input.did, signingKey)
   return { key, verified: result.verified.length === 1, unverified: result.unverified.length }
+}
+
+// The changes since an earlier export, checked against the tree that export holds.
+async function checkDiff(earlier) {
+  const old = await readCarWithRoot(Buffer.from(earlier, 'base64'))
+  const repo = await Repo.load(new MemoryBlockstore(old.blocks), old.root)
+  const params = { did: input.did, since: repo.commit.rev }
+  const response = await fetchXrpc('com.atproto.sync.getRepo', params)
+  const car = new Uint8Array(await response.arrayBuffer())
+  const diff = await verifyDiffCar(repo, car, input.did, signingKey)
+  const writes = diff.writes.map((w) => ({
+    action: w.action,
+    path: formatDataKey(w.collection, w.rkey),
+    cid: w.cid ?? null,
+  }))
+  return { since: repo.commit.rev, rev: diff.commit.rev, writes }
 }
 
 let signingKey
@@ -60,6 +80,7 @@ try {
     commit: { cid: verified.commit.cid.toString(), rev: verified.commit.rev },
     records,
     proofs,
+    diff: input.earlier ? await checkDiff(input.earlier) : null,
   })
 } catch (err) {
   printJson({ error: describeError(err) })
