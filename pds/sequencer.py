@@ -32,20 +32,18 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from atcore.cid import CID
+from atcore.eventlog import EventLog
 from atcore.frames import (
     AccountEvent,
     CommitEvent,
     IdentityEvent,
-    InfoEvent,
     SyncEvent,
     decode_frame,
     encode_frame,
 )
-from atcore.xrpc.errors import InvalidRequest
 from pds.actor_store import ActorStores
 from pds.actor_store.store import Txn
 from pds.sequencer_db import LogRow, SequencerDb
-from pds.subscriber import Subscriber
 
 log = logging.getLogger("pds.sequencer")
 
@@ -100,14 +98,15 @@ class Sequencer:
         self._reader: SequencerDb | None = None
         self._pending: list[_Pending] = []
         self._wake = asyncio.Event()
-        self._subscribers: set[Subscriber] = set()
+        self.fanout = EventLog(
+            self._read_after, self._oldest, buffer=subscriber_buffer, page=REPLAY_PAGE
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._outbox_writes = 0
         # Guards the log's write connection: the sequencer thread and actor-store worker
         # threads (log_sync) append through it.
         self._db_lock = threading.RLock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.head = 0  # highest seq that is durable and handed to the fan-out
 
     # -- life cycle --
     async def start(self) -> None:
@@ -115,7 +114,7 @@ class Sequencer:
         self._loop = asyncio.get_running_loop()
         db = self._db = await self._write(SequencerDb, self.path)
         self._reader = await self._read(SequencerDb, self.path)
-        self.head = await self._write(db.head)
+        self.fanout.head = await self._write(db.head)
         clean = await self._write(db.get_meta, "clean_shutdown")
         await self._write(db.set_meta, "clean_shutdown", "0")
         self._tasks.append(asyncio.create_task(self._writer(), name="sequencer-writer"))
@@ -124,8 +123,7 @@ class Sequencer:
         self._tasks.append(asyncio.create_task(self._trimmer(), name="sequencer-trim"))
 
     async def close(self) -> None:
-        for sub in list(self._subscribers):
-            sub.close()
+        self.fanout.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -244,52 +242,23 @@ class Sequencer:
 
     def _publish(self, rows: list[LogRow]) -> None:
         for row in rows:
-            self.head = row.seq
-            for sub in list(self._subscribers):
-                if not sub.push(row.seq, row.frame):
-                    self._subscribers.discard(sub)
+            self.fanout.publish(row.seq, row.frame)
+
+    @property
+    def head(self) -> int:
+        """The highest seq that is durable and handed to the fan-out."""
+        return self.fanout.head
 
     # -- subscribing --
-    async def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
-        """Frames for one subscriber: replay after `cursor`, then live, no gap, no duplicate.
+    def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
+        """Frames for one subscriber: replay after `cursor`, then live (atcore.eventlog)."""
+        return self.fanout.subscribe(cursor)
 
-        Raises InvalidRequest `FutureCursor` before anything is sent when `cursor` is ahead of
-        the log, and `ConsumerTooSlow` when this subscriber's buffer overflowed while live.
-        """
-        if cursor is not None and cursor > self.head:
-            message = f"cursor {cursor} is ahead of the stream (at {self.head})"
-            raise InvalidRequest(message, "FutureCursor")
-        # Join the fan-out first: events appended during the replay wait in the buffer.
-        sub = Subscriber(self.subscriber_buffer)
-        self._subscribers.add(sub)
-        try:
-            last = self.head
-            if cursor is not None:
-                reader = self._require(self._reader)
-                last = cursor
-                oldest = await self._read(reader.oldest)
-                if cursor != 0 and oldest is not None and cursor < oldest - 1:
-                    message = "cursor is older than the replay window; starting at the oldest"
-                    yield encode_frame(InfoEvent("OutdatedCursor", message))
-                while True:
-                    page = await self._read(reader.frames_after, last, REPLAY_PAGE)
-                    for seq, frame in page:
-                        last = seq
-                        yield frame
-                    if len(page) == REPLAY_PAGE:
-                        continue
-                    if not sub.missed:
-                        break
-                    # The buffer overflowed during the replay: what it dropped is in the log.
-                    sub.missed = False
-            sub.live = True
-            while (batch := await sub.next_batch()) is not None:
-                for seq, frame in batch:
-                    if seq > last:
-                        last = seq
-                        yield frame
-        finally:
-            self._subscribers.discard(sub)
+    async def _read_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        return await self._read(self._require(self._reader).frames_after, seq, limit)
+
+    async def _oldest(self) -> int | None:
+        return await self._read(self._require(self._reader).oldest)
 
     # -- housekeeping --
     async def _trimmer(self) -> None:
