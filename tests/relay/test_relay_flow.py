@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from atcore.frames import AccountEvent, CommitEvent, SyncEvent
-from tests.relay.conftest import Relay, Upstream, wait_until
+from relay.config import RelayConfig
+from tests.relay.conftest import Relay, Upstream, relay_env, serve_relay, wait_until
 from tests.relay.fake_pds import post
 
 POST = "app.bsky.feed.post"
@@ -199,3 +202,26 @@ async def test_status_page_and_metrics(relay: Relay, upstream: Upstream) -> None
     assert 'relay_hosts{status="active"} 1' in text
     assert "relay_consumers 0" in text
     assert (await relay.client.get("/xrpc/_health")).json() == {"status": "ok"}
+
+
+async def host_status(relay: Relay, hostname: str, expected: str) -> bool:
+    r = await relay.get("com.atproto.sync.getHostStatus", hostname=hostname)
+    return bool(r.json()["status"] == expected)
+
+
+async def test_quiet_host_goes_idle_until_it_asks_again(
+    tmp_path: Path, plc_url: str, upstream: Upstream
+) -> None:
+    env = relay_env(plc_url, RELAY_HOST_IDLE_TIMEOUT="300ms")
+    config = RelayConfig.load(env, data_dir=str(tmp_path / "idle-relay"))
+    async for relay in serve_relay(config):
+        alice = await upstream.account("alice.test")
+        await upstream.pds.emit(alice.genesis)
+        await crawl(relay, upstream)
+        await head_reaches(relay, 1)
+        await wait_until(partial(host_status, relay, upstream.hostname, "idle"))
+        # Events sent while idle arrive from the persisted cursor once the host asks again.
+        await upstream.pds.emit(alice.commit({f"{POST}/a1": post("after a nap")}))
+        await crawl(relay, upstream)
+        await head_reaches(relay, 2)
+        assert await host_status(relay, upstream.hostname, "active")
