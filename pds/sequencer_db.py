@@ -1,5 +1,6 @@
 """The PDS's global event log, `<data>/sequencer.sqlite` (spec-event-stream.md, "Sequence Numbers").
 
+WAL mode, synchronous=NORMAL, checkpoints off the append path (pds.actor_store.wal).
 Rows hold each event's complete frame (header + body with its `seq`), encoded once at append
 time: replay and live fan-out send the same bytes. AUTOINCREMENT keeps the highest seq ever
 issued in sqlite_sequence, so trimming the whole window never lets seq numbers repeat.
@@ -11,6 +12,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from pds.actor_store.wal import WalCheckpoints, manual_checkpoints
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS event (
@@ -44,7 +47,9 @@ class SequencerDb:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
+        manual_checkpoints(self.conn)
         self.conn.executescript(SCHEMA)
+        self._checkpoints = WalCheckpoints(path)
 
     def head(self) -> int:
         """The highest seq ever issued (0 for a new log)."""
@@ -63,6 +68,7 @@ class SequencerDb:
                 "INSERT INTO event (seq, did, kind, rev, frame, time_ms) VALUES (?, ?, ?, ?, ?, ?)",
                 ((r.seq, r.did, r.kind, r.rev, r.frame, r.time_ms) for r in rows),
             )
+        self._checkpoints.committed()
 
     def has_event(self, did: str, kind: str, rev: str) -> bool:
         row = self.conn.execute(

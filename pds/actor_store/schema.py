@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from pds.actor_store.wal import manual_checkpoints
+
 # Blocks, records and the root are written in one transaction per commit; `rev` on blocks and
 # records answers `getRepo?since=` and record listings without walking the MST.
 SCHEMA = """
@@ -61,6 +63,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the tail.
     conn.execute("PRAGMA synchronous=NORMAL")
+    manual_checkpoints(conn)  # the store's WalCheckpoints runs them off the commit path
     conn.execute("PRAGMA busy_timeout=5000")
     conn.executescript(SCHEMA)
     return conn

@@ -20,6 +20,7 @@ from atcore.keys import PrivateKey
 from atcore.mst.store import NodeStore
 from pds.actor_store.schema import connect
 from pds.actor_store.sql import ActorSql
+from pds.actor_store.wal import WalCheckpoints
 
 T = TypeVar("T")
 
@@ -69,6 +70,7 @@ class ActorStore:
         self.path = path
         self._pool = pool
         self._writer = connect(path)
+        self._checkpoints = WalCheckpoints(path)
         self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._reader.execute("PRAGMA busy_timeout=5000")
         self._write_lock = threading.Lock()
@@ -114,6 +116,7 @@ class ActorStore:
             finally:
                 self._staged.reset()
             self._writer.execute("COMMIT")
+            self._checkpoints.committed()
             return result
 
     async def snapshot(self) -> Snapshot:
