@@ -1,8 +1,9 @@
-"""`skyloft devnet`: a local network in one process tree — a PLC directory and a PDS in dev
-mode, with a demo account whose credentials are printed (DESIGN.md, "Running the services").
+"""`skyloft devnet`: a local network in one process tree — a PLC directory, two PDSes in dev
+mode and a relay crawling both, with a demo account on each PDS whose credentials are printed
+(DESIGN.md, "Running the services").
 
-Data lives under `--data-dir` (default `data/devnet`), so a restart keeps accounts; the demo
-account's password is generated once and kept there. Stops both services on SIGTERM/Ctrl-C.
+Data lives under `--data-dir` (default `data/devnet`), so a restart keeps accounts; each demo
+account's password is generated once and kept there. Stops everything on SIGTERM/Ctrl-C.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ import httpx
 
 from skyloft.services import ServiceProcess
 
+DEMO_HANDLES = ("alice.test", "bob.test")
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    devnet = sub.add_parser("devnet", help="run a local PLC + PDS in dev mode with a demo account")
+    devnet = sub.add_parser(
+        "devnet", help="run a local PLC, two PDSes and a relay in dev mode, with demo accounts"
+    )
     devnet.add_argument("--data-dir", type=Path, default=Path("data/devnet"))
-    devnet.add_argument("--handle", default="demo.test", help="the demo account's handle")
-    # Fixed ports by default: the DID documents registered at the PLC name the PDS's URL.
+    # Fixed ports by default: the DID documents registered at the PLC name each PDS's URL.
+    # Port 0 everywhere picks free ports (tests), at the price of a fresh network per start.
     devnet.add_argument("--plc-port", type=int, default=2582)
-    devnet.add_argument("--pds-port", type=int, default=2583)
+    devnet.add_argument("--pds-ports", type=int, nargs=2, default=[2583, 2585])
+    devnet.add_argument("--relay-port", type=int, default=2470)
     devnet.set_defaults(run=run)
 
 
@@ -48,28 +54,45 @@ def demo_account(pds_url: str, handle: str, secrets_file: Path) -> dict[str, Any
     return saved
 
 
-def run(args: argparse.Namespace) -> int:
+def start_network(args: argparse.Namespace, services: list[ServiceProcess]) -> None:
+    """Start every service (appending each to `services` as it comes up) and print the map."""
     root: Path = args.data_dir
-    root.mkdir(parents=True, exist_ok=True)
+
+    def start(name: str, kind: str, port: int, env: dict[str, str]) -> ServiceProcess:
+        process = ServiceProcess(
+            kind, root / name, port=port, env=env, log_path=root / f"{name}.log"
+        )
+        services.append(process)
+        return process
+
+    plc = start("plc", "plc", args.plc_port, {})
+    relay_env = {"RELAY_DEV_MODE": "true", "RELAY_PLC_HOST": plc.url}
+    relay = start("relay", "relay", args.relay_port, relay_env)
+    print(f"plc      {plc.url}")
+    print(f"relay    {relay.url}  (firehose {relay.url.replace('http', 'ws', 1)}", end="")
+    print("/xrpc/com.atproto.sync.subscribeRepos)")
+    for index, (port, handle) in enumerate(zip(args.pds_ports, DEMO_HANDLES, strict=True)):
+        name = f"pds{index + 1}"
+        pds_env = {"PDS_DEV_MODE": "true", "PDS_DID_PLC_URL": plc.url, "PDS_CRAWLERS": relay.url}
+        pds = start(name, "pds", port, pds_env)
+        account = demo_account(pds.url, handle, root / f"{name}-account.json")
+        print(f"{name}     {pds.url}")
+        print(f"  account  {account['handle']}  {account['did']}  password {account['password']}")
+    first = json.loads((root / "pds1-account.json").read_text())
+    pds1 = services[2].url
+    print(f"try      from atproto import Client; c = Client(base_url='{pds1}'); ", end="")
+    print(f"c.login('{first['handle']}', '{first['password']}', fetch_bsky_profile=False)")
+    print(f"logs     {root}/*.log")
+
+
+def run(args: argparse.Namespace) -> int:
+    args.data_dir.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     services: list[ServiceProcess] = []
     try:
-        plc = ServiceProcess("plc", root / "plc", port=args.plc_port, log_path=root / "plc.log")
-        services.append(plc)
-        pds_env = {"PDS_DEV_MODE": "true", "PDS_DID_PLC_URL": plc.url}
-        pds = ServiceProcess(
-            "pds", root / "pds", port=args.pds_port, env=pds_env, log_path=root / "pds.log"
-        )
-        services.append(pds)
-        account = demo_account(pds.url, args.handle, root / "demo-account.json")
-        print(f"plc      {plc.url}  (log {plc.log_path})")
-        print(f"pds      {pds.url}  (log {pds.log_path})")
-        print(f"account  {account['handle']}  {account['did']}")
-        print(f"password {account['password']}")
-        print(f"try      from atproto import Client; c = Client(base_url='{pds.url}'); ", end="")
-        print(f"c.login('{account['handle']}', '{account['password']}', fetch_bsky_profile=False)")
+        start_network(args, services)
         print("ready; Ctrl-C stops the network", flush=True)
         stop.wait()
     except (OSError, httpx.HTTPError, RuntimeError) as exc:

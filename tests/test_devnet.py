@@ -1,5 +1,6 @@
-"""`skyloft devnet`: PLC + PDS come up, the printed demo credentials work with the atproto SDK,
-a restart on the same data keeps the account, and SIGTERM stops every child process."""
+"""`skyloft devnet`: PLC, two PDSes and a relay come up; the printed demo credentials work with
+the atproto SDK; the relay crawls both PDSes; a restart on the same data keeps the accounts; and
+SIGTERM stops every child process."""
 
 from __future__ import annotations
 
@@ -10,28 +11,33 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from atproto import Client
 from atproto_client.request import Request  # type: ignore[import-untyped]
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def start(data: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "skyloft", "devnet", "--data-dir", str(data)]
-        + ["--plc-port", "0", "--pds-port", "0"],
+        + ["--plc-port", "0", "--pds-ports", "0", "0", "--relay-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
     lines: dict[str, str] = {}
+    last = ""
     for line in proc.stdout:
         if line.startswith("ready"):
             return proc, lines
-        name, _, value = line.partition(" ")
+        name, _, value = line.strip().partition(" ")
+        if name == "account":  # belongs to the PDS line printed just before it
+            name = f"{last}-account"
         lines[name] = value.strip()
+        last = name
     proc.wait(10)
     error = proc.stderr.read() if proc.stderr else ""
     raise AssertionError(f"devnet did not start: {error}")
@@ -44,7 +50,7 @@ def children(pid: int) -> list[int]:
 
 def stop(proc: subprocess.Popen[str]) -> None:
     kids = children(proc.pid)
-    assert len(kids) == 2
+    assert len(kids) == 4  # plc, relay, two PDSes
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(20) == 0
     for stream in (proc.stdout, proc.stderr):
@@ -56,31 +62,43 @@ def stop(proc: subprocess.Popen[str]) -> None:
             os.kill(kid, 0)
 
 
-def test_devnet_demo_account(tmp_path: Path) -> None:
+def test_devnet_network(tmp_path: Path) -> None:
     proc, lines = start(tmp_path)
     try:
-        handle, did = lines["account"].split()
-        pds_url = lines["pds"].split()[0]
         request = Request()
-        client = Client(base_url=pds_url, request=request)
-        # No appview in the devnet yet, so the SDK must not look up the Bluesky profile.
-        client.login(handle, lines["password"], fetch_bsky_profile=False)
-        session = client.com.atproto.server.get_session()
-        assert (session.did, session.handle) == (did, handle)
-        post = client.com.atproto.repo.create_record(
-            {
-                "repo": did,
-                "collection": "app.bsky.feed.post",
-                "record": {"text": "hi", "createdAt": "2026-11-29T00:00:00Z"},
-            }
-        )
-        assert post.uri.startswith(f"at://{did}/app.bsky.feed.post/")
+        dids = []
+        for name in ("pds1", "pds2"):
+            handle, did, _, password = lines[f"{name}-account"].split()
+            client = Client(base_url=lines[name], request=request)
+            # No appview in the devnet yet, so the SDK must not look up the Bluesky profile.
+            client.login(handle, password, fetch_bsky_profile=False)
+            session = client.com.atproto.server.get_session()
+            assert (session.did, session.handle) == (did, handle)
+            post = client.com.atproto.repo.create_record(
+                {
+                    "repo": did,
+                    "collection": "app.bsky.feed.post",
+                    "record": {"text": f"hi from {name}", "createdAt": "2026-11-29T00:00:00Z"},
+                }
+            )
+            assert post.uri.startswith(f"at://{did}/app.bsky.feed.post/")
+            dids.append(did)
         request.close()
+        relay = lines["relay"].split()[0]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            hosts = httpx.get(f"{relay}/xrpc/com.atproto.sync.listHosts").json()["hosts"]
+            repos = httpx.get(f"{relay}/xrpc/com.atproto.sync.listRepos").json()["repos"]
+            if len(hosts) == 2 and sorted(r["did"] for r in repos) == sorted(dids):
+                break
+            time.sleep(0.2)
+        assert {h["status"] for h in hosts} == {"active"}
+        assert sorted(r["did"] for r in repos) == sorted(dids)
     finally:
         stop(proc)
     again, lines_again = start(tmp_path)
     try:
-        assert lines_again["account"] == lines["account"]
-        assert lines_again["password"] == lines["password"]
+        assert lines_again["pds1-account"] == lines["pds1-account"]
+        assert lines_again["pds2-account"] == lines["pds2-account"]
     finally:
         stop(again)
