@@ -55,3 +55,17 @@ class SubjectStore:
             ).fetchone()
         )
         return None if row is None else str(row[0])
+
+    async def taken_down(self, kind: SubjectKind, did: str, subjects: list[str]) -> set[str]:
+        """Which of `subjects` (at most a page of them) are taken down."""
+        if not subjects:
+            return set()
+        marks = ",".join("?" * len(subjects))
+        rows = await self._db.read(
+            lambda conn: conn.execute(
+                "SELECT subject FROM subject_takedown WHERE kind = ? AND did = ?"
+                f" AND subject IN ({marks})",
+                (kind, did, *subjects),
+            ).fetchall()
+        )
+        return {str(row[0]) for row in rows}

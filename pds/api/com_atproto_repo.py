@@ -12,7 +12,7 @@ from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 from pds.accounts.sessions import did_doc
 from pds.actor_store.store import Txn
-from pds.api.repo_access import own_repo, readable_repo, require_record_served
+from pds.api.repo_access import hidden_records, own_repo, readable_repo, require_record_served
 from pds.auth import access_auth
 from pds.context import ctx_of
 from pds.repo_commit import CommitResult, WriteResult
@@ -161,13 +161,13 @@ async def list_records(req: XrpcRequest) -> dict[str, Any]:
     limit = params.get("limit", 50)
     cursor, reverse = params.get("cursor"), bool(params.get("reverse", False))
     rows = await store.read(lambda sql: sql.list_records(collection, limit, cursor, reverse))
+    uris = [f"at://{account.did}/{collection}/{row.rkey}" for row in rows]
+    hidden = await hidden_records(ctx, account.did, uris)
+    # The cursor stays the last row read, so a page with hidden records is just shorter.
     records = [
-        {
-            "uri": f"at://{account.did}/{collection}/{row.rkey}",
-            "cid": row.cid.encode(),
-            "value": cbor.decode(row.value),
-        }
-        for row in rows
+        {"uri": uri, "cid": row.cid.encode(), "value": cbor.decode(row.value)}
+        for uri, row in zip(uris, rows, strict=True)
+        if uri not in hidden
     ]
     out: dict[str, Any] = {"records": records}
     if len(rows) == limit and rows:

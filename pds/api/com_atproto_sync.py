@@ -11,7 +11,12 @@ from atcore.errors import InvalidCid
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, SubscriptionRequest, XrpcRequest, XrpcResponse
 from pds.actor_store import RepoMissing
-from pds.api.repo_access import open_store, require_blob_served, synced_repo
+from pds.api.repo_access import (
+    open_store,
+    require_blob_served,
+    require_record_served,
+    synced_repo,
+)
 from pds.context import ctx_of
 from pds.repo_reader import MissingBlocks, blocks_car, export_car, record_proof
 
@@ -50,6 +55,7 @@ async def get_record(req: XrpcRequest) -> XrpcResponse:
     ctx = ctx_of(req)
     did, collection, rkey = req.params["did"], req.params["collection"], req.params["rkey"]
     _, store = await synced_repo(ctx, did)
+    await require_record_served(ctx, did, f"at://{did}/{collection}/{rkey}")
     proof = await store.read(lambda sql: record_proof(sql, collection, rkey))
     if proof is None:
         raise InvalidRequest(f"Could not find root for DID: {did}", "RepoNotFound")

@@ -67,6 +67,11 @@ async def require_record_served(ctx: AppContext, did: str, uri: str) -> None:
         raise InvalidRequest(f"Could not locate record: {uri}", "RecordNotFound")
 
 
+async def hidden_records(ctx: AppContext, did: str, uris: list[str]) -> set[str]:
+    """The records among `uris` an admin took down, left out of listings."""
+    return await ctx.accounts.subjects.taken_down("record", did, uris)
+
+
 async def require_blob_served(ctx: AppContext, did: str, cid: str) -> None:
     """BlobNotFound for a blob an admin took down (`cid` in its base32 form)."""
     if await ctx.accounts.subjects.takedown_ref("blob", did, cid) is not None:

@@ -131,6 +131,8 @@ async def test_record_and_blob_takedowns(pds: Pds) -> None:
     write = {"repo": did, "collection": "app.bsky.feed.post", "record": record}
     created = (await pds.call("com.atproto.repo.createRecord", write, token=token)).json()
     rkey = created["uri"].rsplit("/", 1)[1]
+    plain = {**write, "record": {k: v for k, v in record.items() if k != "embed"}}
+    other = (await pds.call("com.atproto.repo.createRecord", plain, token=token)).json()
     get = {"repo": did, "collection": "app.bsky.feed.post", "rkey": rkey}
     cid = ref["ref"]["$link"]
     assert (await pds.call("com.atproto.repo.getRecord", params=get)).status_code == 200
@@ -140,6 +142,15 @@ async def test_record_and_blob_takedowns(pds: Pds) -> None:
     await admin(pds, STATUS, {"subject": strong, "takedown": {"applied": True}})
     hidden = await pds.call("com.atproto.repo.getRecord", params=get)
     assert error_of(hidden) == (400, "RecordNotFound")
+    # Hidden from listings and from sync proofs too; the other record still shows.
+    listing = {"repo": did, "collection": "app.bsky.feed.post", "limit": 2}
+    listed = (await pds.call("com.atproto.repo.listRecords", params=listing)).json()
+    assert [r["uri"] for r in listed["records"]] == [other["uri"]]
+    proof = {"did": did, "collection": "app.bsky.feed.post", "rkey": rkey}
+    assert error_of(await pds.call("com.atproto.sync.getRecord", params=proof)) == (
+        400,
+        "RecordNotFound",
+    )
     status = await admin(pds, "com.atproto.admin.getSubjectStatus", uri=created["uri"])
     assert status["takedown"]["applied"] is True and status["subject"]["cid"] == created["cid"]
 
