@@ -141,7 +141,7 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
 async def forward(request: Request, nsid: str) -> Response:
     """Proxy `nsid` (not served here) for the caller; the router's fallback."""
     ctx = ctx_of(request)
-    await check_limits(XrpcRequest(request, nsid, {}), (GLOBAL,))
+    limit_headers = await check_limits(XrpcRequest(request, nsid, {}), (GLOBAL,))
     if request.method not in ("GET", "HEAD", "POST"):
         raise InvalidRequest("XRPC requests only supports GET and POST")
     if nsid in PROTECTED_METHODS:
@@ -172,4 +172,5 @@ async def forward(request: Request, nsid: str) -> Response:
     if upstream.status_code >= 400:
         raise await _error_from(upstream)
     out = {k: upstream.headers[k] for k in RESPONSE_HEADERS if k in upstream.headers}
+    out.update(limit_headers)
     return StreamingResponse(_relay(upstream), status_code=upstream.status_code, headers=out)

@@ -2,7 +2,8 @@
 
 Each limit is a fixed window that opens at a key's first request: `points` per `seconds`.
 Exceeding one answers 429 RateLimitExceeded with the draft-polli `RateLimit-Limit`,
-`-Remaining`, `-Reset` (epoch seconds) and `-Policy` (`points;w=seconds`) headers. Counters
+`-Remaining`, `-Reset` (epoch seconds) and `-Policy` (`points;w=seconds`) headers; other
+answers carry the same headers for the limit closest to running out. Counters
 live in memory, as the reference's single-process default does, bounded in number. Limits are
 on unless PDS_RATE_LIMITS_ENABLED=false (off in dev mode); PDS_RATE_LIMIT_BYPASS_KEY (sent as
 `x-ratelimit-bypass`) and PDS_RATE_LIMIT_BYPASS_IPS let trusted callers through.
@@ -14,7 +15,7 @@ import dataclasses
 import hmac
 import ipaddress
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -122,11 +123,14 @@ def _bypassed(req: XrpcRequest) -> bool:
     return client_ip(req) in config.rate_limit_bypass_ips
 
 
-async def check_limits(req: XrpcRequest, limits: Sequence[Limit]) -> None:
-    """Count the request against each limit; RateLimitExceeded if one is exhausted."""
+async def check_limits(req: XrpcRequest, limits: Sequence[Limit]) -> dict[str, str]:
+    """Count the request against each limit; RateLimitExceeded if one is exhausted. Otherwise
+    the RateLimit-* headers of the tightest limit (fewest points left) for the response, as
+    the reference sends them on every limited call; none when limits are off or bypassed."""
     ctx = ctx_of(req)
     if not ctx.config.rate_limits_enabled or _bypassed(req):
-        return
+        return {}
+    tightest: tuple[Limit, Outcome] | None = None
     for limit in limits:
         key = limit.key(req)
         if key is None:
@@ -134,6 +138,9 @@ async def check_limits(req: XrpcRequest, limits: Sequence[Limit]) -> None:
         outcome = ctx.limiter.consume(limit, key, limit.cost(req))
         if not outcome.allowed:
             raise RateLimitExceeded("Rate Limit Exceeded", headers=_headers(limit, outcome))
+        if tightest is None or outcome.remaining < tightest[1].remaining:
+            tightest = (limit, outcome)
+    return {} if tightest is None else _headers(*tightest)
 
 
 def _write_cost(req: XrpcRequest) -> int:
@@ -189,10 +196,11 @@ METHOD_LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
 
 
 def _hook(limits: tuple[Limit, ...], inner: RateLimit | None) -> RateLimit:
-    async def rate_limit(req: XrpcRequest) -> None:
-        await check_limits(req, limits)
+    async def rate_limit(req: XrpcRequest) -> Mapping[str, str]:
+        headers = await check_limits(req, limits)
         if inner is not None:
-            await inner(req)
+            headers.update(await inner(req) or {})
+        return headers
 
     return rate_limit
 

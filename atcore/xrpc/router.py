@@ -100,8 +100,9 @@ def query_params(params: QueryParams) -> dict[str, list[str]]:
 
 Handler = Callable[[XrpcRequest], Awaitable[HandlerResult]]
 # A rate limit runs after auth and input decoding (it may count input items) and raises
-# RateLimitExceeded; the service supplies the counting.
-RateLimit = Callable[[XrpcRequest], Awaitable[None]]
+# RateLimitExceeded; the service supplies the counting. It may return headers (RateLimit-*)
+# that the response carries whatever the handler's outcome, as reference servers send them.
+RateLimit = Callable[[XrpcRequest], Awaitable[Mapping[str, str] | None]]
 SubscriptionHandler = Callable[[SubscriptionRequest], Awaitable[None]]
 
 H = TypeVar("H", bound=Handler)

@@ -6,7 +6,8 @@ called with the wrong HTTP verb is 400 InvalidRequest (as the reference server a
 nobody serves goes to the router's fallback or is 501 MethodNotImplemented.
 
 A request runs: params (typed by the lexicon) -> auth -> body (bounded, JSON checked against
-the lexicon input) -> rate limit -> handler -> response (optionally checked against the output).
+the lexicon input) -> rate limit -> handler -> response (optionally checked against the output),
+carrying any headers the rate limit returned.
 """
 
 from __future__ import annotations
@@ -95,8 +96,18 @@ class _XrpcEndpoint:
             body = decode_json(await read_body(request, limit))
             validate_input(catalog, method.nsid, body)
         req = XrpcRequest(request, method.nsid, params, auth, body, encoding, limit)
-        if method.rate_limit is not None:
-            await method.rate_limit(req)
+        limit_headers = None if method.rate_limit is None else await method.rate_limit(req)
+        if not limit_headers:
+            return await self._respond(method, req)
+        # The rate limit's headers go on error answers from the handler too.
+        try:
+            response = await self._respond(method, req)
+        except Exception as exc:
+            response = error_response(exc, f"xrpc method {method.nsid}")
+        response.headers.update(limit_headers)
+        return response
+
+    async def _respond(self, method: Method, req: XrpcRequest) -> Response:
         result = await method.handler(req)
         if self.router.validate_output:
             _check_output(self.router, method.nsid, result)

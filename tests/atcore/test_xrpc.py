@@ -45,9 +45,11 @@ async def bearer_auth(conn: HTTPConnection) -> str:
     return "did:plc:caller"
 
 
-async def one_per_request(req: XrpcRequest) -> None:
-    if len(req.input["writes"]) > 2:
+async def one_per_request(req: XrpcRequest) -> dict[str, str]:
+    left = 2 - len(req.input["writes"])
+    if left < 0:
         raise RateLimitExceeded(headers={"retry-after": "7", "ratelimit-remaining": "0"})
+    return {"ratelimit-remaining": str(left)}
 
 
 @xrpc.query("com.atproto.repo.getRecord")
@@ -95,7 +97,8 @@ async def create_record(req: XrpcRequest) -> dict[str, Any]:
 
 @xrpc.procedure("com.atproto.repo.applyWrites", auth=bearer_auth, rate_limit=one_per_request)
 async def apply_writes(req: XrpcRequest) -> None:
-    return None
+    if req.input["repo"] != "did:plc:caller":
+        raise InvalidRequest("Could not find repo", "RepoNotFound")
 
 
 @xrpc.procedure("com.atproto.repo.uploadBlob", max_body=64)
@@ -312,6 +315,11 @@ async def test_rate_limit_sees_input_and_sets_headers(http: httpx.AsyncClient) -
     repo = "did:plc:caller"
     ok = await http.post(url, json={"repo": repo, "writes": [write]}, headers=auth)
     assert (ok.status_code, ok.content) == (200, b"")
+    assert ok.headers["ratelimit-remaining"] == "1"
+    # The limit's headers are on the handler's error answers too.
+    failed = await http.post(url, json={"repo": "did:plc:x", "writes": [write] * 2}, headers=auth)
+    assert (failed.status_code, failed.json()["error"]) == (400, "RepoNotFound")
+    assert failed.headers["ratelimit-remaining"] == "0"
     limited = await http.post(url, json={"repo": repo, "writes": [write] * 3}, headers=auth)
     assert limited.status_code == 429
     assert limited.json()["error"] == "RateLimitExceeded"

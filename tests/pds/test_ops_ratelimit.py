@@ -10,7 +10,8 @@ import pytest
 
 from pds.config import PdsConfig
 from pds.ratelimit import Limit, RateLimiter
-from tests.pds.conftest import Pds, serve_in_process
+from tests.pds.appview_standin import appview_standin
+from tests.pds.conftest import PASSWORD, Pds, serve_in_process
 from tests.pds.test_server_accounts import error_of
 
 LOGIN = "com.atproto.server.createSession"
@@ -51,7 +52,11 @@ def test_windows_are_fixed_and_bounded() -> None:
 async def test_login_limit_fires_and_resets(limited: tuple[Pds, Clock]) -> None:
     pds, clock = limited
     body = {"identifier": "nobody.test", "password": "wrong"}
-    for _ in range(30):
+    first = await pds.call(LOGIN, body)
+    assert error_of(first) == (401, "AuthenticationRequired")
+    # The handler's own errors carry the tightest limit's headers, as the reference's do.
+    assert (first.headers["ratelimit-limit"], first.headers["ratelimit-remaining"]) == ("30", "29")
+    for _ in range(29):
         assert error_of(await pds.call(LOGIN, body)) == (401, "AuthenticationRequired")
     refused = await pds.call(LOGIN, body)
     assert error_of(refused) == (429, "RateLimitExceeded")
@@ -64,11 +69,48 @@ async def test_login_limit_fires_and_resets(limited: tuple[Pds, Clock]) -> None:
     other = await pds.call(LOGIN, {"identifier": "else.test", "password": "x"})
     assert other.status_code == 401
     bypass = await pds.client.post(f"/xrpc/{LOGIN}", json=body, headers={"x-ratelimit-bypass": "k"})
-    assert bypass.status_code == 401
+    assert bypass.status_code == 401 and "ratelimit-limit" not in bypass.headers
     clock.now += 299
     assert (await pds.call(LOGIN, body)).status_code == 429
     clock.now += 1
     assert (await pds.call(LOGIN, body)).status_code == 401
+
+
+async def test_answers_within_limits_carry_headers(limited: tuple[Pds, Clock]) -> None:
+    pds, clock = limited
+    await pds.create_account("sue.test")
+    login = await pds.call(LOGIN, {"identifier": "sue.test", "password": PASSWORD})
+    assert login.status_code == 200
+    assert {k: v for k, v in login.headers.items() if k.startswith("ratelimit-")} == {
+        "ratelimit-limit": "30",
+        "ratelimit-remaining": "29",
+        "ratelimit-reset": str(int(clock.now) + 300),
+        "ratelimit-policy": "30;w=300",
+    }
+    # A method with only the global per-IP limit: the third request from this address.
+    session = await pds.call("com.atproto.server.getSession", token=login.json()["accessJwt"])
+    assert session.status_code == 200
+    assert session.headers["ratelimit-policy"] == "3000;w=300"
+    assert session.headers["ratelimit-remaining"] == "2997"
+
+
+async def test_proxied_answers_carry_headers(pds_config: PdsConfig, plc_url: str) -> None:
+    with appview_standin(plc_url) as standin:
+        config = dataclasses.replace(
+            pds_config,
+            rate_limits_enabled=True,
+            appview_url=standin.url,
+            appview_did=standin.did,
+        )
+        async for pds in serve_in_process(config):
+            account = await pds.create_account("pia.test")
+            params = {"actor": "pia.test"}
+            profile = await pds.call(
+                "app.bsky.actor.getProfile", params=params, token=account["accessJwt"]
+            )
+            assert profile.status_code == 200, profile.text
+            assert profile.headers["ratelimit-policy"] == "3000;w=300"
+            assert profile.headers["ratelimit-remaining"] == "2998"
 
 
 async def test_write_points_per_account(limited: tuple[Pds, Clock]) -> None:
@@ -92,4 +134,5 @@ async def test_dev_mode_has_no_limits(pds: Pds) -> None:
     assert pds.ctx.config.rate_limits_enabled is False
     body = {"identifier": "nobody.test", "password": "wrong"}
     for _ in range(31):
-        assert (await pds.call(LOGIN, body)).status_code == 401
+        refused = await pds.call(LOGIN, body)
+        assert refused.status_code == 401 and "ratelimit-limit" not in refused.headers
