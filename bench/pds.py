@@ -111,7 +111,8 @@ class Firehose:
             pass
 
     async def _listen(self) -> None:
-        async with websockets.connect(self.url, max_size=None) as ws:
+        # Like relays (and the reference's server), no permessage-deflate.
+        async with websockets.connect(self.url, max_size=None, compression=None) as ws:
             self._ready.set()
             async for frame in ws:
                 now = time.perf_counter()
