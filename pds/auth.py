@@ -31,6 +31,13 @@ APP_PASS_PRIVILEGED_SCOPE: Final = "com.atproto.appPassPrivileged"
 ACCESS_SCOPES: Final = frozenset({ACCESS_SCOPE, APP_PASS_SCOPE, APP_PASS_PRIVILEGED_SCOPE})
 PRIVILEGED_SCOPES: Final = frozenset({ACCESS_SCOPE, APP_PASS_PRIVILEGED_SCOPE})
 FULL_SCOPES: Final = frozenset({ACCESS_SCOPE})
+# A taken-down account logging in with `allowTakendown` gets only this scope, which the few
+# methods a taken-down user may still call accept in addition to theirs (the `_or_takendown`
+# verifiers): reading preferences, service tokens, an appeal (createReport through the proxy),
+# deactivating, and the PLC operations that move the identity elsewhere. No writes.
+TAKENDOWN_SCOPE: Final = "com.atproto.takendown"
+_ACCESS_OR_TAKENDOWN: Final = ACCESS_SCOPES | {TAKENDOWN_SCOPE}
+_FULL_OR_TAKENDOWN: Final = FULL_SCOPES | {TAKENDOWN_SCOPE}
 # Methods only a privileged session may reach through the proxy or a service token: direct
 # messages and account creation elsewhere (the reference PDS's list).
 PRIVILEGED_METHODS: Final = frozenset(
@@ -121,43 +128,53 @@ def _session_token(ctx: AppContext, token: str, typ: str, scopes: frozenset[str]
     return jwt
 
 
-async def access_auth(conn: HTTPConnection) -> AuthContext:
-    """An account's access token (Bearer); the methods that change or read one's own data."""
+def _access(conn: HTTPConnection, scopes: frozenset[str]) -> AuthContext:
     token = bearer_token(conn)
     if token is None:
         raise AuthRequired()
-    jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, ACCESS_SCOPES)
+    jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, scopes)
     return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
+
+
+async def access_auth(conn: HTTPConnection) -> AuthContext:
+    """An account's access token (Bearer); the methods that change or read one's own data."""
+    return _access(conn, ACCESS_SCOPES)
+
+
+async def access_or_takendown(conn: HTTPConnection) -> AuthContext:
+    """Like `access_auth`, also accepting a taken-down account's session."""
+    return _access(conn, _ACCESS_OR_TAKENDOWN)
 
 
 async def access_full(conn: HTTPConnection) -> AuthContext:
     """An access token from the account password (no app password), of an account that is not
     taken down: managing credentials, email, app passwords and the account itself."""
-    token = bearer_token(conn)
-    if token is None:
-        raise AuthRequired()
-    ctx = ctx_of(conn)
-    jwt = _session_token(ctx, token, ACCESS_TYP, FULL_SCOPES)
-    account = await ctx.accounts.by_did(jwt.payload["sub"])
+    auth = _access(conn, FULL_SCOPES)
+    account = await ctx_of(conn).accounts.by_did(auth.did)
     if account is not None and account.takedown_ref is not None:
         raise AuthRequired("Account has been taken down", "AccountTakedown")
-    return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
+    return auth
+
+
+async def access_full_or_takendown(conn: HTTPConnection) -> AuthContext:
+    """An access token from the account password, or a taken-down account's session: what a
+    taken-down user may still do to the account (deactivate it, move its identity away)."""
+    return _access(conn, _FULL_OR_TAKENDOWN)
 
 
 async def access_privileged(conn: HTTPConnection) -> AuthContext:
     """An access token from the account password or a privileged app password."""
-    token = bearer_token(conn)
-    if token is None:
-        raise AuthRequired()
-    jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, PRIVILEGED_SCOPES)
-    return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
+    return _access(conn, PRIVILEGED_SCOPES)
 
 
-async def optional_access_auth(conn: HTTPConnection) -> AuthContext | None:
-    """Like `access_auth`, but a request without credentials is anonymous (None)."""
+async def optional_access_auth(
+    conn: HTTPConnection, *, takendown: bool = False
+) -> AuthContext | None:
+    """Like `access_auth` (with `takendown`, `access_or_takendown`), but a request without
+    credentials is anonymous (None)."""
     if conn.headers.get("authorization") is None:
         return None
-    return await access_auth(conn)
+    return _access(conn, _ACCESS_OR_TAKENDOWN if takendown else ACCESS_SCOPES)
 
 
 async def refresh_auth(conn: HTTPConnection) -> AuthContext:

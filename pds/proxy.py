@@ -146,7 +146,8 @@ async def forward(request: Request, nsid: str) -> Response:
         raise InvalidRequest("XRPC requests only supports GET and POST")
     if nsid in PROTECTED_METHODS:
         raise InvalidRequest("Bad token method", "InvalidToken")
-    auth = await optional_access_auth(request)
+    # A taken-down user may still appeal (the reference's one proxied method for them).
+    auth = await optional_access_auth(request, takendown=nsid == REPORT_METHOD)
     if auth is not None and nsid in PRIVILEGED_METHODS and not auth.privileged:
         raise InvalidRequest("Bad token method", "InvalidToken")
     header = request.headers.get("atproto-proxy")

@@ -23,6 +23,7 @@ from pds.auth import (
     APP_PASS_SCOPE,
     REFRESH_SCOPE,
     REFRESH_TYP,
+    TAKENDOWN_SCOPE,
 )
 from pds.context import AppContext
 from pds.jwt import encode_es, encode_hs256
@@ -66,15 +67,17 @@ def _new_jti() -> str:
 
 
 async def create_tokens(
-    ctx: AppContext, did: str, app_password: AppPassword | None = None
+    ctx: AppContext, did: str, app_password: AppPassword | None = None, *, takendown: bool = False
 ) -> dict[str, str]:
     """A fresh access/refresh pair, the refresh token recorded so it can be rotated once; a
-    session opened with an app password gets that password's narrower scope."""
+    session opened with an app password gets that password's narrower scope, one of a
+    taken-down account the takendown scope."""
     now, jti = int(time.time()), _new_jti()
     name = None if app_password is None else app_password.name
     await ctx.accounts.tokens.add_refresh(jti, did, now + REFRESH_SECONDS, name)
+    scope = TAKENDOWN_SCOPE if takendown else _scope(app_password)
     return {
-        "accessJwt": _access_token(ctx, did, now, _scope(app_password)),
+        "accessJwt": _access_token(ctx, did, now, scope),
         "refreshJwt": _refresh_token(ctx, did, jti, now),
     }
 

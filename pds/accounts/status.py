@@ -98,7 +98,9 @@ async def deactivate(ctx: AppContext, account: Account) -> None:
     if account.deactivated_at is not None:
         return
     await ctx.accounts.set_deactivated(account.did, True)
-    await ctx.sequencer.emit_account(account.did, False, "deactivated")
+    # A taken-down account's status stays `takendown`: nothing new to announce.
+    if account.takedown_ref is None:
+        await ctx.sequencer.emit_account(account.did, False, "deactivated")
 
 
 async def set_takedown(ctx: AppContext, account: Account, ref: str | None) -> None:

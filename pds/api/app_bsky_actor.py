@@ -12,7 +12,7 @@ from typing import Any, Final
 from atcore.datamodel import to_json
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
-from pds.auth import AuthContext, access_auth
+from pds.auth import AuthContext, access_auth, access_or_takendown
 from pds.context import ctx_of
 
 xrpc = Methods()
@@ -27,7 +27,7 @@ def _visible(auth: AuthContext, pref: dict[str, Any]) -> bool:
     return auth.privileged or pref.get("$type") != PERSONAL_DETAILS
 
 
-@xrpc.query("app.bsky.actor.getPreferences", auth=access_auth)
+@xrpc.query("app.bsky.actor.getPreferences", auth=access_or_takendown)
 async def get_preferences(req: XrpcRequest) -> dict[str, Any]:
     prefs = await ctx_of(req).accounts.preferences.get(req.auth.did, NAMESPACE)
     return {"preferences": [p for p in prefs if _visible(req.auth, p)]}

@@ -14,7 +14,7 @@ from pds.accounts import email_tokens
 from pds.accounts.handles import change_handle
 from pds.accounts.plc_ops import check_incoming, plc_failure, sign_update
 from pds.accounts.sessions import caller_account
-from pds.auth import access_auth, access_full
+from pds.auth import access_auth, access_full, access_full_or_takendown
 from pds.context import ctx_of
 
 xrpc = Methods()
@@ -55,7 +55,7 @@ async def get_recommended_did_credentials(req: XrpcRequest) -> dict[str, Any]:
     }
 
 
-@xrpc.procedure("com.atproto.identity.requestPlcOperationSignature", auth=access_full)
+@xrpc.procedure("com.atproto.identity.requestPlcOperationSignature", auth=access_full_or_takendown)
 async def request_plc_operation_signature(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     account = await caller_account(ctx, req.auth.did)
@@ -65,7 +65,7 @@ async def request_plc_operation_signature(req: XrpcRequest) -> None:
     await mailer.send_mail(ctx, account.email, mailer.plc_operation(token))
 
 
-@xrpc.procedure("com.atproto.identity.signPlcOperation", auth=access_full)
+@xrpc.procedure("com.atproto.identity.signPlcOperation", auth=access_full_or_takendown)
 async def sign_plc_operation(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     did: str = req.auth.did

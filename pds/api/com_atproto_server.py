@@ -2,7 +2,8 @@
 spec-xrpc.md auth). Invites are in com_atproto_server_invites, mailed flows in _email.
 
 A session opened with an app password has scope com.atproto.appPass (or appPassPrivileged);
-it may not manage the account's credentials, email or app passwords (`access_full`).
+it may not manage the account's credentials, email or app passwords (`access_full`). A
+taken-down account's session (`allowTakendown`) has scope com.atproto.takendown (pds.auth).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from pds.auth import (
     AuthContext,
     access_auth,
     access_full,
+    access_full_or_takendown,
+    access_or_takendown,
     bearer_token,
     refresh_auth,
     verify_service_token,
@@ -113,9 +116,13 @@ async def create_session(req: XrpcRequest) -> dict[str, Any]:
     if account is None:
         raise AuthRequired(_BAD_LOGIN)
     app_password = await _check_login(ctx, account, req.input["password"])
-    if account.takedown_ref is not None:
+    takendown = account.takedown_ref is not None
+    # `allowTakendown` opens a session limited to what a taken-down user may still do, some
+    # of which (deactivation, PLC operations) is account management that app passwords never
+    # reach: so only the account password opens one.
+    if takendown and (app_password is not None or not req.input.get("allowTakendown")):
         raise AuthRequired("Account has been taken down", "AccountTakedown")
-    tokens = await create_tokens(ctx, account.did, app_password)
+    tokens = await create_tokens(ctx, account.did, app_password, takendown=takendown)
     return await session_view(ctx, account, **tokens)
 
 
@@ -158,7 +165,7 @@ async def delete_session(req: XrpcRequest) -> None:
     await ctx_of(req).accounts.tokens.revoke_refresh(req.auth.token_id)
 
 
-@xrpc.query("com.atproto.server.getServiceAuth", auth=access_auth)
+@xrpc.query("com.atproto.server.getServiceAuth", auth=access_or_takendown)
 async def get_service_auth(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     auth: AuthContext = req.auth
@@ -218,7 +225,7 @@ async def activate_account(req: XrpcRequest) -> None:
     await activate(ctx, await caller_account(ctx, req.auth.did))
 
 
-@xrpc.procedure("com.atproto.server.deactivateAccount", auth=access_full)
+@xrpc.procedure("com.atproto.server.deactivateAccount", auth=access_full_or_takendown)
 async def deactivate_account(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     await deactivate(ctx, await caller_account(ctx, req.auth.did))

@@ -15,6 +15,7 @@ import pytest
 
 from atcore.frames import AccountEvent
 from pds.config import PdsConfig
+from pds.jwt import decode
 from tests.pds.conftest import PASSWORD, Pds, pds_env, serve_in_process
 from tests.pds.test_server_accounts import error_of, events_of
 from tests.servers import running_service
@@ -22,6 +23,7 @@ from tests.servers import running_service
 ADMIN = {"authorization": "Basic " + base64.b64encode(b"admin:admin").decode()}
 STATUS = "com.atproto.admin.updateSubjectStatus"
 REPO_REF = "com.atproto.admin.defs#repoRef"
+TAKEN = {"applied": True, "ref": "abuse"}
 
 
 async def admin(pds: Pds, nsid: str, body: Any = None, **params: Any) -> Any:
@@ -111,6 +113,50 @@ async def test_account_takedown_and_restore(pds: Pds) -> None:
     assert got.status_code == 200
     events = [e for e in await events_of(pds, did) if isinstance(e, AccountEvent)]
     assert [(e.active, e.status) for e in events[-2:]] == [(False, "takendown"), (True, None)]
+
+
+async def test_takendown_login_opens_a_narrow_session(pds: Pds) -> None:
+    account = await pds.create_account("tess.test")
+    did = account["did"]
+    app = await pds.call(
+        "com.atproto.server.createAppPassword", {"name": "phone"}, token=account["accessJwt"]
+    )
+    app_password = app.json()["password"]
+    await admin(pds, STATUS, {"subject": {"$type": REPO_REF, "did": did}, "takedown": TAKEN})
+    before = len(await events_of(pds, did))
+    allow = {"identifier": "tess.test", "password": PASSWORD, "allowTakendown": True}
+    session = await pds.call("com.atproto.server.createSession", allow)
+    assert session.status_code == 200, session.text
+    view = session.json()
+    assert (view["did"], view["active"], view["status"]) == (did, False, "takendown")
+    token = view["accessJwt"]
+    assert decode(token).payload["scope"] == "com.atproto.takendown"
+    # An app password never opens one: what it allows includes account management.
+    by_app = await pds.call("com.atproto.server.createSession", {**allow, "password": app_password})
+    assert error_of(by_app) == (401, "AccountTakedown")
+
+    # No writes, no account or credential changes, not even reading the session.
+    post = {"$type": "app.bsky.feed.post", "text": "x", "createdAt": "2024-01-01T00:00:00Z"}
+    write = {"repo": did, "collection": "app.bsky.feed.post", "record": post}
+    refused = [
+        await pds.call("com.atproto.repo.createRecord", write, token=token),
+        await pds.call("app.bsky.actor.putPreferences", {"preferences": []}, token=token),
+        await pds.call("com.atproto.server.createAppPassword", {"name": "x"}, token=token),
+        await pds.call("com.atproto.server.getSession", token=token),
+    ]
+    assert [error_of(r) for r in refused] == [(400, "InvalidToken")] * 4
+    # What a taken-down user may still do: read preferences, get a service token (to appeal
+    # or move away), deactivate, which announces nothing new: the status stays takendown.
+    prefs = await pds.call("app.bsky.actor.getPreferences", token=token)
+    assert prefs.json() == {"preferences": []}
+    aud = {"aud": "did:web:mod.example", "lxm": "com.atproto.moderation.createReport"}
+    service = await pds.call("com.atproto.server.getServiceAuth", params=aud, token=token)
+    assert decode(service.json()["token"]).payload["iss"] == did
+    deactivated = await pds.call("com.atproto.server.deactivateAccount", {}, token=token)
+    assert deactivated.status_code == 200, deactivated.text
+    assert len(await events_of(pds, did)) == before
+    stored = await pds.ctx.accounts.by_did(did)
+    assert stored is not None and stored.status == "takendown"
 
 
 async def test_record_and_blob_takedowns(pds: Pds) -> None:

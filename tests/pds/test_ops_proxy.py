@@ -13,7 +13,7 @@ from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.keys import generate_k256
 from pds.config import PdsConfig
 from tests.pds.appview_standin import StandIn, appview_standin
-from tests.pds.conftest import Pds, serve_in_process
+from tests.pds.conftest import PASSWORD, Pds, serve_in_process
 from tests.pds.test_server_accounts import error_of
 
 
@@ -125,3 +125,38 @@ async def test_private_targets_are_refused_outside_dev_mode(
         refused = await pds.client.get("/xrpc/chat.bsky.convo.listConvos", headers=header)
         assert error_of(refused) == (400, "InvalidRequest")
         assert "refused" in refused.json()["message"]
+
+
+@pytest.fixture
+async def reporting(pds_config: PdsConfig, standin: StandIn) -> AsyncIterator[Pds]:
+    """A PDS whose appview and moderation (report) service are both the stand-in."""
+    config = dataclasses.replace(
+        pds_config,
+        appview_url=standin.url,
+        appview_did=standin.did,
+        report_service_url=standin.url,
+        report_service_did=standin.did,
+    )
+    async for pds in serve_in_process(config):
+        yield pds
+
+
+async def test_a_taken_down_user_may_appeal_and_nothing_else(
+    reporting: Pds, standin: StandIn
+) -> None:
+    pds = reporting
+    account = await pds.create_account("tina.test")
+    did = account["did"]
+    await pds.ctx.accounts.set_takedown(did, "abuse")
+    login = {"identifier": did, "password": PASSWORD, "allowTakendown": True}
+    token = (await pds.call("com.atproto.server.createSession", login)).json()["accessJwt"]
+    report = {
+        "reasonType": "com.atproto.moderation.defs#reasonAppeal",
+        "subject": {"$type": "com.atproto.admin.defs#repoRef", "did": did},
+    }
+    appeal = await pds.call("com.atproto.moderation.createReport", report, token=token)
+    assert appeal.status_code == 200, appeal.text
+    seen = standin.seen[-1]
+    assert seen.verified and seen.claims is not None and seen.claims["iss"] == did
+    profile = await pds.call("app.bsky.actor.getProfile", params={"actor": did}, token=token)
+    assert error_of(profile) == (400, "InvalidToken")
