@@ -94,23 +94,24 @@ async def test_answers_within_limits_carry_headers(limited: tuple[Pds, Clock]) -
     assert session.headers["ratelimit-remaining"] == "2997"
 
 
-async def test_proxied_answers_carry_headers(pds_config: PdsConfig, plc_url: str) -> None:
+@pytest.fixture
+async def limited_proxy(pds_config: PdsConfig, plc_url: str) -> AsyncIterator[Pds]:
     with appview_standin(plc_url) as standin:
         config = dataclasses.replace(
-            pds_config,
-            rate_limits_enabled=True,
-            appview_url=standin.url,
-            appview_did=standin.did,
+            pds_config, rate_limits_enabled=True, appview_url=standin.url, appview_did=standin.did
         )
         async for pds in serve_in_process(config):
-            account = await pds.create_account("pia.test")
-            params = {"actor": "pia.test"}
-            profile = await pds.call(
-                "app.bsky.actor.getProfile", params=params, token=account["accessJwt"]
-            )
-            assert profile.status_code == 200, profile.text
-            assert profile.headers["ratelimit-policy"] == "3000;w=300"
-            assert profile.headers["ratelimit-remaining"] == "2998"
+            yield pds
+
+
+async def test_proxied_answers_carry_headers(limited_proxy: Pds) -> None:
+    pds = limited_proxy
+    account = await pds.create_account("pia.test")
+    params = {"actor": "pia.test"}
+    profile = await pds.call("app.bsky.actor.getProfile", params=params, token=account["accessJwt"])
+    assert profile.status_code == 200, profile.text
+    assert profile.headers["ratelimit-policy"] == "3000;w=300"
+    assert profile.headers["ratelimit-remaining"] == "2998"
 
 
 async def test_write_points_per_account(limited: tuple[Pds, Clock]) -> None:
