@@ -37,6 +37,10 @@ class MemoryBlockStore:
     def put(self, cid: CID, data: bytes) -> None:
         self._blocks[cid.cid_bytes] = data
 
+    def put_raw(self, cid_bytes: bytes, data: bytes) -> None:
+        """put() for a caller holding the CID in binary form (the MST's hot path)."""
+        self._blocks[cid_bytes] = data
+
     def has(self, cid: CID) -> bool:
         return cid.cid_bytes in self._blocks
 
@@ -72,6 +76,10 @@ class OverlayBlockStore:
 
     def put(self, cid: CID, data: bytes) -> None:
         self.new.put(cid, data)
+
+    def put_raw(self, cid_bytes: bytes, data: bytes) -> None:
+        """put() for a caller holding the CID in binary form (the MST's hot path)."""
+        self.new.put_raw(cid_bytes, data)
 
     def has(self, cid: CID) -> bool:
         return self.new.has(cid) or self.base.has(cid)

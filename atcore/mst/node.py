@@ -25,16 +25,17 @@ __all__ = [
     "encode_node",
     "decode_node",
     "decode_fields",
-    "NodeFields",
-    "link_cbor",
-    "array_head",
+    "encode_fields",
+    "assemble",
+    "entry_cbor",
     "entry_head",
-    "entries_parts",
-    "fields_parts",
+    "array_head",
+    "link_cbor",
+    "link_size",
     "node_fields",
     "node_data",
-    "NULL",
-    "L_KEY",
+    "Fields",
+    "Offsets",
 ]
 
 MAX_KEY_LENGTH = 1024
@@ -46,8 +47,6 @@ MAX_ENTRIES = 512
 _KEY_RE = re.compile(rb"[A-Za-z0-9._:~-]+/[A-Za-z0-9._:~-]+")
 _DAG_CBOR_SHA256 = b"\x01\x71\x12\x20"
 _ENTRY_FIELDS = {"k", "p", "t", "v"}
-NULL = b"\xf6"
-L_KEY = b"\x61l"
 
 Entry = tuple[bytes, CID, CID | None]
 """One node entry: full key, record CID, right subtree (keys between this and the next)."""
@@ -96,7 +95,7 @@ def key_height(key: str | bytes) -> int:
 
 def common_prefix_length(a: bytes, b: bytes) -> int:
     """Number of leading bytes shared by `a` and `b`."""
-    n = min(len(a), len(b))
+    n = len(a) if len(a) < len(b) else len(b)
     # XOR of the big-endian integers: the highest set bit marks the first differing byte.
     diff = int.from_bytes(a[:n], "big") ^ int.from_bytes(b[:n], "big")
     return n - (diff.bit_length() + 7) // 8
@@ -113,76 +112,104 @@ def _head(major: int, n: int) -> bytes:
     return bytes((major | 26,)) + n.to_bytes(4, "big")
 
 
+def _head_size(n: int) -> int:
+    """len(_head(major, n))."""
+    return 1 if n < 24 else 2 if n < 0x100 else 3 if n < 0x10000 else 5
+
+
 def link_cbor(raw: bytes | None) -> bytes:
     """A link as DAG-CBOR: tag 42 over a byte string of 0x00 and the binary CID; null for None."""
     if raw is None:
-        return NULL
+        return b"\xf6"
     if len(raw) == 36:
         return b"\xd8\x2aX\x25\x00" + raw
     return b"\xd8\x2a" + _head(0x40, len(raw) + 1) + b"\x00" + raw
 
 
-def array_head(n: int) -> bytes:
-    """A node's map head, its `e` key and the head of an n-entry array."""
-    return b"\xa2\x61e" + _head(0x80, n)
+def link_size(raw: bytes | None) -> int:
+    """len(link_cbor(raw))."""
+    return 1 if raw is None else 3 + _head_size(len(raw) + 1) + len(raw)
 
 
 def entry_head(prev: bytes, key: bytes) -> bytes:
-    """An entry's map head, `k` (the key's suffix after the shared prefix), `p`, and `t`'s key.
-
-    Map keys in DAG-CBOR order: k, p, t, v; the entry continues with its `t` and `v` parts.
-    """
+    """An entry map's head and fields up to `t`'s key, in DAG-CBOR key order (k, p, t, v): `k`
+    is the suffix after the prefix shared with the previous key `prev` (b"" for the first
+    entry), `p` that prefix's length."""
     p = common_prefix_length(prev, key) if prev else 0
     n = len(key) - p
-    k_head = b"\xa4\x61kX" + bytes((n,)) if 24 <= n < 0x100 else b"\xa4\x61k" + _head(0x40, n)
-    p_part = b"\x61p" + bytes((p,)) + b"\x61t" if p < 24 else b"\x61p" + _head(0, p) + b"\x61t"
-    return k_head + key[p:] + p_part
-
-
-def entries_parts(
-    prev: bytes, keys: tuple[bytes, ...], vals: tuple[bytes, ...], rights: tuple[bytes | None, ...]
-) -> tuple[bytes, ...]:
-    """Three encoded parts per entry: entry_head, the `t` link, then `v` with its link."""
-    out: list[bytes] = []
-    for key, val, right in zip(keys, vals, rights, strict=True):
-        out += (entry_head(prev, key), link_cbor(right), b"\x61v" + link_cbor(val))
-        prev = key
-    return tuple(out)
-
-
-def fields_parts(fields: NodeFields) -> tuple[bytes, ...]:
-    """A node's canonical DAG-CBOR in parts: array_head, entries_parts, then the `l` field."""
-    left, keys, vals, rights = fields
-    body = entries_parts(b"", keys, vals, rights)
-    return (array_head(len(keys)), *body, L_KEY, link_cbor(left))
-
-
-def node_fields(node: NodeData) -> NodeFields:
-    """A NodeData's links as binary CIDs."""
-    entries = node.entries
-    return (
-        None if node.left is None else node.left.cid_bytes,
-        tuple(e[0] for e in entries),
-        tuple(e[1].cid_bytes for e in entries),
-        tuple(None if e[2] is None else e[2].cid_bytes for e in entries),
+    return b"".join(
+        (
+            b"\xa4\x61kX" + bytes((n,)) if 24 <= n < 0x100 else b"\xa4\x61k" + _head(0x40, n),
+            key[p:],
+            b"\x61p" + bytes((p,)) + b"\x61t" if p < 24 else b"\x61p" + _head(0, p) + b"\x61t",
+        )
     )
 
 
-def node_data(fields: NodeFields) -> NodeData:
+def entry_cbor(prev: bytes, key: bytes, value: bytes, right: bytes | None) -> bytes:
+    """One entry map {k, p, t, v} (see entry_head)."""
+    return entry_head(prev, key) + link_cbor(right) + b"\x61v" + link_cbor(value)
+
+
+def array_head(n: int) -> bytes:
+    """A node's bytes up to its first entry: map head, `e` and the head of an n-entry array."""
+    return _ARRAY_HEADS[n] if n < 24 else b"\xa2\x61e" + _head(0x80, n)
+
+
+_ARRAY_HEADS = tuple(b"\xa2\x61e" + bytes((0x80 | n,)) for n in range(24))
+
+
+Fields = tuple[tuple[bytes, ...], tuple[bytes, ...], tuple[bytes | None, ...]]
+"""A node as keys, values and links (the left link, then each entry's right link): binary CIDs."""
+
+Offsets = tuple[int, ...]
+"""Where each entry's encoding starts in a node's bytes, then where the `l` field starts."""
+
+
+def assemble(entries: list[bytes], left: bytes | None) -> tuple[bytes, Offsets]:
+    """A node's canonical bytes from its entries' encodings (entry_cbor), with their offsets."""
+    head = array_head(len(entries))
+    offsets = [pos := len(head)]
+    for chunk in entries:
+        offsets.append(pos := pos + len(chunk))
+    return b"".join((head, *entries, b"\x61l", link_cbor(left))), tuple(offsets)
+
+
+def encode_fields(fields: Fields) -> tuple[bytes, Offsets]:
+    """Canonical DAG-CBOR of a node, keys prefix-compressed against the previous entry."""
+    keys, vals, links = fields
+    chunks = []
+    prev = b""
+    for key, value, right in zip(keys, vals, links[1:], strict=True):
+        chunks.append(entry_cbor(prev, key, value, right))
+        prev = key
+    return assemble(chunks, links[0])
+
+
+def node_fields(node: NodeData) -> Fields:
+    """A NodeData's fields with binary CIDs."""
+    entries = node.entries
+    return (
+        tuple(e[0] for e in entries),
+        tuple(e[1].cid_bytes for e in entries),
+        (
+            None if node.left is None else node.left.cid_bytes,
+            *(None if e[2] is None else e[2].cid_bytes for e in entries),
+        ),
+    )
+
+
+def node_data(fields: Fields) -> NodeData:
     """Fields with binary CIDs as a NodeData with CID objects."""
-    left, keys, vals, rights = fields
-    links = (None if r is None else CID(r) for r in rights)
-    entries = tuple(zip(keys, map(CID, vals), links, strict=True))
-    return NodeData(None if left is None else CID(left), entries)
+    keys, vals, links = fields
+    rights = (None if r is None else CID(r) for r in links[1:])
+    entries = tuple(zip(keys, map(CID, vals), rights, strict=True))
+    return NodeData(None if links[0] is None else CID(links[0]), entries)
 
 
 def encode_node(node: NodeData) -> bytes:
     """Canonical DAG-CBOR of a node, keys prefix-compressed against the previous entry."""
-    return b"".join(fields_parts(node_fields(node)))
-
-
-NodeFields = tuple[bytes | None, tuple[bytes, ...], tuple[bytes, ...], tuple[bytes | None, ...]]
-"""A decoded node as binary CIDs: left link, keys, values, right links."""
+    return encode_fields(node_fields(node))[0]
 
 
 def _tree_link(value: object, what: str) -> bytes | None:
@@ -194,10 +221,11 @@ def _tree_link(value: object, what: str) -> bytes | None:
     return bytes(value)
 
 
-def decode_fields(data: bytes) -> NodeFields:
+def decode_fields(data: bytes) -> tuple[Fields, Offsets]:
     """Decode one node, rejecting anything but the exact schema and a sorted, same-height layout.
 
     Height against the node's position, and emptiness rules, are checked by the tree walkers.
+    The offsets are computed from the sizes of the (canonical, hence predictable) encodings.
     """
     try:
         obj, length = _cbrrr.decode_dag_cbor(data, bytearray, False)
@@ -207,7 +235,7 @@ def decode_fields(data: bytes) -> NodeFields:
         raise InvalidMst("MST node is not strict DAG-CBOR: trailing bytes")
     if type(obj) is not dict or obj.keys() != {"e", "l"}:
         raise InvalidMst("MST node must be a map with exactly the fields e and l")
-    left = _tree_link(obj["l"], "left")
+    links: list[bytes | None] = [_tree_link(obj["l"], "left")]
     raw_entries = obj["e"]
     if type(raw_entries) is not list:
         raise InvalidMst("MST node field e must be an array")
@@ -215,7 +243,7 @@ def decode_fields(data: bytes) -> NodeFields:
         raise InvalidMst(f"MST node has {len(raw_entries)} entries (limit {MAX_ENTRIES})")
     keys: list[bytes] = []
     vals: list[bytes] = []
-    rights: list[bytes | None] = []
+    offsets = [pos := 3 + _head_size(len(raw_entries))]
     prev = b""
     height = -1
     for raw in raw_entries:
@@ -238,13 +266,19 @@ def decode_fields(data: bytes) -> NodeFields:
         if height != h and height != -1:
             raise InvalidMst(f"MST keys of different heights in one node: {key!r}")
         height = h
+        right = _tree_link(raw["t"], "right")
+        v = bytes(value)
         keys.append(key)
-        vals.append(bytes(value))
-        rights.append(_tree_link(raw["t"], "right"))
+        vals.append(v)
+        links.append(right)
+        # Map head, "k", the suffix, "p" and p, "t" and its link, "v" and its link.
+        n = len(suffix)
+        pos += 9 + _head_size(n) + n + _head_size(p) + link_size(right) + link_size(v)
+        offsets.append(pos)
         prev = key
-    return left, tuple(keys), tuple(vals), tuple(rights)
+    return (tuple(keys), tuple(vals), tuple(links)), tuple(offsets)
 
 
 def decode_node(data: bytes) -> NodeData:
     """Decode one node strictly (see decode_fields), links as CID objects."""
-    return node_data(decode_fields(data))
+    return node_data(decode_fields(data)[0])

@@ -1,80 +1,81 @@
-"""MST nodes in working form: raw CID bytes and re-usable encoded parts (spec-repository.md).
+"""MST nodes in working form: their bytes, binary links and entry offsets (spec-repository.md).
 
-A working node is a plain tuple of ints, bytes and tuples of bytes, never holding a CID object:
+A working node is a plain tuple of ints, bytes and tuples of those, never holding a CID object:
 CPython's cyclic GC stops tracking such tuples after their first collection, so a cache of a
 whole repository's nodes costs the collector nothing, where CID-holding nodes made every full
 collection walk them all. Links are the CID's binary form (`CID.cid_bytes`).
 
-`parts` is the node's canonical DAG-CBOR split at the fields an edit changes: the map head,
-then per entry (its map head with `k`, `p` and the `t` key; the `t` value; `v` with its link),
-then the `l` key and its value. An edit swaps a few parts and a node is encoded by one join,
-so a put re-encodes nothing but the entry it adds.
+The node keeps its canonical bytes (what is hashed and stored) with the offset of each entry.
+The edit of every put, swapping one subtree link, splices the new link into those bytes; only
+entries added or given a new predecessor are encoded afresh.
 """
 
 from __future__ import annotations
 
 from atcore.mst.node import (
-    L_KEY,
-    NULL,
-    NodeFields,
+    Fields,
+    Offsets,
     array_head,
-    entries_parts,
+    encode_fields,
+    entry_cbor,
     entry_head,
-    fields_parts,
     link_cbor,
+    link_size,
 )
 
-__all__ = ["Node", "from_fields", "parts", "encode", "leaf", "gap", "with_gap", "splice", "concat"]
+__all__ = ["Node", "make", "leaf", "with_gap", "splice", "concat"]
 
 Node = tuple[
     int,  # height
-    bytes | None,  # left link
+    bytes,  # canonical DAG-CBOR
     tuple[bytes, ...],  # keys
     tuple[bytes, ...],  # values
-    tuple[bytes | None, ...],  # right links
-    tuple[bytes, ...] | None,  # parts, None until the node is first encoded or edited
+    tuple[bytes | None, ...],  # links: the left link, then each entry's right link
+    Offsets,  # each entry's start in the bytes, then the `l` field's
 ]
 
 
-def from_fields(height: int, fields: NodeFields) -> Node:
-    """A working node from decoded fields (parts are computed on first use)."""
-    left, keys, vals, rights = fields
-    return height, left, keys, vals, rights, None
-
-
-def parts(node: Node) -> tuple[bytes, ...]:
-    """The node's encoded parts, computed from its fields when not yet known."""
-    known = node[5]
-    if known is not None:
-        return known
-    return fields_parts(node[1:5])
-
-
-def encode(node: Node) -> bytes:
-    """The node's canonical DAG-CBOR."""
-    return b"".join(parts(node))
+def make(height: int, fields: Fields) -> Node:
+    """A working node encoded from its fields."""
+    data, offsets = encode_fields(fields)
+    keys, vals, links = fields
+    return height, data, keys, vals, links, offsets
 
 
 def leaf(height: int, key: bytes, value: bytes) -> Node:
     """A node holding one entry and no links."""
-    body = (entry_head(b"", key), NULL, b"\x61v" + link_cbor(value))
-    return height, None, (key,), (value,), (None,), (b"\xa2\x61e\x81", *body, L_KEY, NULL)
-
-
-def gap(node: Node, i: int) -> bytes | None:
-    """The subtree link just before entry i (the left link for i == 0)."""
-    return node[1] if i == 0 else node[4][i - 1]
+    return make(height, ((key,), (value,), (None, None)))
 
 
 def with_gap(node: Node, i: int, link: bytes | None) -> Node:
-    """The node with the link before entry i replaced."""
-    height, left, keys, vals, rights, known = node
-    ps = known if known is not None else parts(node)
-    if i == 0:
-        return height, link, keys, vals, rights, (*ps[:-1], link_cbor(link))
-    j = 3 * i - 1  # entry i-1's `t` value
-    new_rights = (*rights[: i - 1], link, *rights[i:])
-    return height, left, keys, vals, new_rights, (*ps[:j], link_cbor(link), *ps[j + 1 :])
+    """The node with links[i] (the link before entry i) replaced."""
+    height, data, keys, vals, links, offsets = node
+    new_links = list(links)
+    new_links[i] = link
+    old = links[i]
+    if i == 0:  # the `l` field closes the node
+        start, end = offsets[-1] + 2, len(data)
+    else:
+        # Entry i-1 ends with `t` and its link, then `v` and its link (a record CID, 36 bytes
+        # in practice). Tree links are always 36-byte CIDs: 41 bytes as CBOR.
+        value = vals[i - 1]
+        end = offsets[i] - (43 if len(value) == 36 else 2 + link_size(value))
+        start = end - (1 if old is None else 41)
+    if old is not None and link is not None:
+        # The hot path of every put: only the CID's 36 bytes after the tag's head change.
+        data = b"".join((data[: end - 36], link, data[end:]))
+        return height, data, keys, vals, tuple(new_links), offsets
+    encoded = link_cbor(link)
+    shift = len(encoded) - (end - start)
+    if shift and i:
+        offsets = (*offsets[:i], *(o + shift for o in offsets[i:]))
+    data = b"".join((data[:start], encoded, data[end:]))
+    return height, data, keys, vals, tuple(new_links), offsets
+
+
+def _tail_size(value: bytes, right: bytes | None) -> int:
+    """Size of an entry's encoding after entry_head: `t`'s link, `v` and its link."""
+    return (1 if right is None else 41) + (43 if len(value) == 36 else 2 + link_size(value))
 
 
 def splice(
@@ -85,41 +86,71 @@ def splice(
     vals: tuple[bytes, ...] = (),
     rights: tuple[bytes | None, ...] = (),
 ) -> Node:
-    """Replace entries [lo, hi) with the given ones (the caller keeps keys sorted)."""
-    height, left, old_keys, old_vals, old_rights, known = node
-    ps = known if known is not None else parts(node)
-    new_keys = (*old_keys[:lo], *keys, *old_keys[hi:])
-    prev = new_keys[lo - 1] if lo else b""
-    middle = entries_parts(prev, keys, vals, rights)
-    if hi < len(old_keys):
-        # The entry after the splice has a new predecessor, hence a new prefix length.
-        after = new_keys[lo + len(keys) - 1] if lo + len(keys) else b""
-        middle = (*middle, entry_head(after, old_keys[hi]))
-        tail = ps[3 * hi + 2 :]
+    """Replace entries [lo, hi) with the given ones (the caller keeps keys sorted).
+
+    The bytes before entry lo and after entry hi are copied as they are, except that entry
+    hi, given a new predecessor, gets a new entry_head (its prefix length changes).
+    """
+    height, data, old_keys, old_vals, links, offsets = node
+    n = len(old_keys)
+    head = array_head(n - (hi - lo) + len(keys))
+    first = offsets[0]
+    base = len(head) - first  # non-zero only when the entry count crosses 24 or 256
+    new_offsets = [o + base for o in offsets[:lo]] if base else list(offsets[:lo])
+    out = [head, data[first : offsets[lo]]]
+    pos = offsets[lo] + base
+    prev = old_keys[lo - 1] if lo else b""
+    for key, value, right in zip(keys, vals, rights, strict=True):
+        chunk = entry_cbor(prev, key, value, right)
+        new_offsets.append(pos)
+        out.append(chunk)
+        pos += len(chunk)
+        prev = key
+    new_offsets.append(pos)
+    if hi < n:
+        end = offsets[hi + 1]
+        tail = end - _tail_size(old_vals[hi], links[hi + 1])
+        renewed = entry_head(prev, old_keys[hi])
+        out += (renewed, data[tail:])
+        shift = pos + len(renewed) - tail
+        new_offsets += [o + shift for o in offsets[hi + 1 :]]
     else:
-        tail = ps[-2:]
+        out.append(data[offsets[n] :])
     return (
         height,
-        left,
-        new_keys,
-        (*old_vals[:lo], *vals, *old_vals[hi:]),
-        (*old_rights[:lo], *rights, *old_rights[hi:]),
-        (array_head(len(new_keys)), *ps[1 : 3 * lo + 1], *middle, *tail),
+        b"".join(out),
+        old_keys[:lo] + keys + old_keys[hi:],
+        old_vals[:lo] + vals + old_vals[hi:],
+        links[: lo + 1] + rights + links[hi + 1 :],
+        tuple(new_offsets),
     )
 
 
 def concat(a: Node, b: Node) -> Node:
     """`a`'s entries followed by `b`'s, keeping `a`'s left link and dropping `b`'s."""
-    height, left, keys, vals, rights, _ = a
-    if not b[2]:
+    height, a_data, a_keys, a_vals, a_links, a_offsets = a
+    _, b_data, b_keys, b_vals, b_links, b_offsets = b
+    if not b_keys:
         return a
-    pa, pb = parts(a), parts(b)
-    first = entry_head(keys[-1], b[2][0]) if keys else pb[1]
-    return (
-        height,
-        left,
-        keys + b[2],
-        vals + b[3],
-        rights + b[4],
-        (array_head(len(keys) + len(b[2])), *pa[1:-2], first, *pb[2:-2], *pa[-2:]),
+    na = len(a_keys)
+    head = array_head(na + len(b_keys))
+    base = len(head) - a_offsets[0]
+    new_offsets = [o + base for o in a_offsets[:na]]
+    pos = a_offsets[na] + base
+    new_offsets.append(pos)
+    # b's first entry gets a new predecessor (a's last key), hence a new entry_head.
+    first = entry_head(a_keys[-1] if na else b"", b_keys[0])
+    tail = b_offsets[1] - _tail_size(b_vals[0], b_links[1])
+    shift = pos + len(first) - tail
+    new_offsets.extend(o + shift for o in b_offsets[1:])
+    data = b"".join(
+        (
+            head,
+            a_data[a_offsets[0] : a_offsets[na]],
+            first,
+            b_data[tail : b_offsets[-1]],
+            a_data[a_offsets[na] :],
+        )
     )
+    links = a_links + b_links[1:]
+    return height, data, a_keys + b_keys, a_vals + b_vals, links, tuple(new_offsets)

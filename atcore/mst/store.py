@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from hashlib import sha256
 
 from atcore.blockstore import BlockStore
@@ -36,6 +37,12 @@ class NodeStore:
         # Insertion order is eviction order; an OrderedDict, because evicting from the front
         # of a plain dict rescans its deleted slots.
         self._cache: OrderedDict[bytes, Node] = OrderedDict()
+        # Stores that take binary CIDs (put_raw) spare the hot path a CID object per node.
+        put_raw = getattr(blocks, "put_raw", None)
+        self._put_block: Callable[[bytes, bytes], None] = put_raw or self._put_cid
+
+    def _put_cid(self, link: bytes, data: bytes) -> None:
+        self.blocks.put(CID(link), data)
 
     def get(self, cid: CID) -> bytes:
         return self.blocks.get(cid)
@@ -53,23 +60,24 @@ class NodeStore:
         return hit
 
     def _decode(self, link: bytes, height: int | None) -> Node:
-        fields = decode_fields(self.blocks.get(CID(link)))
-        left, keys, _, rights = fields
+        data = self.blocks.get(CID(link))
+        fields, offsets = decode_fields(data)
+        keys, vals, links = fields
         if keys:
             actual = key_height(keys[0])
             if height is not None and actual != height:
                 raise InvalidMst(
                     f"MST node {_show(link)} holds height-{actual} keys at height {height}"
                 )
-        elif left is not None and height is None:
+        elif links[0] is not None and height is None:
             raise InvalidMst(f"MST root {_show(link)} is an empty node with a subtree")
-        elif left is None and height is not None:
+        elif links[0] is None and height is not None:
             raise InvalidMst(f"MST node {_show(link)} is an empty node below the root")
         else:
             actual = 0 if height is None else height
-        if actual == 0 and (left is not None or any(r is not None for r in rights)):
+        if actual == 0 and any(x is not None for x in links):
             raise InvalidMst(f"MST node {_show(link)} at height 0 links to a subtree")
-        node = raw.from_fields(actual, fields)
+        node = actual, data, keys, vals, links, offsets
         self.remember(link, node)
         return node
 
@@ -85,7 +93,7 @@ class NodeStore:
         node = self._cached(link)
         if node is None:
             return self._decode(link, None)
-        if not node[2] and node[1] is not None:
+        if not node[2] and node[4][0] is not None:
             raise InvalidMst(f"MST root {_show(link)} is an empty node with a subtree")
         return node
 
@@ -97,16 +105,16 @@ class NodeStore:
         a large tree keep the whole live tree cached this way, where plain FIFO order evicts
         live nodes as fast as it evicts dead ones.
         """
-        known = node[5]
-        data = b"".join(known if known is not None else raw.parts(node))
+        data = node[1]
         link = _DAG_CBOR_SHA256 + sha256(data).digest()
-        self.blocks.put(CID(link), data)
+        self._put_block(link, data)
         cache = self._cache
         if replaces is not None:
-            if replaces in cache:
+            try:
                 cache.move_to_end(replaces, last=False)
-            elif self.parent is not None:
-                self.parent.retire(replaces)
+            except KeyError:
+                if self.parent is not None:
+                    self.parent.retire(replaces)
         cache[link] = node
         if len(cache) > self.cache_size:
             cache.popitem(last=False)
@@ -114,10 +122,11 @@ class NodeStore:
 
     def retire(self, link: bytes) -> None:
         """Make an edited-away node the first to go (see `store`)."""
-        if link in self._cache:
+        try:
             self._cache.move_to_end(link, last=False)
-        elif self.parent is not None:
-            self.parent.retire(link)
+        except KeyError:
+            if self.parent is not None:
+                self.parent.retire(link)
 
     def remember(self, link: bytes, node: Node) -> None:
         """Cache a node whose block `blocks` holds."""
@@ -128,16 +137,16 @@ class NodeStore:
 
     def load(self, cid: CID, height: int) -> NodeData:
         """The non-root node `cid` at `height`, links as CID objects."""
-        return node_data(self.node(cid.cid_bytes, height)[1:5])
+        return node_data(self.node(cid.cid_bytes, height)[2:5])
 
     def load_root(self, cid: CID) -> tuple[NodeData, int]:
         """The root node `cid` and its height (0 for the empty tree), links as CID objects."""
         node = self.root(cid.cid_bytes)
-        return node_data(node[1:5]), node[0]
+        return node_data(node[2:5]), node[0]
 
     def save(self, node: NodeData, height: int) -> CID:
         """Encode, hash and store a node placed at `height`; returns its CID."""
-        return CID(self.store(raw.from_fields(height, node_fields(node))))
+        return CID(self.store(raw.make(height, node_fields(node))))
 
 
 def _show(link: bytes) -> str:

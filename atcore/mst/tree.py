@@ -14,14 +14,14 @@ from atcore.blockstore import BlockStore, OverlayBlockStore
 from atcore.cid import CID
 from atcore.errors import InvalidMst
 from atcore.mst.node import check_key, key_height
-from atcore.mst.raw import Node, concat, gap, leaf, splice, with_gap
+from atcore.mst.raw import Node, concat, leaf, make, splice, with_gap
 from atcore.mst.store import NodeStore, as_node_store
 
 __all__ = ["EMPTY_ROOT", "build", "get", "put", "delete", "apply", "empty_root"]
 
 EMPTY_ROOT = CID.decode("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm")
 
-_EMPTY: Node = (0, None, (), (), (), None)
+_EMPTY: Node = make(0, ((), (), (None,)))
 
 Link = bytes | None
 """A subtree link in working form: the CID's bytes (atcore.mst.raw)."""
@@ -42,7 +42,7 @@ def get(store: BlockStore, root: CID, key: str) -> CID | None:
         i = bisect_left(keys, raw)
         if i < len(keys) and keys[i] == raw:
             return CID(node[3][i])
-        link = gap(node, i)
+        link = node[4][i]
         if link is None:
             return None
         node = ns.node(link, node[0] - 1)
@@ -87,7 +87,7 @@ def apply(store: BlockStore, root: CID, writes: Iterable[tuple[str, CID | None]]
             node = staged.root(at) if height is None else staged.node(at, height)
             ns.put(cid, new.get(cid))
             ns.remember(at, node)
-            pending.extend((x, node[0] - 1) for x in (node[1], *node[4]) if x is not None)
+            pending.extend((x, node[0] - 1) for x in node[4] if x is not None)
     return CID(link)
 
 
@@ -112,18 +112,18 @@ def build(store: BlockStore, items: Iterable[tuple[str, CID]]) -> CID:
         if height == 0:
             keys = tuple(k for k, _ in pairs[lo:hi])
             vals = tuple(v for _, v in pairs[lo:hi])
-            return ns.store((0, None, keys, vals, (None,) * len(keys), None))
+            return ns.store(make(0, (keys, vals, (None,) * (len(keys) + 1))))
         at = positions.get(height, [])
         own = at[bisect_left(at, lo) : bisect_left(at, hi)]
         below = height - 1
         left = subtree(lo, own[0] if own else hi, below)
-        rights = []
+        links = [left]
         for n, i in enumerate(own):
             end = own[n + 1] if n + 1 < len(own) else hi
-            rights.append(subtree(i + 1, end, below))
+            links.append(subtree(i + 1, end, below))
         keys = tuple(pairs[i][0] for i in own)
         vals = tuple(pairs[i][1] for i in own)
-        return ns.store((height, left, keys, vals, tuple(rights), None))
+        return ns.store(make(height, (keys, vals, tuple(links))))
 
     root = subtree(0, len(pairs), max(heights))
     assert root is not None
@@ -131,7 +131,7 @@ def build(store: BlockStore, items: Iterable[tuple[str, CID]]) -> CID:
 
 
 def _save_or_none(ns: NodeStore, node: Node) -> Link:
-    if not node[2] and node[1] is None:
+    if not node[2] and node[4][0] is None:
         return None
     return ns.store(node)
 
@@ -140,7 +140,7 @@ def _wrap(ns: NodeStore, link: Link, height: int, target: int) -> Link:
     """Lift a subtree at `height` to `target` through empty intermediate nodes."""
     while link is not None and height < target:
         height += 1
-        link = ns.store((height, link, (), (), (), None))
+        link = ns.store(make(height, ((), (), (link,))))
     return link
 
 
@@ -153,31 +153,43 @@ def _put_root(ns: NodeStore, root: bytes, key: bytes, value: bytes) -> bytes:
     if kh > height:
         lo, hi = _split(ns, root, height, key)
         lo, hi = _wrap(ns, lo, height, kh - 1), _wrap(ns, hi, height, kh - 1)
-        return ns.store((kh, lo, (key,), (value,), (hi,), None))
-    return _put(ns, root, node, key, kh, value)
-
-
-def _put(ns: NodeStore, link: bytes, node: Node, key: bytes, kh: int, value: bytes) -> bytes:
-    height, left, keys, vals, rights, _ = node
-    i = bisect_left(keys, key)
-    if height == kh:
-        if i < len(keys) and keys[i] == key:
-            if vals[i] == value:
-                return link
-            new = splice(node, i, i + 1, (key,), (value,), (rights[i],))
-        else:
-            lo, hi = _split(ns, gap(node, i), height - 1, key)
-            new = splice(with_gap(node, i, lo), i, i, (key,), (value,), (hi,))
-    else:
-        # The hot path of every put: one level down, then swap the link to the new child.
-        below = left if i == 0 else rights[i - 1]
+        return ns.store(make(kh, ((key,), (value,), (lo, hi))))
+    # Down to the key's level, remembering the path; then each node on it gets the new link
+    # to its rebuilt child (the hot path of every put: one link swapped per level).
+    path = []
+    link = root
+    new: Link
+    while height > kh:
+        i = bisect_left(node[2], key)
+        below = node[4][i]
+        path.append((link, node, i))
+        height -= 1
         if below is None:
-            sub = _wrap(ns, ns.store(leaf(kh, key, value)), kh, height - 1)
-        else:
-            sub = _put(ns, below, ns.node(below, height - 1), key, kh, value)
-            if sub == below:  # an update to the same value
-                return link
-        new = with_gap(node, i, sub)
+            new = _wrap(ns, ns.store(leaf(kh, key, value)), kh, height)
+            break
+        link, node = below, ns.node(below, height)
+    else:
+        new = _put_here(ns, link, node, key, value)
+        if new == link:  # an update to the same value
+            return root
+    for old, parent, i in reversed(path):
+        new = ns.store(with_gap(parent, i, new), old)
+    assert new is not None  # a put never empties a subtree
+    return new
+
+
+def _put_here(ns: NodeStore, link: bytes, node: Node, key: bytes, value: bytes) -> bytes:
+    """Put into the node at the key's own height: update its entry, or split the subtree
+    below where the key goes and insert it between the two halves."""
+    keys = node[2]
+    i = bisect_left(keys, key)
+    if i < len(keys) and keys[i] == key:
+        if node[3][i] == value:
+            return link
+        new = splice(node, i, i + 1, (key,), (value,), (node[4][i + 1],))
+    else:
+        lo, hi = _split(ns, node[4][i], node[0] - 1, key)
+        new = splice(with_gap(node, i, lo), i, i, (key,), (value,), (hi,))
     return ns.store(new, link)
 
 
@@ -188,7 +200,7 @@ def _split(ns: NodeStore, link: Link, height: int, key: bytes) -> tuple[Link, Li
     node = ns.node(link, height)
     n = len(node[2])
     i = bisect_left(node[2], key)
-    below = gap(node, i)
+    below = node[4][i]
     if below is None:
         if i == 0:
             return None, link
@@ -211,7 +223,7 @@ def _delete_root(ns: NodeStore, root: bytes, key: bytes) -> bytes:
     if kh == height and len(keys) == 1 and keys[0] == key:
         # The root loses its last key: the merged children become the root, minus any empty
         # levels on top, which are never stored.
-        top = _merge_top(ns, node[1], node[4][0], height - 1)
+        top = _merge_top(ns, node[4][0], node[4][1], height - 1)
         return ns.store(_EMPTY) if top is None else top
     new = _delete(ns, root, height, key, kh)
     assert new is not None
@@ -224,7 +236,7 @@ def _merge_top(ns: NodeStore, a: Link, b: Link, height: int) -> Link:
         nb = ns.node(b, height) if b is not None else _EMPTY
         if na[2] or nb[2]:
             return _merge(ns, a, b, height)
-        a, b, height = na[1], nb[1], height - 1
+        a, b, height = na[4][0], nb[4][0], height - 1
     return None
 
 
@@ -235,10 +247,10 @@ def _delete(ns: NodeStore, link: bytes, height: int, key: bytes, kh: int) -> Lin
     if height == kh:
         if i == len(keys) or keys[i] != key:
             raise KeyError(f"key not in MST: {key.decode()}")
-        merged = _merge(ns, gap(node, i), node[4][i], height - 1)
+        merged = _merge(ns, node[4][i], node[4][i + 1], height - 1)
         new = with_gap(splice(node, i, i + 1), i, merged)
     else:
-        below = gap(node, i)
+        below = node[4][i]
         if below is None:
             raise KeyError(f"key not in MST: {key.decode()}")
         new = with_gap(node, i, _delete(ns, below, height - 1, key, kh))
@@ -254,7 +266,7 @@ def _merge(ns: NodeStore, a: Link, b: Link, height: int) -> Link:
         return a
     na, nb = ns.node(a, height), ns.node(b, height)
     last = len(na[2])
-    mid = _merge(ns, gap(na, last), nb[1], height - 1)
+    mid = _merge(ns, na[4][last], nb[4][0], height - 1)
     ns.retire(a)
     ns.retire(b)
     return ns.store(concat(with_gap(na, last, mid), nb))
