@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from pds.accounts.app_passwords import APP_PASSWORD_SCHEMA, AppPasswordStore
+from pds.accounts.cache import AccountCache
 from pds.accounts.db import Database
 from pds.accounts.invites import INVITE_SCHEMA, InviteStore
 from pds.accounts.preferences import PREFERENCE_SCHEMA, PreferenceStore
@@ -61,6 +63,7 @@ _PER_ACCOUNT: Final = (
 )
 # Accounts listed per page by searchAccounts and the admin CLI, at most.
 MAX_PAGE: Final = 1000
+T = TypeVar("T")
 _COLUMNS: Final = (
     "did, handle, email, password_hash, created_at, email_confirmed_at, deactivated_at,"
     " takedown_ref"
@@ -132,10 +135,15 @@ def _use_invite(conn: sqlite3.Connection, code: str, did: str, at: str) -> None:
 class AccountStore:
     """Accounts and invite codes in account.sqlite, with the stores of the other per-account
     tables: refresh and email `tokens`, `app_passwords`, `invites`, takedowns of single
-    records and blobs (`subjects`) and `preferences`."""
+    records and blobs (`subjects`) and `preferences`.
+
+    Account rows read by DID or handle are cached in memory; every change to a row goes through
+    `_change`, which drops it from the cache before and after the transaction.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._cache = AccountCache()
         self.tokens = TokenStore(db)
         self.app_passwords = AppPasswordStore(db)
         self.invites = InviteStore(db)
@@ -144,7 +152,9 @@ class AccountStore:
 
     @classmethod
     async def open(cls, path: Path) -> AccountStore:
-        return cls(await Database.open(path, _SCHEMA, TOKEN_COLUMNS))
+        store = cls(await Database.open(path, _SCHEMA, TOKEN_COLUMNS))
+        await store.subjects.load()
+        return store
 
     async def close(self) -> None:
         await self._db.close()
@@ -178,7 +188,7 @@ class AccountStore:
             return account
 
         try:
-            return await self._db.transact(insert)
+            return await self._change(did, insert)
         except sqlite3.IntegrityError as exc:  # the did primary key: a DID registered twice
             raise AccountExists(did) from exc
 
@@ -190,13 +200,31 @@ class AccountStore:
                 conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (did,))
             conn.execute("DELETE FROM account WHERE did = ?", (did,))
 
-        await self._db.transact(delete)
+        await self._change(did, delete)
+
+    async def _change(self, did: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a transaction changing the account row of `did`, keeping the cache honest: a
+        read that started before the change can no longer fill it, and none is served stale."""
+        self._cache.forget(did)
+        try:
+            return await self._db.transact(fn)
+        finally:
+            self._cache.forget(did)
+
+    async def _cached_read(self, where: str, value: str) -> Account | None:
+        generation = self._cache.generation
+        account = await self._db.read(lambda conn: _fetch(conn, where, value))
+        self._cache.fill(account, generation)
+        return account
 
     async def by_did(self, did: str) -> Account | None:
-        return await self._db.read(lambda conn: _fetch(conn, "did", did))
+        cached = self._cache.by_did(did)
+        return cached if cached is not None else await self._cached_read("did", did)
 
     async def by_handle(self, handle: str) -> Account | None:
-        return await self._db.read(lambda conn: _fetch(conn, "handle", handle.lower()))
+        handle = handle.lower()
+        cached = self._cache.by_handle(handle)
+        return cached if cached is not None else await self._cached_read("handle", handle)
 
     async def by_email(self, email: str) -> Account | None:
         return await self._db.read(lambda conn: _fetch(conn, "email", email.lower()))
@@ -216,14 +244,15 @@ class AccountStore:
                 raise HandleTaken(handle)
             conn.execute("UPDATE account SET handle = ? WHERE did = ?", (handle, did))
 
-        await self._db.transact(update)
+        await self._change(did, update)
 
     async def set_deactivated(self, did: str, deactivated: bool) -> None:
         at = now_iso() if deactivated else None
-        await self._db.transact(
+        await self._change(
+            did,
             lambda conn: conn.execute(
                 "UPDATE account SET deactivated_at = ? WHERE did = ?", (at, did)
-            )
+            ),
         )
 
     async def set_takedown(self, did: str, ref: str | None) -> None:
@@ -234,7 +263,7 @@ class AccountStore:
             if ref is not None:
                 conn.execute("DELETE FROM refresh_token WHERE did = ?", (did,))
 
-        await self._db.transact(update)
+        await self._change(did, update)
 
     async def set_email(self, did: str, email: str) -> None:
         """A new address, unconfirmed until its owner proves it."""
@@ -248,13 +277,14 @@ class AccountStore:
                 (email, did),
             )
 
-        await self._db.transact(update)
+        await self._change(did, update)
 
     async def confirm_email(self, did: str) -> None:
-        await self._db.transact(
+        await self._change(
+            did,
             lambda conn: conn.execute(
                 "UPDATE account SET email_confirmed_at = ? WHERE did = ?", (now_iso(), did)
-            )
+            ),
         )
 
     async def set_password(self, did: str, password_hash: str) -> None:
@@ -264,7 +294,7 @@ class AccountStore:
             conn.execute("UPDATE account SET password_hash = ? WHERE did = ?", (password_hash, did))
             conn.execute("DELETE FROM refresh_token WHERE did = ?", (did,))
 
-        await self._db.transact(update)
+        await self._change(did, update)
 
     async def search(self, email: str | None, limit: int, cursor: str | None) -> list[Account]:
         """Accounts by DID order after `cursor`, those whose email contains `email` if given."""
