@@ -4,18 +4,21 @@ Run: ./scripts/setup test && .venv/bin/python bench/pds.py [--writes 1000] [--re
 Starts our PLC and PDS (`skyloft plc serve`, `skyloft pds serve`, stopped by pid at the end)
 and the reference PDS (npm `@atproto/pds` 0.4 in `@atproto/dev-env`'s TestNetworkNoAppView,
 its default SQLite storage; installed on demand into bench/js with `npm ci`), creates one
-account on each, and drives both with the same client (httpx, raw XRPC, the session JWT):
-createRecord at concurrency 1 and 8 on that one account (records/s, p50/p99 latency), the
-firehose seen by a websocket subscriber during those writes (request sent -> #commit received,
-and response received -> #commit received, matched by commit CID), getRecord and listRecords
-throughput, and getRepo of a 10k-record repo (MB/s). Phases alternate between the two servers
-so both see the same machine load. Prints a Markdown table with ratios.
+account on each, and drives both with the same client (raw XRPC with the session JWT, timed
+calls over plain kept-alive HTTP/1.1 connections, see `Http11`): createRecord at concurrency
+1 and 8 on that one account (records/s, p50/p99 latency), the firehose seen by a websocket
+subscriber during those writes (request sent -> #commit received, and response received ->
+#commit received, matched by commit CID), getRecord and listRecords throughput, and getRepo
+of a 10k-record repo (MB/s). Our PDS is measured once per ASGI server given with `--servers`
+(default: hypercorn, and uvicorn when installed). Phases alternate between the servers so
+all see the same machine load. Prints a Markdown table with ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -25,10 +28,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import websockets
@@ -36,12 +40,72 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atcore.frames import CommitEvent, decode_frame  # noqa: E402
+from skyloft.serve import SERVERS  # noqa: E402
 from tests.servers import running_service  # noqa: E402
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 POST = "app.bsky.feed.post"
 PASSWORD = "bench-password"
 WARM_UP = 50  # writes before each timed createRecord run
+
+
+class Http11:
+    """The timed calls' client: plain HTTP/1.1 over `size` kept-alive connections.
+
+    httpx spends ~1 ms of CPU per call here, as much as the server being measured; sharing two
+    cores with it, the client would cap what a fast server can show. This one writes the
+    request bytes and reads the response by Content-Length (or chunks), nothing else.
+    """
+
+    def __init__(self, url: str, token: str, size: int) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.head = f"Host: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        self.size = size
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened: list[asyncio.StreamWriter] = []
+
+    async def __aenter__(self) -> Http11:
+        for _ in range(self.size):
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            self.idle.append((reader, writer))
+            self.opened.append(writer)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for writer in self.opened:
+            writer.close()
+
+    async def get(self, path: str, params: dict[str, Any]) -> tuple[int, bytes]:
+        return await self._call(f"GET {path}?{urlencode(params)} HTTP/1.1\r\n{self.head}\r\n")
+
+    async def post(self, path: str, body: Any) -> tuple[int, bytes]:
+        data = json.dumps(body).encode()
+        head = f"POST {path} HTTP/1.1\r\n{self.head}Content-Type: application/json\r\n"
+        return await self._call(f"{head}Content-Length: {len(data)}\r\n\r\n", data)
+
+    async def _call(self, head: str, body: bytes = b"") -> tuple[int, bytes]:
+        reader, writer = self.idle.pop()
+        writer.write(head.encode() + body)
+        lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
+        if "content-length" in headers:
+            data = await reader.readexactly(int(headers["content-length"]))
+        else:  # chunked
+            chunks = []
+            while size := int((await reader.readuntil(b"\r\n"))[:-2], 16):
+                chunks.append((await reader.readexactly(size + 2))[:-2])
+            await reader.readuntil(b"\r\n")
+            data = b"".join(chunks)
+        self.idle.append((reader, writer))
+        return status, data
+
+    @staticmethod
+    def ok(status: int, data: bytes) -> Any:
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {data[:300]!r}")
+        return json.loads(data)
 
 
 @dataclass
@@ -59,6 +123,9 @@ class Target:
             limits=httpx.Limits(max_connections=concurrency),
             timeout=120,
         )
+
+    def raw(self, concurrency: int) -> Http11:
+        return Http11(self.url, self.token, concurrency)
 
 
 def post(text: str) -> dict[str, Any]:
@@ -130,7 +197,7 @@ class Firehose:
 async def create_records(target: Target, concurrency: int, count: int) -> dict[str, float]:
     """createRecord throughput and latency, and the firehose delay of each write."""
     sent: list[tuple[float, float, str]] = []
-    async with target.client(concurrency) as http, Firehose(target) as hose:
+    async with target.raw(concurrency) as http, Firehose(target) as hose:
 
         def job(i: int) -> Callable[[], Awaitable[float]]:
             async def run() -> float:
@@ -140,10 +207,9 @@ async def create_records(target: Target, concurrency: int, count: int) -> dict[s
                     "record": post(f"c{concurrency} {i}"),
                 }
                 start = time.perf_counter()
-                r = await http.post("/xrpc/com.atproto.repo.createRecord", json=body)
+                answer = await http.post("/xrpc/com.atproto.repo.createRecord", body)
                 end = time.perf_counter()
-                r.raise_for_status()
-                out = r.json()
+                out = http.ok(*answer)
                 target.rkeys.append(out["uri"].rsplit("/", 1)[1])
                 sent.append((start, end, out["commit"]["cid"]))
                 return end - start
@@ -173,15 +239,16 @@ async def create_records(target: Target, concurrency: int, count: int) -> dict[s
 
 async def read_records(target: Target, count: int, concurrency: int = 8) -> dict[str, float]:
     rkeys = target.rkeys
-    async with target.client(concurrency) as http:
+    async with target.raw(concurrency) as http:
 
         def get(i: int) -> Callable[[], Awaitable[float]]:
             async def run() -> float:
                 params = {"repo": target.did, "collection": POST, "rkey": rkeys[i % len(rkeys)]}
                 start = time.perf_counter()
-                r = await http.get("/xrpc/com.atproto.repo.getRecord", params=params)
-                r.raise_for_status()
-                return time.perf_counter() - start
+                answer = await http.get("/xrpc/com.atproto.repo.getRecord", params)
+                end = time.perf_counter()
+                http.ok(*answer)
+                return end - start
 
             return run
 
@@ -191,9 +258,10 @@ async def read_records(target: Target, count: int, concurrency: int = 8) -> dict
                 if i % 2:
                     params["cursor"] = rkeys[i % len(rkeys)]
                 start = time.perf_counter()
-                r = await http.get("/xrpc/com.atproto.repo.listRecords", params=params)
-                r.raise_for_status()
-                return time.perf_counter() - start
+                answer = await http.get("/xrpc/com.atproto.repo.listRecords", params)
+                end = time.perf_counter()
+                http.ok(*answer)
+                return end - start
 
             return run
 
@@ -242,21 +310,31 @@ async def get_repo(target: Target, repeat: int = 3) -> dict[str, float]:
     return {"repo_mb": size / 1e6, "repo_mbps": size / 1e6 / best, "repo_s": best}
 
 
-async def session_account(url: str) -> Target:
+async def session_account(url: str, name: str = "skyloft") -> Target:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         body = {"handle": "bench.test", "email": "bench@example.com", "password": PASSWORD}
         r = await http.post("/xrpc/com.atproto.server.createAccount", json=body)
         r.raise_for_status()
         out = r.json()
-    return Target("skyloft", url, out["did"], out["accessJwt"])
+    return Target(name, url, out["did"], out["accessJwt"])
 
 
 @contextmanager
-def ours(tmp: Path) -> Iterator[str]:
-    with running_service("plc", tmp / "plc") as plc_url:
-        env = {"PDS_DEV_MODE": "true", "PDS_HOSTNAME": "localhost", "PDS_DID_PLC_URL": plc_url}
-        with running_service("pds", tmp / "pds", env=env) as url:
-            yield url
+def ours(tmp: Path, servers: list[str]) -> Iterator[list[Target]]:
+    """One PLC, and one PDS (with its bench account) served by each ASGI server named."""
+    with running_service("plc", tmp / "plc") as plc_url, ExitStack() as stack:
+        targets = []
+        for server in servers:
+            env = {
+                "PDS_DEV_MODE": "true",
+                "PDS_HOSTNAME": "localhost",
+                "PDS_DID_PLC_URL": plc_url,
+                "SKYLOFT_ASGI_SERVER": server,
+            }
+            url = stack.enter_context(running_service("pds", tmp / f"pds-{server}", env=env))
+            name = "skyloft" if len(servers) == 1 else f"skyloft ({server})"
+            targets.append(asyncio.run(session_account(url, name)))
+        yield targets
 
 
 def install_reference() -> str | None:
@@ -342,16 +420,17 @@ def show(value: float | None, unit: str) -> str:
 
 
 def table(results: dict[str, dict[str, float]], names: list[str]) -> str:
+    """The Markdown table; with the reference measured, each of ours' advantage over it."""
+    ours_names = [n for n in names if n != "reference"]
+    compared = ours_names if "reference" in names else []
     head = "| metric | unit | " + " | ".join(names)
-    if len(names) == 2:
-        head += " | skyloft advantage"
-    lines = [head + " |", "|" + "---|" * (len(names) + 2 + (len(names) == 2))]
+    head += "".join(f" | {n} advantage" for n in compared)
+    lines = [head + " |", "|" + "---|" * (len(names) + 2 + len(compared))]
     for label, key, unit, higher in ROWS:
-        values = [results[n].get(key) for n in names]
-        cells = [show(v, unit) for v in values]
-        if len(names) == 2:
-            ours_v, ref_v = values
-            ratio = "—"
+        cells = [show(results[n].get(key), unit) for n in names]
+        ref_v = results["reference"].get(key) if compared else None
+        for name in compared:
+            ours_v, ratio = results[name].get(key), "—"
             if ours_v and ref_v and ours_v > 0 and ref_v > 0 and key != "repo.repo_mb":
                 ratio = f"{(ours_v / ref_v) if higher else (ref_v / ours_v):.1f}x"
             cells.append(ratio)
@@ -381,25 +460,35 @@ async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, 
     return results
 
 
+def has_uvicorn() -> bool:
+    return importlib.util.find_spec("uvicorn") is not None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--writes", type=int, default=1000, help="createRecord calls at c=8")
     parser.add_argument("--reads", type=int, default=2000, help="getRecord calls")
     parser.add_argument("--repo-records", type=int, default=10_000)
     parser.add_argument("--no-reference", action="store_true", help="measure only skyloft")
+    parser.add_argument(
+        "--servers",
+        nargs="+",
+        choices=SERVERS,
+        default=["hypercorn", "uvicorn"] if has_uvicorn() else ["hypercorn"],
+        help="ASGI servers to serve our PDS with, each measured (SKYLOFT_ASGI_SERVER)",
+    )
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     why_not = "--no-reference given" if args.no_reference else install_reference()
-    with tempfile.TemporaryDirectory() as tmp, ours(Path(tmp)) as url:
-        target = asyncio.run(session_account(url))
+    with tempfile.TemporaryDirectory() as tmp, ours(Path(tmp), args.servers) as targets:
+        names = [t.name for t in targets]
         if why_not is None:
             with reference() as ref:
-                results = asyncio.run(measure([target, ref], args))
-            names = ["skyloft", "reference"]
+                results = asyncio.run(measure([*targets, ref], args))
+            names.append("reference")
         else:
             print(f"reference PDS not measured: {why_not}")
-            results = asyncio.run(measure([target], args))
-            names = ["skyloft"]
+            results = asyncio.run(measure(targets, args))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print()
     print(table(results, names))

@@ -1,20 +1,28 @@
-"""Serve any service's ASGI app with hypercorn, the way DESIGN.md "Running the services" says.
+"""Serve any service's ASGI app, the way DESIGN.md "Running the services" says.
 
-We bind the listening socket ourselves so `--port 0` yields a known port, hand it to hypercorn
-by file descriptor, and print `listening on http://HOST:PORT` once the app's start-up (lifespan)
-has completed: the socket is already listening then, so a client reading that line can connect
-at once. Everything else goes to stderr.
+We bind the listening socket ourselves so `--port 0` yields a known port, and print
+`listening on http://HOST:PORT` once the app's start-up (lifespan) has completed: the socket is
+already listening then, so a client reading that line can connect at once. Everything else goes
+to stderr. SIGTERM and SIGINT stop the server gracefully, and the process exits 0.
+
+The server is hypercorn unless `SKYLOFT_ASGI_SERVER` names another (read once, at start-up):
+- `hypercorn` (default): HTTP/1.1 and HTTP/2, websockets through wsproto, TLS if wanted;
+- `uvicorn`: uvicorn with httptools and the `websockets` library, on uvloop when installed
+  (`pip install uvicorn httptools uvloop`). HTTP/1.1 keep-alive and websockets; several times
+  less CPU per request than hypercorn here (README, "Performance").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, TextIO
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Final, TextIO
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
@@ -24,8 +32,11 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Runner = Callable[[Coroutine[Any, Any, None]], None]
 
 DEFAULT_HOST = "127.0.0.1"
+SERVER_ENV: Final = "SKYLOFT_ASGI_SERVER"
+SERVERS: Final = ("hypercorn", "uvicorn")
 GRACEFUL_SECONDS = 5.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -55,34 +66,101 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-async def _serve(app: ASGIApp, sock: socket.socket, out: TextIO) -> None:
-    host, port = sock.getsockname()[:2]
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _hypercorn(app: ASGIApp, sock: socket.socket) -> None:
     config = Config()
     # Hypercorn wraps the descriptor in its own socket object and closes it on shutdown.
     config.bind = [f"fd://{sock.detach()}"]
     config.graceful_timeout = GRACEFUL_SECONDS
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    line = f"listening on http://{_url_host(host)}:{port}"
-    await serve(
-        _announce_on_startup(app, line, out),  # type: ignore[arg-type]
-        config,
-        shutdown_trigger=stop.wait,
-        mode="asgi",
+    stop = _stop_on_signals()
+    await serve(app, config, shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
+
+
+async def _uvicorn(app: ASGIApp, sock: socket.socket) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        raise SystemExit(f"{SERVER_ENV}=uvicorn: install uvicorn and httptools") from None
+
+    class Server(uvicorn.Server):
+        # Our own handlers stop it: uvicorn's would re-raise SIGTERM after a clean shutdown.
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        ws="websockets-sansio",
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
+        # Firehose frames are compressed by nobody (relays, the reference): no deflate.
+        ws_per_message_deflate=False,
+        ws_max_size=1 << 20,
     )
+    server = Server(config)
+    stop = _stop_on_signals()
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        server.should_exit = True
+
+    stopper = asyncio.create_task(stop_when_asked())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        stopper.cancel()
+    if server.lifespan.should_exit and not server.started:
+        raise SystemExit("the app failed to start")
+
+
+def server_name(environ: Mapping[str, str]) -> str:
+    """The ASGI server `SKYLOFT_ASGI_SERVER` names (hypercorn when unset)."""
+    name = environ.get(SERVER_ENV, "").strip().lower() or "hypercorn"
+    if name not in SERVERS:
+        raise SystemExit(f"{SERVER_ENV} must be one of {', '.join(SERVERS)}, not {name!r}")
+    return name
+
+
+async def _serve(app: ASGIApp, sock: socket.socket, out: TextIO, server: str) -> None:
+    host, port = sock.getsockname()[:2]
+    app = _announce_on_startup(app, f"listening on http://{_url_host(host)}:{port}", out)
+    if server == "uvicorn":
+        await _uvicorn(app, sock)
+    else:
+        await _hypercorn(app, sock)
 
 
 def serve_app(
     app: ASGIApp, host: str = DEFAULT_HOST, port: int = 0, out: TextIO | None = None
 ) -> None:
     """Serve `app` until SIGTERM or SIGINT; port 0 picks a free port. Logs go to stderr."""
+    server = server_name(os.environ)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(_serve(app, _listen(host, port), out or sys.stdout))
+    runner: Runner = asyncio.run
+    if server == "uvicorn":
+        runner = _uvloop_run()
+    runner(_serve(app, _listen(host, port), out or sys.stdout, server))
+
+
+def _uvloop_run() -> Runner:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
