@@ -4,10 +4,10 @@ Diffs"). Subtrees with the same CID on both sides are skipped without being load
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from atcore.blockstore import BlockStore
 from atcore.cid import CID
-from atcore.mst.node import NodeData
 from atcore.mst.store import NodeStore, as_node_store
 
 __all__ = ["RecordOp", "MstDiff", "diff"]
@@ -29,129 +29,96 @@ class MstDiff:
     deleted_nodes: set[CID] = field(default_factory=set)
 
 
-class _Frame:
-    __slots__ = ("node", "height", "slot")
-
-    def __init__(self, node: NodeData, height: int) -> None:
-        self.node = node
-        self.height = height
-        self.slot = 0
+Entry = tuple[bytes, bytes]
 
 
 class _Cursor:
-    """A position in one tree's in-order sequence of subtree links and entries.
+    """A walk through one tree's in-order sequence of subtree links and entries.
 
-    A frame is a node, its height and a slot: slot 2j is the link before entry j (the left link for
-    j = 0, else entry j-1's right link), slot 2j+1 is entry j.
+    A frame is [slots, position, height of the linked subtrees], slots being a node's links
+    (bytes) and entries (key, value) in order; the bottom frame is virtual, holding just the
+    root link, so the root can be skipped or entered like any subtree.
     """
 
-    def __init__(self, ns: NodeStore, root: CID | None, seen: set[CID]) -> None:
+    def __init__(self, ns: NodeStore, root: bytes | None, seen: set[bytes]) -> None:
         self.ns = ns
         self.seen = seen
-        self.stack: list[_Frame] = []
-        # A virtual parent holding just the root link, so the root can be skipped or entered.
-        self.root: CID | None = root
-        self.root_height = 0
+        self.frames: list[list[Any]] = []
+        if root is not None:
+            self.frames.append([[root], 0, ns.root(root)[0]])
 
-    def link(self) -> tuple[CID, int] | None:
-        """The subtree link at the current position, with the child's height."""
-        if not self.stack:
-            return (self.root, self.root_height) if self.root is not None else None
-        frame = self.stack[-1]
-        slot = frame.slot
-        if slot % 2:
-            return None
-        link = frame.node.left if slot == 0 else frame.node.entries[slot // 2 - 1][2]
-        return (link, frame.height - 1) if link is not None else None
-
-    def entry(self) -> tuple[bytes, CID] | None:
-        if not self.stack:
-            return None
-        frame = self.stack[-1]
-        if frame.slot % 2 == 0:
-            return None
-        key, value, _ = frame.node.entries[frame.slot // 2]
-        return key, value
-
-    @property
-    def done(self) -> bool:
-        return not self.stack and self.root is None
+    def current(self) -> tuple[bytes | None, Entry | None, int]:
+        """The link or the entry at the cursor (both None at the end), and the height of the
+        subtrees linked from here."""
+        frames = self.frames
+        while frames:
+            slots, pos, height = frames[-1]
+            if pos < len(slots):
+                slot = slots[pos]
+                if isinstance(slot, bytes):
+                    return slot, None, height
+                return None, slot, height
+            frames.pop()
+            if frames:
+                frames[-1][1] += 1
+        return None, None, 0
 
     def advance(self) -> None:
-        """Step past the current link (without entering it) or entry."""
-        if not self.stack:
-            self.root = None
-            return
-        self.stack[-1].slot += 1
-        self._settle()
+        """Step past the current slot (a link is skipped, not entered)."""
+        self.frames[-1][1] += 1
 
-    def descend(self) -> None:
+    def descend(self, link: bytes, height: int) -> None:
         """Enter the subtree at the current link."""
-        here = self.link()
-        assert here is not None
-        cid, height = here
-        if not self.stack:
-            self.root = None
-            node, height = self.ns.load_root(cid)
-        else:
-            node = self.ns.load(cid, height)
-        self.seen.add(cid)
-        self.stack.append(_Frame(node, height))
-        self._settle()
-
-    def _settle(self) -> None:
-        # Skip empty link slots and leave exhausted nodes.
-        while self.stack:
-            frame = self.stack[-1]
-            if frame.slot > 2 * len(frame.node.entries):
-                self.stack.pop()
-                if self.stack:
-                    self.stack[-1].slot += 1
-                continue
-            if frame.slot % 2 == 0 and self.link() is None:
-                frame.slot += 1
-                continue
-            return
+        node = self.ns.root(link) if len(self.frames) == 1 else self.ns.node(link, height)
+        self.seen.add(link)
+        _, _, keys, vals, links, _ = node
+        slots: list[bytes | Entry] = []
+        for j, key in enumerate(keys):
+            child = links[j]
+            if child is not None:
+                slots.append(child)
+            slots.append((key, vals[j]))
+        last = links[-1]
+        if last is not None:
+            slots.append(last)
+        self.frames.append([slots, 0, height - 1])
 
 
 def diff(store: BlockStore, old_root: CID | None, new_root: CID) -> MstDiff:
     """What changed from `old_root` (None: nothing) to `new_root`, record ops sorted by key."""
     ns = as_node_store(store)
-    old_seen: set[CID] = set()
-    new_seen: set[CID] = set()
-    a, b = _Cursor(ns, old_root, old_seen), _Cursor(ns, new_root, new_seen)
-    if a.root is not None:
-        a.root_height = ns.load_root(a.root)[1]
-    b.root_height = ns.load_root(new_root)[1]
+    old_seen: set[bytes] = set()
+    new_seen: set[bytes] = set()
+    a = _Cursor(ns, None if old_root is None else old_root.cid_bytes, old_seen)
+    b = _Cursor(ns, new_root.cid_bytes, new_seen)
     ops: list[RecordOp] = []
-    while not (a.done and b.done):
-        la, lb = a.link(), b.link()
+    while True:
+        la, ea, ha = a.current()
+        lb, eb, hb = b.current()
         if la is not None and lb is not None:
-            if la[0] == lb[0]:
+            if la == lb:  # the same subtree on both sides
                 a.advance()
                 b.advance()
-            elif la[1] >= lb[1]:
-                a.descend()
+            elif ha >= hb:
+                a.descend(la, ha)
             else:
-                b.descend()
-            continue
-        if la is not None:
-            a.descend()
-            continue
-        if lb is not None:
-            b.descend()
-            continue
-        ea, eb = a.entry(), b.entry()
-        if ea is not None and (eb is None or ea[0] < eb[0]):
-            ops.append(RecordOp(ea[0].decode(), ea[1], None))
+                b.descend(lb, hb)
+        elif la is not None:
+            a.descend(la, ha)
+        elif lb is not None:
+            b.descend(lb, hb)
+        elif ea is not None and (eb is None or ea[0] < eb[0]):
+            ops.append(RecordOp(ea[0].decode(), CID(ea[1]), None))
             a.advance()
         elif eb is not None and (ea is None or eb[0] < ea[0]):
-            ops.append(RecordOp(eb[0].decode(), None, eb[1]))
+            ops.append(RecordOp(eb[0].decode(), None, CID(eb[1])))
             b.advance()
-        else:
-            assert ea is not None and eb is not None
+        elif ea is not None and eb is not None:
             if ea[1] != eb[1]:
-                ops.append(RecordOp(ea[0].decode(), ea[1], eb[1]))
+                ops.append(RecordOp(ea[0].decode(), CID(ea[1]), CID(eb[1])))
             a.advance()
             b.advance()
-    return MstDiff(ops, new_seen - old_seen, old_seen - new_seen)
+        else:
+            break
+    created = {CID(link) for link in new_seen - old_seen}
+    return MstDiff(ops, created, {CID(link) for link in old_seen - new_seen})

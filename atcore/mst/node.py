@@ -245,37 +245,40 @@ def decode_fields(data: bytes) -> tuple[Fields, Offsets]:
     vals: list[bytes] = []
     offsets = [pos := 3 + _head_size(len(raw_entries))]
     prev = b""
-    height = -1
     for raw in raw_entries:
         if type(raw) is not dict or raw.keys() != _ENTRY_FIELDS:
             raise InvalidMst("MST entry must be a map with exactly the fields k, p, t and v")
-        p, suffix, value = raw["p"], raw["k"], raw["v"]
+        p, suffix, value, right = raw["p"], raw["k"], raw["v"], raw["t"]
         if type(p) is not int or type(suffix) is not bytes or type(value) is not bytearray:
             raise InvalidMst("MST entry field types must be p: int, k: bytes, v: CID link")
         if not 0 <= p <= len(prev):
             raise InvalidMst(f"MST entry prefix length {p} exceeds the previous key")
         key = prev[:p] + suffix
-        if not is_valid_key(key):
-            raise InvalidMst(f"invalid MST key in node: {key[:80]!r}")
         if key <= prev:
             raise InvalidMst(f"MST keys out of order: {key!r} after {prev!r}")
         # Maximal prefix: the suffix must not start with the previous key's next byte.
         if p < len(prev) and suffix[:1] == prev[p : p + 1]:
             raise InvalidMst(f"MST entry for {key!r} does not use the maximal shared prefix")
-        h = key_height(key)
-        if height != h and height != -1:
-            raise InvalidMst(f"MST keys of different heights in one node: {key!r}")
-        height = h
-        right = _tree_link(raw["t"], "right")
-        v = bytes(value)
         keys.append(key)
-        vals.append(v)
-        links.append(right)
+        vals.append(v := bytes(value))
+        links.append(None if right is None else _tree_link(right, "right"))
         # Map head, "k", the suffix, "p" and p, "t" and its link, "v" and its link.
         n = len(suffix)
-        pos += 9 + _head_size(n) + n + _head_size(p) + link_size(right) + link_size(v)
+        pos += (
+            9
+            + (1 if n < 24 else _head_size(n))
+            + n
+            + (1 if p < 24 else _head_size(p))
+            + (1 if right is None else 41)
+            + (41 if len(v) == 36 else link_size(v))
+        )
         offsets.append(pos)
         prev = key
+    if not all(map(is_valid_key, keys)):
+        bad = next(k for k in keys if not is_valid_key(k))
+        raise InvalidMst(f"invalid MST key in node: {bad[:80]!r}")
+    if len(set(map(key_height, keys))) > 1:
+        raise InvalidMst(f"MST keys of different heights in one node: {keys[0]!r}...")
     return (tuple(keys), tuple(vals), tuple(links)), tuple(offsets)
 
 

@@ -41,33 +41,29 @@ def inductive_proof_nodes(store: BlockStore, new_root: CID, ops: Iterable[Record
 
 
 def _path(ns: NodeStore, root: CID, key: bytes, spines: bool) -> set[CID]:
-    found: set[CID] = {root}
-    node, height = ns.load_root(root)
+    found: set[bytes] = {root.cid_bytes}
+    node = ns.root(root.cid_bytes)
     while True:
-        entries = node.entries
-        i = bisect_left(entries, (key,))
-        if i < len(entries) and entries[i][0] == key:
+        height, _, keys, _, links, _ = node
+        i = bisect_left(keys, key)
+        if i < len(keys) and keys[i] == key:
             if spines:
                 # The predecessor is the last key of the subtree left of `key`, the successor
                 # the first key of the subtree right of it.
-                _edge(ns, node.left if i == 0 else entries[i - 1][2], height - 1, -1, found)
-                _edge(ns, entries[i][2], height - 1, 0, found)
-            return found
-        link = node.left if i == 0 else entries[i - 1][2]
+                _edge(ns, links[i], height - 1, -1, found)
+                _edge(ns, links[i + 1], height - 1, 0, found)
+            break
+        link = links[i]
         if link is None:
-            return found
-        height -= 1
-        node = ns.load(link, height)
+            break
+        node = ns.node(link, height - 1)
         found.add(link)
+    return {CID(link) for link in found}
 
 
-def _edge(ns: NodeStore, link: CID | None, height: int, side: int, found: set[CID]) -> None:
+def _edge(ns: NodeStore, link: bytes | None, height: int, side: int, found: set[bytes]) -> None:
     """Follow a subtree's rightmost (side -1) or leftmost (side 0) edge to the bottom."""
     while link is not None:
         found.add(link)
-        node = ns.load(link, height)
+        link = ns.node(link, height)[4][side]
         height -= 1
-        if side == 0:
-            link = node.left
-        else:
-            link = node.entries[-1][2] if node.entries else node.left

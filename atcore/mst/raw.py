@@ -50,9 +50,11 @@ def leaf(height: int, key: bytes, value: bytes) -> Node:
 def with_gap(node: Node, i: int, link: bytes | None) -> Node:
     """The node with links[i] (the link before entry i) replaced."""
     height, data, keys, vals, links, offsets = node
+    old = links[i]
+    if old == link:  # e.g. an insert into a leaf, whose gaps stay empty
+        return node
     new_links = list(links)
     new_links[i] = link
-    old = links[i]
     if i == 0:  # the `l` field closes the node
         start, end = offsets[-1] + 2, len(data)
     else:

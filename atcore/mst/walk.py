@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from atcore.blockstore import BlockStore
 from atcore.cid import CID
 from atcore.errors import InvalidMst
-from atcore.mst.node import MAX_KEY_LENGTH, NodeData
+from atcore.mst.node import MAX_KEY_LENGTH
+from atcore.mst.raw import Node
 from atcore.mst.store import NodeStore, as_node_store
 
 __all__ = ["walk", "list_range", "iter_nodes", "iter_car_order", "validate_tree"]
@@ -35,12 +36,11 @@ def list_range(
     ns = as_node_store(store)
     lo = _bound(start)
     hi = _bound(end)
-    node, height = ns.load_root(root)
-    items = _range(ns, node, height, lo, hi, reverse)
+    items = _range(ns, ns.root(root.cid_bytes), lo, hi, reverse)
     for count, (key, value) in enumerate(items):
         if limit is not None and count >= limit:
             return
-        yield key.decode(), value
+        yield key.decode(), CID(value)
 
 
 def _bound(text: str | None) -> bytes | None:
@@ -54,28 +54,26 @@ def _bound(text: str | None) -> bytes | None:
 
 
 def _range(
-    ns: NodeStore, node: NodeData, height: int, lo: bytes | None, hi: bytes | None, rev: bool
-) -> Iterator[tuple[bytes, CID]]:
-    entries = node.entries
-    # Entries strictly inside the bounds are entries[first:last]; the gaps that can hold keys
-    # in range are the one before `first` through the one after entry last-1.
-    first = 0 if lo is None else bisect_left(entries, (lo,))
-    if lo is not None and first < len(entries) and entries[first][0] == lo:
+    ns: NodeStore, node: Node, lo: bytes | None, hi: bytes | None, rev: bool
+) -> Iterator[tuple[bytes, bytes]]:
+    height, _, keys, vals, links, _ = node
+    # Entries strictly inside the bounds are keys[first:last]; the gaps that can hold keys in
+    # range are links[first] (the one before `first`) through links[last].
+    first = 0 if lo is None else bisect_left(keys, lo)
+    if lo is not None and first < len(keys) and keys[first] == lo:
         first += 1
-    last = len(entries) if hi is None else bisect_left(entries, (hi,))
-    slots: list[tuple[bytes, CID] | CID | None] = [
-        node.left if first == 0 else entries[first - 1][2]
-    ]
-    for key, value, right in entries[first:last]:
-        slots.append((key, value))
-        slots.append(right)
+    last = len(keys) if hi is None else bisect_left(keys, hi)
+    slots: list[tuple[bytes, bytes] | bytes | None] = [links[first]]
+    for j in range(first, last):
+        slots.append((keys[j], vals[j]))
+        slots.append(links[j + 1])
     if rev:
         slots.reverse()
     for slot in slots:
         if isinstance(slot, tuple):
             yield slot
         elif slot is not None:
-            yield from _range(ns, ns.load(slot, height - 1), height - 1, lo, hi, rev)
+            yield from _range(ns, ns.node(slot, height - 1), lo, hi, rev)
 
 
 def iter_nodes(store: BlockStore, root: CID) -> Iterator[CID]:
@@ -90,18 +88,18 @@ def iter_car_order(store: BlockStore, root: CID) -> Iterator[tuple[CID, bool]]:
     """(cid, is_mst_node) in the spec's preferred CAR order: each node, then its left subtree,
     then for every entry its record block and its right subtree."""
     ns = as_node_store(store)
-    node, height = ns.load_root(root)
-    yield from _car_order(ns, root, node, height)
+    yield from _car_order(ns, root.cid_bytes, ns.root(root.cid_bytes))
 
 
-def _car_order(ns: NodeStore, cid: CID, node: NodeData, height: int) -> Iterator[tuple[CID, bool]]:
-    yield cid, True
-    if node.left is not None:
-        yield from _car_order(ns, node.left, ns.load(node.left, height - 1), height - 1)
-    for _, value, right in node.entries:
-        yield value, False
+def _car_order(ns: NodeStore, link: bytes, node: Node) -> Iterator[tuple[CID, bool]]:
+    yield CID(link), True
+    height, _, _, vals, links, _ = node
+    if links[0] is not None:
+        yield from _car_order(ns, links[0], ns.node(links[0], height - 1))
+    for value, right in zip(vals, links[1:], strict=True):
+        yield CID(value), False
         if right is not None:
-            yield from _car_order(ns, right, ns.load(right, height - 1), height - 1)
+            yield from _car_order(ns, right, ns.node(right, height - 1))
 
 
 def validate_tree(store: BlockStore, root: CID) -> int:
@@ -113,28 +111,16 @@ def validate_tree(store: BlockStore, root: CID) -> int:
     Raises InvalidMst naming the offending node.
     """
     ns = as_node_store(store)
-    node, height = ns.load_root(root)
-    return _validate(ns, root, node, height, None, None)
+    return _validate(ns, root.cid_bytes, ns.root(root.cid_bytes), None, None)
 
 
-def _validate(
-    ns: NodeStore,
-    cid: CID,
-    node: NodeData,
-    height: int,
-    lo: bytes | None,
-    hi: bytes | None,
-) -> int:
-    entries = node.entries
-    if entries and (
-        (lo is not None and entries[0][0] <= lo) or (hi is not None and entries[-1][0] >= hi)
-    ):
-        raise InvalidMst(f"MST node {cid.encode()} holds keys outside its parent's key range")
-    count = len(entries)
-    bounds = [lo, *(e[0] for e in entries), hi]
-    links = [node.left, *(e[2] for e in entries)]
-    for n, link in enumerate(links):
-        if link is not None:
-            child = ns.load(link, height - 1)
-            count += _validate(ns, link, child, height - 1, bounds[n], bounds[n + 1])
+def _validate(ns: NodeStore, link: bytes, node: Node, lo: bytes | None, hi: bytes | None) -> int:
+    height, _, keys, _, links, _ = node
+    if keys and ((lo is not None and keys[0] <= lo) or (hi is not None and keys[-1] >= hi)):
+        raise InvalidMst(f"MST node {CID(link).encode()} holds keys outside its parent's key range")
+    count = len(keys)
+    bounds = [lo, *keys, hi]
+    for n, child in enumerate(links):
+        if child is not None:
+            count += _validate(ns, child, ns.node(child, height - 1), bounds[n], bounds[n + 1])
     return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import cbrrr
@@ -10,9 +11,17 @@ import pytest
 from atcore.blockstore import MemoryBlockStore
 from atcore.cid import CID, cid_for_cbor, cid_for_raw
 from atcore.errors import InvalidMst
-from atcore.mst import tree, walk
-from atcore.mst.node import MAX_ENTRIES, NodeData, decode_node, encode_node, key_height
+from atcore.mst import raw, tree, walk
+from atcore.mst.node import (
+    MAX_ENTRIES,
+    NodeData,
+    decode_fields,
+    decode_node,
+    encode_node,
+    key_height,
+)
 from atcore.mst.store import NodeStore
+from tests.vectors import INTEROP
 
 LEAF = cid_for_cbor(b"\xa0")
 LINK = cid_for_cbor(b"\x80")
@@ -106,3 +115,34 @@ def test_validate_tree_rejects_keys_outside_their_range() -> None:
     good = _stored(store, node(entry(H1), left=_stored(store, node(entry(H0[0])))))
     assert walk.validate_tree(store, good) == 2
     assert good == tree.build(store, [(H1.decode(), LEAF), (H0[0].decode(), LEAF)])
+
+
+def _working_nodes(store: NodeStore, node: raw.Node) -> list[raw.Node]:
+    found = [node]
+    for child in node[4]:
+        if child is not None:
+            found += _working_nodes(store, store.node(child, node[0] - 1))
+    return found
+
+
+def test_edited_nodes_equal_fresh_encodings() -> None:
+    """Edits splice links into a node's bytes and shift its entry offsets: every node they
+    leave must be exactly the node encoded from scratch, and decode to the same offsets."""
+    keys = (INTEROP / "mst" / "example_keys.txt").read_text().split()
+    rng = random.Random(5)
+    # Record CIDs of two sizes: sha2-256 (36 bytes) and a longer sha2-512 CID.
+    values = [cid_for_cbor(b"a"), CID(bytes.fromhex("01711340") + bytes(range(64)))]
+    store = NodeStore(MemoryBlockStore())
+    root = tree.empty_root(store)
+    present: list[str] = []
+    for key in rng.sample(keys, len(keys)):
+        root = tree.put(store, root, key, rng.choice(values))
+        present.append(key)
+        if rng.random() < 0.3:
+            root = tree.delete(store, root, present.pop(rng.randrange(len(present))))
+    nodes = _working_nodes(store, store.root(root.cid_bytes))
+    assert len(nodes) > 10
+    for node in nodes:
+        fresh = raw.make(node[0], (node[2], node[3], node[4]))
+        assert node == fresh
+        assert decode_fields(node[1]) == ((node[2], node[3], node[4]), node[5])
