@@ -30,6 +30,7 @@ from relay.hosts import HostAdmission
 from relay.ingest import Ingest
 from relay.metrics import Metrics
 from relay.resyncer import Resyncer
+from relay.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ def create_app(
             resyncer = Resyncer(db, events, resolver, http, metrics, allow_private=config.dev_mode)
             resyncer.start()
             stack.push_async_callback(resyncer.close)
+            verifier = Verifier(config.verify_workers)
+            stack.callback(verifier.close)
             ingest = Ingest(
                 db,
                 events,
@@ -89,6 +92,7 @@ def create_app(
                 metrics,
                 lenient=config.lenient_sync,
                 on_desync=resyncer.request,
+                verifier=verifier,
             )
             crawler = Crawler(
                 db,

@@ -5,11 +5,13 @@ RELAY_PERSIST_DIR (our data directory, `--data-dir` overrides it), RELAY_REPLAY_
 duration such as `72h`), RELAY_LENIENT_SYNC_VALIDATION, RELAY_TRUSTED_DOMAINS,
 RELAY_DEFAULT_ACCOUNT_LIMIT, RELAY_NEW_HOSTS_PER_DAY_LIMIT. Ours: RELAY_PLC_HOST (the PLC
 directory URL), RELAY_DEV_MODE (plain-http `localhost:<port>` hosts and loopback addresses),
-RELAY_HOSTS (hostnames to crawl from the start) and RELAY_HOST_IDLE_TIMEOUT.
+RELAY_HOSTS (hostnames to crawl from the start), RELAY_HOST_IDLE_TIMEOUT and
+RELAY_VERIFY_WORKERS (processes verifying commits; default: one per core but one).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +35,14 @@ _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+MAX_VERIFY_WORKERS: Final = 64
+
+
+def default_verify_workers() -> int:
+    """One verifying process per core but one (the serving process has plenty to do)."""
+    return max((os.cpu_count() or 1) - 1, 1)
+
+
 class ConfigError(ValueError):
     """A setting is missing or has a bad value; the message names the variable or flag."""
 
@@ -50,6 +60,8 @@ class RelayConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     hosts: tuple[str, ...] = ()
     dev_mode: bool = False
+    # Processes verifying commits (relay.verifier); 0 verifies in the serving process.
+    verify_workers: int = 0
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
 
@@ -89,6 +101,7 @@ class RelayConfig:
             idle_timeout=_duration(env, "RELAY_HOST_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
             hosts=_list(env.get("RELAY_HOSTS", "")),
             dev_mode=_bool(env, "RELAY_DEV_MODE"),
+            verify_workers=_int(env, "RELAY_VERIFY_WORKERS", default_verify_workers()),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -96,6 +109,8 @@ class RelayConfig:
         return config
 
     def validate(self) -> None:
+        if not 0 <= self.verify_workers <= MAX_VERIFY_WORKERS:
+            raise ConfigError(f"RELAY_VERIFY_WORKERS must be 0-{MAX_VERIFY_WORKERS}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port}")
         if not self.plc_url.startswith(("http://", "https://")):

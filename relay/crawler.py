@@ -5,8 +5,11 @@ indigo's relay does; in dev mode at the oldest event, so a local network loses n
 reconnects with exponential backoff and jitter, and gives up as `offline` after too many
 failed attempts in a row. A host that sends nothing for the idle timeout is disconnected as
 `idle` until its next requestCrawl. Each event first waits for the host's rate limits (the host
-shows `throttled` meanwhile), then goes to relay.ingest in order. Cursors of events that were
-not emitted are flushed every few seconds; emitted ones are persisted with the event.
+shows `throttled` meanwhile), then goes to relay.ingest in order: `prepare` (verification
+starts on the workers) as it arrives, `apply` (state checks, queued for the log) in a second
+task, so up to PIPELINE events of a host are in flight. The cursor only moves past events that
+are settled in order. Cursors of events that were not emitted are flushed every few seconds;
+emitted ones are persisted with the event.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Final
 
@@ -25,7 +29,7 @@ from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from atcore.xrpc.stream import StreamError, subscribe
 from relay.db import Database, hosts
 from relay.db.hosts import HostRow
-from relay.ingest import Ingest
+from relay.ingest import Ingest, Prepared
 from relay.limits import HostLimiter, host_rates
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,8 @@ BAD_FRAME: Final = "bad_frame"
 SEQ_NOT_INCREASING: Final = "seq_not_increasing"
 CONNECTIONS: Final = "relay_upstream_connections_total"
 _EVENTS = (CommitEvent, SyncEvent, IdentityEvent, AccountEvent)
+# Events of one host being verified or committed at once (bounds the memory they hold).
+PIPELINE = 512
 
 
 class _Idle(Exception):
@@ -111,11 +117,18 @@ class HostConsumer:
         stream = subscribe(url, {"cursor": cursor})
         crawler.metrics.inc(CONNECTIONS)
         last = -1
+        # Events prepared (being verified) ahead of the one being applied, in order.
+        prepared: asyncio.Queue[Prepared | None] = asyncio.Queue(PIPELINE)
+        applier = asyncio.create_task(self._apply_all(prepared), name=f"apply {self.host.hostname}")
         try:
             while True:
-                event = await self._next(stream)
+                try:
+                    event = await self._next(stream, applier)
+                except Exception:
+                    await self._drain(prepared, applier)  # what was read before still counts
+                    raise
                 if event is None:
-                    return
+                    break
                 if not isinstance(event, _EVENTS):
                     continue  # #info and unknown kinds are not relayed
                 if event.seq <= last:
@@ -123,12 +136,58 @@ class HostConsumer:
                     continue
                 last = event.seq
                 await self._throttle()
-                await crawler.ingest.handle(self.host, event)
-                self.cursor = event.seq
+                await self._put(prepared, await crawler.ingest.prepare(self.host, event), applier)
+            await self._drain(prepared, applier)
         finally:
+            applier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await applier
             await stream.aclose()  # type: ignore[attr-defined]
 
-    async def _next(self, stream: AsyncIterator[object]) -> object | None:
+    async def _drain(
+        self, queue: asyncio.Queue[Prepared | None], applier: asyncio.Task[None]
+    ) -> None:
+        await self._put(queue, None, applier)
+        await applier
+
+    @staticmethod
+    async def _put(
+        queue: asyncio.Queue[Prepared | None], item: Prepared | None, applier: asyncio.Task[None]
+    ) -> None:
+        if queue.full():
+            # Wait for room unless the applier failed (its error ends the connection).
+            putting = asyncio.ensure_future(queue.put(item))
+            await asyncio.wait((putting, applier), return_when=asyncio.FIRST_COMPLETED)
+            if not putting.done():
+                putting.cancel()
+                applier.result()
+        else:
+            queue.put_nowait(item)
+
+    async def _apply_all(self, queue: asyncio.Queue[Prepared | None]) -> None:
+        """Apply prepared events in order; the cursor follows the events settled in order
+        (durable, or rejected), so a reconnection never skips one."""
+        ingest = self.crawler.ingest
+        settling: deque[tuple[int, asyncio.Future[int | None] | None]] = deque()
+        while (item := await queue.get()) is not None:
+            settling.append((item.event.seq, await ingest.apply(self.host, item)))
+            while settling and (settling[0][1] is None or settling[0][1].done()):
+                seq, done = settling.popleft()
+                if done is not None:
+                    done.result()
+                self.cursor = seq
+            if len(settling) > PIPELINE:
+                await asyncio.shield(settling[0][1])  # type: ignore[arg-type]
+        for seq, done in settling:
+            if done is not None:
+                await done
+            self.cursor = seq
+
+    async def _next(self, stream: AsyncIterator[object], applier: asyncio.Task[None]) -> object:
+        """The next upstream event (None at the end of the stream); the applier's error, if it
+        failed meanwhile."""
+        if applier.done():
+            applier.result()
         try:
             async with asyncio.timeout(self.crawler.idle_timeout):
                 return await anext(stream)

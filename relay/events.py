@@ -18,11 +18,13 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from atcore.eventlog import EventLog, Frames
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, encode_frame
+from relay.accountcache import AccountCache
 from relay.db import Database, accounts, events, hosts
 from relay.metrics import Metrics
 from relay.repostate import RepoState
@@ -64,17 +66,24 @@ class Change:
     takedown: bool | None = None
 
 
+# A read run by the writer in queue order: it sees every change queued before it.
+Query = Callable[[sqlite3.Connection], Any]
+
+
 @dataclass
 class _Pending:
-    change: Change
-    done: asyncio.Future[int | None]
+    change: Change | Query
+    done: asyncio.Future[Any]
 
 
-def _apply(conn: sqlite3.Connection, batch: Sequence[Change]) -> list[events.EventRow | None]:
+def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query]) -> list[Any]:
     seq = events.head(conn)
     now_ms = int(time.time() * 1000)
-    rows: list[events.EventRow | None] = []
+    rows: list[Any] = []
     for change in batch:
+        if not isinstance(change, Change):
+            rows.append(change(conn))
+            continue
         if change.state is not None:
             accounts.save_state(conn, change.host_id, change.state)
             if change.replace_collections:
@@ -93,7 +102,7 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[Change]) -> list[events.Eve
                 seq, event_did(change.event), kind_of(change.event), frame, now_ms
             )
         rows.append(row)
-    events.append(conn, [row for row in rows if row is not None])
+    events.append(conn, [row for row in rows if isinstance(row, events.EventRow)])
     return rows
 
 
@@ -114,6 +123,7 @@ class RelayLog:
         self.compact_interval = compact_interval
         self.fanout = EventLog(self._read_after, self._oldest, buffer=subscriber_buffer)
         self.metrics = metrics
+        self.accounts = AccountCache()
         metrics.declare(EMITTED, "Events emitted on the relay's firehose, by kind")
         self._recent: deque[tuple[float, int]] = deque()
         self._pending: list[_Pending] = []
@@ -144,12 +154,29 @@ class RelayLog:
 
     async def commit(self, change: Change) -> int | None:
         """Persist a change; returns the seq of its event (None without one) once durable."""
+        result: int | None = await self.submit(change)
+        return result
+
+    def submit(self, change: Change) -> asyncio.Future[int | None]:
+        """Queue a change (the account cache reflects it at once); the future gives the seq
+        of its event (None without one) once durable."""
+        if change.state is not None:
+            self.accounts.update(change.state.did, host_id=change.host_id, state=change.state)
+        if change.did is not None and change.takedown is not None:
+            self.accounts.update(change.did, takedown=change.takedown)
+        return self._queue(change)
+
+    async def read(self, query: Query) -> Any:
+        """Run `query(conn)` on the writer after every change queued so far."""
+        return await self._queue(query)
+
+    def _queue(self, item: Change | Query) -> asyncio.Future[Any]:
         if not self._tasks:
             raise RuntimeError("the relay log is not started")
-        pending = _Pending(change, asyncio.get_running_loop().create_future())
+        pending = _Pending(item, asyncio.get_running_loop().create_future())
         self._pending.append(pending)
         self._wake.set()
-        return await pending.done
+        return pending.done
 
     def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
         return self.fanout.subscribe(cursor)
@@ -166,6 +193,7 @@ class RelayLog:
                 rows = await self.db.write(_apply, [p.change for p in batch])
             except Exception as exc:  # the callers learn of it; the writer keeps serving
                 log.exception("relay log append failed")
+                self.accounts.forget()  # it reflected changes that did not happen
                 for p in batch:
                     if not p.done.done():
                         p.done.set_exception(exc)
@@ -174,6 +202,10 @@ class RelayLog:
                 self._busy = False
             emitted = 0
             for p, row in zip(batch, rows, strict=True):
+                if not isinstance(p.change, Change):
+                    if not p.done.done():
+                        p.done.set_result(row)
+                    continue
                 if row is not None:
                     self.fanout.publish(row.seq, row.frame)
                     self.metrics.inc(EMITTED, kind=row.kind)

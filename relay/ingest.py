@@ -1,25 +1,34 @@
 """Handling one upstream event: check, verify, persist, emit (spec-sync.md, "Relay" duties).
 
-Events of one host arrive here in order (relay.crawler). The account's last state is read,
-the event verified by relay.validate, and an accepted event is persisted with its new state and
-the host's cursor in one transaction by relay.events, which then fans it out. A rejected event
-is counted by reason and never forwarded; a chain break marks the repo desynchronized (also
-persisted) and asks for a resync. Taken-down and over-the-limit accounts are dropped first.
+Events of one host arrive here in order (relay.crawler) and go through two steps: `prepare`
+starts the costly, state-independent checks of a #commit on relay.verifier's workers, so many
+events of a host are checked at once; `apply`, in the host's order, checks the event against
+its account's latest state (relay.accountcache: it includes queued changes), then queues the
+new state, the event and the host's cursor for one transaction in relay.events, which fans the
+event out once durable. A rejected event is counted by reason and never forwarded; a chain break
+marks the repo desynchronized (also persisted) and asks for a resync. Taken-down and
+over-the-limit accounts are dropped first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
+from atcore.errors import IdentityError, InvalidSyntax
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from relay import validate
 from relay.db import Database, accounts
+from relay.db.accounts import AccountRow
 from relay.db.hosts import HostRow
 from relay.events import Change, Emitted, RelayLog, event_did, kind_of
 from relay.metrics import Metrics
 from relay.repostate import RepoState, Verdict
+from relay.verifier import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,14 @@ TAKENDOWN: Final = "takendown"
 HOST_THROTTLED: Final = "host_throttled"
 
 DesyncHandler = Callable[[str, HostRow], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An event whose costly checks may be running elsewhere (`check`)."""
+
+    event: Emitted
+    check: asyncio.Future[validate.CommitCheck] | None = None
 
 
 def collections_of(event: CommitEvent) -> tuple[str, ...]:
@@ -50,8 +67,10 @@ class Ingest:
         *,
         lenient: bool = False,
         on_desync: DesyncHandler | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.db = db
+        self.verifier = verifier
         self.events = events
         self.resolver = resolver
         self.metrics = metrics
@@ -67,27 +86,45 @@ class Ingest:
 
     async def handle(self, host: HostRow, event: Emitted) -> int | None:
         """Process one event from `host`; returns the relay seq it was emitted at, if it was."""
+        done = await self.apply(host, await self.prepare(host, event))
+        return None if done is None else await done
+
+    async def prepare(self, host: HostRow, event: Emitted) -> Prepared:
+        """Start the state-independent checks of `event` (relay.verifier); call `apply` with
+        the result in the host's order. Events of a host may be prepared well ahead."""
+        if not isinstance(event, CommitEvent) or self.verifier is None:
+            return Prepared(event)
+        try:
+            key = (await self.resolver.resolve_did(event.repo)).signing_key
+        except (IdentityError, InvalidSyntax):
+            key = None  # validate resolves again and rejects with the reason
+        return Prepared(event, self.verifier.check(event, key))
+
+    async def apply(self, host: HostRow, prepared: Prepared) -> asyncio.Future[int | None] | None:
+        """Check a prepared event against its account's latest state and queue what it changes;
+        returns the future of its relay seq (None inside once durable when not emitted), or
+        None when nothing was queued. Call in the host's order: each event sees the outcome
+        of the one before it, durable or not."""
+        event = prepared.event
         kind, did = kind_of(event), event_did(event)
         self.metrics.inc(RECEIVED, kind=kind)
-        account = await self.db.read(accounts.get, did)
-        if account is None:
-            account = await self.db.write(
-                accounts.create_for_host, did, host.id, host.account_limit
-            )
+        account = await self.events.accounts.get(did, partial(self._load, did, host))
         if account.takedown:
             self.reject(host, TAKENDOWN, did)
             return None
         if account.throttled:
             self.reject(host, HOST_THROTTLED, did)
             return None
-        verdict = await self._verify(host.hostname, event, account.state)
+        check = None if prepared.check is None else await prepared.check
+        verdict = await self._verify(host.hostname, event, account.state, check)
         if not verdict.accepted:
             self.reject(host, str(verdict.reason), did, verdict.detail)
+            done = None
             if verdict.state != account.state:
-                await self.events.commit(Change(host.id, state=verdict.state))
+                done = self.events.submit(Change(host.id, state=verdict.state))
             if verdict.desynchronized and self.on_desync is not None:
                 self.on_desync(did, host)
-            return None
+            return done
         if verdict.lenient:
             self.metrics.inc(LENIENT)
         collections = collections_of(event) if isinstance(event, CommitEvent) else ()
@@ -98,12 +135,21 @@ class Ingest:
             collections=collections,
             cursor=event.seq,
         )
-        return await self.events.commit(change)
+        return self.events.submit(change)
 
-    async def _verify(self, hostname: str, event: Emitted, state: RepoState) -> Verdict:
+    async def _load(self, did: str, host: HostRow) -> AccountRow:
+        limit = host.account_limit
+        row: AccountRow = await self.events.read(
+            partial(accounts.create_for_host, did=did, host_id=host.id, limit=limit)
+        )
+        return row
+
+    async def _verify(
+        self, hostname: str, event: Emitted, state: RepoState, check: validate.CommitCheck | None
+    ) -> Verdict:
         if isinstance(event, CommitEvent):
             return await validate.verify_commit(
-                event, state, hostname, self.resolver, lenient=self.lenient
+                event, state, hostname, self.resolver, lenient=self.lenient, check=check
             )
         if isinstance(event, SyncEvent):
             return await validate.verify_sync(event, state, hostname, self.resolver)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import partial
 from typing import Final
 
 import httpx
@@ -86,7 +87,8 @@ class Resyncer:
 
     async def _resync(self, did: str, host: HostRow) -> None:
         for attempt in range(1, self.attempts + 1):
-            account = await self.db.read(accounts.get, did)
+            # Through the log's writer: ingest may have queued the desync a moment ago.
+            account = await self.events.read(partial(accounts.get, did=did))
             if account is None or account.state.status != DESYNCHRONIZED or account.takedown:
                 return
             try:

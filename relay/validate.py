@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from atcore.blockstore import MemoryBlockStore
@@ -22,6 +23,7 @@ from atcore.commit import verify_commit as signature_ok
 from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, InvalidSyntax
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from atcore.identity.diddoc import DidDocument
+from atcore.keys import PublicKey
 from atcore.mst.diff import RecordOp
 from atcore.mst.invert import invert_ops
 from atcore.mst.node import is_valid_key
@@ -41,9 +43,11 @@ from relay.repostate import (
 
 __all__ = [
     "COMMIT_LIMITS",
+    "CommitCheck",
     "FUTURE_REV_ALLOWANCE",
     "MAX_OPS",
     "Resolver",
+    "check_commit",
     "check_not_future",
     "check_signed_commit",
     "normalize_host",
@@ -93,6 +97,51 @@ def normalize_host(value: str) -> str:
     return netloc
 
 
+@dataclass(frozen=True, slots=True)
+class CommitCheck:
+    """What a #commit's own blocks say, whatever the repo's state: the costly part of
+    verification, so it can run ahead of the state checks and in another process
+    (relay.verifier). `problem` is the first fault of the CAR or commit block; `signed_by` the
+    key (curve, compressed point) the signature verified with, None when unchecked or bad;
+    `records` and `inversion` the faults of the ops' records and of their inversion."""
+
+    commit: Commit | None = None
+    problem: tuple[Reason, str] | None = None
+    signed_by: tuple[str, bytes] | None = None
+    records: tuple[Reason, str] | None = None
+    inversion: tuple[Reason, str] | None = None
+
+
+def check_commit(event: CommitEvent, key: PublicKey | None = None) -> CommitCheck:
+    """Check the CAR, the commit block, the signature (with `key`, when given), the records
+    and the inversion of the ops; never raises for a bad event."""
+    try:
+        ops = _record_ops(event)
+        blocks = _read_blocks(event.blocks, event.commit, COMMIT_LIMITS)
+        commit = _commit_of(blocks, event.commit, event.repo, event.rev)
+    except Rejected as exc:
+        return CommitCheck(problem=(exc.reason, exc.detail))
+    signed_by = None
+    if key is not None and signature_ok(commit, key):
+        signed_by = (key.curve, key.compressed())
+    try:
+        _check_records(event, blocks)
+    except Rejected as exc:
+        return CommitCheck(commit, None, signed_by, (exc.reason, exc.detail))
+    inversion = None
+    if ops is not None and (prev_data := _prev_data(event)) is not None:
+        try:
+            _check_inversion(blocks, commit.data, ops, prev_data)
+        except Rejected as exc:
+            inversion = (exc.reason, exc.detail)
+    return CommitCheck(commit, None, signed_by, None, inversion)
+
+
+def _prev_data(event: CommitEvent) -> CID | None:
+    # A repo's first commit (no since) starts from the empty tree.
+    return event.prev_data if event.since is not None else event.prev_data or EMPTY_ROOT
+
+
 async def verify_commit(
     event: CommitEvent,
     state: RepoState | None,
@@ -101,12 +150,14 @@ async def verify_commit(
     *,
     lenient: bool = False,
     clock: Callable[[], float] = time.time,
+    check: CommitCheck | None = None,
 ) -> Verdict:
     """Accept a #commit with the repo's new state, or reject it with a reason.
 
     `state` is None for a repo never seen before: the chain cannot be checked, but the event
     must still be internally consistent (its ops invert to its own prevData). `lenient`
-    accepts legacy commits without prevData or op `prev` (the Verdict says so).
+    accepts legacy commits without prevData or op `prev` (the Verdict says so). `check` is
+    `check_commit(event, key)` done beforehand (by relay.verifier); without it, it is done here.
     """
     current = state if state is not None else RepoState(event.repo)
     try:
@@ -119,26 +170,48 @@ async def verify_commit(
             raise Rejected(Reason.TOO_BIG, f"{len(event.ops)} ops (limit {MAX_OPS})")
         _check_rev(event.rev, current, clock)
         ops = _record_ops(event)
-        blocks = _read_blocks(event.blocks, event.commit, COMMIT_LIMITS)
-        commit = _commit_of(blocks, event.commit, event.repo, event.rev)
-        await check_signed_commit(commit, host, resolver)
+        if check is None:
+            check = check_commit(event)
+        if check.problem is not None:
+            raise Rejected(*check.problem)
+        commit = check.commit
+        assert commit is not None
+        await _check_signature(commit, host, resolver, check.signed_by)
         new = RepoState(event.repo, event.rev, commit.data, event.commit, ACTIVE)
         chain_break = _chain_break(event, current)
         if chain_break is not None:
             return Verdict(False, _desync(current), chain_break[0], chain_break[1])
-        _check_records(event, blocks)
-        # A repo's first commit (no since) starts from the empty tree.
-        prev_data = event.prev_data if event.since is not None else event.prev_data or EMPTY_ROOT
+        if check.records is not None:
+            raise Rejected(*check.records)
+        prev_data = _prev_data(event)
         if ops is None or prev_data is None:
             if not lenient:
                 if prev_data is None:
                     raise Rejected(Reason.MISSING_PREV_DATA, "commit has no prevData")
                 raise Rejected(Reason.INVERSION_FAILED, "an update or delete op lacks prev")
             return Verdict(True, new, lenient=True)
-        _check_inversion(blocks, commit.data, ops, prev_data)
+        if check.inversion is not None:
+            raise Rejected(*check.inversion)
         return Verdict(True, new)
     except Rejected as exc:
         return Verdict(False, current, exc.reason, exc.detail)
+
+
+async def _check_signature(
+    commit: Commit, host: str, resolver: Resolver, signed_by: tuple[str, bytes] | None
+) -> None:
+    """The fast path: the signature already verified with the DID's current key, and the DID
+    is served by `host`; otherwise check_signed_commit (with its one refresh)."""
+    if signed_by is not None:
+        doc = await _resolve(resolver, commit.did, refresh=False)
+        key = doc.signing_key
+        if (
+            key is not None
+            and (key.curve, key.compressed()) == signed_by
+            and _serving_problem(doc, host) is None
+        ):
+            return
+    await check_signed_commit(commit, host, resolver)
 
 
 async def verify_sync(

@@ -144,6 +144,7 @@ async def change_limits(ctx: RelayContext, body: dict[str, Any]) -> dict[str, An
     per_day = values["per_day"] if "per_day" in body else host.per_day
     await ctx.db.write(hosts.set_limits, host.id, limit, per_second, per_hour, per_day)
     await ctx.db.write(accounts.unthrottle_host, host.id, limit)
+    ctx.events.accounts.forget()  # rows changed behind the log's back
     updated = await ctx.db.read(hosts.get, host.hostname)
     assert updated is not None
     consumer = ctx.crawler.consumers.get(host.hostname)

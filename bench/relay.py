@@ -1,0 +1,304 @@
+"""The relay under load: verified commits ingested per second, deliveries to K consumers, lag.
+
+Run: ./scripts/setup test && .venv/bin/python bench/relay.py [--accounts 3000] [--hosts 4]
+Before any timing it makes (or reuses, cached under the temp dir) validly signed sync 1.1
+commits of several thousand did:plc accounts: each repo is pre-filled with records, then every
+commit writes 1-3 posts, likes or follows (some deletes) and carries its inversion proof blocks.
+It then starts a real PLC (`skyloft plc serve`), registers every account with its upstream as
+PDS, starts the upstream PDSes in one child process (websockets servers replaying the frames,
+stamping `time` as they send), a real relay (`skyloft relay serve`, RELAY_DEV_MODE) crawling
+them, and K consumers in another child process (raw sockets: count frames, time one in eight
+from its `time` field). A warm-up round sends each account's first commit (DID documents are
+resolved then), then each phase runs at full speed or at a fixed rate with K = 1, 10, 100.
+Processes are stopped by pid at the end. Figures: verified commits/s the relay emitted, frames
+delivered/s over all consumers, delivery lag p50/p99 (upstream send -> consumer receive), relay
+CPU and RSS (VmHWM from /proc). Every process shares the machine's cores, the relay's
+upstreams and consumers included. No peer runs here: indigo's relay needs Go and PostgreSQL;
+the issue's goal is printed beside each figure instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from atcore.identity.plc import op_cid, sign_operation, update_op  # noqa: E402
+from atcore.keys import private_key_from_bytes  # noqa: E402
+from bench.relay_traffic import Plan, generate  # noqa: E402
+from skyloft.services import ServiceProcess  # noqa: E402
+from tests.servers import running_service  # noqa: E402
+
+TRAFFIC = Path(__file__).resolve().parent / "relay_traffic.py"
+GOAL_INGEST = 5_000
+GOAL_DELIVERIES = 100_000
+GOAL_LAG = 1.0
+GOAL_RSS_MB = 500
+
+
+class Child:
+    """A bench/relay_traffic.py child process spoken to in JSON lines."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(TRAFFIC), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{TRAFFIC.name} {self.proc.args[2]} exited")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def ask(self, command: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextmanager
+def child(*args: str) -> Any:
+    c = Child(*args)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def proc_status(pid: int) -> dict[str, float]:
+    """VmRSS/VmHWM in MB and CPU seconds of a process, from /proc."""
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0]) / 1024
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    out["cpu"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+async def register(plc_url: str, idents: list[dict[str, Any]], ports: list[int]) -> None:
+    """Each account's genesis op, then an update pointing it at its upstream (as PDS)."""
+
+    async def one(http: httpx.AsyncClient, ident: dict[str, Any]) -> None:
+        did, op = ident["did"], ident["op"]
+        rotation = private_key_from_bytes("k256", bytes.fromhex(ident["rotation"]))
+        r = await http.post(f"{plc_url}/{did}", json=op)
+        r.raise_for_status()
+        pds = f"http://localhost:{ports[ident['host']]}"
+        update = sign_operation(update_op(op, op_cid(op), pds=pds), rotation)
+        r = await http.post(f"{plc_url}/{did}", json=update)
+        r.raise_for_status()
+
+    async with httpx.AsyncClient(timeout=60) as http:
+        queue = list(idents)
+
+        async def worker() -> None:
+            while queue:
+                await one(http, queue.pop())
+
+        await asyncio.gather(*(worker() for _ in range(8)))
+
+
+def metric(url: str, name: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def run_phase(
+    upstream: Child,
+    consumers: Child,
+    relay: ServiceProcess,
+    k: int,
+    per_host: int,
+    rate: float,
+    hosts: int,
+) -> dict[str, Any]:
+    consumers.ask(f"connect {k}")
+    time.sleep(0.5)
+    before = proc_status(relay.pid)
+    started = time.time()
+    upstream.ask(f"go {per_host} {rate / hosts if rate else 0}")
+    expected = per_host * hosts
+    deadline = time.time() + 120 + expected / 500
+    while time.time() < deadline:
+        counts = consumers.ask("count")["counts"]
+        if min(counts) >= expected:
+            break
+        time.sleep(0.2)
+    after = proc_status(relay.pid)
+    report = consumers.ask("report")["consumers"]
+    consumers.ask("close")
+    time.sleep(0.3)
+    first = min(c["first"] for c in report if c["count"])
+    last = max(c["last"] for c in report)
+    span = max(last - first, 1e-9)
+    leader = report[0]
+    lags = [lag for c in report for lag in c["lags"]]
+    return {
+        "k": k,
+        "rate": rate,
+        "events": expected,
+        "emitted": leader["count"] / max(leader["last"] - leader["first"], 1e-9),
+        "delivered": sum(c["count"] for c in report) / span,
+        "missing": sum(max(expected - c["count"], 0) for c in report),
+        "errors": sum(c["errors"] for c in report),
+        "p50": pct(lags, 0.5),
+        "p99": pct(lags, 0.99),
+        "cpu": (after["cpu"] - before["cpu"]) / max(time.time() - started, 1e-9),
+        "rss": after["VmRSS"],
+        "hwm": after["VmHWM"],
+        "wall": last - started,
+    }
+
+
+def parse_phases(text: str) -> list[tuple[int, float]]:
+    """`1:full,100:1000` -> [(1, 0.0), (100, 1000.0)]: consumers and events/s (0 = full)."""
+    phases = []
+    for item in text.split(","):
+        k, _, rate = item.partition(":")
+        phases.append((int(k), 0.0 if rate in ("", "full") else float(rate)))
+    return phases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accounts", type=int, default=3000)
+    parser.add_argument("--hosts", type=int, default=4)
+    parser.add_argument("--commits", type=int, default=16, help="per account")
+    parser.add_argument("--prefill", type=int, default=200, help="records per repo beforehand")
+    parser.add_argument("--phases", default="1:full,10:full,100:1000")
+    parser.add_argument("--per-phase", type=int, default=3, help="commits per account a phase")
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "skyloft-bench-relay"))
+    args = parser.parse_args()
+    phases = parse_phases(args.phases)
+    plan = Plan(args.accounts, args.hosts, args.commits, args.prefill)
+    if 1 + len(phases) * args.per_phase > args.commits:
+        parser.error("--commits must cover the warm-up round and every phase")
+    print(f"commits for {plan.accounts} accounts on {plan.hosts} hosts ({plan.key})", flush=True)
+    folder = generate(plan, Path(args.cache))
+    idents = json.loads((folder / "accounts.json").read_text())
+    per_round = [len(range(h, plan.accounts, plan.hosts)) for h in range(plan.hosts)]
+    if len(set(per_round)) != 1:
+        parser.error("--accounts must be a multiple of --hosts")
+    round_size = per_round[0]
+    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp_name:
+        tmp = Path(tmp_name)
+        with (
+            running_service("plc", tmp / "plc") as plc_url,
+            child("upstream", str(folder), str(plan.hosts)) as upstream,
+        ):
+            ports = upstream.read()["ports"]
+            started = time.perf_counter()
+            asyncio.run(register(plc_url, idents, ports))
+            print(f"registered {len(idents)} DIDs in {time.perf_counter() - started:.1f} s")
+            env = {
+                "RELAY_DEV_MODE": "true",
+                "RELAY_PLC_HOST": plc_url,
+                "RELAY_HOSTS": ",".join(f"localhost:{p}" for p in ports),
+                "RELAY_DEFAULT_ACCOUNT_LIMIT": "10000000",
+            }
+            relay = ServiceProcess("relay", tmp / "relay", env=env, timeout=60)
+            try:
+                with child("consumers", relay.url) as consumers:
+                    rows = run_all(relay, upstream, consumers, phases, round_size, args, plan)
+                rejected = metric(relay.url, "relay_events_rejected_total")
+            finally:
+                status = relay.stop()
+            if status != 0:
+                print(relay.log_tail())
+    print_table(rows, plan, rejected)
+
+
+def run_all(
+    relay: ServiceProcess,
+    upstream: Child,
+    consumers: Child,
+    phases: list[tuple[int, float]],
+    round_size: int,
+    args: argparse.Namespace,
+    plan: Plan,
+) -> list[dict[str, Any]]:
+    warm = run_phase(upstream, consumers, relay, 1, round_size, 0.0, plan.hosts)
+    print(f"warm-up: {warm['events']} first commits, {warm['emitted']:.0f}/s (DIDs resolved)")
+    rows = []
+    for k, rate in phases:
+        per_host = round_size * args.per_phase
+        row = run_phase(upstream, consumers, relay, k, per_host, rate, plan.hosts)
+        print(
+            f"K={k} rate={'full' if not rate else rate}: {row['emitted']:.0f} commits/s, "
+            f"{row['delivered']:.0f} deliveries/s, lag p50 {row['p50'] * 1000:.0f} ms "
+            f"p99 {row['p99'] * 1000:.0f} ms, relay CPU {row['cpu']:.0%}, "
+            f"RSS {row['rss']:.0f} MB, missing {row['missing']}, error frames {row['errors']}",
+            flush=True,
+        )
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict[str, Any]], plan: Plan, rejected: float) -> None:
+    print()
+    print(
+        f"Relay, {plan.accounts} accounts on {plan.hosts} upstreams, repos of {plan.prefill}+ "
+        f"records, 1-3 ops per commit; {os.cpu_count()} cores shared by relay, upstreams and "
+        f"consumers; rejected events: {rejected:.0f}"
+    )
+    print()
+    print(
+        "| consumers | upstream rate | verified commits/s | deliveries/s (all consumers) "
+        "| lag p50 | lag p99 | relay CPU | relay RSS (peak) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        rate = "full speed" if not r["rate"] else f"{r['rate']:.0f}/s"
+        ingest_goal = f" (goal ≥ {GOAL_INGEST:,})" if r["k"] == 1 and not r["rate"] else ""
+        deliver_goal = f" (goal ≥ {GOAL_DELIVERIES:,})" if r["k"] == 100 else ""
+        lag_goal = f" (goal < {GOAL_LAG * 1000:.0f} ms)" if r["k"] == 100 else ""
+        missing = f", {r['missing']} missing" if r["missing"] else ""
+        print(
+            f"| {r['k']} | {rate} | {r['emitted']:,.0f}{ingest_goal} "
+            f"| {r['delivered']:,.0f}{deliver_goal}{missing} | {r['p50'] * 1000:.0f} ms "
+            f"| {r['p99'] * 1000:.0f} ms{lag_goal} | {r['cpu']:.0%} "
+            f"| {r['rss']:.0f} MB ({r['hwm']:.0f}; goal < {GOAL_RSS_MB}) |"
+        )
+
+
+if __name__ == "__main__":
+    main()

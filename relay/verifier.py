@@ -1,0 +1,113 @@
+"""The costly half of #commit verification on other cores (spec-sync.md, "Message Validation
+Checklist"; relay.validate.check_commit).
+
+Parsing the CAR, checking the signature and inverting the ops depend only on the event and the
+DID's signing key, so they can run ahead of the repo's state checks, in worker processes.
+Events queued while the workers are busy go as one batch (one pickle round trip for many);
+results come back as futures, which relay.ingest consumes in each host's order. With no
+workers, `check` returns None and relay.validate does the whole check inline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from functools import lru_cache, partial
+
+from atcore.frames import CommitEvent
+from atcore.keys import PublicKey, public_key_from_compressed
+from relay.validate import CommitCheck, check_commit
+
+# Jobs per batch: enough to amortise the round trip, few enough to keep results flowing.
+BATCH = 64
+# Batches in flight per worker: one running, one waiting, so a worker never idles.
+DEPTH = 2
+
+Job = tuple[CommitEvent, tuple[str, bytes] | None]
+
+
+@lru_cache(maxsize=65_536)
+def _key(curve: str, raw: bytes) -> PublicKey:
+    return public_key_from_compressed(curve, raw)
+
+
+def check_batch(jobs: Sequence[Job]) -> list[CommitCheck]:
+    """Run in a worker: check_commit for each (event, signing key as (curve, point))."""
+    return [check_commit(event, None if key is None else _key(*key)) for event, key in jobs]
+
+
+class Verifier:
+    """A pool of `workers` processes checking commits in batches (none: checks stay inline)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 0:
+            raise ValueError("workers must not be negative")
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+        if workers:
+            # spawn: the relay runs threads (SQLite); forking them is unsafe.
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(workers, mp_context=context)
+        self._queue: list[tuple[Job, asyncio.Future[CommitCheck]]] = []
+        self._in_flight = 0
+
+    def check(
+        self, event: CommitEvent, key: PublicKey | None
+    ) -> asyncio.Future[CommitCheck] | None:
+        """Queue `event`'s check with `key` (the DID's current signing key, if known)."""
+        if self._pool is None:
+            return None
+        done = asyncio.get_running_loop().create_future()
+        wire_key = None if key is None else (key.curve, key.compressed())
+        self._queue.append(((event, wire_key), done))
+        self._dispatch()
+        return done
+
+    def _dispatch(self) -> None:
+        assert self._pool is not None
+        loop = asyncio.get_running_loop()
+        while self._queue and self._in_flight < self.workers * DEPTH:
+            batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
+            self._in_flight += 1
+            running = self._pool.submit(check_batch, [job for job, _ in batch])
+            running.add_done_callback(partial(self._finished, loop, batch))
+
+    def _finished(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[Job, asyncio.Future[CommitCheck]]],
+        running: Future[list[CommitCheck]],
+    ) -> None:
+        # In the pool's thread: hand over to the event loop (gone if the relay is stopping).
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._finish, batch, running)
+
+    def _finish(
+        self,
+        batch: list[tuple[Job, asyncio.Future[CommitCheck]]],
+        running: Future[list[CommitCheck]],
+    ) -> None:
+        self._in_flight -= 1
+        error = running.exception()
+        results = running.result() if error is None else [None] * len(batch)
+        for (_, done), result in zip(batch, results, strict=True):
+            if done.done():
+                continue
+            if result is None:
+                assert error is not None
+                done.set_exception(error)
+            else:
+                done.set_result(result)
+        if self._queue:
+            self._dispatch()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for _, done in self._queue:
+            done.cancel()
+        self._queue.clear()
