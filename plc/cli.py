@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+from typing import Any
 
 from plc.config import DEFAULT_PORT, ConfigError, PlcConfig
+from skyloft.service_cli import add_serve_command
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     plc = subparsers.add_parser("plc", help="the did:plc identity directory")
     commands = plc.add_subparsers(dest="plc_command", required=True)
-    serve = commands.add_parser("serve", help="serve the directory over HTTP")
-    serve.add_argument("--host", help="address to bind (PLC_HOST; default 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=int, help=f"port, 0 for any free one (PLC_PORT; default {DEFAULT_PORT})"
+    add_serve_command(
+        commands,
+        service="plc",
+        help="serve the directory over HTTP",
+        default_port=DEFAULT_PORT,
+        data_env="PLC_DATA_DIRECTORY",
+        load=PlcConfig.load,
+        config_error=ConfigError,
+        create_app=_create_app,
     )
-    serve.add_argument("--data-dir", help="where the database lives (PLC_DATA_DIRECTORY)")
-    serve.set_defaults(run=_serve)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    try:
-        config = PlcConfig.load(os.environ, host=args.host, port=args.port, data_dir=args.data_dir)
-    except ConfigError as exc:
-        print(f"skyloft plc serve: {exc}", file=sys.stderr)
-        return 2
+def _create_app(config: PlcConfig) -> Any:
     from plc.app import create_app
-    from skyloft.serve import serve_app
 
-    serve_app(create_app(config), config.host, config.port)
-    return 0
+    return create_app(config)

@@ -3,34 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+from typing import Any
 
 from relay.config import DEFAULT_PORT, ConfigError, RelayConfig
+from skyloft.service_cli import add_serve_command
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     relay = subparsers.add_parser("relay", help="the relay: crawls PDSes, serves one firehose")
     commands = relay.add_subparsers(dest="relay_command", required=True)
-    serve = commands.add_parser("serve", help="serve the relay over HTTP")
-    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument(
-        "--port", type=int, help=f"port, 0 for any free one (default {DEFAULT_PORT})"
+    add_serve_command(
+        commands,
+        service="relay",
+        help="serve the relay over HTTP",
+        default_port=DEFAULT_PORT,
+        data_env="RELAY_PERSIST_DIR",
+        load=RelayConfig.load,
+        config_error=ConfigError,
+        create_app=_create_app,
     )
-    serve.add_argument("--data-dir", help="where the database lives (RELAY_PERSIST_DIR)")
-    serve.set_defaults(run=_serve)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    try:
-        config = RelayConfig.load(
-            os.environ, host=args.host, port=args.port, data_dir=args.data_dir
-        )
-    except ConfigError as exc:
-        print(f"skyloft relay serve: {exc}", file=sys.stderr)
-        return 2
+def _create_app(config: RelayConfig) -> Any:
     from relay.app import create_app
-    from skyloft.serve import serve_app
 
-    serve_app(create_app(config), config.host, config.port)
-    return 0
+    return create_app(config)

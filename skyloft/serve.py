@@ -57,11 +57,6 @@ def _announce_on_startup(app: ASGIApp, line: str, out: TextIO) -> ASGIApp:
     return wrapped
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family)
-
-
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -142,10 +137,15 @@ async def _serve(app: ASGIApp, sock: socket.socket, out: TextIO, server: str) ->
         await _hypercorn(app, sock)
 
 
-def serve_app(
-    app: ASGIApp, host: str = DEFAULT_HOST, port: int = 0, out: TextIO | None = None
-) -> None:
-    """Serve `app` until SIGTERM or SIGINT; port 0 picks a free port. Logs go to stderr."""
+def listen(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
+    """Bind and listen now (port 0 picks a free port), so the bound port is known before the app
+    is built: a PDS names its own URL, port included, in the DID documents it registers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+def serve_app(app: ASGIApp, sock: socket.socket, out: TextIO | None = None) -> None:
+    """Serve `app` on the listening `sock` until SIGTERM or SIGINT. Logs go to stderr."""
     server = server_name(os.environ)
     logging.basicConfig(
         stream=sys.stderr,
@@ -155,7 +155,7 @@ def serve_app(
     runner: Runner = asyncio.run
     if server == "uvicorn":
         runner = _uvloop_run()
-    runner(_serve(app, _listen(host, port), out or sys.stdout, server))
+    runner(_serve(app, sock, out or sys.stdout, server))
 
 
 def _uvloop_run() -> Runner:
