@@ -10,11 +10,14 @@ stamping `time` as they send), a real relay (`skyloft relay serve`, RELAY_DEV_MO
 them, and K consumers in another child process (raw sockets: count frames, time one in eight
 from its `time` field). A warm-up round sends each account's first commit (DID documents are
 resolved then), then each phase runs at full speed or at a fixed rate with K = 1, 10, 100.
-Processes are stopped by pid at the end. Figures: verified commits/s the relay emitted, frames
-delivered/s over all consumers, delivery lag p50/p99 (upstream send -> consumer receive), relay
-CPU and RSS (VmHWM from /proc). Every process shares the machine's cores, the relay's
-upstreams and consumers included. No peer runs here: indigo's relay needs Go and PostgreSQL;
-the issue's goal is printed beside each figure instead.
+`--server` picks the relay's ASGI server (SKYLOFT_ASGI_SERVER; uvicorn by default, whose
+websocket sends cost about half of hypercorn's). Processes are stopped by pid at the end.
+
+Figures: verified commits/s the relay emitted, frames delivered/s over all consumers, delivery
+lag p50/p99 (upstream send -> consumer receive), relay CPU and RSS (VmRSS and VmHWM from /proc,
+its verifying workers included). Every process shares the machine's cores, upstreams and
+consumers included. No peer runs here: indigo's relay needs Go and PostgreSQL; the issue's goal
+is printed beside each figure instead.
 """
 
 from __future__ import annotations
@@ -99,14 +102,17 @@ def pct(values: list[float], q: float) -> float:
 
 
 def proc_status(pid: int) -> dict[str, float]:
-    """VmRSS/VmHWM in MB and CPU seconds of a process, from /proc."""
-    out: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            out[name] = int(value.split()[0]) / 1024
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    out["cpu"] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """VmRSS/VmHWM in MB and CPU seconds of a process and its children (the verifying
+    workers), from /proc."""
+    out = {"VmRSS": 0.0, "VmHWM": 0.0, "cpu": 0.0}
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    for each in [pid, *map(int, children)]:
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "VmHWM"):
+                out[name] += int(value.split()[0]) / 1024
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        out["cpu"] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return out
 
 
@@ -206,6 +212,7 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=200, help="records per repo beforehand")
     parser.add_argument("--phases", default="1:full,10:full,100:1000")
     parser.add_argument("--per-phase", type=int, default=3, help="commits per account a phase")
+    parser.add_argument("--server", default="uvicorn", help="SKYLOFT_ASGI_SERVER of the relay")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "skyloft-bench-relay"))
     args = parser.parse_args()
     phases = parse_phases(args.phases)
@@ -234,6 +241,7 @@ def main() -> None:
                 "RELAY_PLC_HOST": plc_url,
                 "RELAY_HOSTS": ",".join(f"localhost:{p}" for p in ports),
                 "RELAY_DEFAULT_ACCOUNT_LIMIT": "10000000",
+                "SKYLOFT_ASGI_SERVER": args.server,
             }
             relay = ServiceProcess("relay", tmp / "relay", env=env, timeout=60)
             try:
@@ -244,7 +252,7 @@ def main() -> None:
                 status = relay.stop()
             if status != 0:
                 print(relay.log_tail())
-    print_table(rows, plan, rejected)
+    print_table(rows, plan, rejected, args.server)
 
 
 def run_all(
@@ -265,7 +273,7 @@ def run_all(
         print(
             f"K={k} rate={'full' if not rate else rate}: {row['emitted']:.0f} commits/s, "
             f"{row['delivered']:.0f} deliveries/s, lag p50 {row['p50'] * 1000:.0f} ms "
-            f"p99 {row['p99'] * 1000:.0f} ms, relay CPU {row['cpu']:.0%}, "
+            f"p99 {row['p99'] * 1000:.0f} ms, relay CPU {row['cpu']:.2f} cores, "
             f"RSS {row['rss']:.0f} MB, missing {row['missing']}, error frames {row['errors']}",
             flush=True,
         )
@@ -273,17 +281,18 @@ def run_all(
     return rows
 
 
-def print_table(rows: list[dict[str, Any]], plan: Plan, rejected: float) -> None:
+def print_table(rows: list[dict[str, Any]], plan: Plan, rejected: float, server: str) -> None:
     print()
     print(
-        f"Relay, {plan.accounts} accounts on {plan.hosts} upstreams, repos of {plan.prefill}+ "
+        f"Relay (served by {server}), {plan.accounts} accounts on {plan.hosts} upstreams, "
+        f"repos of {plan.prefill}+ "
         f"records, 1-3 ops per commit; {os.cpu_count()} cores shared by relay, upstreams and "
         f"consumers; rejected events: {rejected:.0f}"
     )
     print()
     print(
         "| consumers | upstream rate | verified commits/s | deliveries/s (all consumers) "
-        "| lag p50 | lag p99 | relay CPU | relay RSS (peak) |"
+        "| lag p50 | lag p99 | relay CPU (cores) | relay RSS (peak) |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -295,7 +304,7 @@ def print_table(rows: list[dict[str, Any]], plan: Plan, rejected: float) -> None
         print(
             f"| {r['k']} | {rate} | {r['emitted']:,.0f}{ingest_goal} "
             f"| {r['delivered']:,.0f}{deliver_goal}{missing} | {r['p50'] * 1000:.0f} ms "
-            f"| {r['p99'] * 1000:.0f} ms{lag_goal} | {r['cpu']:.0%} "
+            f"| {r['p99'] * 1000:.0f} ms{lag_goal} | {r['cpu']:.2f} "
             f"| {r['rss']:.0f} MB ({r['hwm']:.0f}; goal < {GOAL_RSS_MB}) |"
         )
 

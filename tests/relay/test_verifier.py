@@ -1,0 +1,60 @@
+"""relay.verifier: commit checks in a worker process give the verdicts of inline checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from atcore.identity.plc_client import PlcClient
+from atcore.identity.resolver import IdentityResolver
+from atcore.keys import generate_k256
+from relay.repostate import Reason
+from relay.validate import verify_commit
+from relay.verifier import Verifier
+from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
+
+HOST = "https://pds.example.com"
+POST = "app.bsky.feed.post"
+
+
+@pytest.fixture
+async def resolver_and_alice(tmp_path: Path) -> AsyncIterator[tuple[IdentityResolver, FakeAccount]]:
+    async with in_process_plc(tmp_path) as http:
+        alice = await FakeAccount.create(PlcClient(PLC_URL, http), HOST, "alice.test")
+        yield IdentityResolver(PLC_URL, http), alice
+
+
+@pytest.mark.slow
+async def test_worker_checks_match_inline_checks(
+    resolver_and_alice: tuple[IdentityResolver, FakeAccount],
+) -> None:
+    resolver, alice = resolver_and_alice
+    key = (await resolver.resolve_did(alice.did)).signing_key
+    assert key is not None
+    first = await verify_commit(alice.genesis, None, HOST, resolver)
+    assert first.accepted
+    good = alice.commit({f"{POST}/a": post("fine")})
+    forged = alice.commit({f"{POST}/b": post("forged")}, key=generate_k256(), advance=False)
+    verifier = Verifier(1)
+    try:
+        good_check, forged_check = verifier.check(good, key), verifier.check(forged, key)
+        assert good_check is not None and forged_check is not None
+        checked_good, checked_forged = await good_check, await forged_check
+    finally:
+        verifier.close()
+    assert checked_good.signed_by == (key.curve, key.compressed())
+    assert checked_forged.signed_by is None and checked_forged.problem is None
+
+    accepted = await verify_commit(good, first.state, HOST, resolver, check=checked_good)
+    assert accepted.accepted and accepted.state.rev == good.rev
+    inline = await verify_commit(forged, accepted.state, HOST, resolver)
+    pooled = await verify_commit(forged, accepted.state, HOST, resolver, check=checked_forged)
+    assert inline.reason == pooled.reason == Reason.BAD_SIGNATURE
+
+
+async def test_no_workers_checks_inline() -> None:
+    verifier = Verifier(0)
+    assert verifier.check(None, None) is None  # type: ignore[arg-type]
+    verifier.close()
