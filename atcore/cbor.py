@@ -103,8 +103,13 @@ def _check(
     cleared by one C-level scan of its item types unless it holds containers, or holds
     integers or CIDs and `ints` or `links` asks for their values to be checked. A `decoded`
     value is cbrrr's: exact types only, string keys only."""
-    level: list[Any] = [(value,)]
-    depth = 0
+    level: list[Any]
+    if type(value) is dict or type(value) is list:  # the usual root: skip a level of wrapping
+        if max_depth <= 0:
+            raise DecodeError(f"nesting deeper than {max_depth} levels")
+        level, depth = [value], 1
+    else:
+        level, depth = [(value,)], 0
     while level:
         below: list[Any] = []
         for container in level:

@@ -44,9 +44,9 @@ MAX_KEY_LENGTH = 1024
 MAX_ENTRIES = 512
 
 # `collection/rkey`: exactly one slash, both segments non-empty, repo-path characters only.
-_KEY_RE = re.compile(rb"[A-Za-z0-9._:~-]+/[A-Za-z0-9._:~-]+")
+# The record key may not be "." or "..".
+_KEY_RE = re.compile(rb"[A-Za-z0-9._:~-]+/(?!\.\.?\Z)[A-Za-z0-9._:~-]+")
 _DAG_CBOR_SHA256 = b"\x01\x71\x12\x20"
-_ENTRY_FIELDS = {"k", "p", "t", "v"}
 
 Entry = tuple[bytes, CID, CID | None]
 """One node entry: full key, record CID, right subtree (keys between this and the next)."""
@@ -66,11 +66,7 @@ EMPTY_NODE = NodeData(None, ())
 def is_valid_key(key: str | bytes) -> bool:
     """True when `key` is a valid repo path (`collection/rkey`, at most 1024 bytes)."""
     raw = key.encode() if isinstance(key, str) else key
-    return (
-        len(raw) <= MAX_KEY_LENGTH
-        and _KEY_RE.fullmatch(raw) is not None
-        and raw.partition(b"/")[2] not in (b".", b"..")
-    )
+    return len(raw) <= MAX_KEY_LENGTH and _KEY_RE.fullmatch(raw) is not None
 
 
 def check_key(key: str | bytes) -> bytes:
@@ -89,8 +85,11 @@ def check_key(key: str | bytes) -> bytes:
 def key_height(key: str | bytes) -> int:
     """Leading zero bits of sha256(key), counted in 2-bit chunks (fanout 4)."""
     raw = key.encode() if isinstance(key, str) else key
-    digest = int.from_bytes(hashlib.sha256(raw).digest(), "big")
-    return (256 - digest.bit_length()) >> 1
+    digest = hashlib.sha256(raw).digest()
+    top = digest[0]
+    if top:  # the common case: the answer is in the first byte
+        return 3 - (top.bit_length() - 1) // 2
+    return (256 - int.from_bytes(digest, "big").bit_length()) >> 1
 
 
 def common_prefix_length(a: bytes, b: bytes) -> int:
@@ -246,9 +245,15 @@ def decode_fields(data: bytes) -> tuple[Fields, Offsets]:
     offsets = [pos := 3 + _head_size(len(raw_entries))]
     prev = b""
     for raw in raw_entries:
-        if type(raw) is not dict or raw.keys() != _ENTRY_FIELDS:
+        # cbrrr keys maps by unique strings: four entries holding k, p, t and v are exactly those.
+        if type(raw) is not dict or len(raw) != 4:
             raise InvalidMst("MST entry must be a map with exactly the fields k, p, t and v")
-        p, suffix, value, right = raw["p"], raw["k"], raw["v"], raw["t"]
+        try:
+            p, suffix, value, right = raw["p"], raw["k"], raw["v"], raw["t"]
+        except KeyError:
+            raise InvalidMst(
+                "MST entry must be a map with exactly the fields k, p, t and v"
+            ) from None
         if type(p) is not int or type(suffix) is not bytes or type(value) is not bytearray:
             raise InvalidMst("MST entry field types must be p: int, k: bytes, v: CID link")
         if not 0 <= p <= len(prev):

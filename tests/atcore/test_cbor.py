@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import json
 
+import cbrrr
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -117,3 +118,31 @@ def test_decode_prefix_is_as_strict(hex_bytes: str) -> None:
 def test_decode_prefix_depth_bound() -> None:
     with pytest.raises(DecodeError, match="nesting"):
         cbor.decode_prefix(b"\x81\x81\x01\x00", max_depth=1)
+
+
+# The decoder clears most inputs by scanning their bytes; bytes that only look like a float,
+# a huge negative integer, a nesting level or a CID (inside strings and hashes) must not make
+# it accept what the walk over the value would reject, nor reject what is valid.
+_BLESSED_LOOKING = b"\xd8\x2aX\x25\x00\x01\x71\x12\x20" + bytes(32)
+_LOOKALIKES = b"\xf9\xfa\xfb;\xff" + b"\x9b" * 200 + _BLESSED_LOOKING
+_SHA1 = CID(bytes.fromhex("0171111400000000000000000000000000000000000000"))
+_HIDDEN = {
+    # cbrrr encodes what the data model forbids, so each case differs from a valid value by
+    # exactly one violation.
+    "float": cbrrr.encode_dag_cbor({"a": _LOOKALIKES, "b": 1.5}),
+    "integer below -2**63": cbrrr.encode_dag_cbor({"a": _LOOKALIKES, "b": -(2**63) - 1}),
+    "sha1 CID": cbrrr.encode_dag_cbor([_LOOKALIKES, _SHA1]),
+    "CID nested too deep": b"\x81" * cbor.MAX_DEPTH + cbor.encode(cid_for_cbor(b"x")),
+}
+
+
+@pytest.mark.parametrize("data", _HIDDEN.values(), ids=_HIDDEN.keys())
+def test_lookalike_bytes_do_not_hide_violations(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        cbor.decode(data)
+
+
+def test_lookalike_bytes_alone_are_fine() -> None:
+    value = {"a": _LOOKALIKES, "b": -(2**63), "c": [cid_for_cbor(b"x"), cid_for_raw(b"y")]}
+    assert cbor.decode(cbor.encode(value)) == value
+    assert cbor.decode(b"\x81" * (cbor.MAX_DEPTH - 1) + cbor.encode(cid_for_cbor(b"x")))
