@@ -220,11 +220,11 @@ def _tree_link(value: object, what: str) -> bytes | None:
     return bytes(value)
 
 
-def decode_fields(data: bytes) -> tuple[Fields, Offsets]:
-    """Decode one node, rejecting anything but the exact schema and a sorted, same-height layout.
+def decode_fields(data: bytes) -> tuple[Fields, int | None]:
+    """Decode one node, rejecting anything but the exact schema and a sorted, same-height layout;
+    returns its fields and its keys' height (None for a node without entries).
 
     Height against the node's position, and emptiness rules, are checked by the tree walkers.
-    The offsets are computed from the sizes of the (canonical, hence predictable) encodings.
     """
     try:
         obj, length = _cbrrr.decode_dag_cbor(data, bytearray, False)
@@ -242,7 +242,6 @@ def decode_fields(data: bytes) -> tuple[Fields, Offsets]:
         raise InvalidMst(f"MST node has {len(raw_entries)} entries (limit {MAX_ENTRIES})")
     keys: list[bytes] = []
     vals: list[bytes] = []
-    offsets = [pos := 3 + _head_size(len(raw_entries))]
     prev = b""
     for raw in raw_entries:
         # cbrrr keys maps by unique strings: four entries holding k, p, t and v are exactly those.
@@ -265,26 +264,16 @@ def decode_fields(data: bytes) -> tuple[Fields, Offsets]:
         if p < len(prev) and suffix[:1] == prev[p : p + 1]:
             raise InvalidMst(f"MST entry for {key!r} does not use the maximal shared prefix")
         keys.append(key)
-        vals.append(v := bytes(value))
+        vals.append(bytes(value))
         links.append(None if right is None else _tree_link(right, "right"))
-        # Map head, "k", the suffix, "p" and p, "t" and its link, "v" and its link.
-        n = len(suffix)
-        pos += (
-            9
-            + (1 if n < 24 else _head_size(n))
-            + n
-            + (1 if p < 24 else _head_size(p))
-            + (1 if right is None else 41)
-            + (41 if len(v) == 36 else link_size(v))
-        )
-        offsets.append(pos)
         prev = key
     if not all(map(is_valid_key, keys)):
         bad = next(k for k in keys if not is_valid_key(k))
         raise InvalidMst(f"invalid MST key in node: {bad[:80]!r}")
-    if len(set(map(key_height, keys))) > 1:
+    heights = set(map(key_height, keys))
+    if len(heights) > 1:
         raise InvalidMst(f"MST keys of different heights in one node: {keys[0]!r}...")
-    return (tuple(keys), tuple(vals), tuple(links)), tuple(offsets)
+    return (tuple(keys), tuple(vals), tuple(links)), heights.pop() if heights else None
 
 
 def decode_node(data: bytes) -> NodeData:

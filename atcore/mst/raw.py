@@ -23,7 +23,7 @@ from atcore.mst.node import (
     link_size,
 )
 
-__all__ = ["Node", "make", "leaf", "with_gap", "splice", "concat"]
+__all__ = ["Node", "make", "from_block", "leaf", "with_gap", "splice", "concat"]
 
 Node = tuple[
     int,  # height
@@ -31,7 +31,7 @@ Node = tuple[
     tuple[bytes, ...],  # keys
     tuple[bytes, ...],  # values
     tuple[bytes | None, ...],  # links: the left link, then each entry's right link
-    Offsets,  # each entry's start in the bytes, then the `l` field's
+    Offsets | None,  # each entry's start in the bytes, then the `l` field's; None until needed
 ]
 
 
@@ -42,6 +42,19 @@ def make(height: int, fields: Fields) -> Node:
     return height, data, keys, vals, links, offsets
 
 
+def from_block(height: int, data: bytes, fields: Fields) -> Node:
+    """A working node for a decoded block; offsets are found when it is first edited."""
+    keys, vals, links = fields
+    return height, data, keys, vals, links, None
+
+
+def _offsets(node: Node) -> Offsets:
+    # A strictly decoded block is the canonical encoding of its fields, so re-encoding them
+    # gives its offsets.
+    known = node[5]
+    return known if known is not None else encode_fields(node[2:5])[1]
+
+
 def leaf(height: int, key: bytes, value: bytes) -> Node:
     """A node holding one entry and no links."""
     return make(height, ((key,), (value,), (None, None)))
@@ -50,6 +63,8 @@ def leaf(height: int, key: bytes, value: bytes) -> Node:
 def with_gap(node: Node, i: int, link: bytes | None) -> Node:
     """The node with links[i] (the link before entry i) replaced."""
     height, data, keys, vals, links, offsets = node
+    if offsets is None:
+        offsets = _offsets(node)
     old = links[i]
     if old == link:  # e.g. an insert into a leaf, whose gaps stay empty
         return node
@@ -93,7 +108,8 @@ def splice(
     The bytes before entry lo and after entry hi are copied as they are, except that entry
     hi, given a new predecessor, gets a new entry_head (its prefix length changes).
     """
-    height, data, old_keys, old_vals, links, offsets = node
+    height, data, old_keys, old_vals, links, _ = node
+    offsets = _offsets(node)
     n = len(old_keys)
     head = array_head(n - (hi - lo) + len(keys))
     first = offsets[0]
@@ -130,11 +146,12 @@ def splice(
 
 def concat(a: Node, b: Node) -> Node:
     """`a`'s entries followed by `b`'s, keeping `a`'s left link and dropping `b`'s."""
-    height, a_data, a_keys, a_vals, a_links, a_offsets = a
-    _, b_data, b_keys, b_vals, b_links, b_offsets = b
+    height, a_data, a_keys, a_vals, a_links, _ = a
+    _, b_data, b_keys, b_vals, b_links, _ = b
     if not b_keys:
         return a
     na = len(a_keys)
+    a_offsets, b_offsets = _offsets(a), _offsets(b)
     head = array_head(na + len(b_keys))
     base = len(head) - a_offsets[0]
     new_offsets = [o + base for o in a_offsets[:na]]

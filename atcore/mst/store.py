@@ -10,7 +10,7 @@ from atcore.blockstore import BlockStore
 from atcore.cid import CID
 from atcore.errors import InvalidMst
 from atcore.mst import raw
-from atcore.mst.node import NodeData, decode_fields, key_height, node_data, node_fields
+from atcore.mst.node import NodeData, decode_fields, node_data, node_fields
 from atcore.mst.raw import Node
 
 __all__ = ["NodeStore", "as_node_store"]
@@ -61,10 +61,9 @@ class NodeStore:
 
     def _decode(self, link: bytes, height: int | None) -> Node:
         data = self.blocks.get(CID(link))
-        fields, offsets = decode_fields(data)
-        keys, vals, links = fields
-        if keys:
-            actual = key_height(keys[0])
+        fields, actual = decode_fields(data)
+        links = fields[2]
+        if actual is not None:
             if height is not None and actual != height:
                 raise InvalidMst(
                     f"MST node {_show(link)} holds height-{actual} keys at height {height}"
@@ -75,9 +74,9 @@ class NodeStore:
             raise InvalidMst(f"MST node {_show(link)} is an empty node below the root")
         else:
             actual = 0 if height is None else height
-        if actual == 0 and any(x is not None for x in links):
+        if actual == 0 and links.count(None) != len(links):
             raise InvalidMst(f"MST node {_show(link)} at height 0 links to a subtree")
-        node = actual, data, keys, vals, links, offsets
+        node = raw.from_block(actual, data, fields)
         self.remember(link, node)
         return node
 
