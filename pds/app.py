@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -26,6 +27,7 @@ from pds.api.com_atproto_server import xrpc as server_methods
 from pds.api.com_atproto_server_email import xrpc as email_methods
 from pds.api.com_atproto_server_invites import xrpc as invite_methods
 from pds.api.com_atproto_sync import xrpc as sync_methods
+from pds.blob_sweep import BlobSweeper
 from pds.config import PdsConfig
 from pds.context import AppContext
 from pds.crawlers import Crawlers
@@ -69,6 +71,9 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             stack.push_async_callback(accounts.close)
             actors = ActorStores(config.data_dir / "actors")
             stack.push_async_callback(actors.close)
+            sweeper = BlobSweeper(
+                actors, timedelta(seconds=config.blob_grace_seconds), config.blob_sweep_seconds
+            )
             sequencer = Sequencer(config.data_dir, actors)
             await sequencer.start()
             stack.push_async_callback(sequencer.close)
@@ -91,7 +96,10 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
                 service_did=config.service_did,
                 mailer=mailer_for(config),
                 limiter=RateLimiter(),
+                blob_sweeper=sweeper,
             )
+            sweeper.start()
+            stack.push_async_callback(sweeper.close)
             yield
 
     return Starlette(

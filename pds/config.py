@@ -68,6 +68,14 @@ class PdsConfig:
     rate_limit_bypass_ips: tuple[str, ...] = ()
     report_service_url: str | None = None
     report_service_did: str | None = None
+    # Migration (pds-ACCOUNT_MIGRATION.md): importRepo, bounded like the reference, whose
+    # import limit falls back to its blob upload limit when PDS_MAX_REPO_IMPORT_SIZE is unset.
+    accepting_imports: bool = True
+    max_import_size: int = DEFAULT_BLOB_LIMIT
+    # Uploads no record references are deleted after this many seconds (the reference keeps
+    # them an hour), by a sweep every `blob_sweep_seconds` (SKYLOFT_PDS_*: no reference name).
+    blob_grace_seconds: int = 3600
+    blob_sweep_seconds: int = 600
 
     @property
     def service_did(self) -> str:
@@ -121,6 +129,7 @@ class PdsConfig:
         if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
             raise ConfigError("PDS_EMAIL_SMTP_URL must be an smtp:// or smtps:// URL")
         interval = env.get("PDS_INVITE_INTERVAL")
+        blob_limit = _int(env, "PDS_BLOB_UPLOAD_LIMIT", DEFAULT_BLOB_LIMIT, 1024)
         config = cls(
             hostname=hostname,
             data_dir=data,
@@ -137,7 +146,7 @@ class PdsConfig:
             crawlers=_crawlers(env, () if dev else DEFAULT_CRAWLERS),
             appview_url=appview_url,
             appview_did=appview_did,
-            blob_upload_limit=_int(env, "PDS_BLOB_UPLOAD_LIMIT", DEFAULT_BLOB_LIMIT, 1024),
+            blob_upload_limit=blob_limit,
             dev_mode=dev,
             host=host or env.get("PDS_HOST") or DEFAULT_HOST,
             port=port if port is not None else _int(env, "PDS_PORT", DEFAULT_PORT, 0),
@@ -154,6 +163,10 @@ class PdsConfig:
             ),
             report_service_url=report_url,
             report_service_did=report_did,
+            accepting_imports=_bool(env, "PDS_ACCEPTING_REPO_IMPORTS", True),
+            max_import_size=_int(env, "PDS_MAX_REPO_IMPORT_SIZE", blob_limit, 1024),
+            blob_grace_seconds=_int(env, "SKYLOFT_PDS_BLOB_GRACE_SECONDS", 3600, 1),
+            blob_sweep_seconds=_int(env, "SKYLOFT_PDS_BLOB_SWEEP_SECONDS", 600, 1),
         )
         if not 0 <= config.port <= 65535:
             raise ConfigError(f"PDS_PORT must be 0-65535, got {config.port}")

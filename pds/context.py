@@ -18,6 +18,7 @@ from pds.config import PdsConfig
 
 if TYPE_CHECKING:
     from pds.actor_store import ActorStores
+    from pds.blob_sweep import BlobSweeper
     from pds.mailer import Mailer
     from pds.ratelimit import RateLimiter
     from pds.sequencer import Sequencer
@@ -37,6 +38,7 @@ class AppContext:
     service_did: str
     mailer: Mailer
     limiter: RateLimiter
+    blob_sweeper: BlobSweeper
 
 
 def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> AppContext:

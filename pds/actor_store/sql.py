@@ -155,10 +155,13 @@ class ActorSql:
 
     # -- blobs: a row per stored blob; `temp_key` is set until a record first references it --
     def put_blob(self, cid: CID, mime: str, size: int, now: str) -> None:
-        # A repeated upload of a still-unreferenced blob restarts its grace period.
+        # A repeated upload of a still-unreferenced blob restarts its grace period; a blob an
+        # imported record already references (migration) is taken up at once.
         self.conn.execute(
             "INSERT INTO blob (cid, mime, size, temp_key, created_at)"
-            " VALUES (?, ?, ?, 'upload', ?) ON CONFLICT (cid) DO UPDATE"
+            " VALUES (?1, ?2, ?3, CASE WHEN EXISTS"
+            " (SELECT 1 FROM record_blob WHERE blob_cid = ?1) THEN NULL ELSE 'upload' END, ?4)"
+            " ON CONFLICT (cid) DO UPDATE"
             " SET created_at = excluded.created_at WHERE temp_key IS NOT NULL",
             (bytes(cid), mime, size, now),
         )
@@ -201,10 +204,19 @@ class ActorSql:
     def drop_stale_uploads(self, before: str) -> list[CID]:
         """Delete uploads that no record took up before `before`; returns them."""
         rows = self.conn.execute(
-            "DELETE FROM blob WHERE temp_key IS NOT NULL AND created_at < ? RETURNING cid",
+            "DELETE FROM blob WHERE temp_key IS NOT NULL AND created_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM record_blob WHERE blob_cid = blob.cid) RETURNING cid",
             (before,),
         ).fetchall()
         return [CID(row[0]) for row in rows]
+
+    def has_pending_uploads(self) -> bool:
+        """Whether any upload still waits for a record to take it up."""
+        row = self.conn.execute(
+            "SELECT 1 FROM blob WHERE temp_key IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM record_blob WHERE blob_cid = blob.cid) LIMIT 1"
+        ).fetchone()
+        return row is not None
 
     def list_blobs(self, since: str | None, cursor: CID | None, limit: int) -> list[CID]:
         """Referenced blobs in CID order; with `since`, those of records written after it."""

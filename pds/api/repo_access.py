@@ -20,8 +20,14 @@ async def find_account(ctx: AppContext, repo: str) -> Account | None:
     return await ctx.accounts.by_handle(repo.lower())
 
 
-async def own_repo(ctx: AppContext, auth: AuthContext, repo: str) -> tuple[Account, ActorStore]:
-    """The caller's own repo for a write: `repo` must name the authenticated account."""
+async def own_repo(
+    ctx: AppContext, auth: AuthContext, repo: str, *, deactivated_ok: bool = False
+) -> tuple[Account, ActorStore]:
+    """The caller's own repo for a write: `repo` must name the authenticated account.
+
+    `deactivated_ok`: what a migrating account does before activation (importRepo, blob
+    uploads, listMissingBlobs), which the reference allows while it refuses record writes.
+    """
     account = await find_account(ctx, repo)
     if account is None:
         raise InvalidRequest(f"Could not find repo: {repo}")
@@ -29,7 +35,7 @@ async def own_repo(ctx: AppContext, auth: AuthContext, repo: str) -> tuple[Accou
         raise AuthRequired()
     if account.takedown_ref is not None:
         raise InvalidRequest("Account has been taken down", "AccountTakedown")
-    if account.deactivated_at is not None:
+    if account.deactivated_at is not None and not deactivated_ok:
         raise InvalidRequest("Account is deactivated", "AccountDeactivated")
     return account, await open_store(ctx, account.did)
 
