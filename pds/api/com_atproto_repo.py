@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from atcore import cbor
 from atcore.cid import CID, parse_cid
 from atcore.errors import InvalidCid
+from atcore.xrpc.body import stream_body
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 from pds.accounts.sessions import did_doc
 from pds.actor_store.store import Txn
 from pds.api.repo_access import hidden_records, own_repo, readable_repo, require_record_served
-from pds.auth import access_auth
+from pds.auth import access_auth, access_full
 from pds.context import ctx_of
 from pds.repo_commit import CommitResult, WriteResult
+from pds.repo_import import import_repo
 from pds.repo_writer import MAX_WRITES, Write, apply_writes
 
 xrpc = Methods()
-
-# Uploads no record references within this time are deleted (the reference PDS keeps an hour).
-UNREFERENCED_BLOB_GRACE = timedelta(hours=1)
 
 _APPLY = "com.atproto.repo.applyWrites"
 _ACTIONS = {
@@ -194,17 +192,16 @@ async def describe_repo(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.procedure("com.atproto.repo.uploadBlob", auth=access_auth)
 async def upload_blob(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    account, store = await own_repo(ctx, req.auth, req.auth.did)
+    account, store = await own_repo(ctx, req.auth, req.auth.did, deactivated_ok=True)
     declared = req.request.headers.get("content-type")
     upload = await ctx.actors.blobs.upload(account.did, req.stream(), declared)
-    now = datetime.now(UTC)
-    cutoff = (now - UNREFERENCED_BLOB_GRACE).isoformat()
+    now = ctx.blob_sweeper.now().isoformat()
 
-    def record(txn: Txn) -> list[CID]:
-        txn.sql.put_blob(upload.cid, upload.mime, upload.size, now.isoformat())
-        return txn.sql.drop_stale_uploads(cutoff)
+    def record(txn: Txn) -> None:
+        txn.sql.put_blob(upload.cid, upload.mime, upload.size, now)
 
-    ctx.actors.blobs.delete(account.did, await store.transact(record))
+    await store.transact(record)
+    ctx.blob_sweeper.uploaded(account.did)
     ref = {"$type": "blob", "ref": upload.cid, "mimeType": upload.mime, "size": upload.size}
     return {"blob": ref}
 
@@ -212,7 +209,7 @@ async def upload_blob(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.query("com.atproto.repo.listMissingBlobs", auth=access_auth)
 async def list_missing_blobs(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    account, store = await own_repo(ctx, req.auth, req.auth.did)
+    account, store = await own_repo(ctx, req.auth, req.auth.did, deactivated_ok=True)
     limit = req.params.get("limit", 500)
     cursor = _cid(req.params.get("cursor"), "cursor")
     rows = await store.read(lambda sql: sql.missing_blobs(cursor, limit))
@@ -221,3 +218,13 @@ async def list_missing_blobs(req: XrpcRequest) -> dict[str, Any]:
     if len(rows) == limit:
         out["cursor"] = rows[-1][0].encode()
     return out
+
+
+@xrpc.procedure("com.atproto.repo.importRepo", auth=access_full)
+async def import_repo_(req: XrpcRequest) -> None:
+    ctx = ctx_of(req)
+    if not ctx.config.accepting_imports:
+        raise InvalidRequest("Service is not accepting repo imports")
+    account, _ = await own_repo(ctx, req.auth, req.auth.did, deactivated_ok=True)
+    body = stream_body(req.request, ctx.config.max_import_size)
+    await import_repo(ctx, account.did, account.active, body)
