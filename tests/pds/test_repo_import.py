@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import re
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -15,16 +18,22 @@ from atcore.car import read_car, write_car
 from atcore.cid import CID, cid_for_cbor, cid_for_raw, parse_cid
 from atcore.commit import create_commit, decode_commit, verify_commit
 from atcore.frames import CommitEvent, SyncEvent
+from atcore.identity.diddoc import parse_did_document
 from atcore.keys import PrivateKey, generate_k256
 from atcore.mst import tree
 from atcore.repo import RepoHead, export_blocks
 from atcore.syntax.did import Did
 from atcore.syntax.tid import Tid, TidClock, tid_from_timestamp
+from atcore.xrpc.stream import subscribe
 from pds.config import PdsConfig
-from tests.pds.conftest import Pds, pds_env, serve_in_process
+from pds.context import AppContext
+from skyloft.repo_cli import run_verify
+from tests.pds.conftest import PASSWORD, Pds, pds_env, serve_in_process
 from tests.pds.repo_env import check_commit_event
+from tests.pds.test_identity_migration import service_token
 from tests.pds.test_repo_blobs import PNG, post_with_image
-from tests.pds.test_server_accounts import error_of, events_of
+from tests.pds.test_server_accounts import error_of, events_of, plc_document
+from tests.servers import running_service
 
 pytestmark = pytest.mark.integration
 
@@ -214,3 +223,144 @@ async def test_imported_blob_refs_are_missing_until_uploaded_and_kept(pds: Pds) 
     assert await sweeper.sweep() == 0
     served = await pds.call("com.atproto.sync.getBlob", params={"did": did, "cid": referenced})
     assert served.status_code == 200 and served.content == wanted
+
+
+async def test_full_migration_between_two_pds_processes(tmp_path: Path, plc_url: str) -> None:
+    """pds-ACCOUNT_MIGRATION.md end to end over XRPC only: two `skyloft pds serve` processes
+    and the PLC directory process."""
+    async with AsyncExitStack() as stack:
+        old_url = stack.enter_context(
+            running_service("pds", tmp_path / "old", env=pds_env(plc_url))
+        )
+        new_url = stack.enter_context(
+            running_service("pds", tmp_path / "new", env=pds_env(plc_url))
+        )
+        old_client = await stack.enter_async_context(httpx.AsyncClient(base_url=old_url))
+        new_client = await stack.enter_async_context(httpx.AsyncClient(base_url=new_url))
+        # The tests' Pds helper, on a process: only its client is used.
+        old, new = Pds(old_client, cast(AppContext, None)), Pds(new_client, cast(AppContext, None))
+        account = await old.create_account("nina.test")
+        did, old_token = account["did"], account["accessJwt"]
+        images = [PNG + b"one", PNG + b"two"]
+        for n, data in enumerate(images):
+            headers = {"authorization": f"Bearer {old_token}", "content-type": "image/png"}
+            r = await old_client.post(
+                "/xrpc/com.atproto.repo.uploadBlob", content=data, headers=headers
+            )
+            assert r.status_code == 200, r.text
+            await create(old, did, old_token, {**post_with_image(r.json()["blob"]), "text": str(n)})
+        for n in range(5):
+            await create(old, did, old_token, post(f"plain {n}"))
+        prefs = {
+            "preferences": [{"$type": "app.bsky.actor.defs#adultContentPref", "enabled": True}]
+        }
+        r = await old.call("app.bsky.actor.putPreferences", prefs, token=old_token)
+        assert r.status_code == 200, r.text
+
+        # Account on the new PDS, proven with a service token from the old.
+        new_did = (await new.call("com.atproto.server.describeServer")).json()["did"]
+        token = await service_token(old, old_token, new_did)
+        body = {
+            "did": did,
+            "handle": "nina.test",
+            "email": "nina@example.com",
+            "password": PASSWORD,
+        }
+        r = await new.call("com.atproto.server.createAccount", body, token=token)
+        assert r.status_code == 200, r.text
+        new_token = r.json()["accessJwt"]
+
+        # Data: the repo, then its blobs, then preferences.
+        exported = await export(old, did)
+        r = await import_car(new, new_token, exported)
+        assert r.status_code == 200, r.text
+        status = (await new.call("com.atproto.server.checkAccountStatus", token=new_token)).json()
+        assert (status["activated"], status["indexedRecords"]) == (False, 7)
+        # A retry with only what changed since the export (guide-account-migration.md).
+        since = decode_commit(read_car(exported).blocks[read_car(exported).root]).rev
+        late = await create(old, did, old_token, post("written during the migration"))
+        r = await old.call("com.atproto.sync.getRepo", params={"did": did, "since": since})
+        assert (await import_car(new, new_token, r.content)).status_code == 200
+        missing = (await new.call("com.atproto.repo.listMissingBlobs", token=new_token)).json()
+        assert len(missing["blobs"]) == 2
+        for blob in missing["blobs"]:
+            got = await old.call(
+                "com.atproto.sync.getBlob", params={"did": did, "cid": blob["cid"]}
+            )
+            headers = {
+                "authorization": f"Bearer {new_token}",
+                "content-type": got.headers["content-type"],
+            }
+            r = await new_client.post(
+                "/xrpc/com.atproto.repo.uploadBlob", content=got.content, headers=headers
+            )
+            assert r.json()["blob"]["ref"]["$link"] == blob["cid"]
+        missing = (await new.call("com.atproto.repo.listMissingBlobs", token=new_token)).json()
+        assert missing["blobs"] == []
+        got_prefs = await old.call("app.bsky.actor.getPreferences", token=old_token)
+        r = await new.call("app.bsky.actor.putPreferences", got_prefs.json(), token=new_token)
+        assert r.status_code == 200, r.text
+
+        # Identity: the old PDS signs the PLC operation (its code is in its dev-mode mail log),
+        # the new one submits it, then the new account is activated and the old deactivated.
+        await old.call(
+            "com.atproto.identity.requestPlcOperationSignature", method="POST", token=old_token
+        )
+        code = re.findall(r"Your code: (\S+)", (tmp_path / "pds-old.log").read_text())[-1]
+        creds = await new.call("com.atproto.identity.getRecommendedDidCredentials", token=new_token)
+        signed = await old.call(
+            "com.atproto.identity.signPlcOperation",
+            {"token": code, **creds.json()},
+            token=old_token,
+        )
+        assert signed.status_code == 200, signed.text
+        r = await new.call(
+            "com.atproto.identity.submitPlcOperation",
+            {"operation": signed.json()["operation"]},
+            token=new_token,
+        )
+        assert r.status_code == 200, r.text
+        r = await new.call("com.atproto.server.activateAccount", method="POST", token=new_token)
+        assert r.status_code == 200, r.text
+        r = await old.call("com.atproto.server.deactivateAccount", {}, token=old_token)
+        assert r.status_code == 200, r.text
+
+        # Every record and blob is served by the new PDS, and its repo verifies with the key
+        # the DID document now names.
+        doc = parse_did_document(await plc_document(plc_url, did), Did(did))
+        assert doc.pds_endpoint is not None and doc.pds_endpoint.endswith(new_url.rsplit(":", 1)[1])
+        key = doc.require_signing_key()
+        for collection, count in ((POST, 8),):
+            params = {"repo": did, "collection": collection, "limit": 100}
+            listed = (await new.call("com.atproto.repo.listRecords", params=params)).json()
+            assert len(listed["records"]) == count
+            assert late["uri"] in {r["uri"] for r in listed["records"]}
+        for data in images:
+            cid = cid_for_raw(data).encode()
+            got = await new.call("com.atproto.sync.getBlob", params={"did": did, "cid": cid})
+            assert got.status_code == 200 and got.content == data
+        prefs_now = await new.call("app.bsky.actor.getPreferences", token=new_token)
+        assert prefs_now.json() == prefs
+        car_path = tmp_path / "migrated.car"
+        car_path.write_bytes(await export(new, did))
+        assert run_verify(argparse.Namespace(car=car_path, did_key=key.did_key())) == 0
+        head = (await new.call("com.atproto.sync.getLatestCommit", params={"did": did})).json()
+        migrated = read_car(car_path.read_bytes())
+        imported_data = decode_commit(migrated.blocks[migrated.root]).data
+
+        # The new firehose: a #sync of that head, verifying with the new key; a new write's
+        # #commit chains from it.
+        written = await create(new, did, new_token, post("first post from the new PDS"))
+        stream = f"{new_url}/xrpc/com.atproto.sync.subscribeRepos"
+        syncs: list[SyncEvent] = []
+        async for event in subscribe(stream, {"cursor": 0}):
+            if isinstance(event, SyncEvent) and event.did == did:
+                syncs.append(event)
+            if isinstance(event, CommitEvent) and event.rev == written["commit"]["rev"]:
+                break
+        sync_car = read_car(syncs[-1].blocks)
+        sync_commit = decode_commit(sync_car.blocks[sync_car.root])
+        assert (sync_car.root.encode(), syncs[-1].rev) == (head["cid"], head["rev"])
+        assert verify_commit(sync_commit, key) and sync_commit.data == imported_data
+        assert event.since == head["rev"] and event.prev_data == imported_data
+        check_commit_event(event, key)
