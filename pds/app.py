@@ -69,7 +69,7 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             stack.push_async_callback(http.aclose)
             accounts = await AccountStore.open(config.account_db_path)
             stack.push_async_callback(accounts.close)
-            actors = ActorStores(config.data_dir / "actors")
+            actors = ActorStores(config.data_dir / "actors", config.blobstore_dir)
             stack.push_async_callback(actors.close)
             sweeper = BlobSweeper(
                 actors, timedelta(seconds=config.blob_grace_seconds), config.blob_sweep_seconds

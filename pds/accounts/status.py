@@ -19,7 +19,6 @@ from pds.actor_store.sql import ActorSql, RootRow
 from pds.context import AppContext
 
 # Records counted per query when sizing a repo.
-COUNT_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -57,22 +56,10 @@ async def repo_root(ctx: AppContext, did: str) -> tuple[RootRow, bytes] | None:
     return await store.read(read)
 
 
-def _count(sql: ActorSql) -> tuple[int, int]:
-    """(blocks, records) of a repo; read in pages so memory stays bounded."""
-    blocks = sum(1 for _ in sql.blocks_since(""))
-    records = 0
-    for collection in sql.collections():
-        cursor = None
-        while page := sql.list_records(collection, COUNT_PAGE, cursor, True):
-            records += len(page)
-            cursor = page[-1].rkey
-    return blocks, records
-
-
-async def repo_counts(ctx: AppContext, did: str) -> tuple[int, int]:
-    """How many blocks and indexed records the account's repo holds (for checkAccountStatus)."""
+async def repo_stats(ctx: AppContext, did: str) -> tuple[int, int, int, int]:
+    """(blocks, indexed records, expected blobs, imported blobs) for checkAccountStatus."""
     store = await ctx.actors.open(did)
-    return await store.read(_count)
+    return await store.read(ActorSql.stats)
 
 
 async def activate(ctx: AppContext, account: Account) -> None:

@@ -210,6 +210,16 @@ class ActorSql:
         ).fetchall()
         return [CID(row[0]) for row in rows]
 
+    def stats(self) -> tuple[int, int, int, int]:
+        """(blocks, records, blobs records reference, of those the ones stored here)."""
+        row = self.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM block), (SELECT COUNT(*) FROM record),"
+            " (SELECT COUNT(DISTINCT blob_cid) FROM record_blob),"
+            " (SELECT COUNT(DISTINCT rb.blob_cid) FROM record_blob rb"
+            "  JOIN blob b ON b.cid = rb.blob_cid)"
+        ).fetchone()
+        return row[0], row[1], row[2], row[3]
+
     def has_pending_uploads(self) -> bool:
         """Whether any upload still waits for a record to take it up."""
         row = self.conn.execute(

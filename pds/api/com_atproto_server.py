@@ -34,7 +34,7 @@ from pds.accounts.sessions import (
     service_jwt,
     session_view,
 )
-from pds.accounts.status import activate, check_did, deactivate, repo_counts, repo_root
+from pds.accounts.status import activate, check_did, deactivate, repo_root, repo_stats
 from pds.accounts.store import Account, now_iso
 from pds.accounts.tokens import RefreshRefused
 from pds.auth import (
@@ -204,7 +204,7 @@ async def check_account_status(req: XrpcRequest) -> dict[str, Any]:
     if head is None:
         raise InvalidRequest("Repo not found", "RepoNotFound")
     root = head[0]
-    blocks, records = await repo_counts(ctx, account.did)
+    blocks, records, expected_blobs, imported_blobs = await repo_stats(ctx, account.did)
     return {
         "activated": account.active,
         "validDid": (await check_did(ctx, account.did)).valid,
@@ -213,9 +213,8 @@ async def check_account_status(req: XrpcRequest) -> dict[str, Any]:
         "repoBlocks": blocks,
         "indexedRecords": records,
         "privateStateValues": 0,
-        # Blob tracking is not there yet: no record here refers to a stored blob.
-        "expectedBlobs": 0,
-        "importedBlobs": 0,
+        "expectedBlobs": expected_blobs,
+        "importedBlobs": imported_blobs,
     }
 
 

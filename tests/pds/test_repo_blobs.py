@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from atcore.cid import parse_cid
-from tests.pds.conftest import Pds
+from pds.config import PdsConfig
+from tests.pds.conftest import Pds, pds_env, serve_in_process
 
 POST = "app.bsky.feed.post"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
@@ -89,3 +91,19 @@ async def test_records_need_their_blobs(pds: Pds) -> None:
         headers={"authorization": f"Bearer {token}", "content-type": "text/plain"},
     )
     assert r.status_code == 413
+
+
+async def test_blobs_live_under_pds_blobstore_disk_location(tmp_path: Path, plc_url: str) -> None:
+    env = pds_env(plc_url, PDS_BLOBSTORE_DISK_LOCATION=str(tmp_path / "elsewhere"))
+    config = PdsConfig.load(env, data_dir=str(tmp_path / "pds"), port=2583)
+    async for pds in serve_in_process(config):
+        created = await pds.create_account("bea.test")
+        headers = {
+            "authorization": f"Bearer {created['accessJwt']}",
+            "content-type": "image/png",
+        }
+        r = await pds.client.post("/xrpc/com.atproto.repo.uploadBlob", content=PNG, headers=headers)
+        assert r.status_code == 200, r.text
+    stored = [p for p in (tmp_path / "elsewhere").rglob("*") if p.is_file()]
+    assert [p.read_bytes() for p in stored] == [PNG]
+    assert not (tmp_path / "pds" / "blocks").exists()

@@ -283,6 +283,8 @@ async def test_full_migration_between_two_pds_processes(tmp_path: Path, plc_url:
         assert (await import_car(new, new_token, r.content)).status_code == 200
         missing = (await new.call("com.atproto.repo.listMissingBlobs", token=new_token)).json()
         assert len(missing["blobs"]) == 2
+        status = (await new.call("com.atproto.server.checkAccountStatus", token=new_token)).json()
+        assert (status["expectedBlobs"], status["importedBlobs"]) == (2, 0)
         for blob in missing["blobs"]:
             got = await old.call(
                 "com.atproto.sync.getBlob", params={"did": did, "cid": blob["cid"]}
@@ -297,6 +299,8 @@ async def test_full_migration_between_two_pds_processes(tmp_path: Path, plc_url:
             assert r.json()["blob"]["ref"]["$link"] == blob["cid"]
         missing = (await new.call("com.atproto.repo.listMissingBlobs", token=new_token)).json()
         assert missing["blobs"] == []
+        status = (await new.call("com.atproto.server.checkAccountStatus", token=new_token)).json()
+        assert (status["expectedBlobs"], status["importedBlobs"]) == (2, 2)
         got_prefs = await old.call("app.bsky.actor.getPreferences", token=old_token)
         r = await new.call("app.bsky.actor.putPreferences", got_prefs.json(), token=new_token)
         assert r.status_code == 200, r.text
