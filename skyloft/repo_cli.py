@@ -52,7 +52,8 @@ def _guarded(command: Any) -> Any:
             result: int = command(args)
             return result
         except MissingBlock as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            missing = exc.cid.encode() if isinstance(exc.cid, CID) else exc.cid
+            print(f"error: missing block {missing}", file=sys.stderr)
         except (ValueError, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -60,18 +61,30 @@ def _guarded(command: Any) -> Any:
     return run
 
 
-def load(path: Path, store: MemoryBlockStore | None = None) -> tuple[MemoryBlockStore, RepoHead]:
-    """Read and hash-check every block of a CAR, then classify its root."""
+def load(path: Path) -> tuple[MemoryBlockStore, RepoHead, int]:
+    """Read a CAR and check all of it; returns its blocks, head and number of records.
+
+    Every block's hash, the root, the MST's canonical layout (sorted keys, heights, node
+    schema) and every record's presence and strict DAG-CBOR. Each CAR is checked on its own,
+    so a block missing from one file is reported even when the other file of a diff holds it.
+    """
     with path.open("rb") as stream:
         car = read_car(stream)
-    store = store if store is not None else MemoryBlockStore()
-    for cid, block in car.blocks.items():
-        store.put(cid, block)
-    return store, read_head(store, car.root)
+    store = MemoryBlockStore(car.blocks.items())
+    head = read_head(store, car.root)
+    records = walk.validate_tree(store, head.data)
+    for key, cid in walk.walk(store, head.data):
+        try:
+            cbor.decode(store.get(cid))
+        except MissingBlock:
+            raise MissingBlock(f"{cid.encode()} (record {key}) in {path}") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: record {key} ({cid.encode()}): {exc}") from exc
+    return store, head, records
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    store, head = load(args.car)
+    store, head, _ = load(args.car)
     if args.records:
         did = head.commit.did if head.commit else None
         for key, cid in walk.walk(store, head.data):
@@ -98,15 +111,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    store, head = load(args.car)
-    records = walk.validate_tree(store, head.data)
-    for key, cid in walk.walk(store, head.data):
-        try:
-            cbor.decode(store.get(cid))
-        except MissingBlock:
-            raise MissingBlock(f"{cid.encode()} (record {key})") from None
-        except ValueError as exc:
-            raise ValueError(f"record {key} ({cid.encode()}): {exc}") from exc
+    store, head, records = load(args.car)
     signature = "signature not checked (no --did-key)"
     if args.did_key:
         if head.commit is None:
@@ -120,8 +125,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    store, old = load(args.old)
-    store, new = load(args.new, store)
+    old_store, old, _ = load(args.old)
+    new_store, new, _ = load(args.new)
+    store = MemoryBlockStore([*old_store, *new_store])
     result = mst_diff.diff(store, old.data, new.data)
     ops = result.record_ops
     written = [op.key for op in ops if op.new is not None]

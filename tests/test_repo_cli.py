@@ -17,7 +17,7 @@ from atcore.cid import cid_for_cbor, parse_cid
 from atcore.keys import generate_k256
 from atcore.mst import invert, tree
 from atcore.mst.diff import RecordOp
-from atcore.repo import RepoHead, build_repo, export_blocks
+from atcore.repo import RepoHead, build_repo, export_blocks, read_head
 from atcore.syntax.did import parse_did
 from atcore.syntax.tid import TidClock
 
@@ -170,3 +170,77 @@ def test_bad_paths_and_garbage(tmp_path: Path) -> None:
         result = skyloft("repo", *args)
         assert result.returncode == 1 and result.stderr.startswith("error: ")
         assert "Traceback" not in result.stderr
+
+
+def _bare(path: Path, recs: list[tuple[str, dict[str, Any]]]) -> None:
+    store = MemoryBlockStore()
+    head = build_repo(store, DID, KEY, TidClock().next(), recs)
+    bare = RepoHead(head.data, None, head.data)
+    path.write_bytes(write_car(head.data, export_blocks(store, bare)))
+
+
+def test_diff_and_inspect_of_bare_mst_roots(repos: tuple[Path, Path], tmp_path: Path) -> None:
+    old, new = tmp_path / "old.car", tmp_path / "new.car"
+    _bare(old, records(60))
+    _bare(new, records(60, edited=True))
+    signed = json.loads(skyloft("repo", "diff", *map(str, repos)).stdout)
+    # A bare root has no commit block, so only the firehose list differs from the signed diff.
+    commit = read_car(repos[1].read_bytes()).root.encode()
+    for pair in ((old, new), (repos[0], new), (old, repos[1])):
+        result = skyloft("repo", "diff", *map(str, pair))
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout)
+        for name in ("record_ops", "created_nodes", "deleted_nodes", "proof_nodes"):
+            assert out[name] == signed[name]
+        expected = set(signed["firehose_cids"]) - ({commit} if pair[1] == new else set())
+        assert out["firehose_cids"] == sorted(expected)
+        assert (pair[1] == new) != (commit in out["firehose_cids"])
+    assert "bare MST, 61 records" in skyloft("repo", "verify", str(old)).stdout
+    lines = skyloft("repo", "inspect", str(old), "--records").stdout.splitlines()
+    assert json.loads(lines[0])["rpath"] == "app.bsky.actor.profile/self"
+
+
+def _bad_inputs(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    """One broken copy of `good` per kind of bad input, with the message expected for it."""
+    raw = good.read_bytes()
+    car = read_car(raw)
+    blocks = list(car.blocks.items())
+    flipped = bytearray(raw)
+    flipped[-5] ^= 0x01
+    sloppy = bytes.fromhex("a2616201616101")  # {"b": 1, "a": 1}: keys out of order
+    store = MemoryBlockStore(blocks)
+    head = read_head(store, car.root)
+    store.put(cid_for_cbor(sloppy), sloppy)
+    root = tree.put(store, head.data, "com.example.thing/self", cid_for_cbor(sloppy))
+    variants = {
+        "truncated": (raw[:-7], "truncated"),
+        "wrong-hash": (bytes(flipped), "does not match its hash"),
+        "non-canonical": (write_car(root, export_blocks(store, read_head(store, root))), "key"),
+        # The last block is a record, the second an MST node: both must be reported as missing.
+        "missing-record": (write_car(car.root, blocks[:-1]), "missing block"),
+        "missing-node": (write_car(car.root, [blocks[0], *blocks[2:]]), "missing block"),
+    }
+    out = {}
+    for name, (data, message) in variants.items():
+        (folder / f"{name}.car").write_bytes(data)
+        out[name] = (folder / f"{name}.car", message)
+    return out
+
+
+COMMANDS = ["inspect", "inspect --records", "verify", "diff-old", "diff-new"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_rejects_bad_input(
+    repos: tuple[Path, Path], tmp_path: Path, command: str
+) -> None:
+    for name, (bad, message) in _bad_inputs(repos[0], tmp_path).items():
+        if command.startswith("diff"):
+            # The other CAR holds every block the broken one lacks: each file stands alone.
+            pair = (bad, repos[0]) if command == "diff-old" else (repos[0], bad)
+            result = skyloft("repo", "diff", *map(str, pair))
+        else:
+            result = skyloft("repo", *command.split(), str(bad))
+        assert result.returncode == 1, (name, result.stdout)
+        assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+        assert message in result.stderr and "CID(" not in result.stderr, (name, result.stderr)
