@@ -24,7 +24,7 @@ ALICE = "did:plc:alice234567abcdefghijklm"
 BOB = "did:plc:bob4567abcdefghijklmnopq"
 POST = "app.bsky.feed.post"
 _CLOCK = TidClock()
-RK = {name: str(_CLOCK.next()) for name in ("a", "b", "c", "k", "t", "new", "zzz")}
+RK = {name: str(_CLOCK.next()) for name in ("a", "b", "c", "k", "t", "u", "new", "zzz")}
 
 
 def post(text: str) -> dict[str, object]:
@@ -152,6 +152,11 @@ async def test_validation_semantics(env: RepoEnv) -> None:
     store = await env.actors.open(ALICE)
     row = await store.read(lambda sql: sql.get_record(POST, RK["t"]))
     assert row is not None and cbor.decode(row.value)["$type"] == POST
+    # Like the reference, a missing $type is filled in even when validation is skipped.
+    untyped = Write("create", POST, RK["u"], {"text": "u"}, validate=False)
+    assert await apply_writes(env, ALICE, [untyped]) is not None
+    row = await store.read(lambda sql: sql.get_record(POST, RK["u"]))
+    assert row is not None and cbor.decode(row.value) == {"$type": POST, "text": "u"}
     with pytest.raises(InvalidRequest):  # an rkey the lexicon's key type (tid) refuses
         await apply_writes(env, ALICE, [Write("create", POST, "self", post("x"))])
 
