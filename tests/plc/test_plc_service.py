@@ -22,11 +22,13 @@ from atcore.identity.plc import (
     tombstone_op,
     update_op,
 )
-from atcore.identity.plc_log import LogEntry, validate_log
+from atcore.identity.plc_data import operation_data
+from atcore.identity.plc_log import LogEntry, parse_timestamp, validate_log
 from atcore.keys import PrivateKey, generate_k256, generate_p256
 from plc.app import create_app
 from plc.config import PlcConfig
 from tests.servers import running_service
+from tests.vectors import PLC_INTEROP
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -295,3 +297,36 @@ async def test_clock_stepping_back_keeps_log_order(local: tuple[httpx.AsyncClien
     assert (await _post(client, did, update)).status_code == 200
     audit = (await client.get(f"/{did}/log/audit")).json()
     assert [e["createdAt"] for e in audit] == ["2025-06-01T12:00:00.000Z"] * 2
+
+
+AUDIT_VECTORS = sorted((PLC_INTEROP / "audit_log").glob("*/*.json"))
+
+
+@pytest.mark.parametrize("path", AUDIT_VECTORS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+async def test_interop_logs_replayed_through_the_service(
+    local: tuple[httpx.AsyncClient, Clock], path: Path
+) -> None:
+    """Each official log, op by op at its own createdAt: valid ones rebuild the same audit log
+    and final document, invalid ones get a 400 and the offending op is not stored."""
+    client, clock = local
+    entries = json.loads(path.read_text())
+    did = entries[0]["did"]
+    statuses = []
+    for entry in entries:
+        clock.now = parse_timestamp(entry["createdAt"])
+        statuses.append((await _post(client, did, entry["operation"])).status_code)
+    response = await client.get(f"/{did}/log/audit")
+    audit = response.json() if response.status_code == 200 else []
+    if path.parent.name == "invalid":
+        assert 400 in statuses and set(statuses) <= {200, 400}
+        rejected = [e for e, s in zip(entries, statuses, strict=True) if s != 200]
+        assert not {e["cid"] for e in audit} & {op_cid(e["operation"]) for e in rejected}
+        return
+    assert statuses == [200] * len(entries)
+    assert audit == entries
+    live = [e["operation"] for e in entries if not e["nullified"]]
+    response = await client.get(f"/{did}/data")
+    if live[-1]["type"] == "plc_tombstone":
+        assert response.status_code == 410
+    else:
+        assert response.json() == {"did": did, **operation_data(live[-1])}
