@@ -368,3 +368,15 @@ async def test_invalidate_forgets_the_claimed_handle(
     assert (await resolver.resolve_identity(PLC_DID)).handle == "alice.test"  # cached
     resolver.invalidate(PLC_DID)
     assert (await resolver.resolve_identity(PLC_DID)).handle is None
+
+
+async def test_claimed_handle_compares_case_insensitively(
+    server: LocalServer, http: httpx.AsyncClient
+) -> None:
+    # A document may spell its handle in any case; the handle still verifies, in normal form.
+    server.route("plc.test", f"/{PLC_DID}", reply(200, plc_doc(handle="Alice.TEST")))
+    server.route("alice.test", "/.well-known/atproto-did", reply(200, PLC_DID))
+    resolver = make_resolver(server, http)
+    for query in (PLC_DID, "alice.test", "ALICE.Test"):
+        identity = await resolver.resolve_identity(query)
+        assert (identity.did, identity.handle) == (PLC_DID, "alice.test")
