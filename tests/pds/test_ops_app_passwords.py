@@ -61,10 +61,18 @@ async def test_app_password_lifecycle_and_scope(pds: Pds) -> None:
         ("com.atproto.server.updateEmail", {"email": "new@example.com"}),
         ("com.atproto.server.deactivateAccount", {}),
         ("com.atproto.identity.requestPlcOperationSignature", None),
+        ("com.atproto.identity.signPlcOperation", {}),
+        ("com.atproto.identity.submitPlcOperation", {"operation": {}}),
+        ("com.atproto.server.activateAccount", None),
+        ("com.atproto.server.requestEmailConfirmation", None),
+        ("com.atproto.server.confirmEmail", {"email": "a@example.com", "token": "x"}),
+        ("com.atproto.repo.importRepo", None),
     ]
     for nsid, input_ in refused:
         response = await pds.call(nsid, input_, token=app_token, method="POST")
         assert error_of(response) == (400, "InvalidToken"), nsid
+    invites = await pds.call("com.atproto.server.getAccountInviteCodes", token=app_token)
+    assert error_of(invites) == (400, "InvalidToken")
 
     # Refreshing keeps the narrow scope; revoking ends the password and its sessions.
     refresh = "com.atproto.server.refreshSession"
