@@ -53,7 +53,7 @@ async def test_app_password_lifecycle_and_scope(pds: Pds) -> None:
     record = {"$type": "app.bsky.feed.post", "text": "hi", "createdAt": "2024-01-01T00:00:00Z"}
     write = {"repo": account["did"], "collection": "app.bsky.feed.post", "record": record}
     assert (await pds.call("com.atproto.repo.createRecord", write, token=app_token)).is_success
-    refused = [
+    refused: list[tuple[str, dict[str, Any] | None]] = [
         (CREATE_APP, {"name": "other"}),
         (REVOKE_APP, {"name": "bot"}),
         ("com.atproto.server.requestAccountDelete", None),
