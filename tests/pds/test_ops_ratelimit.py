@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from pds.config import PdsConfig
-from pds.ratelimit import Limit, RateLimiter
+from pds.ratelimit import GLOBAL, METHOD_LIMITS, WRITE_POINTS, Limit, RateLimiter
 from tests.pds.appview_standin import appview_standin
 from tests.pds.conftest import PASSWORD, Pds, serve_in_process
 from tests.pds.test_server_accounts import error_of
@@ -32,6 +32,29 @@ async def limited(pds_config: PdsConfig) -> AsyncIterator[tuple[Pds, Clock]]:
     async for pds in serve_in_process(config):
         pds.ctx.limiter.clock = clock
         yield pds, clock
+
+
+# The reference's published defaults (bskydocs-rate-limits.md): method -> (points, seconds).
+DOCUMENTED = {
+    "com.atproto.server.createAccount": {(100, 300)},
+    "com.atproto.server.createSession": {(30, 300), (300, 86400)},
+    "com.atproto.server.deleteAccount": {(50, 300)},
+    "com.atproto.server.resetPassword": {(50, 300)},
+    "com.atproto.identity.updateHandle": {(10, 300), (50, 86400)},
+    "com.atproto.repo.applyWrites": {(5000, 3600), (35000, 86400)},
+}
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    assert (GLOBAL.points, GLOBAL.seconds) == (3000, 300)
+    for method, limits in DOCUMENTED.items():
+        assert {(limit.points, limit.seconds) for limit in METHOD_LIMITS[method]} == limits
+    assert WRITE_POINTS == {"create": 3, "update": 2, "delete": 1}
+    for write in ("createRecord", "putRecord", "deleteRecord"):
+        assert (
+            METHOD_LIMITS[f"com.atproto.repo.{write}"]
+            == METHOD_LIMITS["com.atproto.repo.applyWrites"]
+        )
 
 
 def test_windows_are_fixed_and_bounded() -> None:
