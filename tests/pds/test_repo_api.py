@@ -100,9 +100,12 @@ async def test_writes_need_own_repo_and_valid_records(pds: Pds) -> None:
     other, _ = await account(pds, "bob.test")
     body = {"repo": other, "collection": POST, "record": post("x")}
     r = await pds.call("com.atproto.repo.createRecord", body, token=token)
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.json()["error"] == "AuthenticationRequired"
     r = await pds.call("com.atproto.repo.createRecord", {**body, "repo": did})
-    assert r.status_code == 401
+    assert r.status_code == 401 and r.json()["error"] == "AuthenticationRequired"
+    huge = {**body, "repo": did, "record": post("x" * 200_000)}
+    r = await pds.call("com.atproto.repo.createRecord", huge, token=token)
+    assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge"
     r = await pds.call(
         "com.atproto.repo.createRecord",
         {"repo": did, "collection": POST, "record": {"$type": POST, "text": 5}},
@@ -115,6 +118,11 @@ async def test_writes_need_own_repo_and_valid_records(pds: Pds) -> None:
         token=token,
     )
     assert r.status_code == 200 and r.json()["validationStatus"] == "unknown"
+    unknown = {"repo": did, "collection": "com.example.unknown", "record": {"n": 2}}
+    r = await pds.call("com.atproto.repo.createRecord", {**unknown, "validate": True}, token=token)
+    assert r.status_code == 400 and "Lexicon not found" in r.json()["message"]
+    r = await pds.call("com.atproto.repo.createRecord", {**unknown, "validate": False}, token=token)
+    assert r.status_code == 200 and "validationStatus" not in r.json()
     describe = await pds.call("com.atproto.repo.describeRepo", params={"repo": did})
     assert describe.status_code == 200
     assert describe.json()["collections"] == ["com.example.unknown"]

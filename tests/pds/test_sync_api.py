@@ -11,7 +11,7 @@ from atcore.car import read_car
 from atcore.commit import verify_commit
 from atcore.errors import MissingBlock
 from atcore.mst import tree, walk
-from atcore.repo import read_head
+from atcore.repo import export_blocks, read_head
 from atcore.syntax.tid import TidClock
 from tests.pds.conftest import Pds
 
@@ -59,6 +59,8 @@ async def test_get_repo_exports_a_verifiable_repo(pds: Pds) -> None:
     assert verify_commit(head.commit, key.public_key())
     assert walk.validate_tree(store, head.data) == len(rkeys)
     assert sorted(k for k, _ in walk.walk(store, head.data)) == [f"{POST}/{k}" for k in rkeys]
+    # Commit, then MST nodes in pre-order with each node's records after it (spec-repository).
+    assert list(car.blocks) == [cid for cid, _ in export_blocks(store, head)]
     again = await pds.call("com.atproto.sync.getRepo", params={"did": did})
     assert again.content == r.content  # deterministic
 
