@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from atcore.frames import AccountEvent
@@ -258,6 +259,11 @@ def run_admin(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 
+def login_status(url: str, did: str, password: str) -> int:
+    body = {"identifier": did, "password": password}
+    return httpx.post(f"{url}/xrpc/com.atproto.server.createSession", json=body).status_code
+
+
 def test_admin_cli_against_a_running_pds(tmp_path: Path, plc_url: str) -> None:
     env = pds_env(plc_url, PDS_INVITE_REQUIRED="true")
     with running_service("pds", tmp_path / "pds", env=env) as url:
@@ -270,13 +276,22 @@ def test_admin_cli_against_a_running_pds(tmp_path: Path, plc_url: str) -> None:
         listed = run_admin(url, "account", "list")
         assert listed.stdout.splitlines()[0].split() == ["Handle", "Email", "DID", "Status"]
         assert f"kim.test  kim@example.com  {did}  active" in listed.stdout
+        assert login_status(url, did, password) == 200
         assert run_admin(url, "account", "takedown", did, "--ref", "abuse").returncode == 0
         assert f"{did}  takendown" in run_admin(url, "account", "list").stdout
+        assert login_status(url, did, password) == 401
         assert run_admin(url, "account", "untakedown", did).returncode == 0
         reset = run_admin(url, "account", "reset-password", did)
         assert reset.returncode == 0 and did in reset.stdout
+        new_password = reset.stdout.splitlines()[-1].split()[-1]
+        assert login_status(url, did, password) == 401
+        assert login_status(url, did, new_password) == 200
         code = run_admin(url, "invite", "create", "--uses", "3")
         assert code.returncode == 0 and code.stdout.strip()
+        signup = {"handle": "lee.test", "email": "lee@example.com", "password": PASSWORD}
+        signup["inviteCode"] = code.stdout.strip()
+        created = httpx.post(f"{url}/xrpc/com.atproto.server.createAccount", json=signup)
+        assert created.status_code == 200, created.text
         wrong = subprocess.run(
             [sys.executable, "-m", "skyloft", "pds", "admin", "--url", url, "--password", "x"]
             + ["account", "list"],
