@@ -90,7 +90,7 @@ async def test_records_need_their_blobs(pds: Pds) -> None:
         content=too_big,
         headers={"authorization": f"Bearer {token}", "content-type": "text/plain"},
     )
-    assert r.status_code == 413
+    assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge"
 
 
 async def test_blobs_live_under_pds_blobstore_disk_location(tmp_path: Path, plc_url: str) -> None:

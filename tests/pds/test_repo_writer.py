@@ -212,6 +212,18 @@ async def test_concurrent_writes_serialise_per_account(env: RepoEnv) -> None:
             check_commit_event(event, keys[did].public_key())
 
 
+async def test_a_busy_account_does_not_block_another(env: RepoEnv) -> None:
+    await env.new_account(ALICE)
+    await env.new_account(BOB)
+    async with env.actors.lock(ALICE):  # as if a slow commit of ALICE's were under way
+        write = [Write("create", POST, None, post("x"))]
+        assert await asyncio.wait_for(apply_writes(env, BOB, write), 5) is not None
+        alice = asyncio.create_task(apply_writes(env, ALICE, write))
+        await asyncio.sleep(0.05)
+        assert not alice.done()  # but ALICE's own writes wait their turn
+    assert await alice is not None
+
+
 async def test_crash_between_store_and_log_is_recovered(tmp_path: Path) -> None:
     import functools
 
