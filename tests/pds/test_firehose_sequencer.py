@@ -93,6 +93,17 @@ async def test_live_subscriber_without_cursor_gets_only_new_events(sequencer: Se
     await gen.aclose()
 
 
+async def test_each_event_is_encoded_once_for_all_subscribers(sequencer: Sequencer) -> None:
+    subscribers = [sequencer.subscribe(None) for _ in range(3)]
+    nexts = [asyncio.create_task(anext(gen)) for gen in subscribers]
+    await asyncio.sleep(0.01)
+    await sequencer.emit_identity(DID, "shared.test")
+    frames = await asyncio.wait_for(asyncio.gather(*nexts), 5)
+    assert all(frame is frames[0] for frame in frames)  # one bytes object, not three encodings
+    for gen in subscribers:
+        await gen.aclose()
+
+
 async def test_future_cursor_is_refused(sequencer: Sequencer) -> None:
     await sequencer.emit_identity(DID, None)
     with pytest.raises(InvalidRequest) as caught:
