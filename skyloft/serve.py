@@ -5,8 +5,9 @@ We bind the listening socket ourselves so `--port 0` yields a known port, and pr
 already listening then, so a client reading that line can connect at once. Everything else goes
 to stderr. SIGTERM and SIGINT stop the server gracefully, and the process exits 0.
 
-The server is hypercorn unless `SKYLOFT_ASGI_SERVER` names another (read once, at start-up):
-- `hypercorn` (default): HTTP/1.1 and HTTP/2, websockets through wsproto, TLS if wanted;
+The server is the service's default (hypercorn unless the service names another: the relay
+serves its firehose with uvicorn) unless `SKYLOFT_ASGI_SERVER` names one (read once, at start-up):
+- `hypercorn`: HTTP/1.1 and HTTP/2, websockets through wsproto, TLS if wanted;
 - `uvicorn`: uvicorn with httptools and the `websockets` library, on uvloop when installed
   (`pip install uvicorn httptools uvloop`). HTTP/1.1 keep-alive and websockets; several times
   less CPU per request than hypercorn here (README, "Performance").
@@ -37,6 +38,7 @@ Runner = Callable[[Coroutine[Any, Any, None]], None]
 DEFAULT_HOST = "127.0.0.1"
 SERVER_ENV: Final = "SKYLOFT_ASGI_SERVER"
 SERVERS: Final = ("hypercorn", "uvicorn")
+DEFAULT_SERVER: Final = "hypercorn"
 GRACEFUL_SECONDS = 5.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -120,9 +122,9 @@ async def _uvicorn(app: ASGIApp, sock: socket.socket) -> None:
         raise SystemExit("the app failed to start")
 
 
-def server_name(environ: Mapping[str, str]) -> str:
-    """The ASGI server `SKYLOFT_ASGI_SERVER` names (hypercorn when unset)."""
-    name = environ.get(SERVER_ENV, "").strip().lower() or "hypercorn"
+def server_name(environ: Mapping[str, str], default: str = DEFAULT_SERVER) -> str:
+    """The ASGI server `SKYLOFT_ASGI_SERVER` names (`default` when unset)."""
+    name = environ.get(SERVER_ENV, "").strip().lower() or default
     if name not in SERVERS:
         raise SystemExit(f"{SERVER_ENV} must be one of {', '.join(SERVERS)}, not {name!r}")
     return name
@@ -144,9 +146,16 @@ def listen(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
     return socket.create_server((host, port), family=family)
 
 
-def serve_app(app: ASGIApp, sock: socket.socket, out: TextIO | None = None) -> None:
-    """Serve `app` on the listening `sock` until SIGTERM or SIGINT. Logs go to stderr."""
-    server = server_name(os.environ)
+def serve_app(
+    app: ASGIApp,
+    sock: socket.socket,
+    out: TextIO | None = None,
+    *,
+    default_server: str = DEFAULT_SERVER,
+) -> None:
+    """Serve `app` on the listening `sock` until SIGTERM or SIGINT, with the server
+    `SKYLOFT_ASGI_SERVER` names or else `default_server`. Logs go to stderr."""
+    server = server_name(os.environ, default_server)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
