@@ -12,7 +12,7 @@ from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import PrivateKey
 from atcore.lexicon import Catalog
-from atcore.xrpc.router import SubscriptionRequest, XrpcRequest
+from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
 from pds.accounts.store import AccountStore
 from pds.config import PdsConfig
 
@@ -43,11 +43,5 @@ class AppContext:
 
 def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> AppContext:
     """The context of the app serving `req` (an XRPC request, a subscription or a connection)."""
-    if isinstance(req, XrpcRequest):
-        conn: HTTPConnection = req.request
-    elif isinstance(req, SubscriptionRequest):
-        conn = req.websocket
-    else:
-        conn = req
-    ctx: AppContext = conn.app.state.ctx
+    ctx: AppContext = app_state(req).ctx
     return ctx

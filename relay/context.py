@@ -9,7 +9,7 @@ import httpx
 from starlette.requests import HTTPConnection
 
 from atcore.identity.resolver import IdentityResolver
-from atcore.xrpc.router import SubscriptionRequest, XrpcRequest
+from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
 from relay.config import RelayConfig
 from relay.crawler import Crawler
 from relay.db import Database
@@ -35,11 +35,5 @@ class RelayContext:
 
 def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> RelayContext:
     """The context of the app serving `req` (an XRPC request, a subscription or a connection)."""
-    if isinstance(req, XrpcRequest):
-        conn: HTTPConnection = req.request
-    elif isinstance(req, SubscriptionRequest):
-        conn = req.websocket
-    else:
-        conn = req
-    ctx: RelayContext = conn.app.state.ctx
+    ctx: RelayContext = app_state(req).ctx
     return ctx

@@ -90,6 +90,18 @@ class SubscriptionRequest:
     auth: Any = None
 
 
+def app_state(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> Any:
+    """`app.state` of the app serving `req` (an XRPC request, a subscription or a connection):
+    where each service's lifespan puts its context."""
+    if isinstance(req, XrpcRequest):
+        conn: HTTPConnection = req.request
+    elif isinstance(req, SubscriptionRequest):
+        conn = req.websocket
+    else:
+        conn = req
+    return conn.app.state
+
+
 def query_params(params: QueryParams) -> dict[str, list[str]]:
     """URL query parameters with repeats kept, as lexicon arrays need them."""
     grouped: dict[str, list[str]] = {}
