@@ -19,6 +19,7 @@ from atcore.mst.node import (
     encode_fields,
     entry_cbor,
     entry_head,
+    entry_offsets,
     link_cbor,
     link_size,
 )
@@ -49,10 +50,10 @@ def from_block(height: int, data: bytes, fields: Fields) -> Node:
 
 
 def _offsets(node: Node) -> Offsets:
-    # A strictly decoded block is the canonical encoding of its fields, so re-encoding them
-    # gives its offsets.
+    # A strictly decoded block is the canonical encoding of its fields, so the sizes of their
+    # encodings give its offsets.
     known = node[5]
-    return known if known is not None else encode_fields(node[2:5])[1]
+    return known if known is not None else entry_offsets(node[2:5])
 
 
 def leaf(height: int, key: bytes, value: bytes) -> Node:

@@ -17,7 +17,9 @@ from atcore.mst.node import (
     NodeData,
     decode_fields,
     decode_node,
+    encode_fields,
     encode_node,
+    entry_offsets,
     key_height,
 )
 from atcore.mst.store import NodeStore
@@ -145,5 +147,22 @@ def test_edited_nodes_equal_fresh_encodings() -> None:
     for node in nodes:
         fresh = raw.make(node[0], (node[2], node[3], node[4]))
         assert node == fresh
+        assert entry_offsets(fresh[2:5]) == fresh[5]
         height = key_height(node[2][0]) if node[2] else None
         assert decode_fields(node[1]) == ((node[2], node[3], node[4]), height)
+
+
+@pytest.mark.parametrize("count", [1, 23, 24, 300])
+@pytest.mark.parametrize("prefix", [b"", b"app.bsky.feed.like/" + b"x" * 300])
+def test_entry_offsets_match_encoding(count: int, prefix: bytes) -> None:
+    """Offsets from sizes alone equal the encoder's, across every head size: suffixes and
+    shared prefixes under and over 24 and 256 bytes, with and without links, and value CIDs
+    of two lengths."""
+    rng = random.Random(count)
+    long_value = bytes.fromhex("01711340") + bytes(range(64))
+    sizes = (1, 30, 300)
+    keys = sorted({prefix + bytes(rng.choices(b"abc", k=rng.choice(sizes))) for _ in range(count)})
+    vals = tuple(rng.choice((LEAF.cid_bytes, long_value)) for _ in keys)
+    links = tuple(rng.choice((None, LINK.cid_bytes)) for _ in range(len(keys) + 1))
+    fields = (tuple(keys), vals, links)
+    assert entry_offsets(fields) == encode_fields(fields)[1]
