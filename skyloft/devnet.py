@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"skyloft devnet: {exc}", file=sys.stderr)
         return 1
     finally:
-        for service in reversed(services):
+        # All at once, so no PDS waits out its grace period for the relay's open subscription.
+        for service in services:
+            service.terminate()
+        for service in services:
             service.stop()
     return 0

@@ -39,6 +39,7 @@ class ServiceProcess:
     ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         self.service = service
+        self._terminated = False
         self.log_path = log_path or data_dir.parent / f"{service}-{data_dir.name}.log"
         command = [sys.executable, "-m", "skyloft", service, "serve", "--port", str(port)]
         command += ["--data-dir", str(data_dir), *args]
@@ -65,10 +66,16 @@ class ServiceProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM once, without waiting: lets several services shut down side by side."""
+        if self.proc.poll() is None and not self._terminated:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self._terminated = True
+
     def stop(self) -> int:
         """SIGTERM, then SIGKILL after STOP_SECONDS; returns the exit status."""
+        self.terminate()
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(STOP_SECONDS)
             except subprocess.TimeoutExpired:
