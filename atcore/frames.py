@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cbrrr
+
 from atcore import cbor
 from atcore.cid import CID
 from atcore.errors import DecodeError
@@ -186,19 +188,29 @@ _SCHEMAS: dict[str, tuple[type[Any], tuple[_Field, ...]]] = {
     "#info": (InfoEvent, (_f("name", "str"), _f("message", "str", required=False))),
 }
 _TYPE_OF = {cls: t for t, (cls, _) in _SCHEMAS.items()}
+# Every frame of a type has the same header.
+_HEADERS = {t: cbor.encode({"op": 1, "t": t}) for t in _SCHEMAS}
+_HEADERS["error"] = cbor.encode({"op": -1})
 
 
-def encode_frame(event: Event | ErrorFrame) -> bytes:
-    """The binary websocket frame (header + body) for an event or an error."""
+def encode_frame(event: Event | ErrorFrame, *, check: bool = True) -> bytes:
+    """The binary websocket frame (header + body) for an event or an error.
+
+    `check=False` skips checking the fields against their table and the values against the
+    data model: only for an event that decode_frame just produced (with at most a new `seq`),
+    whose fields were checked then. Both paths give the same bytes.
+    """
     if isinstance(event, ErrorFrame):
-        header: dict[str, Any] = {"op": -1}
+        t = "error"
         fields = _ERROR
     else:
         t = _TYPE_OF[type(event)]
-        header, fields = {"op": 1, "t": t}, _SCHEMAS[t][1]
+        fields = _SCHEMAS[t][1]
     body = _to_wire(event, fields)
-    _from_wire(body, fields, header.get("t", "error"))
-    return cbor.encode(header) + cbor.encode(body)
+    if not check:
+        return _HEADERS[t] + cbrrr.encode_dag_cbor(body)
+    _from_wire(body, fields, t)
+    return _HEADERS[t] + cbor.encode(body)
 
 
 def encode_error(error: str, message: str | None = None) -> bytes:

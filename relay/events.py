@@ -64,6 +64,9 @@ class Change:
     cursor: int | None = None
     did: str | None = None  # with `takedown`: the account an admin action applies to
     takedown: bool | None = None
+    # The event is as atcore.frames.decode_frame gave it, its fields checked there: it is
+    # re-encoded without checking them again.
+    decoded: bool = False
 
 
 # A read run by the writer in queue order: it sees every change queued before it.
@@ -97,7 +100,8 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query]) -> list[An
         row = None
         if change.event is not None:
             seq += 1
-            frame = encode_frame(dataclasses.replace(change.event, seq=seq))
+            renumbered = dataclasses.replace(change.event, seq=seq)
+            frame = encode_frame(renumbered, check=not change.decoded)
             row = events.EventRow(
                 seq, event_did(change.event), kind_of(change.event), frame, now_ms
             )

@@ -85,7 +85,8 @@ class Ingest:
         log.info("dropped event from %s for %s: %s %s", host.hostname, did, reason, detail)
 
     async def handle(self, host: HostRow, event: Emitted) -> int | None:
-        """Process one event from `host`; returns the relay seq it was emitted at, if it was."""
+        """Process one event from `host`, as atcore.frames.decode_frame gave it (its frame is
+        re-encoded unchecked); returns the relay seq it was emitted at, if it was."""
         done = await self.apply(host, await self.prepare(host, event))
         return None if done is None else await done
 
@@ -134,6 +135,7 @@ class Ingest:
             event=event,
             collections=collections,
             cursor=event.seq,
+            decoded=True,
         )
         return self.events.submit(change)
 

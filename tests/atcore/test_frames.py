@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -102,6 +103,23 @@ def test_round_trip(kind: str, events: dict[str, Event]) -> None:
         else:
             assert got == value
     assert encode_frame(_normal(event)) == encode_frame(event)
+
+
+@pytest.mark.parametrize("kind", FULL)
+@pytest.mark.parametrize("events", [FULL, MINIMAL], ids=["full", "minimal"])
+def test_unchecked_encoding_of_a_decoded_event_is_identical(
+    kind: str, events: dict[str, Event]
+) -> None:
+    """The relay re-encodes events it just decoded with check=False: same bytes as checked,
+    with a new seq too."""
+    decoded = _normal(events[kind])
+    assert encode_frame(decoded, check=False) == encode_frame(decoded)
+    if hasattr(decoded, "seq"):
+        renumbered = dataclasses.replace(decoded, seq=10**12)
+        assert encode_frame(renumbered, check=False) == encode_frame(renumbered)
+    error = decode_frame(encode_error("ConsumerTooSlow", "bye"))
+    assert isinstance(error, ErrorFrame)
+    assert encode_frame(error, check=False) == encode_error("ConsumerTooSlow", "bye")
 
 
 @pytest.mark.parametrize("kind", FULL)
