@@ -30,7 +30,6 @@ __all__ = [
     "assemble",
     "entry_cbor",
     "entry_head",
-    "entry_size",
     "array_head",
     "link_cbor",
     "link_size",
@@ -152,14 +151,6 @@ def entry_cbor(prev: bytes, key: bytes, value: bytes, right: bytes | None) -> by
     return entry_head(prev, key) + link_cbor(right) + b"\x61v" + link_cbor(value)
 
 
-def entry_size(prev: bytes, key: bytes, value: bytes, right: bytes | None) -> int:
-    """len(entry_cbor(prev, key, value, right)), without encoding it."""
-    p = common_prefix_length(prev, key) if prev else 0
-    n = len(key) - p
-    # map head, "k", "p", "t", "v" (1 + 4 * 2 bytes), the heads of k and p, k's bytes, links
-    return 9 + _head_size(n) + n + _head_size(p) + link_size(right) + link_size(value)
-
-
 def array_head(n: int) -> bytes:
     """A node's bytes up to its first entry: map head, `e` and the head of an n-entry array."""
     return _ARRAY_HEADS[n] if n < 24 else b"\xa2\x61e" + _head(0x80, n)
@@ -196,13 +187,25 @@ def encode_fields(fields: Fields) -> tuple[bytes, Offsets]:
 
 
 def entry_offsets(fields: Fields) -> Offsets:
-    """The offsets encode_fields would return, computed from sizes alone."""
+    """The offsets encode_fields would return, from the sizes of the entries' encodings
+    (entry_cbor) without encoding them."""
     keys, vals, links = fields
     pos = 3 + _head_size(len(keys))  # array_head
     offsets = [pos]
     prev = b""
     for key, value, right in zip(keys, vals, links[1:], strict=True):
-        pos += entry_size(prev, key, value, right)
+        p = common_prefix_length(prev, key) if prev else 0
+        n = len(key) - p
+        # The map head and the names k, p, t and v take 9 bytes; then the heads of k and p,
+        # k's bytes and the two links (CIDs of 36 bytes in practice: 41 bytes as CBOR).
+        pos += (
+            9
+            + n
+            + (1 if n < 24 else _head_size(n))
+            + (1 if p < 24 else _head_size(p))
+            + (1 if right is None else 41 if len(right) == 36 else link_size(right))
+            + (41 if len(value) == 36 else link_size(value))
+        )
         offsets.append(pos)
         prev = key
     return tuple(offsets)
