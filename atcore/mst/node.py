@@ -26,7 +26,6 @@ __all__ = [
     "decode_node",
     "decode_fields",
     "encode_fields",
-    "entry_offsets",
     "assemble",
     "entry_cbor",
     "entry_head",
@@ -186,31 +185,6 @@ def encode_fields(fields: Fields) -> tuple[bytes, Offsets]:
     return assemble(chunks, links[0])
 
 
-def entry_offsets(fields: Fields) -> Offsets:
-    """The offsets encode_fields would return, from the sizes of the entries' encodings
-    (entry_cbor) without encoding them."""
-    keys, vals, links = fields
-    pos = 3 + _head_size(len(keys))  # array_head
-    offsets = [pos]
-    prev = b""
-    for key, value, right in zip(keys, vals, links[1:], strict=True):
-        p = common_prefix_length(prev, key) if prev else 0
-        n = len(key) - p
-        # The map head and the names k, p, t and v take 9 bytes; then the heads of k and p,
-        # k's bytes and the two links (CIDs of 36 bytes in practice: 41 bytes as CBOR).
-        pos += (
-            9
-            + n
-            + (1 if n < 24 else _head_size(n))
-            + (1 if p < 24 else _head_size(p))
-            + (1 if right is None else 41 if len(right) == 36 else link_size(right))
-            + (41 if len(value) == 36 else link_size(value))
-        )
-        offsets.append(pos)
-        prev = key
-    return tuple(offsets)
-
-
 def node_fields(node: NodeData) -> Fields:
     """A NodeData's fields with binary CIDs."""
     entries = node.entries
@@ -246,9 +220,10 @@ def _tree_link(value: object, what: str) -> bytes | None:
     return bytes(value)
 
 
-def decode_fields(data: bytes) -> tuple[Fields, int | None]:
+def decode_fields(data: bytes) -> tuple[Fields, int | None, Offsets]:
     """Decode one node, rejecting anything but the exact schema and a sorted, same-height layout;
-    returns its fields and its keys' height (None for a node without entries).
+    returns its fields, its keys' height (None for a node without entries) and the offsets
+    encode_fields would give (strict decoding means `data` is that encoding).
 
     Height against the node's position, and emptiness rules, are checked by the tree walkers.
     """
@@ -269,6 +244,8 @@ def decode_fields(data: bytes) -> tuple[Fields, int | None]:
     keys: list[bytes] = []
     vals: list[bytes] = []
     prev = b""
+    pos = 3 + _head_size(len(raw_entries))  # array_head
+    offsets = [pos]
     for raw in raw_entries:
         # cbrrr keys maps by unique strings: four entries holding k, p, t and v are exactly those.
         if type(raw) is not dict or len(raw) != 4:
@@ -293,13 +270,26 @@ def decode_fields(data: bytes) -> tuple[Fields, int | None]:
         vals.append(bytes(value))
         links.append(None if right is None else _tree_link(right, "right"))
         prev = key
+        # entry_cbor's size: the map head and the names k, p, t and v take 9 bytes; then the
+        # heads of k and p, k's bytes, the tree link (36 bytes: 41 as CBOR) and the value's.
+        n = len(suffix)
+        pos += (
+            9
+            + n
+            + (1 if n < 24 else _head_size(n))
+            + (1 if p < 24 else _head_size(p))
+            + (1 if right is None else 41)
+            + (41 if len(value) == 36 else link_size(vals[-1]))
+        )
+        offsets.append(pos)
     if not all(map(is_valid_key, keys)):
         bad = next(k for k in keys if not is_valid_key(k))
         raise InvalidMst(f"invalid MST key in node: {bad[:80]!r}")
     heights = set(map(key_height, keys))
     if len(heights) > 1:
         raise InvalidMst(f"MST keys of different heights in one node: {keys[0]!r}...")
-    return (tuple(keys), tuple(vals), tuple(links)), heights.pop() if heights else None
+    fields = (tuple(keys), tuple(vals), tuple(links))
+    return fields, heights.pop() if heights else None, tuple(offsets)
 
 
 def decode_node(data: bytes) -> NodeData:

@@ -19,7 +19,6 @@ from atcore.mst.node import (
     encode_fields,
     entry_cbor,
     entry_head,
-    entry_offsets,
     link_cbor,
     link_size,
 )
@@ -32,7 +31,7 @@ Node = tuple[
     tuple[bytes, ...],  # keys
     tuple[bytes, ...],  # values
     tuple[bytes | None, ...],  # links: the left link, then each entry's right link
-    Offsets | None,  # each entry's start in the bytes, then the `l` field's; None until needed
+    Offsets,  # each entry's start in the bytes, then the `l` field's
 ]
 
 
@@ -43,17 +42,10 @@ def make(height: int, fields: Fields) -> Node:
     return height, data, keys, vals, links, offsets
 
 
-def from_block(height: int, data: bytes, fields: Fields) -> Node:
-    """A working node for a decoded block; offsets are found when it is first edited."""
+def from_block(height: int, data: bytes, fields: Fields, offsets: Offsets) -> Node:
+    """A working node for a block and what decode_fields found in it."""
     keys, vals, links = fields
-    return height, data, keys, vals, links, None
-
-
-def _offsets(node: Node) -> Offsets:
-    # A strictly decoded block is the canonical encoding of its fields, so the sizes of their
-    # encodings give its offsets.
-    known = node[5]
-    return known if known is not None else entry_offsets(node[2:5])
+    return height, data, keys, vals, links, offsets
 
 
 def leaf(height: int, key: bytes, value: bytes) -> Node:
@@ -64,8 +56,6 @@ def leaf(height: int, key: bytes, value: bytes) -> Node:
 def with_gap(node: Node, i: int, link: bytes | None) -> Node:
     """The node with links[i] (the link before entry i) replaced."""
     height, data, keys, vals, links, offsets = node
-    if offsets is None:
-        offsets = _offsets(node)
     old = links[i]
     if old == link:  # e.g. an insert into a leaf, whose gaps stay empty
         return node
@@ -109,8 +99,7 @@ def splice(
     The bytes before entry lo and after entry hi are copied as they are, except that entry
     hi, given a new predecessor, gets a new entry_head (its prefix length changes).
     """
-    height, data, old_keys, old_vals, links, _ = node
-    offsets = _offsets(node)
+    height, data, old_keys, old_vals, links, offsets = node
     n = len(old_keys)
     head = array_head(n - (hi - lo) + len(keys))
     first = offsets[0]
@@ -152,7 +141,7 @@ def concat(a: Node, b: Node) -> Node:
     if not b_keys:
         return a
     na = len(a_keys)
-    a_offsets, b_offsets = _offsets(a), _offsets(b)
+    a_offsets, b_offsets = a[5], b[5]
     head = array_head(na + len(b_keys))
     base = len(head) - a_offsets[0]
     new_offsets = [o + base for o in a_offsets[:na]]

@@ -61,7 +61,7 @@ class NodeStore:
 
     def _decode(self, link: bytes, height: int | None) -> Node:
         data = self.blocks.get(CID(link))
-        fields, actual = decode_fields(data)
+        fields, actual, offsets = decode_fields(data)
         links = fields[2]
         if actual is not None:
             if height is not None and actual != height:
@@ -76,7 +76,7 @@ class NodeStore:
             actual = 0 if height is None else height
         if actual == 0 and links.count(None) != len(links):
             raise InvalidMst(f"MST node {_show(link)} at height 0 links to a subtree")
-        node = raw.from_block(actual, data, fields)
+        node = raw.from_block(actual, data, fields, offsets)
         self.remember(link, node)
         return node
 
