@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from atcore.cid import cid_for_cbor
+from atcore.frames import CommitEvent, RepoOp
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import generate_k256
 from relay.repostate import Reason
 from relay.validate import verify_commit
-from relay.verifier import Verifier
+from relay.verifier import Verifier, from_wire, to_wire
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
 HOST = "https://pds.example.com"
@@ -58,3 +62,28 @@ async def test_no_workers_checks_inline() -> None:
     verifier = Verifier(0)
     assert verifier.check(None, None) is None  # type: ignore[arg-type]
     verifier.close()
+
+
+@pytest.mark.parametrize("prev_data", [cid_for_cbor(b"\xa1adb"), None])
+def test_wire_form_keeps_what_check_commit_reads(prev_data: object) -> None:
+    """Workers get a #commit as plain values: everything check_commit reads survives the
+    pickle round trip; seq, time and blobs (which it never reads) are dropped."""
+    a, b = cid_for_cbor(b"\xa1aab"), cid_for_cbor(b"\xa1abb")
+    event = CommitEvent(
+        seq=7,
+        repo="did:plc:abcdefghijklmnopqrstuvwx",
+        commit=cid_for_cbor(b"\xa1acb"),
+        rev="3l2uygzaf5c2b",
+        since="3l2uygzaf5c2a",
+        blocks=b"car bytes",
+        ops=(
+            RepoOp("create", f"{POST}/a", a),
+            RepoOp("update", f"{POST}/b", b, a),
+            RepoOp("delete", f"{POST}/c", None, b),
+        ),
+        time="2024-05-01T12:00:00.000Z",
+        blobs=(a,),
+        prev_data=prev_data,  # type: ignore[arg-type]
+    )
+    back = from_wire(pickle.loads(pickle.dumps(to_wire(event), 5)))
+    assert back == dataclasses.replace(event, seq=0, time="", blobs=())
