@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 
 from atcore.cid import cid_for_cbor
+from atcore.commit import Commit
 from atcore.frames import CommitEvent, RepoOp
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import generate_k256
+from atcore.syntax.did import Did
+from atcore.syntax.tid import Tid
 from relay.repostate import Reason
-from relay.validate import verify_commit
+from relay.validate import CommitCheck, verify_commit
 from relay.verifier import Verifier, from_wire, to_wire
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
@@ -87,3 +90,23 @@ def test_wire_form_keeps_what_check_commit_reads(prev_data: object) -> None:
     )
     back = from_wire(pickle.loads(pickle.dumps(to_wire(event), 5)))
     assert back == dataclasses.replace(event, seq=0, time="", blobs=())
+
+
+def test_checks_survive_the_pipe() -> None:
+    """CommitCheck pickles as plain values and comes back equal, with or without a commit."""
+    key = generate_k256()
+    commit = Commit(
+        Did("did:plc:abcdefghijklmnopqrstuvwx"),
+        cid_for_cbor(b"\xa1aab"),
+        Tid("3l2uygzaf5c2b"),
+        b"s" * 64,
+        cid_for_cbor(b"\xa1abb"),
+    )
+    checks = [
+        CommitCheck(commit, None, (key.public_key().curve, key.public_key().compressed())),
+        CommitCheck(
+            dataclasses.replace(commit, prev=None), inversion=(Reason.INVERSION_FAILED, "x")
+        ),
+        CommitCheck(problem=(Reason.BAD_CAR, "not a CAR")),
+    ]
+    assert pickle.loads(pickle.dumps(checks, 5)) == checks
