@@ -146,3 +146,26 @@ def test_lookalike_bytes_alone_are_fine() -> None:
     value = {"a": _LOOKALIKES, "b": -(2**63), "c": [cid_for_cbor(b"x"), cid_for_raw(b"y")]}
     assert cbor.decode(cbor.encode(value)) == value
     assert cbor.decode(b"\x81" * (cbor.MAX_DEPTH - 1) + cbor.encode(cid_for_cbor(b"x")))
+
+
+# Inputs above cbor._SCAN_MAX skip the scan: the check on the decoded value alone must catch
+# each violation (ASCII padding, which the scan would clear, makes each one large).
+_PAD = cbrrr.encode_dag_cbor("x" * 2 * cbor._SCAN_MAX)
+_LARGE = {
+    "float": b"\x82" + _PAD + b"\xf9\x3c\x00",
+    "integer below -2**63": b"\x82" + _PAD + b"\x3b\x80" + bytes(7),
+    "sha1 CID": b"\x82" + _PAD + cbrrr.encode_dag_cbor(_SHA1),
+    "nested too deep": b"\x82" + _PAD + b"\x81" * cbor.MAX_DEPTH + b"\x01",
+}
+
+
+@pytest.mark.parametrize("data", _LARGE.values(), ids=_LARGE.keys())
+def test_large_inputs_are_as_strict(data: bytes) -> None:
+    assert len(data) > cbor._SCAN_MAX
+    with pytest.raises(DecodeError):
+        cbor.decode(data)
+
+
+def test_large_valid_input_is_accepted() -> None:
+    value = ["x" * 2 * cbor._SCAN_MAX, -(2**63), [[cid_for_cbor(b"x")]] * 3, 2**64 - 1]
+    assert cbor.decode(cbor.encode(value)) == value
