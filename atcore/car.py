@@ -95,6 +95,9 @@ def write_car(roots: CID | Sequence[CID], blocks: Iterable[tuple[CID, bytes]]) -
 
 def read_car(source: bytes | BinaryIO, limits: CarLimits | None = None) -> Car:
     """Read and verify a whole CAR from bytes or a binary file."""
+    limits = limits or CarLimits()
+    if isinstance(source, bytes | bytearray | memoryview) and len(source) <= limits.max_total_size:
+        return _read_whole(bytes(source), limits)
     reader = iter_car_blocks(source, limits)
     blocks: dict[CID, bytes] = {}
     for cid, data in reader:
@@ -168,29 +171,61 @@ class CarParser:
 
     def _section(self, limit: int, what: str, overhead: int = 0) -> bytes | None:
         """Consume one length-prefixed section (`overhead` + at most `limit` bytes) if buffered."""
-        buf, pos = self._buf, self._pos
-        length = shift = 0
-        for i in range(_MAX_VARINT_BYTES + 1):
-            if pos + i >= len(buf):
-                return None
-            byte = buf[pos + i]
-            if i == _MAX_VARINT_BYTES:
-                raise InvalidCar(f"varint too long before {what}")
-            length |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                if i and not byte:
-                    raise InvalidCar(f"non-minimal varint before {what}")
-                break
-        start = pos + i + 1
-        if length == 0:
-            raise InvalidCar(f"{what} has zero length")
-        if length - overhead > limit:
-            raise InvalidCar(f"{what} is {length - overhead} bytes, above the limit of {limit}")
-        if start + length > len(buf):
+        span = _span(self._buf, self._pos, limit, what, overhead)
+        if span is None:
             return None
-        self._pos = start + length
-        return bytes(buf[start : start + length])
+        start, self._pos = span
+        return bytes(self._buf[start : self._pos])
+
+
+def _read_whole(data: bytes, limits: CarLimits) -> Car:
+    """`read_car` over bytes already in memory, within the total size: the parser's checks and
+    errors in one loop over `data`, without its buffer copies and per-block calls."""
+    span = _span(data, 0, limits.max_header_size, "header")
+    if span is None:
+        raise InvalidCar("CAR ended before its header was complete")
+    roots = _parse_header(data[span[0] : span[1]])
+    blocks: dict[CID, bytes] = {}
+    pos, count = span[1], 0
+    while pos < len(data):
+        span = _span(data, pos, limits.max_block_size, f"block {count}", _CID_LEN)
+        if span is None:
+            raise InvalidCar(f"CAR truncated or has trailing garbage at block {count}")
+        if count >= limits.max_blocks:
+            raise InvalidCar(f"CAR has more than {limits.max_blocks} blocks")
+        start, pos = span
+        cid, block = _verify_block(count, data[start:pos])
+        blocks.setdefault(cid, block)
+        count += 1
+    return Car(roots=roots, blocks=blocks)
+
+
+def _span(
+    buf: bytes | bytearray, pos: int, limit: int, what: str, overhead: int = 0
+) -> tuple[int, int] | None:
+    """Where the length-prefixed section at `pos` (`overhead` + at most `limit` bytes) starts
+    and ends, or None if `buf` ends before it does."""
+    length = shift = 0
+    for i in range(_MAX_VARINT_BYTES + 1):
+        if pos + i >= len(buf):
+            return None
+        byte = buf[pos + i]
+        if i == _MAX_VARINT_BYTES:
+            raise InvalidCar(f"varint too long before {what}")
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            if i and not byte:
+                raise InvalidCar(f"non-minimal varint before {what}")
+            break
+    start = pos + i + 1
+    if length == 0:
+        raise InvalidCar(f"{what} has zero length")
+    if length - overhead > limit:
+        raise InvalidCar(f"{what} is {length - overhead} bytes, above the limit of {limit}")
+    if start + length > len(buf):
+        return None
+    return start, start + length
 
 
 class CarBlocks(Iterator[tuple[CID, bytes]]):
