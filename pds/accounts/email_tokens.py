@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from typing import Final, Literal
 
 from atcore.xrpc.errors import InvalidRequest
+from pds import mailer
+from pds.accounts.store import Account
 from pds.context import AppContext
 
 Purpose = Literal[
@@ -30,6 +33,16 @@ async def issue(ctx: AppContext, purpose: Purpose, did: str) -> str:
     token = new_token()
     await ctx.accounts.tokens.put_email_token(purpose, did, token)
     return token
+
+
+async def mail_code(
+    ctx: AppContext, account: Account, purpose: Purpose, compose: Callable[[str], mailer.Mail]
+) -> None:
+    """Issue a code for (purpose, account) and mail it to the account's address."""
+    if account.email is None:
+        raise InvalidRequest("account does not have an email address")
+    token = await issue(ctx, purpose, account.did)
+    await mailer.send_mail(ctx, account.email, compose(token))
 
 
 async def redeem(ctx: AppContext, purpose: Purpose, did: str, token: str) -> None:

@@ -59,10 +59,7 @@ async def get_recommended_did_credentials(req: XrpcRequest) -> dict[str, Any]:
 async def request_plc_operation_signature(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     account = await caller_account(ctx, req.auth.did)
-    if account.email is None:
-        raise InvalidRequest("account does not have an email address")
-    token = await email_tokens.issue(ctx, "plc_operation", account.did)
-    await mailer.send_mail(ctx, account.email, mailer.plc_operation(token))
+    await email_tokens.mail_code(ctx, account, "plc_operation", mailer.plc_operation)
 
 
 @xrpc.procedure("com.atproto.identity.signPlcOperation", auth=access_full_or_takendown)

@@ -25,10 +25,7 @@ xrpc = Methods()
 async def request_email_confirmation(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     account = await caller_account(ctx, req.auth.did)
-    if account.email is None:
-        raise InvalidRequest("account does not have an email address")
-    token = await email_tokens.issue(ctx, "confirm_email", account.did)
-    await mailer.send_mail(ctx, account.email, mailer.confirm_email(token))
+    await email_tokens.mail_code(ctx, account, "confirm_email", mailer.confirm_email)
 
 
 @xrpc.procedure("com.atproto.server.confirmEmail", auth=access_full)
@@ -50,8 +47,7 @@ async def request_email_update(req: XrpcRequest) -> dict[str, Any]:
     # A confirmed address must approve its replacement; an unconfirmed one proves nothing.
     token_required = account.email_confirmed_at is not None
     if token_required:
-        token = await email_tokens.issue(ctx, "update_email", account.did)
-        await mailer.send_mail(ctx, account.email, mailer.update_email(token))
+        await email_tokens.mail_code(ctx, account, "update_email", mailer.update_email)
     return {"tokenRequired": token_required}
 
 
@@ -82,8 +78,10 @@ async def request_password_reset(req: XrpcRequest) -> None:
     # Unknown addresses get the same empty answer: no probing which emails have accounts.
     if account is None or account.email is None:
         return
-    token = await email_tokens.issue(ctx, "reset_password", account.did)
-    await mailer.send_mail(ctx, account.email, mailer.reset_password(account.handle, token))
+    handle = account.handle
+    await email_tokens.mail_code(
+        ctx, account, "reset_password", lambda token: mailer.reset_password(handle, token)
+    )
 
 
 @xrpc.procedure("com.atproto.server.resetPassword")
@@ -104,10 +102,7 @@ async def reset_password(req: XrpcRequest) -> None:
 async def request_account_delete(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     account = await caller_account(ctx, req.auth.did)
-    if account.email is None:
-        raise InvalidRequest("account does not have an email address")
-    token = await email_tokens.issue(ctx, "delete_account", account.did)
-    await mailer.send_mail(ctx, account.email, mailer.delete_account(token))
+    await email_tokens.mail_code(ctx, account, "delete_account", mailer.delete_account)
 
 
 @xrpc.procedure("com.atproto.server.deleteAccount")
