@@ -11,7 +11,6 @@ tests replace.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from atcore.cid import CID
 from pds.actor_store import ActorStores, RepoMissing
 from pds.actor_store.store import Txn
+from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger("pds.blob_sweep")
 
@@ -90,7 +90,4 @@ class BlobSweeper:
             await asyncio.sleep(self.every)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])

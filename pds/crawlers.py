@@ -9,7 +9,6 @@ find us through other PDSes' and users' requests.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import httpx
 
 from atcore.xrpc.errors import XrpcError
 from pds.sequencer import Sequencer
+from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,7 @@ class Crawlers:
             self._task = asyncio.create_task(self._run(), name="crawler-notify")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait([self._task])
 
     async def notify_all(self) -> None:
         await asyncio.gather(*(self._notify(url) for url in self.urls))

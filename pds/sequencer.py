@@ -44,6 +44,7 @@ from atcore.frames import (
 from pds.actor_store import ActorStores
 from pds.actor_store.store import Txn
 from pds.sequencer_db import LogRow, SequencerDb
+from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger("pds.sequencer")
 
@@ -124,11 +125,7 @@ class Sequencer:
 
     async def close(self) -> None:
         self.fanout.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self._db is not None:
             # Clean only when no commit sits in an outbox without its log entry.

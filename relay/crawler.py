@@ -31,6 +31,7 @@ from relay.db import Database, hosts
 from relay.db.hosts import HostRow
 from relay.ingest import Ingest, Prepared
 from relay.limits import HostLimiter, host_rates
+from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -255,9 +256,7 @@ class Crawler:
     async def stop(self, hostname: str) -> None:
         consumer = self.consumers.pop(hostname, None)
         if consumer is not None:
-            consumer.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer.task
+            await cancel_and_wait([consumer.task])
             await self.flush(consumer)
 
     async def finish(self, consumer: HostConsumer, status: str) -> None:

@@ -12,7 +12,6 @@ compacted away periodically.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import sqlite3
@@ -28,6 +27,7 @@ from relay.accountcache import AccountCache
 from relay.db import Database, accounts, events, hosts
 from relay.metrics import Metrics
 from relay.repostate import RepoState
+from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +145,7 @@ class RelayLog:
         # Let queued changes reach the disk before stopping the writer.
         while self._pending or self._busy:
             await asyncio.sleep(0.01)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     @property

@@ -9,7 +9,6 @@ retried with growing delays, a few times, until the next chain break asks again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from functools import partial
 from typing import Final
@@ -24,6 +23,7 @@ from relay.metrics import Metrics
 from relay.repostate import DESYNCHRONIZED, Reason, Rejected
 from relay.resync import resync_repo
 from relay.validate import Resolver
+from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +62,7 @@ class Resyncer:
             self._tasks.append(asyncio.create_task(self._work(), name=f"resync-{n}"))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     def request(self, did: str, host: HostRow) -> None:
