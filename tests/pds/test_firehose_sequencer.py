@@ -12,6 +12,7 @@ from atcore.frames import IdentityEvent, InfoEvent, decode_frame
 from atcore.xrpc.errors import InvalidRequest
 from pds.actor_store import ActorStores
 from pds.sequencer import Sequencer
+from tests.atcore.test_eventlog import collect, seq_of
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
 
@@ -29,21 +30,6 @@ async def sequencer(tmp_path: Path) -> AsyncIterator[Sequencer]:
     yield seq
     await seq.close()
     await actors.close()
-
-
-def seq_of(frame: bytes) -> int:
-    event = decode_frame(frame)
-    assert isinstance(event, IdentityEvent)
-    return event.seq
-
-
-async def collect(gen: AsyncIterator[bytes], until: int) -> list[int]:
-    seqs: list[int] = []
-    async for frame in gen:
-        seqs.append(seq_of(frame))
-        if seqs[-1] >= until:
-            break
-    return seqs
 
 
 async def test_appends_are_numbered_and_survive_restart(tmp_path: Path) -> None:
