@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
 from skyloft.services import ServiceFailed, ServiceProcess
 
@@ -29,3 +35,22 @@ def running_service(
         status = process.stop()
     if status != 0:
         raise ServiceFailed(f"{service} exited with {status} on SIGTERM:\n{process.log_tail()}")
+
+
+@asynccontextmanager
+async def serving_in_loop(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with hypercorn inside the test's own event loop, on 127.0.0.1 and a
+    free port; yields its base URL and stops the server on exit."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]
+    config.accesslog = None
+    config.graceful_timeout = 1.0
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait, mode="asgi"))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)

@@ -2,14 +2,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
@@ -32,6 +29,7 @@ from atcore.xrpc.errors import (
 from atcore.xrpc.router import Methods, SubscriptionRequest, XrpcRequest, XrpcResponse, XrpcRouter
 from atcore.xrpc.server import mount
 from atcore.xrpc.stream import StreamError, stream_url, subscribe
+from tests.servers import serving_in_loop
 
 CATALOG = Catalog.load_builtin()
 xrpc = Methods()
@@ -472,21 +470,8 @@ def test_error_classes() -> None:
 
 @pytest.fixture
 async def live_url() -> AsyncIterator[str]:
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{sock.detach()}"]
-    config.accesslog = None
-    config.graceful_timeout = 1.0
-    stop = asyncio.Event()
-    server = asyncio.create_task(
-        serve(make_app(), config, shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop.set()
-        await asyncio.wait_for(server, 10)
+    async with serving_in_loop(make_app()) as url:
+        yield url
 
 
 @pytest.mark.integration

@@ -12,7 +12,6 @@ whatever frames a test queues, valid or not; `serve_fake_pds` runs it on a free 
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,6 +43,7 @@ from atcore.syntax.did import Did
 from atcore.syntax.tid import Tid, TidClock
 from plc.app import create_app
 from plc.config import PlcConfig
+from tests.servers import serving_in_loop
 
 PLC_URL = "http://plc.test"
 TIME = "2025-01-01T00:00:00.000Z"
@@ -282,19 +280,8 @@ class FakePds:
 @asynccontextmanager
 async def serve_fake_pds(pds: FakePds) -> AsyncIterator[str]:
     """Serve `pds` with hypercorn on 127.0.0.1 and a free port; yields its base URL."""
-    sock = socket.create_server(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{sock.detach()}"]
-    config.accesslog = None
-    config.graceful_timeout = 1.0
-    stop = asyncio.Event()
-    server = asyncio.create_task(
-        serve(pds.app, config, shutdown_trigger=stop.wait, mode="asgi")  # type: ignore[arg-type]
-    )
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await pds.close_streams()
-        stop.set()
-        await asyncio.wait_for(server, 10)
+    async with serving_in_loop(pds.app) as url:
+        try:
+            yield url
+        finally:
+            await pds.close_streams()
