@@ -37,6 +37,13 @@ class MemoryBlockStore:
     def put(self, cid: CID, data: bytes) -> None:
         self._blocks[cid.cid_bytes] = data
 
+    def get_raw(self, cid_bytes: bytes) -> bytes:
+        """get() for a caller holding the CID in binary form (the MST's hot path)."""
+        try:
+            return self._blocks[cid_bytes]
+        except KeyError:
+            raise MissingBlock(CID(cid_bytes)) from None
+
     def put_raw(self, cid_bytes: bytes, data: bytes) -> None:
         """put() for a caller holding the CID in binary form (the MST's hot path)."""
         self._blocks[cid_bytes] = data

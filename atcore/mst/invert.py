@@ -42,7 +42,7 @@ def invert_ops(store: BlockStore, new_root: CID, ops: Iterable[RecordOp]) -> CID
             raise InvalidMst(
                 f"op on {op.key} claims {_show(op.new)} but the new tree holds {_show(current)}"
             )
-    return tree.apply(ns, new_root, [(op.key, op.old) for op in ops])
+    return tree.root_after(ns, new_root, [(op.key, op.old) for op in ops])
 
 
 def _show(cid: CID | None) -> str:

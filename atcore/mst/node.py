@@ -46,6 +46,11 @@ MAX_ENTRIES = 512
 # `collection/rkey`: exactly one slash, both segments non-empty, repo-path characters only.
 # The record key may not be "." or "..".
 _KEY_RE = re.compile(rb"[A-Za-z0-9._:~-]+/(?!\.\.?\Z)[A-Za-z0-9._:~-]+")
+# The same rule for a node's keys at once, each followed by a newline.
+_KEY_LINES_RE = re.compile(rb"(?:[A-Za-z0-9._:~-]+/(?!\.\.?\n)[A-Za-z0-9._:~-]+\n)*")
+# key_height of a digest whose first byte is non-zero, by that byte.
+_TOP_BYTE_HEIGHT = (0, *(3 - (b.bit_length() - 1) // 2 for b in range(1, 256)))
+_sha256 = hashlib.sha256
 _DAG_CBOR_SHA256 = b"\x01\x71\x12\x20"
 
 Entry = tuple[bytes, CID, CID | None]
@@ -85,10 +90,13 @@ def check_key(key: str | bytes) -> bytes:
 def key_height(key: str | bytes) -> int:
     """Leading zero bits of sha256(key), counted in 2-bit chunks (fanout 4)."""
     raw = key.encode() if isinstance(key, str) else key
-    digest = hashlib.sha256(raw).digest()
+    return _digest_height(_sha256(raw).digest())
+
+
+def _digest_height(digest: bytes) -> int:
     top = digest[0]
     if top:  # the common case: the answer is in the first byte
-        return 3 - (top.bit_length() - 1) // 2
+        return _TOP_BYTE_HEIGHT[top]
     return (256 - int.from_bytes(digest, "big").bit_length()) >> 1
 
 
@@ -282,14 +290,24 @@ def decode_fields(data: bytes) -> tuple[Fields, int | None, Offsets]:
             + (41 if len(value) == 36 else link_size(vals[-1]))
         )
         offsets.append(pos)
-    if not all(map(is_valid_key, keys)):
-        bad = next(k for k in keys if not is_valid_key(k))
-        raise InvalidMst(f"invalid MST key in node: {bad[:80]!r}")
-    heights = set(map(key_height, keys))
-    if len(heights) > 1:
-        raise InvalidMst(f"MST keys of different heights in one node: {keys[0]!r}...")
+    height = None
+    if keys:
+        # One C-level match for all the node's keys, one per line; the line count keeps a
+        # key holding a newline from passing as two.
+        lines = b"\n".join(keys) + b"\n"
+        if (
+            max(map(len, keys)) > MAX_KEY_LENGTH
+            or lines.count(b"\n") != len(keys)
+            or not _KEY_LINES_RE.fullmatch(lines)
+        ):
+            bad = next(k for k in keys if not is_valid_key(k))
+            raise InvalidMst(f"invalid MST key in node: {bad[:80]!r}")
+        heights = {_digest_height(_sha256(k).digest()) for k in keys}
+        if len(heights) > 1:
+            raise InvalidMst(f"MST keys of different heights in one node: {keys[0]!r}...")
+        height = heights.pop()
     fields = (tuple(keys), tuple(vals), tuple(links))
-    return fields, heights.pop() if heights else None, tuple(offsets)
+    return fields, height, tuple(offsets)
 
 
 def decode_node(data: bytes) -> NodeData:

@@ -40,9 +40,14 @@ class NodeStore:
         # Stores that take binary CIDs (put_raw) spare the hot path a CID object per node.
         put_raw = getattr(blocks, "put_raw", None)
         self._put_block: Callable[[bytes, bytes], None] = put_raw or self._put_cid
+        get_raw = getattr(blocks, "get_raw", None)
+        self._get_block: Callable[[bytes], bytes] = get_raw or self._get_cid
 
     def _put_cid(self, link: bytes, data: bytes) -> None:
         self.blocks.put(CID(link), data)
+
+    def _get_cid(self, link: bytes) -> bytes:
+        return self.blocks.get(CID(link))
 
     def get(self, cid: CID) -> bytes:
         return self.blocks.get(cid)
@@ -60,7 +65,7 @@ class NodeStore:
         return hit
 
     def _decode(self, link: bytes, height: int | None) -> Node:
-        data = self.blocks.get(CID(link))
+        data = self._get_block(link)
         fields, actual, offsets = decode_fields(data)
         links = fields[2]
         if actual is not None:
@@ -109,11 +114,7 @@ class NodeStore:
         self._put_block(link, data)
         cache = self._cache
         if replaces is not None:
-            try:
-                cache.move_to_end(replaces, last=False)
-            except KeyError:
-                if self.parent is not None:
-                    self.parent.retire(replaces)
+            self.retire(replaces)
         cache[link] = node
         if len(cache) > self.cache_size:
             cache.popitem(last=False)
@@ -121,11 +122,12 @@ class NodeStore:
 
     def retire(self, link: bytes) -> None:
         """Make an edited-away node the first to go (see `store`)."""
-        try:
+        # A membership test, not a caught KeyError: in a staging store most retired nodes
+        # live in the parent's cache, and raising costs more than the move itself.
+        if link in self._cache:
             self._cache.move_to_end(link, last=False)
-        except KeyError:
-            if self.parent is not None:
-                self.parent.retire(link)
+        elif self.parent is not None:
+            self.parent.retire(link)
 
     def remember(self, link: bytes, node: Node) -> None:
         """Cache a node whose block `blocks` holds."""

@@ -17,7 +17,7 @@ from atcore.mst.node import check_key, key_height
 from atcore.mst.raw import Node, concat, leaf, make, splice, with_gap
 from atcore.mst.store import NodeStore, as_node_store
 
-__all__ = ["EMPTY_ROOT", "build", "get", "put", "delete", "apply", "empty_root"]
+__all__ = ["EMPTY_ROOT", "build", "get", "put", "delete", "apply", "root_after", "empty_root"]
 
 EMPTY_ROOT = CID.decode("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm")
 
@@ -67,16 +67,7 @@ def apply(store: BlockStore, root: CID, writes: Iterable[tuple[str, CID | None]]
     written to `store`, so a batch leaves no orphan blocks behind.
     """
     ns = as_node_store(store)
-    overlay = OverlayBlockStore(ns.blocks)
-    staged = NodeStore(overlay, ns.cache_size, parent=ns)
-    link = root.cid_bytes
-    for key, value in writes:
-        raw = check_key(key)
-        link = (
-            _delete_root(staged, link, raw)
-            if value is None
-            else _put_root(staged, link, raw, value.cid_bytes)
-        )
+    link, staged, overlay = _stage(ns, root, writes)
     # Store what the final tree reaches of the staged nodes, and keep them decoded.
     new = overlay.new
     pending: list[tuple[bytes, int | None]] = [(link, None)]
@@ -89,6 +80,30 @@ def apply(store: BlockStore, root: CID, writes: Iterable[tuple[str, CID | None]]
             ns.remember(at, node)
             pending.extend((x, node[0] - 1) for x in node[4] if x is not None)
     return CID(link)
+
+
+def root_after(store: BlockStore, root: CID, writes: Iterable[tuple[str, CID | None]]) -> CID:
+    """The root `apply` would return, without writing anything to `store`: for checking a
+    claimed root (operation inversion), where the new nodes are never read again."""
+    return CID(_stage(as_node_store(store), root, writes)[0])
+
+
+def _stage(
+    ns: NodeStore, root: CID, writes: Iterable[tuple[str, CID | None]]
+) -> tuple[bytes, NodeStore, OverlayBlockStore]:
+    """Apply `writes` on a staging layer over `ns`; returns the new root's link, the staging
+    store and its overlay (which holds every node made, reachable or not)."""
+    overlay = OverlayBlockStore(ns.blocks)
+    staged = NodeStore(overlay, ns.cache_size, parent=ns)
+    link = root.cid_bytes
+    for key, value in writes:
+        raw = check_key(key)
+        link = (
+            _delete_root(staged, link, raw)
+            if value is None
+            else _put_root(staged, link, raw, value.cid_bytes)
+        )
+    return link, staged, overlay
 
 
 def build(store: BlockStore, items: Iterable[tuple[str, CID]]) -> CID:

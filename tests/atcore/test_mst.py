@@ -166,6 +166,20 @@ def test_apply_stores_only_the_final_tree() -> None:
     assert new_root == _build(["a/1", "a/2", *(f"b/{i}" for i in range(1, 40, 2))])
 
 
+def test_root_after_gives_applys_root_and_writes_nothing() -> None:
+    store = _store()
+    root = _build([f"a/{i}" for i in range(30)], store)
+    before = set(store.blocks.blocks)  # type: ignore[attr-defined]
+    writes: list[tuple[str, CID | None]] = [(f"b/{i}", LEAF) for i in range(40)]
+    writes += [(f"a/{i}", None) for i in range(0, 30, 3)]
+    assert tree.root_after(store, root, writes) == tree.apply(_store_with(store), root, writes)
+    assert set(store.blocks.blocks) == before  # type: ignore[attr-defined]
+
+
+def _store_with(store: NodeStore) -> NodeStore:
+    return NodeStore(MemoryBlockStore(store.blocks))  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("fixture", _PROOFS, ids=lambda f: f["comment"])
 def test_commit_proof_fixtures(fixture: dict[str, Any]) -> None:
     leaf = parse_cid(fixture["leafValue"])

@@ -70,6 +70,10 @@ MALFORMED = {
     "keys of different heights": node(entry(H0[0]), entry(H1)),
     "invalid key characters": node(entry(b"coll/a b")),
     "key without collection": node(entry(b"abc")),
+    "key holding a newline between two valid keys": node(entry(b"coll/a\ncoll/b")),
+    "record key ..": node(entry(b"coll/..")),
+    "second key invalid": node(entry(b"coll/a"), entry(b" b", 5)),
+    "key over 1024 bytes": node(entry(b"c/" + b"a" * 1023)),
     "trailing bytes": node(entry(H0[0])) + b"\x00",
     "too many entries": node(*[entry(b"c/%05d" % i) for i in range(MAX_ENTRIES + 1)]),
 }
