@@ -24,6 +24,7 @@ from typing import Any
 from atcore.eventlog import EventLog, Frames
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, encode_frame
 from relay.accountcache import AccountCache
+from relay.collectioncache import CollectionCache
 from relay.db import Database, accounts, events, hosts
 from relay.metrics import Metrics
 from relay.repostate import RepoState
@@ -79,24 +80,81 @@ class _Pending:
     done: asyncio.Future[Any]
 
 
-def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query]) -> list[Any]:
+class _Writes:
+    """The row writes of one batch, one statement each: every account's last state, the
+    collections it newly indexes (relay.collectioncache), every host's highest cursor. They
+    are written before any read or admin change of the batch (and at its end), so each of
+    those sees every change queued before it, as if each change were written in turn."""
+
+    def __init__(self, collections: CollectionCache) -> None:
+        self.collections = collections
+        self.states: dict[str, tuple[int, RepoState]] = {}
+        self.cursors: dict[int, int] = {}
+        self.pairs: list[tuple[str, str]] = []
+        self.indexed: dict[str, set[str]] = {}  # DID -> collections this batch indexes
+        self.replaced: set[str] = set()  # DIDs whose whole index this batch rewrites
+
+    def save(self, host_id: int, state: RepoState) -> None:
+        self.states[state.did] = (host_id, state)
+
+    def advance(self, host_id: int, cursor: int) -> None:
+        self.cursors[host_id] = max(cursor, self.cursors.get(host_id, cursor))
+
+    def index(self, did: str, collections: tuple[str, ...]) -> None:
+        known = frozenset() if did in self.replaced else self.collections.known(did)
+        new = [c for c in collections if c not in known]
+        if not new:
+            return
+        indexed = self.indexed.setdefault(did, set())
+        for collection in new:
+            if collection not in indexed:
+                indexed.add(collection)
+                self.pairs.append((collection, did))
+
+    def reindex(self, conn: sqlite3.Connection, did: str, collections: tuple[str, ...]) -> None:
+        self.flush(conn)
+        accounts.remove_collections(conn, did)
+        self.replaced.add(did)
+        self.indexed[did] = set()
+        self.index(did, collections)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.states:
+            accounts.save_states(conn, self.states.values())
+            self.states.clear()
+        if self.pairs:
+            accounts.add_collections(conn, self.pairs)
+            self.pairs.clear()
+        if self.cursors:
+            hosts.set_cursors(conn, self.cursors)
+            self.cursors.clear()
+
+    def committed(self) -> None:
+        """The batch's transaction committed: the collection cache learns what it indexed."""
+        for did, indexed in self.indexed.items():
+            self.collections.committed(did, indexed, replaced=did in self.replaced)
+
+
+def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query], writes: _Writes) -> list[Any]:
     seq = events.head(conn)
     now_ms = int(time.time() * 1000)
     rows: list[Any] = []
     for change in batch:
         if not isinstance(change, Change):
+            writes.flush(conn)
             rows.append(change(conn))
             continue
         if change.state is not None:
-            accounts.save_state(conn, change.host_id, change.state)
+            writes.save(change.host_id, change.state)
             if change.replace_collections:
-                accounts.replace_collections(conn, change.state.did, change.collections)
+                writes.reindex(conn, change.state.did, change.collections)
             elif change.collections:
-                accounts.add_collections(conn, change.state.did, change.collections)
+                writes.index(change.state.did, change.collections)
         if change.takedown is not None and change.did is not None:
+            writes.flush(conn)
             accounts.set_takedown(conn, change.did, change.takedown)
         if change.cursor is not None:
-            hosts.set_cursor(conn, change.host_id, change.cursor)
+            writes.advance(change.host_id, change.cursor)
         row = None
         if change.event is not None:
             seq += 1
@@ -106,6 +164,7 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query]) -> list[An
                 seq, event_did(change.event), kind_of(change.event), frame, now_ms
             )
         rows.append(row)
+    writes.flush(conn)
     events.append(conn, [row for row in rows if isinstance(row, events.EventRow)])
     return rows
 
@@ -128,6 +187,7 @@ class RelayLog:
         self.fanout = EventLog(self._read_after, self._oldest, buffer=subscriber_buffer)
         self.metrics = metrics
         self.accounts = AccountCache()
+        self.collections = CollectionCache()
         metrics.declare(EMITTED, "Events emitted on the relay's firehose, by kind")
         self._recent: deque[tuple[float, int]] = deque()
         self._pending: list[_Pending] = []
@@ -189,8 +249,9 @@ class RelayLog:
             if not batch:
                 continue
             self._busy = True
+            writes = _Writes(self.collections)
             try:
-                rows = await self.db.write(_apply, [p.change for p in batch])
+                rows = await self.db.write(_apply, [p.change for p in batch], writes)
             except Exception as exc:  # the callers learn of it; the writer keeps serving
                 log.exception("relay log append failed")
                 self.accounts.forget()  # it reflected changes that did not happen
@@ -200,6 +261,7 @@ class RelayLog:
                 continue
             finally:
                 self._busy = False
+            writes.committed()
             emitted = 0
             for p, row in zip(batch, rows, strict=True):
                 if not isinstance(p.change, Change):

@@ -58,15 +58,26 @@ def create(conn: sqlite3.Connection, did: str, host_id: int, throttled: bool) ->
     return row
 
 
-def save_state(conn: sqlite3.Connection, host_id: int, state: RepoState) -> None:
-    """Persist a repo's sync state, creating the account if it is new; keeps admin flags."""
-    data = None if state.data is None else bytes(state.data)
-    head = None if state.head is None else bytes(state.head)
-    conn.execute(
+def save_states(conn: sqlite3.Connection, states: Iterable[tuple[int, RepoState]]) -> None:
+    """Persist repos' sync states (with their host ids), creating new accounts; keeps admin
+    flags."""
+    created = now_ms()
+    conn.executemany(
         "INSERT INTO account (did, host_id, status, rev, data, head, created_ms) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (did) DO UPDATE SET host_id = excluded.host_id, "
         "status = excluded.status, rev = excluded.rev, data = excluded.data, head = excluded.head",
-        (state.did, host_id, state.status, state.rev, data, head, now_ms()),
+        (
+            (
+                state.did,
+                host_id,
+                state.status,
+                state.rev,
+                None if state.data is None else bytes(state.data),
+                None if state.head is None else bytes(state.head),
+                created,
+            )
+            for host_id, state in states
+        ),
     )
 
 
@@ -88,17 +99,16 @@ def count(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT count(*) FROM account").fetchone()[0])
 
 
-def add_collections(conn: sqlite3.Connection, did: str, collections: Iterable[str]) -> None:
+def add_collections(conn: sqlite3.Connection, pairs: Iterable[tuple[str, str]]) -> None:
+    """Index (collection, did) pairs; pairs already indexed are kept."""
     conn.executemany(
-        "INSERT INTO collection (collection, did) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        ((collection, did) for collection in collections),
+        "INSERT INTO collection (collection, did) VALUES (?, ?) ON CONFLICT DO NOTHING", pairs
     )
 
 
-def replace_collections(conn: sqlite3.Connection, did: str, collections: Iterable[str]) -> None:
-    """After a full resync the repo's whole record set is known: index exactly it."""
+def remove_collections(conn: sqlite3.Connection, did: str) -> None:
+    """Drop a repo from the index (a full resync then indexes exactly its records)."""
     conn.execute("DELETE FROM collection WHERE did = ?", (did,))
-    add_collections(conn, did, collections)
 
 
 def dids_with_collection(

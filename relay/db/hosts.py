@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _COLUMNS = (
@@ -85,9 +86,15 @@ def set_status(conn: sqlite3.Connection, host_id: int, status: str) -> None:
 
 def set_cursor(conn: sqlite3.Connection, host_id: int, cursor: int) -> None:
     """Advance the host's persisted cursor (never backwards: flushes may arrive late)."""
-    conn.execute(
+    set_cursors(conn, {host_id: cursor})
+
+
+def set_cursors(conn: sqlite3.Connection, cursors: Mapping[int, int]) -> None:
+    """Advance several hosts' cursors (host id -> cursor), each as `set_cursor` does."""
+    seen = now_ms()
+    conn.executemany(
         "UPDATE host SET cursor = max(cursor, ?), last_seen_ms = ? WHERE id = ?",
-        (cursor, now_ms(), host_id),
+        ((cursor, seen, host_id) for host_id, cursor in cursors.items()),
     )
 
 

@@ -1,0 +1,137 @@
+"""The relay log's writer merges a batch's row writes: same outcome as writing each in turn."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from relay.collectioncache import CollectionCache
+from relay.db import Database, accounts, connect, hosts
+from relay.db.schema import SCHEMA
+from relay.events import Change, RelayLog, _apply, _Writes
+from relay.metrics import Metrics
+from relay.repostate import RepoState
+
+DID = "did:plc:abcdefghijklmnopqrstuvwx"
+OTHER = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"
+POST, LIKE, FOLLOW = "app.bsky.feed.post", "app.bsky.feed.like", "app.bsky.graph.follow"
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[RelayLog]:
+    db = Database(tmp_path / "relay.sqlite")
+    await db.open()
+    log = RelayLog(db, replay_window=3600, metrics=Metrics())
+    await log.start()
+    yield log
+    await log.close()
+    await db.close()
+
+
+async def _hosts(log: RelayLog) -> tuple[int, int]:
+    one = await log.db.write(hosts.create, "one.example.com", "active", False, 100)
+    two = await log.db.write(hosts.create, "two.example.com", "active", False, 100)
+    return one.id, two.id
+
+
+async def _indexed(log: RelayLog, collection: str) -> list[str]:
+    return await log.db.read(accounts.dids_with_collection, collection, "", 10)
+
+
+async def test_a_batch_keeps_each_accounts_last_state_and_each_hosts_highest_cursor(
+    log: RelayLog,
+) -> None:
+    one, two = await _hosts(log)
+    states = [RepoState(DID, rev=f"3jzfcijpj2z2{c}") for c in "abc"]
+    # Queued together, these are one batch.
+    first = log.submit(Change(one, state=states[0], cursor=3))
+    log.submit(Change(one, state=states[1], cursor=7))
+    log.submit(Change(two, state=RepoState(OTHER, rev="3jzfcijpj2z2a"), cursor=2))
+    last = log.submit(Change(one, state=states[2], cursor=5))
+    await asyncio.gather(first, last)
+    stored = await log.db.read(accounts.get, DID)
+    assert stored is not None and stored.state == states[2]
+    assert (await log.db.read(hosts.get, "one.example.com")).cursor == 7  # type: ignore[union-attr]
+    assert (await log.db.read(hosts.get, "two.example.com")).cursor == 2  # type: ignore[union-attr]
+    # A later, lower cursor never moves a host back.
+    await log.commit(Change(one, cursor=4))
+    assert (await log.db.read(hosts.get, "one.example.com")).cursor == 7  # type: ignore[union-attr]
+
+
+async def test_a_takedown_applies_to_an_account_created_earlier_in_its_batch(
+    log: RelayLog,
+) -> None:
+    one, _ = await _hosts(log)
+    log.submit(Change(one, state=RepoState(DID, rev="3jzfcijpj2z2a")))
+    await log.commit(Change(one, did=DID, takedown=True))
+    stored = await log.db.read(accounts.get, DID)
+    assert stored is not None and stored.takedown
+
+
+async def test_collections_are_indexed_once_and_a_replace_drops_earlier_ones(
+    log: RelayLog,
+) -> None:
+    one, _ = await _hosts(log)
+    state = RepoState(DID, rev="3jzfcijpj2z2a")
+    await log.commit(Change(one, state=state, collections=(POST,)))
+    assert log.collections.known(DID) == {POST}
+    log.submit(Change(one, state=state, collections=(POST, LIKE)))
+    log.submit(Change(one, state=state, collections=(FOLLOW,), replace_collections=True))
+    await log.commit(Change(one, state=state, collections=(LIKE,)))
+    assert log.collections.known(DID) == {FOLLOW, LIKE}
+    assert (await _indexed(log, POST), await _indexed(log, LIKE)) == ([], [DID])
+    assert await _indexed(log, FOLLOW) == [DID]
+    await log.commit(Change(one, state=state, collections=(POST,)))
+    assert await _indexed(log, POST) == [DID]
+
+
+async def test_a_failed_batch_teaches_the_collection_cache_nothing(log: RelayLog) -> None:
+    one, _ = await _hosts(log)
+    state = RepoState(DID, rev="3jzfcijpj2z2a")
+    unknown_host = RepoState(OTHER, rev="3jzfcijpj2z2a")  # breaks the account's foreign key
+    batch = (
+        log.submit(Change(one, state=state, collections=(POST,))),
+        log.submit(Change(one + 100, state=unknown_host)),
+    )
+    for outcome in await asyncio.gather(*batch, return_exceptions=True):
+        assert isinstance(outcome, sqlite3.IntegrityError)
+    assert log.collections.known(DID) == frozenset()
+    assert await _indexed(log, POST) == []
+    await log.commit(Change(one, state=state, collections=(POST,)))
+    assert await _indexed(log, POST) == [DID]
+
+
+def test_a_read_in_a_batch_sees_every_change_queued_before_it(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "relay.sqlite")
+    conn.executescript(SCHEMA)
+    one = hosts.create(conn, "one.example.com", "active", False, 100).id
+    states = [RepoState(DID, rev=f"3jzfcijpj2z2{c}") for c in "ab"]
+    batch = [
+        Change(one, state=states[0], collections=(POST,), cursor=3),
+        partial(accounts.get, did=DID),
+        partial(accounts.dids_with_collection, collection=POST, after="", limit=10),
+        partial(hosts.get_by_id, host_id=one),
+        Change(one, state=states[1], collections=(LIKE,), cursor=4),
+    ]
+    conn.execute("BEGIN")
+    _, account, indexed, host, _ = _apply(conn, batch, _Writes(CollectionCache()))
+    conn.execute("COMMIT")
+    assert (account.state, indexed, host.cursor) == (states[0], [DID], 3)
+    assert accounts.get(conn, DID).state == states[1]  # type: ignore[union-attr]
+
+
+def test_collection_cache_forgets_the_oldest_dids_beyond_its_size() -> None:
+    cache = CollectionCache(size=2)
+    cache.committed(DID, [POST], replaced=False)
+    cache.committed(OTHER, [LIKE], replaced=False)
+    cache.committed(DID, [LIKE], replaced=False)
+    assert cache.known(DID) == {POST, LIKE}
+    cache.committed("did:plc:cccccccccccccccccccccccc", [POST], replaced=False)
+    assert len(cache) == 2 and cache.known(OTHER) == frozenset()
+    cache.committed(DID, [FOLLOW], replaced=True)
+    assert cache.known(DID) == {FOLLOW}
