@@ -125,10 +125,24 @@ class _Field:
     required: bool = True
     nullable: bool = False
     max_len: int | None = None
+    # A value of exactly this type is valid as it is (the scalar kinds without a length cap).
+    plain: type[Any] | None = None
+
+
+_PLAIN_TYPES: dict[str, type[Any]] = {
+    "int": int,
+    "bool": bool,
+    "str": str,
+    "bytes": bytes,
+    "cid": CID,
+}
+
+_ABSENT = object()  # a field missing from a wire map
 
 
 def _f(wire: str, kind: _Kind, attr: str = "", **flags: Any) -> _Field:
-    return _Field(wire, attr or wire, kind, **flags)
+    plain = None if flags.get("max_len") is not None else _PLAIN_TYPES.get(kind)
+    return _Field(wire, attr or wire, kind, plain=plain, **flags)
 
 
 _REPO_OP: tuple[_Field, ...] = (
@@ -193,12 +207,13 @@ _HEADERS = {t: cbor.encode({"op": 1, "t": t}) for t in _SCHEMAS}
 _HEADERS["error"] = cbor.encode({"op": -1})
 
 
-def encode_frame(event: Event | ErrorFrame, *, check: bool = True) -> bytes:
+def encode_frame(event: Event | ErrorFrame, *, check: bool = True, seq: int | None = None) -> bytes:
     """The binary websocket frame (header + body) for an event or an error.
 
-    `check=False` skips checking the fields against their table and the values against the
-    data model: only for an event that decode_frame just produced (with at most a new `seq`),
-    whose fields were checked then. Both paths give the same bytes.
+    `seq`, for an event that has one, is the seq the frame carries instead of the event's (a
+    relay re-sequences what it forwards). `check=False` skips checking the fields against
+    their table and the values against the data model: only for an event that decode_frame
+    just produced, whose fields were checked then. Both paths give the same bytes.
     """
     if isinstance(event, ErrorFrame):
         t = "error"
@@ -207,6 +222,10 @@ def encode_frame(event: Event | ErrorFrame, *, check: bool = True) -> bytes:
         t = _TYPE_OF[type(event)]
         fields = _SCHEMAS[t][1]
     body = _to_wire(event, fields)
+    if seq is not None:
+        if "seq" not in body:
+            raise ValueError(f"a {t} frame has no seq")
+        body["seq"] = seq
     if not check:
         return _HEADERS[t] + cbrrr.encode_dag_cbor(body)
     _from_wire(body, fields, t)
@@ -258,15 +277,16 @@ def _from_wire(body: dict[str, Any], fields: tuple[_Field, ...], what: str) -> d
     """Check a wire map against its table; return constructor arguments."""
     out: dict[str, Any] = {}
     for field in fields:
-        if field.wire not in body:
+        value = body.get(field.wire, _ABSENT)
+        if type(value) is field.plain:
+            out[field.attr] = value
+        elif value is _ABSENT:
             if field.required:
                 raise DecodeError(f"{what} is missing required field {field.wire!r}")
-            continue
-        value = body[field.wire]
-        if value is None and field.nullable:
+        elif value is None and field.nullable:
             out[field.attr] = None
-            continue
-        out[field.attr] = _convert(field, value, what)
+        else:
+            out[field.attr] = _convert(field, value, what)
     return out
 
 

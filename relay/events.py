@@ -12,7 +12,6 @@ compacted away periodically.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import sqlite3
 import time
@@ -158,8 +157,7 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query], writes: _W
         row = None
         if change.event is not None:
             seq += 1
-            renumbered = dataclasses.replace(change.event, seq=seq)
-            frame = encode_frame(renumbered, check=not change.decoded)
+            frame = encode_frame(change.event, check=not change.decoded, seq=seq)
             row = events.EventRow(
                 seq, event_did(change.event), kind_of(change.event), frame, now_ms
             )
@@ -262,7 +260,7 @@ class RelayLog:
             finally:
                 self._busy = False
             writes.committed()
-            emitted = 0
+            kinds: dict[str, int] = {}
             for p, row in zip(batch, rows, strict=True):
                 if not isinstance(p.change, Change):
                     if not p.done.done():
@@ -270,12 +268,13 @@ class RelayLog:
                     continue
                 if row is not None:
                     self.fanout.publish(row.seq, row.frame)
-                    self.metrics.inc(EMITTED, kind=row.kind)
-                    emitted += 1
+                    kinds[row.kind] = kinds.get(row.kind, 0) + 1
                 if not p.done.done():
                     p.done.set_result(None if row is None else row.seq)
-            if emitted:
-                self._recent.append((time.monotonic(), emitted))
+            for kind, count in kinds.items():
+                self.metrics.inc(EMITTED, count, kind=kind)
+            if kinds:
+                self._recent.append((time.monotonic(), sum(kinds.values())))
 
     def rate(self) -> float:
         """Events emitted per second over the last RATE_WINDOW seconds."""

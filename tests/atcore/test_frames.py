@@ -117,6 +117,11 @@ def test_unchecked_encoding_of_a_decoded_event_is_identical(
     if hasattr(decoded, "seq"):
         renumbered = dataclasses.replace(decoded, seq=10**12)
         assert encode_frame(renumbered, check=False) == encode_frame(renumbered)
+        assert encode_frame(decoded, check=False, seq=10**12) == encode_frame(renumbered)
+        assert encode_frame(decoded, seq=10**12) == encode_frame(renumbered)
+    else:
+        with pytest.raises(ValueError, match="no seq"):
+            encode_frame(decoded, seq=1)
     error = decode_frame(encode_error("ConsumerTooSlow", "bye"))
     assert isinstance(error, ErrorFrame)
     assert encode_frame(error, check=False) == encode_error("ConsumerTooSlow", "bye")
