@@ -22,6 +22,7 @@ from atcore.errors import DecodeError, InvalidCar
 
 __all__ = [
     "Car",
+    "read_car_raw",
     "CarBlocks",
     "AsyncCarBlocks",
     "CarLimits",
@@ -179,25 +180,48 @@ class CarParser:
 
 
 def _read_whole(data: bytes, limits: CarLimits) -> Car:
-    """`read_car` over bytes already in memory, within the total size: the parser's checks and
-    errors in one loop over `data`, without its buffer copies and per-block calls."""
+    roots, raw = read_car_raw(data, limits)
+    return Car(roots=roots, blocks={CID(cid): block for cid, block in raw.items()})
+
+
+def read_car_raw(data: bytes, limits: CarLimits) -> tuple[list[CID], dict[bytes, bytes]]:
+    """A CAR already in memory, within `limits`: its roots and its verified blocks keyed by
+    binary CID (what MemoryBlockStore keeps; no CID object per block). The parser's checks
+    and errors, in one loop over `data` without its buffer copies and per-block calls."""
+    if len(data) > limits.max_total_size:
+        raise InvalidCar(f"CAR is {len(data)} bytes, above the limit of {limits.max_total_size}")
     span = _span(data, 0, limits.max_header_size, "header")
     if span is None:
         raise InvalidCar("CAR ended before its header was complete")
     roots = _parse_header(data[span[0] : span[1]])
-    blocks: dict[CID, bytes] = {}
-    pos, count = span[1], 0
-    while pos < len(data):
-        span = _span(data, pos, limits.max_block_size, f"block {count}", _CID_LEN)
-        if span is None:
-            raise InvalidCar(f"CAR truncated or has trailing garbage at block {count}")
-        if count >= limits.max_blocks:
-            raise InvalidCar(f"CAR has more than {limits.max_blocks} blocks")
-        start, pos = span
-        cid, block = _verify_block(count, data[start:pos])
+    blocks: dict[bytes, bytes] = {}
+    pos, count, end = span[1], 0, len(data)
+    max_block, max_blocks = limits.max_block_size, limits.max_blocks
+    sha256 = hashlib.sha256
+    while pos < end:
+        # The common section lengths, one- and two-byte minimal varints, inline; anything else
+        # (and every error) through _span.
+        length, start = data[pos], pos + 1
+        if length >= 0x80:
+            second = data[start] if start < end else 0
+            length = (length & 0x7F) | (second << 7) if 0 < second < 0x80 else 0
+            start += 1
+        if length and start + length <= end and length - _CID_LEN <= max_block:
+            pos = start + length
+        else:
+            span = _span(data, pos, max_block, f"block {count}", _CID_LEN)
+            if span is None:
+                raise InvalidCar(f"CAR truncated or has trailing garbage at block {count}")
+            start, pos = span
+        if count >= max_blocks:
+            raise InvalidCar(f"CAR has more than {max_blocks} blocks")
+        cid = data[start : start + _CID_LEN]
+        block = data[start + _CID_LEN : pos]
+        if cid[:4] not in _PREFIXES or len(cid) < _CID_LEN or sha256(block).digest() != cid[4:]:
+            raise _block_error(count, data[start:pos])
         blocks.setdefault(cid, block)
         count += 1
-    return Car(roots=roots, blocks=blocks)
+    return roots, blocks
 
 
 def _span(
@@ -318,15 +342,20 @@ def _parse_header(data: bytes) -> list[CID]:
 
 def _verify_block(index: int, section: bytes) -> tuple[CID, bytes]:
     raw, data = section[:_CID_LEN], section[_CID_LEN:]
+    if len(raw) < _CID_LEN or raw[:4] not in _PREFIXES or hashlib.sha256(data).digest() != raw[4:]:
+        raise _block_error(index, section)
+    return CID(raw), data
+
+
+def _block_error(index: int, section: bytes) -> InvalidCar:
+    """Why the block section at `index` fails verification (it must fail)."""
+    raw = section[:_CID_LEN]
     if len(raw) < _CID_LEN or raw[:4] not in _PREFIXES:
-        raise InvalidCar(
+        return InvalidCar(
             f"block {index} (CID bytes {section[:8].hex()}...): "
             "not a CIDv1 sha2-256 dag-cbor or raw CID"
         )
-    cid = CID(raw)
-    if hashlib.sha256(data).digest() != raw[4:]:
-        raise InvalidCar(f"block {index} ({cid.encode()}): content does not match its hash")
-    return cid, data
+    return InvalidCar(f"block {index} ({CID(raw).encode()}): content does not match its hash")
 
 
 def _varint(n: int) -> bytes:

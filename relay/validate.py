@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from atcore.blockstore import MemoryBlockStore
-from atcore.car import CarLimits, read_car
+from atcore.car import CarLimits, read_car_raw
 from atcore.cid import CID
 from atcore.commit import Commit, decode_commit
 from atcore.commit import verify_commit as signature_ok
@@ -386,10 +386,11 @@ def _record_ops(event: CommitEvent) -> list[RecordOp] | None:
 
 
 class _Blocks(MemoryBlockStore):
-    """The CAR's verified blocks and its header roots."""
+    """The CAR's verified blocks (keyed by binary CID) and its header roots."""
 
-    def __init__(self, roots: list[CID], blocks: dict[CID, bytes]) -> None:
-        super().__init__(blocks.items())
+    def __init__(self, roots: list[CID], blocks: dict[bytes, bytes]) -> None:
+        super().__init__()
+        self._blocks = blocks
         self.roots = roots
 
 
@@ -397,15 +398,15 @@ def _read_blocks(data: bytes, commit: CID | None, limits: CarLimits) -> _Blocks:
     if len(data) > limits.max_total_size:
         raise Rejected(Reason.TOO_BIG, f"blocks are {len(data)} bytes")
     try:
-        car = read_car(data, limits)
+        roots, blocks = read_car_raw(data, limits)
     except InvalidCar as exc:
         # car.py words every bound it enforces with one of these phrases
         text = str(exc)
         reason = Reason.TOO_BIG if any(w in text for w in _LIMIT_WORDS) else Reason.BAD_CAR
         raise Rejected(reason, str(exc)) from exc
-    if commit is not None and car.root != commit:
+    if commit is not None and roots[0] != commit:
         raise Rejected(Reason.ROOT_NOT_COMMIT, "the CAR's first root is not the event's commit")
-    return _Blocks(car.roots, car.blocks)
+    return _Blocks(roots, blocks)
 
 
 def _commit_of(blocks: _Blocks, cid: CID, did: str, rev: str) -> Commit:
