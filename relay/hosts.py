@@ -72,8 +72,7 @@ def _is_label(label: str) -> bool:
 
 
 def is_banned(hostname: str, banned: list[str]) -> bool:
-    name = hostname.rsplit(":", 1)[0]
-    return any(name == domain or name.endswith("." + domain) for domain in banned)
+    return any(hosts.is_under(hostname, domain) for domain in banned)
 
 
 @dataclass

@@ -26,7 +26,6 @@ from atcore.xrpc.errors import AuthRequired, InvalidRequest, NotFound, XrpcError
 from atcore.xrpc.failures import error_response
 from relay.api.sync_hosts import host_view
 from relay.context import RelayContext, ctx_of
-from relay.crawler import BANNED, IDLE
 from relay.db import accounts, hosts
 from relay.events import Change
 from relay.hosts import parse_hostname
@@ -121,13 +120,12 @@ async def _host(ctx: RelayContext, body: dict[str, Any]) -> hosts.HostRow:
 async def ban_host(ctx: RelayContext, body: dict[str, Any]) -> None:
     host = await _host(ctx, body)
     await ctx.crawler.stop(host.hostname)
-    await ctx.db.write(hosts.set_status, host.id, BANNED)
+    await ctx.db.write(hosts.ban_host, host.id)
 
 
 async def unban_host(ctx: RelayContext, body: dict[str, Any]) -> None:
     host = await _host(ctx, body)
-    if host.status == BANNED:
-        await ctx.db.write(hosts.set_status, host.id, IDLE)  # crawled again on requestCrawl
+    await ctx.db.write(hosts.unban_host, host.id)  # crawled again on requestCrawl
 
 
 async def change_limits(ctx: RelayContext, body: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +164,8 @@ async def list_hosts(ctx: RelayContext, body: dict[str, Any]) -> dict[str, Any]:
 
 async def ban_domain(ctx: RelayContext, body: dict[str, Any]) -> None:
     domain = parse_hostname(_field(body, "domain"), dev_mode=False)
-    banned = [h for h in await ctx.db.read(hosts.page, 0, 100_000) if _under(h.hostname, domain)]
+    all_hosts = await ctx.db.read(hosts.page, 0, 100_000)
+    banned = [h for h in all_hosts if hosts.is_under(h.hostname, domain)]
     await ctx.db.write(hosts.ban_domain, domain)
     for host in banned:
         await ctx.crawler.stop(host.hostname)
@@ -180,11 +179,6 @@ async def unban_domain(ctx: RelayContext, body: dict[str, Any]) -> None:
 
 async def list_domain_bans(ctx: RelayContext, body: dict[str, Any]) -> dict[str, Any]:
     return {"banned_domains": await ctx.db.read(hosts.banned_domains)}
-
-
-def _under(hostname: str, domain: str) -> bool:
-    name = hostname.rsplit(":", 1)[0]
-    return name == domain or name.endswith("." + domain)
 
 
 ROUTES = [

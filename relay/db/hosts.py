@@ -127,21 +127,70 @@ def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
+def ban_host(conn: sqlite3.Connection, host_id: int) -> None:
+    """Ban one host on its own: no domain unban gives it back."""
+    set_status(conn, host_id, "banned")
+    conn.execute("DELETE FROM domain_banned_host WHERE host_id = ?", (host_id,))
+
+
+def unban_host(conn: sqlite3.Connection, host_id: int) -> None:
+    """Let a banned host be crawled again (on its next requestCrawl)."""
+    conn.execute("UPDATE host SET status = 'idle' WHERE id = ? AND status = 'banned'", (host_id,))
+    conn.execute("DELETE FROM domain_banned_host WHERE host_id = ?", (host_id,))
+
+
 def ban_domain(conn: sqlite3.Connection, domain: str) -> None:
+    """Ban a domain and every known host under it (remembering which were not banned)."""
     conn.execute(
         "INSERT INTO banned_domain (domain, created_ms) VALUES (?, ?) "
         "ON CONFLICT (domain) DO NOTHING",
         (domain, now_ms()),
     )
-    # Every known host under the domain is banned with it.
+    under, params = _under(domain)
     conn.execute(
-        "UPDATE host SET status = 'banned' WHERE hostname = ? OR hostname LIKE ? ESCAPE '\\'",
-        (domain, "%." + domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")),
+        "INSERT INTO domain_banned_host (domain, host_id) "
+        f"SELECT ?, id FROM host WHERE status != 'banned' AND ({under}) ON CONFLICT DO NOTHING",
+        (domain, *params),
     )
+    conn.execute(f"UPDATE host SET status = 'banned' WHERE {under}", params)
 
 
 def unban_domain(conn: sqlite3.Connection, domain: str) -> bool:
-    return conn.execute("DELETE FROM banned_domain WHERE domain = ?", (domain,)).rowcount > 0
+    """Lift a domain ban; the hosts it banned become idle again (crawled on their next
+    requestCrawl), unless another banned domain still covers them. False if not banned."""
+    if not conn.execute("DELETE FROM banned_domain WHERE domain = ?", (domain,)).rowcount:
+        return False
+    rows = conn.execute(
+        "SELECT h.id, h.hostname FROM domain_banned_host d JOIN host h ON h.id = d.host_id "
+        "WHERE d.domain = ?",
+        (domain,),
+    ).fetchall()
+    conn.execute("DELETE FROM domain_banned_host WHERE domain = ?", (domain,))
+    others = banned_domains(conn)
+    for host_id, hostname in rows:
+        still = next((d for d in others if is_under(str(hostname), d)), None)
+        if still is None:
+            conn.execute("UPDATE host SET status = 'idle' WHERE id = ?", (host_id,))
+        else:
+            conn.execute(
+                "INSERT INTO domain_banned_host (domain, host_id) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (still, host_id),
+            )
+    return True
+
+
+def is_under(hostname: str, domain: str) -> bool:
+    """True when `hostname` (`host[:port]`) is `domain` or one of its subdomains."""
+    name = hostname.rsplit(":", 1)[0]
+    return name == domain or name.endswith("." + domain)
+
+
+def _under(domain: str) -> tuple[str, tuple[str, ...]]:
+    """is_under as SQL over host.hostname: a WHERE clause and its parameters."""
+    escaped = domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    clause = " OR ".join(["hostname = ?", *["hostname LIKE ? ESCAPE '\\'"] * 3])
+    return clause, (domain, "%." + escaped, escaped + ":%", "%." + escaped + ":%")
 
 
 def banned_domains(conn: sqlite3.Connection) -> list[str]:

@@ -46,4 +46,10 @@ CREATE TABLE IF NOT EXISTS banned_domain (
     domain TEXT PRIMARY KEY,
     created_ms INTEGER NOT NULL
 );
+-- Hosts a domain ban took from another status: unbanning the domain gives them back.
+CREATE TABLE IF NOT EXISTS domain_banned_host (
+    domain TEXT NOT NULL,
+    host_id INTEGER NOT NULL REFERENCES host (id),
+    PRIMARY KEY (domain, host_id)
+) WITHOUT ROWID;
 """

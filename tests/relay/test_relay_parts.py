@@ -10,7 +10,8 @@ import pytest
 from atcore.frames import IdentityEvent, decode_frame
 from atcore.xrpc.errors import InvalidRequest
 from relay.config import ConfigError, RelayConfig, parse_duration
-from relay.db import Database, accounts, hosts
+from relay.db import Database, accounts, connect, hosts
+from relay.db.schema import SCHEMA
 from relay.events import Change, RelayLog
 from relay.hosts import is_banned, parse_hostname
 from relay.limits import HostLimiter, Rates, SlidingWindow, host_rates
@@ -154,7 +155,35 @@ def test_bad_hostnames_are_refused(given: str, dev: bool) -> None:
 
 def test_domain_bans_cover_subdomains() -> None:
     assert is_banned("pds.evil.com", ["evil.com"]) and is_banned("evil.com", ["evil.com"])
+    assert is_banned("pds.evil.com:8443", ["evil.com"])
     assert not is_banned("notevil.com", ["evil.com"])
+
+
+def test_unbanning_a_domain_gives_back_only_the_hosts_it_banned(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "relay.sqlite")
+    conn.executescript(SCHEMA)
+    names = ("a.evil.com", "b.evil.com:8443", "c.evil.com", "x.deep.evil.com", "good.com")
+    made = {name: hosts.create(conn, name, "active", False, 100) for name in names}
+
+    def status(name: str) -> str:
+        row = hosts.get(conn, name)
+        assert row is not None
+        return row.status
+
+    hosts.ban_host(conn, made["c.evil.com"].id)  # banned on its own first
+    hosts.ban_domain(conn, "evil.com")
+    hosts.ban_domain(conn, "deep.evil.com")  # x is banned already: it stays evil.com's
+    assert [status(n) for n in names] == ["banned"] * 4 + ["active"]
+    hosts.ban_host(conn, made["b.evil.com:8443"].id)  # and one banned on its own meanwhile
+
+    assert hosts.unban_domain(conn, "evil.com")
+    assert not hosts.unban_domain(conn, "evil.com")
+    # a and x were only banned by evil.com... but x is still under deep.evil.com
+    assert [status(n) for n in names] == ["idle", "banned", "banned", "banned", "active"]
+    assert hosts.unban_domain(conn, "deep.evil.com")
+    assert status("x.deep.evil.com") == "idle"
+    hosts.unban_host(conn, made["c.evil.com"].id)
+    assert status("c.evil.com") == "idle"
 
 
 async def test_log_persists_seq_state_and_compacts(tmp_path: Path) -> None:
