@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Final
@@ -63,6 +64,8 @@ class HostConsumer:
         self.cursor = host.cursor
         self.flushed = host.cursor
         self.status = ACTIVE
+        self._waiting_since: float | None = None  # when the reader began waiting for a frame
+        self._idle = False  # the watchdog cancelled the reader
         self.limiter = HostLimiter(
             host_rates(
                 host.account_limit, host.trusted, host.per_second, host.per_hour, host.per_day
@@ -121,6 +124,10 @@ class HostConsumer:
         # Events prepared (being verified) ahead of the one being applied, in order.
         prepared: asyncio.Queue[Prepared | None] = asyncio.Queue(PIPELINE)
         applier = asyncio.create_task(self._apply_all(prepared), name=f"apply {self.host.hostname}")
+        reader = asyncio.current_task()
+        assert reader is not None
+        self._idle = False
+        watchdog = asyncio.create_task(self._watch(reader), name=f"idle {self.host.hostname}")
         try:
             while True:
                 try:
@@ -140,6 +147,7 @@ class HostConsumer:
                 await self._put(prepared, await crawler.ingest.prepare(self.host, event), applier)
             await self._drain(prepared, applier)
         finally:
+            await cancel_and_wait([watchdog])
             applier.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await applier
@@ -186,22 +194,42 @@ class HostConsumer:
 
     async def _next(self, stream: AsyncIterator[object], applier: asyncio.Task[None]) -> object:
         """The next upstream event (None at the end of the stream); the applier's error, if it
-        failed meanwhile."""
+        failed meanwhile; _Idle when the watchdog found the wait too long."""
         if applier.done():
             applier.result()
+        self._waiting_since = time.monotonic()
         try:
-            async with asyncio.timeout(self.crawler.idle_timeout):
-                return await anext(stream)
+            return await anext(stream)
         except StopAsyncIteration:
             return None
-        except TimeoutError:
-            raise _Idle() from None
+        except asyncio.CancelledError:
+            reader = asyncio.current_task()
+            if self._idle and reader is not None and reader.uncancel() == 0:
+                raise _Idle() from None
+            raise
+        finally:
+            self._waiting_since = None
+
+    async def _watch(self, reader: asyncio.Task[None]) -> None:
+        """Cancel `reader` once it has waited the idle timeout for one frame. One task per
+        connection: the reader only notes when it starts waiting, no timer per frame."""
+        timeout = self.crawler.idle_timeout
+        while True:
+            since = self._waiting_since
+            waited = 0.0 if since is None else time.monotonic() - since
+            if waited >= timeout:
+                self._idle = True
+                reader.cancel()
+                return
+            await asyncio.sleep(timeout - waited)
 
     async def _throttle(self) -> None:
         while (wait := self.limiter.wait_time()) > 0:
             self.status = THROTTLED
             await asyncio.sleep(min(wait, 1.0))
         self.status = ACTIVE
+        self._waiting_since: float | None = None  # when the reader began waiting for a frame
+        self._idle = False  # the watchdog cancelled the reader
         self.limiter.take()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -225,3 +226,22 @@ async def test_quiet_host_goes_idle_until_it_asks_again(
         await crawl(relay, upstream)
         await head_reaches(relay, 2)
         assert await host_status(relay, upstream.hostname, "active")
+
+
+async def test_a_host_sending_now_and_then_stays_active(
+    tmp_path: Path, plc_url: str, upstream: Upstream
+) -> None:
+    """The idle timeout counts one wait for a frame, not the time since the connection opened."""
+    env = relay_env(plc_url, RELAY_HOST_IDLE_TIMEOUT="2s")
+    config = RelayConfig.load(env, data_dir=str(tmp_path / "busy-relay"))
+    async for relay in serve_relay(config):
+        alice = await upstream.account("alice.test")
+        await upstream.pds.emit(alice.genesis)
+        await crawl(relay, upstream)
+        await head_reaches(relay, 1)
+        for n in range(2, 8):  # 3 s in all, 0.5 s apart
+            await asyncio.sleep(0.5)
+            await upstream.pds.emit(alice.commit({f"{POST}/n{n}": post(f"note {n}")}))
+            await head_reaches(relay, n)
+            assert await host_status(relay, upstream.hostname, "active")
+        await wait_until(partial(host_status, relay, upstream.hostname, "idle"))
