@@ -11,7 +11,6 @@ older than a queued change. Least recently used rows are dropped beyond `size`.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
@@ -68,11 +67,13 @@ class AccountCache:
         row = self._rows.get(did)
         if row is None:
             return
-        if state is not None:
-            row = dataclasses.replace(row, state=state, host_id=host_id or row.host_id)
-        if takedown is not None:
-            row = dataclasses.replace(row, takedown=takedown)
-        self._rows[did] = row
+        self._rows[did] = AccountRow(
+            did,
+            host_id or row.host_id,
+            row.state if state is None else state,
+            row.takedown if takedown is None else takedown,
+            row.throttled,
+        )
 
     def forget(self, did: str | None = None) -> None:
         """Drop one row (or all) changed behind the log's back, e.g. by an admin SQL update."""

@@ -23,7 +23,7 @@ class Metrics:
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:
         series = self.counters.setdefault(name, {})
-        key = tuple(sorted(labels.items()))
+        key = tuple(sorted(labels.items())) if len(labels) > 1 else tuple(labels.items())
         series[key] = series.get(key, 0) + amount
 
     def value(self, name: str, **labels: str) -> int:

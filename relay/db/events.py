@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class EventRow:
+class EventRow(NamedTuple):
+    """One event as stored, its fields in the table's column order."""
+
     seq: int
     did: str
     kind: str
@@ -29,8 +30,7 @@ def oldest(conn: sqlite3.Connection) -> int | None:
 
 def append(conn: sqlite3.Connection, rows: Sequence[EventRow]) -> None:
     conn.executemany(
-        "INSERT INTO event (seq, did, kind, frame, time_ms) VALUES (?, ?, ?, ?, ?)",
-        ((r.seq, r.did, r.kind, r.frame, r.time_ms) for r in rows),
+        "INSERT INTO event (seq, did, kind, frame, time_ms) VALUES (?, ?, ?, ?, ?)", rows
     )
 
 
