@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 
 from atcore.frames import InfoEvent, encode_frame
 from atcore.xrpc.errors import InvalidRequest
@@ -121,7 +121,19 @@ class EventLog:
         self._subscribers.clear()
 
     async def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
-        """Frames for one subscriber: replay after `cursor`, then live, no gap, no duplicate.
+        """The frames of subscribe_batches, one by one."""
+        batches = self.subscribe_batches(cursor)
+        try:
+            async for batch in batches:
+                for frame in batch:
+                    yield frame
+        finally:
+            await batches.aclose()  # leave the fan-out now, not when collected
+
+    async def subscribe_batches(self, cursor: int | None) -> AsyncGenerator[list[bytes], None]:
+        """Frames for one subscriber, in runs of whatever is ready: replay after `cursor`
+        (a page at a time), then live (all that queued since the last run), with no gap and
+        no duplicate.
 
         Raises InvalidRequest `FutureCursor` before anything is sent when `cursor` is ahead of
         the log, and `ConsumerTooSlow` when this subscriber's buffer overflowed while live.
@@ -139,12 +151,12 @@ class EventLog:
                 oldest = await self._oldest()
                 if cursor != 0 and oldest is not None and cursor < oldest - 1:
                     message = "cursor is older than the replay window; starting at the oldest"
-                    yield encode_frame(InfoEvent("OutdatedCursor", message))
+                    yield [encode_frame(InfoEvent("OutdatedCursor", message))]
                 while True:
                     page = await self._read_after(last, self.page)
-                    for seq, frame in page:
-                        last = seq
-                        yield frame
+                    if page:
+                        last = page[-1][0]
+                        yield [frame for _, frame in page]
                     if len(page) == self.page:
                         continue
                     if not sub.missed:
@@ -153,9 +165,10 @@ class EventLog:
                     sub.missed = False
             sub.live = True
             while (batch := await sub.next_batch()) is not None:
-                for seq, frame in batch:
-                    if seq > last:
-                        last = seq
-                        yield frame
+                # Frames queued during the replay may already have been read from the log.
+                frames = [frame for seq, frame in batch if seq > last]
+                if frames:
+                    last = batch[-1][0]
+                    yield frames
         finally:
             self._subscribers.discard(sub)

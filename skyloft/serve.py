@@ -88,6 +88,8 @@ async def _uvicorn(app: ASGIApp, sock: socket.socket) -> None:
     except ImportError:
         raise SystemExit(f"{SERVER_ENV}=uvicorn: install uvicorn and httptools") from None
 
+    from skyloft.ws_frames import FramesProtocol
+
     class Server(uvicorn.Server):
         # Our own handlers stop it: uvicorn's would re-raise SIGTERM after a clean shutdown.
         @contextmanager
@@ -97,7 +99,7 @@ async def _uvicorn(app: ASGIApp, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app,
         http="httptools",
-        ws="websockets-sansio",
+        ws=FramesProtocol,
         lifespan="on",
         log_config=None,
         access_log=False,

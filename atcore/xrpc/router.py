@@ -14,7 +14,15 @@ checks each NSID against its lexicon type, and `atcore.xrpc.server.mount` turns 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -80,13 +88,19 @@ class XrpcRequest:
         return stream_body(self.request, self.body_limit)
 
 
+# Sends binary frames in order (atcore.xrpc.subscription.frame_sender).
+FrameSender = Callable[[Sequence[bytes]], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class SubscriptionRequest:
-    """What a subscription handler receives: the accepted websocket and checked parameters."""
+    """What a subscription handler receives: the accepted websocket, checked parameters and
+    `send_frames`, the cheapest way this server offers to send a run of binary frames."""
 
     websocket: WebSocket
     nsid: str
     params: dict[str, Any]
+    send_frames: FrameSender
     auth: Any = None
 
 

@@ -165,5 +165,5 @@ def _parse_cid(text: str) -> CID:
 @xrpc.subscription("com.atproto.sync.subscribeRepos")
 async def subscribe_repos(sub: SubscriptionRequest) -> None:
     ctx = ctx_of(sub)
-    async for frame in ctx.sequencer.subscribe(sub.params.get("cursor")):
-        await sub.websocket.send_bytes(frame)
+    async for frames in ctx.sequencer.fanout.subscribe_batches(sub.params.get("cursor")):
+        await sub.send_frames(frames)

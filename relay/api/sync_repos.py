@@ -22,12 +22,11 @@ DELIVERED = "relay_events_delivered_total"
 @xrpc.subscription("com.atproto.sync.subscribeRepos")
 async def subscribe_repos(sub: SubscriptionRequest) -> None:
     ctx = ctx_of(sub)
-    send = sub.websocket.send_bytes
     delivered = 0
     try:
-        async for frame in ctx.events.subscribe(sub.params.get("cursor")):
-            await send(frame)
-            delivered += 1
+        async for frames in ctx.events.fanout.subscribe_batches(sub.params.get("cursor")):
+            await sub.send_frames(frames)
+            delivered += len(frames)
     finally:
         ctx.metrics.inc(DELIVERED, delivered)
 
