@@ -23,10 +23,10 @@ from typing import Any
 from atcore.eventlog import EventLog, Frames
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, encode_frame
 from relay.accountcache import AccountCache
-from relay.collectioncache import CollectionCache
 from relay.db import Database, accounts, events, hosts
 from relay.metrics import Metrics
 from relay.repostate import RepoState
+from relay.writtencache import WrittenCache
 from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,16 @@ class _Pending:
 
 
 class _Writes:
-    """The row writes of one batch, one statement each: every account's last state, the
-    collections it newly indexes (relay.collectioncache), every host's highest cursor. They
-    are written before any read or admin change of the batch (and at its end), so each of
-    those sees every change queued before it, as if each change were written in turn."""
+    """The row writes of one batch, one statement each: every account's last state (its host
+    too unless relay.writtencache knows it is unchanged), the collections it newly indexes,
+    every host's highest cursor. They are written before any read or admin change of the batch
+    (and at its end), so each of those sees every change queued before it, as if each change
+    were written in turn."""
 
-    def __init__(self, collections: CollectionCache) -> None:
-        self.collections = collections
+    def __init__(self, written: WrittenCache) -> None:
+        self.written = written
         self.states: dict[str, tuple[int, RepoState]] = {}
+        self.saved: dict[str, int] = {}  # DID -> host id, for every account the batch saves
         self.cursors: dict[int, int] = {}
         self.pairs: list[tuple[str, str]] = []
         self.indexed: dict[str, set[str]] = {}  # DID -> collections this batch indexes
@@ -95,12 +97,13 @@ class _Writes:
 
     def save(self, host_id: int, state: RepoState) -> None:
         self.states[state.did] = (host_id, state)
+        self.saved[state.did] = host_id
 
     def advance(self, host_id: int, cursor: int) -> None:
         self.cursors[host_id] = max(cursor, self.cursors.get(host_id, cursor))
 
     def index(self, did: str, collections: tuple[str, ...]) -> None:
-        known = frozenset() if did in self.replaced else self.collections.known(did)
+        known = frozenset() if did in self.replaced else self.written.collections(did)
         new = [c for c in collections if c not in known]
         if not new:
             return
@@ -119,7 +122,15 @@ class _Writes:
 
     def flush(self, conn: sqlite3.Connection) -> None:
         if self.states:
-            accounts.save_states(conn, self.states.values())
+            same_host: list[tuple[int, RepoState]] = []
+            in_full: list[tuple[int, RepoState]] = []
+            for host_id, state in self.states.values():
+                known = self.written.host(state.did) == host_id
+                (same_host if known else in_full).append((host_id, state))
+            if same_host and not accounts.update_states(conn, [s for _, s in same_host]):
+                in_full += same_host
+            if in_full:
+                accounts.save_states(conn, in_full)
             self.states.clear()
         if self.pairs:
             accounts.add_collections(conn, self.pairs)
@@ -129,9 +140,11 @@ class _Writes:
             self.cursors.clear()
 
     def committed(self) -> None:
-        """The batch's transaction committed: the collection cache learns what it indexed."""
+        """The batch's transaction committed: the cache learns what it wrote."""
+        for did, host_id in self.saved.items():
+            self.written.saved(did, host_id)
         for did, indexed in self.indexed.items():
-            self.collections.committed(did, indexed, replaced=did in self.replaced)
+            self.written.indexed(did, indexed, replaced=did in self.replaced)
 
 
 def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query], writes: _Writes) -> list[Any]:
@@ -185,7 +198,7 @@ class RelayLog:
         self.fanout = EventLog(self._read_after, self._oldest, buffer=subscriber_buffer)
         self.metrics = metrics
         self.accounts = AccountCache()
-        self.collections = CollectionCache()
+        self.written = WrittenCache()
         metrics.declare(EMITTED, "Events emitted on the relay's firehose, by kind")
         self._recent: deque[tuple[float, int]] = deque()
         self._pending: list[_Pending] = []
@@ -247,7 +260,7 @@ class RelayLog:
             if not batch:
                 continue
             self._busy = True
-            writes = _Writes(self.collections)
+            writes = _Writes(self.written)
             try:
                 rows = await self.db.write(_apply, [p.change for p in batch], writes)
             except Exception as exc:  # the callers learn of it; the writer keeps serving

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from atcore.cid import CID
@@ -79,6 +79,25 @@ def save_states(conn: sqlite3.Connection, states: Iterable[tuple[int, RepoState]
             for host_id, state in states
         ),
     )
+
+
+def update_states(conn: sqlite3.Connection, states: Sequence[RepoState]) -> bool:
+    """Update the sync state of existing accounts, their host unchanged; False when some
+    account had no row (the caller then saves those states in full)."""
+    updated = conn.executemany(
+        "UPDATE account SET status = ?, rev = ?, data = ?, head = ? WHERE did = ?",
+        (
+            (
+                state.status,
+                state.rev,
+                None if state.data is None else bytes(state.data),
+                None if state.head is None else bytes(state.head),
+                state.did,
+            )
+            for state in states
+        ),
+    ).rowcount
+    return updated == len(states)
 
 
 def set_takedown(conn: sqlite3.Connection, did: str, takedown: bool) -> bool:

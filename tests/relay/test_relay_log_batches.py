@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from relay.collectioncache import CollectionCache
 from relay.db import Database, accounts, connect, hosts
 from relay.db.schema import SCHEMA
 from relay.events import Change, RelayLog, _apply, _Writes
 from relay.metrics import Metrics
 from relay.repostate import RepoState
+from relay.writtencache import WrittenCache
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
 OTHER = "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb"
@@ -79,11 +79,11 @@ async def test_collections_are_indexed_once_and_a_replace_drops_earlier_ones(
     one, _ = await _hosts(log)
     state = RepoState(DID, rev="3jzfcijpj2z2a")
     await log.commit(Change(one, state=state, collections=(POST,)))
-    assert log.collections.known(DID) == {POST}
+    assert log.written.collections(DID) == {POST}
     log.submit(Change(one, state=state, collections=(POST, LIKE)))
     log.submit(Change(one, state=state, collections=(FOLLOW,), replace_collections=True))
     await log.commit(Change(one, state=state, collections=(LIKE,)))
-    assert log.collections.known(DID) == {FOLLOW, LIKE}
+    assert log.written.collections(DID) == {FOLLOW, LIKE}
     assert (await _indexed(log, POST), await _indexed(log, LIKE)) == ([], [DID])
     assert await _indexed(log, FOLLOW) == [DID]
     await log.commit(Change(one, state=state, collections=(POST,)))
@@ -100,7 +100,7 @@ async def test_a_failed_batch_teaches_the_collection_cache_nothing(log: RelayLog
     )
     for outcome in await asyncio.gather(*batch, return_exceptions=True):
         assert isinstance(outcome, sqlite3.IntegrityError)
-    assert log.collections.known(DID) == frozenset()
+    assert log.written.collections(DID) == frozenset()
     assert await _indexed(log, POST) == []
     await log.commit(Change(one, state=state, collections=(POST,)))
     assert await _indexed(log, POST) == [DID]
@@ -119,19 +119,40 @@ def test_a_read_in_a_batch_sees_every_change_queued_before_it(tmp_path: Path) ->
         Change(one, state=states[1], collections=(LIKE,), cursor=4),
     ]
     conn.execute("BEGIN")
-    _, account, indexed, host, _ = _apply(conn, batch, _Writes(CollectionCache()))
+    _, account, indexed, host, _ = _apply(conn, batch, _Writes(WrittenCache()))
     conn.execute("COMMIT")
     assert (account.state, indexed, host.cursor) == (states[0], [DID], 3)
     assert accounts.get(conn, DID).state == states[1]  # type: ignore[union-attr]
 
 
-def test_collection_cache_forgets_the_oldest_dids_beyond_its_size() -> None:
-    cache = CollectionCache(size=2)
-    cache.committed(DID, [POST], replaced=False)
-    cache.committed(OTHER, [LIKE], replaced=False)
-    cache.committed(DID, [LIKE], replaced=False)
-    assert cache.known(DID) == {POST, LIKE}
-    cache.committed("did:plc:cccccccccccccccccccccccc", [POST], replaced=False)
-    assert len(cache) == 2 and cache.known(OTHER) == frozenset()
-    cache.committed(DID, [FOLLOW], replaced=True)
-    assert cache.known(DID) == {FOLLOW}
+async def test_an_account_moving_to_another_host_is_saved_with_it(log: RelayLog) -> None:
+    one, two = await _hosts(log)
+    states = [RepoState(DID, rev=f"3jzfcijpj2z2{c}") for c in "abcd"]
+    await log.commit(Change(one, state=states[0]))
+    await log.commit(Change(one, state=states[1]))  # known on host one: only its state
+    assert log.written.host(DID) == one
+    await log.commit(Change(two, state=states[2]))
+    stored = await log.db.read(accounts.get, DID)
+    assert stored is not None and (stored.host_id, stored.state) == (two, states[2])
+    assert log.written.host(DID) == two
+
+    def forget_row(conn: sqlite3.Connection) -> None:  # as if it were never written
+        conn.execute("DELETE FROM account WHERE did = ?", (DID,))
+
+    await log.read(forget_row)
+    await log.commit(Change(two, state=states[3]))
+    stored = await log.db.read(accounts.get, DID)
+    assert stored is not None and (stored.host_id, stored.state) == (two, states[3])
+
+
+def test_written_cache_forgets_the_oldest_dids_beyond_its_size() -> None:
+    cache = WrittenCache(size=2)
+    cache.indexed(DID, [POST], replaced=False)
+    cache.saved(OTHER, 1)
+    cache.indexed(DID, [LIKE], replaced=False)
+    assert cache.collections(DID) == {POST, LIKE}
+    cache.saved("did:plc:cccccccccccccccccccccccc", 1)
+    assert len(cache) == 2 and cache.host(OTHER) is None
+    cache.indexed(DID, [FOLLOW], replaced=True)
+    cache.saved(DID, 3)
+    assert (cache.collections(DID), cache.host(DID)) == ({FOLLOW}, 3)
