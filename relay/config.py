@@ -6,7 +6,8 @@ duration such as `72h`), RELAY_LENIENT_SYNC_VALIDATION, RELAY_TRUSTED_DOMAINS,
 RELAY_DEFAULT_ACCOUNT_LIMIT, RELAY_NEW_HOSTS_PER_DAY_LIMIT. Ours: RELAY_PLC_HOST (the PLC
 directory URL), RELAY_DEV_MODE (plain-http `localhost:<port>` hosts and loopback addresses),
 RELAY_HOSTS (hostnames to crawl from the start), RELAY_HOST_IDLE_TIMEOUT and
-RELAY_VERIFY_WORKERS (processes verifying commits; default: one per core but one).
+RELAY_VERIFY_WORKERS (processes verifying commits, at a lower priority; default: one per
+core).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ MAX_VERIFY_WORKERS: Final = 64
 
 
 def default_verify_workers() -> int:
-    """One verifying process per core but one (the serving process has plenty to do)."""
-    return max((os.cpu_count() or 1) - 1, 1)
+    """One verifying process per core: they run at a lower priority (relay.verifier), so they
+    take what the serving process leaves of every core and never what it needs."""
+    return os.cpu_count() or 1
 
 
 class ConfigError(ValueError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import lru_cache, partial
@@ -26,6 +27,9 @@ from relay.validate import CommitCheck, check_commit
 BATCH = 64
 # Batches in flight per worker: one running, one waiting, so a worker never idles.
 DEPTH = 2
+# Workers yield the CPU to the serving process (and anything else on the machine): they soak
+# up spare cycles, but never delay reading upstreams or writing to subscribers.
+WORKER_NICENESS = 10
 
 # What check_commit reads of a #commit, as plain values (binary CIDs): pickling CID and
 # dataclass objects costs ~4x more on both sides of the pipe.
@@ -103,7 +107,9 @@ class Verifier:
         if workers:
             # spawn: the relay runs threads (SQLite); forking them is unsafe.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=os.nice, initargs=(WORKER_NICENESS,)
+            )
         self._queue: list[tuple[Job, asyncio.Future[CommitCheck]]] = []
         self._in_flight = 0
 

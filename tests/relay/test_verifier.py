@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from atcore.syntax.did import Did
 from atcore.syntax.tid import Tid
 from relay.repostate import Reason
 from relay.validate import CommitCheck, verify_commit
-from relay.verifier import Verifier, from_wire, to_wire
+from relay.verifier import WORKER_NICENESS, Verifier, from_wire, to_wire
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
 HOST = "https://pds.example.com"
@@ -59,6 +60,18 @@ async def test_worker_checks_match_inline_checks(
     inline = await verify_commit(forged, accepted.state, HOST, resolver)
     pooled = await verify_commit(forged, accepted.state, HOST, resolver, check=checked_forged)
     assert inline.reason == pooled.reason == Reason.BAD_SIGNATURE
+
+
+def test_workers_run_below_the_serving_process() -> None:
+    verifier = Verifier(2)
+    try:
+        assert verifier._pool is not None
+        pids = [verifier._pool.submit(os.getpid).result() for _ in range(4)]
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        wanted = min(mine + WORKER_NICENESS, 19)
+        assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {wanted}
+    finally:
+        verifier.close()
 
 
 async def test_no_workers_checks_inline() -> None:
