@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -10,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from atcore.frames import AccountEvent, CommitEvent, SyncEvent
 from relay.config import RelayConfig
 from tests.relay.conftest import Relay, Upstream, relay_env, serve_relay, wait_until
-from tests.relay.fake_pds import post
+from tests.relay.fake_pds import FakeAccount, post
 
 POST = "app.bsky.feed.post"
 LIKE = "app.bsky.feed.like"
@@ -210,16 +212,25 @@ async def host_status(relay: Relay, hostname: str, expected: str) -> bool:
     return bool(r.json()["status"] == expected)
 
 
-async def test_quiet_host_goes_idle_until_it_asks_again(
-    tmp_path: Path, plc_url: str, upstream: Upstream
-) -> None:
-    env = relay_env(plc_url, RELAY_HOST_IDLE_TIMEOUT="300ms")
-    config = RelayConfig.load(env, data_dir=str(tmp_path / "idle-relay"))
+@asynccontextmanager
+async def relay_with_alice(
+    tmp_path: Path, plc_url: str, upstream: Upstream, idle_timeout: str
+) -> AsyncIterator[tuple[Relay, FakeAccount]]:
+    """A relay with RELAY_HOST_IDLE_TIMEOUT crawling `upstream`, alice's genesis relayed."""
+    env = relay_env(plc_url, RELAY_HOST_IDLE_TIMEOUT=idle_timeout)
+    config = RelayConfig.load(env, data_dir=str(tmp_path / "relay-with-alice"))
     async for relay in serve_relay(config):
         alice = await upstream.account("alice.test")
         await upstream.pds.emit(alice.genesis)
         await crawl(relay, upstream)
         await head_reaches(relay, 1)
+        yield relay, alice
+
+
+async def test_quiet_host_goes_idle_until_it_asks_again(
+    tmp_path: Path, plc_url: str, upstream: Upstream
+) -> None:
+    async with relay_with_alice(tmp_path, plc_url, upstream, "300ms") as (relay, alice):
         await wait_until(partial(host_status, relay, upstream.hostname, "idle"))
         # Events sent while idle arrive from the persisted cursor once the host asks again.
         await upstream.pds.emit(alice.commit({f"{POST}/a1": post("after a nap")}))
@@ -232,13 +243,7 @@ async def test_a_host_sending_now_and_then_stays_active(
     tmp_path: Path, plc_url: str, upstream: Upstream
 ) -> None:
     """The idle timeout counts one wait for a frame, not the time since the connection opened."""
-    env = relay_env(plc_url, RELAY_HOST_IDLE_TIMEOUT="2s")
-    config = RelayConfig.load(env, data_dir=str(tmp_path / "busy-relay"))
-    async for relay in serve_relay(config):
-        alice = await upstream.account("alice.test")
-        await upstream.pds.emit(alice.genesis)
-        await crawl(relay, upstream)
-        await head_reaches(relay, 1)
+    async with relay_with_alice(tmp_path, plc_url, upstream, "2s") as (relay, alice):
         for n in range(2, 8):  # 3 s in all, 0.5 s apart
             await asyncio.sleep(0.5)
             await upstream.pds.emit(alice.commit({f"{POST}/n{n}": post(f"note {n}")}))
