@@ -98,7 +98,8 @@ def read_car(source: bytes | BinaryIO, limits: CarLimits | None = None) -> Car:
     """Read and verify a whole CAR from bytes or a binary file."""
     limits = limits or CarLimits()
     if isinstance(source, bytes | bytearray | memoryview) and len(source) <= limits.max_total_size:
-        return _read_whole(bytes(source), limits)
+        roots, raw = read_car_raw(bytes(source), limits)
+        return Car(roots=roots, blocks={CID(cid): block for cid, block in raw.items()})
     reader = iter_car_blocks(source, limits)
     blocks: dict[CID, bytes] = {}
     for cid, data in reader:
@@ -177,11 +178,6 @@ class CarParser:
             return None
         start, self._pos = span
         return bytes(self._buf[start : self._pos])
-
-
-def _read_whole(data: bytes, limits: CarLimits) -> Car:
-    roots, raw = read_car_raw(data, limits)
-    return Car(roots=roots, blocks={CID(cid): block for cid, block in raw.items()})
 
 
 def read_car_raw(data: bytes, limits: CarLimits) -> tuple[list[CID], dict[bytes, bytes]]:
