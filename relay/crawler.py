@@ -228,8 +228,6 @@ class HostConsumer:
             self.status = THROTTLED
             await asyncio.sleep(min(wait, 1.0))
         self.status = ACTIVE
-        self._waiting_since: float | None = None  # when the reader began waiting for a frame
-        self._idle = False  # the watchdog cancelled the reader
         self.limiter.take()
 
 
