@@ -321,10 +321,16 @@ async def test_invalid_handle_syntax(server: LocalServer, http: httpx.AsyncClien
 # --- both directions ---
 
 
-async def test_identity_verified_both_ways(server: LocalServer, http: httpx.AsyncClient) -> None:
-    server.route("plc.test", f"/{PLC_DID}", reply(200, plc_doc(handle="alice.test")))
+def alice_both_ways(server: LocalServer, http: httpx.AsyncClient, spelled: str) -> IdentityResolver:
+    """A resolver for PLC_DID, whose document claims alice.test (spelled so) and whose
+    well-known file confirms it."""
+    server.route("plc.test", f"/{PLC_DID}", reply(200, plc_doc(handle=spelled)))
     server.route("alice.test", "/.well-known/atproto-did", reply(200, PLC_DID))
-    resolver = make_resolver(server, http)
+    return make_resolver(server, http)
+
+
+async def test_identity_verified_both_ways(server: LocalServer, http: httpx.AsyncClient) -> None:
+    resolver = alice_both_ways(server, http, "alice.test")
     for query in (PLC_DID, "alice.test", "ALICE.test"):
         identity = await resolver.resolve_identity(query)
         assert (identity.did, identity.handle) == (PLC_DID, "alice.test")
@@ -359,9 +365,7 @@ async def test_handle_that_does_not_resolve(server: LocalServer, http: httpx.Asy
 async def test_invalidate_forgets_the_claimed_handle(
     server: LocalServer, http: httpx.AsyncClient
 ) -> None:
-    server.route("plc.test", f"/{PLC_DID}", reply(200, plc_doc(handle="alice.test")))
-    server.route("alice.test", "/.well-known/atproto-did", reply(200, PLC_DID))
-    resolver = make_resolver(server, http)
+    resolver = alice_both_ways(server, http, "alice.test")
     assert (await resolver.resolve_identity(PLC_DID)).handle == "alice.test"
     # alice.test is handed to another account; the identity event makes us look again.
     server.route("alice.test", "/.well-known/atproto-did", reply(200, OTHER_DID))
@@ -374,9 +378,7 @@ async def test_claimed_handle_compares_case_insensitively(
     server: LocalServer, http: httpx.AsyncClient
 ) -> None:
     # A document may spell its handle in any case; the handle still verifies, in normal form.
-    server.route("plc.test", f"/{PLC_DID}", reply(200, plc_doc(handle="Alice.TEST")))
-    server.route("alice.test", "/.well-known/atproto-did", reply(200, PLC_DID))
-    resolver = make_resolver(server, http)
+    resolver = alice_both_ways(server, http, "Alice.TEST")
     for query in (PLC_DID, "alice.test", "ALICE.Test"):
         identity = await resolver.resolve_identity(query)
         assert (identity.did, identity.handle) == (PLC_DID, "alice.test")
