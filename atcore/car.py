@@ -37,6 +37,7 @@ __all__ = [
 _CID_LEN = 36
 _PREFIXES = (bytes([0x01, DAG_CBOR, 0x12, 0x20]), bytes([0x01, RAW, 0x12, 0x20]))
 _MAX_VARINT_BYTES = 9  # multiformats unsigned varints are capped at 63 bits
+_sha256 = hashlib.sha256
 _CHUNK = 1 << 20  # read size for files and slice size for in-memory input
 _WRITE_CHUNK = 1 << 16  # iter_car batches small sections into chunks of about this size
 
@@ -193,7 +194,6 @@ def read_car_raw(data: bytes, limits: CarLimits) -> tuple[list[CID], dict[bytes,
     blocks: dict[bytes, bytes] = {}
     pos, count, end = span[1], 0, len(data)
     max_block, max_blocks = limits.max_block_size, limits.max_blocks
-    sha256 = hashlib.sha256
     while pos < end:
         # The common section lengths, one- and two-byte minimal varints, inline; anything else
         # (and every error) through _span.
@@ -213,7 +213,7 @@ def read_car_raw(data: bytes, limits: CarLimits) -> tuple[list[CID], dict[bytes,
             raise InvalidCar(f"CAR has more than {max_blocks} blocks")
         cid = data[start : start + _CID_LEN]
         block = data[start + _CID_LEN : pos]
-        if cid[:4] not in _PREFIXES or len(cid) < _CID_LEN or sha256(block).digest() != cid[4:]:
+        if not _block_ok(cid, block):
             raise _block_error(count, data[start:pos])
         blocks.setdefault(cid, block)
         count += 1
@@ -338,9 +338,14 @@ def _parse_header(data: bytes) -> list[CID]:
 
 def _verify_block(index: int, section: bytes) -> tuple[CID, bytes]:
     raw, data = section[:_CID_LEN], section[_CID_LEN:]
-    if len(raw) < _CID_LEN or raw[:4] not in _PREFIXES or hashlib.sha256(data).digest() != raw[4:]:
+    if not _block_ok(raw, data):
         raise _block_error(index, section)
     return CID(raw), data
+
+
+def _block_ok(raw: bytes, data: bytes) -> bool:
+    """`raw` is a whole CIDv1 sha2-256 dag-cbor or raw CID, and the hash of `data`."""
+    return len(raw) == _CID_LEN and raw[:4] in _PREFIXES and _sha256(data).digest() == raw[4:]
 
 
 def _block_error(index: int, section: bytes) -> InvalidCar:
