@@ -251,6 +251,10 @@ class Sequencer:
         """Frames for one subscriber: replay after `cursor`, then live (atcore.eventlog)."""
         return self.fanout.subscribe(cursor)
 
+    def subscribe_batches(self, cursor: int | None) -> AsyncIterator[list[bytes]]:
+        """The same frames in runs of whatever is ready (for sending them at once)."""
+        return self.fanout.subscribe_batches(cursor)
+
     async def _read_after(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
         return await self._read(self._require(self._reader).frames_after, seq, limit)
 

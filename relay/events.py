@@ -252,6 +252,10 @@ class RelayLog:
     def subscribe(self, cursor: int | None) -> AsyncIterator[bytes]:
         return self.fanout.subscribe(cursor)
 
+    def subscribe_batches(self, cursor: int | None) -> AsyncIterator[list[bytes]]:
+        """The same frames in runs of whatever is ready (for sending them at once)."""
+        return self.fanout.subscribe_batches(cursor)
+
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()

@@ -165,5 +165,5 @@ def _parse_cid(text: str) -> CID:
 @xrpc.subscription("com.atproto.sync.subscribeRepos")
 async def subscribe_repos(sub: SubscriptionRequest) -> None:
     ctx = ctx_of(sub)
-    async for frames in ctx.sequencer.fanout.subscribe_batches(sub.params.get("cursor")):
+    async for frames in ctx.sequencer.subscribe_batches(sub.params.get("cursor")):
         await sub.send_frames(frames)
