@@ -164,11 +164,8 @@ async def list_hosts(ctx: RelayContext, body: dict[str, Any]) -> dict[str, Any]:
 
 async def ban_domain(ctx: RelayContext, body: dict[str, Any]) -> None:
     domain = parse_hostname(_field(body, "domain"), dev_mode=False)
-    all_hosts = await ctx.db.read(hosts.page, 0, 100_000)
-    banned = [h for h in all_hosts if hosts.is_under(h.hostname, domain)]
-    await ctx.db.write(hosts.ban_domain, domain)
-    for host in banned:
-        await ctx.crawler.stop(host.hostname)
+    for hostname in await ctx.db.write(hosts.ban_domain, domain):
+        await ctx.crawler.stop(hostname)
 
 
 async def unban_domain(ctx: RelayContext, body: dict[str, Any]) -> None:

@@ -139,8 +139,9 @@ def unban_host(conn: sqlite3.Connection, host_id: int) -> None:
     conn.execute("DELETE FROM domain_banned_host WHERE host_id = ?", (host_id,))
 
 
-def ban_domain(conn: sqlite3.Connection, domain: str) -> None:
-    """Ban a domain and every known host under it (remembering which were not banned)."""
+def ban_domain(conn: sqlite3.Connection, domain: str) -> list[str]:
+    """Ban a domain and every known host under it (remembering which were not banned);
+    returns those hosts' names."""
     conn.execute(
         "INSERT INTO banned_domain (domain, created_ms) VALUES (?, ?) "
         "ON CONFLICT (domain) DO NOTHING",
@@ -152,7 +153,10 @@ def ban_domain(conn: sqlite3.Connection, domain: str) -> None:
         f"SELECT ?, id FROM host WHERE status != 'banned' AND ({under}) ON CONFLICT DO NOTHING",
         (domain, *params),
     )
-    conn.execute(f"UPDATE host SET status = 'banned' WHERE {under}", params)
+    rows = conn.execute(
+        f"UPDATE host SET status = 'banned' WHERE {under} RETURNING hostname", params
+    )
+    return [str(row[0]) for row in rows.fetchall()]
 
 
 def unban_domain(conn: sqlite3.Connection, domain: str) -> bool:
