@@ -6,11 +6,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-import cbrrr
-from cbrrr import _cbrrr
-
 from atcore.cid import CID
 from atcore.errors import InvalidMst
+from atcore.mst._node import MAX_ENTRIES, MAX_KEY_LENGTH, decode_fields
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -38,20 +36,12 @@ __all__ = [
     "Offsets",
 ]
 
-MAX_KEY_LENGTH = 1024
-# Honest keys give ~4 entries per node; a run of 512 same-height keys has odds below 1e-60,
-# so anything longer is a mined tree meant to amplify work (spec "Security Considerations").
-MAX_ENTRIES = 512
-
 # `collection/rkey`: exactly one slash, both segments non-empty, repo-path characters only.
 # The record key may not be "." or "..".
 _KEY_RE = re.compile(rb"[A-Za-z0-9._:~-]+/(?!\.\.?\Z)[A-Za-z0-9._:~-]+")
-# The same rule for a node's keys at once, each followed by a newline.
-_KEY_LINES_RE = re.compile(rb"(?:[A-Za-z0-9._:~-]+/(?!\.\.?\n)[A-Za-z0-9._:~-]+\n)*")
 # key_height of a digest whose first byte is non-zero, by that byte.
 _TOP_BYTE_HEIGHT = (0, *(3 - (b.bit_length() - 1) // 2 for b in range(1, 256)))
 _sha256 = hashlib.sha256
-_DAG_CBOR_SHA256 = b"\x01\x71\x12\x20"
 
 Entry = tuple[bytes, CID, CID | None]
 """One node entry: full key, record CID, right subtree (keys between this and the next)."""
@@ -217,97 +207,6 @@ def node_data(fields: Fields) -> NodeData:
 def encode_node(node: NodeData) -> bytes:
     """Canonical DAG-CBOR of a node, keys prefix-compressed against the previous entry."""
     return encode_fields(node_fields(node))[0]
-
-
-def _tree_link(value: object, what: str) -> bytes | None:
-    # cbrrr hands links to the constructor as bytearray, which nothing else decodes to.
-    if value is None:
-        return None
-    if type(value) is not bytearray or len(value) != 36 or not value.startswith(_DAG_CBOR_SHA256):
-        raise InvalidMst(f"MST {what} link is not a dag-cbor sha2-256 CIDv1: {value!r:.80}")
-    return bytes(value)
-
-
-def decode_fields(data: bytes) -> tuple[Fields, int | None, Offsets]:
-    """Decode one node, rejecting anything but the exact schema and a sorted, same-height layout;
-    returns its fields, its keys' height (None for a node without entries) and the offsets
-    encode_fields would give (strict decoding means `data` is that encoding).
-
-    Height against the node's position, and emptiness rules, are checked by the tree walkers.
-    """
-    try:
-        obj, length = _cbrrr.decode_dag_cbor(data, bytearray, False)
-    except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError) as exc:
-        raise InvalidMst(f"MST node is not strict DAG-CBOR: {exc}") from exc
-    if length != len(data):
-        raise InvalidMst("MST node is not strict DAG-CBOR: trailing bytes")
-    if type(obj) is not dict or obj.keys() != {"e", "l"}:
-        raise InvalidMst("MST node must be a map with exactly the fields e and l")
-    links: list[bytes | None] = [_tree_link(obj["l"], "left")]
-    raw_entries = obj["e"]
-    if type(raw_entries) is not list:
-        raise InvalidMst("MST node field e must be an array")
-    if len(raw_entries) > MAX_ENTRIES:
-        raise InvalidMst(f"MST node has {len(raw_entries)} entries (limit {MAX_ENTRIES})")
-    keys: list[bytes] = []
-    vals: list[bytes] = []
-    prev = b""
-    pos = 3 + _head_size(len(raw_entries))  # array_head
-    offsets = [pos]
-    for raw in raw_entries:
-        # cbrrr keys maps by unique strings: four entries holding k, p, t and v are exactly those.
-        if type(raw) is not dict or len(raw) != 4:
-            raise InvalidMst("MST entry must be a map with exactly the fields k, p, t and v")
-        try:
-            p, suffix, value, right = raw["p"], raw["k"], raw["v"], raw["t"]
-        except KeyError:
-            raise InvalidMst(
-                "MST entry must be a map with exactly the fields k, p, t and v"
-            ) from None
-        if type(p) is not int or type(suffix) is not bytes or type(value) is not bytearray:
-            raise InvalidMst("MST entry field types must be p: int, k: bytes, v: CID link")
-        if not 0 <= p <= len(prev):
-            raise InvalidMst(f"MST entry prefix length {p} exceeds the previous key")
-        key = prev[:p] + suffix
-        if key <= prev:
-            raise InvalidMst(f"MST keys out of order: {key!r} after {prev!r}")
-        # Maximal prefix: the suffix must not start with the previous key's next byte.
-        if p < len(prev) and suffix[:1] == prev[p : p + 1]:
-            raise InvalidMst(f"MST entry for {key!r} does not use the maximal shared prefix")
-        keys.append(key)
-        vals.append(bytes(value))
-        links.append(None if right is None else _tree_link(right, "right"))
-        prev = key
-        # entry_cbor's size: the map head and the names k, p, t and v take 9 bytes; then the
-        # heads of k and p, k's bytes, the tree link (36 bytes: 41 as CBOR) and the value's.
-        n = len(suffix)
-        pos += (
-            9
-            + n
-            + (1 if n < 24 else _head_size(n))
-            + (1 if p < 24 else _head_size(p))
-            + (1 if right is None else 41)
-            + (41 if len(value) == 36 else link_size(vals[-1]))
-        )
-        offsets.append(pos)
-    height = None
-    if keys:
-        # One C-level match for all the node's keys, one per line; the line count keeps a
-        # key holding a newline from passing as two.
-        lines = b"\n".join(keys) + b"\n"
-        if (
-            max(map(len, keys)) > MAX_KEY_LENGTH
-            or lines.count(b"\n") != len(keys)
-            or not _KEY_LINES_RE.fullmatch(lines)
-        ):
-            bad = next(k for k in keys if not is_valid_key(k))
-            raise InvalidMst(f"invalid MST key in node: {bad[:80]!r}")
-        heights = {_digest_height(_sha256(k).digest()) for k in keys}
-        if len(heights) > 1:
-            raise InvalidMst(f"MST keys of different heights in one node: {keys[0]!r}...")
-        height = heights.pop()
-    fields = (tuple(keys), tuple(vals), tuple(links))
-    return fields, height, tuple(offsets)
 
 
 def decode_node(data: bytes) -> NodeData:

@@ -19,6 +19,7 @@ from atcore.mst.node import (
     decode_node,
     encode_fields,
     encode_node,
+    is_valid_key,
     key_height,
 )
 from atcore.mst.store import NodeStore
@@ -173,3 +174,85 @@ def test_decoded_offsets_match_encoding(count: int, prefix: bytes) -> None:
     fields = (keys, vals, links)
     data, offsets = encode_fields(fields)
     assert decode_fields(data) == (fields, 0, offsets)
+
+
+def _oracle(data: bytes) -> Any:
+    """The node schema read through cbrrr's generic strict DAG-CBOR decoder, independently of
+    the C decoder: the fields, the height and the offsets the encoder would give, or None for a
+    node to reject. Links decode as bytearray, which nothing else decodes to."""
+    try:
+        obj = cbrrr.decode_dag_cbor(data, cid_ctor=bytearray)
+    except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError):
+        return None
+
+    def tree_link(value: Any) -> bool:
+        return value is None or (
+            type(value) is bytearray and len(value) == 36 and value.startswith(b"\x01q\x12 ")
+        )
+
+    if type(obj) is not dict or obj.keys() != {"e", "l"} or type(obj["e"]) is not list:
+        return None
+    entries = obj["e"]
+    if not tree_link(obj["l"]) or len(entries) > MAX_ENTRIES:
+        return None
+    keys: list[bytes] = []
+    vals: list[bytes] = []
+    links = [obj["l"]]
+    for item in entries:
+        if type(item) is not dict or item.keys() != {"k", "p", "t", "v"}:
+            return None
+        p, suffix, value, right = item["p"], item["k"], item["v"], item["t"]
+        prev = keys[-1] if keys else b""
+        if type(p) is not int or type(suffix) is not bytes or type(value) is not bytearray:
+            return None
+        if not tree_link(right) or not 0 <= p <= len(prev):
+            return None
+        key = prev[:p] + suffix
+        if key <= prev or (p < len(prev) and suffix[:1] == prev[p : p + 1]):
+            return None
+        if not is_valid_key(key):
+            return None
+        keys.append(key)
+        vals.append(bytes(value))
+        links.append(right)
+    heights = {key_height(k) for k in keys}
+    if len(heights) > 1:
+        return None
+    fields = (tuple(keys), tuple(vals), tuple(None if x is None else bytes(x) for x in links))
+    return fields, heights.pop() if heights else None, encode_fields(fields)[1]
+
+
+def test_decoder_agrees_with_a_generic_strict_decoder() -> None:
+    """Mutated nodes (bit flips, replaced, inserted and deleted bytes, truncations) of a real
+    tree: the C decoder accepts exactly what cbrrr's strict decoder and the schema accept, with
+    the same fields, height and offsets."""
+    keys = (INTEROP / "mst" / "example_keys.txt").read_text().split()
+    store = NodeStore(MemoryBlockStore())
+    values = [cid_for_cbor(b"a"), CID(bytes.fromhex("01711340") + bytes(range(64)))]
+    root = tree.build(store, [(k, values[i % 2]) for i, k in enumerate(keys)])
+    blocks = [n[1] for n in _working_nodes(store, store.root(root.cid_bytes))]
+    rng = random.Random(7)
+    outcomes = {"accepted": 0, "rejected": 0}
+    for _ in range(30_000):
+        data = bytearray(rng.choice(blocks))
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            at = rng.randrange(len(data) + 1)
+            kind = rng.randrange(5)
+            if kind == 0 and at < len(data):
+                data[at] ^= 1 << rng.randrange(8)
+            elif kind == 1 and at < len(data):
+                data[at] = rng.randrange(256)
+            elif kind == 2:
+                data[at:at] = bytes((rng.randrange(256),))
+            elif kind == 3:
+                del data[at : at + rng.randrange(1, 4)]
+            else:
+                del data[at:]
+        expected = _oracle(bytes(data))
+        try:
+            found = decode_fields(bytes(data))
+        except InvalidMst:
+            found = None
+        assert found == expected, bytes(data).hex()
+        outcomes["rejected" if found is None else "accepted"] += 1
+    assert min(outcomes.values()) > 1_000, outcomes

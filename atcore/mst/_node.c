@@ -1,0 +1,399 @@
+/* The strict MST node decoder (spec-repository.md, "MST Structure"): atcore.mst.node's
+ * decode_fields, in C because a relay decodes every node of every #commit's proof.
+ *
+ * A node is strict DAG-CBOR of a fixed schema, so its canonical encoding is the only one
+ * accepted: {"e": [{"k": bytes, "p": uint, "t": link|null, "v": link}, ...], "l": link|null},
+ * keys in canonical order, every head minimal, nothing after the node. The parser reads exactly
+ * that byte layout, so the entry offsets it returns are where the encoder puts them. Tree links
+ * (`t`, `l`) must be dag-cbor sha2-256 CIDv1s; record values any CID link. Keys are rebuilt
+ * from their shared prefixes, must sort strictly, use the maximal prefix, be valid repo paths
+ * and share one height (leading zero bits of their SHA-256 in 2-bit steps).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_KEY_LENGTH 1024
+/* Honest keys give ~4 entries per node; a run of 512 same-height keys has odds below 1e-60,
+ * so anything longer is a mined tree meant to amplify work (spec "Security Considerations"). */
+#define MAX_ENTRIES 512
+#define CID_LEN 36 /* CIDv1 dag-cbor sha2-256: 01 71 12 20 + 32-byte digest */
+
+static PyObject *InvalidMst;
+
+/* --- SHA-256 (FIPS 180-4), for key heights -------------------------------------------- */
+
+static const uint32_t K256[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2};
+
+#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+
+static void sha256_block(uint32_t h[8], const unsigned char *block)
+{
+    uint32_t w[64];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 |
+               (uint32_t)block[4 * i + 2] << 8 | block[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] +
+                      w[i];
+        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+        k = g;
+        g = f;
+        f = e;
+        e = d + t1;
+        d = c;
+        c = b;
+        b = a;
+        a = t1 + t2;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+    h[5] += f;
+    h[6] += g;
+    h[7] += k;
+}
+
+/* SHA-256(data) as its eight state words (big-endian digest order). */
+static void sha256(const unsigned char *data, size_t len, uint32_t h[8])
+{
+    static const uint32_t init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    unsigned char tail[128];
+    memcpy(h, init, sizeof init);
+    size_t full = len & ~(size_t)63;
+    for (size_t i = 0; i < full; i += 64)
+        sha256_block(h, data + i);
+    size_t rest = len - full;
+    memset(tail, 0, sizeof tail);
+    memcpy(tail, data + full, rest);
+    tail[rest] = 0x80;
+    size_t tail_len = rest < 56 ? 64 : 128;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++)
+        tail[tail_len - 1 - i] = (unsigned char)(bits >> (8 * i));
+    sha256_block(h, tail);
+    if (tail_len == 128)
+        sha256_block(h, tail + 64);
+}
+
+/* Leading zero bits of SHA-256(key), counted in 2-bit chunks (fanout 4). */
+static int key_height(const unsigned char *key, size_t len)
+{
+    uint32_t h[8];
+    sha256(key, len, h);
+    int zeros = 0;
+    for (int i = 0; i < 8; i++) {
+        if (h[i]) {
+            zeros += __builtin_clz(h[i]);
+            break;
+        }
+        zeros += 32;
+    }
+    return zeros / 2;
+}
+
+/* --- keys ------------------------------------------------------------------------------ */
+
+static int path_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == ':' || c == '~' || c == '-';
+}
+
+/* A repo path: `collection/rkey`, both non-empty, repo-path characters, rkey not "." or "..". */
+static int valid_key(const unsigned char *key, size_t len)
+{
+    size_t slash = 0;
+    while (slash < len && path_char(key[slash]))
+        slash++;
+    if (slash == 0 || slash >= len - 1 || key[slash] != '/')
+        return 0;
+    for (size_t i = slash + 1; i < len; i++)
+        if (!path_char(key[i]))
+            return 0;
+    size_t rkey = len - slash - 1;
+    const unsigned char *r = key + slash + 1;
+    return !((rkey == 1 && r[0] == '.') || (rkey == 2 && r[0] == '.' && r[1] == '.'));
+}
+
+/* --- CBOR heads and links ---------------------------------------------------------------- */
+
+typedef struct {
+    const unsigned char *start, *at, *end;
+    const char *error; /* why parsing stopped; NULL while it goes on */
+} Reader;
+
+static int fail(Reader *r, const char *why)
+{
+    if (r->error == NULL)
+        r->error = why;
+    return -1;
+}
+
+/* Expect exactly these bytes next. */
+static int expect(Reader *r, const char *bytes, Py_ssize_t n, const char *why)
+{
+    if (r->end - r->at < n || memcmp(r->at, bytes, (size_t)n) != 0)
+        return fail(r, why);
+    r->at += n;
+    return 0;
+}
+
+/* A head of `major` type with a minimally encoded argument of at most 32 bits. */
+static int head(Reader *r, int major, uint32_t *out, const char *why)
+{
+    if (r->at >= r->end || (*r->at >> 5) != major)
+        return fail(r, why);
+    unsigned info = *r->at++ & 31;
+    if (info < 24) {
+        *out = info;
+        return 0;
+    }
+    int size = info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : 0;
+    if (size == 0 || r->end - r->at < size)
+        return fail(r, info == 27 ? "MST node holds an integer beyond 32 bits"
+                                  : "MST node is not strict DAG-CBOR: bad item head");
+    uint32_t v = 0;
+    for (int i = 0; i < size; i++)
+        v = v << 8 | *r->at++;
+    uint32_t least = size == 1 ? 24 : size == 2 ? 0x100 : 0x10000;
+    if (v < least)
+        return fail(r, "MST node is not strict DAG-CBOR: integer not minimally encoded");
+    *out = v;
+    return 0;
+}
+
+/* A tree link: null, or tag 42 over 0x00 + a dag-cbor sha2-256 CIDv1. New reference or None. */
+static PyObject *tree_link(Reader *r, const char *what)
+{
+    if (r->at < r->end && *r->at == 0xf6) {
+        r->at++;
+        Py_RETURN_NONE;
+    }
+    static const unsigned char prefix[] = {0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01, 0x71, 0x12, 0x20};
+    if (r->end - r->at < 5 + CID_LEN || memcmp(r->at, prefix, sizeof prefix) != 0) {
+        fail(r, what);
+        return NULL;
+    }
+    PyObject *link = PyBytes_FromStringAndSize((const char *)r->at + 5, CID_LEN);
+    r->at += 5 + CID_LEN;
+    return link;
+}
+
+/* A record value: tag 42 over a byte string of 0x00 and a binary CID. New reference. */
+static PyObject *value_link(Reader *r)
+{
+    const char *why = "MST entry field types must be p: int, k: bytes, v: CID link";
+    uint32_t n;
+    if (expect(r, "\xd8\x2a", 2, why) < 0 || head(r, 2, &n, why) < 0)
+        return NULL;
+    if (n < 1 || (uint32_t)(r->end - r->at) < n || *r->at != 0x00) {
+        fail(r, "MST entry value is not a CID link");
+        return NULL;
+    }
+    PyObject *value = PyBytes_FromStringAndSize((const char *)r->at + 1, n - 1);
+    r->at += n;
+    return value;
+}
+
+/* --- the node ---------------------------------------------------------------------------- */
+
+static PyObject *invalid(const char *message)
+{
+    PyErr_SetString(InvalidMst, message);
+    return NULL;
+}
+
+static PyObject *decode_fields(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Reader r = {view.buf, view.buf, (const unsigned char *)view.buf + view.len, NULL};
+    PyObject *keys = NULL, *vals = NULL, *links = NULL, *offsets = NULL, *result = NULL;
+    PyObject *prev = NULL; /* borrowed: the previous key */
+    int height = -1;
+    uint32_t count;
+    char detail[160];
+
+    if (expect(&r, "\xa2\x61\x65", 3, "MST node must be a map with exactly the fields e and l") <
+            0 ||
+        head(&r, 4, &count, "MST node field e must be an array") < 0)
+        goto bad;
+    if (count > MAX_ENTRIES) {
+        snprintf(detail, sizeof detail, "MST node has %u entries (limit %d)", count, MAX_ENTRIES);
+        r.error = detail;
+        goto bad;
+    }
+    keys = PyTuple_New(count);
+    vals = PyTuple_New(count);
+    links = PyTuple_New(count + 1);
+    offsets = PyTuple_New(count + 1);
+    if (keys == NULL || vals == NULL || links == NULL || offsets == NULL)
+        goto error;
+    for (uint32_t i = 0; i <= count; i++) {
+        PyObject *offset = PyLong_FromSsize_t(r.at - r.start);
+        if (offset == NULL)
+            goto error;
+        PyTuple_SET_ITEM(offsets, i, offset);
+        if (i == count)
+            break;
+        const char *shape = "MST entry must be a map with exactly the fields k, p, t and v";
+        const char *types = "MST entry field types must be p: int, k: bytes, v: CID link";
+        uint32_t suffix_len, p;
+        if (expect(&r, "\xa4\x61k", 3, shape) < 0 || head(&r, 2, &suffix_len, types) < 0)
+            goto bad;
+        if ((uint32_t)(r.end - r.at) < suffix_len) {
+            r.error = "MST node is not strict DAG-CBOR: truncated key";
+            goto bad;
+        }
+        const unsigned char *suffix = r.at;
+        r.at += suffix_len;
+        if (expect(&r, "\x61p", 2, shape) < 0 || head(&r, 0, &p, types) < 0 ||
+            expect(&r, "\x61t", 2, shape) < 0)
+            goto bad;
+        PyObject *right = tree_link(&r, "MST right link is not a dag-cbor sha2-256 CIDv1");
+        if (right == NULL)
+            goto fault;
+        PyTuple_SET_ITEM(links, i + 1, right);
+        if (expect(&r, "\x61v", 2, shape) < 0)
+            goto bad;
+        PyObject *value = value_link(&r);
+        if (value == NULL)
+            goto fault;
+        PyTuple_SET_ITEM(vals, i, value);
+
+        Py_ssize_t prev_len = prev == NULL ? 0 : PyBytes_GET_SIZE(prev);
+        const unsigned char *prev_bytes =
+            prev == NULL ? (const unsigned char *)"" : (const unsigned char *)PyBytes_AS_STRING(prev);
+        if (p > prev_len) {
+            snprintf(detail, sizeof detail, "MST entry prefix length %u exceeds the previous key",
+                     p);
+            r.error = detail;
+            goto bad;
+        }
+        if ((size_t)p + suffix_len > MAX_KEY_LENGTH) {
+            r.error = "invalid MST key in node: longer than 1024 bytes";
+            goto bad;
+        }
+        /* Maximal prefix: the suffix must not start with the previous key's next byte. */
+        if (p < prev_len && suffix_len > 0 && suffix[0] == prev_bytes[p]) {
+            r.error = "MST entry does not use the maximal shared prefix";
+            goto bad;
+        }
+        PyObject *key = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)p + suffix_len);
+        if (key == NULL)
+            goto error;
+        unsigned char *k = (unsigned char *)PyBytes_AS_STRING(key);
+        memcpy(k, prev_bytes, p);
+        memcpy(k + p, suffix, suffix_len);
+        PyTuple_SET_ITEM(keys, i, key);
+        size_t key_len = (size_t)p + suffix_len;
+        /* Shares p bytes with the previous key, so the next byte decides the order. */
+        if (prev != NULL && (suffix_len == 0 || (p < prev_len && suffix[0] < prev_bytes[p]))) {
+            r.error = "MST keys out of order";
+            goto bad;
+        }
+        if (!valid_key(k, key_len)) {
+            r.error = "invalid MST key in node";
+            goto bad;
+        }
+        int h = key_height(k, key_len);
+        if (height >= 0 && h != height) {
+            r.error = "MST keys of different heights in one node";
+            goto bad;
+        }
+        height = h;
+        prev = key;
+    }
+    PyObject *left = NULL;
+    if (expect(&r, "\x61l", 2, "MST node must be a map with exactly the fields e and l") < 0 ||
+        (left = tree_link(&r, "MST left link is not a dag-cbor sha2-256 CIDv1")) == NULL)
+        goto fault;
+    PyTuple_SET_ITEM(links, 0, left);
+    if (r.at != r.end) {
+        r.error = "MST node is not strict DAG-CBOR: trailing bytes";
+        goto bad;
+    }
+    PyObject *fields = PyTuple_Pack(3, keys, vals, links);
+    if (fields == NULL)
+        goto error;
+    if (height < 0)
+        result = Py_BuildValue("(NOO)", fields, Py_None, offsets);
+    else
+        result = Py_BuildValue("(NiO)", fields, height, offsets);
+    goto error;
+
+fault: /* a helper set r.error, or Python's error is pending */
+    if (PyErr_Occurred())
+        goto error;
+bad:
+    invalid(r.error);
+error:
+    /* Tuples not yet filled hold NULLs, which their deallocation skips. */
+    Py_XDECREF(keys);
+    Py_XDECREF(vals);
+    Py_XDECREF(links);
+    Py_XDECREF(offsets);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+PyDoc_STRVAR(decode_fields_doc,
+             "decode_fields(data) -> ((keys, values, links), height, offsets)\n\n"
+             "Decode one node, rejecting anything but the exact schema and a sorted, same-height\n"
+             "layout (InvalidMst); returns its fields (keys, binary value CIDs, then the left\n"
+             "link and each entry's right link, None when absent), its keys' height (None for a\n"
+             "node without entries) and where each entry's encoding starts, then the `l` field.\n"
+             "Height against the node's position, and emptiness rules, are the tree walkers'.");
+
+static PyMethodDef methods[] = {
+    {"decode_fields", decode_fields, METH_O, decode_fields_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "atcore.mst._node",
+    .m_doc = "The strict MST node decoder, and the bounds it enforces.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__node(void)
+{
+    PyObject *errors = PyImport_ImportModule("atcore.errors");
+    if (errors == NULL)
+        return NULL;
+    InvalidMst = PyObject_GetAttrString(errors, "InvalidMst");
+    Py_DECREF(errors);
+    if (InvalidMst == NULL)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL || PyModule_AddIntConstant(module, "MAX_KEY_LENGTH", MAX_KEY_LENGTH) < 0 ||
+        PyModule_AddIntConstant(module, "MAX_ENTRIES", MAX_ENTRIES) < 0) {
+        Py_XDECREF(module);
+        return NULL;
+    }
+    return module;
+}
