@@ -29,6 +29,7 @@ from relay.events import Change, Emitted, RelayLog, event_did, kind_of
 from relay.metrics import Metrics
 from relay.repostate import RepoState, Verdict
 from relay.verifier import Verifier
+from relay.workers import WorkerFailed
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,12 @@ class Ingest:
         if account.throttled:
             self.reject(host, HOST_THROTTLED, did)
             return None
-        check = None if prepared.check is None else await prepared.check
+        check = None
+        if prepared.check is not None:
+            try:
+                check = await prepared.check
+            except WorkerFailed:
+                pass  # its worker died (relay.verifier logged it): validate checks inline
         verdict = await self._verify(host.hostname, event, account.state, check)
         if not verdict.accepted:
             self.reject(host, str(verdict.reason), did, verdict.detail)

@@ -5,23 +5,26 @@ Parsing the CAR, checking the signature and inverting the ops depend only on the
 DID's signing key, so they can run ahead of the repo's state checks, in worker processes.
 Events queued while the workers are busy go as one batch (one pickle round trip for many);
 results come back as futures, which relay.ingest consumes in each host's order. With no
-workers, `check` returns None and relay.validate does the whole check inline.
+workers, `check` returns None and relay.validate does the whole check inline. The workers are
+relay.workers processes, fed and read by the event loop; a batch whose worker dies fails with
+WorkerFailed (relay.ingest then checks inline) and a new worker takes the dead one's place.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import multiprocessing
-import os
+import logging
+import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from functools import lru_cache, partial
+from functools import lru_cache
 
 from atcore.cid import CID
 from atcore.frames import CommitEvent, RepoOp
 from atcore.keys import PublicKey, public_key_from_compressed
 from relay.validate import CommitCheck, check_commit
+from relay.workers import Worker, WorkerFailed
+
+log = logging.getLogger(__name__)
 
 # Jobs per batch: enough to amortise the round trip, few enough to keep results flowing.
 BATCH = 64
@@ -30,12 +33,18 @@ DEPTH = 2
 # Workers yield the CPU to the serving process (and anything else on the machine): they soak
 # up spare cycles, but never delay reading upstreams or writing to subscribers.
 WORKER_NICENESS = 10
+# Seconds before replacing a worker that died without answering once: one that cannot start
+# (a broken install, no memory) is not respawned in a tight loop.
+RESTART_DELAY = 1.0
+# Seconds close() gives the workers to exit on SIGTERM before it kills them.
+STOP_TIMEOUT = 5.0
 
 # What check_commit reads of a #commit, as plain values (binary CIDs): pickling CID and
 # dataclass objects costs ~4x more on both sides of the pipe.
 WireOp = tuple[str, str, bytes | None, bytes | None]
 WireEvent = tuple[str, bytes, str, str | None, bytes, tuple[WireOp, ...], bytes | None]
 Job = tuple[WireEvent, tuple[str, bytes] | None]
+Batch = list[asyncio.Future[CommitCheck]]
 
 
 def _cid(raw: bytes | None) -> CID | None:
@@ -97,76 +106,121 @@ def check_batch(jobs: Sequence[Job]) -> list[CommitCheck]:
 
 
 class Verifier:
-    """A pool of `workers` processes checking commits in batches (none: checks stay inline)."""
+    """`workers` processes checking commits in batches (none: checks stay inline). They start
+    with the first check, in its event loop."""
 
     def __init__(self, workers: int) -> None:
         if workers < 0:
             raise ValueError("workers must not be negative")
         self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-        if workers:
-            # spawn: the relay runs threads (SQLite); forking them is unsafe.
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(
-                workers, mp_context=context, initializer=os.nice, initargs=(WORKER_NICENESS,)
-            )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # One place per worker; None while its replacement is pending.
+        self._slots: list[Worker[Batch] | None] = []
         self._queue: list[tuple[Job, asyncio.Future[CommitCheck]]] = []
-        self._in_flight = 0
+        self._closed = False
+
+    def pids(self) -> list[int]:
+        """Process ids of the running workers."""
+        return [worker.pid for worker in self._slots if worker is not None]
 
     def check(
         self, event: CommitEvent, key: PublicKey | None
     ) -> asyncio.Future[CommitCheck] | None:
-        """Queue `event`'s check with `key` (the DID's current signing key, if known)."""
-        if self._pool is None:
+        """Queue `event`'s check with `key` (the DID's current signing key, if known); None
+        when it must be done inline (no workers, or none running)."""
+        if self._closed or not self.workers:
             return None
-        done = asyncio.get_running_loop().create_future()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self._slots = [None] * self.workers
+            for slot in range(self.workers):
+                self._start(slot)
+        if not self.pids():
+            return None
+        done = self._loop.create_future()
         wire_key = None if key is None else (key.curve, key.compressed())
         self._queue.append(((to_wire(event), wire_key), done))
         self._dispatch()
         return done
 
+    def _start(self, slot: int) -> None:
+        assert self._loop is not None
+        if self._closed:
+            return
+        try:
+            worker = Worker(self._loop, check_batch, WORKER_NICENESS, self._answered, self._lost)
+        except OSError as exc:
+            log.error("cannot start a verifying worker (%s); trying again", exc)
+            self._loop.call_later(RESTART_DELAY, self._start, slot)
+            return
+        self._slots[slot] = worker
+        self._dispatch()
+
     def _dispatch(self) -> None:
-        assert self._pool is not None
-        loop = asyncio.get_running_loop()
-        while self._queue and self._in_flight < self.workers * DEPTH:
+        while self._queue:
+            idlest = None
+            for worker in self._slots:
+                if worker is not None and len(worker.waiting) < DEPTH:
+                    if idlest is None or len(worker.waiting) < len(idlest.waiting):
+                        idlest = worker
+            if idlest is None:
+                return
             batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
-            self._in_flight += 1
-            running = self._pool.submit(check_batch, [job for job, _ in batch])
-            running.add_done_callback(partial(self._finished, loop, batch))
+            idlest.send([job for job, _ in batch], [done for _, done in batch])
 
-    def _finished(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        batch: list[tuple[Job, asyncio.Future[CommitCheck]]],
-        running: Future[list[CommitCheck]],
+    def _answered(
+        self, worker: Worker[Batch], batch: Batch, reply: list[CommitCheck] | WorkerFailed
     ) -> None:
-        # In the pool's thread: hand over to the event loop (gone if the relay is stopping).
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._finish, batch, running)
-
-    def _finish(
-        self,
-        batch: list[tuple[Job, asyncio.Future[CommitCheck]]],
-        running: Future[list[CommitCheck]],
-    ) -> None:
-        self._in_flight -= 1
-        error = running.exception()
-        results = running.result() if error is None else [None] * len(batch)
-        for (_, done), result in zip(batch, results, strict=True):
-            if done.done():
-                continue
-            if result is None:
-                assert error is not None
-                done.set_exception(error)
-            else:
-                done.set_result(result)
+        if isinstance(reply, WorkerFailed):
+            _fail(batch, str(reply))
+        else:
+            for done, result in zip(batch, reply, strict=True):
+                if not done.done():
+                    done.set_result(result)
         if self._queue:
             self._dispatch()
 
+    def _lost(self, worker: Worker[Batch], batches: list[Batch]) -> None:
+        assert self._loop is not None
+        slot = self._slots.index(worker)
+        self._slots[slot] = None
+        log.warning(
+            "verifying worker %d exited (code %s) with %d batches unanswered",
+            worker.pid,
+            worker.exitcode,
+            len(batches),
+        )
+        for batch in batches:
+            _fail(batch, f"verifying worker {worker.pid} exited (code {worker.exitcode})")
+        if worker.answered:
+            self._start(slot)
+        else:
+            self._loop.call_later(RESTART_DELAY, self._start, slot)
+        if not self.pids():
+            # Nothing would take the queue before a restart: check inline now.
+            _fail([done for _, done in self._queue], "no verifying worker running")
+            self._queue.clear()
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers (SIGTERM, then SIGKILL after STOP_TIMEOUT) and cancel every check
+        not answered yet."""
+        self._closed = True
+        workers = [worker for worker in self._slots if worker is not None]
+        self._slots = []
+        for worker in workers:
+            worker.stop()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for worker in workers:
+            worker.reap(deadline)
+            for batch in worker.waiting:
+                for done in batch:
+                    done.cancel()
         for _, done in self._queue:
             done.cancel()
         self._queue.clear()
+
+
+def _fail(batch: Batch, reason: str) -> None:
+    for done in batch:
+        if not done.done():
+            done.set_exception(WorkerFailed(reason))

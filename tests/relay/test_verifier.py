@@ -1,11 +1,15 @@
-"""relay.verifier: commit checks in a worker process give the verdicts of inline checks."""
+"""relay.verifier: commit checks in worker processes give the verdicts of inline checks; a
+worker that dies fails only its own checks and is replaced; close() leaves no process."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import pickle
+import signal
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,16 +19,21 @@ from atcore.commit import Commit
 from atcore.frames import CommitEvent, RepoOp
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
-from atcore.keys import generate_k256
+from atcore.keys import PublicKey, generate_k256
 from atcore.syntax.did import Did
 from atcore.syntax.tid import Tid
+from relay.ingest import RECEIVED, REJECTED
 from relay.repostate import Reason
-from relay.validate import CommitCheck, verify_commit
-from relay.verifier import WORKER_NICENESS, Verifier, from_wire, to_wire
+from relay.validate import CommitCheck, check_commit, verify_commit
+from relay.verifier import BATCH, WORKER_NICENESS, Verifier, from_wire, to_wire
+from relay.workers import WorkerFailed
+from tests.relay.conftest import Relay, Upstream, wait_until
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
 HOST = "https://pds.example.com"
 POST = "app.bsky.feed.post"
+# Seconds after which a test gives up on a check: only a hang takes that long.
+HANG = 60
 
 
 @pytest.fixture
@@ -62,11 +71,36 @@ async def test_worker_checks_match_inline_checks(
     assert inline.reason == pooled.reason == Reason.BAD_SIGNATURE
 
 
-def test_workers_run_below_the_serving_process() -> None:
+def junk(n: int) -> CommitEvent:
+    """A #commit whose CAR does not parse: check_commit says so (it never raises)."""
+    return CommitEvent(
+        n,
+        "did:plc:abcdefghijklmnopqrstuvwx",
+        cid_for_cbor(b"\xa0"),
+        "3l2uygzaf5c2b",
+        None,
+        b"not a car %d" % n,
+        (),
+        "",
+    )
+
+
+def children() -> set[int]:
+    """Process ids of this process's children, from /proc."""
+    found: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        found.update(map(int, (task / "children").read_text().split()))
+    return found
+
+
+async def test_workers_run_below_the_serving_process() -> None:
     verifier = Verifier(2)
     try:
-        assert verifier._pool is not None
-        pids = [verifier._pool.submit(os.getpid).result() for _ in range(4)]
+        # One check each (the idlest worker gets the next batch): both have started.
+        started = [verifier.check(junk(i), None) for i in range(2)]
+        await asyncio.wait_for(asyncio.gather(*started), HANG)  # type: ignore[arg-type]
+        pids = verifier.pids()
+        assert len(pids) == 2 and set(pids) <= children()
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         wanted = min(mine + WORKER_NICENESS, 19)
         assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {wanted}
@@ -123,3 +157,134 @@ def test_checks_survive_the_pipe() -> None:
         CommitCheck(problem=(Reason.BAD_CAR, "not a CAR")),
     ]
     assert pickle.loads(pickle.dumps(checks, 5)) == checks
+
+
+def many_commits(alice: FakeAccount, n: int) -> list[CommitEvent]:
+    """`n` commits of alice in a row: every 5th signed with another key and every 7th with its
+    CAR cut short (neither moves the repo on), the others good."""
+    other = generate_k256()
+    events = []
+    for i in range(n):
+        if i % 5 == 4:
+            events.append(alice.commit({f"{POST}/f{i}": post("forged")}, key=other, advance=False))
+        elif i % 7 == 6:
+            cut = alice.commit({f"{POST}/c{i}": post("cut")}, advance=False)
+            events.append(dataclasses.replace(cut, blocks=cut.blocks[:-10]))
+        else:
+            events.append(alice.commit({f"{POST}/p{i}": post(f"post {i}")}))
+    return events
+
+
+async def signing_key(resolver: IdentityResolver, alice: FakeAccount) -> PublicKey:
+    key = (await resolver.resolve_did(alice.did)).signing_key
+    assert key is not None
+    return key
+
+
+@pytest.mark.slow
+async def test_many_checks_on_two_workers_match_inline_checks(
+    resolver_and_alice: tuple[IdentityResolver, FakeAccount],
+) -> None:
+    resolver, alice = resolver_and_alice
+    key = await signing_key(resolver, alice)
+    events = many_commits(alice, 5 * BATCH)
+    keys = [key if i % 3 else None for i in range(len(events))]
+    verifier = Verifier(2)
+    try:
+        futures = [verifier.check(event, k) for event, k in zip(events, keys, strict=True)]
+        assert len(verifier.pids()) == 2
+        pooled = await asyncio.wait_for(asyncio.gather(*futures), HANG)  # type: ignore[arg-type]
+    finally:
+        verifier.close()
+    inline = [check_commit(event, k) for event, k in zip(events, keys, strict=True)]
+    assert pooled == inline
+    assert sum(c.signed_by is not None for c in pooled) > BATCH
+    assert sum(c.problem is not None for c in pooled) > 10
+    assert sum(c.problem is None and c.signed_by is None for c in pooled) > 2 * BATCH
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_fails_its_checks_and_a_new_one_takes_over(
+    resolver_and_alice: tuple[IdentityResolver, FakeAccount],
+) -> None:
+    resolver, alice = resolver_and_alice
+    key = await signing_key(resolver, alice)
+    events = many_commits(alice, 3 * BATCH)
+    inline = [check_commit(event, key) for event in events]
+    verifier = Verifier(2)
+    try:
+        # Both workers answer once (a worker that never answered is replaced only later).
+        warm = [verifier.check(event, key) for event in events[:4]]
+        assert await asyncio.wait_for(asyncio.gather(*warm), HANG) == inline[:4]  # type: ignore[arg-type]
+        victim, survivor = verifier.pids()
+        # Stopped, the victim holds its batches unanswered until the SIGKILL.
+        os.kill(victim, signal.SIGSTOP)
+        futures = [verifier.check(event, key) for event in events]
+        os.kill(victim, signal.SIGKILL)
+        outcomes = await asyncio.wait_for(
+            asyncio.gather(*futures, return_exceptions=True),  # type: ignore[arg-type]
+            HANG,
+        )
+        failed = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, WorkerFailed)]
+        assert failed and len(failed) < len(events)
+        assert all(
+            outcome == want
+            for outcome, want in zip(outcomes, inline, strict=True)
+            if not isinstance(outcome, WorkerFailed)
+        )
+        pids = verifier.pids()
+        assert len(pids) == 2 and survivor in pids and victim not in pids
+        assert victim not in children()
+        later = [verifier.check(event, key) for event in events]
+        assert await asyncio.wait_for(asyncio.gather(*later), HANG) == inline  # type: ignore[arg-type]
+    finally:
+        verifier.close()
+
+
+async def test_close_stops_every_worker_and_cancels_every_check() -> None:
+    verifier = Verifier(2)
+    try:
+        started = [verifier.check(junk(i), None) for i in range(2)]
+        await asyncio.wait_for(asyncio.gather(*started), HANG)  # type: ignore[arg-type]
+        pids = verifier.pids()
+        assert len(pids) == 2 and set(pids) <= children()
+        pending = [verifier.check(junk(i), None) for i in range(500)]
+    finally:
+        verifier.close()
+    assert not set(pids) & children()
+    assert all(done is not None and done.cancelled() for done in pending)
+    assert verifier.pids() == [] and verifier.check(junk(0), None) is None
+
+
+async def test_commits_whose_worker_dies_are_checked_inline(
+    relay: Relay, upstream: Upstream
+) -> None:
+    verifier = relay.ctx.ingest.verifier
+    assert verifier is not None and verifier.workers == 2
+    alice = await upstream.account("alice.test")
+    await upstream.pds.emit(alice.genesis)
+    crawled = await relay.client.post(
+        "/xrpc/com.atproto.sync.requestCrawl", json={"hostname": upstream.hostname}
+    )
+    assert crawled.status_code == 200
+
+    async def head_is(seq: int) -> bool:
+        return relay.ctx.events.head == seq
+
+    await wait_until(partial(head_is, 1))
+    pids = verifier.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        await upstream.pds.emit(alice.commit({f"{POST}/a": post("after the crash")}))
+
+        async def received() -> bool:
+            return relay.ctx.metrics.value(RECEIVED, kind="commit") == 2
+
+        await wait_until(received)  # its check went to a stopped worker
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+    await wait_until(partial(head_is, 2))
+    assert relay.ctx.metrics.by_label(REJECTED, "reason") == {}
+    assert not set(pids) & set(verifier.pids())
