@@ -18,6 +18,7 @@ from typing import Any
 
 import atmst.blockstore
 import atmst.mst.diff
+import atmst.mst.node
 import atmst.mst.node_store
 import atmst.mst.node_wrangler
 import cbor2
@@ -214,6 +215,14 @@ def codec_rows(repeat: int) -> list[Row]:
                 "µs",
             )
         )
+    rows.append(
+        (
+            "MST node decode, 16 entries: layout, keys, one height (peer: atmst)",
+            micro(partial(node.decode_fields, node_bytes), 2000, repeat),
+            micro(partial(atmst.mst.node.MSTNode.deserialise, node_bytes), 2000, repeat),
+            "µs",
+        )
+    )
     message = post * 4
     signature = key.sign(message)
     public = key.public_key()
