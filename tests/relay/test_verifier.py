@@ -93,14 +93,20 @@ def children() -> set[int]:
     return found
 
 
+async def two_started(verifier: Verifier) -> list[int]:
+    """One check for each of two workers (the idlest gets the next batch), so both have
+    started; their process ids, which are this process's children."""
+    started = [verifier.check(junk(i), None) for i in range(2)]
+    await asyncio.wait_for(asyncio.gather(*started), HANG)  # type: ignore[arg-type]
+    pids = verifier.pids()
+    assert len(pids) == 2 and set(pids) <= children()
+    return pids
+
+
 async def test_workers_run_below_the_serving_process() -> None:
     verifier = Verifier(2)
     try:
-        # One check each (the idlest worker gets the next batch): both have started.
-        started = [verifier.check(junk(i), None) for i in range(2)]
-        await asyncio.wait_for(asyncio.gather(*started), HANG)  # type: ignore[arg-type]
-        pids = verifier.pids()
-        assert len(pids) == 2 and set(pids) <= children()
+        pids = await two_started(verifier)
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         wanted = min(mine + WORKER_NICENESS, 19)
         assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {wanted}
@@ -175,19 +181,21 @@ def many_commits(alice: FakeAccount, n: int) -> list[CommitEvent]:
     return events
 
 
-async def signing_key(resolver: IdentityResolver, alice: FakeAccount) -> PublicKey:
+async def key_and_commits(
+    resolver_and_alice: tuple[IdentityResolver, FakeAccount], n: int
+) -> tuple[PublicKey, list[CommitEvent]]:
+    """Alice's signing key as the resolver finds it, and many_commits(alice, n)."""
+    resolver, alice = resolver_and_alice
     key = (await resolver.resolve_did(alice.did)).signing_key
     assert key is not None
-    return key
+    return key, many_commits(alice, n)
 
 
 @pytest.mark.slow
 async def test_many_checks_on_two_workers_match_inline_checks(
     resolver_and_alice: tuple[IdentityResolver, FakeAccount],
 ) -> None:
-    resolver, alice = resolver_and_alice
-    key = await signing_key(resolver, alice)
-    events = many_commits(alice, 5 * BATCH)
+    key, events = await key_and_commits(resolver_and_alice, 5 * BATCH)
     keys = [key if i % 3 else None for i in range(len(events))]
     verifier = Verifier(2)
     try:
@@ -207,9 +215,7 @@ async def test_many_checks_on_two_workers_match_inline_checks(
 async def test_a_killed_worker_fails_its_checks_and_a_new_one_takes_over(
     resolver_and_alice: tuple[IdentityResolver, FakeAccount],
 ) -> None:
-    resolver, alice = resolver_and_alice
-    key = await signing_key(resolver, alice)
-    events = many_commits(alice, 3 * BATCH)
+    key, events = await key_and_commits(resolver_and_alice, 3 * BATCH)
     inline = [check_commit(event, key) for event in events]
     verifier = Verifier(2)
     try:
@@ -244,10 +250,7 @@ async def test_a_killed_worker_fails_its_checks_and_a_new_one_takes_over(
 async def test_close_stops_every_worker_and_cancels_every_check() -> None:
     verifier = Verifier(2)
     try:
-        started = [verifier.check(junk(i), None) for i in range(2)]
-        await asyncio.wait_for(asyncio.gather(*started), HANG)  # type: ignore[arg-type]
-        pids = verifier.pids()
-        assert len(pids) == 2 and set(pids) <= children()
+        pids = await two_started(verifier)
         pending = [verifier.check(junk(i), None) for i in range(500)]
     finally:
         verifier.close()
