@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import logging
 import threading
@@ -230,7 +229,7 @@ class Sequencer:
             rows = []
             for did, kind, rev, event in items:
                 seq += 1
-                frame = encode_frame(dataclasses.replace(event, seq=seq))
+                frame = encode_frame(event, seq=seq)
                 rows.append(LogRow(seq, did, kind, rev, frame, now_ms))
             db.append(rows)
             # Scheduled under the lock: the fan-out receives batches in seq order.
