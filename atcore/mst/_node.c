@@ -207,7 +207,7 @@ static PyObject *value_link(Reader *r)
     uint32_t n;
     if (expect(r, "\xd8\x2a", 2, why) < 0 || head(r, 2, &n, why) < 0)
         return NULL;
-    if (n < 1 || (uint32_t)(r->end - r->at) < n || *r->at != 0x00) {
+    if (n < 1 || (size_t)(r->end - r->at) < n || *r->at != 0x00) {
         fail(r, "MST entry value is not a CID link");
         return NULL;
     }
@@ -263,7 +263,7 @@ static PyObject *decode_fields(PyObject *Py_UNUSED(module), PyObject *arg)
         uint32_t suffix_len, p;
         if (expect(&r, "\xa4\x61k", 3, shape) < 0 || head(&r, 2, &suffix_len, types) < 0)
             goto bad;
-        if ((uint32_t)(r.end - r.at) < suffix_len) {
+        if ((size_t)(r.end - r.at) < suffix_len) {
             r.error = "MST node is not strict DAG-CBOR: truncated key";
             goto bad;
         }
