@@ -367,15 +367,46 @@ PyDoc_STRVAR(decode_fields_doc,
              "node without entries) and where each entry's encoding starts, then the `l` field.\n"
              "Height against the node's position, and emptiness rules, are the tree walkers'.");
 
+/* The key rules for callers outside a node (atcore.mst.node's check_key and key_height). */
+static PyObject *py_is_valid_key(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int ok = view.len <= MAX_KEY_LENGTH && valid_key(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(ok);
+}
+
+static PyObject *py_key_height(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int height = key_height(view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return PyLong_FromLong(height);
+}
+
+PyDoc_STRVAR(is_valid_key_doc,
+             "is_valid_key(key) -> bool\n\n"
+             "True when `key` (bytes) is a repo path `collection/rkey` of at most 1024 bytes:\n"
+             "repo-path characters, both parts non-empty, the record key not . or ..");
+
+PyDoc_STRVAR(key_height_doc, "key_height(key) -> int\n\n"
+                             "Leading zero bits of SHA-256(key), counted in 2-bit chunks.");
+
 static PyMethodDef methods[] = {
     {"decode_fields", decode_fields, METH_O, decode_fields_doc},
+    {"is_valid_key", py_is_valid_key, METH_O, is_valid_key_doc},
+    {"key_height", py_key_height, METH_O, key_height_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_def = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "atcore.mst._node",
-    .m_doc = "The strict MST node decoder, and the bounds it enforces.",
+    .m_doc = "The strict MST node decoder, the key rules and the bounds it enforces.",
     .m_size = -1,
     .m_methods = methods,
 };

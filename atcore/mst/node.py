@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass
 
 from atcore.cid import CID
 from atcore.errors import InvalidMst
+from atcore.mst import _node
 from atcore.mst._node import MAX_ENTRIES, MAX_KEY_LENGTH, decode_fields
 
 __all__ = [
@@ -36,13 +35,6 @@ __all__ = [
     "Offsets",
 ]
 
-# `collection/rkey`: exactly one slash, both segments non-empty, repo-path characters only.
-# The record key may not be "." or "..".
-_KEY_RE = re.compile(rb"[A-Za-z0-9._:~-]+/(?!\.\.?\Z)[A-Za-z0-9._:~-]+")
-# key_height of a digest whose first byte is non-zero, by that byte.
-_TOP_BYTE_HEIGHT = (0, *(3 - (b.bit_length() - 1) // 2 for b in range(1, 256)))
-_sha256 = hashlib.sha256
-
 Entry = tuple[bytes, CID, CID | None]
 """One node entry: full key, record CID, right subtree (keys between this and the next)."""
 
@@ -60,8 +52,7 @@ EMPTY_NODE = NodeData(None, ())
 
 def is_valid_key(key: str | bytes) -> bool:
     """True when `key` is a valid repo path (`collection/rkey`, at most 1024 bytes)."""
-    raw = key.encode() if isinstance(key, str) else key
-    return len(raw) <= MAX_KEY_LENGTH and _KEY_RE.fullmatch(raw) is not None
+    return _node.is_valid_key(key.encode() if isinstance(key, str) else key)
 
 
 def check_key(key: str | bytes) -> bytes:
@@ -79,15 +70,7 @@ def check_key(key: str | bytes) -> bytes:
 
 def key_height(key: str | bytes) -> int:
     """Leading zero bits of sha256(key), counted in 2-bit chunks (fanout 4)."""
-    raw = key.encode() if isinstance(key, str) else key
-    return _digest_height(_sha256(raw).digest())
-
-
-def _digest_height(digest: bytes) -> int:
-    top = digest[0]
-    if top:  # the common case: the answer is in the first byte
-        return _TOP_BYTE_HEIGHT[top]
-    return (256 - int.from_bytes(digest, "big").bit_length()) >> 1
+    return _node.key_height(key.encode() if isinstance(key, str) else key)
 
 
 def common_prefix_length(a: bytes, b: bytes) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 from typing import Any
 
 import cbrrr
@@ -14,6 +16,7 @@ from atcore.errors import InvalidMst
 from atcore.mst import raw, tree, walk
 from atcore.mst.node import (
     MAX_ENTRIES,
+    MAX_KEY_LENGTH,
     NodeData,
     decode_fields,
     decode_node,
@@ -176,6 +179,39 @@ def test_decoded_offsets_match_encoding(count: int, prefix: bytes) -> None:
     assert decode_fields(data) == (fields, 0, offsets)
 
 
+# Independent statements of the key rules (spec-repository.md), for checking the C code.
+_KEY = re.compile(rb"[A-Za-z0-9._:~-]+/(?!\.\.?\Z)[A-Za-z0-9._:~-]+")
+
+
+def _key_ok(key: bytes) -> bool:
+    return len(key) <= MAX_KEY_LENGTH and _KEY.fullmatch(key) is not None
+
+
+def _height(key: bytes) -> int:
+    digest = int.from_bytes(hashlib.sha256(key).digest(), "big")
+    return (256 - digest.bit_length()) // 2
+
+
+def test_key_rules_agree_with_a_regex_and_hashlib() -> None:
+    """Random keys over the path alphabet and a few bytes outside it, of lengths around the
+    SHA-256 block boundaries and the 1024-byte limit; and keys of height 4 and more (whose
+    digests start with a zero byte)."""
+    rng = random.Random(11)
+    alphabet = b"abcXYZ019._:~-/" + bytes((0, 10, 32, 0x2E, 0x7F, 0x80, 0xFF))
+    for _ in range(20_000):
+        n = rng.choice((rng.randrange(1, 80), rng.randrange(1018, 1030)))
+        key = bytes(rng.choices(alphabet, k=n))
+        if rng.random() < 0.5:
+            cut = rng.randrange(1, n + 1)
+            key = key[:cut].replace(b"/", b"a") + b"/" + key[cut:].replace(b"/", b"b")
+        assert is_valid_key(key) is _key_ok(key), key
+        assert key_height(key) == _height(key), key
+    tall = [k for i in range(200_000) if _height(k := b"app.bsky.feed.post/%d" % i) >= 4]
+    assert tall and all(key_height(k) == _height(k) for k in tall)
+    assert is_valid_key(b"a/" + b"b" * 1022) and not is_valid_key(b"a/" + b"b" * 1023)
+    assert not is_valid_key(b"a/.") and not is_valid_key(b"a/..") and is_valid_key(b"a/...")
+
+
 def _oracle(data: bytes) -> Any:
     """The node schema read through cbrrr's generic strict DAG-CBOR decoder, independently of
     the C decoder: the fields, the height and the offsets the encoder would give, or None for a
@@ -210,12 +246,12 @@ def _oracle(data: bytes) -> Any:
         key = prev[:p] + suffix
         if key <= prev or (p < len(prev) and suffix[:1] == prev[p : p + 1]):
             return None
-        if not is_valid_key(key):
+        if not _key_ok(key):
             return None
         keys.append(key)
         vals.append(bytes(value))
         links.append(right)
-    heights = {key_height(k) for k in keys}
+    heights = {_height(k) for k in keys}
     if len(heights) > 1:
         return None
     fields = (tuple(keys), tuple(vals), tuple(None if x is None else bytes(x) for x in links))
