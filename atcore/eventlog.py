@@ -61,8 +61,10 @@ class Subscriber:
         self._wake.set()
         return True
 
-    async def next_batch(self) -> list[tuple[int, bytes]] | None:
-        """Every queued frame (waiting for one), or None once the subscriber is closed."""
+    async def next_batch(self, most: int) -> list[tuple[int, bytes]] | None:
+        """The oldest queued frames, at most `most` (waiting for one), or None once the
+        subscriber is closed. A bound on a run bounds what one send holds at once, however far
+        behind the subscriber is."""
         while not self.frames and not self.too_slow and not self.closed:
             self._wake.clear()
             await self._wake.wait()
@@ -70,8 +72,12 @@ class Subscriber:
             raise InvalidRequest("subscriber fell too far behind the stream", "ConsumerTooSlow")
         if self.closed:
             return None
-        batch = list(self.frames)
-        self.frames.clear()
+        frames = self.frames
+        if len(frames) <= most:
+            batch = list(frames)
+            frames.clear()
+        else:
+            batch = [frames.popleft() for _ in range(most)]
         return batch
 
     def close(self) -> None:
@@ -132,8 +138,8 @@ class EventLog:
 
     async def subscribe_batches(self, cursor: int | None) -> AsyncGenerator[list[bytes], None]:
         """Frames for one subscriber, in runs of whatever is ready: replay after `cursor`
-        (a page at a time), then live (all that queued since the last run), with no gap and
-        no duplicate.
+        (a page at a time), then live (what queued since the last run, a page at most), with
+        no gap and no duplicate.
 
         Raises InvalidRequest `FutureCursor` before anything is sent when `cursor` is ahead of
         the log, and `ConsumerTooSlow` when this subscriber's buffer overflowed while live.
@@ -164,7 +170,7 @@ class EventLog:
                     # The buffer overflowed during the replay: what it dropped is in the log.
                     sub.missed = False
             sub.live = True
-            while (batch := await sub.next_batch()) is not None:
+            while (batch := await sub.next_batch(self.page)) is not None:
                 # Frames queued during the replay may already have been read from the log.
                 frames = [frame for seq, frame in batch if seq > last]
                 if frames:

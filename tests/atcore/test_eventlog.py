@@ -177,3 +177,21 @@ async def test_close_ends_every_stream_and_publish_checks_order() -> None:
         log.fanout.publish(1, b"")
     with pytest.raises(ValueError):
         EventLog(log.read_after, log.oldest, buffer=0)
+
+
+async def test_a_live_subscriber_far_behind_gets_runs_of_a_page_at_most() -> None:
+    """Frames queued while a live subscriber was not reading come back in order and whole, in
+    runs no longer than a page: one send never holds the whole buffer."""
+    log = MemoryLog(buffer=1000, page=50)
+    gen = log.fanout.subscribe_batches(None)
+    first = asyncio.create_task(anext(gen))
+    await asyncio.sleep(0.01)
+    log.append()
+    runs = [await asyncio.wait_for(first, 5)]
+    for _ in range(420):
+        log.append()
+    while sum(map(len, runs)) < 421:
+        runs.append(await asyncio.wait_for(anext(gen), 5))
+    await gen.aclose()
+    assert [seq_of(frame) for run in runs for frame in run] == list(range(1, 422))
+    assert max(map(len, runs)) == 50
