@@ -35,7 +35,11 @@ Emitted = CommitEvent | SyncEvent | IdentityEvent | AccountEvent
 EMITTED = "relay_events_emitted_total"
 COMPACT_INTERVAL = 600.0
 RATE_WINDOW = 10.0
-SUBSCRIBER_BUFFER = 1000
+# Frames a live subscriber may fall behind before ConsumerTooSlow: the official relay's
+# (indigo's events.EventManager, 16 << 10). Frames are shared by every subscriber, so the
+# buffers together hold at most the newest 16,384 (~50 MB of #commit frames): seconds of slack
+# at the network's peak, where 1,000 frames dropped a consumer stalled for a fifth of a second.
+SUBSCRIBER_BUFFER = 16 << 10
 _KIND = {
     CommitEvent: "commit",
     SyncEvent: "sync",
