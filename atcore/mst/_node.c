@@ -1,5 +1,6 @@
 /* The strict MST node decoder (spec-repository.md, "MST Structure"): atcore.mst.node's
- * decode_fields, in C because a relay decodes every node of every #commit's proof.
+ * decode_fields, in C because a relay decodes every node of every #commit's proof; and the key
+ * rules it applies (is_valid_key, key_height), which atcore.mst.node uses for every key.
  *
  * A node is strict DAG-CBOR of a fixed schema, so its canonical encoding is the only one
  * accepted: {"e": [{"k": bytes, "p": uint, "t": link|null, "v": link}, ...], "l": link|null},
