@@ -65,6 +65,18 @@ async def export(pds: Pds, did: str) -> bytes:
     return response.content
 
 
+def lax_node_car(did: str, key: PrivateKey, record: bytes) -> bytes:
+    """A signed repo whose MST root hashes and decodes as DAG-CBOR but breaks the MST layout:
+    its second key repeats the first one's collection instead of sharing it as a prefix."""
+    value = cid_for_cbor(record)
+    keys = [f"{POST}/3kabc".encode(), f"{POST}/3kabd".encode()]
+    entries = [{"k": k, "p": 0, "t": None, "v": value} for k in keys]
+    node = cbor.encode({"e": entries, "l": None})
+    data = cid_for_cbor(node)
+    commit, block, cid = create_commit(Did(did), data, TidClock().next(), key)
+    return write_car(cid, [(cid, block), (data, node), (value, record)])
+
+
 def signed_car(
     did: str, key: PrivateKey, records: dict[str, bytes], rev: Tid | None = None
 ) -> tuple[bytes, CID]:
@@ -147,6 +159,7 @@ async def test_bad_imports_are_refused(pds: Pds) -> None:
             "lacks record",
         ),
         (b"\x00not a car", "invalid CAR"),
+        (lax_node_car(did, own_key, good), "maximal shared prefix"),
     ]
     for body, expected in cases:
         response = await import_car(pds, token, body)
