@@ -122,11 +122,6 @@ def created_since(conn: sqlite3.Connection, since_ms: int) -> int:
     return int(row[0])
 
 
-def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
-    rows = conn.execute("SELECT status, count(*) FROM host GROUP BY status").fetchall()
-    return {str(status): int(count) for status, count in rows}
-
-
 def ban_host(conn: sqlite3.Connection, host_id: int) -> None:
     """Ban one host on its own: no domain unban gives it back."""
     set_status(conn, host_id, "banned")
