@@ -135,7 +135,7 @@ class Verifier:
             self._slots = [None] * self.workers
             for slot in range(self.workers):
                 self._start(slot)
-        if not self.pids():
+        if not any(self._slots):  # every worker died and none has restarted yet
             return None
         done = self._loop.create_future()
         wire_key = None if key is None else (key.curve, key.compressed())
