@@ -3,11 +3,11 @@
 A firehose sends every event to every subscriber. Through ASGI each frame costs a `send` call
 through the app's middleware, the server's checks and the websockets library's framing, then a
 socket write: ~10 µs per frame and subscriber, most of a core at 100 subscribers x 1,000 events
-per second. With SEND_FRAMES a subscription hands over everything that queued for it since the
-last send as one message; this protocol frames each one (server frames are unmasked, RFC 6455
-section 5.2) and writes them in one call. The connection's flow control still applies: while the
-socket's buffer is over its high-water mark, the next send waits, and the subscriber's own
-bounded buffer fills instead (ConsumerTooSlow).
+per second. With SEND_FRAMES a subscription hands over what queued for it since the last send
+(a page of frames at most, atcore.eventlog) as one message; this protocol frames each one
+(server frames are unmasked, RFC 6455 section 5.2) and writes them in one call. The connection's
+flow control still applies: while the socket's buffer is over its high-water mark, the next send
+waits, and the subscriber's own bounded buffer fills instead (ConsumerTooSlow).
 """
 
 from __future__ import annotations
