@@ -66,18 +66,7 @@ def save_states(conn: sqlite3.Connection, states: Iterable[tuple[int, RepoState]
         "INSERT INTO account (did, host_id, status, rev, data, head, created_ms) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (did) DO UPDATE SET host_id = excluded.host_id, "
         "status = excluded.status, rev = excluded.rev, data = excluded.data, head = excluded.head",
-        (
-            (
-                state.did,
-                host_id,
-                state.status,
-                state.rev,
-                None if state.data is None else bytes(state.data),
-                None if state.head is None else bytes(state.head),
-                created,
-            )
-            for host_id, state in states
-        ),
+        ((state.did, host_id, *_synced(state), created) for host_id, state in states),
     )
 
 
@@ -86,18 +75,16 @@ def update_states(conn: sqlite3.Connection, states: Sequence[RepoState]) -> bool
     account had no row (the caller then saves those states in full)."""
     updated = conn.executemany(
         "UPDATE account SET status = ?, rev = ?, data = ?, head = ? WHERE did = ?",
-        (
-            (
-                state.status,
-                state.rev,
-                None if state.data is None else bytes(state.data),
-                None if state.head is None else bytes(state.head),
-                state.did,
-            )
-            for state in states
-        ),
+        ((*_synced(state), state.did) for state in states),
     ).rowcount
     return updated == len(states)
+
+
+def _synced(state: RepoState) -> tuple[str, str | None, bytes | None, bytes | None]:
+    """A state's status, rev, data and head columns."""
+    data = None if state.data is None else bytes(state.data)
+    head = None if state.head is None else bytes(state.head)
+    return state.status, state.rev, data, head
 
 
 def set_takedown(conn: sqlite3.Connection, did: str, takedown: bool) -> bool:
