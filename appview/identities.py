@@ -1,0 +1,72 @@
+"""Handles of the accounts the index sees (spec-handle.md, spec-sync.md "#identity"): a DID
+seen for the first time, or named by an #identity event, is resolved beside the firehose with
+bounded concurrency; its handle is kept only when it and the DID document point at each other
+(atcore.identity.resolver.resolve_identity), else it is shown as `handle.invalid`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from atcore.errors import IdentityError, InvalidSyntax
+from atcore.identity.resolver import IdentityResolver
+from appview.changes import Change, SetHandle
+from appview.records import now
+from skyloft.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+WORKERS: Final = 4
+# DIDs remembered as already resolved; beyond this the oldest are resolved again if seen.
+MAX_KNOWN: Final = 100_000
+
+
+class Identities:
+    def __init__(
+        self, resolver: IdentityResolver, queue: Callable[[list[Change]], None]
+    ) -> None:
+        self.resolver = resolver
+        self._queue_changes = queue
+        self._known: dict[str, None] = {}
+        self._todo: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(WORKERS)]
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._tasks)
+
+    def see(self, did: str) -> None:
+        """A DID is active in the stream: resolve its handle once."""
+        if did in self._known:
+            return
+        self._remember(did)
+        self._todo.put_nowait((did, False))
+
+    def refresh(self, did: str) -> None:
+        """An #identity event: the DID document or handle may have changed."""
+        self._remember(did)
+        self._todo.put_nowait((did, True))
+
+    def _remember(self, did: str) -> None:
+        self._known[did] = None
+        if len(self._known) > MAX_KNOWN:
+            del self._known[next(iter(self._known))]
+
+    async def _work(self) -> None:
+        while True:
+            did, fresh = await self._todo.get()
+            await self._resolve(did, fresh)
+
+    async def _resolve(self, did: str, fresh: bool) -> None:
+        try:
+            if fresh:
+                self.resolver.invalidate(did)
+            identity = await self.resolver.resolve_identity(did)
+        except (IdentityError, InvalidSyntax) as exc:
+            log.info("cannot resolve %s: %s", did, exc)
+            return
+        self._queue_changes([SetHandle(did, identity.handle, now())])
