@@ -19,7 +19,7 @@ from starlette.requests import HTTPConnection
 from atcore.errors import IdentityError, InvalidSyntax
 from atcore.xrpc.errors import AuthRequired, InvalidRequest
 from pds.context import AppContext, ctx_of
-from pds.jwt import Jwt, JwtError, decode, verify_hs256
+from atcore.jwt import Jwt, JwtError, decode, verify_hs256
 
 ACCESS_SCOPE: Final = "com.atproto.access"
 REFRESH_SCOPE: Final = "com.atproto.refresh"
