@@ -11,17 +11,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from atcore.identity.resolver import IdentityResolver
-from atcore.lexicon import Catalog
-from atcore.xrpc.cors import cors_middleware
-from atcore.xrpc.router import XrpcRouter
-from atcore.xrpc.server import mount
 from appview import well_known
 from appview.api import app_bsky_actor, app_bsky_feed, app_bsky_graph, app_bsky_notification
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
 from appview.db import Database
 from appview.ingest import Ingest
+from atcore.identity.resolver import IdentityResolver
+from atcore.lexicon import Catalog
+from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.router import XrpcRouter
+from atcore.xrpc.server import mount
 
 HTTP_TIMEOUT = 10.0
 GROUPS = (

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from appview.changes import Change, DeleteRecord, PutRecord, SkipRecord
+from appview.records import INDEXED
 from atcore import cbor
 from atcore.blockstore import MemoryBlockStore
 from atcore.car import CarLimits, read_car_raw
@@ -29,8 +31,6 @@ from atcore.lexicon.validate import validate_record
 from atcore.mst.diff import RecordOp
 from atcore.mst.invert import invert_ops
 from atcore.mst.tree import EMPTY_ROOT
-from appview.changes import Change, DeleteRecord, PutRecord, SkipRecord
-from appview.records import INDEXED
 
 # subscribeRepos #commit: blocks at most 2,000,000 bytes, records at most 1,000,000 bytes.
 COMMIT_LIMITS: Final = CarLimits(

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import httpx
 from starlette.requests import HTTPConnection
 
-from atcore.identity.resolver import IdentityResolver
-from atcore.keys import PrivateKey
-from atcore.xrpc.router import XrpcRequest, app_state
 from appview.config import AppviewConfig
 from appview.db import Database
 from appview.ingest import Ingest
+from atcore.identity.resolver import IdentityResolver
+from atcore.keys import PrivateKey
+from atcore.xrpc.router import XrpcRequest, app_state
 
 
 @dataclass(frozen=True)

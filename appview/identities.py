@@ -10,10 +10,10 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from atcore.errors import IdentityError, InvalidSyntax
-from atcore.identity.resolver import IdentityResolver
 from appview.changes import Change, SetHandle
 from appview.records import now
+from atcore.errors import IdentityError, InvalidSyntax
+from atcore.identity.resolver import IdentityResolver
 from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -24,9 +24,7 @@ MAX_KNOWN: Final = 100_000
 
 
 class Identities:
-    def __init__(
-        self, resolver: IdentityResolver, queue: Callable[[list[Change]], None]
-    ) -> None:
+    def __init__(self, resolver: IdentityResolver, queue: Callable[[list[Change]], None]) -> None:
         self.resolver = resolver
         self._queue_changes = queue
         self._known: dict[str, None] = {}

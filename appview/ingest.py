@@ -18,16 +18,16 @@ from typing import Final
 
 from websockets.exceptions import WebSocketException
 
-from atcore.errors import DecodeError
-from atcore.frames import AccountEvent, CommitEvent, IdentityEvent
-from atcore.identity.resolver import IdentityResolver
-from atcore.lexicon import Catalog
-from atcore.xrpc.stream import StreamError, subscribe
 from appview import commits
 from appview.changes import Change, SetStatus
 from appview.db import Database, index
 from appview.identities import Identities
 from appview.records import now
+from atcore.errors import DecodeError
+from atcore.frames import AccountEvent, CommitEvent, IdentityEvent
+from atcore.identity.resolver import IdentityResolver
+from atcore.lexicon import Catalog
+from atcore.xrpc.stream import StreamError, subscribe
 from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)

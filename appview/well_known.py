@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from appview.context import ctx_of
 from atcore.keys import PrivateKey, generate_k256, private_key_from_hex
 from atcore.xrpc.errors import error_body
-from appview.context import ctx_of
 
 
 def load_signing_key(path: Path) -> PrivateKey:
@@ -44,11 +44,19 @@ async def did_json(request: Request) -> Response:
                 }
             ],
             "service": [
-                {"id": "#bsky_notif", "type": "BskyNotificationService", "serviceEndpoint": endpoint},
+                {
+                    "id": "#bsky_notif",
+                    "type": "BskyNotificationService",
+                    "serviceEndpoint": endpoint,
+                },
                 {"id": "#bsky_appview", "type": "BskyAppView", "serviceEndpoint": endpoint},
             ],
         }
     )
+
+
+def _service(service_id: str, kind: str, endpoint: str) -> dict[str, str]:
+    return {"id": service_id, "type": kind, "serviceEndpoint": endpoint}
 
 
 ROUTES = [Route("/.well-known/did.json", did_json)]

@@ -106,7 +106,8 @@ def _notify(
 def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
     value = put.value
     conn.execute(
-        "INSERT INTO record (uri, cid, did, collection, json, indexed_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO record (uri, cid, did, collection, json, indexed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
         (put.uri, put.cid, put.did, put.collection, _json(value), put.indexed_at),
     )
     conn.execute(
