@@ -60,7 +60,9 @@ def create_app(
                     config.repo_provider,
                     resolver,
                     catalog,
+                    http,
                     trust_relay=config.trust_relay,
+                    dev_mode=config.dev_mode,
                     backoff_base=backoff_base,
                 )
             key = well_known.load_signing_key(config.signing_key_path)

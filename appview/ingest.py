@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable
 from typing import Final
 
+import httpx
 from websockets.exceptions import WebSocketException
 
 from appview import commits
@@ -48,8 +49,10 @@ class Ingest:
         provider: str,
         resolver: IdentityResolver,
         catalog: Catalog,
+        http: httpx.AsyncClient,
         *,
         trust_relay: bool = False,
+        dev_mode: bool = False,
         backoff_base: float = 1.0,
     ) -> None:
         self.db = db
@@ -58,7 +61,7 @@ class Ingest:
         self.catalog = catalog
         self.trust_relay = trust_relay
         self.backoff_base = backoff_base
-        self.identities = Identities(resolver, self._queue)
+        self.identities = Identities(resolver, self._queue, http, dev_mode)
         self.unverified = 0
         self.applied_seq: int | None = None
         self._pending: list[Change] = []

@@ -9,13 +9,23 @@ from appview.context import AppviewContext
 from appview.db import reads
 from appview.hydration import Hydrated, hydrate
 from appview.views import Views
+from atcore.errors import IdentityError, InvalidSyntax
 
 
 async def actor_did(ctx: AppviewContext, actor: str) -> str | None:
-    """The DID an `at-identifier` parameter names, if the index knows the handle."""
+    """The DID an `at-identifier` parameter names: from the index, else from the handle's
+    own resolution when it is verified both ways."""
     if actor.startswith("did:"):
         return actor
-    return await ctx.db.read(reads.did_for_handle, actor.lower())
+    handle = actor.lower()
+    known = await ctx.db.read(reads.did_for_handle, handle)
+    if known is not None:
+        return known
+    try:
+        identity = await ctx.resolver.resolve_identity(handle)
+    except (IdentityError, InvalidSyntax):
+        return None
+    return identity.did if identity.handle is not None else None
 
 
 async def load(
