@@ -95,9 +95,7 @@ def account(pds_url: str, name: str) -> str:
 
 
 def profile(net: Network, did: str) -> dict[str, Any]:
-    response = httpx.get(
-        f"{net.appview.url}/xrpc/app.bsky.actor.getProfile", params={"actor": did}
-    )
+    response = httpx.get(f"{net.appview.url}/xrpc/app.bsky.actor.getProfile", params={"actor": did})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -124,10 +122,8 @@ def test_sdk_session_timeline_thread_notifications(network: Network) -> None:
     assert [item.post.uri for item in timeline] == [post.uri]
 
     alice.like(post.uri, post.cid)
-    alice.send_post(
-        "a reply",
-        reply_to={"root": {"uri": post.uri, "cid": post.cid}, "parent": {"uri": post.uri, "cid": post.cid}},
-    )
+    ref = {"uri": post.uri, "cid": post.cid}
+    alice.send_post("a reply", reply_to={"root": ref, "parent": ref})
 
     def counted() -> bool:
         (view,) = bob.get_posts([post.uri]).posts
@@ -138,12 +134,11 @@ def test_sdk_session_timeline_thread_notifications(network: Network) -> None:
     assert [reply.post.author.did for reply in thread.replies] == [alice_did]
     assert profile(network, bob_did)["followersCount"] == 1
 
-    reasons = eventually(
-        lambda: sorted(n.reason for n in bob.app.bsky.notification.list_notifications().notifications)
-        if len(bob.app.bsky.notification.list_notifications().notifications) == 3
-        else None
-    )
-    assert reasons == ["follow", "like", "reply"]
+    def reasons() -> list[str] | None:
+        listed = bob.app.bsky.notification.list_notifications().notifications
+        return sorted(n.reason for n in listed) if len(listed) == 3 else None
+
+    assert eventually(reasons) == ["follow", "like", "reply"]
 
 
 def test_kill_mid_stream_loses_and_doubles_nothing(network: Network) -> None:
