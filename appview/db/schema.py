@@ -157,14 +157,20 @@ CREATE TABLE skipped (
 MIGRATIONS: Final = (_V1,)
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema to the newest version; SchemaTooNew for a newer database."""
+def check_version(conn: sqlite3.Connection) -> int:
+    """The schema version; SchemaTooNew when newer code wrote the database."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if version > len(MIGRATIONS):
         raise SchemaTooNew(
             f"the appview database is at schema version {version}, newer than this code's "
             f"{len(MIGRATIONS)}: run a newer skyloft, or start from a fresh data directory"
         )
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to the newest version; SchemaTooNew for a newer database."""
+    version = check_version(conn)
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN")
         try:
