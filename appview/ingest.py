@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from typing import Final
 
 import httpx
@@ -63,6 +63,7 @@ class Ingest:
         self.backoff_base = backoff_base
         self.identities = Identities(resolver, self._queue, http, dev_mode)
         self.unverified = 0
+        self.received = 0
         self.applied_seq: int | None = None
         self._pending: list[Change] = []
         self._pending_seq: int | None = None
@@ -71,12 +72,13 @@ class Ingest:
         self._applied = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
+    async def start(self, follow: bool = True) -> None:
+        """Start the index writer and handle resolution, and with `follow` the subscription
+        (without it, events come only through `consume`: benchmarks, replays)."""
         self.applied_seq = await self.db.read(index.cursor, SERVICE)
-        self._tasks = [
-            asyncio.create_task(self._read_stream(), name="appview-firehose"),
-            asyncio.create_task(self._write_changes(), name="appview-index-writer"),
-        ]
+        self._tasks = [asyncio.create_task(self._write_changes(), name="appview-index-writer")]
+        if follow:
+            self._tasks.append(asyncio.create_task(self._read_stream(), name="appview-firehose"))
         self.identities.start()
 
     async def close(self) -> None:
@@ -101,21 +103,26 @@ class Ingest:
             # A new index starts from the oldest event the relay still holds.
             resumed = self._pending_seq if self._pending_seq is not None else self.applied_seq
             params = {"cursor": resumed or 0}
+            received = self.received
             try:
-                async for event in subscribe(url, params):
-                    failures = 0
-                    seq = getattr(event, "seq", None)
-                    if not isinstance(seq, int):
-                        continue
-                    self._queue(await self.changes_for(event), seq)
-                    if len(self._pending) > MAX_PENDING:
-                        self._drained.clear()
-                        await self._drained.wait()
+                await self.consume(subscribe(url, params))
             except (OSError, TimeoutError, WebSocketException, StreamError, DecodeError) as exc:
                 log.warning("firehose %s: %r; reconnecting", url, exc)
-            failures += 1
+            failures = 1 if self.received > received else failures + 1
             delay = min(BACKOFF_MAX, self.backoff_base * 2 ** min(failures, 8))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def consume(self, events: AsyncIterable[object]) -> None:
+        """Queue the changes of each event for the writer, in order, with its seq."""
+        async for event in events:
+            self.received += 1
+            seq = getattr(event, "seq", None)
+            if not isinstance(seq, int):
+                continue
+            self._queue(await self.changes_for(event), seq)
+            if len(self._pending) > MAX_PENDING:
+                self._drained.clear()
+                await self._drained.wait()
 
     async def changes_for(self, event: object) -> list[Change]:
         """What one firehose event changes in the index (nothing for a bad commit)."""
