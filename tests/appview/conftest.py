@@ -16,6 +16,7 @@ import pytest
 from appview.app import create_app
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
+from atcore.datamodel import from_json
 from atcore.frames import CommitEvent
 from atcore.identity.plc_client import PlcClient
 from atcore.jwt import encode_es
@@ -49,7 +50,8 @@ class Appview:
         await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
 
     async def write(self, account: FakeAccount, writes: dict[str, Any]) -> CommitEvent:
-        event = account.commit(writes)
+        """Commit `writes` (path -> record in JSON form, None deletes) and wait till indexed."""
+        event = account.commit({p: None if v is None else from_json(v) for p, v in writes.items()})
         await self.emit(event)
         return event
 
