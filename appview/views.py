@@ -129,11 +129,13 @@ class Views:
             author["viewer"] = viewer
         return author
 
-    def feed_item(self, state: Hydrated, item_uri: str, post_uri: str, by: str) -> Json | None:
-        """app.bsky.feed.defs#feedViewPost for a post or a repost (`item_uri` != `post_uri`);
-        None when the post or the reposter cannot be shown."""
+    def feed_item(
+        self, state: Hydrated, item_uri: str, post_uri: str, by: str, at: str
+    ) -> Json | None:
+        """app.bsky.feed.defs#feedViewPost for a post or a repost (`item_uri` != `post_uri`,
+        made at `at`); None when the post or the reposter cannot be shown."""
         post = state.posts.get(post_uri)
-        if post is None or state.blocked(post.did):
+        if post is None or state.blocked(post.did) or self._ancestor_blocked(state, post):
             return None
         item: Json = {"post": self.post(state, post)}
         reply = self.reply_ref(state, post)
@@ -141,15 +143,26 @@ class Views:
             item["reply"] = reply
         if item_uri != post_uri:
             reposter = state.actors.get(by)
-            if reposter is None:
+            if reposter is None or state.blocked(by):
                 return None
             item["reason"] = {
                 "$type": "app.bsky.feed.defs#reasonRepost",
                 "by": self.profile_basic(state, reposter),
                 "uri": item_uri,
-                "indexedAt": post.indexed_at,
+                "indexedAt": at,
             }
         return item
+
+    @staticmethod
+    def _ancestor_blocked(state: Hydrated, post: PostRow) -> bool:
+        """As the reference's feeds: a reply whose parent or grandparent author is blocked
+        either way is left out."""
+        parent_uri = post.reply_parent
+        if parent_uri is None:
+            return False
+        parent = state.posts.get(parent_uri)
+        grandparent = None if parent is None else parent.reply_parent
+        return any(state.blocked(r.uri_did(uri)) for uri in (parent_uri, grandparent) if uri)
 
     def reply_ref(self, state: Hydrated, post: PostRow) -> Json | None:
         if post.reply_parent is None or post.reply_root is None:

@@ -23,7 +23,7 @@ MAX_THREAD_REPLIES: Final = 1000
 
 
 def _feed(views: Views, state: Hydrated, page: reads.Page) -> dict[str, Any]:
-    feed = [views.feed_item(state, uri, post, by) for uri, post, by in page.items]
+    feed = [views.feed_item(state, *item) for item in page.items]
     out: dict[str, Any] = {"feed": [item for item in feed if item is not None]}
     if page.cursor is not None:
         out["cursor"] = page.cursor
@@ -31,8 +31,8 @@ def _feed(views: Views, state: Hydrated, page: reads.Page) -> dict[str, Any]:
 
 
 async def _feed_page(ctx: AppviewContext, viewer: str | None, page: reads.Page) -> Hydrated:
-    posts = [post for _, post, _ in page.items]
-    dids = [by for _, _, by in page.items]
+    posts = [item[1] for item in page.items]
+    dids = [item[2] for item in page.items]
     return await pipeline.load(ctx, viewer, dids, posts, reply_context=True)
 
 
@@ -65,7 +65,7 @@ async def get_author_feed(req: XrpcRequest) -> dict[str, Any]:
     page = await ctx.db.read(skeletons.author_feed, did, filter_, limit, cursor)
     pinned = actor.pinned_post if params.get("includePins") and cursor is None else None
     if pinned is not None:
-        page = reads.Page([(pinned, pinned, did), *page.items], page.cursor)
+        page = reads.Page([(pinned, pinned, did, ""), *page.items], page.cursor)
     state = await _feed_page(ctx, req.auth, page)
     out = _feed(pipeline.views(ctx), state, page)
     if pinned is not None and out["feed"] and out["feed"][0]["post"]["uri"] == pinned:
