@@ -111,7 +111,8 @@ def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
         (put.uri, put.cid, put.did, put.collection, _json(value), put.indexed_at),
     )
     conn.execute(
-        "INSERT OR IGNORE INTO actor (did, indexed_at) VALUES (?, ?)", (put.did, put.indexed_at)
+        "INSERT INTO actor (did, indexed_at) VALUES (?, ?) ON CONFLICT (did) DO NOTHING",
+        (put.did, put.indexed_at),
     )
     created = r.normalize_time(value.get("createdAt"))
     sort_at = r.sort_at(created, put.indexed_at)
@@ -195,11 +196,11 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
         (put.uri, put.uri, put.did, sort_at),
     )
     conn.executemany(
-        "INSERT OR IGNORE INTO post_tag (uri, tag) VALUES (?, ?)",
+        "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(put.uri, tag) for tag in facts.tags],
     )
     conn.executemany(
-        "INSERT OR IGNORE INTO post_link (uri, target) VALUES (?, ?)",
+        "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(put.uri, link) for link in facts.links],
     )
     _bump(conn, "profile_agg", "did", "posts", put.did, 1)

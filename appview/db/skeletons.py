@@ -14,6 +14,8 @@ from atcore.xrpc.errors import InvalidRequest
 _SEP: Final = "::"
 # A cursor sorts after every real item, so an absent cursor means "from the newest".
 _TOP: Final = ("\uffff", "\uffff")
+# Above every notification id (SQLite's largest integer).
+_NO_ID: Final = 2**63 - 1
 
 AUTHOR_FILTERS: Final = {
     "posts_with_replies": "",
@@ -128,16 +130,21 @@ def notifications(
 ) -> Page:
     """A recipient's notifications: items are (id, author, uri, cid, reason, reason_subject,
     record json)."""
-    after = parse_cursor(cursor)
+    sort_at, key = parse_cursor(cursor)
+    after_id = _NO_ID
+    if cursor is not None:
+        if not (key.isascii() and key.isdigit() and len(key) <= 18):
+            raise InvalidRequest("malformed cursor")
+        after_id = int(key)
     where = ""
-    params: list[Any] = [did, *after]
+    params: list[Any] = [did, sort_at, after_id]
     if reasons:
         where = f" AND n.reason IN ({','.join('?' * len(reasons))})"
         params += reasons
     rows = conn.execute(
-        "SELECT n.sort_at, printf('%012d', n.id), n.author, n.uri, n.cid, n.reason,"
+        "SELECT n.sort_at, n.id, n.author, n.uri, n.cid, n.reason,"
         " n.reason_subject, r.json FROM notification n JOIN record r ON r.uri = n.uri"
-        f" WHERE n.did = ? AND (n.sort_at, printf('%012d', n.id)) < (?, ?){where}"
+        f" WHERE n.did = ? AND (n.sort_at, n.id) < (?, ?){where}"
         " ORDER BY n.sort_at DESC, n.id DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
@@ -160,6 +167,7 @@ def seen_at(conn: sqlite3.Connection, did: str) -> str | None:
 def update_seen(conn: sqlite3.Connection, did: str, seen: str) -> None:
     conn.execute(
         "INSERT INTO notification_seen (did, seen_at) VALUES (?, ?)"
-        " ON CONFLICT (did) DO UPDATE SET seen_at = max(seen_at, excluded.seen_at)",
+        " ON CONFLICT (did) DO UPDATE SET seen_at = CASE WHEN excluded.seen_at > seen_at"
+        " THEN excluded.seen_at ELSE seen_at END",
         (did, seen),
     )
