@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 from collections.abc import AsyncIterable, Callable
 from typing import Final
 
@@ -38,6 +39,7 @@ SERVICE: Final = "repos"
 # Changes queued beyond this make the reader wait for the writer (bounded memory).
 MAX_PENDING: Final = 50_000
 BACKOFF_MAX: Final = 30.0
+WRITE_RETRY: Final = 1.0
 
 
 class Ingest:
@@ -155,7 +157,15 @@ class Ingest:
             self._drained.set()
             if seq is None:
                 seq = self.applied_seq if self.applied_seq is not None else 0
-            await self.db.write(index.apply, batch, SERVICE, seq)
+            try:
+                await self.db.write(index.apply, batch, SERVICE, seq)
+            except sqlite3.Error:
+                # Nothing of the batch was applied (one transaction): keep it and try again.
+                log.exception("index write failed; retrying")
+                self._pending[:0] = batch
+                self._wake.set()
+                await asyncio.sleep(WRITE_RETRY)
+                continue
             async with self._applied:
                 self.applied_seq = seq
                 self._applied.notify_all()
