@@ -12,7 +12,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from appview import well_known
-from appview.api import app_bsky_actor, app_bsky_feed, app_bsky_graph, app_bsky_notification
+from appview.api import (
+    app_bsky_actor,
+    app_bsky_feed,
+    app_bsky_graph,
+    app_bsky_graph_lists,
+    app_bsky_notification,
+)
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
 from appview.db import Database
@@ -28,6 +34,7 @@ GROUPS = (
     app_bsky_actor.xrpc,
     app_bsky_feed.xrpc,
     app_bsky_graph.xrpc,
+    app_bsky_graph_lists.xrpc,
     app_bsky_notification.xrpc,
 )
 

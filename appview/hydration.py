@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from appview import records as r
-from appview.db import reads
+from appview.db import graph_reads, reads
+from appview.db.graph_reads import NamedRow
 from appview.db.reads import ActorRow, PostRow
 
 QUOTE_LEVELS = 2
@@ -25,11 +26,20 @@ class Relation:
     blocking: str | None = None
     blocked_by: bool = False
     blocking_by_list: str | None = None
+    muted: bool = False
+    muted_by_list: str | None = None
+    muted_reposts: bool = False
+    muted_quotes: bool = False
 
     @property
     def blocked(self) -> bool:
         """A block in either direction: the reference hides content both ways."""
         return bool(self.blocking or self.blocked_by or self.blocking_by_list)
+
+    @property
+    def mutes(self) -> bool:
+        """Muted outright or through a muted list (the reference's viewerMuteExists)."""
+        return self.muted or self.muted_by_list is not None
 
 
 @dataclass
@@ -40,12 +50,19 @@ class Hydrated:
     relations: dict[str, Relation] = field(default_factory=dict)
     likes: dict[str, str] = field(default_factory=dict)
     reposts: dict[str, str] = field(default_factory=dict)
+    lists: dict[str, NamedRow] = field(default_factory=dict)
+    # The viewer's mutes of lists, and its list blocks by list
+    list_muted: set[str] = field(default_factory=set)
+    list_blocked: dict[str, str] = field(default_factory=dict)
 
     def relation(self, did: str) -> Relation:
         return self.relations.get(did, _NONE)
 
     def blocked(self, did: str) -> bool:
         return self.relation(did).blocked
+
+    def muted(self, did: str) -> bool:
+        return self.relation(did).mutes
 
 
 _NONE = Relation()
@@ -57,10 +74,11 @@ def hydrate(
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
     reply_context: bool = False,
+    lists: Iterable[str] = (),
 ) -> Hydrated:
     """Load `uris` (posts), the posts they quote (and with `reply_context` the roots and
-    parents they reply to), every author and `dids`, and the viewer's relations to all of
-    those actors."""
+    parents they reply to), every author and `dids`, `lists` and the lists viewer states
+    name, and the viewer's relations to all of those actors and lists."""
     state = Hydrated(viewer)
     wanted = set(uris)
     for level in range(QUOTE_LEVELS + 2):
@@ -81,7 +99,22 @@ def hydrate(
         _relations(conn, state, viewer, others)
         state.likes = reads.edges_by(conn, r.LIKE, viewer, state.posts.keys())
         state.reposts = reads.edges_by(conn, r.REPOST, viewer, state.posts.keys())
+    _lists(conn, state, viewer, set(lists))
     return state
+
+
+def _lists(conn: sqlite3.Connection, state: Hydrated, viewer: str | None, wanted: set[str]) -> None:
+    for relation in state.relations.values():
+        wanted |= {u for u in (relation.muted_by_list, relation.blocking_by_list) if u}
+    found = graph_reads.named(conn, r.LIST, wanted)
+    creators = {row.did for row in found.values()} - state.actors.keys()
+    state.actors |= {
+        did: row for did, row in reads.actors(conn, creators).items() if row.status is None
+    }
+    state.lists = {uri: row for uri, row in found.items() if row.did in state.actors}
+    if viewer is not None:
+        state.list_muted = graph_reads.list_mutes(conn, viewer, state.lists.keys())
+        state.list_blocked = reads.edges_by(conn, r.LIST_BLOCK, viewer, state.lists.keys())
 
 
 def _quoted(post: PostRow) -> str | None:
@@ -95,13 +128,20 @@ def _relations(conn: sqlite3.Connection, state: Hydrated, viewer: str, dids: set
     blocked_by = set(reads.edges_to(conn, r.BLOCK, viewer, dids))
     blocked_by |= reads.list_blocked_by(conn, viewer, dids)
     by_list = reads.list_blocks(conn, viewer, dids)
+    mutes = graph_reads.mutes(conn, viewer, dids)
+    muted_by_list = graph_reads.muted_by_list(conn, viewer, dids)
     for did in dids:
+        mute = mutes.get(did)
         relation = Relation(
             following.get(did),
             followed_by.get(did),
             blocking.get(did),
             did in blocked_by,
             by_list.get(did),
+            muted=mute is not None and mute.full,
+            muted_by_list=muted_by_list.get(did),
+            muted_reposts=mute is not None and mute.only_reposts,
+            muted_quotes=mute is not None and mute.only_quoteposts,
         )
         if relation != _NONE:
             state.relations[did] = relation

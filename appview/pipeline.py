@@ -34,8 +34,9 @@ async def load(
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
     reply_context: bool = False,
+    lists: Iterable[str] = (),
 ) -> Hydrated:
-    return await ctx.db.read(hydrate, viewer, list(dids), list(uris), reply_context)
+    return await ctx.db.read(hydrate, viewer, list(dids), list(uris), reply_context, list(lists))
 
 
 def views(ctx: AppviewContext) -> Views:

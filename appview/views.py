@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from appview import records as r
+from appview.db.graph_reads import NamedRow
 from appview.db.reads import ActorRow, PostRow
 from appview.hydration import Hydrated
 
@@ -30,10 +31,22 @@ class Views:
         if state.viewer is None or did == state.viewer:
             return None if state.viewer is None else {"muted": False, "blockedBy": False}
         rel = state.relation(did)
-        view: Json = {"muted": False, "blockedBy": rel.blocked_by}
-        # As the reference: the viewer's follows are hidden across a block.
-        if rel.blocking:
-            view["blocking"] = rel.blocking
+        view: Json = {"muted": rel.mutes, "blockedBy": rel.blocked_by}
+        # As the reference: scoped mutes show only when the account is not muted outright.
+        if rel.muted_reposts and not rel.mutes:
+            view["mutedOnlyReposts"] = True
+        if rel.muted_quotes and not rel.mutes:
+            view["mutedOnlyQuoteposts"] = True
+        for key, uri in (
+            ("mutedByList", rel.muted_by_list),
+            ("blockingByList", rel.blocking_by_list),
+        ):
+            if uri is not None and uri in state.lists:
+                view[key] = self.list_basic(state, state.lists[uri])
+        # As the reference: a block through a list names the list as `blocking`, and the
+        # viewer's follows are hidden across a block.
+        if rel.blocking or rel.blocking_by_list:
+            view["blocking"] = rel.blocking or rel.blocking_by_list
         if rel.following and not rel.blocked:
             view["following"] = rel.following
         if rel.followed_by and not rel.blocked:
@@ -76,6 +89,28 @@ class Views:
         }
         if actor.pinned_post is not None and actor.pinned_cid is not None:
             view["pinnedPost"] = {"uri": actor.pinned_post, "cid": actor.pinned_cid}
+        return view
+
+    # --- app.bsky.graph.defs ---
+
+    def list_basic(self, state: Hydrated, row: NamedRow) -> Json:
+        view: Json = {
+            "uri": row.uri,
+            "cid": row.cid,
+            "name": row.record.get("name", ""),
+            "purpose": row.record.get("purpose", ""),
+        }
+        avatar = r.blob_cid(row.record.get("avatar"))
+        if avatar is not None:
+            view["avatar"] = self.image("avatar", row.did, avatar)
+        view["listItemCount"] = row.items
+        view["labels"] = []
+        if state.viewer is not None:
+            viewer: Json = {"muted": row.uri in state.list_muted}
+            if row.uri in state.list_blocked:
+                viewer["blocked"] = state.list_blocked[row.uri]
+            view["viewer"] = viewer
+        view["indexedAt"] = row.indexed_at
         return view
 
     # --- app.bsky.feed.defs ---

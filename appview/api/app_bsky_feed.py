@@ -4,9 +4,10 @@ accounts blocking or blocked by the viewer is left out as the reference leaves i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
-from appview import pipeline
+from appview import mutes, pipeline
 from appview import records as r
 from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
@@ -22,8 +23,14 @@ xrpc = Methods()
 MAX_THREAD_REPLIES: Final = 1000
 
 
-def _feed(views: Views, state: Hydrated, page: reads.Page) -> dict[str, Any]:
-    feed = [views.feed_item(state, *item) for item in page.items]
+def _feed(
+    views: Views,
+    state: Hydrated,
+    page: reads.Page,
+    hidden: Callable[[Hydrated, tuple[Any, ...]], bool] | None = None,
+) -> dict[str, Any]:
+    items = [item for item in page.items if hidden is None or not hidden(state, item)]
+    feed = [views.feed_item(state, *item) for item in items]
     out: dict[str, Any] = {"feed": [item for item in feed if item is not None]}
     if page.cursor is not None:
         out["cursor"] = page.cursor
@@ -41,7 +48,8 @@ async def get_timeline(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     limit, cursor = req.params.get("limit", 50), req.params.get("cursor")
     page = await ctx.db.read(skeletons.timeline, req.auth, limit, cursor)
-    return _feed(pipeline.views(ctx), await _feed_page(ctx, req.auth, page), page)
+    state = await _feed_page(ctx, req.auth, page)
+    return _feed(pipeline.views(ctx), state, page, mutes.hidden_in_timeline)
 
 
 @xrpc.query("app.bsky.feed.getAuthorFeed", auth=optional_viewer)
@@ -67,7 +75,7 @@ async def get_author_feed(req: XrpcRequest) -> dict[str, Any]:
     if pinned is not None:
         page = reads.Page([(pinned, pinned, did, ""), *page.items], page.cursor)
     state = await _feed_page(ctx, req.auth, page)
-    out = _feed(pipeline.views(ctx), state, page)
+    out = _feed(pipeline.views(ctx), state, page, mutes.hidden_in_author_feed)
     if pinned is not None and out["feed"] and out["feed"][0]["post"]["uri"] == pinned:
         out["feed"][0]["reason"] = {"$type": "app.bsky.feed.defs#reasonPin"}
         later = [i for i in out["feed"][1:] if i["post"]["uri"] != pinned or "reason" in i]

@@ -1,7 +1,7 @@
 """app.bsky.notification: listNotifications, getUnreadCount, updateSeen (lexicons
 app/bsky/notification). Notifications are derived when records are indexed
 (appview.db.index); those from accounts blocking or blocked by the viewer, or no longer
-active, are not shown or counted."""
+active, or muted by the viewer, are not shown or counted."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ async def list_notifications(req: XrpcRequest) -> dict[str, Any]:
     views = pipeline.views(ctx)
     notifications = []
     for _, author, uri, cid, reason, subject, record in page.items:
-        if author not in state.actors or state.blocked(author):
+        if author not in state.actors or state.blocked(author) or state.muted(author):
             continue
         value = json.loads(record)
         indexed_at = normalize_time(value.get("createdAt")) or ""
@@ -63,7 +63,9 @@ async def get_unread_count(req: XrpcRequest) -> dict[str, Any]:
     seen = await ctx.db.read(skeletons.seen_at, viewer)
     authors = await ctx.db.read(skeletons.unread_authors, viewer, seen)
     state = await pipeline.load(ctx, viewer, set(authors))
-    count = sum(1 for a in authors if a in state.actors and not state.blocked(a))
+    count = sum(
+        1 for a in authors if a in state.actors and not state.blocked(a) and not state.muted(a)
+    )
     return {"count": count}
 
 

@@ -154,7 +154,55 @@ CREATE TABLE skipped (
 );
 """
 
-MIGRATIONS: Final = (_V1,)
+# Mutes are private: kept here per viewer, never in a repository. Post text is searchable through
+# FTS5, kept in step with the record table by triggers (a put is a delete and an insert).
+_V2: Final = """
+CREATE TABLE mute (
+    did TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    only_reposts INTEGER NOT NULL DEFAULT 0,
+    only_quoteposts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (did, subject)
+);
+CREATE INDEX mute_time ON mute (did, created_at);
+CREATE TABLE list_mute (
+    did TEXT NOT NULL,
+    list TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (did, list)
+);
+CREATE INDEX list_mute_time ON list_mute (did, created_at);
+CREATE VIRTUAL TABLE post_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
+INSERT INTO post_fts (rowid, text)
+    SELECT rowid, coalesce(json_extract(json, '$.text'), '') FROM record
+    WHERE collection = 'app.bsky.feed.post';
+CREATE TRIGGER post_fts_put AFTER INSERT ON record WHEN new.collection = 'app.bsky.feed.post'
+BEGIN
+    INSERT INTO post_fts (rowid, text)
+    VALUES (new.rowid, coalesce(json_extract(new.json, '$.text'), ''));
+END;
+CREATE TRIGGER post_fts_delete AFTER DELETE ON record WHEN old.collection = 'app.bsky.feed.post'
+BEGIN
+    DELETE FROM post_fts WHERE rowid = old.rowid;
+END;
+CREATE VIRTUAL TABLE profile_fts USING fts5(
+    display_name, description, tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO profile_fts (rowid, display_name, description)
+    SELECT rowid, coalesce(display_name, ''), coalesce(description, '') FROM profile;
+CREATE TRIGGER profile_fts_put AFTER INSERT ON profile
+BEGIN
+    INSERT INTO profile_fts (rowid, display_name, description)
+    VALUES (new.rowid, coalesce(new.display_name, ''), coalesce(new.description, ''));
+END;
+CREATE TRIGGER profile_fts_delete AFTER DELETE ON profile
+BEGIN
+    DELETE FROM profile_fts WHERE rowid = old.rowid;
+END;
+"""
+
+MIGRATIONS: Final = (_V1, _V2)
 
 
 def check_version(conn: sqlite3.Connection) -> int:
@@ -185,5 +233,13 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 def _statements(script: str) -> list[str]:
     # executescript would commit on its own; statements run one by one stay in our transaction.
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    # A statement ends where SQLite says it is complete (a trigger body holds semicolons).
+    statements, current = [], ""
+    for line in script.splitlines():
+        if line.strip().startswith("--"):
+            continue
+        current += line + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return statements
