@@ -15,6 +15,7 @@ from appview import well_known
 from appview.api import (
     app_bsky_actor,
     app_bsky_feed,
+    app_bsky_feed_search,
     app_bsky_graph,
     app_bsky_graph_lists,
     app_bsky_notification,
@@ -33,6 +34,7 @@ HTTP_TIMEOUT = 10.0
 GROUPS = (
     app_bsky_actor.xrpc,
     app_bsky_feed.xrpc,
+    app_bsky_feed_search.xrpc,
     app_bsky_graph.xrpc,
     app_bsky_graph_lists.xrpc,
     app_bsky_notification.xrpc,

@@ -206,6 +206,7 @@ class FakePds:
                 Route("/xrpc/com.atproto.server.describeServer", self._describe),
                 Route("/xrpc/com.atproto.sync.getRepo", self._get_repo),
                 Route("/xrpc/com.atproto.sync.getLatestCommit", self._latest),
+                Route("/.well-known/atproto-did", self._atproto_did),
                 WebSocketRoute("/xrpc/com.atproto.sync.subscribeRepos", self._subscribe),
             ]
         )
@@ -248,6 +249,14 @@ class FakePds:
             return JSONResponse({"error": "RepoNotFound", "message": did}, status_code=400)
         body = override if override is not None else self.accounts[did].repo_car()
         return Response(body, media_type="application/vnd.ipld.car")
+
+    async def _atproto_did(self, request: Request) -> Response:
+        """Handle resolution as a PDS answers it for the handle named by `Host`."""
+        host = request.headers.get("host", "").lower()
+        for account in self.accounts.values():
+            if f"at://{host}" in account.last_op.get("alsoKnownAs", []):
+                return Response(account.did, media_type="text/plain")
+        return Response("no such handle", status_code=404, media_type="text/plain")
 
     async def _latest(self, request: Request) -> Response:
         account = self.accounts.get(request.query_params.get("did", ""))

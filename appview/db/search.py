@@ -1,0 +1,146 @@
+"""SQL for search and discovery (lexicons app/bsky/feed/searchPosts, actor/searchActors,
+actor/searchActorsTypeahead, actor/getSuggestions): post text and profiles through the FTS5
+tables the schema keeps in step with the index, handles by prefix.
+
+Full-text terms reach FTS5 only as quoted phrases, so no query text is ever FTS5 syntax;
+ranked results page by an offset cursor, newest-first results by `<sort_at>::<uri>`."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from appview import records as r
+from appview.db.reads import Page
+from appview.db.skeletons import _page, parse_cursor
+from atcore.xrpc.errors import InvalidRequest
+
+# How far an offset cursor may page into ranked results.
+MAX_OFFSET: Final = 10_000
+
+
+@dataclass(frozen=True)
+class PostQuery:
+    """What searchPosts asks for, parsed from `q` and the explicit parameters."""
+
+    terms: list[str]
+    author: str | None = None
+    since: str | None = None
+    until: str | None = None
+    lang: str | None = None
+    url: str | None = None
+    tags: list[str] = field(default_factory=list)
+    top: bool = False
+
+
+def phrases(terms: list[str], prefix: bool = False) -> str:
+    """An FTS5 query matching every term, each quoted as a phrase."""
+    star = "*" if prefix else ""
+    return " ".join('"' + term.replace('"', '""') + '"' + star for term in terms)
+
+
+def parse_offset(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    if not (cursor.isascii() and cursor.isdigit() and int(cursor) <= MAX_OFFSET):
+        raise InvalidRequest("malformed cursor")
+    return int(cursor)
+
+
+def _next_offset(offset: int, found: int, limit: int) -> str | None:
+    return str(offset + limit) if found == limit and offset + limit <= MAX_OFFSET else None
+
+
+def posts(conn: sqlite3.Connection, query: PostQuery, limit: int, cursor: str | None) -> Page:
+    """Matching posts, newest first or by engagement (`top`): items are (uri,)."""
+    where, params = [], []
+    source = "post p"
+    if query.terms:
+        source = "post_fts f JOIN record c ON c.rowid = f.rowid JOIN post p ON p.uri = c.uri"
+        where.append("post_fts MATCH ?")
+        params.append(phrases(query.terms))
+    for clause, value in (
+        ("p.did = ?", query.author),
+        ("p.sort_at >= ?", query.since),
+        ("p.sort_at < ?", query.until),
+        ("',' || p.langs || ',' LIKE ?", query.lang and f"%,{query.lang},%"),
+        ("EXISTS (SELECT 1 FROM post_link l WHERE l.uri = p.uri AND l.target = ?)", query.url),
+    ):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    for tag in query.tags:
+        where.append("EXISTS (SELECT 1 FROM post_tag t WHERE t.uri = p.uri AND t.tag = ?)")
+        params.append(tag)
+    if query.top:
+        offset = parse_offset(cursor)
+        filters = " AND ".join(where) or "1"
+        rows = conn.execute(
+            f"SELECT p.uri FROM {source} LEFT JOIN post_agg g ON g.uri = p.uri WHERE {filters}"
+            " ORDER BY coalesce(g.likes + g.reposts + g.replies + g.quotes, 0) DESC,"
+            " p.sort_at DESC, p.uri DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+        return Page([(uri,) for (uri,) in rows], _next_offset(offset, len(rows), limit))
+    where.append("(p.sort_at, p.uri) < (?, ?)")
+    params += parse_cursor(cursor)
+    rows = conn.execute(
+        f"SELECT p.sort_at, p.uri FROM {source} WHERE {' AND '.join(where)}"
+        " ORDER BY p.sort_at DESC, p.uri DESC LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+    return _page(rows, limit)
+
+
+def actors(
+    conn: sqlite3.Connection, terms: list[str], limit: int, offset: int = 0
+) -> tuple[list[str], str | None]:
+    """Active accounts whose handle starts with the query or whose display name or
+    description match every term (the last as a prefix): an exact handle first, then by
+    followers. Returns DIDs and the next cursor."""
+    if not terms:
+        return [], None
+    handle = "".join(terms).lower().removeprefix("@")
+    rows = conn.execute(
+        "SELECT a.did FROM actor a LEFT JOIN profile_agg g ON g.did = a.did"
+        " WHERE a.status IS NULL AND a.handle IS NOT NULL AND (substr(a.handle, 1, ?) = ?"
+        " OR a.did IN (SELECT p.did FROM profile_fts JOIN profile p ON p.rowid = profile_fts.rowid"
+        " WHERE profile_fts MATCH ?))"
+        " ORDER BY a.handle = ? DESC, coalesce(g.followers, 0) DESC, a.did LIMIT ? OFFSET ?",
+        (len(handle), handle, phrases(terms, prefix=True), handle, limit, offset),
+    ).fetchall()
+    return [str(d) for (d,) in rows], _next_offset(offset, len(rows), limit)
+
+
+def exact_handle(conn: sqlite3.Connection, terms: list[str]) -> str | None:
+    handle = "".join(terms).lower().removeprefix("@")
+    row = conn.execute("SELECT did FROM actor WHERE handle = ?", (handle,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def suggestions(
+    conn: sqlite3.Connection, viewer: str | None, limit: int, offset: int
+) -> tuple[list[str], str | None]:
+    """Active accounts by followers, without the viewer, whom it follows, blocks or mutes."""
+    rows = conn.execute(
+        "SELECT a.did FROM actor a LEFT JOIN profile_agg g ON g.did = a.did"
+        " WHERE a.status IS NULL AND a.handle IS NOT NULL AND a.did != ?"
+        " AND a.did NOT IN (SELECT subject FROM edge WHERE kind IN (?, ?) AND did = ?)"
+        " AND a.did NOT IN (SELECT subject FROM mute WHERE did = ?)"
+        " ORDER BY coalesce(g.followers, 0) DESC, coalesce(g.posts, 0) DESC, a.did"
+        " LIMIT ? OFFSET ?",
+        (viewer or "", r.FOLLOW, r.BLOCK, viewer or "", viewer or "", limit, offset),
+    ).fetchall()
+    return [str(d) for (d,) in rows], _next_offset(offset, len(rows), limit)
+
+
+def quotes(conn: sqlite3.Connection, uri: str, limit: int, cursor: str | None) -> Page:
+    """Posts quoting `uri`, newest first: items are (uri,)."""
+    after = parse_cursor(cursor)
+    rows: list[Any] = conn.execute(
+        "SELECT sort_at, uri FROM post WHERE quote = ? AND (sort_at, uri) < (?, ?)"
+        " ORDER BY sort_at DESC, uri DESC LIMIT ?",
+        (uri, *after, limit),
+    ).fetchall()
+    return _page(rows, limit)
