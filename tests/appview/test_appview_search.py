@@ -6,14 +6,17 @@ ways; bad params and missing auth."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+from appview.db import schema
 from atcore.identity.plc_client import PlcClient
 from tests.appview.conftest import Appview, appview_config, serve_appview
 from tests.appview.test_appview_graph import call, profiles
 from tests.appview.test_appview_index import accounts, record, ref
-from tests.relay.fake_pds import FakeAccount, FakePds, post
+from tests.relay.fake_pds import TIME, FakeAccount, FakePds, post
 
 Net = tuple[FakePds, str, PlcClient]
 
@@ -188,3 +191,32 @@ async def test_actor_search_typeahead_and_suggestions(
         assert response.status_code == 200, response.text
         assert dave.did not in await found("app.bsky.actor.getSuggestions", carol)
         assert carol.did not in await found("app.bsky.actor.getSuggestions", carol)
+
+
+def test_migration_makes_existing_posts_and_profiles_searchable(tmp_path: Path) -> None:
+    """A database written before search existed (schema version 1) is migrated at start with
+    what it already holds in the full-text tables."""
+    conn = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
+    for statement in schema._statements(schema.MIGRATIONS[0]):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    value = json.dumps({"$type": "app.bsky.feed.post", "text": "an old heron", "createdAt": TIME})
+    conn.execute(
+        "INSERT INTO record VALUES ('at://did:plc:a/app.bsky.feed.post/1', 'c', 'did:plc:a',"
+        " 'app.bsky.feed.post', ?, ?)",
+        (value, TIME),
+    )
+    conn.execute(
+        "INSERT INTO profile (did, uri, cid, display_name, indexed_at)"
+        " VALUES ('did:plc:a', 'at://did:plc:a/app.bsky.actor.profile/self', 'c', 'Old Ann', ?)",
+        (TIME,),
+    )
+    schema.migrate(conn)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
+    match = "SELECT count(*) FROM post_fts WHERE post_fts MATCH 'heron'"
+    assert conn.execute(match).fetchone()[0] == 1
+    profiles = "SELECT count(*) FROM profile_fts WHERE profile_fts MATCH 'ann'"
+    assert conn.execute(profiles).fetchone()[0] == 1
+    conn.execute("DELETE FROM record")
+    assert conn.execute(match).fetchone()[0] == 0
+    conn.close()
