@@ -8,7 +8,7 @@ from typing import Any
 
 from appview import pipeline
 from appview import records as r
-from appview.auth import optional_viewer, viewer_required
+from appview.auth import optional_viewer
 from appview.context import AppviewContext, ctx_of
 from appview.db import search, skeletons
 from appview.hydration import Hydrated
@@ -110,9 +110,10 @@ async def get_quotes(req: XrpcRequest) -> dict[str, Any]:
     return out
 
 
-@xrpc.query("app.bsky.feed.getActorLikes", auth=viewer_required)
+@xrpc.query("app.bsky.feed.getActorLikes", auth=optional_viewer)
 async def get_actor_likes(req: XrpcRequest) -> dict[str, Any]:
-    """Only the viewer's own likes, as the reference answers."""
+    """Only the viewer's own likes: as the reference, anyone else's (or no viewer) is
+    "Profile not found"."""
     ctx = ctx_of(req)
     did = await pipeline.actor_did(ctx, req.params["actor"])
     if did is None or did != req.auth:
