@@ -89,7 +89,9 @@ def hydrate(
             wanted |= {ref for p in found.values() for ref in (p.reply_root, p.reply_parent) if ref}
         if not wanted:
             break
+    requested = graph_reads.named(conn, r.LIST, set(lists))
     actor_dids = set(dids) | {post.did for post in state.posts.values()}
+    actor_dids |= {row.did for row in requested.values()}
     state.actors = {
         did: row for did, row in reads.actors(conn, actor_dids).items() if row.status is None
     }
@@ -99,19 +101,20 @@ def hydrate(
         _relations(conn, state, viewer, others)
         state.likes = reads.edges_by(conn, r.LIKE, viewer, state.posts.keys())
         state.reposts = reads.edges_by(conn, r.REPOST, viewer, state.posts.keys())
-    _lists(conn, state, viewer, set(lists))
+    _lists(conn, state, viewer, requested)
     return state
 
 
-def _lists(conn: sqlite3.Connection, state: Hydrated, viewer: str | None, wanted: set[str]) -> None:
-    for relation in state.relations.values():
-        wanted |= {u for u in (relation.muted_by_list, relation.blocking_by_list) if u}
-    found = graph_reads.named(conn, r.LIST, wanted)
-    creators = {row.did for row in found.values()} - state.actors.keys()
-    state.actors |= {
-        did: row for did, row in reads.actors(conn, creators).items() if row.status is None
+def _lists(
+    conn: sqlite3.Connection, state: Hydrated, viewer: str | None, requested: dict[str, NamedRow]
+) -> None:
+    """The requested lists of active creators, and the lists viewer states name (shown as
+    listViewBasic, without their creator)."""
+    state.lists = {uri: row for uri, row in requested.items() if row.did in state.actors}
+    named = {
+        u for rel in state.relations.values() for u in (rel.muted_by_list, rel.blocking_by_list)
     }
-    state.lists = {uri: row for uri, row in found.items() if row.did in state.actors}
+    state.lists |= graph_reads.named(conn, r.LIST, {u for u in named if u} - requested.keys())
     if viewer is not None:
         state.list_muted = graph_reads.list_mutes(conn, viewer, state.lists.keys())
         state.list_blocked = reads.edges_by(conn, r.LIST_BLOCK, viewer, state.lists.keys())
