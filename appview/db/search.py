@@ -104,11 +104,13 @@ def actors(
     handle = "".join(terms).lower().removeprefix("@")
     rows = conn.execute(
         "SELECT a.did FROM actor a LEFT JOIN profile_agg g ON g.did = a.did"
-        " WHERE a.status IS NULL AND a.handle IS NOT NULL AND (substr(a.handle, 1, ?) = ?"
-        " OR a.did IN (SELECT p.did FROM profile_fts JOIN profile p ON p.rowid = profile_fts.rowid"
-        " WHERE profile_fts MATCH ?))"
+        " WHERE a.status IS NULL AND a.handle IS NOT NULL AND a.did IN ("
+        " SELECT did FROM actor WHERE handle >= ? AND handle < ?"
+        " UNION SELECT p.did FROM profile_fts JOIN profile p ON p.rowid = profile_fts.rowid"
+        " WHERE profile_fts MATCH ?)"
         " ORDER BY a.handle = ? DESC, coalesce(g.followers, 0) DESC, a.did LIMIT ? OFFSET ?",
-        (len(handle), handle, phrases(terms, prefix=True), handle, limit, offset),
+        # The handle range is its prefix's, so the handle index answers it.
+        (handle, handle + "\uffff", phrases(terms, prefix=True), handle, limit, offset),
     ).fetchall()
     return [str(d) for (d,) in rows], _next_offset(offset, len(rows), limit)
 
