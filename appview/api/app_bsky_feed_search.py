@@ -37,8 +37,6 @@ def _time(value: str | None, name: str) -> str | None:
 async def _query(
     ctx: AppviewContext, viewer: str | None, params: dict[str, Any]
 ) -> search.PostQuery:
-    if params.get("mentions") is not None or params.get("domain") is not None:
-        raise InvalidRequest("mentions and domain filters are not supported", "BadQueryString")
     terms, found = [], {}
     for word in params["q"].split():
         op = next(
@@ -56,7 +54,13 @@ async def _query(
         author_did = await pipeline.actor_did(ctx, author.removeprefix("@"))
         if author_did is None:
             raise InvalidRequest("unknown author", "BadQueryString")
-    if not terms and author_did is None and not params.get("tag") and not params.get("url"):
+    mentions = None
+    if params.get("mentions") is not None:
+        mentions = await pipeline.actor_did(ctx, params["mentions"].removeprefix("@"))
+        if mentions is None:
+            raise InvalidRequest("unknown mentioned account", "BadQueryString")
+    filters = (author_did, mentions, params.get("tag"), params.get("url"), params.get("domain"))
+    if not terms and not any(filters):
         raise InvalidRequest("the query has no terms", "BadQueryString")
     return search.PostQuery(
         terms=terms,
@@ -65,6 +69,8 @@ async def _query(
         until=_time(params.get("until") or found.get("until:"), "until"),
         lang=params.get("lang") or found.get("lang:"),
         url=params.get("url"),
+        mentions=mentions,
+        domain=params.get("domain"),
         tags=[t.removeprefix("#") for t in params.get("tag") or []],
         top=params.get("sort", "latest") == "top",
     )

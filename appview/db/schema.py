@@ -186,6 +186,35 @@ CREATE TRIGGER post_fts_delete AFTER DELETE ON record WHEN old.collection = 'app
 BEGIN
     DELETE FROM post_fts WHERE rowid = old.rowid;
 END;
+-- Whom a post mentions (its mention facets), for searchPosts' `mentions`.
+CREATE TABLE post_mention (
+    did TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    PRIMARY KEY (did, uri)
+) WITHOUT ROWID;
+CREATE INDEX post_mention_uri ON post_mention (uri);
+INSERT INTO post_mention (did, uri)
+    SELECT DISTINCT json_extract(feature.value, '$.did'), record.uri
+    FROM record, json_each(record.json, '$.facets') AS facet,
+        json_each(facet.value, '$.features') AS feature
+    WHERE record.collection = 'app.bsky.feed.post'
+    AND json_extract(feature.value, '$."$type"') = 'app.bsky.richtext.facet#mention'
+    AND json_extract(feature.value, '$.did') IS NOT NULL;
+CREATE TRIGGER post_mention_put AFTER INSERT ON record WHEN new.collection = 'app.bsky.feed.post'
+BEGIN
+    INSERT INTO post_mention (did, uri)
+    SELECT DISTINCT json_extract(feature.value, '$.did'), new.uri
+    FROM json_each(new.json, '$.facets') AS facet,
+        json_each(facet.value, '$.features') AS feature
+    WHERE json_extract(feature.value, '$."$type"') = 'app.bsky.richtext.facet#mention'
+    AND json_extract(feature.value, '$.did') IS NOT NULL
+    ON CONFLICT DO NOTHING;
+END;
+CREATE TRIGGER post_mention_delete AFTER DELETE ON record
+WHEN old.collection = 'app.bsky.feed.post'
+BEGIN
+    DELETE FROM post_mention WHERE uri = old.uri;
+END;
 CREATE VIRTUAL TABLE profile_fts USING fts5(
     display_name, description, tokenize = 'unicode61 remove_diacritics 2'
 );

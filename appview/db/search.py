@@ -30,6 +30,8 @@ class PostQuery:
     until: str | None = None
     lang: str | None = None
     url: str | None = None
+    mentions: str | None = None
+    domain: str | None = None
     tags: list[str] = field(default_factory=list)
     top: bool = False
 
@@ -66,10 +68,19 @@ def posts(conn: sqlite3.Connection, query: PostQuery, limit: int, cursor: str | 
         ("p.sort_at < ?", query.until),
         ("',' || p.langs || ',' LIKE ?", query.lang and f"%,{query.lang},%"),
         ("EXISTS (SELECT 1 FROM post_link l WHERE l.uri = p.uri AND l.target = ?)", query.url),
+        ("EXISTS (SELECT 1 FROM post_mention m WHERE m.uri = p.uri AND m.did = ?)", query.mentions),
     ):
         if value is not None:
             where.append(clause)
             params.append(value)
+    if query.domain is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM post_link l WHERE l.uri = p.uri AND (l.target IN (?, ?)"
+            " OR l.target LIKE ? ESCAPE '\\' OR l.target LIKE ? ESCAPE '\\'))"
+        )
+        host = query.domain.lower()
+        like = host.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params += [f"https://{host}", f"http://{host}", f"https://{like}/%", f"http://{like}/%"]
     for tag in query.tags:
         where.append("EXISTS (SELECT 1 FROM post_tag t WHERE t.uri = p.uri AND t.tag = ?)")
         params.append(tag)

@@ -46,6 +46,19 @@ async def test_search_posts(tmp_path: Path, plc_url: str, network: Net) -> None:
         await av.write(alice, {"app.bsky.feed.post/3kaaaaaaaaaa3": post("a lazy dog")})
         french = {**post("quick réponse"), "langs": ["fr"]}
         await av.write(bob, {"app.bsky.feed.post/3kbbbbbbbbbb2": french})
+        linked = {
+            **post("see example"),
+            "facets": [
+                {
+                    "index": {"byteStart": 0, "byteEnd": 3},
+                    "features": [
+                        {"$type": "app.bsky.richtext.facet#mention", "did": alice.did},
+                        {"$type": "app.bsky.richtext.facet#link", "uri": "https://Example.com/a"},
+                    ],
+                }
+            ],
+        }
+        await av.write(bob, {"app.bsky.feed.post/3kbbbbbbbbbb5": linked})
         fox_ref = ref(alice, fox, fox_path)
         like = record("app.bsky.feed.like", subject=fox_ref)
         await av.write(bob, {"app.bsky.feed.like/3kbbbbbbbbbb3": like})
@@ -61,6 +74,11 @@ async def test_search_posts(tmp_path: Path, plc_url: str, network: Net) -> None:
         assert await texts(av, q="quick", since="2025-01-02") == []
         assert len(await texts(av, q="quick", until="2025-01-02T00:00:00Z")) == 2
         assert (await texts(av, q="quick", sort="top"))[0] == "The quick brown Fox"
+        assert await texts(av, q="see", mentions=alice.did) == ["see example"]
+        assert await texts(av, q="see", mentions=bob.did) == []
+        assert await texts(av, q="see", domain="example.com") == ["see example"]
+        assert await texts(av, q="see", domain="example.co") == []
+        assert await texts(av, q="see", url="https://Example.com/a") == ["see example"]
         # FTS5 syntax in the query is only ever text.
         assert await texts(av, q='quick" OR NEAR(dog') == []
         assert await texts(av, q="*") == []
@@ -91,6 +109,7 @@ async def test_search_posts(tmp_path: Path, plc_url: str, network: Net) -> None:
         await av.write(bob, {"app.bsky.graph.block/3kbbbbbbbbbb4": block})
         assert await texts(av, alice, q="quick") == []
         assert await texts(av, bob, q="lazy") == []
+        assert await texts(av, alice, q="see") == []
         assert await texts(av, q="lazy") == ["a lazy dog"]
 
         for bad in (
@@ -194,12 +213,21 @@ async def test_actor_search_typeahead_and_suggestions(
 
 def test_migration_makes_existing_posts_and_profiles_searchable(tmp_path: Path) -> None:
     """A database written before search existed (schema version 1) is migrated at start with
-    what it already holds in the full-text tables."""
+    what it already holds in the full-text and mention tables."""
     conn = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
     for statement in schema._statements(schema.MIGRATIONS[0]):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
-    value = json.dumps({"$type": "app.bsky.feed.post", "text": "an old heron", "createdAt": TIME})
+    mention = {"$type": "app.bsky.richtext.facet#mention", "did": "did:plc:b"}
+    facet = {"index": {"byteStart": 0, "byteEnd": 2}, "features": [mention]}
+    value = json.dumps(
+        {
+            "$type": "app.bsky.feed.post",
+            "text": "an old heron",
+            "facets": [facet],
+            "createdAt": TIME,
+        }
+    )
     conn.execute(
         "INSERT INTO record VALUES ('at://did:plc:a/app.bsky.feed.post/1', 'c', 'did:plc:a',"
         " 'app.bsky.feed.post', ?, ?)",
@@ -216,6 +244,9 @@ def test_migration_makes_existing_posts_and_profiles_searchable(tmp_path: Path) 
     assert conn.execute(match).fetchone()[0] == 1
     profiles = "SELECT count(*) FROM profile_fts WHERE profile_fts MATCH 'ann'"
     assert conn.execute(profiles).fetchone()[0] == 1
+    mentioned = "SELECT did FROM post_mention"
+    assert conn.execute(mentioned).fetchall() == [("did:plc:b",)]
     conn.execute("DELETE FROM record")
     assert conn.execute(match).fetchone()[0] == 0
+    assert conn.execute(mentioned).fetchall() == []
     conn.close()
