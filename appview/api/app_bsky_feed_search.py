@@ -4,7 +4,7 @@ the lexicon's filters; posts by accounts blocking or blocked by the viewer are l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from appview import pipeline
 from appview import records as r
@@ -20,6 +20,9 @@ xrpc = Methods()
 
 # Operators `q` may carry, as the reference's search (`from:` names an author, `me` the viewer).
 _OPERATORS = ("from:", "since:", "until:", "lang:")
+# Bounds on what one query may ask of the full-text index.
+MAX_QUERY: Final = 1000
+MAX_TAGS: Final = 10
 
 
 def _time(value: str | None, name: str) -> str | None:
@@ -37,6 +40,8 @@ def _time(value: str | None, name: str) -> str | None:
 async def _query(
     ctx: AppviewContext, viewer: str | None, params: dict[str, Any]
 ) -> search.PostQuery:
+    if len(params["q"]) > MAX_QUERY or len(params.get("tag") or []) > MAX_TAGS:
+        raise InvalidRequest("the query is too long", "BadQueryString")
     terms, found = [], {}
     for word in params["q"].split():
         op = next(

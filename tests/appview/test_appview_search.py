@@ -120,6 +120,8 @@ async def test_search_posts(tmp_path: Path, plc_url: str, network: Net) -> None:
             {"q": "quick", "sort": "top", "cursor": "99999999"},
             {"q": "from:nobody.test"},
             {"q": "quick", "limit": 101},
+            {"q": "quick " * 200},
+            {"q": "quick", "tag": [f"t{n}" for n in range(11)]},
         ):
             response = await av.get("app.bsky.feed.searchPosts", **bad)
             assert response.status_code == 400, (bad, response.text)
