@@ -7,11 +7,13 @@ ranked results page by an offset cursor, newest-first results by `<sort_at>::<ur
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from appview import records as r
+from appview.db.graph_reads import blocked_either_way
 from appview.db.reads import Page
 from appview.db.skeletons import _page, parse_cursor
 from atcore.xrpc.errors import InvalidRequest
@@ -149,11 +151,23 @@ def suggestions(
 
 
 def quotes(conn: sqlite3.Connection, uri: str, limit: int, cursor: str | None) -> Page:
-    """Posts quoting `uri`, newest first: items are (uri,)."""
+    """Posts quoting `uri`, newest first: items are (uri,). As the reference, quotes by
+    accounts blocking or blocked by the quoted author, and quotes the author detached with a
+    postgate, are left out."""
     after = parse_cursor(cursor)
     rows: list[Any] = conn.execute(
         "SELECT sort_at, uri FROM post WHERE quote = ? AND (sort_at, uri) < (?, ?)"
         " ORDER BY sort_at DESC, uri DESC LIMIT ?",
         (uri, *after, limit),
     ).fetchall()
-    return _page(rows, limit)
+    page = _page(rows, limit)
+    author = r.uri_did(uri)
+    blocked = blocked_either_way(conn, author, {r.uri_did(q) for (q,) in page.items})
+    gate = conn.execute(
+        "SELECT c.json FROM named n JOIN record c ON c.uri = n.uri"
+        " WHERE n.kind = ? AND n.target = ? AND n.did = ?",
+        (r.POSTGATE, uri, author),
+    ).fetchone()
+    detached = set(json.loads(gate[0]).get("detachedEmbeddingUris") or []) if gate else set()
+    kept = [(q,) for (q,) in page.items if r.uri_did(q) not in blocked and q not in detached]
+    return Page(kept, page.cursor)

@@ -147,6 +147,17 @@ async def test_quotes_and_actor_likes(tmp_path: Path, plc_url: str, network: Net
         await av.write(alice, {"app.bsky.graph.block/3kaaaaaaaaaa3": block})
         body = await av.ok("app.bsky.feed.getQuotes", alice, uri=hello["uri"])
         assert [p["author"]["did"] for p in body["posts"]] == [bob.did]
+        # The block hides carol's quote from everyone; a postgate detaches bob's.
+        assert [
+            p["author"]["did"]
+            for p in (await av.ok("app.bsky.feed.getQuotes", uri=hello["uri"]))["posts"]
+        ] == [bob.did]
+        bob_quote = f"at://{bob.did}/app.bsky.feed.post/3kbbbbbbbbbb2"
+        gate = record(
+            "app.bsky.feed.postgate", post=hello["uri"], detachedEmbeddingUris=[bob_quote]
+        )
+        await av.write(alice, {"app.bsky.feed.postgate/3kaaaaaaaaaa2": gate})
+        assert (await av.ok("app.bsky.feed.getQuotes", uri=hello["uri"]))["posts"] == []
 
         like = record("app.bsky.feed.like", subject=hello)
         await av.write(bob, {"app.bsky.feed.like/3kbbbbbbbbbb3": like})
