@@ -271,4 +271,4 @@ def _statements(script: str) -> list[str]:
         if sqlite3.complete_statement(current):
             statements.append(current.strip())
             current = ""
-    return statements
+    return [*statements, current.strip()] if current.strip() else statements

@@ -110,7 +110,7 @@ def actors(
     conn: sqlite3.Connection, terms: list[str], limit: int, offset: int = 0
 ) -> tuple[list[str], str | None]:
     """Active accounts whose handle starts with the query or whose display name or
-    description match every term (the last as a prefix): an exact handle first, then by
+    description match every term as a word prefix: an exact handle first, then by
     followers. Returns DIDs and the next cursor."""
     if not terms:
         return [], None
