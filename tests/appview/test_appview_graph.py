@@ -81,6 +81,14 @@ async def test_mutes_are_private_and_hide_content(
         assert response.status_code == 200, response.text
 
         assert await timeline() == ["from carol"]
+
+        async def author_feed(actor: FakeAccount) -> list[str]:
+            feed = (await av.ok("app.bsky.feed.getAuthorFeed", alice, actor=actor.did))["feed"]
+            return sorted(i["post"]["record"]["text"] for i in feed)
+
+        # Author feeds: carol's repost of muted bob is left out; bob's own feed still shows.
+        assert await author_feed(carol) == ["from carol"]
+        assert await author_feed(bob) == ["from bob"]
         profile = await av.ok("app.bsky.actor.getProfile", alice, actor=bob.did)
         assert profile["viewer"]["muted"] is True
         # Private: bob and the public see no mute.
