@@ -124,6 +124,23 @@ async def test_mutes_are_private_and_hide_content(
         listed = await av.ok("app.bsky.notification.listNotifications", alice)
         assert [n["author"]["did"] for n in listed["notifications"]] == [bob.did]
 
+        # A mute of carol's quote posts leaves out her quotes and nothing else.
+        quote = {
+            **post("carol quotes"),
+            "embed": {"$type": "app.bsky.embed.record", "record": bob_ref},
+        }
+        await av.write(carol, {"app.bsky.feed.post/3kcccccccccc5": quote})
+        assert "carol quotes" in await timeline()
+        response = await call(
+            av, "app.bsky.graph.muteActor", alice, {"actor": carol.did, "onlyQuoteposts": True}
+        )
+        assert response.status_code == 200, response.text
+        # (a new mute replaces the old one's scope, so carol's repost is back)
+        assert sorted(await timeline()) == ["from bob", "from bob+", "from carol", "hi", "re"]
+        carol_view = await av.ok("app.bsky.actor.getProfile", alice, actor=carol.did)
+        assert carol_view["viewer"]["mutedOnlyQuoteposts"] is True
+        assert "mutedOnlyReposts" not in carol_view["viewer"]
+
         # A muted list mutes its members; the list's own viewer state says so.
         muted = await make_list(av, carol, "3kcccccccccd2", MODLIST, [bob])
         response = await call(av, "app.bsky.graph.muteActorList", alice, {"list": muted})
