@@ -212,6 +212,37 @@ async def test_bad_input_rejected_and_nothing_stored(
     assert (await remote.get(f"/{did}/log/audit")).text == before
 
 
+@pytest.mark.parametrize(
+    "params,fragment",
+    [
+        ({"count": "\u00b2"}, "count must be a positive integer"),
+        ({"count": "9" * 5000}, "count must be a positive integer"),
+        ({"count": "-1"}, "count must be a positive integer"),
+        ({"after": "\u00b2"}, "after must be a sequence number or a datetime"),
+        ({"after": "\u0663"}, "after must be a sequence number or a datetime"),
+        ({"after": "9" * 5000}, "after is over the largest sequence"),
+        ({"after": str(2**63)}, "after is over the largest sequence"),
+    ],
+)
+async def test_export_refuses_bad_numbers(
+    local: tuple[httpx.AsyncClient, Clock], params: dict[str, str], fragment: str
+) -> None:
+    client, _ = local
+    response = await client.get("/export", params=params)
+    assert response.status_code == 400
+    assert fragment in response.json()["message"]
+
+
+async def test_export_accepts_the_largest_sequence_number(
+    local: tuple[httpx.AsyncClient, Clock],
+) -> None:
+    client, _ = local
+    await _create(client, Account())
+    for after, lines in ((str(2**63 - 1), 0), ("0" * 5000, 1)):
+        response = await client.get("/export", params={"after": after, "count": "1" + "0" * 8})
+        assert response.status_code == 200 and len(response.text.splitlines()) == lines
+
+
 async def test_recovery_within_72h_nullifies(local: tuple[httpx.AsyncClient, Clock]) -> None:
     client, clock = local
     account = Account()
@@ -286,6 +317,13 @@ async def test_chunked_oversized_body_and_unknown_route(
     assert response.status_code == 404 and response.json() == {"message": "Not Found"}
     response = await _post(client, "did:web:example.com", Account().genesis())
     assert response.status_code == 400 and "not a did:plc" in response.json()["message"]
+
+
+async def test_huge_declared_length_is_413(local: tuple[httpx.AsyncClient, Clock]) -> None:
+    client, _ = local
+    did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
+    response = await client.post(f"/{did}", content=b"{}", headers={"content-length": "9" * 5000})
+    assert response.status_code == 413 and "larger than" in response.json()["message"]
 
 
 async def test_clock_stepping_back_keeps_log_order(local: tuple[httpx.AsyncClient, Clock]) -> None:
