@@ -293,6 +293,18 @@ _BAD_SHAPES: list[tuple[str, Callable[[Op], object], str]] = [
         "'prev'",
     ),
     ("short-sig", lambda op: {**op, "sig": op["sig"][:-2]}, "unpadded base64url"),
+    # A lone surrogate as a key next to another key made the CBOR encoder raise SystemError.
+    (
+        "surrogate-service-id",
+        lambda op: {**op, "services": {**op["services"], "\ud800": {"type": "t", "endpoint": "e"}}},
+        "lone UTF-16 surrogate",
+    ),
+    (
+        "surrogate-method-id",
+        lambda op: {**op, "verificationMethods": {"\udfff": _K, "atproto": _K}},
+        "lone UTF-16 surrogate",
+    ),
+    ("surrogate-aka", lambda op: {**op, "alsoKnownAs": ["at://a\ud800"]}, "lone UTF-16"),
     (
         "oversized",
         lambda op: {**op, "alsoKnownAs": ["at://" + "a" * MAX_OP_BYTES]},

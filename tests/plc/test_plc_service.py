@@ -243,6 +243,32 @@ async def test_export_accepts_the_largest_sequence_number(
         assert response.status_code == 200 and len(response.text.splitlines()) == lines
 
 
+@pytest.mark.parametrize("field", ["services", "verificationMethods", "alsoKnownAs"])
+async def test_lone_surrogate_is_400_and_nothing_stored(
+    local: tuple[httpx.AsyncClient, Clock], field: str
+) -> None:
+    """JSON "\\ud800" decodes to a str the CBOR encoder cannot take (in a map key beside
+    another key it raised SystemError: a 500); refused on a genesis and on an update."""
+    client, _ = local
+    account = Account()
+    did, genesis = await _create(client, account)
+    update = sign_operation(update_op(genesis, op_cid(genesis)), account.rotation)
+    fresh = Account().genesis()
+    for target, op in ((did_for_genesis(fresh), fresh), (did, update)):
+        bad = dict(op)
+        if field == "alsoKnownAs":
+            bad[field] = ["at://\ud800.test"]
+        else:
+            bad[field] = {**op[field], "\ud800": next(iter(op[field].values()))}
+        body = json.dumps(bad)
+        assert "\\ud800" in body
+        before = (await client.get(f"/{target}/log/audit")).text
+        response = await client.post(f"/{target}", content=body)
+        assert response.status_code == 400
+        assert "surrogate" in response.json()["message"]
+        assert (await client.get(f"/{target}/log/audit")).text == before
+
+
 async def test_recovery_within_72h_nullifies(local: tuple[httpx.AsyncClient, Clock]) -> None:
     client, clock = local
     account = Account()
