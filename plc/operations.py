@@ -13,7 +13,7 @@ import re
 import sqlite3
 import weakref
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from atcore.errors import InvalidPlcOperation
@@ -23,6 +23,7 @@ from plc.store import Append, PlcStore
 
 Clock = Callable[[], datetime]
 PLC_DID_RE: Final = re.compile(r"did:plc:[a-z2-7]{24}")
+_ONE_MS: Final = timedelta(milliseconds=1)
 
 
 def system_clock() -> datetime:
@@ -64,9 +65,11 @@ class PlcOperations:
 
         def decide(log: list[LogEntry]) -> Append:
             now = _millis(self._clock())
-            if log and now < log[-1].created_at:
-                # A wall clock stepping back must not reorder a DID's log by createdAt.
-                now = log[-1].created_at
+            if log and now <= log[-1].created_at:
+                # A DID's createdAt values strictly increase: a clock stepping back, or not
+                # yet past the last operation's millisecond, must neither reorder the log nor
+                # give a recovery the timestamp of what it nullifies (check_next_op refuses).
+                now = log[-1].created_at + _ONE_MS
             chain = [e for e in log if not e.nullified]
             accepted = check_next_op(did, chain, checked, now)
             return Append(LogEntry(did, checked, accepted.cid, False, now), accepted.nullifies)

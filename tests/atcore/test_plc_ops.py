@@ -228,6 +228,29 @@ def test_update_tombstone_and_recovery_rules() -> None:
     assert state.tombstoned and state.nullified == frozenset()
 
 
+def test_recovery_must_be_later_than_what_it_nullifies() -> None:
+    high, low = generate_k256(), generate_p256()
+    genesis = _genesis(low, high, low)
+    did = did_for_genesis(genesis)
+    first = sign_operation(update_op(genesis, op_cid(genesis), handle="m.test"), low)
+    second = sign_operation(update_op(first, op_cid(first), handle="n.test"), low)
+    newest = T0 + timedelta(minutes=2)
+    chain = [
+        _entry(did, genesis, T0),
+        _entry(did, first, T0 + timedelta(minutes=1)),
+        _entry(did, second, newest),
+    ]
+    recovery = sign_operation(update_op(genesis, op_cid(genesis)), high)
+    for at in (newest, newest - timedelta(seconds=30)):
+        with pytest.raises(InvalidPlcOperation, match="not after"):
+            check_next_op(did, chain, recovery, at)
+    later = newest + timedelta(milliseconds=1)
+    assert check_next_op(did, chain, recovery, later).nullifies == (op_cid(first), op_cid(second))
+    # A plain update keeps the reference's leniency: only recoveries must move forward.
+    third = sign_operation(update_op(second, op_cid(second)), low)
+    assert check_next_op(did, chain, third, newest).nullifies == ()
+
+
 def test_genesis_rules() -> None:
     key = generate_k256()
     genesis = _genesis(key)

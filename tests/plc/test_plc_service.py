@@ -252,6 +252,7 @@ async def test_recovery_after_72h_rejected(local: tuple[httpx.AsyncClient, Clock
     account = Account()
     did, genesis = await create_did(client, account)
     hijack = sign_operation(update_op(genesis, op_cid(genesis), handle="m.test"), account.rotation)
+    clock.now += timedelta(seconds=1)
     assert (await post_op(client, did, hijack)).status_code == 200
     clock.now += timedelta(hours=72, milliseconds=1)
     recover = sign_operation(update_op(genesis, op_cid(genesis)), account.recovery)
@@ -306,7 +307,31 @@ async def test_clock_stepping_back_keeps_log_order(local: tuple[httpx.AsyncClien
     update = sign_operation(update_op(genesis, op_cid(genesis), handle="b.test"), account.rotation)
     assert (await post_op(client, did, update)).status_code == 200
     audit = (await client.get(f"/{did}/log/audit")).json()
-    assert [e["createdAt"] for e in audit] == ["2025-06-01T12:00:00.000Z"] * 2
+    assert [e["createdAt"] for e in audit] == [
+        "2025-06-01T12:00:00.000Z",
+        "2025-06-01T12:00:00.001Z",
+    ]
+
+
+async def test_recovery_in_the_same_millisecond_is_timestamped_later(
+    local: tuple[httpx.AsyncClient, Clock],
+) -> None:
+    """The reference refuses a recovery not strictly later than what it nullifies; with the
+    clock standing still the directory gives each operation the next millisecond."""
+    client, _ = local
+    account = Account()
+    did, genesis = await create_did(client, account)
+    hijack = sign_operation(update_op(genesis, op_cid(genesis), handle="m.test"), account.rotation)
+    assert (await post_op(client, did, hijack)).status_code == 200
+    recover = sign_operation(update_op(genesis, op_cid(genesis)), account.recovery)
+    assert (await post_op(client, did, recover)).status_code == 200
+    audit = (await client.get(f"/{did}/log/audit")).json()
+    assert [(e["createdAt"], e["nullified"]) for e in audit] == [
+        ("2025-06-01T12:00:00.000Z", False),
+        ("2025-06-01T12:00:00.001Z", True),
+        ("2025-06-01T12:00:00.002Z", False),
+    ]
+    validate_log(did, [LogEntry.from_json(e) for e in audit])
 
 
 AUDIT_VECTORS = sorted((PLC_INTEROP / "audit_log").glob("*/*.json"))
