@@ -15,6 +15,7 @@ from atcore.errors import InvalidSyntax
 from atcore.identity.plc_data import did_document
 from atcore.identity.plc_log import LogEntry, PlcState, format_timestamp, parse_timestamp
 from plc.context import PlcContext
+from plc.limits import check_incoming_op
 
 DEFAULT_EXPORT_COUNT: Final = 10
 MAX_EXPORT_COUNT: Final = 1000
@@ -63,7 +64,7 @@ async def submit_operation(request: Request) -> Response:
         op = json.loads(body)
     except (ValueError, RecursionError):
         raise HTTPException(400, "request body is not valid JSON") from None
-    await ctx.ops.submit(request.path_params["did"], op)
+    await ctx.ops.submit(request.path_params["did"], check_incoming_op(op, ctx.config.max_op_bytes))
     return Response(status_code=200)
 
 

@@ -111,8 +111,11 @@ def _is_text(value: object) -> bool:
     return True
 
 
-def check_operation(op: object) -> Op:
-    """Check an operation's shape, keys and size (not its signature); return it as an Op."""
+def check_operation(op: object, max_bytes: int = MAX_OP_BYTES) -> Op:
+    """Check an operation's shape, keys and DAG-CBOR size (not its signature); return it.
+
+    `max_bytes` lets a directory hold incoming operations to a lower limit than the spec's.
+    """
     if not isinstance(op, dict):
         raise _fail("operation must be a JSON object")
     kind = op.get("type")
@@ -150,8 +153,8 @@ def check_operation(op: object) -> Op:
         size = len(cbor.encode(op))
     except DecodeError as exc:
         raise _fail(f"operation is outside the data model: {exc}") from exc
-    if size > MAX_OP_BYTES:
-        raise _fail(f"operation is {size} bytes of DAG-CBOR, over the {MAX_OP_BYTES} limit")
+    if size > max_bytes:
+        raise _fail(f"operation is {size} bytes of DAG-CBOR, over the {max_bytes} limit")
     return op
 
 

@@ -356,3 +356,5 @@ def test_max_size_is_dag_cbor_size() -> None:
     check_operation(fits)
     with pytest.raises(InvalidPlcOperation, match="limit"):
         check_operation({**good, "alsoKnownAs": [alias + "a" * (room - 1)]})
+    with pytest.raises(InvalidPlcOperation, match="over the 1000 limit"):
+        check_operation(fits, max_bytes=1000)

@@ -19,12 +19,10 @@ from atcore.identity.plc import (
     tombstone_op,
     update_op,
 )
-from atcore.identity.plc_data import operation_data
-from atcore.identity.plc_log import LogEntry, parse_timestamp, validate_log
+from atcore.identity.plc_log import LogEntry, validate_log
 from atcore.keys import generate_k256
 from tests.plc.support import Account, Clock, create_did, post_op
 from tests.servers import running_service
-from tests.vectors import PLC_INTEROP
 
 
 @pytest.fixture
@@ -332,36 +330,3 @@ async def test_recovery_in_the_same_millisecond_is_timestamped_later(
         ("2025-06-01T12:00:00.002Z", False),
     ]
     validate_log(did, [LogEntry.from_json(e) for e in audit])
-
-
-AUDIT_VECTORS = sorted((PLC_INTEROP / "audit_log").glob("*/*.json"))
-
-
-@pytest.mark.parametrize("path", AUDIT_VECTORS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-async def test_interop_logs_replayed_through_the_service(
-    local: tuple[httpx.AsyncClient, Clock], path: Path
-) -> None:
-    """Each official log, op by op at its own createdAt: valid ones rebuild the same audit log
-    and final document, invalid ones get a 400 and the offending op is not stored."""
-    client, clock = local
-    entries = json.loads(path.read_text())
-    did = entries[0]["did"]
-    statuses = []
-    for entry in entries:
-        clock.now = parse_timestamp(entry["createdAt"])
-        statuses.append((await post_op(client, did, entry["operation"])).status_code)
-    response = await client.get(f"/{did}/log/audit")
-    audit = response.json() if response.status_code == 200 else []
-    if path.parent.name == "invalid":
-        assert 400 in statuses and set(statuses) <= {200, 400}
-        rejected = [e for e, s in zip(entries, statuses, strict=True) if s != 200]
-        assert not {e["cid"] for e in audit} & {op_cid(e["operation"]) for e in rejected}
-        return
-    assert statuses == [200] * len(entries)
-    assert audit == entries
-    live = [e["operation"] for e in entries if not e["nullified"]]
-    response = await client.get(f"/{did}/data")
-    if live[-1]["type"] == "plc_tombstone":
-        assert response.status_code == 410
-    else:
-        assert response.json() == {"did": did, **operation_data(live[-1])}
