@@ -40,7 +40,12 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse_timestamp(text: str) -> datetime:
     """A createdAt string as an aware UTC datetime; InvalidSyntax if it is not one."""
-    return datetime.fromisoformat(parse_datetime(text)).astimezone(UTC)
+    moment = datetime.fromisoformat(parse_datetime(text))
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # Valid syntax whose offset carries it past year 1 or 9999 in UTC.
+        raise InvalidSyntax(f"datetime out of range in UTC: {text[:80]!r}") from None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from atcore import cbor
-from atcore.errors import InvalidPlcOperation
+from atcore.errors import InvalidPlcOperation, InvalidSyntax
 from atcore.identity.plc import (
     MAX_OP_BYTES,
     Op,
@@ -290,6 +290,9 @@ def test_timestamps_round_trip() -> None:
     text = "2023-04-12T17:26:46.468Z"
     assert format_timestamp(parse_timestamp(text)) == text
     assert format_timestamp(parse_timestamp("2023-04-12T19:26:46.468999+02:00")) == text
+    for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(InvalidSyntax, match="out of range"):
+            parse_timestamp(edge)
 
 
 _K = "did:key:zQ3shhCGUqDKjStzuDxPkTxN6ujddP4RkEKJJouJGRRkaLGbg"

@@ -164,6 +164,8 @@ async def test_bad_input_rejected_and_nothing_stored(
         ({"count": "-1"}, "count must be a positive integer"),
         ({"after": "\u00b2"}, "after must be a sequence number or a datetime"),
         ({"after": "\u0663"}, "after must be a sequence number or a datetime"),
+        ({"after": "0001-01-01T00:00:00+01:00"}, "after must be a sequence number or a datetime"),
+        ({"after": "9999-12-31T23:59:59-01:00"}, "after must be a sequence number or a datetime"),
         ({"after": "9" * 5000}, "after is over the largest sequence"),
         ({"after": str(2**63)}, "after is over the largest sequence"),
     ],
