@@ -38,8 +38,12 @@ async def bounded_get(
     schemes: frozenset[str],
     guard: HostGuard | None = None,
     accept: str = "*/*",
+    host: str | None = None,
 ) -> Fetched:
     """GET `url`, following up to MAX_REDIRECTS redirects, all within `timeout` seconds.
+
+    `host` replaces the Host header of the first request only (a dev-mode handle asked at a
+    PDS); a redirect goes to the host it names.
 
     Raises ResolutionFailed on network errors, the deadline, a body over `max_bytes`, a
     compressed body (we ask for identity encoding so a small response cannot inflate), or a
@@ -47,7 +51,7 @@ async def bounded_get(
     """
     try:
         async with asyncio.timeout(timeout):
-            return await _follow(http, httpx.URL(url), max_bytes, schemes, guard, accept)
+            return await _follow(http, httpx.URL(url), max_bytes, schemes, guard, accept, host)
     except TimeoutError as exc:
         raise ResolutionFailed(f"no complete answer from {url} within {timeout}s") from exc
     except httpx.HTTPError as exc:
@@ -61,6 +65,7 @@ async def _follow(
     schemes: frozenset[str],
     guard: HostGuard | None,
     accept: str,
+    host: str | None,
 ) -> Fetched:
     for _ in range(MAX_REDIRECTS + 1):
         if url.scheme not in schemes or not url.host:
@@ -68,10 +73,12 @@ async def _follow(
         if guard is not None:
             await guard(url.host)
         headers = {"accept": accept, "accept-encoding": "identity"}
+        if host is not None:
+            headers["host"] = host
         async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
             location = response.headers.get("location")
             if response.status_code in _REDIRECT_STATUSES and location:
-                url = url.join(location)
+                url, host = url.join(location), None
                 continue
             body = await read_capped(response, max_bytes)
             return Fetched(response.status_code, body, str(url))
