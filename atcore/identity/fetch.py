@@ -14,7 +14,7 @@ from typing import Final
 
 import httpx
 
-from atcore.errors import ResolutionFailed
+from atcore.errors import ResolutionFailed, ResponseTooLarge
 
 HostGuard = Callable[[str], Awaitable[None]]
 
@@ -45,9 +45,10 @@ async def bounded_get(
     `host` replaces the Host header of the first request only (a dev-mode handle asked at a
     PDS); a redirect goes to the host it names.
 
-    Raises ResolutionFailed on network errors, the deadline, a body over `max_bytes`, a
-    compressed body (we ask for identity encoding so a small response cannot inflate), or a
-    redirect to a scheme outside `schemes`; the guard's own error (UnsafeAddress) propagates.
+    Raises ResolutionFailed on network errors, the deadline, a body over `max_bytes` (as
+    ResponseTooLarge), a compressed body (we ask for identity encoding so a small response
+    cannot inflate), or a redirect to a scheme outside `schemes`; the guard's own error
+    (UnsafeAddress) propagates.
     """
     try:
         async with asyncio.timeout(timeout):
@@ -91,12 +92,12 @@ async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
         raise ResolutionFailed(f"{response.url} sent a {encoding!r}-encoded body")
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ResolutionFailed(f"{response.url} body is {declared} bytes (limit {max_bytes})")
+        raise ResponseTooLarge(f"{response.url} body is {declared} bytes (limit {max_bytes})")
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_raw():
         size += len(chunk)
         if size > max_bytes:
-            raise ResolutionFailed(f"{response.url} body exceeds {max_bytes} bytes")
+            raise ResponseTooLarge(f"{response.url} body exceeds {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -1,0 +1,83 @@
+"""`GET /img/{preset}/plain/{did}/{cid}@{format}`: the appview's image service, as the reference
+appview serves it (cache, else fetch the blob, render, cache; `x-cache: hit|miss`; a year of
+`cache-control`, since a CID names its bytes for ever)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from appview.images.blob_source import DEFAULT_MAX_BLOB_BYTES, BlobSource
+from appview.images.cache import ImageCache
+from appview.images.presets import FORMATS, ImageRequest, parse_request
+from appview.images.transform import DEFAULT_MAX_PIXELS, render
+from atcore.identity.resolver import IdentityResolver
+from atcore.xrpc.failures import error_response
+
+CACHE_CONTROL = "public, max-age=31536000"
+
+
+def image_routes(
+    *,
+    cache_dir: Path,
+    cache_max_bytes: int,
+    resolver: IdentityResolver,
+    http: httpx.AsyncClient,
+    dev_mode: bool,
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 2,
+) -> list[Route]:
+    """The image routes, for an appview that serves its own images (with BSKY_CDN_URL set the
+    CDN does, and these are not mounted). `workers` bounds concurrent renders, each of which
+    holds a decoded image in memory."""
+    service = _ImageService(
+        ImageCache(cache_dir, cache_max_bytes),
+        BlobSource(resolver, http, dev_mode=dev_mode, max_bytes=max_blob_bytes),
+        max_pixels,
+        asyncio.Semaphore(workers),
+    )
+    return [Route("/img/{preset}/plain/{did}/{cid}", service.serve, methods=["GET", "HEAD"])]
+
+
+@dataclass(frozen=True)
+class _ImageService:
+    cache: ImageCache
+    blobs: BlobSource
+    max_pixels: int
+    workers: asyncio.Semaphore
+
+    async def serve(self, request: Request) -> Response:
+        params = request.path_params
+        try:
+            wanted = parse_request(params["preset"], params["did"], params["cid"])
+            cached = await self.cache.get(wanted.cache_key)
+            if cached is not None:
+                return _image(cached, wanted, "hit")
+            rendered = await self._render(wanted)
+            await self.cache.put(wanted.cache_key, rendered)
+            return _image(rendered, wanted, "miss")
+        except Exception as exc:  # every failure answers as an XRPC error body
+            return error_response(exc, "image service")
+
+    async def _render(self, wanted: ImageRequest) -> bytes:
+        data = await self.blobs.fetch(wanted.did, wanted.cid)
+        async with self.workers:
+            return await asyncio.to_thread(
+                render, data, wanted.preset, wanted.format, max_pixels=self.max_pixels
+            )
+
+
+def _image(data: bytes, wanted: ImageRequest, cache: str) -> Response:
+    headers = {
+        "cache-control": CACHE_CONTROL,
+        "x-cache": cache,
+        "x-content-type-options": "nosniff",
+    }
+    return Response(data, media_type=FORMATS[wanted.format][1], headers=headers)
