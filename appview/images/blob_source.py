@@ -79,6 +79,8 @@ class BlobSource:
             raise NotFound(f"Origin not found: {exc}", "OriginNotFound") from exc
         except IdentityError as exc:
             raise XrpcError(502, "UpstreamFailure", f"resolving {did} failed: {exc}") from exc
-        if doc.pds_endpoint is None:
-            raise NotFound(f"Origin not found: {did} names no PDS", "OriginNotFound")
-        return doc.pds_endpoint.rstrip("/")
+        endpoint = doc.pds_endpoint
+        # Outside dev mode only https PDSes serve blobs (and only at public addresses).
+        if endpoint is None or not (self.dev_mode or endpoint.startswith("https://")):
+            raise NotFound(f"Origin not found: {did} names no usable PDS", "OriginNotFound")
+        return endpoint.rstrip("/")
