@@ -5,7 +5,7 @@ appview serves it (cache, else fetch the blob, render, cache; `x-cache: hit|miss
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -35,8 +35,9 @@ def image_routes(
     workers: int = 2,
 ) -> list[Route]:
     """The image routes, for an appview that serves its own images (with BSKY_CDN_URL set the
-    CDN does, and these are not mounted). `workers` bounds concurrent renders, each of which
-    holds a decoded image in memory."""
+    CDN does, and these are not mounted). `http` fetches from PDSes: outside `dev_mode` only
+    https ones at public addresses. `workers` bounds concurrent renders, each of which holds a
+    decoded image in memory."""
     service = _ImageService(
         ImageCache(cache_dir, cache_max_bytes),
         BlobSource(resolver, http, dev_mode=dev_mode, max_bytes=max_blob_bytes),
@@ -52,6 +53,8 @@ class _ImageService:
     blobs: BlobSource
     max_pixels: int
     workers: asyncio.Semaphore
+    # Cache key -> the render under way: concurrent requests for one rendition share it.
+    pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
     async def serve(self, request: Request) -> Response:
         params = request.path_params
@@ -60,18 +63,28 @@ class _ImageService:
             cached = await self.cache.get(wanted.cache_key)
             if cached is not None:
                 return _image(cached, wanted, "hit")
-            rendered = await self._render(wanted)
-            await self.cache.put(wanted.cache_key, rendered)
-            return _image(rendered, wanted, "miss")
+            return _image(await self._rendition(wanted), wanted, "miss")
         except Exception as exc:  # every failure answers as an XRPC error body
             return error_response(exc, "image service")
 
-    async def _render(self, wanted: ImageRequest) -> bytes:
+    async def _rendition(self, wanted: ImageRequest) -> bytes:
+        key = wanted.cache_key
+        pending = self.pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._render_and_cache(wanted))
+            self.pending[key] = pending
+            pending.add_done_callback(lambda _: self.pending.pop(key, None))
+        # A client that goes away does not cancel the render the others wait for.
+        return await asyncio.shield(pending)
+
+    async def _render_and_cache(self, wanted: ImageRequest) -> bytes:
         data = await self.blobs.fetch(wanted.did, wanted.cid)
         async with self.workers:
-            return await asyncio.to_thread(
+            rendered = await asyncio.to_thread(
                 render, data, wanted.preset, wanted.format, max_pixels=self.max_pixels
             )
+        await self.cache.put(wanted.cache_key, rendered)
+        return rendered
 
 
 def _image(data: bytes, wanted: ImageRequest, cache: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -84,11 +85,22 @@ async def posted_blob(network: Network, data: bytes, mime: str = "image/jpeg") -
 
 @asynccontextmanager
 async def image_service(
-    network: Network, cache_dir: Path, *, dev_mode: bool = True, **options: Any
+    network: Network,
+    cache_dir: Path,
+    *,
+    dev_mode: bool = True,
+    outbound: list[str] | None = None,
+    **options: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An app mounting only the image routes, driven over ASGI."""
+    """An app mounting only the image routes, driven over ASGI; `outbound` collects the URL
+    paths it requests from other servers."""
     options.setdefault("cache_max_bytes", 50_000_000)
-    async with httpx.AsyncClient() as http:
+
+    async def record(request: httpx.Request) -> None:
+        if outbound is not None:
+            outbound.append(request.url.path)
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
         resolver = IdentityResolver(network.plc, http, allow_private=True)
         routes = image_routes(
             cache_dir=cache_dir, resolver=resolver, http=http, dev_mode=dev_mode, **options
@@ -188,3 +200,15 @@ async def test_blob_size_bound_and_production_origins(network: Network, tmp_path
     # Outside dev mode a PDS on plain http (here also on loopback) serves no blobs.
     async with image_service(network, tmp_path / "b", dev_mode=False) as client:
         assert error_of(await client.get(blob.url("avatar"))) == (404, "OriginNotFound")
+
+
+async def test_concurrent_requests_share_one_fetch_and_render(
+    network: Network, tmp_path: Path
+) -> None:
+    blob = await posted_blob(network, jpeg_with_exif(1200, 800))
+    outbound: list[str] = []
+    async with image_service(network, tmp_path / "cache", outbound=outbound) as client:
+        responses = await asyncio.gather(*(client.get(blob.url("banner")) for _ in range(6)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.content for r in responses}) == 1
+    assert outbound.count("/xrpc/com.atproto.sync.getBlob") == 1
