@@ -5,7 +5,7 @@ from __future__ import annotations
 from io import BytesIO
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from appview.images.presets import PRESETS, Preset, image_url, parse_request
 from appview.images.transform import render, scaled_size
@@ -116,3 +116,28 @@ def test_a_decompression_bomb_is_refused_before_decoding() -> None:
     with pytest.raises(InvalidRequest) as refused:
         render(bomb.getvalue(), PRESETS["avatar"], "jpeg")
     assert refused.value.error == "ImageTooLarge"
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp"])
+def test_palette_gif_with_transparency_renders_without_warnings(fmt: str) -> None:
+    frame = Image.new("P", (120, 80), 0)
+    frame.putpalette([255, 255, 255, 200, 0, 0] + [0, 0, 0] * 254)
+    frame.paste(1, (0, 0, 60, 80))
+    gif = BytesIO()
+    frame.save(gif, "GIF", transparency=0)
+    out = opened(render(gif.getvalue(), PRESETS["feed_fullsize"], fmt))
+    assert out.size == (1000, 667)
+    assert out.mode == ("RGB" if fmt == "jpeg" else "RGBA")
+
+
+@pytest.mark.parametrize(
+    "icc", [ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes(), b"junk"]
+)
+def test_an_embedded_colour_profile_is_applied_or_ignored_never_kept(icc: bytes) -> None:
+    source = BytesIO()
+    Image.new("RGB", (50, 50), (10, 200, 30)).save(source, "JPEG", icc_profile=icc)
+    data = render(source.getvalue(), PRESETS["avatar"], "jpeg")
+    out = opened(data)
+    assert "icc_profile" not in out.info and icc not in data
+    pixel = out.getpixel((500, 500))
+    assert isinstance(pixel, tuple) and pixel[1] > 150 > pixel[0]
