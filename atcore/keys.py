@@ -75,12 +75,15 @@ def _b58decode(text: str) -> bytes:
     return b"\0" * zeros + num.to_bytes((num.bit_length() + 7) // 8, "big")
 
 
-def _low_s_compact(sig: bytes, order: int) -> tuple[int, int] | None:
-    """(r, s) of a well-formed compact low-S signature, else None."""
+def _low_s_compact(sig: bytes, order: int, allow_high_s: bool) -> tuple[int, int] | None:
+    """(r, s) of a well-formed compact low-S signature, else None; with `allow_high_s` a
+    high-S one is accepted as its low-S twin (n - s), which verifies exactly when it does."""
     if len(sig) != 64:
         return None
     r = int.from_bytes(sig[:32], "big")
     s = int.from_bytes(sig[32:], "big")
+    if allow_high_s and order // 2 < s < order:
+        s = order - s
     if not (0 < r < order and 0 < s <= order // 2):
         return None
     return r, s
@@ -118,9 +121,13 @@ class PublicKey(ABC):
     def _verify_rs(self, data: bytes, r: int, s: int) -> bool:
         """Check an already range-checked (r, s) over sha256(data)."""
 
-    def verify(self, data: bytes, sig: bytes) -> bool:
-        """True only for a valid 64-byte compact low-S signature over sha256(data)."""
-        rs = _low_s_compact(sig, self._order)
+    def verify(self, data: bytes, sig: bytes, *, allow_high_s: bool = False) -> bool:
+        """True only for a valid 64-byte compact low-S signature over sha256(data).
+
+        `allow_high_s` also admits the high-S form, as the reference does for JWTs only
+        (`allowMalleableSig`); repo commits and PLC operations must stay low-S.
+        """
+        rs = _low_s_compact(sig, self._order, allow_high_s)
         return rs is not None and self._verify_rs(data, *rs)
 
     def compressed(self) -> bytes:

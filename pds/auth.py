@@ -16,10 +16,10 @@ from typing import Final
 
 from starlette.requests import HTTPConnection
 
-from atcore.errors import IdentityError, InvalidSyntax
+from atcore.jwt import Jwt, JwtError, verify_hs256
+from atcore.service_auth import BadJwt, verify_service_jwt
 from atcore.xrpc.errors import AuthRequired, InvalidRequest
 from pds.context import AppContext, ctx_of
-from pds.jwt import Jwt, JwtError, decode, verify_hs256
 
 ACCESS_SCOPE: Final = "com.atproto.access"
 REFRESH_SCOPE: Final = "com.atproto.refresh"
@@ -205,32 +205,10 @@ async def admin_auth(conn: HTTPConnection) -> AuthContext:
 
 
 async def verify_service_token(ctx: AppContext, token: str, lxm: str) -> str:
-    """The issuing DID of an inter-service token addressed to us for method `lxm`.
-
-    The signature is checked against the issuer's current #atproto key; when it does not match,
-    the DID document is fetched afresh once, in case the key was just rotated.
-    """
-    try:
-        jwt = decode(token)
-        jwt.check_expiry()
-    except JwtError as exc:
-        raise AuthRequired(str(exc), "ExpiredToken" if exc.expired else "BadJwt") from None
-    claims = jwt.payload
-    iss, aud, iat, exp = claims.get("iss"), claims.get("aud"), claims.get("iat"), claims.get("exp")
-    if not isinstance(iss, str) or aud != ctx.service_did:
-        raise AuthRequired("jwt audience does not match service did", "BadJwtAudience")
-    if claims.get("lxm") != lxm:
-        raise AuthRequired(f"bad jwt lexicon method (lxm), expected {lxm}", "BadJwtLexiconMethod")
-    if isinstance(iat, int) and isinstance(exp, int) and exp - iat > MAX_SERVICE_TOKEN_SECONDS:
-        raise AuthRequired("jwt lifetime is too long", "BadJwt")
-    did = iss.partition("#")[0]
-    try:
-        try:
-            jwt.verify_key((await ctx.resolver.resolve_did(did)).require_signing_key())
-        except JwtError:
-            jwt.verify_key((await ctx.resolver.refresh(did)).require_signing_key())
-    except JwtError as exc:
-        raise AuthRequired(str(exc), "BadJwtSignature") from None
-    except (IdentityError, InvalidSyntax) as exc:
-        raise AuthRequired(f"could not resolve the issuer's key: {exc}", "BadJwtIss") from None
-    return did
+    """The issuing DID of an inter-service token addressed to us for method `lxm`."""
+    claims = await verify_service_jwt(
+        token, audience=ctx.service_did, lxm=lxm, documents=ctx.resolver
+    )
+    if claims.iat is not None and claims.exp - claims.iat > MAX_SERVICE_TOKEN_SECONDS:
+        raise BadJwt("jwt lifetime is too long")
+    return claims.did

@@ -7,8 +7,9 @@ PDS_BSKY_APP_VIEW_URL and `com.atproto.moderation.createReport` to PDS_REPORT_SE
 caller's session becomes a fresh service-auth JWT (ES256K under the account's key) with `aud`
 the service DID (`did#id` when the header named one) and `lxm` the method. Responses stream
 back unchanged with their content headers; upstream errors keep their status and XRPC error
-name (a 500 becomes 502 UpstreamFailure). Bodies, time and response size are bounded; outside
-dev mode a header-named service must be on a public address.
+name (a 500 becomes 502 UpstreamFailure). Bodies, time and response size are bounded; a
+header-named service, which any user can aim, is reached through the guarded client: outside
+dev mode only on a public address, and on the very address that was checked.
 
 Read-after-write: the appview indexes the caller's newest records a moment after they are
 written, and this PDS does not patch `getPostThread`/`getAuthorFeed`/`getProfile` responses with
@@ -22,14 +23,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from typing import Final
-from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from atcore.errors import IdentityError, InvalidSyntax, UnsafeAddress
-from atcore.identity.netguard import check_public_host
 from atcore.syntax.did import parse_did
 from atcore.xrpc.body import stream_body
 from atcore.xrpc.errors import (
@@ -70,8 +69,8 @@ RESPONSE_HEADERS: Final = (
 REPORT_METHOD: Final = "com.atproto.moderation.createReport"
 
 
-async def _header_target(ctx: AppContext, header: str) -> tuple[str, str]:
-    """(endpoint URL, aud) of the service an `atproto-proxy` header names."""
+async def _header_target(ctx: AppContext, header: str) -> tuple[str, str, httpx.AsyncClient]:
+    """(endpoint URL, aud, client) of the service an `atproto-proxy` header names."""
     did, sep, service_id = header.partition("#")
     if not did:
         raise InvalidRequest("no did specified in proxy header")
@@ -86,20 +85,15 @@ async def _header_target(ctx: AppContext, header: str) -> tuple[str, str]:
     url = doc.service_endpoint(f"#{service_id}")
     if url is None:
         raise InvalidRequest("could not resolve proxy did service url")
-    if not ctx.config.dev_mode:
-        try:
-            await check_public_host(urlsplit(url).hostname or "")
-        except UnsafeAddress as exc:
-            raise InvalidRequest(f"proxy target refused: {exc}") from None
-    return url, f"{did}#{service_id}"
+    return url, f"{did}#{service_id}", ctx.guarded_http
 
 
-def _default_target(ctx: AppContext, nsid: str) -> tuple[str, str] | None:
+def _default_target(ctx: AppContext, nsid: str) -> tuple[str, str, httpx.AsyncClient] | None:
     config = ctx.config
     if nsid == REPORT_METHOD and config.report_service_url and config.report_service_did:
-        return config.report_service_url, config.report_service_did
+        return config.report_service_url, config.report_service_did, ctx.http
     if nsid.startswith("app.bsky.") and config.appview_url and config.appview_did:
-        return config.appview_url, config.appview_did
+        return config.appview_url, config.appview_did, ctx.http
     return None
 
 
@@ -154,18 +148,20 @@ async def forward(request: Request, nsid: str) -> Response:
     target = await _header_target(ctx, header) if header else _default_target(ctx, nsid)
     if target is None:
         raise MethodNotImplemented(f"No service configured for {nsid}")
-    url, aud = target
+    url, aud, http = target
     headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
     headers["accept-encoding"] = request.headers.get("accept-encoding", "identity")
     if auth is not None:
         headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, aud, nsid)}"
     content = stream_body(request, MAX_BODY) if request.method == "POST" else None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    outgoing = ctx.http.build_request(
+    outgoing = http.build_request(
         request.method, url + path, headers=headers, content=content, timeout=TIMEOUT
     )
     try:
-        upstream = await ctx.http.send(outgoing, stream=True)
+        upstream = await http.send(outgoing, stream=True)
+    except UnsafeAddress as exc:
+        raise InvalidRequest(f"proxy target refused: {exc}") from None
     except httpx.TimeoutException:
         raise UpstreamTimeout("Upstream service timed out") from None
     except httpx.HTTPError:

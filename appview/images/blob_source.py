@@ -21,7 +21,6 @@ from atcore.errors import (
     UnsupportedDid,
 )
 from atcore.identity.fetch import bounded_get
-from atcore.identity.netguard import check_public_host
 from atcore.identity.resolver import IdentityResolver
 from atcore.syntax.did import Did
 from atcore.xrpc.errors import InvalidRequest, NotFound, XrpcError
@@ -33,7 +32,10 @@ DEFAULT_TIMEOUT: Final = 15.0
 
 @dataclass(frozen=True)
 class BlobSource:
-    """Where blobs come from. `dev_mode` allows plain-http PDSes on private addresses."""
+    """Where blobs come from. `http` must be a `guarded_client` (atcore.identity.pinned): a PDS
+    endpoint is whatever a DID document says, so every connection goes to an address its
+    AddressGuard approved (public ones, unless it allows private for dev mode). `dev_mode`
+    also admits plain-http PDSes."""
 
     resolver: IdentityResolver
     http: httpx.AsyncClient
@@ -52,7 +54,6 @@ class BlobSource:
                 max_bytes=self.max_bytes,
                 timeout=self.timeout,
                 schemes=frozenset({"http", "https"} if self.dev_mode else {"https"}),
-                guard=None if self.dev_mode else check_public_host,
             )
         except ResponseTooLarge as exc:
             raise InvalidRequest(f"blob is over {self.max_bytes} bytes", "BlobTooLarge") from exc

@@ -35,9 +35,10 @@ def image_routes(
     workers: int = 2,
 ) -> list[Route]:
     """The image routes, for an appview that serves its own images (with BSKY_CDN_URL set the
-    CDN does, and these are not mounted). `http` fetches from PDSes: outside `dev_mode` only
-    https ones at public addresses. `workers` bounds concurrent renders, each of which holds a
-    decoded image in memory."""
+    CDN does, and these are not mounted). `http` fetches from PDSes and must be a
+    `guarded_client(AddressGuard(allow_private=dev_mode))` (atcore.identity.pinned); outside
+    `dev_mode` only https PDSes are asked. `workers` bounds concurrent renders, each of which
+    holds a decoded image in memory."""
     service = _ImageService(
         ImageCache(cache_dir, cache_max_bytes),
         BlobSource(resolver, http, dev_mode=dev_mode, max_bytes=max_blob_bytes),

@@ -17,6 +17,8 @@ from starlette.applications import Starlette
 from appview.images.presets import image_url
 from appview.images.routes import image_routes
 from atcore.cid import cid_for_raw
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.resolver import IdentityResolver
 from tests.appview_images.pictures import CAMERA, jpeg_with_exif, opened
 from tests.servers import running_service
@@ -92,16 +94,20 @@ async def image_service(
     outbound: list[str] | None = None,
     **options: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An app mounting only the image routes, driven over ASGI; `outbound` collects the URL
-    paths it requests from other servers."""
+    """An app mounting only the image routes, driven over ASGI, fetching through the SSRF
+    guard as an appview does; `outbound` collects the URL paths it requests from PDSes."""
     options.setdefault("cache_max_bytes", 50_000_000)
 
     async def record(request: httpx.Request) -> None:
         if outbound is not None:
             outbound.append(request.url.path)
 
-    async with httpx.AsyncClient(event_hooks={"request": [record]}) as http:
-        resolver = IdentityResolver(network.plc, http, allow_private=True)
+    async with (
+        httpx.AsyncClient() as plc_http,
+        guarded_client(AddressGuard(allow_private=dev_mode)) as http,
+        IdentityResolver(network.plc, plc_http, allow_private=True) as resolver,
+    ):
+        http.event_hooks = {"request": [record]}
         routes = image_routes(
             cache_dir=cache_dir, resolver=resolver, http=http, dev_mode=dev_mode, **options
         )

@@ -176,6 +176,19 @@ def test_der_and_malformed_signatures_rejected(curve: str) -> None:
     assert not public.verify(b"msg", n.to_bytes(32, "big") + sig[32:])  # r == n
 
 
+@pytest.mark.parametrize("curve", ["k256", "p256"])
+def test_high_s_admitted_only_on_request(curve: str) -> None:
+    key = GENERATORS[curve]()
+    public = key.public_key()
+    sig = key.sign(b"msg")
+    high = _flip_s(sig, curve)
+    assert public.verify(b"msg", high, allow_high_s=True)
+    assert public.verify(b"msg", sig, allow_high_s=True)
+    assert not public.verify(b"other", high, allow_high_s=True)
+    n = ORDERS[curve]
+    assert not public.verify(b"msg", sig[:32] + n.to_bytes(32, "big"), allow_high_s=True)
+
+
 VALID_K256 = "did:key:zQ3shqwJEJyMBsBXCWyCBpUBMqxcon9oHB7mCvx4sSpMdLJwc"
 
 

@@ -21,8 +21,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from atcore.identity.diddoc import parse_did_document
+from atcore.jwt import decode
 from atcore.syntax.did import Did
-from pds.jwt import decode
 from tests.pds.smtp_server import free_port
 
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from atcore.frames import AccountEvent
+from atcore.jwt import decode
 from pds.config import PdsConfig
-from pds.jwt import decode
 from tests.pds.conftest import PASSWORD, Pds, pds_env, serve_in_process
 from tests.pds.test_server_accounts import error_of, events_of
 from tests.servers import running_service

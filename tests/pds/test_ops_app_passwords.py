@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pds.jwt import decode
+from atcore.jwt import decode
 from tests.pds.conftest import PASSWORD, Pds
 from tests.pds.test_server_accounts import error_of
 

@@ -10,8 +10,8 @@ import pytest
 
 from atcore.frames import AccountEvent, IdentityEvent, decode_frame
 from atcore.identity.diddoc import parse_did_document
+from atcore.jwt import decode, encode_hs256
 from atcore.syntax.did import Did
-from pds.jwt import decode, encode_hs256
 from tests.pds.conftest import PASSWORD, PDS_URL, Pds
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,8 @@ import httpx
 import pytest
 
 from atcore.errors import HandleNotFound
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.resolver import IdentityResolver, PdsForHandle
 from atcore.syntax.handle import Handle
 from tests.atcore.identity.support import fixed_lookup
@@ -30,7 +32,8 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    """The resolver's two clients in one: the devnet's PLC and PDSes are all on loopback."""
+    async with guarded_client(AddressGuard(allow_private=True)) as client:
         yield client
 
 
@@ -44,7 +47,9 @@ async def create_account(http: httpx.AsyncClient, pds: str, handle: str) -> str:
 
 def resolver(plc: str, http: httpx.AsyncClient, **options: Any) -> IdentityResolver:
     # No DNS answers: the `.test` names exist only at the PDS, as on a devnet.
-    return IdentityResolver(plc, http, allow_private=True, txt_lookup=fixed_lookup(), **options)
+    return IdentityResolver(
+        plc, http, guarded_http=http, allow_private=True, txt_lookup=fixed_lookup(), **options
+    )
 
 
 def the_pds(pds: str, asked: list[Handle]) -> PdsForHandle:
@@ -101,4 +106,6 @@ async def test_a_pds_not_hosting_the_handle_does_not_verify_it(
 
 async def test_the_fallback_is_development_only(http: httpx.AsyncClient) -> None:
     with pytest.raises(ValueError, match="allow_private"):
-        IdentityResolver("http://127.0.0.1:1", http, dev_handle_pds=the_pds("http://x", []))
+        IdentityResolver(
+            "http://127.0.0.1:1", http, guarded_http=http, dev_handle_pds=the_pds("http://x", [])
+        )

@@ -1,26 +1,33 @@
-"""Compact JWTs as the PDS uses them (RFC 7519; bskydocs-service-auth.md; spec-xrpc.md).
+"""Compact JWTs as atproto services use them (RFC 7519; bskydocs-service-auth.md; spec-xrpc.md).
 
-Session tokens are HS256 under the server's secret; inter-service tokens are ES256K (or ES256)
+Session tokens are HS256 under a server's secret; inter-service tokens are ES256K (or ES256)
 signed by an account's atproto key, the signature being the 64-byte r||s in base64url. Only
 these algorithms exist here, so a token naming any other (`none` included) is refused.
+
+Tokens arrive from anyone, so decoding is bounded: the whole token's length, the alphabet of
+each segment, strict UTF-8, the JSON nesting depth (Python's decoder recurses, and a payload of
+a few thousand `[` would otherwise exhaust the stack) and lone surrogates. Every failure is a
+JwtError.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 from atcore.keys import PrivateKey, PublicKey
 
-# A session token is ~300 bytes; anything far larger is not ours.
+# A session token is ~300 bytes and a service token ~450; anything far larger is not a token.
 MAX_TOKEN_LENGTH: Final = 4096
-_ES_ALG: Final = {"k256": "ES256K", "p256": "ES256"}
+# Claims and headers are flat objects (OAuth's `cnf`/`jwk` add one level); allow a little more.
+MAX_DEPTH: Final = 8
+_SEGMENT: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class JwtError(ValueError):
@@ -41,10 +48,11 @@ class Jwt:
     signature: bytes
 
     def verify_key(self, key: PublicKey) -> None:
-        """Check the ES256K/ES256 signature against `key`."""
-        if self.header.get("alg") != _ES_ALG[key.curve]:
-            raise JwtError(f"token alg {self.header.get('alg')!r} does not match the key")
-        if not key.verify(self.signing_input, self.signature):
+        """Check the ES256K/ES256 signature against `key` (high-S accepted, as for JWTs the
+        reference does: only the signer's key matters here, not the signature's encoding)."""
+        if self.header.get("alg") != key.jwt_alg:
+            raise JwtError(f"token alg {str(self.header.get('alg'))[:20]!r} does not match the key")
+        if not key.verify(self.signing_input, self.signature, allow_high_s=True):
             raise JwtError("jwt signature does not match jwt issuer")
 
     def check_expiry(self, now: float | None = None) -> None:
@@ -60,22 +68,52 @@ def b64url(data: bytes) -> str:
 
 
 def _unb64url(text: str) -> bytes:
-    if "=" in text:
-        raise JwtError("jwt segments are unpadded base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise JwtError("jwt segment is not base64url") from None
+    if _SEGMENT.fullmatch(text) is None or len(text) % 4 == 1:
+        raise JwtError("jwt segment is not unpadded base64url")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _json_segment(value: dict[str, Any]) -> str:
     return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
+def _depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in JSON `text`, brackets in strings ignored."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _object(segment: str, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(_unb64url(segment))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        text = _unb64url(segment).decode("utf-8")
+        if _depth(text) > MAX_DEPTH:
+            raise JwtError(f"jwt {what} nests deeper than {MAX_DEPTH}")
+        value = json.loads(text, parse_constant=_refuse_constant)
+        # A lone surrogate ("\ud800") decodes fine and breaks whoever stores the claim later.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except JwtError:
+        raise
+    except ValueError:  # UnicodeDecodeError, JSONDecodeError, NaN or Infinity
         raise JwtError(f"jwt {what} is not JSON") from None
     if not isinstance(value, dict):
         raise JwtError(f"jwt {what} is not a JSON object")
@@ -91,8 +129,8 @@ def decode(token: str) -> Jwt:
         raise JwtError("token is not a compact JWT")
     header = _object(parts[0], "header")
     payload = _object(parts[1], "payload")
-    signing_input = f"{parts[0]}.{parts[1]}".encode("ascii", errors="replace")
-    return Jwt(header, payload, signing_input, _unb64url(parts[2]))
+    signature = _unb64url(parts[2])
+    return Jwt(header, payload, f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
 
 
 def _hs256(signing_input: bytes, secret: str) -> bytes:
@@ -117,6 +155,6 @@ def verify_hs256(token: str, secret: str, *, now: float | None = None) -> Jwt:
 
 def encode_es(payload: dict[str, Any], key: PrivateKey) -> str:
     """A token signed by `key` (ES256K for K-256, ES256 for P-256), `typ` JWT."""
-    header = {"typ": "JWT", "alg": _ES_ALG[key.public_key().curve]}
+    header = {"typ": "JWT", "alg": key.public_key().jwt_alg}
     signing_input = f"{_json_segment(header)}.{_json_segment(payload)}"
     return f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"
