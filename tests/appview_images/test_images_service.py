@@ -91,11 +91,13 @@ async def image_service(
     cache_dir: Path,
     *,
     dev_mode: bool = True,
+    private_ok: bool | None = None,
     outbound: list[str] | None = None,
     **options: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An app mounting only the image routes, driven over ASGI, fetching through the SSRF
-    guard as an appview does; `outbound` collects the URL paths it requests from PDSes."""
+    guard as an appview does (private addresses allowed as `private_ok`, by default as in
+    dev mode); `outbound` collects the URL paths it requests from PDSes."""
     options.setdefault("cache_max_bytes", 50_000_000)
 
     async def record(request: httpx.Request) -> None:
@@ -104,7 +106,9 @@ async def image_service(
 
     async with (
         httpx.AsyncClient() as plc_http,
-        guarded_client(AddressGuard(allow_private=dev_mode)) as http,
+        guarded_client(
+            AddressGuard(allow_private=dev_mode if private_ok is None else private_ok)
+        ) as http,
         IdentityResolver(network.plc, plc_http, allow_private=True) as resolver,
     ):
         http.event_hooks = {"request": [record]}
@@ -206,6 +210,14 @@ async def test_blob_size_bound_and_production_origins(network: Network, tmp_path
     # Outside dev mode a PDS on plain http (here also on loopback) serves no blobs.
     async with image_service(network, tmp_path / "b", dev_mode=False) as client:
         assert error_of(await client.get(blob.url("avatar"))) == (404, "OriginNotFound")
+    # And the guard under the client refuses the loopback address it would connect to.
+    outbound: list[str] = []
+    async with image_service(
+        network, tmp_path / "c", private_ok=False, outbound=outbound
+    ) as client:
+        refused = await client.get(blob.url("avatar"))
+        assert error_of(refused) == (404, "OriginNotFound") and "non-public" in refused.text
+    assert outbound == ["/xrpc/com.atproto.sync.getBlob"]  # asked for, never connected
 
 
 async def test_concurrent_requests_share_one_fetch_and_render(
