@@ -496,6 +496,13 @@ async def test_live_server_with_client_and_subscription(live_url: str) -> None:
     with pytest.raises(StreamError) as bad_param:
         _ = [event async for event in subscribe(url, {"cursor": "soon"})]
     assert bad_param.value.error == "InvalidRequest" and "Params/cursor" in str(bad_param.value)
+    # A cursor is a 64-bit integer: the largest is a cursor (in the future), one more is not.
+    with pytest.raises(StreamError) as largest:
+        _ = [event async for event in subscribe(url, {"cursor": str(2**63 - 1)})]
+    assert largest.value.error == "FutureCursor"
+    with pytest.raises(StreamError) as past_int64:
+        _ = [event async for event in subscribe(url, {"cursor": str(2**63)})]
+    assert past_int64.value.error == "InvalidRequest" and "out of range" in str(past_int64.value)
     with pytest.raises(StreamError) as refused:
         _ = [event async for event in subscribe(f"{live_url}/xrpc/com.example.nothing")]
     assert refused.value.status == 403
