@@ -8,8 +8,6 @@ token -> 400 InvalidToken / ExpiredToken (clients refresh their session on Expir
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from dataclasses import dataclass
 from typing import Final
@@ -17,6 +15,7 @@ from typing import Final
 from starlette.requests import HTTPConnection
 
 from atcore.errors import IdentityError, InvalidSyntax
+from atcore.xrpc.basic_auth import basic_credentials
 from atcore.xrpc.errors import AuthRequired, InvalidRequest
 from pds.context import AppContext, ctx_of
 from pds.jwt import Jwt, JwtError, decode, verify_hs256
@@ -191,13 +190,10 @@ async def refresh_auth(conn: HTTPConnection) -> AuthContext:
 
 async def admin_auth(conn: HTTPConnection) -> AuthContext:
     """HTTP Basic `admin:PDS_ADMIN_PASSWORD`."""
-    scheme, _, encoded = conn.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    credentials = basic_credentials(conn)
+    if credentials is None:
         raise AuthRequired()
-    try:
-        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise AuthRequired("Invalid basic authorization") from None
+    user, password = credentials
     expected = ctx_of(conn).config.admin_password.encode()
     if user != ADMIN_USER or not hmac.compare_digest(password.encode(), expected):
         raise AuthRequired("Invalid admin credentials")

@@ -3,6 +3,7 @@ parameters are refused with 400 InvalidRequest, and nothing of them is stored.""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -96,3 +97,24 @@ async def test_undecodable_parameters_are_refused(pds: Pds, value: str) -> None:
     assert_refused(r)
     r = await pds.client.get(f"/xrpc/com.atproto.sync.listRepos?cursor={value}&limit={value}")
     assert_refused(r)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Basic \xff\xfe",  # not base64: non-ASCII bytes
+        b"Basic " + base64.b64encode(b"admin:\xff\xfeadmin"),  # not UTF-8 inside
+        b"Basic !!!",
+        b"Basic",
+        b"Basic " + base64.b64encode(b"admin"),  # no colon
+    ],
+)
+async def test_admin_refuses_malformed_basic_credentials(pds: Pds, header: bytes) -> None:
+    account = await pds.create_account("alice.test")
+    params = {"did": account["did"]}
+    url = "/xrpc/com.atproto.admin.getAccountInfo"
+    r = await pds.client.get(url, params=params, headers={"authorization": header})
+    assert r.status_code == 401, r.text
+    good = b"Basic " + base64.b64encode(b"admin:admin")
+    r = await pds.client.get(url, params=params, headers={"authorization": good})
+    assert r.status_code == 200, r.text

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from tests.relay.conftest import Relay
+from tests.relay.conftest import ADMIN, Relay
 
 
 @pytest.mark.parametrize("cursor", ["\u00b2", "99999999999999999999", "-1", "1" * 5000, "x"])
@@ -21,3 +23,23 @@ async def test_request_crawl_refuses_a_bad_port(relay: Relay, port: str) -> None
     )
     assert r.status_code == 400, r.text
     assert r.json()["error"] == "InvalidRequest"
+
+
+BAD_BASIC = [
+    b"Basic \xff\xfe",  # not base64: non-ASCII bytes
+    b"Basic " + base64.b64encode(b"admin:\xff\xfe" + ADMIN.encode()),  # not UTF-8 inside
+    b"Basic " + base64.b64encode(b"\xc3admin:" + ADMIN.encode()),
+    b"Basic !!!",
+    b"Basic",
+    b"Basic " + base64.b64encode(b"admin"),  # no colon
+]
+
+
+@pytest.mark.parametrize("header", BAD_BASIC)
+async def test_admin_refuses_malformed_basic_credentials(relay: Relay, header: bytes) -> None:
+    r = await relay.client.get("/admin/pds/list", headers={"authorization": header})
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == "AuthenticationRequired"
+    good = base64.b64encode(f"admin:{ADMIN}".encode())
+    r = await relay.client.get("/admin/pds/list", headers={"authorization": b"Basic " + good})
+    assert r.status_code == 200, r.text
