@@ -2,8 +2,8 @@
 bskydocs-service-auth.md).
 
 Session tokens are HS256 JWTs under PDS_JWT_SECRET as the reference PDS issues them; failures
-answer as the reference does: no credentials -> 401 AuthenticationRequired, a bad or expired
-token -> 400 InvalidToken / ExpiredToken (clients refresh their session on ExpiredToken).
+answer as the reference does: no credentials -> 401 AuthMissing, a bad or expired token -> 400
+InvalidToken / ExpiredToken (clients refresh their session on ExpiredToken).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def _session_token(ctx: AppContext, token: str, typ: str, scopes: frozenset[str]
 def _access(conn: HTTPConnection, scopes: frozenset[str]) -> AuthContext:
     token = bearer_token(conn)
     if token is None:
-        raise AuthRequired()
+        raise AuthRequired(error="AuthMissing")
     jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, scopes)
     return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
 
@@ -180,7 +180,7 @@ async def refresh_auth(conn: HTTPConnection) -> AuthContext:
     """A refresh token (Bearer): refreshSession and deleteSession."""
     token = bearer_token(conn)
     if token is None:
-        raise AuthRequired()
+        raise AuthRequired(error="AuthMissing")
     jwt = _session_token(ctx_of(conn), token, REFRESH_TYP, frozenset({REFRESH_SCOPE}))
     jti = jwt.payload.get("jti")
     if not isinstance(jti, str):

@@ -102,7 +102,7 @@ async def test_writes_need_own_repo_and_valid_records(pds: Pds) -> None:
     r = await pds.call("com.atproto.repo.createRecord", body, token=token)
     assert r.status_code == 401 and r.json()["error"] == "AuthenticationRequired"
     r = await pds.call("com.atproto.repo.createRecord", {**body, "repo": did})
-    assert r.status_code == 401 and r.json()["error"] == "AuthenticationRequired"
+    assert r.status_code == 401 and r.json()["error"] == "AuthMissing"
     huge = {**body, "repo": did, "record": post("x" * 200_000)}
     r = await pds.call("com.atproto.repo.createRecord", huge, token=token)
     assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge"
