@@ -166,16 +166,6 @@ async def access_privileged(conn: HTTPConnection) -> AuthContext:
     return _access(conn, PRIVILEGED_SCOPES)
 
 
-async def optional_access_auth(
-    conn: HTTPConnection, *, takendown: bool = False
-) -> AuthContext | None:
-    """Like `access_auth` (with `takendown`, `access_or_takendown`), but a request without
-    credentials is anonymous (None)."""
-    if conn.headers.get("authorization") is None:
-        return None
-    return _access(conn, _ACCESS_OR_TAKENDOWN if takendown else ACCESS_SCOPES)
-
-
 async def refresh_auth(conn: HTTPConnection) -> AuthContext:
     """A refresh token (Bearer): refreshSession and deleteSession."""
     token = bearer_token(conn)

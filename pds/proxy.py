@@ -4,10 +4,11 @@
 The XrpcRouter's `fallback`: an `atproto-proxy: <did>#<service id>` header names the service,
 whose endpoint comes from that DID's document; otherwise `app.bsky.*` goes to
 PDS_BSKY_APP_VIEW_URL and `com.atproto.moderation.createReport` to PDS_REPORT_SERVICE_URL. The
-caller's session becomes a fresh service-auth JWT (ES256K under the account's key) with `aud`
-the service DID (`did#id` when the header named one) and `lxm` the method. Responses stream
-back unchanged with their content headers; upstream errors keep their status and XRPC error
-name (a 500 becomes 502 UpstreamFailure). Bodies, time and response size are bounded; outside
+caller's session (required: the reference proxies no anonymous call) becomes a fresh
+service-auth JWT (ES256K under the account's key) with `aud` the service DID (`did#id` when the
+header named one) and `lxm` the method. Responses stream back unchanged with their content
+headers; upstream errors keep their status and XRPC error name (a 500 becomes 502
+UpstreamFailure). Bodies, time and response size are bounded; outside
 dev mode a header-named service must be on a public address.
 
 Read-after-write: the appview indexes the caller's newest records a moment after they are
@@ -41,7 +42,7 @@ from atcore.xrpc.errors import (
 )
 from atcore.xrpc.router import XrpcRequest
 from pds.accounts.sessions import service_jwt
-from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, optional_access_auth
+from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, access_auth, access_or_takendown
 from pds.context import AppContext, ctx_of
 from pds.ratelimit import GLOBAL, check_limits
 
@@ -146,9 +147,11 @@ async def forward(request: Request, nsid: str) -> Response:
         raise InvalidRequest("XRPC requests only supports GET and POST")
     if nsid in PROTECTED_METHODS:
         raise InvalidRequest("Bad token method", "InvalidToken")
-    # A taken-down user may still appeal (the reference's one proxied method for them).
-    auth = await optional_access_auth(request, takendown=nsid == REPORT_METHOD)
-    if auth is not None and nsid in PRIVILEGED_METHODS and not auth.privileged:
+    # Only sessions are proxied, as by the reference (no anonymous app.bsky.* reads through a
+    # PDS). A taken-down user may still appeal (the reference's one proxied method for them).
+    verify = access_or_takendown if nsid == REPORT_METHOD else access_auth
+    auth = await verify(request)
+    if nsid in PRIVILEGED_METHODS and not auth.privileged:
         raise InvalidRequest("Bad token method", "InvalidToken")
     header = request.headers.get("atproto-proxy")
     target = await _header_target(ctx, header) if header else _default_target(ctx, nsid)
@@ -157,8 +160,7 @@ async def forward(request: Request, nsid: str) -> Response:
     url, aud = target
     headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
     headers["accept-encoding"] = request.headers.get("accept-encoding", "identity")
-    if auth is not None:
-        headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, aud, nsid)}"
+    headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, aud, nsid)}"
     content = stream_body(request, MAX_BODY) if request.method == "POST" else None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     outgoing = ctx.http.build_request(
