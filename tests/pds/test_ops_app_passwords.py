@@ -140,5 +140,17 @@ async def test_preferences_round_trip_and_scope(pds: Pds) -> None:
     assert error_of(refused) == (400, "InvalidRequest")
     assert (await pds.call(put, {"preferences": [FEEDS]}, token=app_token)).status_code == 200
     assert (await pds.call(get, token=full)).json()["preferences"] == [FEEDS, PERSONAL]
+    # A privileged app password neither: only the account password's session (the reference).
+    body = {"name": "dms", "privileged": True}
+    password = (await pds.call(CREATE_APP, body, token=full)).json()["password"]
+    privileged = (await login(pds, "carol.test", password))["accessJwt"]
+    assert (await pds.call(get, token=privileged)).json()["preferences"] == [FEEDS]
+    refused = await pds.call(put, {"preferences": [ADULT, PERSONAL]}, token=privileged)
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "InvalidRequest",
+        "message": f"Do not have authorization to set preferences: {PERSONAL['$type']}",
+    }
+    assert (await pds.call(put, {"preferences": [ADULT]}, token=privileged)).status_code == 200
+    assert (await pds.call(get, token=full)).json()["preferences"] == [ADULT, PERSONAL]
     other = await pds.create_account("dave.test")
     assert (await pds.call(get, token=other["accessJwt"])).json()["preferences"] == []
