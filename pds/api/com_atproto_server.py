@@ -150,7 +150,7 @@ async def refresh_session(req: XrpcRequest) -> dict[str, Any]:
     auth: AuthContext = req.auth
     account = await caller_account(ctx, auth.did)
     if account.takedown_ref is not None:
-        raise InvalidRequest("Account has been taken down", "AccountTakedown")
+        raise AuthRequired("Account has been taken down", "AccountTakedown")
     assert auth.token_id is not None
     try:
         tokens = await rotate_tokens(ctx, auth.did, auth.token_id)
