@@ -66,7 +66,7 @@ def _route(path: str, handler: Handler, method: str = "POST") -> Route:
             result = await handler(ctx, body)
             return JSONResponse(result if result is not None else {"success": True})
         except Exception as exc:  # every failure is a JSON error body
-            return error_response(exc, f"admin {path}")
+            return error_response(exc, f"admin {path}", request.scope)
 
     return Route(path, endpoint, methods=[method])
 
