@@ -20,7 +20,6 @@ passed through so it can tell.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Final
 from urllib.parse import urlsplit
@@ -32,7 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from atcore.errors import IdentityError, InvalidSyntax, UnsafeAddress
 from atcore.identity.netguard import check_public_host
 from atcore.syntax.did import parse_did
-from atcore.xrpc.body import stream_body
+from atcore.xrpc.body import decode_json, stream_body
 from atcore.xrpc.errors import (
     InvalidRequest,
     MethodNotImplemented,
@@ -113,12 +112,12 @@ async def _error_from(upstream: httpx.Response) -> XrpcError:
             break
     await upstream.aclose()
     error = message = None
-    try:
-        parsed = json.loads(body)
+    try:  # the body decoder: a lone surrogate in it could not be sent on to our client
+        parsed = decode_json(body)
         if isinstance(parsed, dict):
             error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
             message = parsed.get("message") if isinstance(parsed.get("message"), str) else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except InvalidRequest:
         pass
     status = 502 if upstream.status_code == 500 else upstream.status_code
     if not 400 <= status < 600:

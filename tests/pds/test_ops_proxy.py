@@ -85,6 +85,8 @@ async def test_upstream_errors_are_passed_on(proxying: Pds) -> None:
     assert error_of(bad) == (400, "BadCursor") and bad.json()["message"] == "no"
     boom = await proxying.call(nsid, params={"cursor": "boom"}, token=token)
     assert error_of(boom) == (502, "Oops")
+    lone = await proxying.call(nsid, params={"cursor": "lone"}, token=token)
+    assert error_of(lone) == (400, "InvalidRequest")
     unknown = await proxying.call("com.example.nothing", token=token)
     assert error_of(unknown) == (501, "MethodNotImplemented")
 
