@@ -43,3 +43,11 @@ async def test_admin_refuses_malformed_basic_credentials(relay: Relay, header: b
     good = base64.b64encode(f"admin:{ADMIN}".encode())
     r = await relay.client.get("/admin/pds/list", headers={"authorization": b"Basic " + good})
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("raw", ["%ED%A0%80", "%C2%B2", "%FF%FE"])
+async def test_undecodable_parameters_are_refused(relay: Relay, raw: str) -> None:
+    r = await relay.client.get(f"/xrpc/com.atproto.sync.listHosts?cursor={raw}&limit={raw}")
+    assert r.status_code == 400, r.text
+    r = await relay.client.get(f"/xrpc/com.atproto.sync.getHostStatus?hostname={raw}")
+    assert r.status_code == 400, r.text
