@@ -21,6 +21,7 @@ from atcore.errors import InvalidKey, InvalidSyntax
 from atcore.keys import PrivateKey, generate_k256, private_key_from_hex
 from atcore.syntax.did import parse_did
 from atcore.syntax.handle import is_valid_handle
+from atcore.syntax.integer import parse_integer
 
 DEFAULT_PORT: Final = 2583
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -199,12 +200,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if not value:
         return default
     try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
-    return number
+        return parse_integer(value, minimum)
+    except InvalidSyntax as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _hostname(value: str) -> str:

@@ -4,12 +4,13 @@
 The XrpcRouter's `fallback`: an `atproto-proxy: <did>#<service id>` header names the service,
 whose endpoint comes from that DID's document; otherwise `app.bsky.*` goes to
 PDS_BSKY_APP_VIEW_URL and `com.atproto.moderation.createReport` to PDS_REPORT_SERVICE_URL. The
-caller's session becomes a fresh service-auth JWT (ES256K under the account's key) with `aud`
-the service DID (`did#id` when the header named one) and `lxm` the method. Responses stream
-back unchanged with their content headers; upstream errors keep their status and XRPC error
-name (a 500 becomes 502 UpstreamFailure). Bodies, time and response size are bounded; a
-header-named service, which any user can aim, is reached through the guarded client: outside
-dev mode only on a public address, and on the very address that was checked.
+caller's session (required: the reference proxies no anonymous call) becomes a fresh
+service-auth JWT (ES256K under the account's key) with `aud` the service DID (`did#id` when the
+header named one) and `lxm` the method. Responses stream back unchanged with their content
+headers; upstream errors keep their status and XRPC error name (a 500 becomes 502
+UpstreamFailure). Bodies, time and response size are bounded; a header-named service, which any
+user can aim, is reached through the guarded client: outside dev mode only on a public address,
+and on the very address that was checked.
 
 Read-after-write: the appview indexes the caller's newest records a moment after they are
 written, and this PDS does not patch `getPostThread`/`getAuthorFeed`/`getProfile` responses with
@@ -20,7 +21,6 @@ passed through so it can tell.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Final
 
@@ -30,7 +30,7 @@ from starlette.responses import Response, StreamingResponse
 
 from atcore.errors import IdentityError, InvalidSyntax, UnsafeAddress
 from atcore.syntax.did import parse_did
-from atcore.xrpc.body import stream_body
+from atcore.xrpc.body import decode_json, stream_body
 from atcore.xrpc.errors import (
     InvalidRequest,
     MethodNotImplemented,
@@ -40,7 +40,7 @@ from atcore.xrpc.errors import (
 )
 from atcore.xrpc.router import XrpcRequest
 from pds.accounts.sessions import service_jwt
-from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, optional_access_auth
+from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, access_auth, access_or_takendown
 from pds.context import AppContext, ctx_of
 from pds.ratelimit import GLOBAL, check_limits
 
@@ -106,12 +106,12 @@ async def _error_from(upstream: httpx.Response) -> XrpcError:
             break
     await upstream.aclose()
     error = message = None
-    try:
-        parsed = json.loads(body)
+    try:  # the body decoder: a lone surrogate in it could not be sent on to our client
+        parsed = decode_json(body)
         if isinstance(parsed, dict):
             error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
             message = parsed.get("message") if isinstance(parsed.get("message"), str) else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except InvalidRequest:
         pass
     status = 502 if upstream.status_code == 500 else upstream.status_code
     if not 400 <= status < 600:
@@ -140,9 +140,11 @@ async def forward(request: Request, nsid: str) -> Response:
         raise InvalidRequest("XRPC requests only supports GET and POST")
     if nsid in PROTECTED_METHODS:
         raise InvalidRequest("Bad token method", "InvalidToken")
-    # A taken-down user may still appeal (the reference's one proxied method for them).
-    auth = await optional_access_auth(request, takendown=nsid == REPORT_METHOD)
-    if auth is not None and nsid in PRIVILEGED_METHODS and not auth.privileged:
+    # Only sessions are proxied, as by the reference (no anonymous app.bsky.* reads through a
+    # PDS). A taken-down user may still appeal (the reference's one proxied method for them).
+    verify = access_or_takendown if nsid == REPORT_METHOD else access_auth
+    auth = await verify(request)
+    if nsid in PRIVILEGED_METHODS and not auth.privileged:
         raise InvalidRequest("Bad token method", "InvalidToken")
     header = request.headers.get("atproto-proxy")
     target = await _header_target(ctx, header) if header else _default_target(ctx, nsid)
@@ -151,8 +153,7 @@ async def forward(request: Request, nsid: str) -> Response:
     url, aud, http = target
     headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
     headers["accept-encoding"] = request.headers.get("accept-encoding", "identity")
-    if auth is not None:
-        headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, aud, nsid)}"
+    headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, aud, nsid)}"
     content = stream_body(request, MAX_BODY) if request.method == "POST" else None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     outgoing = http.build_request(

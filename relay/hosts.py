@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from atcore.errors import IdentityError, UnsafeAddress
+from atcore.errors import IdentityError, InvalidSyntax, UnsafeAddress
 from atcore.identity.fetch import read_capped
 from atcore.identity.netguard import parse_ip_literal
+from atcore.syntax.integer import parse_integer
 from atcore.xrpc.errors import InvalidRequest, XrpcError
 from relay.config import TRUSTED_ACCOUNT_LIMIT, RelayConfig
 from relay.crawler import ACTIVE, BANNED, Crawler, host_url
@@ -43,8 +44,10 @@ def parse_hostname(value: str, dev_mode: bool) -> str:
     name, port = text, ""
     if not text.endswith("]") and ":" in text:
         name, port = text.rsplit(":", 1)
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise InvalidRequest(f"bad port in hostname {value[:100]!r}")
+        try:
+            port = str(parse_integer(port, 1, 65535))
+        except InvalidSyntax:
+            raise InvalidRequest(f"bad port in hostname {value[:100]!r}") from None
     local = name in _LOCAL_NAMES
     if local:
         if not dev_mode:

@@ -74,9 +74,13 @@ async def test_appview_calls_carry_verified_service_auth(proxying: Pds, standin:
     assert posted.json()["echo"] == '{"actor":"did:plc:abcdefghijklmnopqrstuvwx"}'
     assert standin.seen[-1].verified
 
-    # Anonymous calls go through without credentials.
+    # Anonymous calls are refused before anything is forwarded, as by the reference PDS.
+    calls = len(standin.seen)
     anon = await pds.call("app.bsky.feed.getFeedGenerator", params={"feed": "at://x/y/z"})
-    assert anon.status_code == 200 and standin.seen[-1].claims is None
+    assert anon.status_code == 401 and anon.json()["error"] == "AuthMissing"
+    anon = await pds.call("app.bsky.graph.muteActor", body)
+    assert anon.status_code == 401 and anon.json()["error"] == "AuthMissing"
+    assert len(standin.seen) == calls
 
 
 async def test_upstream_errors_are_passed_on(proxying: Pds) -> None:
@@ -87,6 +91,8 @@ async def test_upstream_errors_are_passed_on(proxying: Pds) -> None:
     assert error_of(bad) == (400, "BadCursor") and bad.json()["message"] == "no"
     boom = await proxying.call(nsid, params={"cursor": "boom"}, token=token)
     assert error_of(boom) == (502, "Oops")
+    lone = await proxying.call(nsid, params={"cursor": "lone"}, token=token)
+    assert error_of(lone) == (400, "InvalidRequest")
     unknown = await proxying.call("com.example.nothing", token=token)
     assert error_of(unknown) == (501, "MethodNotImplemented")
 
