@@ -7,7 +7,8 @@
  * accepted: {"e": [{"k": bytes, "p": uint, "t": link|null, "v": link}, ...], "l": link|null},
  * keys in canonical order, every head minimal, nothing after the node. The parser reads exactly
  * that byte layout, so the entry offsets it returns are where the encoder puts them. Tree links
- * (`t`, `l`) must be dag-cbor sha2-256 CIDv1s; record values any CID link. Keys are rebuilt
+ * (`t`, `l`) must be dag-cbor sha2-256 CIDv1s, record values the same or raw-codec ones (what
+ * atcore.cbor accepts; atcore.mst.node_py is this decoder on top of it). Keys are rebuilt
  * from their shared prefixes, must sort strictly, use the maximal prefix, be valid repo paths
  * and share one height (leading zero bits of their SHA-256 in 2-bit steps).
  */
@@ -138,19 +139,19 @@ static PyObject *tree_link(Reader *r, const char *what)
     return link;
 }
 
-/* A record value: tag 42 over a byte string of 0x00 and a binary CID. New reference. */
+/* A record value: tag 42 over 0x00 + a CIDv1 sha2-256 with the dag-cbor or raw codec (the
+ * CIDs atcore.cbor accepts anywhere). New reference. */
 static PyObject *value_link(Reader *r)
 {
-    const char *why = "MST entry field types must be p: int, k: bytes, v: CID link";
-    uint32_t n;
-    if (expect(r, "\xd8\x2a", 2, why) < 0 || head(r, 2, &n, why) < 0)
-        return NULL;
-    if (n < 1 || (size_t)(r->end - r->at) < n || *r->at != 0x00) {
-        fail(r, "MST entry value is not a CID link");
+    static const unsigned char prefix[] = {0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01};
+    const unsigned char *at = r->at;
+    if (r->end - at < 5 + CID_LEN || memcmp(at, prefix, sizeof prefix) != 0 ||
+        (at[6] != 0x71 && at[6] != 0x55) || at[7] != 0x12 || at[8] != 0x20) {
+        fail(r, "MST entry value is not a CIDv1 sha2-256 dag-cbor or raw link");
         return NULL;
     }
-    PyObject *value = PyBytes_FromStringAndSize((const char *)r->at + 1, n - 1);
-    r->at += n;
+    PyObject *value = PyBytes_FromStringAndSize((const char *)at + 5, CID_LEN);
+    r->at += 5 + CID_LEN;
     return value;
 }
 
