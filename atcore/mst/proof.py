@@ -32,12 +32,13 @@ def inductive_proof_nodes(store: BlockStore, new_root: CID, ops: Iterable[Record
     """The nodes of the new tree a relay needs to check `ops` and invert them (sync 1.1).
 
     Every op's key gets its proof (proof_nodes). A create also gets the inclusion proofs of its
-    two neighbouring keys in the new tree: undoing it merges the subtrees either side of it,
-    and the neighbours bound what is merged (the official commit-proof fixtures' blocksInProof
-    hold exactly these paths). A delete gets its key's whole search path down to the empty
-    link: undoing it inserts the key, which splits every node on that path below its height.
-    An update needs only its key's path. The exhaustive test checks that inverting the ops in
-    any order reads nothing outside this set.
+    two neighbouring keys in the new tree: undoing it merges the subtrees either side of it
+    along their facing edges, and sync 1.1 has the proof show those edges down to the
+    neighbours (the official commit-proof fixtures' blocksInProof hold exactly these paths,
+    even where a merge would stop sooner because one side ends). A delete gets its key's whole
+    search path down to the empty link: undoing it inserts the key, which splits every node on
+    that path below its height. An update needs only its key's path. The exhaustive test
+    checks that inverting the ops in any order reads nothing outside this set.
     """
     ns = as_node_store(store)
     found: set[bytes] = set()
