@@ -18,7 +18,11 @@ __all__ = ["proof_nodes", "covering_proof", "inductive_proof_nodes"]
 def proof_nodes(store: BlockStore, root: CID, key: str) -> set[CID]:
     """The nodes from the root down to the node holding `key` (inclusion proof), or down to
     where its absence shows (exclusion proof): the node of the key's own height, an empty
-    link above it, or the root alone when the root is lower than the key."""
+    link above it, or the root alone when the root is lower than the key.
+
+    A verifier that knows key heights needs no more. The official client's (@atproto/repo)
+    looks a key up to the empty link, so the PDS's getRecord proofs hold what tree.get reads.
+    """
     return _path(as_node_store(store), root, check_key(key))
 
 

@@ -33,14 +33,9 @@ def empty_root(store: BlockStore) -> CID:
 
 
 def get(store: BlockStore, root: CID, key: str) -> CID | None:
-    """The value stored under `key`, or None.
-
-    Only the nodes above the key's height are read: a key lives in the node of its own height,
-    so its absence shows there (or at a root lower than the key) without going further down.
-    """
+    """The value stored under `key`, or None."""
     ns = as_node_store(store)
     raw = check_key(key)
-    kh = key_height(raw)
     node = ns.root(root.cid_bytes)
     while True:
         keys = node[2]
@@ -48,7 +43,7 @@ def get(store: BlockStore, root: CID, key: str) -> CID | None:
         if i < len(keys) and keys[i] == raw:
             return CID(node[3][i])
         link = node[4][i]
-        if link is None or node[0] <= kh:
+        if link is None:
             return None
         node = ns.node(link, node[0] - 1)
 
