@@ -46,7 +46,8 @@ def _keys(store: NodeStore, root: CID) -> list[str]:
 
 
 def _covering(ranges: Ranges, key: str, floor: int) -> set[CID]:
-    """The root, and the nodes at height `floor` or above whose range holds `key`."""
+    """The root (the one node whose range is unbounded on both sides), and the nodes at height
+    `floor` or above whose range holds `key`."""
     return {
         cid
         for cid, (height, lo, hi) in ranges.items()
