@@ -13,6 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from atcore.identity.diddoc import normalize_service_url
 from atcore.identity.plc_data import did_document
 from atcore.identity.resolver import IdentityResolver
 from atcore.xrpc.client import XrpcClientError
@@ -62,12 +63,7 @@ class IdentityStep:
             raise MigrationError(f"the DID document of {self.state.did} still names another PDS")
 
     async def points_at(self, creds: dict[str, Any]) -> bool:
-        """Whether the DID document already names the new PDS and its signing key."""
-        doc = await self.resolver.refresh(self.state.did)
-        key = doc.signing_key.did_key() if doc.signing_key else None
-        return doc.pds_endpoint == self.state.new_pds and key == creds["verificationMethods"].get(
-            "atproto"
-        )
+        return await points_at(self.resolver, self.state.did, creds)
 
     async def _token(self) -> str | None:
         if self.plc_token:
@@ -92,3 +88,13 @@ class IdentityStep:
         host = self.state.did.removeprefix("did:web:").replace("%3A", ":")
         self.prompts.say(f"publish this document at https://{host}/.well-known/did.json:")
         self.prompts.say(json.dumps(did_document(self.state.did, creds), indent=2))
+
+
+async def points_at(resolver: IdentityResolver, did: str, creds: dict[str, Any]) -> bool:
+    """Whether the DID document names the PDS and signing key the new PDS recommends (its
+    own public URL, which may differ from the address this command reached it at)."""
+    doc = await resolver.refresh(did)
+    key = doc.signing_key.did_key() if doc.signing_key else None
+    endpoint = creds["services"].get("atproto_pds", {}).get("endpoint", "")
+    wanted = normalize_service_url(endpoint)
+    return doc.pds_endpoint == wanted and key == creds["verificationMethods"].get("atproto")

@@ -50,7 +50,7 @@ class Plan:
 
 
 async def migrate(plan: Plan, prompts: Prompts, http: httpx.AsyncClient) -> MigrationState:
-    resolver = IdentityResolver(plan.plc_url, http, allow_private=True, cache_ttl=0)
+    resolver = IdentityResolver(plan.plc_url, http, allow_private=True)
     did = await _resolve(resolver, plan.source)
     path = plan.state_path or states.default_path(did)
     state = states.load(path) or await _new_state(resolver, plan, did)

@@ -82,6 +82,7 @@ class Journal:
         save(self.path, self.state)
 
     def done(self, step: str) -> None:
-        self.state.mark(step)
-        self.save()
-        self._say(f"done: {step}")
+        if not self.state.is_done(step):
+            self.state.mark(step)
+            self.save()
+            self._say(f"done: {step}")

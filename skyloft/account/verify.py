@@ -11,6 +11,7 @@ from typing import Final
 from atcore.identity.resolver import IdentityResolver
 from atcore.xrpc.client import XrpcClient, XrpcClientError
 from skyloft.account.blobs import missing_blobs
+from skyloft.account.identity import points_at
 from skyloft.account.person import MigrationError
 from skyloft.account.session import Session
 from skyloft.account.state import MigrationState
@@ -34,8 +35,9 @@ async def check_migration(
         if not ok:
             failed.append(what)
 
-    doc = await resolver.refresh(state.did)
-    check(doc.pds_endpoint == state.new_pds, f"DID document names {doc.pds_endpoint}")
+    creds = await new.query("com.atproto.identity.getRecommendedDidCredentials")
+    moved = await points_at(resolver, state.did, creds)
+    check(moved, "DID document names the new PDS and its signing key")
     status = await new.query("com.atproto.server.checkAccountStatus")
     check(status["activated"] and status["validDid"], "account active on the new PDS")
     records = status["indexedRecords"]

@@ -1,0 +1,260 @@
+"""`skyloft account migrate` between two real PDS processes and the PLC directory: an account
+with posts, likes, follows, an avatar and 50 image blobs, killed in the middle of the blob copy
+and resumed (spec-account.md, "PDS Account Migration")."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.pds.conftest import PASSWORD, pds_env, plc_url  # noqa: F401
+from tests.pds.test_repo_blobs import PNG, post_with_image
+from tests.servers import running_service
+
+pytestmark = pytest.mark.integration
+NEW_PASSWORD = "another horse battery staple"
+IMAGES = 50
+
+
+class Client:
+    """One account's XRPC calls on one PDS."""
+
+    def __init__(self, http: httpx.AsyncClient, did: str = "", token: str = "") -> None:
+        self.http, self.did, self.token = http, did, token
+
+    async def call(self, nsid: str, body: Any = None, **params: Any) -> Any:
+        headers = {"authorization": f"Bearer {self.token}"} if self.token else {}
+        if isinstance(body, bytes):
+            headers["content-type"] = "image/png"
+            r = await self.http.post(f"/xrpc/{nsid}", content=body, headers=headers)
+        elif body is None:
+            r = await self.http.get(f"/xrpc/{nsid}", params=params, headers=headers)
+        else:
+            r = await self.http.post(f"/xrpc/{nsid}", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.json() if r.content else None
+
+    async def signup(self, handle: str) -> Client:
+        body = {"handle": handle, "email": f"{handle}@example.com", "password": PASSWORD}
+        made = await Client(self.http).call("com.atproto.server.createAccount", body)
+        return Client(self.http, made["did"], made["accessJwt"])
+
+    async def create(self, record: dict[str, Any], rkey: str | None = None) -> dict[str, Any]:
+        body = {"repo": self.did, "collection": record["$type"], "record": record}
+        if rkey is not None:
+            body["rkey"] = rkey
+        created: dict[str, Any] = await self.call("com.atproto.repo.createRecord", body)
+        return created
+
+    async def upload(self, data: bytes) -> dict[str, Any]:
+        blob: dict[str, Any] = (await self.call("com.atproto.repo.uploadBlob", data))["blob"]
+        return blob
+
+
+NOW = "2024-05-01T12:00:00.000Z"
+
+
+async def fill(alice: Client, friends: list[Client]) -> None:
+    """Posts (50 with an image each), likes, follows both ways, an avatar, preferences."""
+    avatar = await alice.upload(PNG + b"avatar")
+    profile = {"$type": "app.bsky.actor.profile", "displayName": "Alice", "avatar": avatar}
+    await alice.create(profile, rkey="self")
+    posts = []
+    for n in range(IMAGES):
+        # Each image distinct and big enough that the copy takes a moment.
+        image = await alice.upload(PNG + n.to_bytes(4, "big") + os.urandom(64 * 1024))
+        posts.append(await alice.create({**post_with_image(image), "text": f"picture {n}"}))
+    for n in range(10):
+        await alice.create({"$type": "app.bsky.feed.post", "text": f"words {n}", "createdAt": NOW})
+    for target in posts[:5]:
+        subject = {"uri": target["uri"], "cid": target["cid"]}
+        await alice.create({"$type": "app.bsky.feed.like", "subject": subject, "createdAt": NOW})
+    for friend in friends:
+        await alice.create(
+            {"$type": "app.bsky.graph.follow", "subject": friend.did, "createdAt": NOW}
+        )
+        await friend.create(
+            {"$type": "app.bsky.graph.follow", "subject": alice.did, "createdAt": NOW}
+        )
+    prefs = [{"$type": "app.bsky.actor.defs#adultContentPref", "enabled": True}]
+    await alice.call("app.bsky.actor.putPreferences", {"preferences": prefs})
+
+
+def migrate_command(did: str, new_url: str, plc: str, state: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "skyloft",
+        "account",
+        "migrate",
+        "--from",
+        did,
+        "--to",
+        new_url,
+        "--plc",
+        plc,
+        "--state",
+        str(state),
+        *extra,
+    ]
+
+
+MIGRATE_ENV = {**os.environ, "SKYLOFT_OLD_PASSWORD": PASSWORD, "SKYLOFT_NEW_PASSWORD": NEW_PASSWORD}
+
+
+def read_until(proc: subprocess.Popen[str], pattern: str, seen: list[str]) -> re.Match[str]:
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        seen.append(line)
+        found = re.search(pattern, line)
+        if found:
+            return found
+    raise AssertionError(f"no {pattern!r} in:\n{''.join(seen)}")
+
+
+def mailed_code(log: Path, after: int) -> str:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        codes = re.findall(r"Your code: (\S+)", log.read_text()[after:])
+        if codes:
+            return codes[-1]
+        time.sleep(0.1)
+    raise AssertionError("the old PDS logged no code")
+
+
+@pytest.fixture
+def servers(tmp_path: Path, plc_url: str) -> Iterator[tuple[str, str]]:  # noqa: F811
+    with running_service("pds", tmp_path / "old", env=pds_env(plc_url)) as old_url:
+        with running_service("pds", tmp_path / "new", env=pds_env(plc_url)) as new_url:
+            yield old_url, new_url
+
+
+@pytest.fixture
+async def clients(servers: tuple[str, str]) -> AsyncIterator[tuple[Client, Client]]:
+    async with AsyncExitStack() as stack:
+        old_http = await stack.enter_async_context(httpx.AsyncClient(base_url=servers[0]))
+        new_http = await stack.enter_async_context(httpx.AsyncClient(base_url=servers[1]))
+        yield Client(old_http), Client(new_http)
+
+
+async def test_migrate_killed_during_blob_copy_then_resumed(
+    tmp_path: Path,
+    plc_url: str,  # noqa: F811
+    servers: tuple[str, str],
+    clients: tuple[Client, Client],
+) -> None:
+    old_url, new_url = servers
+    old, new = clients
+    alice = await old.signup("alice.test")
+    friends = [await old.signup("bob.test"), await new.signup("carol.test")]
+    await fill(alice, friends)
+    records_before = (await alice.call("com.atproto.server.checkAccountStatus"))["indexedRecords"]
+    assert records_before == 1 + IMAGES + 10 + 5 + 2
+    state = tmp_path / "migration.json"
+    command = migrate_command(alice.did, new_url, plc_url, state)
+    old_log = tmp_path / "pds-old.log"
+
+    # First run: killed as soon as the blob copy has started.
+    seen: list[str] = []
+    with subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=MIGRATE_ENV
+    ) as first:
+        try:
+            progress = read_until(first, r"^blobs \[.*\] (\d+)/(\d+)", seen)
+        finally:
+            os.kill(first.pid, signal.SIGKILL)
+    assert int(progress.group(2)) == IMAGES + 1
+    saved = json.loads(state.read_text())
+    assert saved["done"] == ["account", "repo"]
+    moving = Client(new.http, alice.did)
+    moving.token = (
+        await new.call(
+            "com.atproto.server.createSession", {"identifier": alice.did, "password": NEW_PASSWORD}
+        )
+    )["accessJwt"]
+    missing = (await moving.call("com.atproto.repo.listMissingBlobs", limit=1000))["blobs"]
+    assert 0 < len(missing) < IMAGES + 1, "the kill did not land in the middle of the copy"
+    session = await moving.call("com.atproto.server.getSession")
+    assert session["active"] is False
+    assert (await alice.call("com.atproto.server.getSession"))["active"] is True
+
+    dry = subprocess.run(
+        [*command, "--dry-run"], capture_output=True, text=True, env=MIGRATE_ENV, timeout=60
+    )
+    assert dry.returncode == 0, dry.stderr
+    assert "done  repo" in dry.stderr and "todo  blobs" in dry.stderr
+    assert json.loads(state.read_text()) == saved
+
+    # Second run: continues with the blobs, then waits for the code on standard input.
+    mail_start = len(old_log.read_text())
+    seen = []
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=MIGRATE_ENV
+    ) as second:
+        assert second.stdin is not None and second.stderr is not None
+        read_until(second, r"mailed a code", seen)
+        assert any(line.startswith("done: blobs") for line in seen)
+        second.stdin.write(mailed_code(old_log, mail_start) + "\n")
+        second.stdin.close()
+        rest = second.stderr.read()
+        exit_status = second.wait(60)
+    assert exit_status == 0, "".join(seen) + rest
+    for check in ("DID document names", "records", "blobs", "deactivated on the old"):
+        assert re.search(rf"^ok: .*{check}", rest, re.M), rest
+    assert "FAILED" not in rest
+
+    # Everything is where it should be.
+    doc = httpx.get(f"{plc_url}/{alice.did}").json()
+    assert doc["service"][0]["serviceEndpoint"] == new_url.replace("127.0.0.1", "localhost")
+    status = await moving.call("com.atproto.server.checkAccountStatus")
+    assert status["activated"] and status["validDid"]
+    assert status["indexedRecords"] == records_before
+    assert status["expectedBlobs"] == status["importedBlobs"] == IMAGES + 1
+    assert (await alice.call("com.atproto.server.checkAccountStatus"))["activated"] is False
+    profile = await moving.call(
+        "com.atproto.repo.getRecord",
+        repo=alice.did,
+        collection="app.bsky.actor.profile",
+        rkey="self",
+    )
+    avatar = profile["value"]["avatar"]["ref"]["$link"]
+    served = await new.http.get(
+        "/xrpc/com.atproto.sync.getBlob", params={"did": alice.did, "cid": avatar}
+    )
+    assert served.content == PNG + b"avatar"
+    prefs = await moving.call("app.bsky.actor.getPreferences")
+    assert prefs["preferences"][0]["$type"] == "app.bsky.actor.defs#adultContentPref"
+    # Followers on both servers still follow the same DID, which now resolves to the new PDS.
+    for friend in friends:
+        follows = await friend.call(
+            "com.atproto.repo.listRecords", repo=friend.did, collection="app.bsky.graph.follow"
+        )
+        assert [f["value"]["subject"] for f in follows["records"]] == [alice.did]
+    described = await new.call("com.atproto.repo.describeRepo", repo=alice.did)
+    assert described["handle"] == "alice.test" and described["handleIsCorrect"]
+    # The moved account writes on its new home.
+    await moving.create({"$type": "app.bsky.feed.post", "text": "moved", "createdAt": NOW})
+
+    # A third run has nothing left to do.
+    again = subprocess.run(
+        command,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=MIGRATE_ENV,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "done:" not in again.stderr
