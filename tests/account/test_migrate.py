@@ -258,3 +258,51 @@ async def test_migrate_killed_during_blob_copy_then_resumed(
     )
     assert again.returncode == 0, again.stderr
     assert "done:" not in again.stderr
+
+
+def run(command: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*command, *extra],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=MIGRATE_ENV,
+        timeout=120,
+    )
+
+
+async def test_migrate_pauses_for_the_plc_code_and_survives_a_wrong_one(
+    tmp_path: Path,
+    plc_url: str,  # noqa: F811
+    servers: tuple[str, str],
+    clients: tuple[Client, Client],
+) -> None:
+    old, _ = clients
+    dave = await old.signup("dave.test")
+    await dave.create({"$type": "app.bsky.feed.post", "text": "hello", "createdAt": NOW})
+    state = tmp_path / "dave.json"
+    command = migrate_command(dave.did, servers[1], plc_url, state)
+    old_log = tmp_path / "pds-old.log"
+
+    # No code on standard input: everything but the identity is done, and the run pauses.
+    mail_start = len(old_log.read_text())
+    paused = run(command)
+    assert paused.returncode == 3, paused.stderr
+    assert "--plc-token" in paused.stderr
+    saved = json.loads(state.read_text())
+    assert saved["done"] == ["account", "repo", "blobs", "preferences"]
+    assert saved["plc_operation"] is None
+    code = mailed_code(old_log, mail_start)
+
+    # A wrong code is refused by the old PDS; nothing changes and no new mail is asked for.
+    wrong = run(command, "--plc-token", "AAAAA-BBBBB")
+    assert wrong.returncode == 1 and "InvalidToken" in wrong.stderr, wrong.stderr
+    assert json.loads(state.read_text()) == saved
+    assert len(re.findall("Your code", old_log.read_text()[mail_start:])) == 1
+    assert (await dave.call("com.atproto.server.getSession"))["active"] is True
+
+    done = run(command, "--plc-token", code)
+    assert done.returncode == 0, done.stderr
+    assert "migration complete" in done.stderr
+    assert json.loads(state.read_text())["done"][-1] == "verify"
+    assert (await dave.call("com.atproto.server.getSession"))["active"] is False
