@@ -13,15 +13,17 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from skyloft.services import ServiceProcess
 from tests.pds.conftest import PASSWORD, pds_env, plc_url  # noqa: F401
 from tests.pds.test_repo_blobs import PNG, post_with_image
-from tests.servers import running_service
+from tests.relay.conftest import relay_env
 
 pytestmark = pytest.mark.integration
 NEW_PASSWORD = "another horse battery staple"
@@ -134,28 +136,47 @@ def mailed_code(log: Path, after: int) -> str:
     raise AssertionError("the old PDS logged no code")
 
 
-@pytest.fixture
-def servers(tmp_path: Path, plc_url: str) -> Iterator[tuple[str, str]]:  # noqa: F811
-    with running_service("pds", tmp_path / "old", env=pds_env(plc_url)) as old_url:
-        with running_service("pds", tmp_path / "new", env=pds_env(plc_url)) as new_url:
-            yield old_url, new_url
+@dataclass(frozen=True)
+class Network:
+    old: str
+    new: str
+    relay: str
 
 
 @pytest.fixture
-async def clients(servers: tuple[str, str]) -> AsyncIterator[tuple[Client, Client]]:
+def servers(tmp_path: Path, plc_url: str) -> Iterator[Network]:  # noqa: F811
+    """A relay and two PDSes that ask it to crawl them; all stopped at once at the end, so
+    no PDS waits out its grace period for the relay's subscription."""
+    services: list[ServiceProcess] = []
+    try:
+        relay = ServiceProcess("relay", tmp_path / "relay", env=relay_env(plc_url))
+        services.append(relay)
+        crawled = pds_env(plc_url, PDS_CRAWLERS=relay.url)
+        for name in ("old", "new"):
+            services.append(ServiceProcess("pds", tmp_path / name, env=crawled))
+        yield Network(services[1].url, services[2].url, relay.url)
+    finally:
+        for service in services:
+            service.terminate()
+        for service in services:
+            assert service.stop() == 0, service.log_tail()
+
+
+@pytest.fixture
+async def clients(servers: Network) -> AsyncIterator[tuple[Client, Client]]:
     async with AsyncExitStack() as stack:
-        old_http = await stack.enter_async_context(httpx.AsyncClient(base_url=servers[0]))
-        new_http = await stack.enter_async_context(httpx.AsyncClient(base_url=servers[1]))
+        old_http = await stack.enter_async_context(httpx.AsyncClient(base_url=servers.old))
+        new_http = await stack.enter_async_context(httpx.AsyncClient(base_url=servers.new))
         yield Client(old_http), Client(new_http)
 
 
 async def test_migrate_killed_during_blob_copy_then_resumed(
     tmp_path: Path,
     plc_url: str,  # noqa: F811
-    servers: tuple[str, str],
+    servers: Network,
     clients: tuple[Client, Client],
 ) -> None:
-    old_url, new_url = servers
+    new_url = servers.new
     old, new = clients
     alice = await old.signup("alice.test")
     friends = [await old.signup("bob.test"), await new.signup("carol.test")]
@@ -163,7 +184,7 @@ async def test_migrate_killed_during_blob_copy_then_resumed(
     records_before = (await alice.call("com.atproto.server.checkAccountStatus"))["indexedRecords"]
     assert records_before == 1 + IMAGES + 10 + 5 + 2
     state = tmp_path / "migration.json"
-    command = migrate_command(alice.did, new_url, plc_url, state)
+    command = migrate_command(alice.did, new_url, plc_url, state, "--relay", servers.relay)
     old_log = tmp_path / "pds-old.log"
 
     # First run: killed as soon as the blob copy has started.
@@ -211,7 +232,7 @@ async def test_migrate_killed_during_blob_copy_then_resumed(
         rest = second.stderr.read()
         exit_status = second.wait(60)
     assert exit_status == 0, "".join(seen) + rest
-    for check in ("DID document names", "records", "blobs", "deactivated on the old"):
+    for check in ("DID document names", "records", "blobs", "deactivated on the old", "relay"):
         assert re.search(rf"^ok: .*{check}", rest, re.M), rest
     assert "FAILED" not in rest
 
@@ -274,14 +295,14 @@ def run(command: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
 async def test_migrate_pauses_for_the_plc_code_and_survives_a_wrong_one(
     tmp_path: Path,
     plc_url: str,  # noqa: F811
-    servers: tuple[str, str],
+    servers: Network,
     clients: tuple[Client, Client],
 ) -> None:
     old, _ = clients
     dave = await old.signup("dave.test")
     await dave.create({"$type": "app.bsky.feed.post", "text": "hello", "createdAt": NOW})
     state = tmp_path / "dave.json"
-    command = migrate_command(dave.did, servers[1], plc_url, state)
+    command = migrate_command(dave.did, servers.new, plc_url, state)
     old_log = tmp_path / "pds-old.log"
 
     # No code on standard input: everything but the identity is done, and the run pauses.
