@@ -51,7 +51,7 @@ class Plan:
 
 async def migrate(plan: Plan, prompts: Prompts, http: httpx.AsyncClient) -> MigrationState:
     resolver = IdentityResolver(plan.plc_url, http, allow_private=True)
-    did = await _resolve(resolver, plan.source)
+    did = await resolve_account(resolver, plan.source)
     path = plan.state_path or states.default_path(did)
     state = states.load(path) or await _new_state(resolver, plan, did)
     if _url(plan.new_pds) != state.new_pds:
@@ -94,7 +94,8 @@ async def migrate(plan: Plan, prompts: Prompts, http: httpx.AsyncClient) -> Migr
     return state
 
 
-async def _resolve(resolver: IdentityResolver, source: str) -> str:
+async def resolve_account(resolver: IdentityResolver, source: str) -> str:
+    """The DID a `HANDLE_OR_DID` argument names."""
     if is_valid_did(source):
         return source
     did = await resolver.resolve_handle(source.removeprefix("@"))
