@@ -8,9 +8,11 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +21,7 @@ import httpx
 from tests.account.conftest import NOW, Client, mailed_code, read_until
 from tests.pds.conftest import PASSWORD
 from tests.pds.smtp_server import Inbox
-from tests.pds.test_repo_blobs import PNG, post_with_image
+from tests.pds.test_repo_blobs import post_with_image
 
 NEW_PASSWORD = "another horse battery staple"
 IMAGES = 50
@@ -29,16 +31,32 @@ MIGRATE_ENV = {**os.environ, "SKYLOFT_OLD_PASSWORD": PASSWORD, "SKYLOFT_NEW_PASS
 CODE = re.compile(r"\b[A-Z2-7]{5}-[A-Z2-7]{5}\b")
 
 
+def png(width: int, height: int) -> bytes:
+    """A valid PNG of random pixels (the reference PDS refuses corrupt images)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
+
+    rows = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunks = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunks
+
+
+AVATAR = png(32, 32)
+
+
 async def fill(alice: Client, friends: list[Client]) -> int:
     """Posts (50 with an image each), likes, follows both ways, an avatar, preferences; the
     number of records written."""
-    avatar = await alice.upload(PNG + b"avatar")
+    avatar = await alice.upload(AVATAR)
     profile = {"$type": "app.bsky.actor.profile", "displayName": "Alice", "avatar": avatar}
     await alice.create(profile, rkey="self")
     posts = []
     for n in range(IMAGES):
-        # Each image distinct and big enough that the copy takes a moment.
-        image = await alice.upload(PNG + n.to_bytes(4, "big") + os.urandom(64 * 1024))
+        # Each image distinct and big enough (about 70 kB) that the copy takes a moment.
+        image = await alice.upload(png(150, 150))
         posts.append(await alice.create({**post_with_image(image), "text": f"picture {n}"}))
     for n in range(10):
         await alice.create({"$type": "app.bsky.feed.post", "text": f"words {n}", "createdAt": NOW})
@@ -167,7 +185,7 @@ async def check_moved(
     served = await moving.http.get(
         "/xrpc/com.atproto.sync.getBlob", params={"did": alice.did, "cid": avatar}
     )
-    assert served.content == PNG + b"avatar"
+    assert served.content == AVATAR
     prefs = await moving.call("app.bsky.actor.getPreferences")
     assert prefs["preferences"][0]["$type"] == "app.bsky.actor.defs#adultContentPref"
     for friend in friends:
