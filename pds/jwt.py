@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
-from atcore.keys import PrivateKey, PublicKey
+from atcore.jwt import ES_ALG, b64url, json_segment
+from atcore.keys import PublicKey
 
 # A session token is ~300 bytes; anything far larger is not ours.
 MAX_TOKEN_LENGTH: Final = 4096
-_ES_ALG: Final = {"k256": "ES256K", "p256": "ES256"}
 
 
 class JwtError(ValueError):
@@ -42,7 +42,7 @@ class Jwt:
 
     def verify_key(self, key: PublicKey) -> None:
         """Check the ES256K/ES256 signature against `key`."""
-        if self.header.get("alg") != _ES_ALG[key.curve]:
+        if self.header.get("alg") != ES_ALG[key.curve]:
             raise JwtError(f"token alg {self.header.get('alg')!r} does not match the key")
         if not key.verify(self.signing_input, self.signature):
             raise JwtError("jwt signature does not match jwt issuer")
@@ -55,10 +55,6 @@ class Jwt:
             raise JwtError("Token has expired", expired=True)
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _unb64url(text: str) -> bytes:
     if "=" in text:
         raise JwtError("jwt segments are unpadded base64url")
@@ -66,10 +62,6 @@ def _unb64url(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise JwtError("jwt segment is not base64url") from None
-
-
-def _json_segment(value: dict[str, Any]) -> str:
-    return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
 def _object(segment: str, what: str) -> dict[str, Any]:
@@ -100,7 +92,7 @@ def _hs256(signing_input: bytes, secret: str) -> bytes:
 
 
 def encode_hs256(payload: dict[str, Any], secret: str, typ: str) -> str:
-    signing_input = f"{_json_segment({'typ': typ, 'alg': 'HS256'})}.{_json_segment(payload)}"
+    signing_input = f"{json_segment({'typ': typ, 'alg': 'HS256'})}.{json_segment(payload)}"
     return f"{signing_input}.{b64url(_hs256(signing_input.encode(), secret))}"
 
 
@@ -113,10 +105,3 @@ def verify_hs256(token: str, secret: str, *, now: float | None = None) -> Jwt:
         raise JwtError("Token could not be verified")
     jwt.check_expiry(now)
     return jwt
-
-
-def encode_es(payload: dict[str, Any], key: PrivateKey) -> str:
-    """A token signed by `key` (ES256K for K-256, ES256 for P-256), `typ` JWT."""
-    header = {"typ": "JWT", "alg": _ES_ALG[key.public_key().curve]}
-    signing_input = f"{_json_segment(header)}.{_json_segment(payload)}"
-    return f"{signing_input}.{b64url(key.sign(signing_input.encode()))}"

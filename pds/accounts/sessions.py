@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from atcore.errors import IdentityError
 from atcore.identity.plc_data import did_document
+from atcore.jwt import encode_es
 from atcore.xrpc.errors import InvalidRequest
 from pds.accounts.app_passwords import AppPassword
 from pds.accounts.store import Account
@@ -26,7 +27,7 @@ from pds.auth import (
     TAKENDOWN_SCOPE,
 )
 from pds.context import AppContext
-from pds.jwt import encode_es, encode_hs256
+from pds.jwt import encode_hs256
 
 ACCESS_SECONDS: Final = 2 * 60 * 60
 REFRESH_SECONDS: Final = 90 * 24 * 60 * 60
