@@ -24,7 +24,7 @@ from atcore.commit import verify_commit
 from atcore.datamodel import blob_refs
 from atcore.keys import parse_did_key
 from atcore.mst import walk
-from atcore.repo import read_head
+from atcore.repo import RepoHead, read_head
 from skyloft.account.session import Session
 
 MANIFEST: Final = "backup.json"
@@ -108,10 +108,8 @@ class BackupReport:
     blobs: int
 
 
-def verify_backup(out: Path) -> BackupReport:
-    """Check every block hash, the MST, the head commit's signature against the key recorded at
-    backup time, every record, and that every blob a record references is there and intact.
-    ValueError (or MissingBlock) names the first problem."""
+def load_repo(out: Path) -> tuple[Manifest, MemoryBlockStore, RepoHead]:
+    """The backup's manifest, every block of its segments (each hash-checked) and its head."""
     manifest = load_manifest(out)
     if manifest is None or not manifest.segments or manifest.rev is None:
         raise ValueError(f"{out} holds no backup ({MANIFEST} missing or empty)")
@@ -127,6 +125,15 @@ def verify_backup(out: Path) -> BackupReport:
     head = read_head(store, root)
     if head.commit is None or head.commit.did != manifest.did or head.commit.rev != manifest.rev:
         raise ValueError(f"the last segment is not the commit of {manifest.did} at {manifest.rev}")
+    return manifest, store, head
+
+
+def verify_backup(out: Path) -> BackupReport:
+    """Check every block hash, the MST, the head commit's signature against the key recorded at
+    backup time, every record, and that every blob a record references is there and intact.
+    ValueError (or MissingBlock) names the first problem."""
+    manifest, store, head = load_repo(out)
+    assert head.commit is not None
     if not verify_commit(head.commit, parse_did_key(manifest.signing_key)):
         raise ValueError(f"the head commit's signature does not verify with {manifest.signing_key}")
     records = walk.validate_tree(store, head.data)
@@ -142,4 +149,5 @@ def verify_backup(out: Path) -> BackupReport:
     for name in sorted(present):
         if cid_for_raw((out / "blobs" / name).read_bytes()).encode() != name:
             raise ValueError(f"blob {name}: its bytes do not match its CID")
+    assert manifest.rev is not None
     return BackupReport(manifest.did, manifest.rev, records, len(present))

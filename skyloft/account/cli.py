@@ -1,9 +1,9 @@
-"""`skyloft account migrate | rotation-key add | backup | verify-backup`: a person's own
-account tools (spec-account.md, guide-account-migration.md, guide-account-recovery.md).
+"""`skyloft account migrate | rotation-key add | backup | verify-backup | recover`: a person's
+own account tools (spec-account.md, guide-account-migration.md, guide-account-recovery.md).
 
 Passwords never come from the command line (where other users of the machine can read them):
 they are asked at the terminal or read from SKYLOFT_OLD_PASSWORD / SKYLOFT_NEW_PASSWORD
-(migrate) and SKYLOFT_PASSWORD (the others).
+(migrate; recover reads the new one) and SKYLOFT_PASSWORD (the others).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ import httpx
 from atcore.errors import IdentityError, MissingBlock
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
+from atcore.keys import private_key_from_hex
 from atcore.xrpc.client import XrpcClientError
 from skyloft.account.backup import Manifest, backup, load_manifest, verify_backup
 from skyloft.account.blobs import BlobsMissing
 from skyloft.account.migrate import Plan, migrate, resolve_account
 from skyloft.account.person import MigrationError, MigrationPaused
+from skyloft.account.recover import recover
 from skyloft.account.rotation_key import add_rotation_key
 from skyloft.account.session import Session
 
@@ -76,6 +78,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keep.add_argument("--plc", help=f"PLC directory (SKYLOFT_PLC_URL; default {DEFAULT_PLC})")
     keep.add_argument("--no-preferences", action="store_true", help="skip them (no password)")
     keep.set_defaults(run=run_backup)
+
+    rescue = commands.add_parser(
+        "recover", help="move to a new PDS without the old one: a backup and your rotation key"
+    )
+    rescue.add_argument("--backup", required=True, type=Path, metavar="DIR")
+    rescue.add_argument("--rotation-key", required=True, type=Path, metavar="FILE")
+    rescue.add_argument("--to", dest="new_pds", required=True, metavar="URL", help="the new PDS")
+    rescue.add_argument("--new-handle", help="the handle on the new PDS (default: the current)")
+    rescue.add_argument("--email", required=True, help="the email on the new PDS")
+    rescue.add_argument("--invite-code", help="an invite code of the new PDS")
+    rescue.add_argument("--plc", help=f"PLC directory (SKYLOFT_PLC_URL; default {DEFAULT_PLC})")
+    rescue.set_defaults(run=run_recover)
 
     check = commands.add_parser("verify-backup", help="check a backup made by `backup`")
     check.add_argument("dir", type=Path)
@@ -206,6 +220,22 @@ def run_backup(args: argparse.Namespace) -> int:
         size, blobs = await backup(pds, manifest, args.out, not args.no_preferences)
         print(f"backup of {did} at rev {manifest.rev}: {size} new repository bytes", end="")
         print(f", {blobs} new blobs")
+
+    return _run(work)
+
+
+def run_recover(args: argparse.Namespace) -> int:
+    async def work(http: httpx.AsyncClient) -> None:
+        key = private_key_from_hex("k256", args.rotation_key.read_text().strip())
+        plc_url = _plc_url(args)
+        resolver = IdentityResolver(plc_url, http, allow_private=True)
+        new = Session(args.new_pds, http)
+        password = _password("SKYLOFT_NEW_PASSWORD", "password on the new PDS: ")
+        account = {"handle": args.new_handle, "email": args.email, "inviteCode": args.invite_code}
+        did = await recover(
+            args.backup, key, new, PlcClient(plc_url, http), resolver, password, account
+        )
+        print(f"recovered {did} onto {args.new_pds}")
 
     return _run(work)
 

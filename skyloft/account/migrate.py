@@ -54,8 +54,8 @@ async def migrate(plan: Plan, prompts: Prompts, http: httpx.AsyncClient) -> Migr
     did = await resolve_account(resolver, plan.source)
     path = plan.state_path or states.default_path(did)
     state = states.load(path) or await _new_state(resolver, plan, did)
-    if _url(plan.new_pds) != state.new_pds:
-        raise MigrationError(f"{path} is a migration to {state.new_pds}, not {plan.new_pds}")
+    if (state.did, state.new_pds) != (did, _url(plan.new_pds)):
+        raise MigrationError(f"{path} moves {state.did} to {state.new_pds}, not this migration")
     prompts.say(f"state file: {path}")
     if plan.dry_run:
         _describe(state, prompts)
@@ -178,7 +178,7 @@ async def _account(
 
 
 async def _import(state: MigrationState, old: Session, new: Session) -> bool:
-    """Import the old repository unless the new PDS has its current rev; True if it did."""
+    """Import the old repository unless its latest rev is the one imported; True if it did."""
     latest = await old.query("com.atproto.sync.getLatestCommit", {"did": state.did})
     if latest["rev"] == state.imported_rev:
         return False

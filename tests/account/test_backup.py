@@ -92,18 +92,11 @@ async def test_incremental_backup_and_its_check(
     assert broken.returncode == 1 and broken.stderr.startswith("error: ")
 
 
-async def test_rotation_key_above_the_pds_key(
-    tmp_path: Path, plc_url: str, servers: Network, clients: tuple[Client, Client]
-) -> None:
-    old, _ = clients
-    fay = await old.signup("fay.test")
-    plc = PlcClient(plc_url, old.http)
-    before = (await plc.get_document_data(fay.did))["rotationKeys"]
-    key_file = tmp_path / "fay.key"
-    log = tmp_path / "pds-old.log"
+def add_rotation_key(plc_url: str, did: str, key_file: Path, log: Path) -> str:
+    """`skyloft account rotation-key add`, the mailed code on stdin; what it printed."""
     mail_start = len(log.read_text())
     command = [sys.executable, "-m", "skyloft", "account", "rotation-key", "add"]
-    command += ["--account", fay.did, "--out", str(key_file), "--plc", plc_url]
+    command += ["--account", did, "--out", str(key_file), "--plc", plc_url]
     seen: list[str] = []
     with subprocess.Popen(
         command,
@@ -119,6 +112,18 @@ async def test_rotation_key_above_the_pds_key(
         proc.stdin.close()
         printed = proc.stdout.read()
         assert proc.wait(60) == 0, "".join(seen)
+    return printed
+
+
+async def test_rotation_key_above_the_pds_key(
+    tmp_path: Path, plc_url: str, servers: Network, clients: tuple[Client, Client]
+) -> None:
+    old, _ = clients
+    fay = await old.signup("fay.test")
+    plc = PlcClient(plc_url, old.http)
+    before = (await plc.get_document_data(fay.did))["rotationKeys"]
+    key_file = tmp_path / "fay.key"
+    printed = add_rotation_key(plc_url, fay.did, key_file, tmp_path / "pds-old.log")
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     key = private_key_from_hex("k256", key_file.read_text().strip())
     mine = key.public_key().did_key()
