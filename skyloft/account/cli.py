@@ -1,5 +1,6 @@
-"""`skyloft account migrate | rotation-key add | backup | verify-backup | recover`: a person's
-own account tools (spec-account.md, guide-account-migration.md, guide-account-recovery.md).
+"""`skyloft account migrate | rotation-key add | rotation-key undo | backup | verify-backup |
+recover`: a person's own account tools (spec-account.md, guide-account-migration.md,
+guide-account-recovery.md).
 
 Passwords never come from the command line (where other users of the machine can read them):
 they are asked at the terminal or read from SKYLOFT_OLD_PASSWORD / SKYLOFT_NEW_PASSWORD
@@ -29,7 +30,7 @@ from skyloft.account.blobs import BlobsMissing
 from skyloft.account.migrate import Plan, migrate, resolve_account
 from skyloft.account.person import MigrationError, MigrationPaused
 from skyloft.account.recover import recover
-from skyloft.account.rotation_key import add_rotation_key
+from skyloft.account.rotation_key import add_rotation_key, undo_operations
 from skyloft.account.session import Session
 
 DEFAULT_PLC: Final = "https://plc.directory"
@@ -71,6 +72,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("--out", required=True, type=Path, help="file for the private key (new)")
     _plc_arguments(add)
     add.set_defaults(run=run_rotation_key_add)
+    undo = rotation_commands.add_parser(
+        "undo", help="within 72 hours, nullify operations a server signed against your will"
+    )
+    undo.add_argument("--account", required=True, metavar="HANDLE_OR_DID")
+    undo.add_argument("--rotation-key", required=True, type=Path, metavar="FILE")
+    undo.add_argument("--count", type=int, default=1, help="how many last operations (1)")
+    undo.add_argument("--plc", help=f"PLC directory (SKYLOFT_PLC_URL; default {DEFAULT_PLC})")
+    undo.set_defaults(run=run_rotation_key_undo)
 
     keep = commands.add_parser("backup", help="a local, incremental copy of an account")
     keep.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -195,6 +204,18 @@ def run_rotation_key_add(args: argparse.Namespace) -> int:
         key = await add_rotation_key(pds, plc, did, args.out, args.plc_token, TerminalPrompts())
         print(f"private key (hex, shown once; also in {args.out}): {key.hex()}")
         print(f"rotation key {key.public_key().did_key()} now comes first for {did}")
+
+    return _run(work)
+
+
+def run_rotation_key_undo(args: argparse.Namespace) -> int:
+    async def work(http: httpx.AsyncClient) -> None:
+        key = private_key_from_hex("k256", args.rotation_key.read_text().strip())
+        plc_url = _plc_url(args)
+        resolver = IdentityResolver(plc_url, http, allow_private=True)
+        did = await resolve_account(resolver, args.account)
+        for cid in await undo_operations(PlcClient(plc_url, http), did, key, args.count):
+            print(f"undone: {cid}")
 
     return _run(work)
 

@@ -1,5 +1,6 @@
-"""`skyloft account rotation-key add`: a K-256 rotation key the person keeps, listed above the
-PDS's own (plc-did-method-spec-v0.1.md, "Rotation Keys"; guide-account-recovery.md).
+"""`skyloft account rotation-key add | undo`: a K-256 rotation key the person keeps, listed
+above the PDS's own, and using it to undo operations (plc-did-method-spec-v0.1.md, "Key
+Rotation & Account Recovery"; guide-account-recovery.md).
 
 With it the person can sign PLC operations without any PDS: move the DID when the server is
 gone, or, within the 72-hour recovery window, override an operation a server signed against
@@ -13,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Final
 
+from atcore.identity.plc import sign_operation, update_op
 from atcore.identity.plc_client import PlcClient
 from atcore.keys import PrivateKey, generate_k256
 from skyloft.account.person import MigrationError, MigrationPaused, Prompts
@@ -63,3 +65,16 @@ async def add_rotation_key(
     if now[:1] != [did_key]:
         raise MigrationError(f"the PLC directory lists {now}, not {did_key} first")
     return key
+
+
+async def undo_operations(plc: PlcClient, did: str, key: PrivateKey, count: int) -> list[str]:
+    """Nullify the DID's last `count` operations by restoring the state before them, signed by
+    `key`; the CIDs undone. The directory allows it only within 72 hours of the first one
+    undone, and only if `key` is listed before the key that signed it."""
+    chain = [entry for entry in await plc.get_audit_log(did) if not entry["nullified"]]
+    if not 0 < count < len(chain):
+        raise MigrationError(f"{did} has {len(chain) - 1} operation(s) after its creation")
+    base = chain[-1 - count]
+    restore = update_op(base["operation"], base["cid"])
+    await plc.submit(did, sign_operation(restore, key))
+    return [entry["cid"] for entry in chain[-count:]]

@@ -17,7 +17,7 @@ import pytest
 from atcore.car import read_car
 from atcore.identity.plc import op_cid, sign_operation, update_op
 from atcore.identity.plc_client import PlcClient
-from atcore.keys import private_key_from_hex
+from atcore.keys import generate_k256, private_key_from_hex
 from tests.account.conftest import NOW, Client, Network, mailed_code, read_until
 from tests.pds.conftest import PASSWORD
 from tests.pds.test_repo_blobs import PNG, post_with_image
@@ -130,6 +130,32 @@ async def test_rotation_key_above_the_pds_key(
     assert key.hex() in printed and mine in printed
     after = (await plc.get_document_data(fay.did))["rotationKeys"]
     assert after == [mine, *before]
+
+    # The PDS signs away the person's key (as a server acting against their will would) ...
+    log = tmp_path / "pds-old.log"
+    mail_start = len(log.read_text())
+    headers = {"authorization": f"Bearer {fay.token}"}
+    asked = await fay.http.post(
+        "/xrpc/com.atproto.identity.requestPlcOperationSignature", headers=headers
+    )
+    assert asked.status_code == 200, asked.text
+    body = {"token": mailed_code(log, mail_start), "rotationKeys": before}
+    signed = await fay.call("com.atproto.identity.signPlcOperation", body)
+    await fay.call("com.atproto.identity.submitPlcOperation", {"operation": signed["operation"]})
+    assert (await plc.get_document_data(fay.did))["rotationKeys"] == before
+    # ... and the person's key undoes it within the recovery window.
+    undo = ["rotation-key", "undo", "--account", fay.did, "--rotation-key", str(key_file)]
+    undone = account(*undo, "--plc", plc_url)
+    assert undone.returncode == 0, undone.stderr
+    assert (await plc.get_document_data(fay.did))["rotationKeys"] == [mine, *before]
+    audit = await plc.get_audit_log(fay.did)
+    assert [e["nullified"] for e in audit] == [False, False, True, False]
+    assert undone.stdout == f"undone: {audit[2]['cid']}\n"
+    # A key below the PDS's cannot undo what the PDS signed.
+    weak = tmp_path / "weak.key"
+    weak.write_text(generate_k256().hex())
+    refused = account(*undo[:-1], str(weak), "--plc", plc_url)
+    assert refused.returncode == 1 and "error:" in refused.stderr
 
     # The key alone signs an operation the directory accepts: no PDS involved.
     last = await plc.get_last_op(fay.did)
