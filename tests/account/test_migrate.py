@@ -85,6 +85,12 @@ async def test_migrate_pauses_for_the_plc_code_and_survives_a_wrong_one(
     command = migrate_command(dave.did, servers.new, plc_url, state)
     old_log = tmp_path / "pds-old.log"
 
+    # A dry run before anything: every step to do, no state written, nothing created.
+    dry = run(command, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "todo  account" in dry.stderr and "todo  verify" in dry.stderr
+    assert not state.exists()
+
     # No code on standard input: everything but the identity is done, and the run pauses.
     mail_start = len(old_log.read_text())
     paused = run(command)
