@@ -39,6 +39,12 @@ class Client:
         assert r.status_code == 200, r.text
         return r.json() if r.content else None
 
+    async def post(self, nsid: str) -> None:
+        """A procedure without input (activateAccount, requestPlcOperationSignature)."""
+        headers = {"authorization": f"Bearer {self.token}"}
+        r = await self.http.post(f"/xrpc/{nsid}", headers=headers)
+        assert r.status_code == 200, r.text
+
     async def signup(self, handle: str) -> Client:
         body = {"handle": handle, "email": f"{handle}@example.com", "password": PASSWORD}
         made = await Client(self.http).call("com.atproto.server.createAccount", body)

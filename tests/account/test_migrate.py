@@ -4,11 +4,14 @@ and resumed (spec-account.md, "PDS Account Migration")."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.account.conftest import NOW, Client, Network, mailed_code
@@ -59,6 +62,28 @@ async def test_migrate_killed_during_blob_copy_then_resumed(
     again = run(command)
     assert again.returncode == 0, again.stderr
     assert "done:" not in again.stderr
+
+    # The relay follows the new host: it has the write made there. The old host cannot come
+    # back: it refuses to reactivate an account whose DID names another PDS.
+    relay = Client(httpx.AsyncClient(base_url=servers.relay))
+    async with relay.http:
+        new_rev = (await moving.call("com.atproto.sync.getLatestCommit", did=alice.did))["rev"]
+        assert await relay_rev(relay, alice.did, new_rev) == new_rev
+    refused = await old.http.post(
+        "/xrpc/com.atproto.server.activateAccount",
+        headers={"authorization": f"Bearer {alice.token}"},
+    )
+    assert refused.status_code == 400 and "does not name this PDS" in refused.text
+
+
+async def relay_rev(relay: Client, did: str, wanted: str) -> str:
+    """The relay's latest rev for `did` once it is `wanted`, or after 30 seconds."""
+    deadline = time.monotonic() + 30
+    while True:
+        seen: str = (await relay.call("com.atproto.sync.getLatestCommit", did=did))["rev"]
+        if seen == wanted or time.monotonic() > deadline:
+            return seen
+        await asyncio.sleep(0.2)
 
 
 def run(command: list[str], *extra: str) -> subprocess.CompletedProcess[str]:
