@@ -48,11 +48,7 @@ class IdentityStep:
             raise MigrationPaused("publish the DID document above, then run this command again")
         await catch_up()
         if self.state.plc_operation is None:
-            token = await self._token()
-            if not token:
-                raise MigrationPaused(
-                    "no PLC code given: run this command again with --plc-token CODE"
-                )
+            token = await plc_code(self.old, self.plc_token, self.prompts)
             signed = await self.old.procedure(
                 "com.atproto.identity.signPlcOperation", {"token": token, **creds}
             )
@@ -64,13 +60,6 @@ class IdentityStep:
 
     async def points_at(self, creds: dict[str, Any]) -> bool:
         return await points_at(self.resolver, self.state.did, creds)
-
-    async def _token(self) -> str | None:
-        if self.plc_token:
-            return self.plc_token
-        await self.old.procedure("com.atproto.identity.requestPlcOperationSignature")
-        self.prompts.say("the old PDS mailed a code to the account's email address")
-        return self.prompts.plc_token()
 
     async def _submit(self) -> None:
         operation = self.state.plc_operation
@@ -88,6 +77,19 @@ class IdentityStep:
         host = self.state.did.removeprefix("did:web:").replace("%3A", ":")
         self.prompts.say(f"publish this document at https://{host}/.well-known/did.json:")
         self.prompts.say(json.dumps(did_document(self.state.did, creds), indent=2))
+
+
+async def plc_code(pds: Session, given: str | None, prompts: Prompts) -> str:
+    """The code that lets `pds` sign a PLC operation: `given`, or one it mails for the asking
+    and the person then types or pipes in. MigrationPaused when there is none."""
+    if given:
+        return given
+    await pds.procedure("com.atproto.identity.requestPlcOperationSignature")
+    prompts.say("the PDS mailed a code to the account's email address")
+    code = prompts.plc_token()
+    if not code:
+        raise MigrationPaused("no PLC code given: run this command again with --plc-token CODE")
+    return code
 
 
 async def points_at(resolver: IdentityResolver, did: str, creds: dict[str, Any]) -> bool:

@@ -17,7 +17,8 @@ from typing import Final
 from atcore.identity.plc import sign_operation, update_op
 from atcore.identity.plc_client import PlcClient
 from atcore.keys import PrivateKey, generate_k256
-from skyloft.account.person import MigrationError, MigrationPaused, Prompts
+from skyloft.account.identity import plc_code
+from skyloft.account.person import MigrationError, Prompts
 from skyloft.account.session import Session
 
 # The PLC directory accepts at most this many rotation keys.
@@ -45,13 +46,7 @@ async def add_rotation_key(
     current = (await plc.get_document_data(did))["rotationKeys"]
     if len(current) >= MAX_ROTATION_KEYS:
         raise MigrationError(f"{did} has {len(current)} rotation keys, the most PLC allows")
-    token = plc_token
-    if not token:
-        await pds.procedure("com.atproto.identity.requestPlcOperationSignature")
-        prompts.say("the PDS mailed a code to the account's email address")
-        token = prompts.plc_token()
-    if not token:
-        raise MigrationPaused("no PLC code given: run this command again with --plc-token CODE")
+    token = await plc_code(pds, plc_token, prompts)
     key = generate_k256()
     did_key = key.public_key().did_key()
     signed = await pds.procedure(
