@@ -60,7 +60,8 @@ async def migrate(plan: Plan, prompts: Prompts, http: httpx.AsyncClient) -> Migr
     if plan.dry_run:
         _describe(state, prompts)
         return state
-    old, new = Session(state.old_pds, http), Session(state.new_pds, http)
+    old = Session(state.old_pds, http, notice=prompts.say)
+    new = Session(state.new_pds, http, notice=prompts.say)
     old_info = await old.login(did, prompts.old_password())
     new_password = prompts.new_password()
     journal = states.Journal(path, state, prompts.say)

@@ -36,11 +36,13 @@ class Session:
         *,
         attempts: int = ATTEMPTS,
         first_delay: float = FIRST_DELAY,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.client = XrpcClient(base_url, http, max_response=MAX_RESPONSE)
         self.url = self.client.base_url
         self._attempts = attempts
         self._first_delay = first_delay
+        self._notice = notice
         self._login: tuple[str, str] | None = None
         self.info: dict[str, Any] = {}
 
@@ -92,5 +94,7 @@ class Session:
             except XrpcClientError as exc:
                 if exc.status not in RETRIED_STATUS or attempt >= self._attempts:
                     raise
+                if self._notice is not None:
+                    self._notice(f"{self.url}: {exc}; retrying in {delay:g} s")
             await asyncio.sleep(delay)
             delay, attempt = min(delay * 2, MAX_DELAY), attempt + 1

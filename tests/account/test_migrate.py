@@ -14,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.account.conftest import NOW, Client, Network, mailed_code
+from skyloft.services import ServiceProcess
+from tests.account.conftest import NOW, Client, Network, mailed_code, read_until
 from tests.account.scenario import (
     MIGRATE_ENV,
+    NEW_PASSWORD,
     LogCodes,
     check_moved,
     fill,
@@ -24,6 +26,8 @@ from tests.account.scenario import (
     migrate_command,
     resume,
 )
+from tests.pds.conftest import pds_env
+from tests.servers import running_service
 
 pytestmark = pytest.mark.integration
 
@@ -138,3 +142,49 @@ async def test_migrate_pauses_for_the_plc_code_and_survives_a_wrong_one(
     assert "migration complete" in done.stderr
     assert json.loads(state.read_text())["done"][-1] == "verify"
     assert (await dave.call("com.atproto.server.getSession"))["active"] is False
+
+
+async def test_migrate_rides_out_a_restart_of_the_old_pds(tmp_path: Path, plc_url: str) -> None:
+    """The old PDS dies in the middle of the blob copy and comes back on the same port: the
+    migration's retries carry it through in the same run."""
+    env = pds_env(plc_url)
+    old_pds = ServiceProcess("pds", tmp_path / "old", env=env)
+    port = int(old_pds.url.rsplit(":", 1)[1])
+    try:
+        with running_service("pds", tmp_path / "new", env=env) as new_url:
+            async with (
+                httpx.AsyncClient(base_url=old_pds.url) as old_http,
+                httpx.AsyncClient(base_url=new_url) as new_http,
+            ):
+                hana = await Client(old_http).signup("hana.test")
+                records = await fill(hana, [])
+                state = tmp_path / "hana.json"
+                command = migrate_command(hana.did, new_url, plc_url, state)
+                codes = LogCodes(tmp_path / "pds-old.log")
+                codes.mark()
+                seen: list[str] = []
+                with subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=MIGRATE_ENV,
+                ) as proc:
+                    assert proc.stdin is not None and proc.stderr is not None
+                    read_until(proc, r"^blobs \[", seen)
+                    old_pds.kill()
+                    old_pds.stop()  # closes its pipe; it is dead already
+                    old_pds = ServiceProcess("pds", tmp_path / "old", port=port, env=env)
+                    read_until(proc, r"mailed a code", seen)
+                    proc.stdin.write(codes.code() + "\n")
+                    proc.stdin.close()
+                    rest = proc.stderr.read()
+                    assert proc.wait(60) == 0, "".join(seen) + rest
+                retried = [line for line in seen if "retrying" in line]
+                assert retried and all(f":{port}: " in line for line in retried), seen
+                login = {"identifier": hana.did, "password": NEW_PASSWORD}
+                session = await Client(new_http).call("com.atproto.server.createSession", login)
+                moving = Client(new_http, hana.did, session["accessJwt"])
+                await check_moved(plc_url, hana, moving, [], records)
+    finally:
+        old_pds.stop()
