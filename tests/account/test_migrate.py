@@ -1,6 +1,7 @@
-"""`skyloft account migrate` between two real PDS processes and the PLC directory: an account
-with posts, likes, follows, an avatar and 50 image blobs, killed in the middle of the blob copy
-and resumed (spec-account.md, "PDS Account Migration")."""
+"""`skyloft account migrate` between two real PDS processes, the PLC directory and a relay: an
+account with posts, likes, follows, an avatar and 50 image blobs, the command killed in the
+middle of the blob copy and resumed; a pause for the PLC code and a wrong code; the old PDS
+dying during the copy (spec-account.md, "PDS Account Migration")."""
 
 from __future__ import annotations
 
