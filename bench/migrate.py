@@ -6,8 +6,9 @@ Starts our PLC and two PDSes (`skyloft plc serve`, `skyloft pds serve`, stopped 
 end), fills an account on the first (one post per blob, each with its image, then plain posts
 up to `--records`, in applyWrites batches), then runs the migration's own code in this process
 to the second PDS, reading the PLC code from the old PDS's development mail log. Prints the
-total, each step's seconds and share, and the blob copy rate (MB/s). The goal of issue 13:
-10,000 records and 1,000 blobs (100 MB) in under 30 s, the blob copy at 50 MB/s or more.
+total, each step's seconds and share, the blob copy rate (MB/s), and the CPU time the client
+and each PDS spent. The goal of issue 13: 10,000 records and 1,000 blobs (100 MB) in under
+30 s, the blob copy at 50 MB/s or more.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from skyloft.account.migrate import Plan, migrate  # noqa: E402
 from skyloft.account.state import STEPS  # noqa: E402
+from skyloft.services import ServiceProcess  # noqa: E402
 from tests.servers import running_service  # noqa: E402
 
 PASSWORD = "bench-password"
@@ -110,13 +112,25 @@ async def fill(url: str, records: int, blobs: int, blob_size: int) -> str:
     return str(did)
 
 
-async def measure(plc_url: str, new_url: str, old_log: Path, did: str, blob_bytes: int) -> None:
-    prompts = BenchPrompts(old_log)
-    plan = Plan(source=did, new_pds=new_url, plc_url=plc_url, state_path=old_log.parent / "s.json")
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(
+    plc_url: str, old: ServiceProcess, new: ServiceProcess, did: str, blob_bytes: int
+) -> None:
+    prompts = BenchPrompts(old.log_path)
+    state = old.log_path.parent / "state.json"
+    plan = Plan(source=did, new_pds=new.url, plc_url=plc_url, state_path=state)
+    servers = {"old PDS": old.pid, "new PDS": new.pid}
     async with httpx.AsyncClient(timeout=300) as http:
+        before = {name: cpu_seconds(pid) for name, pid in servers.items()}
         started, cpu = time.perf_counter(), time.process_time()
         await migrate(plan, prompts, http)
         total, cpu = time.perf_counter() - started, time.process_time() - cpu
+        used = {name: cpu_seconds(pid) - before[name] for name, pid in servers.items()}
     print("| step | seconds | share |\n|---|---:|---:|")
     previous = started
     for step in STEPS:
@@ -124,7 +138,8 @@ async def measure(plc_url: str, new_url: str, old_log: Path, did: str, blob_byte
         previous = prompts.finished[step]
         print(f"| {step} | {seconds:.2f} | {100 * seconds / total:.0f}% |")
     print(f"| **total** | **{total:.2f}** | |")
-    print(f"(the migrating client itself used {cpu:.2f} s of CPU)")
+    print(f"CPU used: migrating client {cpu:.2f} s", end="")
+    print("".join(f", {name} {seconds:.2f} s" for name, seconds in used.items()))
     print(f"(the identity step includes {prompts.waiting:.2f} s waiting for the mailed code)")
     blob_seconds = prompts.finished["blobs"] - prompts.finished["repo"]
     print(f"blob copy: {blob_bytes / 1e6 / blob_seconds:.1f} MB/s")
@@ -141,14 +156,16 @@ def main() -> None:
         root = Path(tmp)
         plc_url = stack.enter_context(running_service("plc", root / "plc"))
         env = {"PDS_DEV_MODE": "true", "PDS_HOSTNAME": "localhost", "PDS_DID_PLC_URL": plc_url}
-        old_url = stack.enter_context(running_service("pds", root / "old", env=env))
-        new_url = stack.enter_context(running_service("pds", root / "new", env=env))
+        old = ServiceProcess("pds", root / "old", env=env)
+        stack.callback(old.stop)
+        new = ServiceProcess("pds", root / "new", env=env)
+        stack.callback(new.stop)
         started = time.perf_counter()
-        did = asyncio.run(fill(old_url, args.records, args.blobs, args.blob_kb * 1000))
+        did = asyncio.run(fill(old.url, args.records, args.blobs, args.blob_kb * 1000))
         print(f"filled {args.records} records, {args.blobs} blobs of {args.blob_kb} kB", end="")
         print(f" in {time.perf_counter() - started:.1f} s")
         blob_bytes = args.blobs * args.blob_kb * 1000
-        asyncio.run(measure(plc_url, new_url, root / "pds-old.log", did, blob_bytes))
+        asyncio.run(measure(plc_url, old, new, did, blob_bytes))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
