@@ -14,6 +14,7 @@ def _commands() -> list[Register]:
     from plc import cli as plc_cli
     from relay import cli as relay_cli
     from skyloft import devnet, repo_cli
+    from skyloft.account import cli as account_cli
 
     return [
         repo_cli.register,
@@ -21,6 +22,7 @@ def _commands() -> list[Register]:
         pds_cli.register,
         relay_cli.register,
         devnet.register,
+        account_cli.register,
     ]
 
 

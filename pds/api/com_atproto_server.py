@@ -111,7 +111,10 @@ async def create_account(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.procedure("com.atproto.server.createSession")
 async def create_session(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    identifier: str = req.input["identifier"].strip().lower()
+    identifier: str = req.input["identifier"].strip()
+    if not identifier.startswith("did:"):
+        # Handles and emails are case-insensitive; DIDs are not (did:web's "%3A" port).
+        identifier = identifier.lower()
     account = await ctx.accounts.find(identifier)
     if account is None:
         raise AuthRequired(_BAD_LOGIN)

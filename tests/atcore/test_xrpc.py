@@ -504,6 +504,10 @@ async def test_client_over_asgi(http: httpx.AsyncClient) -> None:
     assert profiles["actors"] == ["a.test", "b.test"]
     car = await client.query("com.atproto.sync.getBlocks", {"did": "did:plc:a", "cids": [CID_TEXT]})
     assert car == b"car-bytes"
+    typed = await client.query_bytes(
+        "com.atproto.sync.getBlocks", {"did": "did:plc:a", "cids": [CID_TEXT]}
+    )
+    assert typed == (b"car-bytes", "application/vnd.ipld.car")
     link = cid_for_cbor(b"r")
     record = {"repo": "did:plc:caller", "collection": "a.b.c", "record": {"ref": link}}
     created = await client.procedure("com.atproto.repo.createRecord", record)
