@@ -35,7 +35,8 @@ from atcore.xrpc.router import (
 CLOSE_POLICY = 1008
 CLOSE_INTERNAL = 1011
 # The ASGI extension (and message type) for sending several binary messages at once:
-# {"type": SEND_FRAMES, "frames": [bytes, ...]}, offered in scope["extensions"].
+# {"type": SEND_FRAMES, "frames": [bytes, ...]}, offered in scope["extensions"]; with
+# "text": True the frames are text frames (their bytes UTF-8).
 SEND_FRAMES = "skyloft.websocket.send_frames"
 
 

@@ -1,0 +1,36 @@
+"""`skyloft jetstream serve`: run the Jetstream-compatible stream (DESIGN.md, "Running the
+services")."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from jetstream.config import DEFAULT_PORT, ConfigError, JetstreamConfig
+from skyloft.service_cli import add_serve_command
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jetstream = subparsers.add_parser(
+        "jetstream", help="a Jetstream-compatible JSON stream of a relay's firehose"
+    )
+    commands = jetstream.add_subparsers(dest="jetstream_command", required=True)
+    add_serve_command(
+        commands,
+        service="jetstream",
+        help="serve /subscribe over HTTP",
+        default_port=DEFAULT_PORT,
+        data_env="JETSTREAM_DATA_DIR",
+        load=JetstreamConfig.load,
+        config_error=ConfigError,
+        create_app=_create_app,
+        # Like the relay's firehose: uvicorn's websocket sends cost about half of hypercorn's,
+        # and skyloft.ws_frames writes a subscriber's page of events in one call.
+        default_server="uvicorn",
+    )
+
+
+def _create_app(config: JetstreamConfig) -> Any:
+    from jetstream.app import create_app
+
+    return create_app(config)
