@@ -281,7 +281,7 @@ class EventLog:
     def position(self, cursor: int | None) -> int:
         """Where a subscriber starts: after the newest event when it gives no cursor or one in
         the future (live), else before its cursor's time, but not before what is retained."""
-        if cursor is None or cursor > self._clock() * 1_000_000:
+        if cursor is None or cursor > max(self._clock() * 1_000_000, self.head):
             return self.head
         return max(cursor - 1, self.trimmed)
 
