@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from atcore.cid import CID
 
-__all__ = ["Entry", "account_json", "commit_json", "go_json", "identity_json"]
+__all__ = ["Entry", "account_json", "commit_json", "go_json", "identity_json", "sync_json"]
 
 _GO_ESCAPES: Final = (
     ("<", "\\u003c"),
@@ -29,17 +29,24 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=F
 
 
 class Entry:
-    """One event of the log: its key (`time_us`), what filters look at, and its JSON."""
+    """One event of the log: its key (`time_us`) and seq, what filters look at, its JSON and
+    the frames made from it once for every subscriber that receives them."""
 
-    __slots__ = ("key", "did", "collection", "body", "packed")
+    __slots__ = ("key", "seq", "kind", "did", "collection", "body", "packed", "v2", "v2_packed")
 
-    def __init__(self, key: int, did: str, collection: str | None, body: bytes) -> None:
+    def __init__(
+        self, key: int, kind: str, did: str, collection: str | None, body: bytes, seq: int = 0
+    ) -> None:
         self.key = key
+        self.seq = seq  # given by the log when the event is appended
+        self.kind = kind  # commit, identity, account, or sync (which v1 never sends)
         self.did = did
-        # None for identity and account events: collection filters never hold them back.
+        # None for all but commits: collection filters never hold the others back.
         self.collection = collection
-        self.body = body
-        self.packed: bytes | None = None  # the zstd frame, made once for all subscribers
+        self.body = body  # the v1 event (for a sync, the same shape, which v1 never sends)
+        self.packed: bytes | None = None  # the v1 zstd frame
+        self.v2: bytes | None = None  # the subscribeEvents frame
+        self.v2_packed: bytes | None = None  # ... and its zstd frame
 
 
 def go_json(value: Any) -> str:
@@ -122,3 +129,9 @@ def account_json(
         body["status"] = status
     body["time"] = time
     return _envelope(did, time_us, "account", go_json(body))
+
+
+def sync_json(did: str, time_us: int, seq: int, time: str, rev: str, blocks: bytes) -> bytes:
+    """A `sync` event in the v1 shape: kept for subscribeEvents, never sent on /subscribe."""
+    body = {"blocks": _go_value(blocks), "did": did, "rev": rev, "seq": seq, "time": time}
+    return _envelope(did, time_us, "sync", go_json(body))

@@ -27,6 +27,8 @@ __all__ = [
     "options_update",
 ]
 
+# /subscribe never sends #sync events; subscribeEvents may ask for them.
+V1_KINDS: Final = frozenset({"commit", "identity", "account"})
 MAX_COLLECTIONS: Final = 100
 MAX_DIDS: Final = 10_000
 # Far past the caps is abuse rather than a sloppy list: refused before de-duplicating.
@@ -44,12 +46,15 @@ class BadPayload(InvalidOptions):
 
 @dataclass(frozen=True)
 class Filter:
+    kinds: frozenset[str] = V1_KINDS
     dids: frozenset[str] | None = None  # None: every DID
     collections: frozenset[str] | None = None  # None: every collection
     prefixes: tuple[str, ...] = ()  # `app.bsky.graph.` for `app.bsky.graph.*`
     max_size: int = 0  # 0: no limit
 
     def wants(self, entry: Entry) -> bool:
+        if entry.kind not in self.kinds:
+            return False
         if self.dids is not None and entry.did not in self.dids:
             return False
         collection = entry.collection
@@ -59,11 +64,16 @@ class Filter:
 
     @classmethod
     def parse(
-        cls, collections: Sequence[str], dids: Sequence[str], max_size: int | str | None
+        cls,
+        collections: Sequence[str],
+        dids: Sequence[str],
+        max_size: int | str | None,
+        kinds: frozenset[str] = V1_KINDS,
     ) -> Filter:
         """A filter from the raw values; InvalidOptions for a bad one or too many."""
         full, prefixes = _collections(collections)
         return cls(
+            kinds=kinds,
             dids=_dids(dids),
             collections=full if collections else None,
             prefixes=prefixes,

@@ -3,8 +3,9 @@
 One connection to JETSTREAM_WS_URL, resumed from the relay seq persisted with the last events
 written (or JETSTREAM_OVERRIDE_RELAY_CURSOR). Each frame goes through `handle`: decode, check
 (jetstream.verify), one event per op (a commit's ops, in order), stamped and appended to the
-log. #identity and #account become events too; #sync has no v1 form and, like #info, only
-moves the cursor. A dropped connection is retried with backoff.
+log. #identity, #account and #sync become events too (the last for subscribeEvents only:
+/subscribe never sends it); #info only moves the cursor. A dropped connection is retried with
+backoff.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from atcore.frames import (
     CommitEvent,
     ErrorFrame,
     IdentityEvent,
+    SyncEvent,
     decode_frame,
 )
 from atcore.identity.resolver import IdentityResolver
-from jetstream.events import Entry, account_json, commit_json, identity_json
+from jetstream.events import Entry, account_json, commit_json, identity_json, sync_json
 from jetstream.log import EventLog
-from jetstream.verify import Unverified, commit_blocks
+from jetstream.verify import Unverified, check_sync, commit_blocks
 
 log = logging.getLogger(__name__)
 
@@ -124,11 +126,16 @@ class Ingest:
                 self.resolver.invalidate(event.did)
             key = self.events.stamp()
             body = identity_json(event.did, key, event.seq, event.time, event.handle)
-            return [Entry(key, event.did, None, body)]
+            return [Entry(key, "identity", event.did, None, body)]
         if isinstance(event, AccountEvent):
             key = self.events.stamp()
             body = account_json(event.did, key, event.seq, event.time, event.active, event.status)
-            return [Entry(key, event.did, None, body)]
+            return [Entry(key, "account", event.did, None, body)]
+        if isinstance(event, SyncEvent):
+            await check_sync(event, self.resolver)
+            key = self.events.stamp()
+            body = sync_json(event.did, key, event.seq, event.time, event.rev, event.blocks)
+            return [Entry(key, "sync", event.did, None, body)]
         return []
 
     async def _commit(self, event: CommitEvent) -> list[Entry]:
@@ -152,5 +159,5 @@ class Ingest:
         for action, collection, rkey, record, cid in ops:
             key = self.events.stamp()
             body = commit_json(event.repo, key, event.rev, action, collection, rkey, record, cid)
-            entries.append(Entry(key, event.repo, collection, body))
+            entries.append(Entry(key, "commit", event.repo, collection, body))
         return entries

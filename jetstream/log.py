@@ -46,6 +46,8 @@ _COMPACT_AT: Final = 4096
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     time_us INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
     did TEXT NOT NULL,
     collection TEXT,
     body BLOB NOT NULL
@@ -61,6 +63,10 @@ class FellBehind(Exception):
 
 def _size(entry: Entry) -> int:
     return len(entry.did) + len(entry.collection or "") + len(entry.body) + _ROW_OVERHEAD
+
+
+def _seq_of(entry: Entry) -> int:
+    return entry.seq
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -96,6 +102,8 @@ class EventLog:
         self._unwritten: list[Entry] = []
         self._upstream: int | None = None  # relay seq of the newest event handled
         self.head = 0  # key of the newest event
+        self.seq = 0  # seq of the newest event
+        self.trimmed_seq = 0  # seq of the newest event ever trimmed
         self.persisted = 0  # key of the newest event on disk
         self.memory_floor = 0  # memory holds every event with a key above this
         self.trimmed = 0  # the newest key ever trimmed: a reader below it missed events
@@ -123,8 +131,12 @@ class EventLog:
         meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
         self.upstream_cursor = meta.get("upstream")
         self.trimmed = meta.get("trimmed", 0)
-        last, total = db.execute(f"SELECT max(time_us), total({_SIZE}) FROM events").fetchone()
+        self.trimmed_seq = meta.get("trimmed_seq", 0)
+        last, seq, total = db.execute(
+            f"SELECT max(time_us), max(seq), total({_SIZE}) FROM events"
+        ).fetchone()
         self.head = self.persisted = self.memory_floor = max(last or 0, self.trimmed)
+        self.seq = max(seq or 0, self.trimmed_seq)
         self.disk_bytes = int(total)
         return db
 
@@ -153,8 +165,11 @@ class EventLog:
         return key
 
     def append(self, entries: Sequence[Entry], upstream: int | None) -> None:
-        """Add stamped events (in key order), and note the relay seq they came from."""
+        """Add stamped events (in key order), and note the relay seq they came from; each
+        gets the next seq."""
         for entry in entries:
+            self.seq += 1
+            entry.seq = self.seq
             self._keys.append(entry.key)
             self._entries.append(entry)
             self._held += _size(entry)
@@ -213,8 +228,9 @@ class EventLog:
         db.execute("BEGIN")
         try:
             db.executemany(
-                "INSERT INTO events (time_us, did, collection, body) VALUES (?, ?, ?, ?)",
-                [(e.key, e.did, e.collection, e.body) for e in batch],
+                "INSERT INTO events (time_us, seq, kind, did, collection, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(e.key, e.seq, e.kind, e.did, e.collection, e.body) for e in batch],
             )
             if upstream is not None:
                 db.execute(
@@ -228,15 +244,15 @@ class EventLog:
     async def _trim(self) -> None:
         cutoff = int((self._clock() - self._ttl) * 1_000_000)
         loop = asyncio.get_running_loop()
-        trimmed, freed = await loop.run_in_executor(self._writer, self._trim_disk, cutoff)
+        trimmed, seq, freed = await loop.run_in_executor(self._writer, self._trim_disk, cutoff)
         if trimmed > self.trimmed:
-            self.trimmed = trimmed
+            self.trimmed, self.trimmed_seq = trimmed, seq
             self.disk_bytes -= freed
             self._evict()
 
-    def _trim_disk(self, cutoff: int) -> tuple[int, int]:
+    def _trim_disk(self, cutoff: int) -> tuple[int, int, int]:
         """Delete what is older than the TTL, then the oldest until the log fits its bound;
-        returns the newest key deleted (or the previous one) and the bytes freed."""
+        returns the newest key and seq deleted (or the previous ones) and the bytes freed."""
         assert self._wdb is not None
         db = self._wdb
         upto, freed = db.execute(
@@ -255,12 +271,16 @@ class EventLog:
                     break
             rows.close()
         if upto is None or upto <= self.trimmed:
-            return self.trimmed, 0
+            return self.trimmed, self.trimmed_seq, 0
+        (seq,) = db.execute("SELECT seq FROM events WHERE time_us = ?", (upto,)).fetchone()
         db.execute("BEGIN")
         db.execute("DELETE FROM events WHERE time_us <= ?", (upto,))
-        db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('trimmed', ?)", (upto,))
+        db.executemany(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+            [("trimmed", upto), ("trimmed_seq", seq)],
+        )
         db.execute("COMMIT")
-        return upto, freed
+        return upto, seq, freed
 
     def _evict(self) -> None:
         """Drop from memory what is on disk, beyond the memory budget or trimmed."""
@@ -285,6 +305,26 @@ class EventLog:
             return self.head
         return max(cursor - 1, self.trimmed)
 
+    async def position_of_seq(self, seq: int) -> int:
+        """Where a subscriber resuming at `seq` (inclusive) starts: before the event with the
+        lowest seq at or above it; live when there is none."""
+        if seq > self.seq:
+            return self.head
+        start = self._start
+        if start < len(self._entries) and self._entries[start].seq <= seq:
+            index = bisect.bisect_left(self._entries, seq, start, key=_seq_of)
+            return self._keys[index] - 1
+        loop = asyncio.get_running_loop()
+        key = await loop.run_in_executor(self._reader, self._key_of_seq, seq)
+        return self.head if key is None else key - 1
+
+    def _key_of_seq(self, seq: int) -> int | None:
+        assert self._rdb is not None
+        row = self._rdb.execute(
+            "SELECT time_us FROM events WHERE seq >= ? ORDER BY seq LIMIT 1", (seq,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     async def read(self, after: int, limit: int) -> list[Entry]:
         """Up to `limit` events with keys above `after`, oldest first; FellBehind when some
         of them were trimmed."""
@@ -304,11 +344,11 @@ class EventLog:
     def _read_disk(self, after: int, upto: int, limit: int) -> list[Entry]:
         assert self._rdb is not None
         rows = self._rdb.execute(
-            "SELECT time_us, did, collection, body FROM events"
+            "SELECT time_us, kind, did, collection, body, seq FROM events"
             " WHERE time_us > ? AND time_us <= ? ORDER BY time_us LIMIT ?",
             (after, upto, limit),
         ).fetchall()
-        return [Entry(key, did, collection, body) for key, did, collection, body in rows]
+        return [Entry(*row) for row in rows]
 
     async def wait(self, after: int) -> None:
         """Return once the log has an event with a key above `after` (or it closes)."""

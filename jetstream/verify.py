@@ -15,9 +15,10 @@ from typing import Final, Protocol
 
 from atcore.blockstore import MemoryBlockStore
 from atcore.car import CarLimits, read_car_raw
+from atcore.cid import CID
 from atcore.commit import Commit, decode_commit, verify_commit
 from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, InvalidSyntax
-from atcore.frames import CommitEvent
+from atcore.frames import CommitEvent, SyncEvent
 from atcore.identity.diddoc import DidDocument
 from atcore.mst import tree
 from atcore.mst.diff import RecordOp
@@ -25,11 +26,15 @@ from atcore.mst.invert import invert_ops
 from atcore.mst.store import as_node_store
 from atcore.mst.tree import EMPTY_ROOT
 
-__all__ = ["Unverified", "commit_blocks"]
+__all__ = ["Unverified", "check_sync", "commit_blocks"]
 
 # subscribeRepos #commit: blocks at most 2,000,000 bytes, each record at most 1,000,000.
 _LIMITS: Final = CarLimits(
     max_blocks=10_000, max_block_size=1_000_000, max_total_size=2_000_000, max_header_size=1024
+)
+# A #sync carries only its commit block (at most 10,000 bytes).
+_SYNC_LIMITS: Final = CarLimits(
+    max_blocks=8, max_block_size=10_000, max_total_size=10_000, max_header_size=1024
 )
 MAX_OPS: Final = 200
 
@@ -49,18 +54,7 @@ async def commit_blocks(event: CommitEvent, resolver: DidResolver | None) -> Mem
     signature and the proof."""
     if len(event.ops) > MAX_OPS:
         raise Unverified(f"{len(event.ops)} ops (at most {MAX_OPS})")
-    try:
-        roots, raw = read_car_raw(event.blocks, _LIMITS)
-    except InvalidCar as exc:
-        raise Unverified(f"bad CAR: {exc}") from exc
-    if not roots or roots[0] != event.commit or event.commit.cid_bytes not in raw:
-        raise Unverified("the CAR's root is not the event's commit")
-    try:
-        commit = decode_commit(raw[event.commit.cid_bytes])
-    except InvalidCommit as exc:
-        raise Unverified(str(exc)) from exc
-    if commit.did != event.repo or commit.rev != event.rev:
-        raise Unverified("the commit block's did or rev differs from the event's")
+    commit, raw = _signed_commit(event.blocks, _LIMITS, event.repo, event.rev, event.commit)
     blocks = _CarBlocks(raw)
     for op in event.ops:
         if op.cid is not None and not blocks.has(op.cid):
@@ -69,6 +63,33 @@ async def commit_blocks(event: CommitEvent, resolver: DidResolver | None) -> Mem
         await _check_signature(commit, resolver)
         _check_proof(event, commit, blocks)
     return blocks
+
+
+async def check_sync(event: SyncEvent, resolver: DidResolver | None) -> None:
+    """A #sync's CAR holds its commit, for its DID and rev, signed (unless trusting)."""
+    commit, _ = _signed_commit(event.blocks, _SYNC_LIMITS, event.did, event.rev, None)
+    if resolver is not None:
+        await _check_signature(commit, resolver)
+
+
+def _signed_commit(
+    car: bytes, limits: CarLimits, did: str, rev: str, root: CID | None
+) -> tuple[Commit, dict[bytes, bytes]]:
+    """The commit block a CAR is rooted at (`root`, when the event names it), checked against
+    the event's DID and rev, and the CAR's blocks."""
+    try:
+        roots, raw = read_car_raw(car, limits)
+    except InvalidCar as exc:
+        raise Unverified(f"bad CAR: {exc}") from exc
+    if not roots or (root is not None and roots[0] != root) or roots[0].cid_bytes not in raw:
+        raise Unverified("the CAR's root is not the event's commit")
+    try:
+        commit = decode_commit(raw[roots[0].cid_bytes])
+    except InvalidCommit as exc:
+        raise Unverified(str(exc)) from exc
+    if commit.did != did or commit.rev != rev:
+        raise Unverified("the commit block's did or rev differs from the event's")
+    return commit, raw
 
 
 class _CarBlocks(MemoryBlockStore):

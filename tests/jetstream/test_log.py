@@ -42,7 +42,7 @@ def add(log: EventLog, count: int, upstream: int | None = None, size: int = 100)
     entries = []
     for _ in range(count):
         key = log.stamp()
-        entries.append(Entry(key, "did:plc:a", "app.bsky.feed.post", b"x" * size))
+        entries.append(Entry(key, "commit", "did:plc:a", "app.bsky.feed.post", b"x" * size))
     log.append(entries, upstream)
     return [e.key for e in entries]
 

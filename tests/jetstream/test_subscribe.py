@@ -46,12 +46,11 @@ class Stream:
             record = {"$type": collection, "n": i, "pad": "p" * size}
             cid = cid_for_cbor(cbor.encode(record))
             body = commit_json(did, key, "3l", "create", collection, f"r{key}", record, cid)
+            entry = Entry(key, "commit", did, collection, body)
             if i % 50 == 49:
-                body, collection = (
-                    account_json(did, key, i, "2025-01-01T00:00:00Z", True, None),
-                    None,
-                )
-            entries.append(Entry(key, did, collection, body))
+                body = account_json(did, key, i, "2025-01-01T00:00:00Z", True, None)
+                entry = Entry(key, "account", did, None, body)
+            entries.append(entry)
         self.events.append(entries, None)
         return entries
 

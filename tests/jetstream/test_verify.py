@@ -13,7 +13,7 @@ from atcore.frames import CommitEvent
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import generate_k256
-from jetstream.verify import Unverified, commit_blocks
+from jetstream.verify import Unverified, check_sync, commit_blocks
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
 HOST = "http://pds.test"
@@ -97,3 +97,16 @@ async def test_what_is_checked_even_when_trusting_the_relay(
     for forged in bad:
         with pytest.raises(Unverified):
             await commit_blocks(forged, check)
+
+
+async def test_a_sync_is_checked_like_a_commit_block(
+    alice: tuple[FakeAccount, IdentityResolver],
+) -> None:
+    account, resolver = alice
+    await check_sync(account.sync_event(), resolver)
+    forged = account.sync_event(key=generate_k256())
+    with pytest.raises(Unverified, match="signature"):
+        await check_sync(forged, resolver)
+    await check_sync(forged, None)
+    with pytest.raises(Unverified):
+        await check_sync(dataclasses.replace(account.sync_event(), rev="3zzzzzzzzzzzz"), None)
