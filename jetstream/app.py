@@ -17,6 +17,7 @@ from jetstream.context import JetstreamContext
 from jetstream.ingest import Ingest
 from jetstream.log import EventLog
 from jetstream.subscribe import subscribe
+from jetstream.subscribe_events import NSID, get_zstd_dictionary, subscribe_events
 
 HTTP_TIMEOUT = 10.0
 
@@ -72,6 +73,11 @@ def create_app(config: JetstreamConfig, *, backoff_base: float = 1.0) -> Starlet
             yield
 
     return Starlette(
-        routes=[Route("/", status), WebSocketRoute("/subscribe", subscribe)],
+        routes=[
+            Route("/", status),
+            WebSocketRoute("/subscribe", subscribe),
+            WebSocketRoute(f"/xrpc/{NSID}", subscribe_events),
+            Route("/xrpc/network.bsky.jetstream.getZstdDictionary", get_zstd_dictionary),
+        ],
         lifespan=lifespan,
     )

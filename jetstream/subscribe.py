@@ -16,6 +16,7 @@ one the log no longer holds events for is closed (1008, "ConsumerTooSlow ...").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -23,16 +24,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from starlette.responses import JSONResponse
+from starlette.types import Message
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from atcore.xrpc.subscription import SEND_FRAMES
 from jetstream.compress import compressed
+from jetstream.events import Entry
 from jetstream.filters import BadPayload, Filter, InvalidOptions, options_update
 from jetstream.log import EventLog, FellBehind
 
 log = logging.getLogger(__name__)
 
-__all__ = ["subscribe"]
+__all__ = ["Refused", "Session", "subscribe"]
 
 PAGE: Final = 512
 CLOSE_NORMAL: Final = 1000
@@ -44,12 +47,13 @@ Send = Callable[[Sequence[bytes]], Awaitable[None]]
 
 
 class Refused(Exception):
-    """The subscription must end: close with `code` and `reason`."""
+    """The subscription must end: close with `code` and `reason`, after sending `frame`."""
 
-    def __init__(self, code: int, reason: str) -> None:
+    def __init__(self, code: int, reason: str, frame: bytes | None = None) -> None:
         super().__init__(reason)
         self.code = code
         self.reason = reason[:_MAX_REASON]
+        self.frame = frame
 
 
 def parse_cursor(raw: str | None) -> int | None:
@@ -83,11 +87,12 @@ async def subscribe(websocket: WebSocket) -> None:
     )
     await websocket.accept()
     session = Session(websocket, events, wanted, compress)
-    await session.run(cursor, hello=params.get("requireHello") == "true")
+    await session.run(events.position(cursor), hello=params.get("requireHello") == "true")
 
 
 class Session:
-    """One subscriber: its filter (replaced by options_update) and its position in the log."""
+    """One /subscribe subscriber: its filter (replaced by options_update) and its position in
+    the log. Subclasses change the frames (`frame`, `pack`) and the client's messages."""
 
     def __init__(self, websocket: WebSocket, events: EventLog, wanted: Filter, compress: bool):
         self.websocket = websocket
@@ -97,9 +102,22 @@ class Session:
         self.hello = asyncio.Event()
         self.send = _sender(websocket, text=not compress)
 
-    async def run(self, cursor: int | None, *, hello: bool) -> None:
+    def frame(self, entry: Entry) -> bytes:
+        """The event as sent, uncompressed (maxMessageSizeBytes applies to it)."""
+        return entry.body
+
+    def pack(self, entry: Entry) -> bytes:
+        """The event as sent, compressed."""
+        return compressed(entry)
+
+    def too_slow(self, reason: str) -> Refused:
+        return Refused(CLOSE_POLICY, f"ConsumerTooSlow: {reason}")
+
+    async def run(self, after: int, *, hello: bool = False, first: bytes | None = None) -> None:
+        """Stream from the log after the key `after` (once the client said hello, when it
+        must), `first` before anything else, until either side ends it."""
         reading = asyncio.ensure_future(self._read_client())
-        sending = asyncio.ensure_future(self._stream(cursor, hello))
+        sending = asyncio.ensure_future(self._stream(after, hello, first))
         try:
             done, _ = await asyncio.wait((reading, sending), return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -113,26 +131,31 @@ class Session:
             ):
                 log.error("subscriber failed", exc_info=result)
         if refusal is not None:
+            if refusal.frame is not None:
+                with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+                    await self.send([refusal.frame])
             await self._close(refusal.code, refusal.reason)
         elif reading not in done:
             await self._close(CLOSE_NORMAL, "")
 
-    async def _stream(self, cursor: int | None, hello: bool) -> None:
+    async def _stream(self, after: int, hello: bool, first: bytes | None) -> None:
         if hello:
             await self.hello.wait()
-        events, send, after = self.events, self.send, self.events.position(cursor)
+        events, send, frame = self.events, self.send, self.frame
+        if first is not None:
+            await send([first])
         while True:
             try:
                 page = await events.read(after, PAGE)
             except FellBehind as exc:
-                raise Refused(CLOSE_POLICY, f"ConsumerTooSlow: {exc}") from None
+                raise self.too_slow(str(exc)) from None
             if not page:
                 await events.wait(after)
                 continue
             wanted = self.filter
             limit = wanted.max_size or sys.maxsize
-            chosen = [e for e in page if wanted.wants(e) and len(e.body) <= limit]
-            out = [compressed(e) for e in chosen] if self.compress else [e.body for e in chosen]
+            chosen = [e for e in page if wanted.wants(e) and len(frame(e)) <= limit]
+            out = [self.pack(e) for e in chosen] if self.compress else [frame(e) for e in chosen]
             after = page[-1].key
             if out:
                 await send(out)
@@ -142,25 +165,31 @@ class Session:
             message = await self.websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            text = message.get("text")
-            if text is None:
-                continue  # binary messages mean nothing here
-            try:
-                envelope = json.loads(text)
-            except ValueError:
-                raise Refused(CLOSE_BAD_DATA, "bad SubscriberSourcedMessage envelope") from None
-            if not isinstance(envelope, dict) or not isinstance(envelope.get("type"), str):
-                raise Refused(CLOSE_BAD_DATA, "bad SubscriberSourcedMessage envelope")
-            if envelope["type"] != "options_update":
-                log.debug("ignoring subscriber message of type %.40r", envelope["type"])
-                continue
-            try:
-                self.filter = options_update(envelope.get("payload"))
-            except BadPayload as exc:
-                raise Refused(CLOSE_BAD_DATA, f"bad options_update payload: {exc}") from None
-            except InvalidOptions as exc:
-                raise Refused(CLOSE_POLICY, str(exc)) from None
-            self.hello.set()
+            self.on_message(message)
+
+    def on_message(self, message: Message) -> None:
+        """A message from the client: an options_update (or anything else, ignored)."""
+        text = message.get("text")
+        if text is not None:  # binary messages mean nothing here
+            self._options(text)
+
+    def _options(self, text: str) -> None:
+        try:
+            envelope = json.loads(text)
+        except ValueError:
+            raise Refused(CLOSE_BAD_DATA, "bad SubscriberSourcedMessage envelope") from None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get("type"), str):
+            raise Refused(CLOSE_BAD_DATA, "bad SubscriberSourcedMessage envelope")
+        if envelope["type"] != "options_update":
+            log.debug("ignoring subscriber message of type %.40r", envelope["type"])
+            return
+        try:
+            self.filter = options_update(envelope.get("payload"))
+        except BadPayload as exc:
+            raise Refused(CLOSE_BAD_DATA, f"bad options_update payload: {exc}") from None
+        except InvalidOptions as exc:
+            raise Refused(CLOSE_POLICY, str(exc)) from None
+        self.hello.set()
 
     async def _close(self, code: int, reason: str) -> None:
         try:
