@@ -38,6 +38,7 @@ async def status(request: Request) -> JSONResponse:
             "head": events.head,
             "oldestRetained": events.trimmed,
             "diskBytes": events.disk_bytes,
+            "natsPublished": None if ctx.nats is None else ctx.nats.published,
         }
     )
 
@@ -67,7 +68,20 @@ def create_app(config: JetstreamConfig, *, backoff_base: float = 1.0) -> Starlet
             ingest = Ingest(
                 config.ws_url, events, resolver, cursor=cursor, backoff_base=backoff_base
             )
-            app.state.ctx = JetstreamContext(config, events, ingest)
+            publisher = None
+            if config.nats_url is not None:
+                from jetstream.nats_publish import NatsPublisher
+
+                publisher = NatsPublisher(
+                    config.nats_url,
+                    events,
+                    stream=config.nats_stream,
+                    subject=config.nats_subject,
+                    ttl=config.event_ttl,
+                )
+                await publisher.start()
+                stack.push_async_callback(publisher.close)
+            app.state.ctx = JetstreamContext(config, events, ingest, publisher)
             ingest.start()
             stack.push_async_callback(ingest.close)
             yield

@@ -4,10 +4,15 @@ services")."""
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from jetstream.config import DEFAULT_PORT, ConfigError, JetstreamConfig
-from skyloft.service_cli import add_serve_command
+from skyloft.service_cli import add_serve_command, serve_service
+
+# Like the relay's firehose: uvicorn's websocket sends cost about half of hypercorn's, and
+# skyloft.ws_frames writes a subscriber's page of events in one call.
+SERVER = "uvicorn"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "jetstream", help="a Jetstream-compatible JSON stream of a relay's firehose"
     )
     commands = jetstream.add_subparsers(dest="jetstream_command", required=True)
-    add_serve_command(
+    serve = add_serve_command(
         commands,
         service="jetstream",
         help="serve /subscribe over HTTP",
@@ -24,9 +29,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         load=JetstreamConfig.load,
         config_error=ConfigError,
         create_app=_create_app,
-        # Like the relay's firehose: uvicorn's websocket sends cost about half of hypercorn's,
-        # and skyloft.ws_frames writes a subscriber's page of events in one call.
-        default_server="uvicorn",
+        default_server=SERVER,
+    )
+    serve.add_argument(
+        "--nats", help="also publish to NATS JetStream at this URL (JETSTREAM_NATS_URL)"
+    )
+    serve.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # --nats overrides the environment, as --host, --port and --data-dir do.
+    env = {**os.environ, **({"JETSTREAM_NATS_URL": args.nats} if args.nats else {})}
+    return serve_service(
+        "jetstream", args, env, JetstreamConfig.load, ConfigError, _create_app, SERVER
     )
 
 

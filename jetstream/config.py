@@ -7,7 +7,9 @@ how long the event log keeps an event), JETSTREAM_OVERRIDE_RELAY_CURSOR (start t
 this seq instead of the persisted one; 0 means live), JETSTREAM_PLC_URL. Ours:
 JETSTREAM_MAX_LOG_BYTES (the event log's size bound on disk), JETSTREAM_MEMORY_BYTES (the recent
 part of the log kept in memory for live subscribers), JETSTREAM_TRUST_RELAY (skip verifying
-commit signatures and MST proofs: the relay did it) and JETSTREAM_DEV_MODE (loopback PLC/PDS).
+commit signatures and MST proofs: the relay did it), JETSTREAM_DEV_MODE (loopback PLC/PDS), and
+for publishing to NATS JetStream JETSTREAM_NATS_URL (`--nats`), JETSTREAM_NATS_STREAM and
+JETSTREAM_NATS_SUBJECT (the subjects' first token).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEFAULT_EVENT_TTL: Final = 24 * 3600.0
 DEFAULT_MAX_LOG_BYTES: Final = 8 * 1024**3
 DEFAULT_MEMORY_BYTES: Final = 256 * 1024**2
+DEFAULT_NATS_STREAM: Final = "ATPROTO"
+DEFAULT_NATS_SUBJECT: Final = "atproto"
+_NATS_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _GO_DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -49,6 +54,9 @@ class JetstreamConfig:
     override_relay_cursor: int | None = None
     trust_relay: bool = False
     dev_mode: bool = False
+    nats_url: str | None = None  # None: do not publish to NATS
+    nats_stream: str = DEFAULT_NATS_STREAM
+    nats_subject: str = DEFAULT_NATS_SUBJECT
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
 
@@ -78,6 +86,9 @@ class JetstreamConfig:
             else _int(env, "JETSTREAM_OVERRIDE_RELAY_CURSOR", 0),
             trust_relay=_bool(env, "JETSTREAM_TRUST_RELAY"),
             dev_mode=_bool(env, "JETSTREAM_DEV_MODE"),
+            nats_url=env.get("JETSTREAM_NATS_URL") or None,
+            nats_stream=env.get("JETSTREAM_NATS_STREAM") or DEFAULT_NATS_STREAM,
+            nats_subject=env.get("JETSTREAM_NATS_SUBJECT") or DEFAULT_NATS_SUBJECT,
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -99,6 +110,14 @@ class JetstreamConfig:
             raise ConfigError("JETSTREAM_MEMORY_BYTES must be at least 1 MiB")
         if self.override_relay_cursor is not None and self.override_relay_cursor < 0:
             raise ConfigError("JETSTREAM_OVERRIDE_RELAY_CURSOR must not be negative")
+        if self.nats_url is not None and not self.nats_url.startswith(("nats://", "tls://")):
+            raise ConfigError(f"JETSTREAM_NATS_URL must be a nats:// URL, got {self.nats_url!r}")
+        for name, value in (
+            ("JETSTREAM_NATS_STREAM", self.nats_stream),
+            ("JETSTREAM_NATS_SUBJECT", self.nats_subject),
+        ):
+            if not _NATS_TOKEN.fullmatch(value):
+                raise ConfigError(f"{name} must be 1-64 letters, digits, _ or -, got {value!r}")
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from jetstream.config import JetstreamConfig
 from jetstream.ingest import Ingest
 from jetstream.log import EventLog
+
+if TYPE_CHECKING:  # nats-py is imported only when publishing
+    from jetstream.nats_publish import NatsPublisher
 
 
 @dataclass(frozen=True)
@@ -14,3 +18,4 @@ class JetstreamContext:
     config: JetstreamConfig
     events: EventLog
     ingest: Ingest
+    nats: NatsPublisher | None = None

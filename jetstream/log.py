@@ -109,6 +109,7 @@ class EventLog:
         self.trimmed = 0  # the newest key ever trimmed: a reader below it missed events
         self.disk_bytes = 0
         self.upstream_cursor: int | None = None  # as persisted when the log was opened
+        self.marks: dict[str, int] = {}  # positions other readers persisted (set_mark)
         self._wake: asyncio.Future[None] | None = None
         self._notify_pending = False
         self._written = asyncio.Event()
@@ -130,6 +131,7 @@ class EventLog:
         db.executescript(_SCHEMA)
         meta = dict(db.execute("SELECT name, value FROM meta").fetchall())
         self.upstream_cursor = meta.get("upstream")
+        self.marks = {name[5:]: value for name, value in meta.items() if name.startswith("mark:")}
         self.trimmed = meta.get("trimmed", 0)
         self.trimmed_seq = meta.get("trimmed_seq", 0)
         last, seq, total = db.execute(
@@ -295,6 +297,16 @@ class EventLog:
             del keys[:start], entries[:start]
             start = 0
         self._start = start
+
+    async def set_mark(self, name: str, key: int) -> None:
+        """Persist a reader's position (the NATS publisher's), read back in `marks`."""
+        self.marks[name] = key
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._write_mark, f"mark:{name}", key)
+
+    def _write_mark(self, name: str, key: int) -> None:
+        assert self._wdb is not None
+        self._wdb.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, key))
 
     # --- reading ---
 

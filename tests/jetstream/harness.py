@@ -14,6 +14,7 @@ from atcore import cbor
 from atcore.cid import cid_for_cbor
 from jetstream.app import create_app
 from jetstream.config import JetstreamConfig
+from jetstream.context import JetstreamContext
 from jetstream.events import Entry, account_json, commit_json
 from jetstream.log import EventLog
 from tests.jetstream.conftest import FOLLOW, LIKE, POST
@@ -24,9 +25,10 @@ COLLECTIONS = [POST, LIKE, FOLLOW, "app.bsky.graph.block"]
 
 
 class Stream:
-    def __init__(self, url: str, events: EventLog) -> None:
+    def __init__(self, url: str, ctx: JetstreamContext) -> None:
         self.url = url
-        self.events = events
+        self.ctx = ctx
+        self.events: EventLog = ctx.events
 
     def ws(self, query: str = "") -> str:
         return self.url.replace("http://", "ws://") + "/subscribe" + (f"?{query}" if query else "")
@@ -60,4 +62,4 @@ async def start_stream(
         async with asyncio.timeout(10):  # the server runs the app's lifespan
             while getattr(app.state, "ctx", None) is None:
                 await asyncio.sleep(0.01)
-        yield Stream(url, app.state.ctx.events)
+        yield Stream(url, app.state.ctx)
