@@ -17,6 +17,7 @@ import logging
 from typing import Final
 
 import nats
+from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
@@ -45,7 +46,7 @@ class NatsPublisher:
         self.ttl = ttl
         self.published = 0
         self._task: asyncio.Task[None] | None = None
-        self._nc: nats.NATS | None = None
+        self._nc: Client | None = None
 
     def subject_of(self, entry: Entry) -> str:
         if entry.kind == "commit":
