@@ -7,12 +7,15 @@ import argparse
 import os
 from typing import Any
 
+from websockets import http11
+
 from jetstream.config import DEFAULT_PORT, ConfigError, JetstreamConfig
 from skyloft.service_cli import add_serve_command, serve_service
 
 # Like the relay's firehose: uvicorn's websocket sends cost about half of hypercorn's, and
 # skyloft.ws_frames writes a subscriber's page of events in one call.
 SERVER = "uvicorn"
+MAX_REQUEST_LINE = 1 << 20
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -38,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    # The websocket handshake parser (the websockets library, under uvicorn) refuses request
+    # lines over 8 KiB; 10,000 wantedDids take about 440 KB. Go's servers, the official
+    # Jetstream's, accept 1 MB of request line and headers.
+    http11.MAX_LINE_LENGTH = MAX_REQUEST_LINE
     # --nats overrides the environment, as --host, --port and --data-dir do.
     env = {**os.environ, **({"JETSTREAM_NATS_URL": args.nats} if args.nats else {})}
     return serve_service(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
 
 from tests.jetstream.conftest import POST, Account, Network, open_stream, receive_until
 
@@ -37,3 +40,18 @@ async def test_post_and_delete_arrive_as_v1_events(
     }
     keys = [e["time_us"] for e in events]
     assert keys == sorted(set(keys))
+
+
+async def test_ten_thousand_wanted_dids_fit_in_the_query_and_one_more_is_refused(
+    network: Network,
+) -> None:
+    dids = [f"did:plc:{i:024d}" for i in range(10_001)]
+    query = "&".join(f"wantedDids={did}" for did in dids[:10_000])
+    async with open_stream(network.subscribe_url(query)) as ws:
+        await ws.ping()
+    with pytest.raises(InvalidStatus) as refused:
+        async with open_stream(network.subscribe_url(query + f"&wantedDids={dids[-1]}")):
+            pass
+    assert refused.value.response.status_code == 400
+    body = json.loads(refused.value.response.body or b"{}")
+    assert body == {"error": "InvalidRequest", "message": "too many wanted DIDs: 10001 > 10000"}
