@@ -5,8 +5,10 @@ It reuses (or makes, cached under the temp dir) bench/relay.py's validly signed 
 starts a relay stand-in in a child process (a websockets server replaying them, re-sequenced,
 at full speed or a fixed rate), a real `skyloft jetstream serve` reading it with
 JETSTREAM_TRUST_RELAY=true (the relay verified them: CAR hashes, commit blocks and records are
-still checked, and every record is decoded into its JSON), and K consumers of /subscribe in
-another child process (raw sockets: count frames, time one in eight from its `time_us`).
+still checked, and every record is decoded into its JSON) or, with `--verify`, checking every
+signature and MST proof too (the accounts then registered at a real PLC), and K consumers of
+/subscribe in another child process (raw sockets: count frames, time one in eight from its
+`time_us`).
 
 Figures: events/s ingested at full speed (each commit's ops become events); then, for each K,
 with the relay sending at `--rate` frames/s for `--seconds`: events/s delivered to each
@@ -18,9 +20,12 @@ here: the official Jetstream needs Go; the issue's goals are printed beside the 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +33,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.relay import child, pct, proc_status  # noqa: E402
+from bench.relay import child, pct, proc_status, register  # noqa: E402
 from bench.relay_traffic import Plan, generate  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
+from tests.servers import running_service  # noqa: E402
 
 TRAFFIC = Path(__file__).resolve().parent / "stream_traffic.py"
 GOAL_INGEST = 10_000
@@ -59,6 +65,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000, help="frames/s when fanning out")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "skyloft-bench-relay"))
+    parser.add_argument("--verify", action="store_true", help="check signatures and proofs")
     args = parser.parse_args()
     plan = Plan(accounts=200, hosts=1, commits=20, prefill=5)
     folder = generate(plan, Path(args.cache))
@@ -66,17 +73,21 @@ def main() -> None:
     per_phase = int(args.rate * args.seconds)
     total = args.ingest + per_phase * len(ks)
     rows: list[dict[str, Any]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp,
-        child("relay", str(folder / "host0.frames"), script=TRAFFIC) as relay,
-    ):
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-stream-"))
+        relay = stack.enter_context(child("relay", str(folder / "host0.frames"), script=TRAFFIC))
         port = relay.read()["port"]
         print(f"re-sequencing {total} frames", flush=True)
         relay.ask(f"prepare {total}")
         env = {
             "JETSTREAM_WS_URL": f"ws://127.0.0.1:{port}/xrpc/com.atproto.sync.subscribeRepos",
-            "JETSTREAM_TRUST_RELAY": "true",
+            "JETSTREAM_TRUST_RELAY": "false" if args.verify else "true",
         }
+        if args.verify:
+            plc_url = stack.enter_context(running_service("plc", Path(tmp) / "plc"))
+            idents = json.loads((folder / "accounts.json").read_text())
+            asyncio.run(register(plc_url, idents, [port]))
+            env |= {"JETSTREAM_PLC_URL": plc_url, "JETSTREAM_DEV_MODE": "true"}
         jetstream = ServiceProcess("jetstream", Path(tmp) / "js", env=env, timeout=60)
         try:
             relay.ask("wait")
@@ -87,8 +98,9 @@ def main() -> None:
             seconds = time.perf_counter() - started
             used = proc_status(jetstream.pid)["cpu"] - cpu
             events = after["eventsOut"] - before["eventsOut"]
+            mode = "verifying" if args.verify else "trusting the relay"
             print(
-                f"ingest: {args.ingest} frames, {events} events in {seconds:.2f} s: "
+                f"ingest ({mode}): {args.ingest} frames, {events} events in {seconds:.2f} s: "
                 f"{events / seconds:,.0f} events/s (goal {GOAL_INGEST:,}), "
                 f"{used / seconds:.0%} of a core",
                 flush=True,
