@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import sqlite3
 import time
@@ -115,6 +116,7 @@ class EventLog:
         self._written = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._closing = False
+        self._stop = asyncio.Event()
 
     # --- life cycle ---
 
@@ -145,8 +147,9 @@ class EventLog:
     async def close(self) -> None:
         """Write what is still in memory, then close the databases."""
         self._closing = True
+        self._stop.set()
         if self._flusher is not None:
-            self._flusher.cancel()
+            # Not cancelled: a write under way finishes, and is never done twice.
             await asyncio.gather(self._flusher, return_exceptions=True)
         loop = asyncio.get_running_loop()
         if self._wdb is not None:
@@ -196,8 +199,9 @@ class EventLog:
 
     async def _flush_loop(self) -> None:
         last_trim = 0.0
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
+        while not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), FLUSH_INTERVAL)
             try:
                 if self._unwritten or self._upstream is not None:
                     await self._flush()
@@ -213,7 +217,7 @@ class EventLog:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._writer, self._write, batch, upstream)
-        except BaseException:
+        except Exception:  # not on cancellation: the write goes on in its thread
             self._unwritten[:0] = batch
             if self._upstream is None:
                 self._upstream = upstream

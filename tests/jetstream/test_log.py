@@ -157,3 +157,20 @@ async def test_wait_returns_once_a_newer_event_is_appended(events: EventLog) -> 
     assert not waiter.done()
     add(events, 1)
     await asyncio.wait_for(waiter, 1)
+
+
+async def test_closing_during_a_write_keeps_every_event_once(tmp_path: Path, clock: Clock) -> None:
+    keys: list[int] = []
+    for _ in range(5):
+        log = make_log(tmp_path, clock)
+        await log.open()
+        for _ in range(20):
+            keys += add(log, 500, size=300)
+            await asyncio.sleep(0.005)  # flushes start; close lands in one of them
+        await log.close()
+    log = make_log(tmp_path, clock)
+    await log.open()
+    try:
+        assert await read_all(log, 0, page=5000) == keys
+    finally:
+        await log.close()
