@@ -34,7 +34,8 @@ from atcore.xrpc.router import (
 # RFC 6455 close code after an error frame the client caused (CLOSE_INTERNAL: our own failure).
 CLOSE_POLICY = 1008
 # The ASGI extension (and message type) for sending several binary messages at once:
-# {"type": SEND_FRAMES, "frames": [bytes, ...]}, offered in scope["extensions"].
+# {"type": SEND_FRAMES, "frames": [bytes, ...]}, offered in scope["extensions"]; with
+# "text": True the frames are text frames (their bytes UTF-8).
 SEND_FRAMES = "skyloft.websocket.send_frames"
 
 
