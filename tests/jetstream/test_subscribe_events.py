@@ -110,7 +110,9 @@ async def test_a_time_cursor_before_the_log_gets_outdated_cursor_first(tmp_path:
             await frames(url(stream, f"cursor={first[0].seq}"), 1)
         body = json.loads(refused.value.response.body or b"{}")
         assert refused.value.response.status_code == 400 and body["error"] == "CursorTooOld"
-        assert f"seq {floor}" in body["message"]
+        # Trimming may go on between reading the floor and asking: the floor only rises.
+        named = re.search(r"retention floor, seq (\d+)", body["message"])
+        assert named is not None and int(named.group(1)) >= floor
 
 
 async def test_zstd_with_the_dictionary_getzstddictionary_serves(stream: Stream) -> None:
