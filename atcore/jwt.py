@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -158,6 +159,34 @@ def verify_hs256(token: str, secret: str, *, now: float | None = None) -> Jwt:
         raise JwtError("Token could not be verified")
     jwt.check_expiry(now)
     return jwt
+
+
+class Hs256Tokens:
+    """verify_hs256 under one secret, remembering the tokens whose MAC and claims it has checked
+    (the latest `size`): a token never changes, so a repeat costs a lookup instead of a MAC and
+    two JSON parses. Expiry is checked on every call; whatever else can end a session (its
+    revocation, the account's state) is for the caller to check, as without this."""
+
+    def __init__(self, secret: str, size: int = 4096) -> None:
+        self.secret = secret
+        self.size = size
+        self._checked: OrderedDict[str, Jwt] = OrderedDict()
+
+    def verify(self, token: str, *, now: float | None = None) -> Jwt:
+        jwt = self._checked.get(token)
+        if jwt is None:
+            jwt = verify_hs256(token, self.secret, now=now)
+            self._checked[token] = jwt
+            if len(self._checked) > self.size:
+                self._checked.popitem(last=False)
+            return jwt
+        try:
+            jwt.check_expiry(now)
+        except JwtError:
+            del self._checked[token]
+            raise
+        self._checked.move_to_end(token)
+        return jwt
 
 
 def encode_es(payload: dict[str, Any], key: PrivateKey) -> str:

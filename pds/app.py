@@ -14,6 +14,7 @@ from atcore.identity.netguard import AddressGuard
 from atcore.identity.pinned import guarded_client
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
+from atcore.jwt import Hs256Tokens
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
 from atcore.xrpc.router import XrpcRouter
@@ -104,6 +105,7 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
                 mailer=mailer_for(config),
                 limiter=RateLimiter(),
                 blob_sweeper=sweeper,
+                session_tokens=Hs256Tokens(config.jwt_secret),
             )
             sweeper.start()
             stack.push_async_callback(sweeper.close)

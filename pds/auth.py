@@ -14,7 +14,7 @@ from typing import Final
 
 from starlette.requests import HTTPConnection
 
-from atcore.jwt import Jwt, JwtError, verify_hs256
+from atcore.jwt import Jwt, JwtError
 from atcore.service_auth import BadJwt, verify_service_jwt
 from atcore.xrpc.basic_auth import basic_credentials
 from atcore.xrpc.errors import AuthRequired, InvalidRequest
@@ -113,7 +113,7 @@ def bearer_token(conn: HTTPConnection) -> str | None:
 
 def _session_token(ctx: AppContext, token: str, typ: str, scopes: frozenset[str]) -> Jwt:
     try:
-        jwt = verify_hs256(token, ctx.config.jwt_secret)
+        jwt = ctx.session_tokens.verify(token)
     except JwtError as exc:
         name = "ExpiredToken" if exc.expired else "InvalidToken"
         message = str(exc) if exc.expired else "Token could not be verified"

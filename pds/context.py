@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
+from atcore.jwt import Hs256Tokens
 from atcore.keys import PrivateKey
 from atcore.lexicon import Catalog
 from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
@@ -40,6 +41,7 @@ class AppContext:
     mailer: Mailer
     limiter: RateLimiter
     blob_sweeper: BlobSweeper
+    session_tokens: Hs256Tokens  # under config.jwt_secret
 
 
 def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> AppContext:

@@ -11,12 +11,12 @@ from the server. In a Starlette app it goes innermost among the app's middleware
 Starlette's own last-resort handler (which would answer in plain text and re-raise) and inside
 CORS (so the 500 carries CORS headers too).
 
-The server is the service's default (hypercorn unless the service names another: the relay
-serves its firehose with uvicorn) unless `SKYLOFT_ASGI_SERVER` names one (read once, at start-up):
-- `hypercorn`: HTTP/1.1 and HTTP/2, websockets through wsproto, TLS if wanted;
-- `uvicorn`: uvicorn with httptools and the `websockets` library, on uvloop when installed
-  (`pip install uvicorn httptools uvloop`). HTTP/1.1 keep-alive and websockets; several times
-  less CPU per request than hypercorn here (README, "Performance").
+Every service is served by uvicorn unless `SKYLOFT_ASGI_SERVER` names another (read once, at
+start-up):
+- `uvicorn` (the default): httptools and the `websockets` library, on uvloop when installed;
+  HTTP/1.1 keep-alive and websockets, with the SEND_FRAMES extension (skyloft.ws_frames). It
+  costs the least CPU per request of the servers measured (README, "Which ASGI server");
+- `hypercorn`: HTTP/1.1 and HTTP/2, websockets through wsproto, TLS without a proxy.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ Runner = Callable[[Coroutine[Any, Any, None]], None]
 DEFAULT_HOST = "127.0.0.1"
 SERVER_ENV: Final = "SKYLOFT_ASGI_SERVER"
 SERVERS: Final = ("hypercorn", "uvicorn")
-DEFAULT_SERVER: Final = "hypercorn"
+DEFAULT_SERVER: Final = "uvicorn"
 GRACEFUL_SECONDS = 5.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -142,9 +142,9 @@ async def _uvicorn(app: ASGIApp, sock: socket.socket) -> None:
         raise SystemExit("the app failed to start")
 
 
-def server_name(environ: Mapping[str, str], default: str = DEFAULT_SERVER) -> str:
-    """The ASGI server `SKYLOFT_ASGI_SERVER` names (`default` when unset)."""
-    name = environ.get(SERVER_ENV, "").strip().lower() or default
+def server_name(environ: Mapping[str, str]) -> str:
+    """The ASGI server `SKYLOFT_ASGI_SERVER` names (DEFAULT_SERVER when unset)."""
+    name = environ.get(SERVER_ENV, "").strip().lower() or DEFAULT_SERVER
     if name not in SERVERS:
         raise SystemExit(f"{SERVER_ENV} must be one of {', '.join(SERVERS)}, not {name!r}")
     return name
@@ -167,16 +167,10 @@ def listen(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
     return socket.create_server((host, port), family=family)
 
 
-def serve_app(
-    app: ASGIApp,
-    sock: socket.socket,
-    out: TextIO | None = None,
-    *,
-    default_server: str = DEFAULT_SERVER,
-) -> None:
+def serve_app(app: ASGIApp, sock: socket.socket, out: TextIO | None = None) -> None:
     """Serve `app` on the listening `sock` until SIGTERM or SIGINT, with the server
-    `SKYLOFT_ASGI_SERVER` names or else `default_server`. Logs go to stderr."""
-    server = server_name(os.environ, default_server)
+    `SKYLOFT_ASGI_SERVER` names (DEFAULT_SERVER when unset). Logs go to stderr."""
+    server = server_name(os.environ)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

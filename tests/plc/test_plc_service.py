@@ -21,6 +21,7 @@ from atcore.identity.plc import (
 )
 from atcore.identity.plc_log import LogEntry, validate_log
 from atcore.keys import generate_k256
+from skyloft.serve import SERVER_ENV, SERVERS
 from tests.plc.support import Account, Clock, create_did, post_op
 from tests.servers import running_service
 
@@ -332,3 +333,14 @@ async def test_recovery_in_the_same_millisecond_is_timestamped_later(
         ("2025-06-01T12:00:00.002Z", False),
     ]
     validate_log(did, [LogEntry.from_json(e) for e in audit])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("server", SERVERS)
+async def test_served_by_each_server(tmp_path: Path, server: str) -> None:
+    with running_service("plc", tmp_path / "plc", env={SERVER_ENV: server}) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            did, _ = await create_did(client, Account())
+            doc = await client.get(f"/{did}")
+    assert doc.status_code == 200 and doc.json()["id"] == did
+    assert any(name.startswith(server) for name in doc.headers.get_list("server"))
