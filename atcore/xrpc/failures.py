@@ -32,6 +32,9 @@ DOMAIN_ERRORS: tuple[type[ValueError], ...] = tuple(
 )
 # Enough of an exception's message to tell what failed, on one line.
 MAX_LOGGED_MESSAGE = 300
+# 501 MethodNotImplemented answers a client asking for a method nobody serves here: not a failure
+# of ours, and not worth a log line a client could repeat at will.
+NOT_IMPLEMENTED = 501
 # websocket close code: the server met an unexpected condition (RFC 6455).
 CLOSE_INTERNAL = 1011
 
@@ -48,7 +51,7 @@ def request_id(scope: MutableMapping[str, Any]) -> str:
 def to_xrpc_error(exc: BaseException, where: str, scope: Scope | None = None) -> XrpcError:
     """The XRPC error to answer `exc` with; server-side failures are logged (one line, `where`
     names the method) and carry the request's id into their answer."""
-    if isinstance(exc, XrpcError) and exc.status < 500:
+    if isinstance(exc, XrpcError) and (exc.status < 500 or exc.status == NOT_IMPLEMENTED):
         return exc
     if isinstance(exc, DOMAIN_ERRORS):
         return InvalidRequest(str(exc))
