@@ -16,7 +16,9 @@ import pytest
 
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.keys import generate_k256
+from tests.fuzz import hostile
 from tests.fuzz.harness import Target, running
+from tests.fuzz.plc_ops import PlcAccount, signed_operations
 from tests.servers import running_service
 
 PASSWORD = "correct horse battery staple"
@@ -33,29 +35,47 @@ def plc_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+async def new_plc_account(client: httpx.AsyncClient) -> PlcAccount:
+    key = generate_k256()
+    op = genesis_op(
+        signing_key=key.public_key().did_key(),
+        rotation_keys=[key.public_key().did_key()],
+        handle="fuzz.test",
+        pds="https://pds.fuzz.test",
+    )
+    op = sign_operation(op, key)
+    did = did_for_genesis(op)
+    assert (await client.post(f"/{did}", json=op)).status_code == 200
+    return PlcAccount(did, key, op)
+
+
 @pytest.fixture(scope="module")
 def plc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     from plc.app import create_app
     from plc.config import PlcConfig
 
-    data = tmp_path_factory.mktemp("fuzz-plc-app")
+    # Rate limits off: the signed operations would soon be refused before their validation.
+    config = PlcConfig(data_dir=tmp_path_factory.mktemp("fuzz-plc-app"), rate_limits_enabled=False)
 
     @asynccontextmanager
     async def started() -> AsyncIterator[Target]:
-        app = create_app(PlcConfig(data_dir=data))
+        app = create_app(config)
         async with app.router.lifespan_context(app):
             target = Target(app, "plc")
-            key = generate_k256()
-            op = genesis_op(
-                signing_key=key.public_key().did_key(),
-                rotation_keys=[key.public_key().did_key()],
-                handle="fuzz.test",
-                pds="https://pds.fuzz.test",
-            )
-            op = sign_operation(op, key)
-            did = did_for_genesis(op)
-            assert (await target.client.post(f"/{did}", json=op)).status_code == 200
-            target.live_strings = lambda: [did, "fuzz.test"]
+            account = await new_plc_account(target.client)
+
+            async def follow() -> None:
+                """The DID's newest operation; a new DID once it is tombstoned."""
+                nonlocal account
+                last = await target.client.get(f"/{account.did}/log/last")
+                account.head = last.json()
+                if account.head.get("type") == "plc_tombstone":
+                    account = await new_plc_account(target.client)
+
+            strings = hostile.hostile_strings(lambda: [account.did, "fuzz.test"])
+            target.live_strings = lambda: [account.did, "fuzz.test"]
+            target.after_change = follow
+            target.special["POST /{did}"] = signed_operations(lambda: account, strings)
             yield target
 
     with running(started) as target:

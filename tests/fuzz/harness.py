@@ -73,6 +73,8 @@ class Target:
     errors: ErrorShape
     live_strings: Callable[[], list[str]] = list
     live_auth: Callable[[], list[bytes]] = list
+    # Endpoint name -> (path, body) pairs it is sent besides the generic ones (signed PLC ops).
+    special: dict[str, st.SearchStrategy[tuple[str, bytes]]] = field(default_factory=dict)
     # Plausible values by lexicon format that the service knows (its accounts, records).
     live_values: Callable[[], dict[str, list[str]]] = dict
     # Called after a request that succeeded in changing something: credentials may be gone.
@@ -182,14 +184,24 @@ def requests(endpoint: Endpoint, target: Target) -> st.SearchStrategy[hostile.Re
     auth_values = hostile.authorization(target.live_auth)
     auth = hostile.mostly(auth_values.map(_auth_header), st.just({}))
     encoding = (endpoint.input_encoding or "application/json").split(",")[0].strip()
+    query = hostile.query_params(endpoint.params, words)
+    headers = hostile.headers(auth, encoding.replace("*", "x"))
     parts = st.tuples(
         verb,
         _paths(endpoint, strings),
-        hostile.query_params(endpoint.params, words),
-        hostile.headers(auth, encoding.replace("*", "x")),
+        query,
+        headers,
         hostile.bodies(endpoint.input, words) if endpoint.input_encoding else st.none(),
     )
-    return parts.map(lambda p: hostile.Request(*p))
+    generic = parts.map(lambda p: hostile.Request(*p))
+    special = target.special.get(endpoint.name)
+    if special is None:
+        return generic
+    chosen = st.tuples(special, query, headers)
+    return st.one_of(
+        generic,
+        chosen.map(lambda p: hostile.Request(endpoint.verb, p[0][0], p[1], p[2], p[0][1])),
+    )
 
 
 def _auth_header(value: bytes) -> dict[str, bytes]:
