@@ -17,7 +17,9 @@ import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atcore import errors
@@ -65,6 +67,14 @@ def to_xrpc_error(exc: BaseException, where: str, scope: Scope | None = None) ->
 def error_response(exc: BaseException, where: str, scope: Scope | None = None) -> JSONResponse:
     """A JSON error response for `exc`, with the error's own headers (Retry-After, ...)."""
     error = to_xrpc_error(exc, where, scope)
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own HTTPException (a path no route serves, a verb a route does not take) as
+    an XRPC error body, for an app's `exception_handlers`: clients read the JSON `error`."""
+    assert isinstance(exc, HTTPException)
+    error = XrpcError(exc.status_code, message=exc.detail, headers=exc.headers)
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
