@@ -15,10 +15,12 @@ import httpx
 import pytest
 
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
+from atcore.identity.plc_client import PlcClient
 from atcore.keys import generate_k256
 from tests.fuzz import hostile
 from tests.fuzz.harness import Target, running
 from tests.fuzz.plc_ops import PlcAccount, signed_operations
+from tests.relay.fake_pds import FakeAccount, FakePds, serve_fake_pds
 from tests.servers import running_service
 
 PASSWORD = "correct horse battery staple"
@@ -205,9 +207,28 @@ def relay(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ta
     @asynccontextmanager
     async def started() -> AsyncIterator[Target]:
         app = create_app(config, validate_output=True, backoff_base=0.05)
-        async with app.router.lifespan_context(app):
+        upstream = FakePds()
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient() as http,
+            serve_fake_pds(upstream) as url,
+        ):
             target = Target(app, "xrpc")
-            target.live_strings = lambda: ["localhost:1", "127.0.0.1:1"]
+            # A host the relay crawls, with an account whose repo it holds: lookups that hit.
+            host = "localhost:" + url.rsplit(":", 1)[1]
+            account = upstream.add(
+                await FakeAccount.create(PlcClient(plc_url, http), url, "a.test")
+            )
+            await upstream.emit(account.genesis)
+            crawl = {"hostname": host}
+            r = await target.client.post("/xrpc/com.atproto.sync.requestCrawl", json=crawl)
+            assert r.status_code == 200, r.text
+            target.live_strings = lambda: [host, account.did, "localhost:1"]
+            target.live_values = lambda: {
+                "did": [account.did],
+                "at-identifier": [account.did],
+                "": [host, account.did],
+            }
             target.live_auth = lambda: [basic("admin", ADMIN), f"Bearer {ADMIN}".encode()]
             yield target
 
