@@ -31,11 +31,11 @@ import atcore
 from atcore.errors import LexiconNotFound
 from atcore.xrpc.router import XrpcRouter
 from skyloft.serve import with_failure_middleware
-from tests.fuzz import hostile
+from tests.fuzz import hostile, typed
 
 T = TypeVar("T")
 # Examples per endpoint: small in CI (the whole suite stays near a minute), large for a soak run.
-EXAMPLES = int(os.environ.get("SKYLOFT_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("SKYLOFT_FUZZ_EXAMPLES", "20"))
 REQUEST_TIMEOUT = 30.0
 ErrorShape = Literal["xrpc", "plc", "any"]
 
@@ -179,19 +179,19 @@ def requests(endpoint: Endpoint, target: Target) -> st.SearchStrategy[hostile.Re
     valid credentials as often as not."""
     strings = hostile.hostile_strings(target.live_strings)
     records = st.one_of(st.builds(_post_record, strings), hostile.json_values(strings))
-    words = hostile.Vocabulary(strings, records, target.live_values)
+    words = typed.Vocabulary(strings, records, target.live_values)
     verb = hostile.mostly(st.just(endpoint.verb), st.sampled_from(hostile.VERBS))
     auth_values = hostile.authorization(target.live_auth)
     auth = hostile.mostly(auth_values.map(_auth_header), st.just({}))
     encoding = (endpoint.input_encoding or "application/json").split(",")[0].strip()
-    query = hostile.query_params(endpoint.params, words)
+    query = typed.query_params(endpoint.params, words)
     headers = hostile.headers(auth, encoding.replace("*", "x"))
     parts = st.tuples(
         verb,
         _paths(endpoint, strings),
         query,
         headers,
-        hostile.bodies(endpoint.input, words) if endpoint.input_encoding else st.none(),
+        typed.bodies(endpoint.input, words) if endpoint.input_encoding else st.none(),
     )
     generic = parts.map(lambda p: hostile.Request(*p))
     special = target.special.get(endpoint.name)
