@@ -10,7 +10,8 @@ import pytest
 
 from tests.fuzz.harness import Target, endpoints, fuzz
 
-pytestmark = pytest.mark.slow
+# A real PLC process serves the PDS and relay; the relay crawls a fake PDS on a local port.
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 def fuzz_all(target: Target) -> None:
