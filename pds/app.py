@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 
 from atcore.identity.netguard import AddressGuard
 from atcore.identity.pinned import guarded_client
@@ -17,6 +18,7 @@ from atcore.identity.resolver import IdentityResolver
 from atcore.jwt import Hs256Tokens
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.failures import http_exception
 from atcore.xrpc.router import XrpcRouter
 from atcore.xrpc.server import mount
 from pds import well_known
@@ -115,4 +117,5 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
         routes=[*well_known.ROUTES, *mount(router)],
         middleware=[cors_middleware()],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
     )

@@ -33,7 +33,6 @@ from atcore.syntax.did import parse_did
 from atcore.xrpc.body import decode_json, stream_body
 from atcore.xrpc.errors import (
     InvalidRequest,
-    MethodNotImplemented,
     UpstreamFailure,
     UpstreamTimeout,
     XrpcError,
@@ -149,7 +148,8 @@ async def forward(request: Request, nsid: str) -> Response:
     header = request.headers.get("atproto-proxy")
     target = await _header_target(ctx, header) if header else _default_target(ctx, nsid)
     if target is None:
-        raise MethodNotImplemented(f"No service configured for {nsid}")
+        # The reference PDS answers 400 here, not 501: the method may well exist elsewhere.
+        raise InvalidRequest(f"No service configured for {nsid}")
     url, aud, http = target
     headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
     headers["accept-encoding"] = request.headers.get("accept-encoding", "identity")

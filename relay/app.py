@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +18,7 @@ from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
 from atcore.xrpc.errors import XrpcError
+from atcore.xrpc.failures import http_exception
 from atcore.xrpc.router import XrpcRouter
 from atcore.xrpc.server import mount
 from relay.api import admin, status
@@ -125,5 +127,6 @@ def create_app(
         routes=[*status.ROUTES, *admin.ROUTES, *mount(router)],
         middleware=[Middleware(_ServerHeader), cors_middleware()],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
     )
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,9 @@ from starlette.types import Receive, Scope, Send
 from atcore.xrpc.cors import cors_middleware
 from atcore.xrpc.failures import FailureMiddleware
 from skyloft.serve import with_failure_middleware
+from skyloft.services import ServiceProcess
+from tests.pds.conftest import pds_env
+from tests.servers import running_service
 
 
 async def broken(request: Request) -> Response:
@@ -51,3 +55,38 @@ async def test_any_other_asgi_app_is_wrapped(caplog: pytest.LogCaptureFixture) -
         response = await get(wrapped, "/anything")
     assert response.status_code == 500 and response.json()["error"] == "InternalServerError"
     assert len(caplog.records) == 1
+
+
+@pytest.mark.integration
+def test_a_served_pds_logs_one_line_per_failure_and_no_traceback(tmp_path: Path) -> None:
+    """Through `skyloft pds serve` itself: a failure the PDS cannot help (its blob directory
+    has become a file) answers 500 naming a request id, and the log gets exactly one line for
+    each failing request, naming that id, and no traceback."""
+    with running_service("plc", tmp_path / "plc") as plc_url:
+        data = tmp_path / "pds"
+        pds = ServiceProcess("pds", data, env=pds_env(plc_url))
+        try:
+            with httpx.Client(base_url=pds.url, timeout=30) as http:
+                body = {"handle": "tess.test", "email": "t@example.com", "password": "pw-123456"}
+                session = http.post("/xrpc/com.atproto.server.createAccount", json=body)
+                assert session.status_code == 200, session.text
+                (data / "blocks").mkdir(exist_ok=True)
+                (data / "blocks" / "tmp").write_bytes(b"not a directory")
+                headers = {
+                    "authorization": f"Bearer {session.json()['accessJwt']}",
+                    "content-type": "image/png",
+                }
+                ids = []
+                for _ in range(2):
+                    r = http.post(
+                        "/xrpc/com.atproto.repo.uploadBlob", content=b"x", headers=headers
+                    )
+                    assert r.status_code == 500 and r.json()["error"] == "InternalServerError"
+                    ids.append(r.json()["message"].rsplit(" ", 1)[1])
+        finally:
+            assert pds.stop() == 0
+        log = pds.log_path.read_text()
+    assert "Traceback" not in log
+    for rid in ids:
+        (line,) = [line for line in log.splitlines() if rid in line]
+        assert "uploadBlob" in line and "FileExistsError" in line

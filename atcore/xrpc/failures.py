@@ -17,7 +17,9 @@ import traceback
 from collections.abc import MutableMapping
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atcore import errors
@@ -32,6 +34,9 @@ DOMAIN_ERRORS: tuple[type[ValueError], ...] = tuple(
 )
 # Enough of an exception's message to tell what failed, on one line.
 MAX_LOGGED_MESSAGE = 300
+# 501 MethodNotImplemented answers a client asking for a method nobody serves here: not a failure
+# of ours, and not worth a log line a client could repeat at will.
+NOT_IMPLEMENTED = 501
 # websocket close code: the server met an unexpected condition (RFC 6455).
 CLOSE_INTERNAL = 1011
 
@@ -48,7 +53,7 @@ def request_id(scope: MutableMapping[str, Any]) -> str:
 def to_xrpc_error(exc: BaseException, where: str, scope: Scope | None = None) -> XrpcError:
     """The XRPC error to answer `exc` with; server-side failures are logged (one line, `where`
     names the method) and carry the request's id into their answer."""
-    if isinstance(exc, XrpcError) and exc.status < 500:
+    if isinstance(exc, XrpcError) and (exc.status < 500 or exc.status == NOT_IMPLEMENTED):
         return exc
     if isinstance(exc, DOMAIN_ERRORS):
         return InvalidRequest(str(exc))
@@ -62,6 +67,14 @@ def to_xrpc_error(exc: BaseException, where: str, scope: Scope | None = None) ->
 def error_response(exc: BaseException, where: str, scope: Scope | None = None) -> JSONResponse:
     """A JSON error response for `exc`, with the error's own headers (Retry-After, ...)."""
     error = to_xrpc_error(exc, where, scope)
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own HTTPException (a path no route serves, a verb a route does not take) as
+    an XRPC error body, for an app's `exception_handlers`: clients read the JSON `error`."""
+    assert isinstance(exc, HTTPException)
+    error = XrpcError(exc.status_code, message=exc.detail, headers=exc.headers)
     return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 

@@ -61,14 +61,18 @@ def check_password(password: str | None) -> str:
 
 
 def _rotation_keys(ctx: AppContext, recovery_key: str | None) -> list[str]:
-    keys = [ctx.plc_rotation_key.public_key().did_key()]
-    if recovery_key is not None:
-        try:
-            parse_did_key(recovery_key)
-        except InvalidKey as exc:
-            raise InvalidRequest(f"recoveryKey is not a did:key: {exc}") from None
-        keys.insert(0, recovery_key)
-    return keys
+    own = ctx.plc_rotation_key.public_key().did_key()
+    if recovery_key is None:
+        return [own]
+    try:
+        recovery = parse_did_key(recovery_key).did_key()
+    except InvalidKey as exc:
+        raise InvalidRequest(f"recoveryKey is not a did:key: {exc}") from None
+    # The reference PDS would list the key twice, an operation the PLC refuses (no duplicate
+    # rotation keys): say so here, before any DID is made.
+    if recovery == own:
+        raise InvalidRequest("recoveryKey is this server's own rotation key")
+    return [recovery_key, own]
 
 
 async def create_account(ctx: AppContext, new: NewAccount) -> Account:

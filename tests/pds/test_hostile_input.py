@@ -118,3 +118,11 @@ async def test_admin_refuses_malformed_basic_credentials(pds: Pds, header: bytes
     good = b"Basic " + base64.b64encode(b"admin:admin")
     r = await pds.client.get(url, params=params, headers={"authorization": good})
     assert r.status_code == 200, r.text
+
+
+async def test_unrouted_paths_and_wrong_verbs_answer_in_json(pds: Pds) -> None:
+    wrong_verb = await pds.client.post("/robots.txt")
+    assert wrong_verb.status_code == 405
+    assert wrong_verb.json() == {"error": "InvalidRequest", "message": "Method Not Allowed"}
+    nowhere = await pds.client.get("/no/such/path")
+    assert nowhere.status_code == 404 and nowhere.json()["message"] == "Not Found"

@@ -93,8 +93,10 @@ async def test_upstream_errors_are_passed_on(proxying: Pds) -> None:
     assert error_of(boom) == (502, "Oops")
     lone = await proxying.call(nsid, params={"cursor": "lone"}, token=token)
     assert error_of(lone) == (400, "InvalidRequest")
+    # No service configured for it: 400, as the reference PDS answers (never a 5xx).
     unknown = await proxying.call("com.example.nothing", token=token)
-    assert error_of(unknown) == (501, "MethodNotImplemented")
+    assert error_of(unknown) == (400, "InvalidRequest")
+    assert unknown.json()["message"] == "No service configured for com.example.nothing"
 
 
 async def test_atproto_proxy_header_and_privileged_methods(proxying: Pds, standin: StandIn) -> None:

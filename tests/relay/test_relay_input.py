@@ -45,6 +45,18 @@ async def test_admin_refuses_malformed_basic_credentials(relay: Relay, header: b
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(
+    ("verb", "path"), [("GET", "/admin/repo/takedown"), ("PUT", "/admin/pds/list")]
+)
+async def test_admin_wrong_verb_is_a_json_405(relay: Relay, verb: str, path: str) -> None:
+    r = await relay.client.request(verb, path, auth=("admin", ADMIN))
+    assert r.status_code == 405, r.text
+    assert r.json() == {"error": "InvalidRequest", "message": "Method Not Allowed"}
+    r = await relay.client.get("/no/such/path")
+    assert r.status_code == 404 and r.json()["message"] == "Not Found"
+    assert (await relay.client.head("/admin/pds/list", auth=("admin", ADMIN))).status_code == 200
+
+
 @pytest.mark.parametrize("raw", ["%ED%A0%80", "%C2%B2", "%FF%FE"])
 async def test_undecodable_parameters_are_refused(relay: Relay, raw: str) -> None:
     r = await relay.client.get(f"/xrpc/com.atproto.sync.listHosts?cursor={raw}&limit={raw}")
