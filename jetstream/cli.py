@@ -12,9 +12,6 @@ from websockets import http11
 from jetstream.config import DEFAULT_PORT, ConfigError, JetstreamConfig
 from skyloft.service_cli import add_serve_command, serve_service
 
-# Like the relay's firehose: uvicorn's websocket sends cost about half of hypercorn's, and
-# skyloft.ws_frames writes a subscriber's page of events in one call.
-SERVER = "uvicorn"
 MAX_REQUEST_LINE = 1 << 20
 
 
@@ -32,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         load=JetstreamConfig.load,
         config_error=ConfigError,
         create_app=_create_app,
-        default_server=SERVER,
     )
     serve.add_argument(
         "--nats", help="also publish to NATS JetStream at this URL (JETSTREAM_NATS_URL)"
@@ -47,9 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     http11.MAX_LINE_LENGTH = MAX_REQUEST_LINE
     # --nats overrides the environment, as --host, --port and --data-dir do.
     env = {**os.environ, **({"JETSTREAM_NATS_URL": args.nats} if args.nats else {})}
-    return serve_service(
-        "jetstream", args, env, JetstreamConfig.load, ConfigError, _create_app, SERVER
-    )
+    return serve_service("jetstream", args, env, JetstreamConfig.load, ConfigError, _create_app)
 
 
 def _create_app(config: JetstreamConfig) -> Any:
