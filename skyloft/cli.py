@@ -10,6 +10,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _commands() -> list[Register]:
+    from appview import cli as appview_cli
     from jetstream import cli as jetstream_cli
     from pds import cli as pds_cli
     from plc import cli as plc_cli
@@ -22,6 +23,7 @@ def _commands() -> list[Register]:
         plc_cli.register,
         pds_cli.register,
         relay_cli.register,
+        appview_cli.register,
         jetstream_cli.register,
         devnet.register,
         account_cli.register,

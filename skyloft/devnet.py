@@ -1,6 +1,6 @@
 """`skyloft devnet`: a local network in one process tree — a PLC directory, two PDSes in dev
-mode and a relay crawling both, with a demo account on each PDS whose credentials are printed
-(DESIGN.md, "Running the services").
+mode, a relay crawling both and an appview indexing the relay (every PDS's appview), with a
+demo account on each PDS whose credentials are printed (DESIGN.md, "Running the services").
 
 Data lives under `--data-dir` (default `data/devnet`), so a restart keeps accounts; each demo
 account's password is generated once and kept there. Stops everything on SIGTERM/Ctrl-C.
@@ -14,6 +14,7 @@ import secrets
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ DEMO_HANDLES = ("alice.test", "bob.test")
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     devnet = sub.add_parser(
-        "devnet", help="run a local PLC, two PDSes and a relay in dev mode, with demo accounts"
+        "devnet",
+        help="run a local PLC, two PDSes, a relay and an appview in dev mode, with demo accounts",
     )
     devnet.add_argument("--data-dir", type=Path, default=Path("data/devnet"))
     # Fixed ports by default: the DID documents registered at the PLC name each PDS's URL.
@@ -34,6 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     devnet.add_argument("--plc-port", type=int, default=2582)
     devnet.add_argument("--pds-ports", type=int, nargs=2, default=[2583, 2585])
     devnet.add_argument("--relay-port", type=int, default=2470)
+    devnet.add_argument("--appview-port", type=int, default=2584)
     devnet.set_defaults(run=run)
 
 
@@ -54,6 +57,16 @@ def demo_account(pds_url: str, handle: str, secrets_file: Path) -> dict[str, Any
     return saved
 
 
+def wait_for_profile(appview_url: str, did: str, timeout: float = 15.0) -> None:
+    """Until the appview has indexed the account, so the SDK's plain login finds its profile."""
+    deadline = time.monotonic() + timeout
+    url = f"{appview_url}/xrpc/app.bsky.actor.getProfile"
+    while httpx.get(url, params={"actor": did}).status_code != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the appview did not index {did} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 def start_network(args: argparse.Namespace, services: list[ServiceProcess]) -> None:
     """Start every service (appending each to `services` as it comes up) and print the map."""
     root: Path = args.data_dir
@@ -71,17 +84,32 @@ def start_network(args: argparse.Namespace, services: list[ServiceProcess]) -> N
     print(f"plc      {plc.url}")
     print(f"relay    {relay.url}  (firehose {relay.url.replace('http', 'ws', 1)}", end="")
     print("/xrpc/com.atproto.sync.subscribeRepos)")
+    appview_env = {
+        "BSKY_DEV_MODE": "true",
+        "BSKY_DID_PLC_URL": plc.url,
+        "BSKY_REPO_PROVIDER": relay.url,
+    }
+    appview = start("appview", "appview", args.appview_port, appview_env)
+    appview_did = httpx.get(f"{appview.url}/.well-known/did.json").json()["id"]
+    print(f"appview  {appview.url}  ({appview_did})")
     for index, (port, handle) in enumerate(zip(args.pds_ports, DEMO_HANDLES, strict=True)):
         name = f"pds{index + 1}"
-        pds_env = {"PDS_DEV_MODE": "true", "PDS_DID_PLC_URL": plc.url, "PDS_CRAWLERS": relay.url}
+        pds_env = {
+            "PDS_DEV_MODE": "true",
+            "PDS_DID_PLC_URL": plc.url,
+            "PDS_CRAWLERS": relay.url,
+            "PDS_BSKY_APP_VIEW_URL": appview.url,
+            "PDS_BSKY_APP_VIEW_DID": appview_did,
+        }
         pds = start(name, "pds", port, pds_env)
         account = demo_account(pds.url, handle, root / f"{name}-account.json")
+        wait_for_profile(appview.url, account["did"])
         print(f"{name}     {pds.url}")
         print(f"  account  {account['handle']}  {account['did']}  password {account['password']}")
     first = json.loads((root / "pds1-account.json").read_text())
-    pds1 = services[2].url
+    pds1 = services[3].url
     print(f"try      from atproto import Client; c = Client(base_url='{pds1}'); ", end="")
-    print(f"c.login('{first['handle']}', '{first['password']}', fetch_bsky_profile=False)")
+    print(f"c.login('{first['handle']}', '{first['password']}')")
     print(f"logs     {root}/*.log")
 
 

@@ -1,6 +1,7 @@
-"""`skyloft devnet`: PLC, two PDSes and a relay come up; the printed demo credentials work with
-the atproto SDK; the relay crawls both PDSes; a restart on the same data keeps the accounts; and
-SIGTERM stops every child process."""
+"""`skyloft devnet`: PLC, two PDSes, a relay and an appview come up; the printed demo
+credentials work with the atproto SDK's plain login (profile from the appview, handle verified);
+the relay crawls both PDSes; a restart on the same data keeps the accounts; and SIGTERM stops
+every child process."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def start(data: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "skyloft", "devnet", "--data-dir", str(data)]
-        + ["--plc-port", "0", "--pds-ports", "0", "0", "--relay-port", "0"],
+        + ["--plc-port", "0", "--pds-ports", "0", "0", "--relay-port", "0"]
+        + ["--appview-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -50,7 +52,7 @@ def children(pid: int) -> list[int]:
 
 def stop(proc: subprocess.Popen[str]) -> None:
     kids = children(proc.pid)
-    assert len(kids) == 4  # plc, relay, two PDSes
+    assert len(kids) == 5  # plc, relay, appview, two PDSes
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(20) == 0
     for stream in (proc.stdout, proc.stderr):
@@ -70,8 +72,9 @@ def test_devnet_network(tmp_path: Path) -> None:
         for name in ("pds1", "pds2"):
             handle, did, _, password = lines[f"{name}-account"].split()
             client = Client(base_url=lines[name], request=request)
-            # No appview in the devnet yet, so the SDK must not look up the Bluesky profile.
-            client.login(handle, password, fetch_bsky_profile=False)
+            # The plain login fetches the profile from the appview, through the PDS.
+            profile = client.login(handle, password)
+            assert (profile.did, profile.handle) == (did, handle)
             session = client.com.atproto.server.get_session()
             assert (session.did, session.handle) == (did, handle)
             post = client.com.atproto.repo.create_record(

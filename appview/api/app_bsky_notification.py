@@ -1,0 +1,75 @@
+"""app.bsky.notification: listNotifications, getUnreadCount, updateSeen (lexicons
+app/bsky/notification). Notifications are derived when records are indexed
+(appview.db.index); those from accounts blocking or blocked by the viewer, or no longer
+active, are not shown or counted."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from appview import pipeline
+from appview.auth import viewer_required
+from appview.context import ctx_of
+from appview.db import skeletons
+from appview.records import normalize_time
+from atcore.xrpc.errors import InvalidRequest
+from atcore.xrpc.router import Methods, XrpcRequest
+
+xrpc = Methods()
+
+
+@xrpc.query("app.bsky.notification.listNotifications", auth=viewer_required)
+async def list_notifications(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    viewer: str = req.auth
+    params = req.params
+    limit, cursor = params.get("limit", 50), params.get("cursor")
+    page = await ctx.db.read(skeletons.notifications, viewer, params.get("reasons"), limit, cursor)
+    seen = await ctx.db.read(skeletons.seen_at, viewer)
+    state = await pipeline.load(ctx, viewer, [item[1] for item in page.items])
+    views = pipeline.views(ctx)
+    notifications = []
+    for _, author, uri, cid, reason, subject, record in page.items:
+        if author not in state.actors or state.blocked(author):
+            continue
+        value = json.loads(record)
+        indexed_at = normalize_time(value.get("createdAt")) or ""
+        view: dict[str, Any] = {
+            "uri": uri,
+            "cid": cid,
+            "author": views.profile(state, state.actors[author]),
+            "reason": reason,
+            "record": value,
+            "isRead": seen is not None and indexed_at <= seen,
+            "indexedAt": indexed_at,
+            "labels": [],
+        }
+        if subject is not None:
+            view["reasonSubject"] = subject
+        notifications.append(view)
+    out: dict[str, Any] = {"notifications": notifications, "priority": False}
+    if seen is not None:
+        out["seenAt"] = seen
+    if page.cursor is not None:
+        out["cursor"] = page.cursor
+    return out
+
+
+@xrpc.query("app.bsky.notification.getUnreadCount", auth=viewer_required)
+async def get_unread_count(req: XrpcRequest) -> dict[str, Any]:
+    ctx = ctx_of(req)
+    viewer: str = req.auth
+    seen = await ctx.db.read(skeletons.seen_at, viewer)
+    authors = await ctx.db.read(skeletons.unread_authors, viewer, seen)
+    state = await pipeline.load(ctx, viewer, set(authors))
+    count = sum(1 for a in authors if a in state.actors and not state.blocked(a))
+    return {"count": count}
+
+
+@xrpc.procedure("app.bsky.notification.updateSeen", auth=viewer_required)
+async def update_seen(req: XrpcRequest) -> None:
+    seen = normalize_time(req.input["seenAt"])
+    if seen is None:
+        raise InvalidRequest("seenAt must be a datetime")
+    await ctx_of(req).db.write(skeletons.update_seen, req.auth, seen)

@@ -1,0 +1,79 @@
+"""`create_app(config)`: the appview as a Starlette app (STYLE.md #9)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from appview import well_known
+from appview.api import app_bsky_actor, app_bsky_feed, app_bsky_graph, app_bsky_notification
+from appview.config import AppviewConfig
+from appview.context import AppviewContext
+from appview.db import Database
+from appview.ingest import Ingest
+from atcore.identity.resolver import IdentityResolver
+from atcore.lexicon import Catalog
+from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.router import XrpcRouter
+from atcore.xrpc.server import mount
+
+HTTP_TIMEOUT = 10.0
+GROUPS = (
+    app_bsky_actor.xrpc,
+    app_bsky_feed.xrpc,
+    app_bsky_graph.xrpc,
+    app_bsky_notification.xrpc,
+)
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"version": "skyloft-appview"})
+
+
+def create_app(
+    config: AppviewConfig, *, validate_output: bool = False, backoff_base: float = 1.0
+) -> Starlette:
+    """The appview app; `validate_output` checks JSON responses against the lexicons (tests);
+    `backoff_base` is the first firehose reconnection delay in seconds (tests shorten it)."""
+    catalog = Catalog.load_builtin()
+    router = XrpcRouter(catalog, GROUPS, validate_output=validate_output)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+            stack.push_async_callback(http.aclose)
+            db = Database(config.db_path)
+            await db.open()
+            stack.push_async_callback(db.close)
+            resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
+            ingest = None
+            if config.repo_provider is not None:
+                ingest = Ingest(
+                    db,
+                    config.repo_provider,
+                    resolver,
+                    catalog,
+                    http,
+                    trust_relay=config.trust_relay,
+                    dev_mode=config.dev_mode,
+                    backoff_base=backoff_base,
+                )
+            key = well_known.load_signing_key(config.signing_key_path)
+            app.state.ctx = AppviewContext(config, db, resolver, http, key, ingest)
+            if ingest is not None:
+                await ingest.start()
+                stack.push_async_callback(ingest.close)
+            yield
+
+    return Starlette(
+        routes=[*well_known.ROUTES, Route("/xrpc/_health", health), *mount(router)],
+        middleware=[cors_middleware()],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,49 @@
+"""`skyloft appview serve`: run the appview (DESIGN.md, "Running the services")."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+from appview.config import DEFAULT_PORT, AppviewConfig, ConfigError
+from appview.db.schema import SchemaTooNew, check_version
+from skyloft.service_cli import add_serve_command
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    appview = subparsers.add_parser("appview", help="the appview: indexes app.bsky, serves views")
+    commands = appview.add_subparsers(dest="appview_command", required=True)
+    add_serve_command(
+        commands,
+        service="appview",
+        help="index the relay's firehose and serve the app.bsky read API",
+        default_port=DEFAULT_PORT,
+        data_env="BSKY_DATA_DIRECTORY",
+        load=AppviewConfig.load,
+        config_error=ConfigError,
+        create_app=_create_app,
+    )
+
+
+def _create_app(config: AppviewConfig) -> Any:
+    from appview.app import create_app
+
+    _refuse_newer_schema(config.db_path)
+    return create_app(config)
+
+
+def _refuse_newer_schema(path: Path) -> None:
+    """Stop with one line, before serving, when newer code wrote the database."""
+    if not path.exists():
+        return
+    conn = sqlite3.connect(path)
+    try:
+        check_version(conn)
+    except SchemaTooNew as exc:
+        print(f"skyloft appview serve: {exc}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        conn.close()

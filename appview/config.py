@@ -1,0 +1,128 @@
+"""Appview configuration, read once from the official appview's BSKY_* variables and flags.
+
+Names follow `@atproto/bsky` where they match: BSKY_PUBLIC_URL, BSKY_SERVER_DID (the `aud` that
+service-auth tokens must name; by default `did:web` of the public host), BSKY_DID_PLC_URL,
+BSKY_REPO_PROVIDER (the relay whose firehose is indexed, `ws(s)://` or `http(s)://`),
+BSKY_CDN_URL (where image URLs in views point), BSKY_DB_POSTGRES_URL. Ours: BSKY_DATA_DIRECTORY
+(`--data-dir` overrides it), BSKY_DEV_MODE (loopback and `.test` hosts allowed) and
+BSKY_TRUST_RELAY (index commits without checking their signatures again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote, urlsplit
+
+DEFAULT_PORT: Final = 2584
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_DATA_DIR: Final = "data/appview"
+DEFAULT_PLC_URL: Final = "https://plc.directory"
+_TRUE: Final = frozenset({"true", "1", "yes"})
+_FALSE: Final = frozenset({"false", "0", "no", ""})
+
+
+class ConfigError(ValueError):
+    """A setting is missing or has a bad value; the message names the variable or flag."""
+
+
+@dataclass(frozen=True)
+class AppviewConfig:
+    data_dir: Path
+    plc_url: str = DEFAULT_PLC_URL
+    repo_provider: str | None = None
+    public_url: str | None = None
+    server_did: str | None = None
+    cdn_url: str | None = None
+    postgres_url: str | None = None
+    dev_mode: bool = False
+    trust_relay: bool = False
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "appview.sqlite"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "signing-key.hex"
+
+    @property
+    def base_url(self) -> str:
+        """The public URL, or where this process listens when none is configured."""
+        if self.public_url is not None:
+            return self.public_url
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::1", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def did(self) -> str:
+        """The service DID: BSKY_SERVER_DID, else did:web of the public host."""
+        if self.server_did is not None:
+            return self.server_did
+        return "did:web:" + quote(urlsplit(self.base_url).netloc, safe="")
+
+    @property
+    def image_base(self) -> str:
+        return self.cdn_url or self.base_url
+
+    @classmethod
+    def load(
+        cls,
+        env: Mapping[str, str],
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        data_dir: str | None = None,
+    ) -> AppviewConfig:
+        config = cls(
+            data_dir=Path(data_dir or env.get("BSKY_DATA_DIRECTORY") or DEFAULT_DATA_DIR),
+            plc_url=(env.get("BSKY_DID_PLC_URL") or DEFAULT_PLC_URL).rstrip("/"),
+            repo_provider=env.get("BSKY_REPO_PROVIDER") or None,
+            public_url=_url(env, "BSKY_PUBLIC_URL"),
+            server_did=env.get("BSKY_SERVER_DID") or None,
+            cdn_url=_url(env, "BSKY_CDN_URL"),
+            postgres_url=env.get("BSKY_DB_POSTGRES_URL") or None,
+            dev_mode=_bool(env, "BSKY_DEV_MODE"),
+            trust_relay=_bool(env, "BSKY_TRUST_RELAY"),
+            host=host or DEFAULT_HOST,
+            port=port if port is not None else DEFAULT_PORT,
+        )
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0-65535, got {self.port}")
+        if not self.plc_url.startswith(("http://", "https://")):
+            raise ConfigError(f"BSKY_DID_PLC_URL must be an http(s) URL, got {self.plc_url!r}")
+        provider = self.repo_provider
+        if provider is not None and not provider.startswith(("ws://", "wss://", "http", "https")):
+            raise ConfigError(f"BSKY_REPO_PROVIDER must be a ws(s) or http(s) URL: {provider!r}")
+        if self.server_did is not None and not self.server_did.startswith("did:"):
+            raise ConfigError(f"BSKY_SERVER_DID must be a DID, got {self.server_did!r}")
+        if self.postgres_url is not None:
+            raise ConfigError("BSKY_DB_POSTGRES_URL: the PostgreSQL store is not built yet")
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
+
+
+def _url(env: Mapping[str, str], name: str) -> str | None:
+    value = (env.get(name) or "").rstrip("/")
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")) or not urlsplit(value).netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")

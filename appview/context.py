@@ -1,0 +1,30 @@
+"""What the appview's handlers share: built by the app's lifespan, never a module global."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from starlette.requests import HTTPConnection
+
+from appview.config import AppviewConfig
+from appview.db import Database
+from appview.ingest import Ingest
+from atcore.identity.resolver import IdentityResolver
+from atcore.keys import PrivateKey
+from atcore.xrpc.router import XrpcRequest, app_state
+
+
+@dataclass(frozen=True)
+class AppviewContext:
+    config: AppviewConfig
+    db: Database
+    resolver: IdentityResolver
+    http: httpx.AsyncClient
+    signing_key: PrivateKey
+    ingest: Ingest | None
+
+
+def ctx_of(req: XrpcRequest | HTTPConnection) -> AppviewContext:
+    ctx: AppviewContext = app_state(req).ctx
+    return ctx

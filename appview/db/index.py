@@ -1,0 +1,263 @@
+"""SQL that indexes records: each change of a batch applied in order, counts kept exact (a
+delete undoes exactly what its create did), notifications derived as records arrive, and the
+firehose cursor saved in the same transaction (appview.changes)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from typing import Any, Final
+
+from appview import records as r
+from appview.changes import Change, DeleteRecord, PutRecord, SetHandle, SetStatus, SkipRecord
+
+# Which aggregate an edge or named record counts into: (table, key column, count column).
+_EDGE_COUNTS: Final = {
+    r.LIKE: (("post_agg", "uri", "likes", "subject"),),
+    r.REPOST: (("post_agg", "uri", "reposts", "subject"),),
+    r.FOLLOW: (
+        ("profile_agg", "did", "follows", "did"),
+        ("profile_agg", "did", "followers", "subject"),
+    ),
+}
+_NAMED_COUNTS: Final = {
+    r.LIST: "lists",
+    r.GENERATOR: "feeds",
+    r.STARTER_PACK: "starter_packs",
+}
+_EDGE_NOTIFY: Final = {r.LIKE: "like", r.REPOST: "repost", r.FOLLOW: "follow"}
+
+
+def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cursor: int) -> None:
+    """Apply `changes` in order and move `service`'s cursor to `cursor`, in the caller's
+    transaction."""
+    actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
+    for change in changes:
+        if isinstance(change, PutRecord):
+            if _existing(conn, change.uri) is not None:
+                _delete(conn, change.uri)
+            if change.did not in actors:
+                actors.add(change.did)
+                conn.execute(
+                    "INSERT INTO actor (did, indexed_at) VALUES (?, ?)"
+                    " ON CONFLICT (did) DO NOTHING",
+                    (change.did, change.indexed_at),
+                )
+            _put(conn, change)
+        elif isinstance(change, DeleteRecord):
+            _delete(conn, change.uri)
+        elif isinstance(change, SetHandle):
+            conn.execute(
+                "INSERT INTO actor (did, handle, indexed_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (did) DO UPDATE SET handle = excluded.handle",
+                (change.did, change.handle, change.indexed_at),
+            )
+        elif isinstance(change, SetStatus):
+            conn.execute(
+                "INSERT INTO actor (did, status, indexed_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (did) DO UPDATE SET status = excluded.status",
+                (change.did, change.status, change.indexed_at),
+            )
+        elif isinstance(change, SkipRecord):
+            conn.execute(
+                "INSERT INTO skipped (collection, count) VALUES (?, 1)"
+                " ON CONFLICT (collection) DO UPDATE SET count = count + 1",
+                (change.collection,),
+            )
+    conn.execute(
+        "INSERT INTO subscription (service, cursor) VALUES (?, ?)"
+        " ON CONFLICT (service) DO UPDATE SET cursor = excluded.cursor",
+        (service, cursor),
+    )
+
+
+def cursor(conn: sqlite3.Connection, service: str) -> int | None:
+    row = conn.execute("SELECT cursor FROM subscription WHERE service = ?", (service,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def skipped(conn: sqlite3.Connection) -> dict[str, int]:
+    return {str(c): int(n) for c, n in conn.execute("SELECT collection, count FROM skipped")}
+
+
+def _existing(conn: sqlite3.Connection, uri: str) -> str | None:
+    row = conn.execute("SELECT collection FROM record WHERE uri = ?", (uri,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _bump(conn: sqlite3.Connection, table: str, key: str, column: str, value: str, by: int) -> None:
+    conn.execute(
+        f"INSERT INTO {table} ({key}, {column}) VALUES (?, ?)"
+        f" ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column}",
+        (value, by),
+    )
+
+
+def _notify(
+    conn: sqlite3.Connection,
+    put: PutRecord,
+    recipient: str,
+    reason: str,
+    subject: str | None,
+    sort_at: str,
+) -> None:
+    if recipient == put.did:
+        return
+    conn.execute(
+        "INSERT INTO notification (did, author, uri, cid, reason, reason_subject, sort_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (recipient, put.did, put.uri, put.cid, reason, subject, sort_at),
+    )
+
+
+def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
+    value = put.value
+    conn.execute(
+        "INSERT INTO record (uri, cid, did, collection, json, indexed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (put.uri, put.cid, put.did, put.collection, _json(value), put.indexed_at),
+    )
+    created = r.normalize_time(value.get("createdAt"))
+    sort_at = r.sort_at(created, put.indexed_at)
+    if put.collection == r.POST:
+        _put_post(conn, put, created or put.indexed_at, sort_at)
+    elif put.collection == r.PROFILE:
+        conn.execute(
+            "INSERT INTO profile (did, uri, cid, display_name, description, avatar, banner,"
+            " pinned_post, created_at, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                put.did,
+                put.uri,
+                put.cid,
+                value.get("displayName"),
+                value.get("description"),
+                r.blob_cid(value.get("avatar")),
+                r.blob_cid(value.get("banner")),
+                r.ref_uri(value.get("pinnedPost")),
+                created,
+                put.indexed_at,
+            ),
+        )
+    elif put.collection in r.EDGE_SUBJECT:
+        subject, subject_cid = r.edge_subject(put.collection, value)
+        conn.execute(
+            "INSERT INTO edge (uri, kind, did, subject, subject_cid, list, created_at, sort_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                put.uri,
+                put.collection,
+                put.did,
+                subject,
+                subject_cid,
+                value.get("list") if put.collection == r.LIST_ITEM else None,
+                created or put.indexed_at,
+                sort_at,
+            ),
+        )
+        for table, key, column, side in _EDGE_COUNTS.get(put.collection, ()):
+            _bump(conn, table, key, column, put.did if side == "did" else subject, 1)
+        if put.collection == r.REPOST:
+            conn.execute(
+                "INSERT INTO feed_item (uri, post, did, sort_at) VALUES (?, ?, ?, ?)",
+                (put.uri, subject, put.did, sort_at),
+            )
+        reason = _EDGE_NOTIFY.get(put.collection)
+        if reason is not None:
+            follow = put.collection == r.FOLLOW
+            recipient = subject if follow else r.uri_did(subject)
+            _notify(conn, put, recipient, reason, None if follow else subject, sort_at)
+    elif put.collection in r.NAMED_TARGET:
+        conn.execute(
+            "INSERT INTO named (uri, kind, did, target, sort_at) VALUES (?, ?, ?, ?, ?)",
+            (put.uri, put.collection, put.did, r.named_target(put.collection, value), sort_at),
+        )
+        if put.collection in _NAMED_COUNTS:
+            _bump(conn, "profile_agg", "did", _NAMED_COUNTS[put.collection], put.did, 1)
+
+
+def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: str) -> None:
+    facts = r.post_facts(put.value)
+    conn.execute(
+        "INSERT INTO post (uri, did, cid, created_at, indexed_at, sort_at, reply_root,"
+        " reply_parent, quote, media, langs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            put.uri,
+            put.did,
+            put.cid,
+            created,
+            put.indexed_at,
+            sort_at,
+            facts.reply_root,
+            facts.reply_parent,
+            facts.quote,
+            facts.media,
+            facts.langs,
+        ),
+    )
+    conn.execute(
+        "INSERT INTO feed_item (uri, post, did, sort_at) VALUES (?, ?, ?, ?)",
+        (put.uri, put.uri, put.did, sort_at),
+    )
+    conn.executemany(
+        "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(put.uri, tag) for tag in facts.tags],
+    )
+    conn.executemany(
+        "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(put.uri, link) for link in facts.links],
+    )
+    _bump(conn, "profile_agg", "did", "posts", put.did, 1)
+    if facts.reply_parent is not None:
+        _bump(conn, "post_agg", "uri", "replies", facts.reply_parent, 1)
+    notified = {put.did}
+    for ancestor in dict.fromkeys(filter(None, (facts.reply_parent, facts.reply_root))):
+        author = r.uri_did(ancestor)
+        if author not in notified:
+            notified.add(author)
+            _notify(conn, put, author, "reply", ancestor, sort_at)
+    if facts.quote is not None:
+        _bump(conn, "post_agg", "uri", "quotes", facts.quote, 1)
+        author = r.uri_did(facts.quote)
+        if author not in notified:
+            notified.add(author)
+            _notify(conn, put, author, "quote", facts.quote, sort_at)
+    for mentioned in facts.mentions:
+        if mentioned not in notified:
+            notified.add(mentioned)
+            _notify(conn, put, mentioned, "mention", None, sort_at)
+
+
+def _delete(conn: sqlite3.Connection, uri: str) -> None:
+    collection = _existing(conn, uri)
+    if collection is None:
+        return
+    did = r.uri_did(uri)
+    conn.execute("DELETE FROM record WHERE uri = ?", (uri,))
+    conn.execute("DELETE FROM notification WHERE uri = ?", (uri,))
+    if collection == r.POST:
+        row = conn.execute("SELECT reply_parent, quote FROM post WHERE uri = ?", (uri,)).fetchone()
+        parent, quote = row
+        if parent is not None:
+            _bump(conn, "post_agg", "uri", "replies", parent, -1)
+        if quote is not None:
+            _bump(conn, "post_agg", "uri", "quotes", quote, -1)
+        _bump(conn, "profile_agg", "did", "posts", did, -1)
+        for table in ("post", "feed_item", "post_tag", "post_link"):
+            conn.execute(f"DELETE FROM {table} WHERE uri = ?", (uri,))
+    elif collection == r.PROFILE:
+        conn.execute("DELETE FROM profile WHERE did = ?", (did,))
+    elif collection in r.EDGE_SUBJECT:
+        (subject,) = conn.execute("SELECT subject FROM edge WHERE uri = ?", (uri,)).fetchone()
+        for table, key, column, side in _EDGE_COUNTS.get(collection, ()):
+            _bump(conn, table, key, column, did if side == "did" else subject, -1)
+        conn.execute("DELETE FROM edge WHERE uri = ?", (uri,))
+        conn.execute("DELETE FROM feed_item WHERE uri = ?", (uri,))
+    elif collection in r.NAMED_TARGET:
+        conn.execute("DELETE FROM named WHERE uri = ?", (uri,))
+        if collection in _NAMED_COUNTS:
+            _bump(conn, "profile_agg", "did", _NAMED_COUNTS[collection], did, -1)
+
+
+def _json(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,167 @@
+"""SQL for the read API: the rows hydration loads in batches (appview.hydration) and the
+skeleton queries each endpoint starts from (lists of URIs or DIDs with a cursor)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from appview import records as r
+
+# SQLite binds at most 32,766 variables; batches stay far below.
+_CHUNK: Final = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRow:
+    did: str
+    handle: str | None
+    status: str | None
+    display_name: str | None
+    description: str | None
+    avatar: str | None
+    banner: str | None
+    pinned_post: str | None
+    created_at: str | None
+    indexed_at: str
+    followers: int
+    follows: int
+    posts: int
+    lists: int
+    feeds: int
+    starter_packs: int
+    pinned_cid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PostRow:
+    uri: str
+    did: str
+    cid: str
+    record: dict[str, Any]
+    indexed_at: str
+    reply_root: str | None
+    reply_parent: str | None
+    likes: int
+    reposts: int
+    replies: int
+    quotes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A skeleton: keys in order (URIs or DIDs, with what each endpoint needs) and a cursor."""
+
+    items: list[tuple[Any, ...]]
+    cursor: str | None
+
+
+def _chunks(values: Collection[str]) -> list[list[str]]:
+    ordered = list(values)
+    return [ordered[i : i + _CHUNK] for i in range(0, len(ordered), _CHUNK)]
+
+
+def _marks(values: Sequence[str]) -> str:
+    return ",".join("?" * len(values))
+
+
+def actors(conn: sqlite3.Connection, dids: Collection[str]) -> dict[str, ActorRow]:
+    found = {}
+    for chunk in _chunks(dids):
+        rows = conn.execute(
+            "SELECT a.did, a.handle, a.status, p.display_name, p.description, p.avatar,"
+            " p.banner, p.pinned_post, p.created_at, coalesce(p.indexed_at, a.indexed_at),"
+            " coalesce(g.followers, 0), coalesce(g.follows, 0), coalesce(g.posts, 0),"
+            " coalesce(g.lists, 0), coalesce(g.feeds, 0), coalesce(g.starter_packs, 0),"
+            " pin.cid"
+            " FROM actor a LEFT JOIN profile p ON p.did = a.did"
+            " LEFT JOIN profile_agg g ON g.did = a.did"
+            " LEFT JOIN post pin ON pin.uri = p.pinned_post"
+            f" WHERE a.did IN ({_marks(chunk)})",
+            chunk,
+        )
+        for row in rows:
+            found[row[0]] = ActorRow(*row)
+    return found
+
+
+def posts(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, PostRow]:
+    found = {}
+    for chunk in _chunks(uris):
+        rows = conn.execute(
+            "SELECT p.uri, p.did, p.cid, r.json, p.indexed_at, p.reply_root, p.reply_parent,"
+            " coalesce(g.likes, 0), coalesce(g.reposts, 0), coalesce(g.replies, 0),"
+            " coalesce(g.quotes, 0)"
+            " FROM post p JOIN record r ON r.uri = p.uri LEFT JOIN post_agg g ON g.uri = p.uri"
+            f" WHERE p.uri IN ({_marks(chunk)})",
+            chunk,
+        )
+        for row in rows:
+            found[row[0]] = PostRow(row[0], row[1], row[2], json.loads(row[3]), *row[4:])
+    return found
+
+
+def edges_by(
+    conn: sqlite3.Connection, kind: str, did: str, subjects: Collection[str]
+) -> dict[str, str]:
+    """subject → uri of `did`'s record of `kind` about it (the viewer's like, follow, ...)."""
+    found = {}
+    for chunk in _chunks(subjects):
+        rows = conn.execute(
+            f"SELECT subject, uri FROM edge WHERE kind = ? AND did = ?"
+            f" AND subject IN ({_marks(chunk)})",
+            [kind, did, *chunk],
+        )
+        found.update({str(s): str(u) for s, u in rows})
+    return found
+
+
+def edges_to(
+    conn: sqlite3.Connection, kind: str, subject: str, dids: Collection[str]
+) -> dict[str, str]:
+    """did → uri of its record of `kind` about `subject` (who follows or blocks the viewer)."""
+    found = {}
+    for chunk in _chunks(dids):
+        rows = conn.execute(
+            f"SELECT did, uri FROM edge WHERE kind = ? AND subject = ?"
+            f" AND did IN ({_marks(chunk)})",
+            [kind, subject, *chunk],
+        )
+        found.update({str(d): str(u) for d, u in rows})
+    return found
+
+
+def list_blocks(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) -> dict[str, str]:
+    """did → the list (a list block of the viewer's) that blocks it."""
+    found = {}
+    for chunk in _chunks(dids):
+        rows = conn.execute(
+            "SELECT i.subject, b.subject FROM edge b JOIN edge i ON i.list = b.subject"
+            f" WHERE b.kind = ? AND b.did = ? AND i.kind = ? AND i.subject IN ({_marks(chunk)})",
+            [r.LIST_BLOCK, viewer, r.LIST_ITEM, *chunk],
+        )
+        found.update({str(d): str(u) for d, u in rows})
+    return found
+
+
+def list_blocked_by(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) -> set[str]:
+    """Which of `dids` block the viewer through a list they subscribe to as a block list."""
+    found = set()
+    for chunk in _chunks(dids):
+        rows = conn.execute(
+            "SELECT b.did FROM edge b JOIN edge i ON i.list = b.subject"
+            f" WHERE b.kind = ? AND i.kind = ? AND i.subject = ? AND b.did IN ({_marks(chunk)})",
+            [r.LIST_BLOCK, r.LIST_ITEM, viewer, *chunk],
+        )
+        found.update(str(d) for (d,) in rows)
+    return found
+
+
+def did_for_handle(conn: sqlite3.Connection, handle: str) -> str | None:
+    row = conn.execute(
+        "SELECT did FROM actor WHERE handle = ? ORDER BY indexed_at DESC LIMIT 1", (handle,)
+    ).fetchone()
+    return None if row is None else str(row[0])

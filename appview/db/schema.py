@@ -1,0 +1,189 @@
+"""The appview's tables and their versioned migrations (the SQLite store).
+
+`PRAGMA user_version` is the number of migrations applied. Start-up applies the missing ones in
+one transaction each; a database written by newer code (more migrations than this code knows)
+is refused rather than misread. Timestamps are ISO-8601 UTC strings of one fixed shape
+(appview.records.normalize_time), so they order as text; `sort_at` is the earlier of a record's
+createdAt and the time it was indexed, as the reference orders feeds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer version of the appview."""
+
+
+_V1: Final = """
+CREATE TABLE subscription (
+    service TEXT PRIMARY KEY,
+    cursor INTEGER NOT NULL
+);
+CREATE TABLE actor (
+    did TEXT PRIMARY KEY,
+    handle TEXT,
+    -- NULL while active; else takendown, suspended, deactivated, deleted, ...
+    status TEXT,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX actor_handle ON actor (handle);
+-- Every indexed record's JSON value, as views return it.
+CREATE TABLE record (
+    uri TEXT PRIMARY KEY,
+    cid TEXT NOT NULL,
+    did TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    json TEXT NOT NULL,
+    indexed_at TEXT NOT NULL
+);
+CREATE INDEX record_did ON record (did, collection);
+CREATE TABLE profile (
+    did TEXT PRIMARY KEY,
+    uri TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    display_name TEXT,
+    description TEXT,
+    avatar TEXT,
+    banner TEXT,
+    pinned_post TEXT,
+    created_at TEXT,
+    indexed_at TEXT NOT NULL
+);
+CREATE TABLE profile_agg (
+    did TEXT PRIMARY KEY,
+    followers INTEGER NOT NULL DEFAULT 0,
+    follows INTEGER NOT NULL DEFAULT 0,
+    posts INTEGER NOT NULL DEFAULT 0,
+    lists INTEGER NOT NULL DEFAULT 0,
+    feeds INTEGER NOT NULL DEFAULT 0,
+    starter_packs INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE post (
+    uri TEXT PRIMARY KEY,
+    did TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    indexed_at TEXT NOT NULL,
+    sort_at TEXT NOT NULL,
+    reply_root TEXT,
+    reply_parent TEXT,
+    quote TEXT,
+    -- 1 for images or video (the media filters), 2 for video alone
+    media INTEGER NOT NULL DEFAULT 0,
+    langs TEXT
+);
+CREATE INDEX post_author ON post (did, sort_at);
+CREATE INDEX post_parent ON post (reply_parent);
+CREATE INDEX post_root ON post (reply_root);
+CREATE INDEX post_quote ON post (quote);
+CREATE TABLE post_agg (
+    uri TEXT PRIMARY KEY,
+    likes INTEGER NOT NULL DEFAULT 0,
+    reposts INTEGER NOT NULL DEFAULT 0,
+    replies INTEGER NOT NULL DEFAULT 0,
+    quotes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE post_tag (
+    uri TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    PRIMARY KEY (tag, uri)
+) WITHOUT ROWID;
+CREATE TABLE post_link (
+    uri TEXT NOT NULL,
+    target TEXT NOT NULL,
+    PRIMARY KEY (uri, target)
+) WITHOUT ROWID;
+-- A like, repost, follow, block, list item or list block: a record about one subject.
+CREATE TABLE edge (
+    uri TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    did TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    subject_cid TEXT,
+    -- the list a list item puts its subject on
+    list TEXT,
+    created_at TEXT NOT NULL,
+    sort_at TEXT NOT NULL
+);
+CREATE INDEX edge_subject ON edge (kind, subject, sort_at);
+CREATE INDEX edge_actor ON edge (kind, did, subject);
+CREATE INDEX edge_actor_time ON edge (kind, did, sort_at);
+CREATE INDEX edge_list ON edge (list, subject);
+-- Posts and reposts as they appear in author feeds and timelines.
+CREATE TABLE feed_item (
+    uri TEXT PRIMARY KEY,
+    post TEXT NOT NULL,
+    did TEXT NOT NULL,
+    sort_at TEXT NOT NULL
+);
+CREATE INDEX feed_item_author ON feed_item (did, sort_at);
+-- Lists, starter packs, feed generators, threadgates, postgates: looked up by uri or owner.
+CREATE TABLE named (
+    uri TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    did TEXT NOT NULL,
+    -- the post a threadgate or postgate governs; the list's purpose; the feed's service DID
+    target TEXT,
+    sort_at TEXT NOT NULL
+);
+CREATE INDEX named_owner ON named (kind, did, sort_at);
+CREATE INDEX named_target ON named (kind, target);
+CREATE TABLE notification (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    did TEXT NOT NULL,
+    author TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    cid TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    reason_subject TEXT,
+    sort_at TEXT NOT NULL
+);
+CREATE INDEX notification_did ON notification (did, sort_at);
+CREATE INDEX notification_uri ON notification (uri);
+CREATE TABLE notification_seen (
+    did TEXT PRIMARY KEY,
+    seen_at TEXT NOT NULL
+);
+-- Records that failed their lexicon, by collection (they are not indexed).
+CREATE TABLE skipped (
+    collection TEXT PRIMARY KEY,
+    count INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: Final = (_V1,)
+
+
+def check_version(conn: sqlite3.Connection) -> int:
+    """The schema version; SchemaTooNew when newer code wrote the database."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(
+            f"the appview database is at schema version {version}, newer than this code's "
+            f"{len(MIGRATIONS)}: run a newer skyloft, or start from a fresh data directory"
+        )
+    return version
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to the newest version; SchemaTooNew for a newer database."""
+    version = check_version(conn)
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.execute("BEGIN")
+        try:
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    # executescript would commit on its own; statements run one by one stay in our transaction.
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

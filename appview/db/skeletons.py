@@ -1,0 +1,173 @@
+"""The skeleton queries of the read API (STYLE.md #17): each returns a page of keys ordered
+newest first and an opaque cursor, `<sort_at>::<key>`, that resumes strictly after the last
+item, so pages stay stable while new records arrive."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Final
+
+from appview import records as r
+from appview.db.reads import Page
+from atcore.xrpc.errors import InvalidRequest
+
+_SEP: Final = "::"
+# A cursor sorts after every real item, so an absent cursor means "from the newest".
+_TOP: Final = ("\uffff", "\uffff")
+# Above every notification id (SQLite's largest integer).
+_NO_ID: Final = 2**63 - 1
+
+AUTHOR_FILTERS: Final = {
+    "posts_with_replies": "",
+    "posts_no_replies": " AND (p.uri IS NULL OR p.reply_parent IS NULL OR f.uri != f.post)",
+    "posts_with_media": " AND f.uri = f.post AND p.media >= 1",
+    "posts_with_video": " AND f.uri = f.post AND p.media = 2",
+    "posts_and_author_threads": (
+        " AND (f.uri != f.post OR p.reply_parent IS NULL"
+        " OR p.reply_root LIKE 'at://' || f.did || '/%')"
+    ),
+}
+
+
+def parse_cursor(cursor: str | None) -> tuple[str, str]:
+    if cursor is None:
+        return _TOP
+    sort_at, sep, key = cursor.partition(_SEP)
+    if not sep or r.normalize_time(sort_at) != sort_at or not key:
+        raise InvalidRequest("malformed cursor")
+    return sort_at, key
+
+
+def _page(rows: list[Any], limit: int) -> Page:
+    """Rows are (sort_at, key, ...); the cursor follows the last when the page is full."""
+    cursor = f"{rows[-1][0]}{_SEP}{rows[-1][1]}" if len(rows) == limit else None
+    return Page([tuple(row[1:]) for row in rows], cursor)
+
+
+def timeline(conn: sqlite3.Connection, viewer: str, limit: int, cursor: str | None) -> Page:
+    """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
+    post uri, author or reposter, when)."""
+    after = parse_cursor(cursor)
+    rows = conn.execute(
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
+        " WHERE f.did IN (SELECT subject FROM edge WHERE kind = ? AND did = ? UNION SELECT ?)"
+        " AND (f.sort_at, f.uri) < (?, ?) ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
+        (r.FOLLOW, viewer, viewer, *after, limit),
+    ).fetchall()
+    return _page(rows, limit)
+
+
+def author_feed(
+    conn: sqlite3.Connection, did: str, filter_: str, limit: int, cursor: str | None
+) -> Page:
+    after = parse_cursor(cursor)
+    rows = conn.execute(
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
+        " LEFT JOIN post p ON p.uri = f.post"
+        f" WHERE f.did = ? AND (f.sort_at, f.uri) < (?, ?){AUTHOR_FILTERS[filter_]}"
+        " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
+        (did, *after, limit),
+    ).fetchall()
+    return _page(rows, limit)
+
+
+def edges_of(
+    conn: sqlite3.Connection, kind: str, subject: str, limit: int, cursor: str | None
+) -> Page:
+    """Records of `kind` about `subject` (likes of a post, followers of an actor): items are
+    (uri, did, created_at)."""
+    after = parse_cursor(cursor)
+    rows = conn.execute(
+        "SELECT sort_at, uri, did, created_at FROM edge WHERE kind = ? AND subject = ?"
+        " AND (sort_at, uri) < (?, ?) ORDER BY sort_at DESC, uri DESC LIMIT ?",
+        (kind, subject, *after, limit),
+    ).fetchall()
+    return _page(rows, limit)
+
+
+def edges_from(
+    conn: sqlite3.Connection, kind: str, did: str, limit: int, cursor: str | None
+) -> Page:
+    """Records of `kind` by `did` (whom an actor follows): items are (uri, subject)."""
+    after = parse_cursor(cursor)
+    rows = conn.execute(
+        "SELECT sort_at, uri, subject FROM edge WHERE kind = ? AND did = ?"
+        " AND (sort_at, uri) < (?, ?) ORDER BY sort_at DESC, uri DESC LIMIT ?",
+        (kind, did, *after, limit),
+    ).fetchall()
+    return _page(rows, limit)
+
+
+def thread(
+    conn: sqlite3.Connection, uri: str, depth: int, parent_height: int, max_replies: int
+) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
+    """(ancestors as (uri, its parent) from the anchor up, descendants as (uri, parent))."""
+    ancestors = conn.execute(
+        "WITH RECURSIVE up(uri, parent, height) AS ("
+        " SELECT uri, reply_parent, 0 FROM post WHERE uri = ?"
+        " UNION ALL SELECT p.uri, p.reply_parent, up.height + 1 FROM post p"
+        " JOIN up ON p.uri = up.parent WHERE up.height < ?)"
+        " SELECT uri, parent FROM up ORDER BY height",
+        (uri, parent_height),
+    ).fetchall()
+    descendants = conn.execute(
+        "WITH RECURSIVE down(uri, parent, depth) AS ("
+        " SELECT uri, reply_parent, 1 FROM post WHERE reply_parent = ? AND ? > 0"
+        " UNION ALL SELECT p.uri, p.reply_parent, down.depth + 1 FROM post p"
+        " JOIN down ON p.reply_parent = down.uri WHERE down.depth < ?)"
+        " SELECT uri, parent FROM down LIMIT ?",
+        (uri, depth, depth, max_replies),
+    ).fetchall()
+    return ancestors, descendants
+
+
+def notifications(
+    conn: sqlite3.Connection,
+    did: str,
+    reasons: list[str] | None,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """A recipient's notifications: items are (id, author, uri, cid, reason, reason_subject,
+    record json)."""
+    sort_at, key = parse_cursor(cursor)
+    after_id = _NO_ID
+    if cursor is not None:
+        if not (key.isascii() and key.isdigit() and len(key) <= 18):
+            raise InvalidRequest("malformed cursor")
+        after_id = int(key)
+    where = ""
+    params: list[Any] = [did, sort_at, after_id]
+    if reasons:
+        where = f" AND n.reason IN ({','.join('?' * len(reasons))})"
+        params += reasons
+    rows = conn.execute(
+        "SELECT n.sort_at, n.id, n.author, n.uri, n.cid, n.reason,"
+        " n.reason_subject, r.json FROM notification n JOIN record r ON r.uri = n.uri"
+        f" WHERE n.did = ? AND (n.sort_at, n.id) < (?, ?){where}"
+        " ORDER BY n.sort_at DESC, n.id DESC LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+    return _page(rows, limit)
+
+
+def unread_authors(conn: sqlite3.Connection, did: str, since: str | None) -> list[str]:
+    """Authors of the notifications newer than `since` (one per notification)."""
+    rows = conn.execute(
+        "SELECT author FROM notification WHERE did = ? AND sort_at > ?", (did, since or "")
+    ).fetchall()
+    return [str(a) for (a,) in rows]
+
+
+def seen_at(conn: sqlite3.Connection, did: str) -> str | None:
+    row = conn.execute("SELECT seen_at FROM notification_seen WHERE did = ?", (did,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def update_seen(conn: sqlite3.Connection, did: str, seen: str) -> None:
+    conn.execute(
+        "INSERT INTO notification_seen (did, seen_at) VALUES (?, ?)"
+        " ON CONFLICT (did) DO UPDATE SET seen_at = CASE WHEN excluded.seen_at > seen_at"
+        " THEN excluded.seen_at ELSE seen_at END",
+        (did, seen),
+    )

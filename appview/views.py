@@ -1,0 +1,268 @@
+"""Presentation (STYLE.md #17): pure functions from hydrated state to the lexicon views of
+app.bsky.actor.defs, app.bsky.feed.defs and app.bsky.embed.* — one builder per view type, no
+database. Image URLs take the reference's shape, `{base}/img/{preset}/plain/{did}/{cid}@jpeg`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from appview import records as r
+from appview.db.reads import ActorRow, PostRow
+from appview.hydration import Hydrated
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Views:
+    """View builders bound to where image URLs point (BSKY_CDN_URL or the public URL)."""
+
+    image_base: str
+
+    def image(self, preset: str, did: str, cid: str) -> str:
+        return f"{self.image_base}/img/{preset}/plain/{did}/{cid}@jpeg"
+
+    # --- app.bsky.actor.defs ---
+
+    def viewer_state(self, state: Hydrated, did: str) -> Json | None:
+        if state.viewer is None or did == state.viewer:
+            return None if state.viewer is None else {"muted": False, "blockedBy": False}
+        rel = state.relation(did)
+        view: Json = {"muted": False, "blockedBy": rel.blocked_by}
+        # As the reference: the viewer's follows are hidden across a block.
+        if rel.blocking:
+            view["blocking"] = rel.blocking
+        if rel.following and not rel.blocked:
+            view["following"] = rel.following
+        if rel.followed_by and not rel.blocked:
+            view["followedBy"] = rel.followed_by
+        return view
+
+    def profile_basic(self, state: Hydrated, actor: ActorRow) -> Json:
+        view: Json = {"did": actor.did, "handle": actor.handle or "handle.invalid"}
+        if actor.display_name is not None:
+            view["displayName"] = actor.display_name
+        if actor.avatar is not None:
+            view["avatar"] = self.image("avatar", actor.did, actor.avatar)
+        viewer = self.viewer_state(state, actor.did)
+        if viewer is not None:
+            view["viewer"] = viewer
+        view["labels"] = []
+        if actor.created_at is not None:
+            view["createdAt"] = actor.created_at
+        return view
+
+    def profile(self, state: Hydrated, actor: ActorRow) -> Json:
+        view = self.profile_basic(state, actor)
+        if actor.description is not None:
+            view["description"] = actor.description
+        view["indexedAt"] = actor.indexed_at
+        return view
+
+    def profile_detailed(self, state: Hydrated, actor: ActorRow) -> Json:
+        view = self.profile(state, actor)
+        if actor.banner is not None:
+            view["banner"] = self.image("banner", actor.did, actor.banner)
+        view["followersCount"] = actor.followers
+        view["followsCount"] = actor.follows
+        view["postsCount"] = actor.posts
+        view["associated"] = {
+            "lists": actor.lists,
+            "feedgens": actor.feeds,
+            "starterPacks": actor.starter_packs,
+            "labeler": False,
+        }
+        if actor.pinned_post is not None and actor.pinned_cid is not None:
+            view["pinnedPost"] = {"uri": actor.pinned_post, "cid": actor.pinned_cid}
+        return view
+
+    # --- app.bsky.feed.defs ---
+
+    def post(self, state: Hydrated, post: PostRow, depth: int = 0) -> Json:
+        author = state.actors[post.did]
+        view: Json = {
+            "uri": post.uri,
+            "cid": post.cid,
+            "author": self.profile_basic(state, author),
+            "record": post.record,
+        }
+        embed = self.embed(state, post.did, post.record.get("embed"), depth)
+        if embed is not None:
+            view["embed"] = embed
+        view |= {
+            "replyCount": post.replies,
+            "repostCount": post.reposts,
+            "likeCount": post.likes,
+            "quoteCount": post.quotes,
+            "indexedAt": post.indexed_at,
+            "labels": [],
+        }
+        if state.viewer is not None:
+            viewer: Json = {"threadMuted": False, "embeddingDisabled": False}
+            if post.uri in state.likes:
+                viewer["like"] = state.likes[post.uri]
+            if post.uri in state.reposts:
+                viewer["repost"] = state.reposts[post.uri]
+            view["viewer"] = viewer
+        return view
+
+    def post_or_gap(self, state: Hydrated, uri: str) -> Json:
+        """A postView, or #notFoundPost / #blockedPost where there is none to show."""
+        post = state.posts.get(uri)
+        if post is None:
+            return {"$type": "app.bsky.feed.defs#notFoundPost", "uri": uri, "notFound": True}
+        if state.blocked(post.did):
+            return {
+                "$type": "app.bsky.feed.defs#blockedPost",
+                "uri": uri,
+                "blocked": True,
+                "author": self.blocked_author(state, post.did),
+            }
+        return {"$type": "app.bsky.feed.defs#postView", **self.post(state, post)}
+
+    def blocked_author(self, state: Hydrated, did: str) -> Json:
+        author: Json = {"did": did}
+        viewer = self.viewer_state(state, did)
+        if viewer is not None:
+            author["viewer"] = viewer
+        return author
+
+    def feed_item(
+        self, state: Hydrated, item_uri: str, post_uri: str, by: str, at: str
+    ) -> Json | None:
+        """app.bsky.feed.defs#feedViewPost for a post or a repost (`item_uri` != `post_uri`,
+        made at `at`); None when the post or the reposter cannot be shown."""
+        post = state.posts.get(post_uri)
+        if post is None or state.blocked(post.did) or self._ancestor_blocked(state, post):
+            return None
+        item: Json = {"post": self.post(state, post)}
+        reply = self.reply_ref(state, post)
+        if reply is not None:
+            item["reply"] = reply
+        if item_uri != post_uri:
+            reposter = state.actors.get(by)
+            if reposter is None or state.blocked(by):
+                return None
+            item["reason"] = {
+                "$type": "app.bsky.feed.defs#reasonRepost",
+                "by": self.profile_basic(state, reposter),
+                "uri": item_uri,
+                "indexedAt": at,
+            }
+        return item
+
+    @staticmethod
+    def _ancestor_blocked(state: Hydrated, post: PostRow) -> bool:
+        """As the reference's feeds: a reply whose parent or grandparent author is blocked
+        either way is left out."""
+        parent_uri = post.reply_parent
+        if parent_uri is None:
+            return False
+        parent = state.posts.get(parent_uri)
+        grandparent = None if parent is None else parent.reply_parent
+        return any(state.blocked(r.uri_did(uri)) for uri in (parent_uri, grandparent) if uri)
+
+    def reply_ref(self, state: Hydrated, post: PostRow) -> Json | None:
+        if post.reply_parent is None or post.reply_root is None:
+            return None
+        ref: Json = {
+            "root": self.post_or_gap(state, post.reply_root),
+            "parent": self.post_or_gap(state, post.reply_parent),
+        }
+        parent = state.posts.get(post.reply_parent)
+        if parent is not None and parent.reply_parent is not None:
+            grandparent = state.actors.get(r.uri_did(parent.reply_parent))
+            if grandparent is not None:
+                ref["grandparentAuthor"] = self.profile_basic(state, grandparent)
+        return ref
+
+    # --- app.bsky.embed.* ---
+
+    def embed(self, state: Hydrated, did: str, embed: Any, depth: int) -> Json | None:
+        if not isinstance(embed, dict):
+            return None
+        kind = embed.get("$type")
+        if kind == r.IMAGES:
+            return self._images(did, embed)
+        if kind == r.VIDEO:
+            return self._video(did, embed)
+        if kind == r.EXTERNAL:
+            return self._external(did, embed)
+        if kind == r.RECORD:
+            return {"$type": f"{r.RECORD}#view", "record": self._record(state, embed, depth)}
+        if kind == r.RECORD_WITH_MEDIA:
+            media = self.embed(state, did, embed.get("media"), depth)
+            record = {"record": self._record(state, embed.get("record") or {}, depth)}
+            return {"$type": f"{r.RECORD_WITH_MEDIA}#view", "record": record, "media": media}
+        return None
+
+    def _images(self, did: str, embed: Json) -> Json:
+        images = []
+        for image in embed.get("images") or []:
+            cid = r.blob_cid(image.get("image")) or ""
+            view: Json = {
+                "thumb": self.image("feed_thumbnail", did, cid),
+                "fullsize": self.image("feed_fullsize", did, cid),
+                "alt": image.get("alt", ""),
+            }
+            if "aspectRatio" in image:
+                view["aspectRatio"] = image["aspectRatio"]
+            images.append(view)
+        return {"$type": f"{r.IMAGES}#view", "images": images}
+
+    def _video(self, did: str, embed: Json) -> Json:
+        cid = r.blob_cid(embed.get("video")) or ""
+        view: Json = {
+            "$type": f"{r.VIDEO}#view",
+            "cid": cid,
+            "playlist": f"{self.image_base}/vid/{did}/{cid}/playlist.m3u8",
+            "thumbnail": f"{self.image_base}/vid/{did}/{cid}/thumbnail.jpg",
+        }
+        for key in ("alt", "aspectRatio"):
+            if key in embed:
+                view[key] = embed[key]
+        return view
+
+    def _external(self, did: str, embed: Json) -> Json:
+        external = embed.get("external") or {}
+        view: Json = {
+            "uri": external.get("uri", ""),
+            "title": external.get("title", ""),
+            "description": external.get("description", ""),
+        }
+        thumb = r.blob_cid(external.get("thumb"))
+        if thumb is not None:
+            view["thumb"] = self.image("feed_thumbnail", did, thumb)
+        return {"$type": f"{r.EXTERNAL}#view", "external": view}
+
+    def _record(self, state: Hydrated, embed: Json, depth: int) -> Json:
+        uri = r.ref_uri(embed.get("record")) or ""
+        post = state.posts.get(uri)
+        if post is None or depth >= 2:
+            return {"$type": f"{r.RECORD}#viewNotFound", "uri": uri, "notFound": True}
+        if state.blocked(post.did):
+            return {
+                "$type": f"{r.RECORD}#viewBlocked",
+                "uri": uri,
+                "blocked": True,
+                "author": self.blocked_author(state, post.did),
+            }
+        view: Json = {
+            "$type": f"{r.RECORD}#viewRecord",
+            "uri": post.uri,
+            "cid": post.cid,
+            "author": self.profile_basic(state, state.actors[post.did]),
+            "value": post.record,
+            "labels": [],
+            "replyCount": post.replies,
+            "repostCount": post.reposts,
+            "likeCount": post.likes,
+            "quoteCount": post.quotes,
+            "indexedAt": post.indexed_at,
+        }
+        inner = self.embed(state, post.did, post.record.get("embed"), depth + 1)
+        if inner is not None:
+            view["embeds"] = [inner]
+        return view

@@ -1,0 +1,102 @@
+"""Appview test fixtures: a real PLC process, a scriptable upstream standing in for the relay
+(tests.relay.fake_pds: accounts whose commits are built and signed with atcore), and the
+appview app in-process with every response checked against its lexicon."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from appview.app import create_app
+from appview.config import AppviewConfig
+from appview.context import AppviewContext
+from atcore.datamodel import from_json
+from atcore.frames import CommitEvent
+from atcore.identity.plc_client import PlcClient
+from atcore.jwt import encode_es
+from tests.relay.fake_pds import FakeAccount, FakePds, serve_fake_pds
+from tests.servers import running_service
+
+
+@pytest.fixture(scope="session")
+def plc_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with running_service("plc", tmp_path_factory.mktemp("appview-plc") / "data") as url:
+        yield url
+
+
+class Appview:
+    """The in-process appview, its upstream and helpers to write and read through them."""
+
+    def __init__(self, client: httpx.AsyncClient, ctx: AppviewContext, upstream: FakePds) -> None:
+        self.client = client
+        self.ctx = ctx
+        self.upstream = upstream
+
+    async def emit(self, event: Any) -> int:
+        """Send an event down the firehose and wait until the appview has applied it."""
+        seq = await self.upstream.emit(event)
+        await self.applied(seq)
+        return seq
+
+    async def applied(self, seq: int) -> None:
+        ingest = self.ctx.ingest
+        assert ingest is not None
+        await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
+
+    async def write(self, account: FakeAccount, writes: dict[str, Any]) -> CommitEvent:
+        """Commit `writes` (path -> record in JSON form, None deletes) and wait till indexed."""
+        event = account.commit({p: None if v is None else from_json(v) for p, v in writes.items()})
+        await self.emit(event)
+        return event
+
+    def token(self, account: FakeAccount, nsid: str, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {"iss": account.did, "aud": self.ctx.config.did, "exp": now + 60, "iat": now}
+        return encode_es({**payload, "lxm": nsid, **claims}, account.key)
+
+    async def get(
+        self, nsid: str, viewer: FakeAccount | None = None, **params: Any
+    ) -> httpx.Response:
+        headers = {}
+        if viewer is not None:
+            headers["authorization"] = f"Bearer {self.token(viewer, nsid)}"
+        return await self.client.get(f"/xrpc/{nsid}", params=params, headers=headers)
+
+    async def ok(self, nsid: str, viewer: FakeAccount | None = None, **params: Any) -> Any:
+        response = await self.get(nsid, viewer, **params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@asynccontextmanager
+async def serve_appview(config: AppviewConfig, upstream: FakePds) -> AsyncIterator[Appview]:
+    app = create_app(config, validate_output=True, backoff_base=0.05)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://appview.test") as http:
+            yield Appview(http, app.state.ctx, upstream)
+
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture
+async def network(tmp_path: Path, plc_url: str) -> AsyncIterator[tuple[FakePds, str, PlcClient]]:
+    upstream = FakePds()
+    async with serve_fake_pds(upstream) as url, httpx.AsyncClient() as http:
+        yield upstream, url, PlcClient(plc_url, http)
+
+
+def appview_config(tmp_path: Path, plc_url: str, upstream_url: str, **env: str) -> AppviewConfig:
+    base = {
+        "BSKY_DEV_MODE": "true",
+        "BSKY_DID_PLC_URL": plc_url,
+        "BSKY_REPO_PROVIDER": upstream_url,
+    }
+    return AppviewConfig.load({**base, **env}, data_dir=str(tmp_path / "appview"))
