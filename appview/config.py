@@ -5,7 +5,8 @@ service-auth tokens must name; by default `did:web` of the public host), BSKY_DI
 BSKY_REPO_PROVIDER (the relay whose firehose is indexed, `ws(s)://` or `http(s)://`),
 BSKY_CDN_URL (where image URLs in views point), BSKY_DB_POSTGRES_URL. Ours: BSKY_DATA_DIRECTORY
 (`--data-dir` overrides it), BSKY_DEV_MODE (loopback and `.test` hosts allowed) and
-BSKY_TRUST_RELAY (index commits without checking their signatures again).
+BSKY_TRUST_RELAY (index commits without checking their signatures again),
+BSKY_IMAGE_CACHE_MAX_BYTES (the disk the image service's renditions may take, 1 GiB by default).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote, urlsplit
 
+from atcore.errors import InvalidSyntax
+from atcore.syntax.integer import parse_integer
+
 DEFAULT_PORT: Final = 2584
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_DATA_DIR: Final = "data/appview"
 DEFAULT_PLC_URL: Final = "https://plc.directory"
+DEFAULT_IMAGE_CACHE_BYTES: Final = 1 << 30
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no", ""})
 
@@ -39,6 +44,7 @@ class AppviewConfig:
     postgres_url: str | None = None
     dev_mode: bool = False
     trust_relay: bool = False
+    image_cache_max_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
 
@@ -67,7 +73,13 @@ class AppviewConfig:
 
     @property
     def image_base(self) -> str:
-        return self.cdn_url or self.base_url
+        """Where image URLs in views point: BSKY_CDN_URL as given (the reference's value ends in
+        `/img`), else this appview's own image service."""
+        return self.cdn_url or f"{self.base_url}/img"
+
+    @property
+    def image_cache_dir(self) -> Path:
+        return self.data_dir / "images"
 
     @classmethod
     def load(
@@ -88,6 +100,7 @@ class AppviewConfig:
             postgres_url=env.get("BSKY_DB_POSTGRES_URL") or None,
             dev_mode=_bool(env, "BSKY_DEV_MODE"),
             trust_relay=_bool(env, "BSKY_TRUST_RELAY"),
+            image_cache_max_bytes=_size(env, "BSKY_IMAGE_CACHE_MAX_BYTES"),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -117,6 +130,16 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     if not value.startswith(("http://", "https://")) or not urlsplit(value).netloc:
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
     return value
+
+
+def _size(env: Mapping[str, str], name: str) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return DEFAULT_IMAGE_CACHE_BYTES
+    try:
+        return parse_integer(value, minimum=1 << 20)
+    except InvalidSyntax as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:

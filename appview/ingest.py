@@ -17,7 +17,6 @@ import sqlite3
 from collections.abc import AsyncIterable, Callable
 from typing import Final
 
-import httpx
 from websockets.exceptions import WebSocketException
 
 from appview import commits
@@ -51,10 +50,8 @@ class Ingest:
         provider: str,
         resolver: IdentityResolver,
         catalog: Catalog,
-        http: httpx.AsyncClient,
         *,
         trust_relay: bool = False,
-        dev_mode: bool = False,
         backoff_base: float = 1.0,
     ) -> None:
         self.db = db
@@ -63,7 +60,7 @@ class Ingest:
         self.catalog = catalog
         self.trust_relay = trust_relay
         self.backoff_base = backoff_base
-        self.identities = Identities(resolver, self._queue, http, dev_mode)
+        self.identities = Identities(resolver, self._queue)
         self.unverified = 0
         self.received = 0
         self.applied_seq: int | None = None

@@ -39,4 +39,4 @@ async def load(
 
 
 def views(ctx: AppviewContext) -> Views:
-    return Views(ctx.config.image_base)
+    return Views(ctx.config.image_base, ctx.config.base_url)

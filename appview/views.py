@@ -1,6 +1,6 @@
 """Presentation (STYLE.md #17): pure functions from hydrated state to the lexicon views of
 app.bsky.actor.defs, app.bsky.feed.defs and app.bsky.embed.* — one builder per view type, no
-database. Image URLs take the reference's shape, `{base}/img/{preset}/plain/{did}/{cid}@jpeg`.
+database. Image URLs take the reference's shape, `{base}/{preset}/plain/{did}/{cid}@jpeg`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,21 @@ from typing import Any
 from appview import records as r
 from appview.db.reads import ActorRow, PostRow
 from appview.hydration import Hydrated
+from appview.images.presets import image_url
 
 Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Views:
-    """View builders bound to where image URLs point (BSKY_CDN_URL or the public URL)."""
+    """View builders bound to where image URLs point (BSKY_CDN_URL or the appview's own image
+    service) and where video URLs point (the appview's public URL)."""
 
     image_base: str
+    video_base: str
 
     def image(self, preset: str, did: str, cid: str) -> str:
-        return f"{self.image_base}/img/{preset}/plain/{did}/{cid}@jpeg"
+        return image_url(self.image_base, preset, did, cid)
 
     # --- app.bsky.actor.defs ---
 
@@ -217,8 +220,8 @@ class Views:
         view: Json = {
             "$type": f"{r.VIDEO}#view",
             "cid": cid,
-            "playlist": f"{self.image_base}/vid/{did}/{cid}/playlist.m3u8",
-            "thumbnail": f"{self.image_base}/vid/{did}/{cid}/thumbnail.jpg",
+            "playlist": f"{self.video_base}/vid/{did}/{cid}/playlist.m3u8",
+            "thumbnail": f"{self.video_base}/vid/{did}/{cid}/thumbnail.jpg",
         }
         for key in ("alt", "aspectRatio"):
             if key in embed:

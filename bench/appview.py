@@ -65,9 +65,7 @@ async def run(frames: list[bytes], plc_url: str, trust: bool, data: Path) -> dic
     await db.open()
     async with httpx.AsyncClient() as http:
         resolver = IdentityResolver(plc_url, http, allow_private=True)
-        ingest = Ingest(
-            db, "ws://unused", resolver, Catalog.load_builtin(), http, trust_relay=trust
-        )
+        ingest = Ingest(db, "ws://unused", resolver, Catalog.load_builtin(), trust_relay=trust)
         # Handle resolution runs beside the stream in production; it is not timed here.
         ingest.identities.see = lambda did: None  # type: ignore[method-assign]
         dids = {e.repo for e in map(decode_frame, frames) if isinstance(e, CommitEvent)}
