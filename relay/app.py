@@ -107,6 +107,7 @@ def create_app(
                 dev_mode=config.dev_mode,
                 idle_timeout=config.idle_timeout,
                 backoff_base=backoff_base,
+                concurrency=config.host_concurrency,
             )
             admission = HostAdmission(config, db, crawler, guarded_http)
             app.state.ctx = RelayContext(

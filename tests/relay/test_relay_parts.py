@@ -13,6 +13,7 @@ from relay.config import ConfigError, RelayConfig, parse_duration
 from relay.db import Database, accounts, connect, hosts
 from relay.db.schema import SCHEMA
 from relay.events import Change, RelayLog
+from relay.hostcursor import HostCursor
 from relay.hosts import is_banned, parse_hostname
 from relay.limits import HostLimiter, Rates, SlidingWindow, host_rates
 from relay.metrics import Metrics
@@ -202,11 +203,19 @@ async def test_log_persists_seq_state_and_compacts(tmp_path: Path) -> None:
     host = await db.write(hosts.create, "pds.example.com", "active", False, 100)
     state = RepoState(DID, rev="3jzfcijpj2z2a")
     event = IdentityEvent(99, DID, "2025-01-01T00:00:00.000Z", "a.test")
+    position = HostCursor(host.id, 0, (), 10)
+    for n in range(1, 10):
+        position.begin(n)
     seqs = await asyncio.gather(
-        *(log.commit(Change(host.id, state=state, event=event, cursor=n)) for n in range(1, 6))
+        *(
+            log.commit(Change(host.id, state, event, position=position, upstream_seq=n))
+            for n in range(1, 6)
+        )
     )
     assert sorted(seqs) == [1, 2, 3, 4, 5]  # type: ignore[type-var]
-    assert await log.commit(Change(host.id, cursor=9)) is None
+    for n in range(6, 10):  # events that needed no write
+        position.finish(n)
+    await log.persist(position)
     stored = await db.read(accounts.get, DID)
     assert stored is not None and stored.state == state
     assert (await db.read(hosts.get, "pds.example.com")).cursor == 9  # type: ignore[union-attr]
