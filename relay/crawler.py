@@ -50,7 +50,7 @@ CONNECTIONS: Final = "relay_upstream_connections_total"
 _EVENTS = (CommitEvent, SyncEvent, IdentityEvent, AccountEvent)
 # Events of one host read and not all finished before them (bounds the memory they hold, and
 # how far one slow event lets the others run ahead).
-WINDOW = 512
+WINDOW = 4096
 
 
 class _Idle(Exception):
@@ -73,6 +73,8 @@ class HostConsumer:
         self.status = ACTIVE
         self._waiting_since: float | None = None  # when the reader began waiting for a frame
         self._idle = False  # the watchdog cancelled the reader
+        self._writes: set[asyncio.Future[int | None]] = set()  # changes queued, not durable
+        self._failed: BaseException | None = None  # a write failed: the connection ends
         self.limiter = HostLimiter(
             host_rates(
                 host.account_limit, host.trusted, host.per_second, host.per_hour, host.per_day
@@ -138,8 +140,7 @@ class HostConsumer:
         crawler.metrics.inc(CONNECTIONS)
         last = -1
         lanes: Lanes[Prepared] = Lanes(self._apply, crawler.concurrency)
-        self._writes: set[asyncio.Future[int | None]] = set()
-        self._failed: BaseException | None = None
+        self._failed = None
         reader = asyncio.current_task()
         assert reader is not None
         self._idle = False
@@ -311,7 +312,7 @@ class Crawler:
 
     async def flush(self, consumer: HostConsumer) -> None:
         position = consumer.position
-        if position.snapshot() != position.persisted:
+        if position.cursor != position.persisted:
             await self.ingest.events.persist(position)
 
     async def _flush_loop(self) -> None:

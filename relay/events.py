@@ -98,7 +98,7 @@ class _Writes:
         self.written = written
         self.states: dict[str, tuple[int, RepoState]] = {}
         self.saved: dict[str, int] = {}  # DID -> host id, for every account the batch saves
-        self.positions = positions  # host id -> (cursor, done)
+        self.positions = positions  # host id -> (cursor, done seqs it adds)
         self.pairs: list[tuple[str, str]] = []
         self.indexed: dict[str, set[str]] = {}  # DID -> collections this batch indexes
         self.replaced: set[str] = set()  # DIDs whose whole index this batch rewrites
@@ -183,15 +183,15 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query], writes: _W
     return rows
 
 
-def _finishing(batch: Sequence[_Pending]) -> dict[HostCursor, list[int]]:
+def _finishing(batch: Sequence[_Pending]) -> dict[HostCursor, set[int]]:
     """The host positions a batch writes, each with the upstream events it makes durable."""
-    found: dict[HostCursor, list[int]] = {}
+    found: dict[HostCursor, set[int]] = {}
     for p in batch:
         change = p.change
         if isinstance(change, Change) and change.position is not None:
-            seqs = found.setdefault(change.position, [])
+            seqs = found.setdefault(change.position, set())
             if change.upstream_seq is not None:
-                seqs.append(change.upstream_seq)
+                seqs.add(change.upstream_seq)
     return found
 
 
@@ -280,7 +280,7 @@ class RelayLog:
                 continue
             self._busy = True
             finishing = _finishing(batch)
-            positions = {c.host_id: c.snapshot(seqs) for c, seqs in finishing.items()}
+            positions = {c.host_id: c.advance(seqs) for c, seqs in finishing.items()}
             writes = _Writes(self.written, positions)
             try:
                 rows = await self.db.write(_apply, [p.change for p in batch], writes)
@@ -295,7 +295,7 @@ class RelayLog:
                 self._busy = False
             writes.committed()
             for position, seqs in finishing.items():
-                position.persisted = positions[position.host_id]
+                position.persisted = positions[position.host_id][0]
                 for seq in seqs:
                     position.finish(seq)
             kinds: dict[str, int] = {}

@@ -4,9 +4,12 @@ A host's events are read in order, but events of different DIDs are processed co
 (relay.lanes), so they finish out of order. The cursor is the seq of the last event of the
 finished prefix, as the reference relay's parallel scheduler keeps it; the events finished
 above it are `done`. An event is finished once its change is durable (relay.events marks it
-when the transaction commits) or once it needed no write (rejected, ignored). The log writes
-cursor and done set with the changes of every batch, so after a crash the stream resumes from
-the cursor and skips the done events: nothing is lost and nothing is emitted twice.
+when the transaction commits) or once it needed no write (rejected, ignored). Each batch of
+the log writes the cursor and adds its events above it to the done set, so after a crash the
+stream resumes from the cursor and skips the done events: nothing is lost and nothing is
+emitted twice. Only
+events whose change was written are remembered as done; one that needed no write and finished
+above the cursor is checked again after a crash (and again rejected or ignored).
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ class HostCursor:
         self.host_id = host_id
         self.cursor = cursor
         self.limit = limit
-        self.persisted: tuple[int, list[int]] | None = None  # the last snapshot written
         self._open: deque[int] = deque()  # seqs read after the cursor, in order
         self._finished: set[int] = set()  # those of them finished
-        self._skip = set(done)  # finished before a restart: not processed again
+        self._skip = {seq for seq in done if seq > cursor}  # finished before: not run again
+        self.persisted = cursor  # the last cursor written (what it was read from, at first)
         self.progress = asyncio.Event()  # set whenever an event finishes
 
     def __len__(self) -> int:
@@ -51,20 +54,15 @@ class HostCursor:
             self._finished.discard(self.cursor)
         self.progress.set()
 
-    def snapshot(self, committing: Collection[int] = ()) -> tuple[int, list[int]]:
-        """(cursor, done) as they will be once the events `committing` are durable."""
+    def advance(self, committing: Collection[int]) -> tuple[int, list[int]]:
+        """The cursor once the events `committing` are durable, and those of them above it
+        (the done seqs the transaction adds)."""
         cursor = self.cursor
-        done = list(self._skip)
-        prefix = True
         for seq in self._open:
-            finished = seq in self._finished or seq in committing
-            if prefix and finished:
-                cursor = seq
-            elif finished:
-                done.append(seq)
-            else:
-                prefix = False
-        return cursor, sorted(s for s in done if s > cursor)
+            if seq not in self._finished and seq not in committing:
+                break
+            cursor = seq
+        return cursor, sorted(seq for seq in committing if seq > cursor)
 
     def resume(self) -> int:
         """The cursor to reconnect from once nothing is in flight: events read and never

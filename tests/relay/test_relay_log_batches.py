@@ -67,7 +67,7 @@ async def test_a_batch_keeps_each_accounts_last_state_and_each_hosts_position(
     # Event 5 finishing closes the gap: the cursor passes 7, nothing is left above it.
     await log.commit(Change(one, state=states[2], position=at_one, upstream_seq=5))
     assert await log.db.read(hosts.position, one) == (7, [])
-    assert at_one.snapshot() == at_one.persisted == (7, [])
+    assert at_one.cursor == at_one.persisted == 7
 
 
 async def test_a_takedown_applies_to_an_account_created_earlier_in_its_batch(
