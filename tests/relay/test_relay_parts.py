@@ -31,8 +31,11 @@ def test_config_reads_the_official_names(tmp_path: Path) -> None:
         "RELAY_TRUSTED_DOMAINS": "*.host.example.com,big.example.net",
         "RELAY_PLC_HOST": "http://127.0.0.1:2582/",
         "RELAY_HOSTS": "a.example.com, b.example.com",
+        "RELAY_HOST_CONCURRENCY": "64",
     }
     config = RelayConfig.load(env)
+    assert config.host_concurrency == 64
+    assert RelayConfig.load({"RELAY_CONCURRENCY_PER_PDS": "8"}).host_concurrency == 8
     assert config.data_dir == tmp_path and config.admin_password == "pw"
     assert config.replay_window == 86400 and config.lenient_sync
     assert config.plc_url == "http://127.0.0.1:2582"
@@ -45,6 +48,7 @@ def test_config_reads_the_official_names(tmp_path: Path) -> None:
         defaults.replay_window == 72 * 3600 and not defaults.dev_mode and not defaults.lenient_sync
     )
     assert defaults.port == 2470 and defaults.admin_password is None
+    assert defaults.host_concurrency == 40
 
 
 @pytest.mark.parametrize(
@@ -55,6 +59,7 @@ def test_config_reads_the_official_names(tmp_path: Path) -> None:
         ("RELAY_DEV_MODE", "maybe"),
         ("RELAY_DEFAULT_ACCOUNT_LIMIT", "many"),
         ("RELAY_PLC_HOST", "plc.directory"),
+        ("RELAY_HOST_CONCURRENCY", "0"),
     ],
 )
 def test_config_names_the_bad_variable(name: str, value: str) -> None:
