@@ -10,6 +10,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _commands() -> list[Register]:
+    from feedgen import cli as feedgen_cli
     from jetstream import cli as jetstream_cli
     from pds import cli as pds_cli
     from plc import cli as plc_cli
@@ -23,6 +24,7 @@ def _commands() -> list[Register]:
         pds_cli.register,
         relay_cli.register,
         jetstream_cli.register,
+        feedgen_cli.register,
         devnet.register,
         account_cli.register,
     ]

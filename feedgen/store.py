@@ -1,0 +1,212 @@
+"""The feed generator's SQLite store, `<data>/feedgen.sqlite`: every SQL statement of the SDK.
+
+Two tables: `item` holds the records a feed selected (`in_feed` 1, with their rank) or kept for
+its personalised function (`in_feed` 0, ranked by arrival), with the record's subject when it
+has one; `cursor` holds the subscription's position, written in the same transaction as the
+items it covers, so a restart resumes exactly where the last commit left off (WAL, one writer
+thread and one reader thread, as relay.db does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, TypeVar
+
+from feedgen.sdk import Page, Ranked
+
+T = TypeVar("T")
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS item (
+    uri TEXT PRIMARY KEY,
+    did TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    subject TEXT,
+    rank REAL NOT NULL,
+    in_feed INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS item_feed ON item (rank DESC, uri DESC) WHERE in_feed = 1;
+CREATE INDEX IF NOT EXISTS item_author ON item (collection, did, rank DESC);
+CREATE INDEX IF NOT EXISTS item_did ON item (did);
+CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, position INTEGER NOT NULL);
+"""
+# Personalised reads take at most this many authors (SQLite's bound on one statement's
+# variables is 32,766; a viewer following more is read as following the newest follows).
+MAX_AUTHORS: Final = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    uri: str
+    did: str
+    collection: str
+    subject: str | None
+    rank: float
+    in_feed: bool
+
+
+@dataclass
+class Batch:
+    """What one transaction writes: items to store, URIs and accounts to forget, the cursor."""
+
+    puts: list[Item]
+    deletes: list[str]
+    accounts_gone: list[str]
+    position: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.puts) + len(self.deletes) + len(self.accounts_gone)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+class Store:
+    """The writer and reader connections and their threads."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        self.path = path
+        self.source = source
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="feedgen-write")
+        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="feedgen-read")
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._on(self._write_thread, self._open_writer)
+        self._reader = await self._on(self._read_thread, lambda: connect(self.path))
+
+    def _open_writer(self) -> sqlite3.Connection:
+        conn = connect(self.path)
+        conn.executescript(SCHEMA)
+        return conn
+
+    async def close(self) -> None:
+        for thread, conn in ((self._write_thread, self._writer), (self._read_thread, self._reader)):
+            if conn is not None:
+                await self._on(thread, conn.close)
+            thread.shutdown(wait=True)
+        self._writer = self._reader = None
+
+    async def position(self) -> int | None:
+        """Where the subscription stopped, or None before its first batch."""
+        row = await self._on(
+            self._read_thread,
+            lambda: (
+                self._conn(self._reader)
+                .execute("SELECT position FROM cursor WHERE source = ?", (self.source,))
+                .fetchone()
+            ),
+        )
+        return None if row is None else int(row[0])
+
+    async def write(self, batch: Batch) -> None:
+        """Apply `batch` and move the cursor, in one transaction."""
+        await self._on(self._write_thread, self._write, batch)
+
+    def _write(self, batch: Batch) -> None:
+        conn = self._conn(self._writer)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT OR REPLACE INTO item VALUES (?, ?, ?, ?, ?, ?)",
+                [(i.uri, i.did, i.collection, i.subject, i.rank, i.in_feed) for i in batch.puts],
+            )
+            conn.executemany("DELETE FROM item WHERE uri = ?", [(u,) for u in batch.deletes])
+            conn.executemany("DELETE FROM item WHERE did = ?", [(d,) for d in batch.accounts_gone])
+            if batch.position is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO cursor VALUES (?, ?)", (self.source, batch.position)
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def read(self, fn: Callable[[SqlReader], T]) -> T:
+        """Run `fn(reader)` on the reader thread, in one snapshot."""
+        conn = self._conn(self._reader)
+
+        def run() -> T:
+            conn.execute("BEGIN")
+            try:
+                return fn(SqlReader(conn))
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._on(self._read_thread, run)
+
+    @staticmethod
+    def _conn(conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        if conn is None:
+            raise RuntimeError("the feed store is not open")
+        return conn
+
+    @staticmethod
+    async def _on(thread: ThreadPoolExecutor, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
+
+
+class SqlReader:
+    """feedgen.sdk.Reader over one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def subjects(self, collection: str, author: str) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT subject FROM item WHERE collection = ? AND did = ? AND subject IS NOT NULL"
+            " ORDER BY rank DESC LIMIT ?",
+            (collection, author, MAX_AUTHORS),
+        )
+        return [row[0] for row in rows]
+
+    def ranked_subjects(
+        self, collection: str, authors: Sequence[str] | None, page: Page
+    ) -> list[Ranked]:
+        by, dids = "", []
+        if authors is not None:
+            dids = list(authors)[:MAX_AUTHORS]
+            if not dids:
+                return []
+            by = f"AND did IN ({','.join('?' * len(dids))})"
+        below, args = _below(page.before, "top", "subject")
+        sql = (
+            f"SELECT top, subject FROM (SELECT subject, MAX(rank) AS top FROM item"
+            f" WHERE collection = ? {by} AND subject IS NOT NULL"
+            f" GROUP BY subject) {below} ORDER BY top DESC, subject DESC LIMIT ?"
+        )
+        rows = self._conn.execute(sql, (collection, *dids, *args, page.limit))
+        return [Ranked(rank, uri) for rank, uri in rows]
+
+    def ranked(self, page: Page) -> list[Ranked]:
+        below, args = _below(page.before, "rank", "uri", "AND")
+        rows = self._conn.execute(
+            f"SELECT rank, uri FROM item WHERE in_feed = 1 {below}"
+            " ORDER BY rank DESC, uri DESC LIMIT ?",
+            (*args, page.limit),
+        )
+        return [Ranked(rank, uri) for rank, uri in rows]
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM item WHERE in_feed = 1").fetchone()[0])
+
+
+def _below(
+    before: Ranked | None, rank: str, uri: str, keyword: str = "WHERE"
+) -> tuple[str, tuple[float | str, ...]]:
+    """The condition for entries strictly after `before` in (rank, uri) descending order."""
+    if before is None:
+        return "", ()
+    return f"{keyword} ({rank}, {uri}) < (?, ?)", (before.rank, before.uri)
