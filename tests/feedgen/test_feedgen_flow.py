@@ -14,7 +14,7 @@ from atcore.jwt import encode_es
 from atcore.keys import generate_k256
 from feedgen.api import cursor_tag, encode_cursor
 from feedgen.sdk import Ranked
-from tests.feedgen.conftest import Feedgen, eventually, running_feedgen, service_token
+from tests.feedgen.harness import Feedgen, eventually, running_feedgen, service_token
 from tests.jetstream.conftest import FOLLOW, LIKE, POST, Account, Network
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
