@@ -37,8 +37,16 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.relay import child, pct, proc_status, register  # noqa: E402
-from bench.relay_traffic import Plan, generate  # noqa: E402
-from feedgen.store import SCHEMA  # noqa: E402
+from bench.relay_traffic import (  # noqa: E402
+    Plan,
+    generate,
+    load_frames,  # noqa: E402
+)
+from bench.stream_traffic import resequenced  # noqa: E402
+from feedgen.app import load_feed  # noqa: E402
+from feedgen.firehose import FirehoseSource  # noqa: E402
+from feedgen.indexer import MAX_BATCH, to_batch  # noqa: E402
+from feedgen.store import SCHEMA, Batch, Store  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
 from tests.servers import running_service  # noqa: E402
 
@@ -151,6 +159,31 @@ async def skeleton_latency(url: str, requests: int, concurrency: int) -> list[fl
     return timings
 
 
+async def pipeline_rate(frames: list[bytes], module: Path, db: Path) -> float:
+    """Events/s through the SDK's own steps in this process, no socket: decode and check the
+    frame (trusting the relay), the feed function, batches of MAX_BATCH stored with the cursor."""
+    feed = load_feed(str(module))
+    source = FirehoseSource("ws://unused", feed.collections, None)
+    store = Store(db, "bench")
+    await store.open()
+    try:
+        started = time.perf_counter()
+        batch = Batch([], [], [])
+        for frame in frames:
+            event = await source.event(frame)
+            if event is None:
+                continue
+            to_batch(feed, list(event.changes), batch)
+            batch.position = event.position
+            if len(batch) >= MAX_BATCH:
+                await store.write(batch)
+                batch = Batch([], [], [])
+        await store.write(batch)
+        return len(frames) / (time.perf_counter() - started)
+    finally:
+        await store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=40_000)
@@ -166,6 +199,13 @@ def main() -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-feedgen-")))
         module = tmp / "bench_python_feed.py"
         module.write_text(textwrap.dedent(FEED_MODULE))
+        frames = resequenced(load_frames(folder / "host0.frames"), args.frames)
+        rate = asyncio.run(pipeline_rate(frames, module, tmp / "pipeline.sqlite"))
+        print(
+            f"SDK pipeline in one process (decode, check, feed function, store; no socket): "
+            f"{rate:,.0f} events/s",
+            flush=True,
+        )
         relay = stack.enter_context(child("relay", str(folder / "host0.frames"), script=TRAFFIC))
         port = relay.read()["port"]
         relay.ask(f"prepare {args.frames}")
