@@ -5,7 +5,8 @@ A #commit touching a collection the feed stores is checked with atcore.firehose_
 signature and MST proof too, unless the relay is trusted), then each op on such a collection
 becomes a Record (its block decoded) or a Deleted; commits touching nothing the feed stores
 are passed over unchecked, only moving the cursor. A deleted account becomes AccountGone.
-The relay's seq is the position; `cursor=N` resumes right after N.
+The relay's seq is the position; `cursor=N` resumes right after N (a relay whose log was reset
+answers FutureCursor, and is then followed live).
 """
 
 from __future__ import annotations
@@ -40,9 +41,12 @@ class FirehoseSource:
         self.collections = collections
         self.resolver = resolver
         self.dropped = 0
+        self._relay_reset = False
 
     async def events(self, position: int | None) -> AsyncIterator[Event]:
-        url = self.url if position is None else f"{self.url}?cursor={position}"
+        # A relay whose log was reset answers our cursor with FutureCursor: follow it live.
+        live, self._relay_reset = position is None or self._relay_reset, False
+        url = self.url if live else f"{self.url}?cursor={position}"
         try:
             async with connect(
                 url, max_size=MAX_FRAME_SIZE, compression=None, proxy=None, open_timeout=10
@@ -60,6 +64,7 @@ class FirehoseSource:
         """One frame's changes; None for frames that carry no position (#info)."""
         event = decode_frame(frame)
         if isinstance(event, ErrorFrame):
+            self._relay_reset = event.error == "FutureCursor"
             raise ConnectionError(f"the relay sent {event.error}: {event.message or ''}")
         if isinstance(event, CommitEvent):
             return Event(event.seq, await self._commit(event))

@@ -11,11 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
 
+from atcore.frames import encode_error
 from feedgen.api import cursor_tag, decode_cursor, encode_cursor
 from feedgen.app import FeedModuleError, create_app, load_feed
 from feedgen.changes import AccountGone, Deleted
 from feedgen.config import ConfigError, FeedgenConfig
+from feedgen.firehose import SUBSCRIBE_REPOS, FirehoseSource
 from feedgen.indexer import to_batch
 from feedgen.jetstream_source import parse_event
 from feedgen.sdk import Feed, Ranked, Record
@@ -174,3 +177,23 @@ async def test_pages_are_stable_and_complete(
     assert response.status_code == 401
     described = await client.get("/xrpc/app.bsky.feed.describeFeedGenerator")
     assert described.json() == {"did": "did:web:127.0.0.1%3A4321", "feeds": [{"uri": feed_uri}]}
+
+
+async def test_a_reset_relay_is_followed_live() -> None:
+    """A relay answering the stored cursor with FutureCursor (its log was reset) is read live
+    from the next connection on, not asked for that cursor forever."""
+    paths: list[str] = []
+
+    async def relay(ws: ServerConnection) -> None:
+        assert ws.request is not None
+        paths.append(ws.request.path)
+        await ws.send(encode_error("FutureCursor", "cursor in the future"))
+
+    async with serve(relay, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        source = FirehoseSource(f"ws://127.0.0.1:{port}", frozenset({"app.bsky.feed.post"}), None)
+        for _ in range(2):
+            with pytest.raises(ConnectionError, match="FutureCursor"):
+                async for _event in source.events(42):
+                    pass
+    assert paths == [f"{SUBSCRIBE_REPOS}?cursor=42", SUBSCRIBE_REPOS]
