@@ -56,9 +56,9 @@ async def get_feed_skeleton(req: XrpcRequest) -> dict[str, Any]:
     tag = cursor_tag(ctx.feed_uri, viewer if personal is not None else None)
     page = Page(req.params.get("limit", 50), decode_cursor(req.params.get("cursor"), tag))
     if personal is not None:
-        entries = ctx.store.read(lambda reader: personal(viewer, reader, page))
+        entries = await ctx.store.read(lambda reader: personal(viewer, reader, page))
     else:
-        entries = ctx.store.read(lambda reader: reader.ranked(page))
+        entries = await ctx.store.read(lambda reader: reader.ranked(page))
     entries = entries[: page.limit]
     body: dict[str, Any] = {"feed": [{"post": entry.uri} for entry in entries]}
     if len(entries) == page.limit:

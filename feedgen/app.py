@@ -32,7 +32,7 @@ from feedgen.firehose import FirehoseSource
 from feedgen.indexer import Indexer
 from feedgen.jetstream_source import JetstreamSource
 from feedgen.sdk import Feed
-from feedgen.store import Store
+from feedgen.store import FeedStore, Store
 
 HTTP_TIMEOUT = 10.0
 
@@ -43,7 +43,7 @@ class FeedgenContext:
     feed: Feed
     feed_uri: str
     service_did: str
-    store: Store
+    store: FeedStore
     resolver: IdentityResolver
     indexer: Indexer
 
@@ -83,6 +83,15 @@ def source_for(config: FeedgenConfig, feed: Feed, resolver: IdentityResolver) ->
     )
 
 
+def open_store(config: FeedgenConfig, source: str) -> FeedStore:
+    """SQLite in the data directory, or PostgreSQL when FEEDGEN_DATABASE_URL names it."""
+    if config.database_url is None:
+        return Store(config.db_path, source)
+    from feedgen.store_pg import PgStore
+
+    return PgStore(config.database_url, source)
+
+
 def did_document(config: FeedgenConfig) -> dict[str, Any]:
     return {
         "@context": ["https://www.w3.org/ns/did/v1"],
@@ -114,7 +123,7 @@ def create_app(
                 config.plc_url, http, guarded_http=guarded, allow_private=config.dev_mode
             )
             source = source_for(config, feed, resolver)
-            store = Store(config.db_path, source.name)
+            store = open_store(config, source.name)
             await store.open()
             stack.push_async_callback(store.close)
             indexer = Indexer(feed, source, store, backoff_base=backoff_base)

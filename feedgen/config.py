@@ -6,9 +6,10 @@ FEEDGEN_SERVICE_DID (a DID other than that), FEEDGEN_PUBLISHER_DID (the account 
 repository holds the `app.bsky.feed.generator` record), FEEDGEN_SUBSCRIPTION_ENDPOINT (the
 relay, `wss://bsky.network`). Ours: FEEDGEN_JETSTREAM_URL (read a Jetstream instead of the
 relay), FEEDGEN_TRUST_RELAY (skip commit signatures and MST proofs: the relay checked them),
-FEEDGEN_PLC_URL, FEEDGEN_DEV_MODE (loopback PLC and did:web hosts, plain http), FEEDGEN_DATA_DIR
-(`--data-dir` overrides it). Without FEEDGEN_HOSTNAME the service names itself after the
-address it listens on (`did:web:127.0.0.1%3A<port>`), which only dev mode accepts.
+FEEDGEN_DATABASE_URL (a `postgresql://` URL: store there instead of SQLite), FEEDGEN_PLC_URL,
+FEEDGEN_DEV_MODE (loopback PLC and did:web hosts, plain http), FEEDGEN_DATA_DIR (`--data-dir`
+overrides it). Without FEEDGEN_HOSTNAME the service names itself after the address it listens
+on (`did:web:127.0.0.1%3A<port>`), which only dev mode accepts.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FeedgenConfig:
     relay_url: str = DEFAULT_RELAY
     jetstream_url: str | None = None
     trust_relay: bool = False
+    database_url: str | None = None
     plc_url: str = DEFAULT_PLC_URL
     dev_mode: bool = False
     host: str = DEFAULT_HOST
@@ -89,6 +91,7 @@ class FeedgenConfig:
             if env.get("FEEDGEN_JETSTREAM_URL")
             else None,
             trust_relay=_bool(env, "FEEDGEN_TRUST_RELAY"),
+            database_url=env.get("FEEDGEN_DATABASE_URL") or None,
             plc_url=(env.get("FEEDGEN_PLC_URL") or DEFAULT_PLC_URL).rstrip("/"),
             dev_mode=_bool(env, "FEEDGEN_DEV_MODE"),
             host=host or DEFAULT_HOST,
@@ -114,6 +117,10 @@ class FeedgenConfig:
             raise ConfigError("FEEDGEN_HOSTNAME is required (or FEEDGEN_DEV_MODE=true)")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port}")
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgres://", "postgresql://")
+        ):
+            raise ConfigError("FEEDGEN_DATABASE_URL must be a postgresql:// URL")
         if not self.plc_url.startswith(("http://", "https://")):
             raise ConfigError(f"FEEDGEN_PLC_URL must be an http(s) URL, got {self.plc_url!r}")
         if self.data_dir.exists() and not self.data_dir.is_dir():

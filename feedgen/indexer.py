@@ -17,7 +17,7 @@ from typing import Final
 
 from feedgen.changes import AccountGone, Change, Deleted, Event, Source, subject_of
 from feedgen.sdk import Feed, Record
-from feedgen.store import Batch, Item, Store
+from feedgen.store import Batch, FeedStore, Item
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Indexer:
     """Runs the subscription (reconnecting with backoff) and the writer until closed."""
 
     def __init__(
-        self, feed: Feed, source: Source, store: Store, *, backoff_base: float = 1.0
+        self, feed: Feed, source: Source, store: FeedStore, *, backoff_base: float = 1.0
     ) -> None:
         self.feed = feed
         self.source = source

@@ -1,10 +1,11 @@
-"""The feed generator's SQLite store, `<data>/feedgen.sqlite`: every SQL statement of the SDK.
+"""The feed generator's store: every SQL statement of the SDK, and its SQLite home,
+`<data>/feedgen.sqlite` (feedgen.store_pg runs the same statements on PostgreSQL).
 
-Two tables: `item` holds the records a feed selected (`in_feed` 1, with their rank) or kept for
-its personalised function (`in_feed` 0, ranked by arrival), with the record's subject when it
-has one; `cursor` holds the subscription's position, written in the same transaction as the
-items it covers, so a restart resumes exactly where the last commit left off (WAL, one writer
-thread, as relay.db does; reads run inline, see Store.read).
+Two tables: `item` holds the records a feed selected (`in_feed` 1, with their rank) or kept
+for its personalised function (`in_feed` 0, ranked by arrival), with the record's subject when
+it has one; `subscription` holds the subscription's position, written in the same transaction
+as the items it covers, so a restart resumes exactly where the last commit left off (WAL, one
+writer thread, as relay.db does; reads run inline, see Store.read).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from feedgen.sdk import Page, Ranked
 
@@ -27,14 +28,25 @@ CREATE TABLE IF NOT EXISTS item (
     did TEXT NOT NULL,
     collection TEXT NOT NULL,
     subject TEXT,
-    rank REAL NOT NULL,
-    in_feed INTEGER NOT NULL
-) WITHOUT ROWID;
+    rank DOUBLE PRECISION NOT NULL,
+    in_feed SMALLINT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS item_feed ON item (rank DESC, uri DESC) WHERE in_feed = 1;
 CREATE INDEX IF NOT EXISTS item_author ON item (collection, did, rank DESC);
 CREATE INDEX IF NOT EXISTS item_did ON item (did);
-CREATE TABLE IF NOT EXISTS cursor (source TEXT PRIMARY KEY, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS subscription (source TEXT PRIMARY KEY, position BIGINT NOT NULL);
 """
+# The same statements run on SQLite and PostgreSQL (feedgen.store_pg): `?` is the parameter
+# mark, rewritten for drivers that use another.
+UPSERT_ITEM: Final = (
+    "INSERT INTO item VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uri) DO UPDATE SET"
+    " did = excluded.did, collection = excluded.collection, subject = excluded.subject,"
+    " rank = excluded.rank, in_feed = excluded.in_feed"
+)
+UPSERT_POSITION: Final = (
+    "INSERT INTO subscription VALUES (?, ?)"
+    " ON CONFLICT (source) DO UPDATE SET position = excluded.position"
+)
 # Personalised reads take at most this many authors (SQLite's bound on one statement's
 # variables is 32,766; a viewer following more is read as following the newest follows).
 MAX_AUTHORS: Final = 5_000
@@ -61,6 +73,20 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.puts) + len(self.deletes) + len(self.accounts_gone)
+
+
+class FeedStore(Protocol):
+    """What the indexer and the API use of a store: Store (SQLite) or store_pg.PgStore."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def position(self) -> int | None: ...
+
+    async def write(self, batch: Batch) -> None: ...
+
+    async def read(self, fn: Callable[[SqlReader], T]) -> T: ...
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -101,11 +127,7 @@ class Store:
 
     def position(self) -> int | None:
         """Where the subscription stopped, or None before its first batch."""
-        conn = self._conn(self._reader)
-        row = conn.execute(
-            "SELECT position FROM cursor WHERE source = ?", (self.source,)
-        ).fetchone()
-        return None if row is None else int(row[0])
+        return SqlReader(self._conn(self._reader)).position(self.source)
 
     async def write(self, batch: Batch) -> None:
         """Apply `batch` and move the cursor, in one transaction."""
@@ -115,22 +137,13 @@ class Store:
         conn = self._conn(self._writer)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO item VALUES (?, ?, ?, ?, ?, ?)",
-                [(i.uri, i.did, i.collection, i.subject, i.rank, i.in_feed) for i in batch.puts],
-            )
-            conn.executemany("DELETE FROM item WHERE uri = ?", [(u,) for u in batch.deletes])
-            conn.executemany("DELETE FROM item WHERE did = ?", [(d,) for d in batch.accounts_gone])
-            if batch.position is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO cursor VALUES (?, ?)", (self.source, batch.position)
-                )
+            write_batch(conn, batch, self.source)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
 
-    def read(self, fn: Callable[[SqlReader], T]) -> T:
+    async def read(self, fn: Callable[[SqlReader], T]) -> T:
         """Run `fn(reader)` in one snapshot, on the calling (event loop) thread.
 
         A skeleton page is an index range scan of well under a millisecond, and WAL readers
@@ -155,14 +168,35 @@ class Store:
         return await asyncio.get_running_loop().run_in_executor(thread, fn, *args)
 
 
-class SqlReader:
-    """feedgen.sdk.Reader over one SQLite connection."""
+def write_batch(conn: Any, batch: Batch, source: str, mark: str = "?") -> None:
+    """The statements of one batch, inside the caller's transaction (`conn`: a DB-API
+    connection or cursor; `mark`: its parameter mark)."""
+    rows = [(i.uri, i.did, i.collection, i.subject, i.rank, int(i.in_feed)) for i in batch.puts]
+    conn.executemany(UPSERT_ITEM.replace("?", mark), rows)
+    delete = "DELETE FROM item WHERE uri = ?".replace("?", mark)
+    conn.executemany(delete, [(uri,) for uri in batch.deletes])
+    gone = "DELETE FROM item WHERE did = ?".replace("?", mark)
+    conn.executemany(gone, [(did,) for did in batch.accounts_gone])
+    if batch.position is not None:
+        conn.execute(UPSERT_POSITION.replace("?", mark), (source, batch.position))
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+
+class SqlReader:
+    """feedgen.sdk.Reader over one DB-API connection whose parameter mark is `mark`."""
+
+    def __init__(self, conn: Any, mark: str = "?") -> None:
         self._conn = conn
+        self._mark = mark
+
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        return list(self._conn.execute(sql.replace("?", self._mark), args).fetchall())
+
+    def position(self, source: str) -> int | None:
+        rows = self._rows("SELECT position FROM subscription WHERE source = ?", (source,))
+        return int(rows[0][0]) if rows else None
 
     def subjects(self, collection: str, author: str) -> list[str]:
-        rows = self._conn.execute(
+        rows = self._rows(
             "SELECT subject FROM item WHERE collection = ? AND did = ? AND subject IS NOT NULL"
             " ORDER BY rank DESC LIMIT ?",
             (collection, author, MAX_AUTHORS),
@@ -182,22 +216,19 @@ class SqlReader:
         sql = (
             f"SELECT top, subject FROM (SELECT subject, MAX(rank) AS top FROM item"
             f" WHERE collection = ? {by} AND subject IS NOT NULL"
-            f" GROUP BY subject) {below} ORDER BY top DESC, subject DESC LIMIT ?"
+            f" GROUP BY subject) AS liked {below} ORDER BY top DESC, subject DESC LIMIT ?"
         )
-        rows = self._conn.execute(sql, (collection, *dids, *args, page.limit))
+        rows = self._rows(sql, (collection, *dids, *args, page.limit))
         return [Ranked(rank, uri) for rank, uri in rows]
 
     def ranked(self, page: Page) -> list[Ranked]:
         below, args = _below(page.before, "rank", "uri", "AND")
-        rows = self._conn.execute(
+        rows = self._rows(
             f"SELECT rank, uri FROM item WHERE in_feed = 1 {below}"
             " ORDER BY rank DESC, uri DESC LIMIT ?",
             (*args, page.limit),
         )
         return [Ranked(rank, uri) for rank, uri in rows]
-
-    def count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM item WHERE in_feed = 1").fetchone()[0])
 
 
 def _below(

@@ -16,6 +16,7 @@ from feedgen.api import cursor_tag, encode_cursor
 from feedgen.sdk import Ranked
 from skyloft.cli import main
 from tests.feedgen.harness import Feedgen, eventually, running_feedgen, service_token
+from tests.feedgen.postgres import fresh_database
 from tests.jetstream.conftest import FOLLOW, LIKE, PASSWORD, POST, Account, Network
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -102,13 +103,22 @@ async def test_service_auth(network: Network, http: httpx.AsyncClient, tmp_path:
             assert (response.status_code, response.json()["error"]) == (401, error)
 
 
-@pytest.mark.parametrize("source", ["relay", "jetstream"])
+@pytest.mark.parametrize(
+    ("source", "store"), [("relay", "sqlite"), ("jetstream", "sqlite"), ("relay", "postgres")]
+)
 async def test_restart_resumes_from_the_cursor(
-    network: Network, http: httpx.AsyncClient, tmp_path: Path, source: str
+    network: Network,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    source: str,
+    store: str,
 ) -> None:
-    alice = await Account.create(http, network.pds, f"restart-{source[:2]}.test")
+    alice = await Account.create(http, network.pds, f"restart-{source[:2]}-{store[:2]}.test")
     data = tmp_path / "fg"
     env = {"FEEDGEN_JETSTREAM_URL": network.jetstream} if source == "jetstream" else {}
+    if store == "postgres":
+        env["FEEDGEN_DATABASE_URL"] = fresh_database(request.getfixturevalue("postgres"), "restart")
     with running_feedgen(network, data, HASHTAG, alice.did, **env) as feedgen:
         kept = [uri(alice, await alice.post(http, f"skyloft {n}")) for n in range(3)]
         await shows(feedgen, http, kept[::-1])

@@ -24,6 +24,7 @@ from feedgen.jetstream_source import parse_event
 from feedgen.sdk import Feed, Ranked, Record
 from feedgen.store import Batch, Item
 from skyloft.cli import main
+from tests.feedgen.postgres import fresh_database
 
 DID = "did:plc:ewvi7nxzyoun6zhxrhs64oiz"
 
@@ -128,12 +129,18 @@ def test_cursors_round_trip_and_refuse_others() -> None:
         decode_cursor(encode_cursor(entry, other), tag)
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def served(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
     feed = Feed("cats")
     feed.select(lambda record: 1.0)
     # Nothing listens on port 1: the subscription retries in the background meanwhile.
-    settings = config(tmp_path, FEEDGEN_SUBSCRIPTION_ENDPOINT="ws://127.0.0.1:1")
+    env = {"FEEDGEN_SUBSCRIPTION_ENDPOINT": "ws://127.0.0.1:1"}
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres")
+        env["FEEDGEN_DATABASE_URL"] = fresh_database(server, "pages")
+    settings = config(tmp_path, **env)
     app = create_app(settings, feed, validate_output=True)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
