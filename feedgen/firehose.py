@@ -54,10 +54,16 @@ class FirehoseSource:
                 async for frame in ws:
                     if isinstance(frame, str):
                         raise ValueError("the firehose sent a text frame")
-                    event = await self.event(frame)
+                    try:
+                        event = await self.event(frame)
+                    except DecodeError as exc:
+                        # Asking again from the same cursor would bring the same bytes back.
+                        self.dropped += 1
+                        log.warning("skipped an undecodable firehose frame: %s", exc)
+                        continue
                     if event is not None:
                         yield event
-        except (WebSocketException, DecodeError) as exc:
+        except WebSocketException as exc:
             raise ConnectionError(f"{self.url}: {exc}") from exc
 
     async def event(self, frame: bytes) -> Event | None:
@@ -91,7 +97,11 @@ class FirehoseSource:
             if op.cid is None:
                 changes.append(Deleted(f"at://{event.repo}/{op.path}"))
                 continue
-            value = cbor.decode(blocks.get(op.cid))
+            try:
+                value = cbor.decode(blocks.get(op.cid))
+            except DecodeError as exc:
+                log.warning("skipped record %s of event %s: %s", op.path, event.seq, exc)
+                continue
             if isinstance(value, dict):
                 changes.append(Record(event.repo, collection, rkey, op.cid.encode(), value, now))
         return changes

@@ -41,7 +41,11 @@ class JetstreamSource:
         try:
             async with connect(url, max_size=MAX_MESSAGE, proxy=None, open_timeout=10) as ws:
                 async for message in ws:
-                    event = parse_event(json.loads(message))
+                    try:
+                        body = json.loads(message)
+                    except ValueError:  # asking again would bring the same bytes back: skip
+                        continue
+                    event = parse_event(body)
                     if event is not None:
                         yield event
         except WebSocketException as exc:

@@ -188,12 +188,14 @@ async def test_pages_are_stable_and_complete(
 
 async def test_a_reset_relay_is_followed_live() -> None:
     """A relay answering the stored cursor with FutureCursor (its log was reset) is read live
-    from the next connection on, not asked for that cursor forever."""
+    from the next connection on, not asked for that cursor forever; an undecodable frame is
+    skipped, not a reason to reconnect."""
     paths: list[str] = []
 
     async def relay(ws: ServerConnection) -> None:
         assert ws.request is not None
         paths.append(ws.request.path)
+        await ws.send(b"\xa1not a frame")  # skipped: asking again would bring it back
         await ws.send(encode_error("FutureCursor", "cursor in the future"))
 
     async with serve(relay, "127.0.0.1", 0) as server:
@@ -204,3 +206,4 @@ async def test_a_reset_relay_is_followed_live() -> None:
                 async for _event in source.events(42):
                     pass
     assert paths == [f"{SUBSCRIBE_REPOS}?cursor=42", SUBSCRIBE_REPOS]
+    assert source.dropped == 2
