@@ -8,8 +8,8 @@ relay, `wss://bsky.network`). Ours: FEEDGEN_JETSTREAM_URL (read a Jetstream inst
 relay), FEEDGEN_TRUST_RELAY (skip commit signatures and MST proofs: the relay checked them),
 FEEDGEN_DATABASE_URL (a `postgresql://` URL: store there instead of SQLite), FEEDGEN_PLC_URL,
 FEEDGEN_DEV_MODE (loopback PLC and did:web hosts, plain http), FEEDGEN_DATA_DIR (`--data-dir`
-overrides it). Without FEEDGEN_HOSTNAME the service names itself after the address it listens
-on (`did:web:127.0.0.1%3A<port>`), which only dev mode accepts.
+overrides it). Without FEEDGEN_HOSTNAME the service names itself after the port it listens on
+(`did:web:localhost%3A<port>`), which only dev mode accepts.
 """
 
 from __future__ import annotations
@@ -56,7 +56,11 @@ class FeedgenConfig:
 
     @property
     def public_host(self) -> str:
-        return self.hostname or f"{self.host}:{self.port}"
+        if self.hostname:
+            return self.hostname
+        # did:web names carry a port only for localhost (spec-did.md), so loopback is that.
+        loopback = self.host in ("127.0.0.1", "::1", "localhost")
+        return f"{'localhost' if loopback else self.host}:{self.port}"
 
     @property
     def service_did(self) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from atcore.identity.resolver import IdentityResolver
 from atcore.jwt import encode_es
 from atcore.keys import generate_k256
 from feedgen.api import cursor_tag, encode_cursor
@@ -68,12 +69,16 @@ async def test_posts_deletes_and_cursors_from_the_relay(
         response = await http.get(feedgen.url + "/xrpc/app.bsky.feed.getFeedSkeleton?feed=" + other)
         assert (response.status_code, response.json()["error"]) == (400, "UnknownFeed")
 
-        # The did:web document names the service.
+        # The did:web document names the service, as an appview resolving it finds it.
+        endpoint = feedgen.url.replace("127.0.0.1", "localhost")
         doc = httpx.get(feedgen.url + "/.well-known/did.json").json()
         assert doc["id"] == feedgen.did
         assert doc["service"] == [
-            {"id": "#bsky_fg", "type": "BskyFeedGenerator", "serviceEndpoint": feedgen.url}
+            {"id": "#bsky_fg", "type": "BskyFeedGenerator", "serviceEndpoint": endpoint}
         ]
+        async with IdentityResolver(network.plc, allow_private=True) as resolver:
+            resolved = await resolver.resolve_did(feedgen.did)
+        assert resolved.service_endpoint("#bsky_fg", "BskyFeedGenerator") == endpoint
 
 
 async def test_service_auth(network: Network, http: httpx.AsyncClient, tmp_path: Path) -> None:

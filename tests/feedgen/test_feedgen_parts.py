@@ -36,8 +36,8 @@ def config(tmp_path: Path, **env: str) -> FeedgenConfig:
 
 def test_config(tmp_path: Path) -> None:
     dev = config(tmp_path, FEEDGEN_SUBSCRIPTION_ENDPOINT="http://127.0.0.1:2470")
-    assert dev.service_did == "did:web:127.0.0.1%3A4321"
-    assert dev.service_url == "http://127.0.0.1:4321"
+    assert dev.service_did == "did:web:localhost%3A4321"
+    assert dev.service_url == "http://localhost:4321"
     assert dev.relay_url == "ws://127.0.0.1:2470"
     prod = FeedgenConfig.load({"FEEDGEN_PUBLISHER_DID": DID, "FEEDGEN_HOSTNAME": "feed.example"})
     assert (prod.service_did, prod.service_url) == ("did:web:feed.example", "https://feed.example")
@@ -183,7 +183,7 @@ async def test_pages_are_stable_and_complete(
     )
     assert response.status_code == 401
     described = await client.get("/xrpc/app.bsky.feed.describeFeedGenerator")
-    assert described.json() == {"did": "did:web:127.0.0.1%3A4321", "feeds": [{"uri": feed_uri}]}
+    assert described.json() == {"did": "did:web:localhost%3A4321", "feeds": [{"uri": feed_uri}]}
 
 
 async def test_a_reset_relay_is_followed_live() -> None:
