@@ -1,18 +1,20 @@
 """The feed-generator SDK under load: events/s from a relay's firehose through a keyword feed
 function into SQLite, and getFeedSkeleton latency at concurrency 8 over many stored posts.
 
-Run: ./scripts/setup test && .venv/bin/python bench/feedgen.py [--frames 40000] [--verify]
-It reuses (or makes, cached under the temp dir) bench/relay.py's validly signed commits (posts,
+Run: ./scripts/setup test && .venv/bin/python bench/feedgen.py [--frames 40000] [--verify] It
+reuses (or makes, cached under the temp dir) bench/relay.py's validly signed commits (posts,
 likes and follows with random words), replays them re-sequenced from a relay stand-in child
 process (bench/stream_traffic.py) at full speed into a real `skyloft feedgen serve` whose feed
-keeps the posts mentioning "python". With FEEDGEN_TRUST_RELAY=true the CAR hashes, commit blocks
-and records are still checked and every post decoded; `--verify` also checks each signature
-and MST proof (the accounts then registered at a real PLC).
+keeps the posts mentioning "python"; then as many more through a real `skyloft jetstream serve`
+(trusting the relay) that the feed generator reads instead (FEEDGEN_JETSTREAM_URL). With
+FEEDGEN_TRUST_RELAY=true the CAR hashes, commit blocks and records are still checked and every
+post decoded; `--verify` also checks each signature and MST proof (the accounts then registered
+at a real PLC).
 
 Then the store is filled with `--posts` selected posts and `--requests` getFeedSkeleton calls
-(limit 30, as the appview asks; every fourth follows the cursor of the page before) are made
-by 8 concurrent keep-alive connections from this process, timed client-side. Every process
-shares the machine's 2 cores. The TypeScript starter kit is not run side by side: its loop needs
+(limit 30, as the appview asks; every fourth follows the cursor of the page before) are made by
+8 concurrent keep-alive connections from this process, timed client-side. Every process shares
+the machine's 2 cores. The TypeScript starter kit is not run side by side: its loop needs
 better-sqlite3, a native module not installed here; the issue's goals are printed instead.
 """
 
@@ -36,6 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from atcore.frames import decode_frame  # noqa: E402
 from bench.relay import child, pct, proc_status, register  # noqa: E402
 from bench.relay_traffic import (  # noqa: E402
     Plan,
@@ -184,6 +187,29 @@ async def pipeline_rate(frames: list[bytes], module: Path, db: Path) -> float:
         await store.close()
 
 
+def post_ops(frames: list[bytes]) -> int:
+    """How many Jetstream events (one per op) the frames make in app.bsky.feed.post."""
+    return sum(
+        op.path.startswith("app.bsky.feed.post/")
+        for event in map(decode_frame, frames)
+        for op in getattr(event, "ops", ())
+    )
+
+
+def timed_ingest(
+    relay: Any, feedgen: ServiceProcess, frames: int, events: int
+) -> tuple[float, float]:
+    """Send `frames` from the relay stand-in; seconds until the feed generator processed
+    `events`, and its CPU share meanwhile."""
+    cpu = proc_status(feedgen.pid)["cpu"]
+    started = time.perf_counter()
+    sent = relay.ask(f"send {frames} 0")
+    print(f"  relay stand-in sent {frames:,} frames in {sent['seconds']:.2f} s", flush=True)
+    until_processed(feedgen.url, events)
+    seconds = time.perf_counter() - started
+    return seconds, (proc_status(feedgen.pid)["cpu"] - cpu) / seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=40_000)
@@ -199,8 +225,8 @@ def main() -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-feedgen-")))
         module = tmp / "bench_python_feed.py"
         module.write_text(textwrap.dedent(FEED_MODULE))
-        frames = resequenced(load_frames(folder / "host0.frames"), args.frames)
-        rate = asyncio.run(pipeline_rate(frames, module, tmp / "pipeline.sqlite"))
+        frames = resequenced(load_frames(folder / "host0.frames"), 2 * args.frames)
+        rate = asyncio.run(pipeline_rate(frames[: args.frames], module, tmp / "pipeline.sqlite"))
         print(
             f"SDK pipeline in one process (decode, check, feed function, store; no socket): "
             f"{rate:,.0f} events/s",
@@ -208,11 +234,12 @@ def main() -> None:
         )
         relay = stack.enter_context(child("relay", str(folder / "host0.frames"), script=TRAFFIC))
         port = relay.read()["port"]
-        relay.ask(f"prepare {args.frames}")
+        relay.ask(f"prepare {2 * args.frames}")
+        relay_ws = f"ws://127.0.0.1:{port}/xrpc/com.atproto.sync.subscribeRepos"
         env = {
             "FEEDGEN_DEV_MODE": "true",
             "FEEDGEN_PUBLISHER_DID": PUBLISHER,
-            "FEEDGEN_SUBSCRIPTION_ENDPOINT": f"ws://127.0.0.1:{port}",
+            "FEEDGEN_SUBSCRIPTION_ENDPOINT": relay_ws,
             "FEEDGEN_TRUST_RELAY": "false" if args.verify else "true",
         }
         if args.verify:
@@ -220,29 +247,40 @@ def main() -> None:
             idents = json.loads((folder / "accounts.json").read_text())
             asyncio.run(register(plc_url, idents, [port]))
             env["FEEDGEN_PLC_URL"] = plc_url
+
         feedgen = ServiceProcess("feedgen", tmp / "fg", str(module), env=env, timeout=60)
         try:
             relay.ask("wait")
-            cpu = proc_status(feedgen.pid)["cpu"]
-            started = time.perf_counter()
-            sent = relay.ask(f"send {args.frames} 0")
-            print(f"relay stand-in sent {args.frames:,} frames in {sent['seconds']:.2f} s")
-            until_processed(feedgen.url, args.frames)
-            seconds = time.perf_counter() - started
-            used = proc_status(feedgen.pid)["cpu"] - cpu
-            stored = httpx.get(
-                feedgen.url + "/xrpc/app.bsky.feed.getFeedSkeleton",
-                params={"feed": f"at://{PUBLISHER}/app.bsky.feed.generator/python", "limit": 1},
-            ).status_code
-            mode = "verifying every commit" if args.verify else "trusting the relay"
-            print(
-                f"ingest ({mode}): {args.frames:,} firehose events in {seconds:.2f} s: "
-                f"{args.frames / seconds:,.0f} events/s end to end (goal {GOAL_EVENTS:,}), "
-                f"feedgen at {used / seconds:.0%} of a core; skeleton {stored}",
-                flush=True,
-            )
+            seconds, cpu = timed_ingest(relay, feedgen, args.frames, args.frames)
         finally:
             feedgen.stop()
+        mode = "verifying every commit" if args.verify else "trusting the relay"
+        print(
+            f"from the relay ({mode}): {args.frames:,} firehose events in {seconds:.2f} s: "
+            f"{args.frames / seconds:,.0f} events/s end to end (goal {GOAL_EVENTS:,}), "
+            f"feedgen at {cpu:.0%} of a core",
+            flush=True,
+        )
+
+        # The stream in between: jetstream (trusting the relay) serves the feed its posts only.
+        js_env = {"JETSTREAM_WS_URL": relay_ws, "JETSTREAM_TRUST_RELAY": "true"}
+        jetstream = stack.enter_context(running_service("jetstream", tmp / "js", env=js_env))
+        stream_env = {**env, "FEEDGEN_JETSTREAM_URL": jetstream}
+        posts = post_ops(frames[args.frames :])
+        feedgen = ServiceProcess("feedgen", tmp / "fg-js", str(module), env=stream_env, timeout=60)
+        try:
+            time.sleep(1.0)  # both subscriptions open before the first frame
+            seconds, cpu = timed_ingest(relay, feedgen, args.frames, posts)
+        finally:
+            feedgen.stop()
+        print(
+            f"from the stream: {args.frames:,} firehose events ({posts:,} post events from "
+            f"jetstream) in {seconds:.2f} s: {args.frames / seconds:,.0f} firehose events/s "
+            f"end to end, {posts / seconds:,.0f} stream events/s into the feed; feedgen at "
+            f"{cpu:.0%} of a core",
+            flush=True,
+        )
+
         fill(tmp / "fg" / "feedgen.sqlite", args.posts)
         feedgen = ServiceProcess("feedgen", tmp / "fg", str(module), env=env, timeout=60)
         try:
