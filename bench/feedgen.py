@@ -1,8 +1,9 @@
 """The feed-generator SDK under load: events/s from a relay's firehose through a keyword feed
 function into SQLite, and getFeedSkeleton latency at concurrency 8 over many stored posts.
 
-Run: ./scripts/setup test && .venv/bin/python bench/feedgen.py [--frames 40000] [--verify] It
-reuses (or makes, cached under the temp dir) bench/relay.py's validly signed commits (posts,
+Run: ./scripts/setup test && .venv/bin/python bench/feedgen.py [--frames 40000] [--verify]
+
+It reuses (or makes, cached under the temp dir) bench/relay.py's validly signed commits (posts,
 likes and follows with random words), replays them re-sequenced from a relay stand-in child
 process (bench/stream_traffic.py) at full speed into a real `skyloft feedgen serve` whose feed
 keeps the posts mentioning "python"; then as many more through a real `skyloft jetstream serve`
