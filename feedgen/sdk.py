@@ -26,6 +26,10 @@ carries (None without one, the starter kit's public skeleton):
     def liked_by_follows(viewer: str | None, reader: Reader, page: Page) -> list[Ranked]:
         follows = reader.subjects("app.bsky.graph.follow", viewer) if viewer else None
         return reader.ranked_subjects("app.bsky.feed.like", follows, page)
+
+`Feed(..., collection="app.bsky.feed.repost")` selects records of another collection. Both
+functions are plain (not async) and run in the event loop, once per record and once per request:
+keep them to in-memory work and `reader` calls.
 """
 
 from __future__ import annotations
