@@ -28,8 +28,9 @@ carries (None without one, the starter kit's public skeleton):
         return reader.ranked_subjects("app.bsky.feed.like", follows, page)
 
 `Feed(..., collection="app.bsky.feed.repost")` selects records of another collection. Both
-functions are plain (not async) and run in the event loop, once per record and once per request:
-keep them to in-memory work and `reader` calls.
+functions are plain (not async), called once per record and once per request in the server's
+event loop (for_viewer on a reader thread with PostgreSQL): keep them to in-memory work and
+`reader` calls.
 """
 
 from __future__ import annotations
