@@ -59,6 +59,12 @@ async def test_posts_deletes_and_cursors_from_the_relay(
         await alice.delete(http, POST, second.rsplit("/", 1)[1])
         await shows(feedgen, http, [third, first])
 
+        # An edit that no longer matches leaves the feed too.
+        edit = {"$type": POST, "text": "changed my mind", "createdAt": "2025-01-01T00:00:00.000Z"}
+        body = {"repo": alice.did, "collection": POST, "rkey": third.rsplit("/", 1)[1]}
+        await alice.call(http, "com.atproto.repo.putRecord", {**body, "record": edit})
+        await shows(feedgen, http, [first])
+
         # A cursor from another feed, or no cursor at all, is a 400; so is another feed's URI.
         foreign = encode_cursor(Ranked(1.0, first), cursor_tag(feedgen.feed + "x", None))
         for cursor in (foreign, "garbage!", "x" * 2000):

@@ -168,6 +168,14 @@ async def test_pages_are_stable_and_complete(
             break
     assert seen == sorted(uris, key=lambda uri: (uris.index(uri) // 3, uri), reverse=True)
 
+    other = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
+    theirs = Item(f"at://{other}/app.bsky.feed.post/3k", other, "app.bsky.feed.post", None, 9, True)
+    await ctx.store.write(Batch([theirs], [], []))
+    # A deleted account takes all its records out of the feed, and only its own.
+    await ctx.store.write(Batch([], [], [DID]))
+    page = await client.get("/xrpc/app.bsky.feed.getFeedSkeleton", params={"feed": feed_uri})
+    assert page.json()["feed"] == [{"post": theirs.uri}]
+
     for params, status in (
         ({"feed": feed_uri, "limit": 0}, 400),
         ({"feed": feed_uri, "limit": 101}, 400),
