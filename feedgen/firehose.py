@@ -2,23 +2,21 @@
 spec-sync.md, "Firehose consumers").
 
 A #commit touching a collection the feed stores is checked with atcore.firehose_verify (the
-signature and MST proof too, unless the relay is trusted: those checks, which may fetch DID
-documents, run for up to WINDOW frames at once, their results taken in stream order), then
-each op on such a collection becomes a Record (its block decoded) or a Deleted; commits
-touching nothing the feed stores are passed over unchecked, only moving the cursor. A deleted
-account becomes AccountGone. The relay's seq is the position; `cursor=N` resumes right after N
-(a relay whose log was reset answers FutureCursor, and is then followed live).
+signature and MST proof too, unless the relay is trusted), then each op on such a collection
+becomes a Record (its block decoded) or a Deleted; commits touching nothing the feed stores
+are passed over unchecked, only moving the cursor. A deleted account becomes AccountGone.
+The relay's seq is the position; `cursor=N` resumes right after N (a relay whose log was reset
+answers FutureCursor, and is then followed live).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Final
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from atcore import cbor
@@ -31,7 +29,6 @@ from feedgen.sdk import Record
 log = logging.getLogger(__name__)
 
 SUBSCRIBE_REPOS: Final = "/xrpc/com.atproto.sync.subscribeRepos"
-WINDOW: Final = 256
 
 
 class FirehoseSource:
@@ -54,51 +51,20 @@ class FirehoseSource:
             async with connect(
                 url, max_size=MAX_FRAME_SIZE, compression=None, proxy=None, open_timeout=10
             ) as ws:
-                frames = _binary(ws)
-                if self.resolver is None:
-                    async for frame in frames:
-                        if (event := await self._decoded(frame)) is not None:
-                            yield event
-                else:
-                    async for event in self._checked_in_order(frames):
+                async for frame in ws:
+                    if isinstance(frame, str):
+                        raise ValueError("the firehose sent a text frame")
+                    try:
+                        event = await self.event(frame)
+                    except DecodeError as exc:
+                        # Asking again from the same cursor would bring the same bytes back.
+                        self.dropped += 1
+                        log.warning("skipped an undecodable firehose frame: %s", exc)
+                        continue
+                    if event is not None:
                         yield event
         except WebSocketException as exc:
             raise ConnectionError(f"{self.url}: {exc}") from exc
-
-    async def _checked_in_order(self, frames: AsyncIterator[bytes]) -> AsyncIterator[Event]:
-        """Up to WINDOW frames checked at once (an unseen DID's document is a network round
-        trip, which would otherwise hold up every event behind it), yielded in stream order."""
-        checks: asyncio.Queue[asyncio.Future[Event | None]] = asyncio.Queue(WINDOW)
-
-        async def read() -> None:
-            async for frame in frames:
-                await checks.put(asyncio.ensure_future(self._decoded(frame)))
-
-        reader = asyncio.ensure_future(read())
-        try:
-            while True:
-                nxt = asyncio.ensure_future(checks.get())
-                await asyncio.wait((nxt, reader), return_when=asyncio.FIRST_COMPLETED)
-                if not nxt.done():  # the socket ended or failed, and every check is out
-                    nxt.cancel()
-                    reader.result()
-                    return
-                if (event := await nxt.result()) is not None:
-                    yield event
-        finally:
-            reader.cancel()
-            while not checks.empty():
-                checks.get_nowait().cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-
-    async def _decoded(self, frame: bytes) -> Event | None:
-        try:
-            return await self.event(frame)
-        except DecodeError as exc:
-            # Asking again from the same cursor would bring the same bytes back: skip it.
-            self.dropped += 1
-            log.warning("skipped an undecodable firehose frame: %s", exc)
-            return None
 
     async def event(self, frame: bytes) -> Event | None:
         """One frame's changes; None for frames that carry no position (#info)."""
@@ -139,10 +105,3 @@ class FirehoseSource:
             if isinstance(value, dict):
                 changes.append(Record(event.repo, collection, rkey, op.cid.encode(), value, now))
         return changes
-
-
-async def _binary(ws: ClientConnection) -> AsyncIterator[bytes]:
-    async for frame in ws:
-        if isinstance(frame, str):
-            raise ValueError("the firehose sent a text frame")
-        yield frame
