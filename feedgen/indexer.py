@@ -108,6 +108,8 @@ class Indexer:
                     await self._queue.put(event)
             except (OSError, ConnectionError, ValueError, TimeoutError) as exc:
                 log.warning("%s subscription ended: %s", self.source.name, exc)
+            except Exception:  # a bug must not stop the feed silently: say so, and go on
+                log.exception("%s subscription failed", self.source.name)
             self.stats.connected = False
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF)
