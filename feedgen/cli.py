@@ -69,10 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
     def app(config: FeedgenConfig) -> Any:
         return create_app(config, feed)
 
-    # The fastest server that passes every test (DESIGN.md): getFeedSkeleton is the hot path.
-    return serve_service(
-        "feedgen", args, os.environ, FeedgenConfig.load, ConfigError, app, "uvicorn"
-    )
+    return serve_service("feedgen", args, os.environ, FeedgenConfig.load, ConfigError, app)
 
 
 def _publish(args: argparse.Namespace) -> int:
