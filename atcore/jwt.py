@@ -77,9 +77,13 @@ def _json_segment(value: dict[str, Any]) -> str:
     return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
-def _depth(text: str) -> int:
-    """The deepest nesting of arrays and objects in JSON `text`, brackets in strings ignored."""
-    depth = deepest = 0
+def _too_deep(text: str) -> bool:
+    """Whether JSON `text` nests arrays and objects deeper than MAX_DEPTH (brackets inside
+    strings do not count). Claims hold a bracket or two, so the count usually settles it;
+    otherwise one linear pass (a regex for strings would be quadratic on `"\\"\\"...`)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
     in_string = escaped = False
     for char in text:
         if in_string:
@@ -93,10 +97,11 @@ def _depth(text: str) -> int:
             in_string = True
         elif char in "[{":
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return True
         elif char in "]}":
             depth -= 1
-    return deepest
+    return False
 
 
 def _refuse_constant(name: str) -> None:
@@ -106,11 +111,13 @@ def _refuse_constant(name: str) -> None:
 def _object(segment: str, what: str) -> dict[str, Any]:
     try:
         text = _unb64url(segment).decode("utf-8")
-        if _depth(text) > MAX_DEPTH:
+        if _too_deep(text):
             raise JwtError(f"jwt {what} nests deeper than {MAX_DEPTH}")
         value = json.loads(text, parse_constant=_refuse_constant)
-        # A lone surrogate ("\ud800") decodes fine and breaks whoever stores the claim later.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        # A lone surrogate ("\ud800") decodes fine and breaks whoever stores the claim later;
+        # only an escape can carry one (UTF-8 cannot).
+        if "\\ud" in text.lower():
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except JwtError:
         raise
     except ValueError:  # UnicodeDecodeError, JSONDecodeError, NaN or Infinity

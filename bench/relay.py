@@ -52,11 +52,12 @@ GOAL_RSS_MB = 500
 
 
 class Child:
-    """A bench/relay_traffic.py child process spoken to in JSON lines."""
+    """A bench/relay_traffic.py (or `script`) child process spoken to in JSON lines."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, script: Path = TRAFFIC) -> None:
+        self.script = script
         self.proc = subprocess.Popen(
-            [sys.executable, str(TRAFFIC), *args],
+            [sys.executable, str(script), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -66,7 +67,7 @@ class Child:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{TRAFFIC.name} {self.proc.args[2]} exited")
+            raise RuntimeError(f"{self.script.name} {self.proc.args[2]} exited")
         return json.loads(line)  # type: ignore[no-any-return]
 
     def ask(self, command: str) -> dict[str, Any]:
@@ -86,8 +87,8 @@ class Child:
 
 
 @contextmanager
-def child(*args: str) -> Any:
-    c = Child(*args)
+def child(*args: str, script: Path = TRAFFIC) -> Any:
+    c = Child(*args, script=script)
     try:
         yield c
     finally:

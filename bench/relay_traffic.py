@@ -319,7 +319,17 @@ async def _upstream(folder: Path, hosts: int) -> None:
 
 
 class Consumer(asyncio.Protocol):
-    """A websocket client reading server frames off the socket: counts and sampled lag only."""
+    """A websocket client reading server frames off the socket: counts and sampled lag only.
+    Firehose frames are binary; one starting with a one-key map header, {op: -1}, is an error."""
+
+    OPCODE = 0x2
+    ERROR_BYTE = 0xA1
+
+    @staticmethod
+    def sent_at(payload: bytes) -> float:
+        """When the frame was sent, from its `time`."""
+        at = payload.find(TIME_KEY) + len(TIME_KEY)
+        return datetime.fromisoformat(payload[at : at + 24].decode()).timestamp()
 
     def __init__(self, path: str, ready: asyncio.Future[None]) -> None:
         self.path = path
@@ -367,19 +377,16 @@ class Consumer(asyncio.Protocol):
                 n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             if size - pos < head + n:
                 break
-            if buf[pos] & 0x0F != 0x2:
+            if buf[pos] & 0x0F != self.OPCODE:
                 self.errors += 1  # a close frame
             else:
                 if not now:
                     now = time.time()
-                if buf[pos + head] == 0xA1:  # a one-key header, {op: -1}: an error frame
+                if buf[pos + head] == self.ERROR_BYTE:
                     self.errors += 1
                 self.count += 1
                 if self.count % SAMPLE_EVERY == 1:
-                    payload = buf[pos + head : pos + head + n]
-                    at = payload.find(TIME_KEY) + len(TIME_KEY)
-                    sent = datetime.fromisoformat(payload[at : at + 24].decode()).timestamp()
-                    self.lags.append(now - sent)
+                    self.lags.append(now - self.sent_at(buf[pos + head : pos + head + n]))
             pos += head + n
         self.buf = buf[pos:]
         if now:
@@ -400,19 +407,25 @@ class Consumer(asyncio.Protocol):
         return out
 
 
-async def _consumers(relay_url: str) -> None:
+async def consumers(
+    relay_url: str,
+    endpoint: str = "/xrpc/com.atproto.sync.subscribeRepos",
+    kind: type[Consumer] = Consumer,
+) -> None:
+    """Consumers of `endpoint` driven by stdin: `connect K [QUERY]`, `count`, `report`,
+    `close` (bench/stream.py reads Jetstream's /subscribe with its own `kind`)."""
     loop = asyncio.get_running_loop()
     parts = urlsplit(relay_url)
-    path = "/xrpc/com.atproto.sync.subscribeRepos"
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     open_: list[Consumer] = []
     while line := (await reader.readline()).decode().split():
         if line[0] == "connect":
+            path = endpoint + (f"?{line[2]}" if len(line) > 2 else "")
             for _ in range(int(line[1])):
                 ready: asyncio.Future[None] = loop.create_future()
                 _, consumer = await loop.create_connection(
-                    lambda ready=ready: Consumer(path, ready),  # type: ignore[misc]
+                    lambda ready=ready, path=path: kind(path, ready),  # type: ignore[misc]
                     parts.hostname,
                     parts.port,
                 )
@@ -436,6 +449,6 @@ if __name__ == "__main__":
     if role == "upstream":
         asyncio.run(_upstream(Path(sys.argv[2]), int(sys.argv[3])))
     elif role == "consumers":
-        asyncio.run(_consumers(sys.argv[2]))
+        asyncio.run(consumers(sys.argv[2]))
     else:
         raise SystemExit(f"unknown role {role!r}")

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.applications import Starlette
 
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
@@ -82,7 +84,11 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             crawlers = Crawlers(config.crawlers, crawl_host, http, sequencer)
             await crawlers.start()
             stack.push_async_callback(crawlers.close)
-            resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
+            guarded_http = guarded_client(AddressGuard(allow_private=config.dev_mode))
+            stack.push_async_callback(guarded_http.aclose)
+            resolver = IdentityResolver(
+                config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
+            )
             app.state.ctx = AppContext(
                 config=config,
                 accounts=accounts,
@@ -91,6 +97,7 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
                 resolver=resolver,
                 plc=PlcClient(config.plc_url, http),
                 http=http,
+                guarded_http=guarded_http,
                 catalog=catalog,
                 plc_rotation_key=config.rotation_key(),
                 service_did=config.service_did,

@@ -32,7 +32,8 @@ class AppContext:
     sequencer: Sequencer
     resolver: IdentityResolver
     plc: PlcClient
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # operator-configured services: PLC, appview, relays
+    guarded_http: httpx.AsyncClient  # URLs a user can aim (atcore.identity.pinned)
     catalog: Catalog
     plc_rotation_key: PrivateKey
     service_did: str

@@ -11,6 +11,8 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
@@ -79,8 +81,13 @@ def create_app(
             events = RelayLog(db, config.replay_window, metrics)
             await events.start()
             stack.push_async_callback(events.close)
-            resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
-            resyncer = Resyncer(db, events, resolver, http, metrics, allow_private=config.dev_mode)
+            # Hosts, their PDSes and did:web documents are named by users: guarded fetches only.
+            guarded_http = guarded_client(AddressGuard(allow_private=config.dev_mode))
+            stack.push_async_callback(guarded_http.aclose)
+            resolver = IdentityResolver(
+                config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
+            )
+            resyncer = Resyncer(db, events, resolver, guarded_http, metrics)
             resyncer.start()
             stack.push_async_callback(resyncer.close)
             verifier = Verifier(config.verify_workers)
@@ -101,7 +108,7 @@ def create_app(
                 idle_timeout=config.idle_timeout,
                 backoff_base=backoff_base,
             )
-            admission = HostAdmission(config, db, crawler, http)
+            admission = HostAdmission(config, db, crawler, guarded_http)
             app.state.ctx = RelayContext(
                 config, db, events, resolver, http, metrics, ingest, crawler, admission
             )

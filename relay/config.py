@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from atcore.errors import InvalidSyntax
+from atcore.syntax.integer import parse_integer
+
 DEFAULT_PORT: Final = 2470
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_DATA_DIR: Final = "data/relay"
@@ -166,9 +169,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if not value:
         return default
     try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+        return parse_integer(value)
+    except InvalidSyntax as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _list(value: str) -> tuple[str, ...]:

@@ -25,8 +25,9 @@ from typing import Final
 
 from websockets.exceptions import WebSocketException
 
-from atcore.errors import DecodeError
+from atcore.errors import DecodeError, IdentityError
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
+from atcore.identity.netguard import AddressGuard
 from atcore.xrpc.stream import StreamError, subscribe
 from relay.db import Database, hosts
 from relay.db.hosts import HostRow
@@ -100,7 +101,7 @@ class HostConsumer:
             except DecodeError as exc:
                 crawler.ingest.reject(self.host, BAD_FRAME, detail=str(exc))
                 reason = f"bad frame: {exc}"
-            except (OSError, TimeoutError, WebSocketException) as exc:
+            except (OSError, TimeoutError, WebSocketException, IdentityError) as exc:
                 reason = repr(exc)
             await crawler.flush(self)
             failures = 0 if self.cursor > before else failures + 1
@@ -118,7 +119,7 @@ class HostConsumer:
         crawler = self.crawler
         cursor = self.cursor if self.cursor > 0 else (0 if crawler.dev_mode else None)
         url = host_url(self.host.hostname) + SUBSCRIBE
-        stream = subscribe(url, {"cursor": cursor})
+        stream = subscribe(url, {"cursor": cursor}, guard=crawler.guard)
         crawler.metrics.inc(CONNECTIONS)
         last = -1
         # Events prepared (being verified) ahead of the one being applied, in order.
@@ -250,6 +251,9 @@ class Crawler:
         self.ingest = ingest
         self.metrics = ingest.metrics
         self.dev_mode = dev_mode
+        # Every (re)connection resolves the host afresh and connects to what was checked:
+        # a host admitted as public may not turn private later.
+        self.guard = AddressGuard(allow_private=dev_mode)
         self.idle_timeout = idle_timeout
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max

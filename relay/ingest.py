@@ -5,8 +5,9 @@ starts the costly, state-independent checks of a #commit on relay.verifier's wor
 events of a host are checked at once; `apply`, in the host's order, checks the event against
 its account's latest state (relay.accountcache: it includes queued changes), then queues the
 new state, the event and the host's cursor for one transaction in relay.events, which fans the
-event out once durable. A rejected event is counted by reason and never forwarded; a chain break
-marks the repo desynchronized (also persisted) and asks for a resync. Taken-down and
+event out once durable. A rejected event is counted by reason and never forwarded (one that
+repeats the state held, such as a #sync of the current commit, is counted as ignored); a chain
+break marks the repo desynchronized (also persisted) and asks for a resync. Taken-down and
 over-the-limit accounts are dropped first.
 """
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 RECEIVED: Final = "relay_events_received_total"
 REJECTED: Final = "relay_events_rejected_total"
+IGNORED: Final = "relay_events_ignored_total"
 LENIENT: Final = "relay_lenient_accepts_total"
 
 # Our own reasons, next to relay.repostate.Reason's.
@@ -79,6 +81,7 @@ class Ingest:
         self.on_desync = on_desync
         metrics.declare(RECEIVED, "Upstream events received, by kind")
         metrics.declare(REJECTED, "Upstream events not forwarded, by reason")
+        metrics.declare(IGNORED, "Upstream events that repeat the state held, by kind")
         metrics.declare(LENIENT, "Commits accepted only because lenient sync validation is on")
 
     def reject(self, host: HostRow, reason: str, did: str = "", detail: str = "") -> None:
@@ -124,6 +127,9 @@ class Ingest:
             except WorkerFailed:
                 pass  # its worker died (relay.verifier logged it): validate checks inline
         verdict = await self._verify(host.hostname, event, account.state, check)
+        if verdict.ignored:
+            self.metrics.inc(IGNORED, kind=kind)
+            return None
         if not verdict.accepted:
             self.reject(host, str(verdict.reason), did, verdict.detail)
             done = None

@@ -5,6 +5,12 @@ We bind the listening socket ourselves so `--port 0` yields a known port, and pr
 already listening then, so a client reading that line can connect at once. Everything else goes
 to stderr. SIGTERM and SIGINT stop the server gracefully, and the process exits 0.
 
+Every app is served behind atcore.xrpc.failures.FailureMiddleware: an exception no handler
+answered becomes a JSON 500 naming a request id and one log line, never a traceback per request
+from the server. In a Starlette app it goes innermost among the app's middleware, inside
+Starlette's own last-resort handler (which would answer in plain text and re-raise) and inside
+CORS (so the 500 carries CORS headers too).
+
 The server is the service's default (hypercorn unless the service names another: the relay
 serves its firehose with uvicorn) unless `SKYLOFT_ASGI_SERVER` names one (read once, at start-up):
 - `hypercorn`: HTTP/1.1 and HTTP/2, websockets through wsproto, TLS if wanted;
@@ -27,6 +33,10 @@ from typing import Any, Final, TextIO
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from atcore.xrpc.failures import FailureMiddleware
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,6 +67,14 @@ def _announce_on_startup(app: ASGIApp, line: str, out: TextIO) -> ASGIApp:
         await app(scope, receive, send_and_announce)
 
     return wrapped
+
+
+def with_failure_middleware(app: ASGIApp) -> ASGIApp:
+    """`app` answering escaped exceptions with FailureMiddleware (see the module docstring)."""
+    if isinstance(app, Starlette) and app.middleware_stack is None:
+        app.user_middleware.append(Middleware(FailureMiddleware))
+        return app
+    return FailureMiddleware(app)
 
 
 def _url_host(host: str) -> str:
@@ -134,6 +152,7 @@ def server_name(environ: Mapping[str, str], default: str = DEFAULT_SERVER) -> st
 
 async def _serve(app: ASGIApp, sock: socket.socket, out: TextIO, server: str) -> None:
     host, port = sock.getsockname()[:2]
+    app = with_failure_middleware(app)
     app = _announce_on_startup(app, f"listening on http://{_url_host(host)}:{port}", out)
     if server == "uvicorn":
         await _uvicorn(app, sock)

@@ -8,14 +8,13 @@ before anything is registered; if a later step fails, what was made is removed a
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from typing import Final
 
 from atcore.errors import InvalidKey
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.keys import generate_k256, parse_did_key
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.email_address import is_valid_email
 from pds.accounts.handles import normalize_handle
 from pds.accounts.passwords import MAX_PASSWORD_BYTES, hash_password
 from pds.accounts.store import (
@@ -29,9 +28,6 @@ from pds.context import AppContext
 from pds.repo_writer import init_repo
 
 log = logging.getLogger(__name__)
-
-MAX_EMAIL_LENGTH: Final = 254
-_EMAIL_RE: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class NewAccount:
 def normalize_email(email: str | None) -> str:
     if not email:
         raise InvalidRequest("Email is required")
-    if len(email) > MAX_EMAIL_LENGTH or _EMAIL_RE.fullmatch(email) is None:
+    if not is_valid_email(email):
         raise InvalidRequest("This email address is not supported, please use a different email.")
     return email.lower()
 

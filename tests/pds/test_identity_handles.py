@@ -49,7 +49,7 @@ async def test_update_handle_refuses_taken_reserved_and_foreign(pds: Pds, plc_ur
     doc = parse_did_document(await plc_document(plc_url, created["did"]), Did(created["did"]))
     assert doc.handle == "karl.test"
     response = await pds.call("com.atproto.identity.updateHandle", {"handle": "karl2.test"})
-    assert error_of(response) == (401, "AuthenticationRequired")
+    assert error_of(response) == (401, "AuthMissing")
 
 
 async def test_well_known_atproto_did_by_host(pds: Pds) -> None:

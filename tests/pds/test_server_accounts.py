@@ -94,10 +94,7 @@ async def test_access_token_shape_and_get_session(pds: Pds) -> None:
     response = await pds.call("com.atproto.server.getSession", token=created["accessJwt"])
     assert response.status_code == 200
     assert response.json()["handle"] == "carol.test" and response.json()["active"] is True
-    assert error_of(await pds.call("com.atproto.server.getSession")) == (
-        401,
-        "AuthenticationRequired",
-    )
+    assert error_of(await pds.call("com.atproto.server.getSession")) == (401, "AuthMissing")
     for bad in (created["refreshJwt"], "garbage", created["accessJwt"][:-2] + "AA"):
         response = await pds.call("com.atproto.server.getSession", token=bad)
         assert error_of(response) == (400, "InvalidToken")

@@ -129,6 +129,7 @@ def test_metrics_exposition_format() -> None:
         ("pds.example.com:443", False, "pds.example.com"),
         ("localhost:2583", True, "localhost:2583"),
         ("http://127.0.0.1:2583", True, "127.0.0.1:2583"),
+        ("localhost:02583", True, "localhost:2583"),
     ],
 )
 def test_hostnames_are_normalised(given: str, dev: bool, expected: str) -> None:
@@ -146,6 +147,9 @@ def test_hostnames_are_normalised(given: str, dev: bool, expected: str) -> None:
         ("nodots", False),
         ("bad_label.example.com", False),
         ("pds.example.com:99999", False),
+        ("localhost:\u00b2", True),  # str.isdigit() says yes, int() says no
+        ("localhost:" + "1" * 5000, True),  # past int()'s digit limit
+        ("localhost:0", True),
     ],
 )
 def test_bad_hostnames_are_refused(given: str, dev: bool) -> None:
