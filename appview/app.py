@@ -12,11 +12,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from appview import well_known
-from appview.api import app_bsky_actor, app_bsky_feed, app_bsky_graph, app_bsky_notification
+from appview.api import (
+    app_bsky_actor,
+    app_bsky_feed,
+    app_bsky_feed_generators,
+    app_bsky_graph,
+    app_bsky_notification,
+    com_atproto_repo,
+)
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
 from appview.db import Database
 from appview.ingest import Ingest
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
@@ -29,6 +38,8 @@ GROUPS = (
     app_bsky_feed.xrpc,
     app_bsky_graph.xrpc,
     app_bsky_notification.xrpc,
+    app_bsky_feed_generators.xrpc,
+    com_atproto_repo.xrpc,
 )
 
 
@@ -49,10 +60,14 @@ def create_app(
         async with AsyncExitStack() as stack:
             http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
             stack.push_async_callback(http.aclose)
+            guarded_http = guarded_client(AddressGuard(allow_private=config.dev_mode))
+            stack.push_async_callback(guarded_http.aclose)
             db = Database(config.db_path)
             await db.open()
             stack.push_async_callback(db.close)
-            resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
+            resolver = IdentityResolver(
+                config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
+            )
             ingest = None
             if config.repo_provider is not None:
                 ingest = Ingest(
@@ -66,7 +81,9 @@ def create_app(
                     backoff_base=backoff_base,
                 )
             key = well_known.load_signing_key(config.signing_key_path)
-            app.state.ctx = AppviewContext(config, db, resolver, http, key, ingest)
+            app.state.ctx = AppviewContext(
+                config, db, resolver, http, key, ingest, catalog, guarded_http
+            )
             if ingest is not None:
                 await ingest.start()
                 stack.push_async_callback(ingest.close)
