@@ -20,6 +20,10 @@ xrpc = Methods()
 
 # Descendants loaded for one thread, whatever `depth` asks.
 MAX_THREAD_REPLIES: Final = 1000
+# Levels of replies and of parents nested in one thread response: each is a level of JSON that
+# encoding and the lexicon check walk recursively, so this stays far below Python's recursion
+# limit (the lexicon lets a client ask for 1000).
+MAX_THREAD_LEVELS: Final = 100
 
 
 def _feed(views: Views, state: Hydrated, page: reads.Page) -> dict[str, Any]:
@@ -90,8 +94,8 @@ async def get_posts(req: XrpcRequest) -> dict[str, Any]:
 async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     uri = req.params["uri"]
-    depth = req.params.get("depth", 6)
-    height = req.params.get("parentHeight", 80)
+    depth = min(req.params.get("depth", 6), MAX_THREAD_LEVELS)
+    height = min(req.params.get("parentHeight", 80), MAX_THREAD_LEVELS)
     ancestors, descendants = await ctx.db.read(
         skeletons.thread, uri, depth, height, MAX_THREAD_REPLIES
     )

@@ -32,10 +32,18 @@ _EDGE_NOTIFY: Final = {r.LIKE: "like", r.REPOST: "repost", r.FOLLOW: "follow"}
 def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cursor: int) -> None:
     """Apply `changes` in order and move `service`'s cursor to `cursor`, in the caller's
     transaction."""
+    actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
     for change in changes:
         if isinstance(change, PutRecord):
             if _existing(conn, change.uri) is not None:
                 _delete(conn, change.uri)
+            if change.did not in actors:
+                actors.add(change.did)
+                conn.execute(
+                    "INSERT INTO actor (did, indexed_at) VALUES (?, ?)"
+                    " ON CONFLICT (did) DO NOTHING",
+                    (change.did, change.indexed_at),
+                )
             _put(conn, change)
         elif isinstance(change, DeleteRecord):
             _delete(conn, change.uri)
@@ -109,10 +117,6 @@ def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
         "INSERT INTO record (uri, cid, did, collection, json, indexed_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (put.uri, put.cid, put.did, put.collection, _json(value), put.indexed_at),
-    )
-    conn.execute(
-        "INSERT INTO actor (did, indexed_at) VALUES (?, ?) ON CONFLICT (did) DO NOTHING",
-        (put.did, put.indexed_at),
     )
     created = r.normalize_time(value.get("createdAt"))
     sort_at = r.sort_at(created, put.indexed_at)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from atproto import Client
+from atproto_client.request import Request  # type: ignore[import-untyped]
 
 from skyloft.services import ServiceProcess
 
@@ -101,19 +102,32 @@ def profile(net: Network, did: str) -> dict[str, Any]:
     return body
 
 
-def login(pds_url: str, name: str) -> Client:
-    client = Client(base_url=pds_url)
+@pytest.fixture
+def requests() -> Iterator[list[Request]]:
+    """The SDK's HTTP clients (one per session: each keeps its session's headers), closed at
+    the end of the test."""
+    made: list[Request] = []
+    yield made
+    for request in made:
+        request.close()
+
+
+def login(pds_url: str, name: str, requests: list[Request]) -> Client:
+    requests.append(Request())
+    client = Client(base_url=pds_url, request=requests[-1])
     client.login(f"{name}.test", PASSWORD)
     return client
 
 
-def test_sdk_session_timeline_thread_notifications(network: Network) -> None:
+def test_sdk_session_timeline_thread_notifications(
+    network: Network, requests: list[Request]
+) -> None:
     alice_did = account(network.pds[0].url, "alice")
     bob_did = account(network.pds[1].url, "bob")
     for did in (alice_did, bob_did):
         eventually(lambda did=did: profile(network, did))
-    alice = login(network.pds[0].url, "alice")
-    bob = login(network.pds[1].url, "bob")
+    alice = login(network.pds[0].url, "alice", requests)
+    bob = login(network.pds[1].url, "bob", requests)
     assert alice.me is not None and alice.me.did == alice_did
 
     alice.follow(bob_did)
@@ -141,14 +155,15 @@ def test_sdk_session_timeline_thread_notifications(network: Network) -> None:
     assert eventually(reasons) == ["follow", "like", "reply"]
 
 
-def test_kill_mid_stream_loses_and_doubles_nothing(network: Network) -> None:
+def test_kill_mid_stream_loses_and_doubles_nothing(
+    network: Network, requests: list[Request]
+) -> None:
     alice_did = account(network.pds[0].url, "alice")
     bob_did = account(network.pds[1].url, "bob")
     eventually(lambda: profile(network, bob_did))
-    alice = login(network.pds[0].url, "alice")
+    alice = login(network.pds[0].url, "alice", requests)
     post = alice.send_post("like me")
-    bob = Client(base_url=network.pds[1].url)
-    bob.login("bob.test", PASSWORD)
+    bob = login(network.pds[1].url, "bob", requests)
     writes = 60
     for n in range(writes):
         if n == writes // 2:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from appview.api.app_bsky_feed import MAX_THREAD_LEVELS
 from atcore.identity.plc_client import PlcClient
 from tests.appview.conftest import Appview, appview_config, serve_appview
 from tests.appview.test_appview_index import accounts, record, ref
@@ -215,3 +216,31 @@ async def test_likes_reposts_follows_and_notifications(
         listed = await av.ok("app.bsky.notification.listNotifications", alice)
         assert all(n["isRead"] for n in listed["notifications"])
         assert listed["seenAt"] == newest
+
+
+async def test_deep_threads_are_bounded_not_errors(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    upstream, url, _ = network
+    (alice,) = await accounts(network, "alice")
+    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        root = (await posts_by(av, alice, [("3kaaaaaaaaaa2", post("root"))]))["3kaaaaaaaaaa2"]
+        parent = root
+        for _ in range(260):
+            path = f"app.bsky.feed.post/{alice.clock.next()}"
+            value = {**post("deeper"), "reply": {"root": root, "parent": parent}}
+            parent = ref(alice, await av.write(alice, {path: value}), path)
+        down = await av.get("app.bsky.feed.getPostThread", uri=root["uri"], depth=1000)
+        assert down.status_code == 200, down.text
+        up = await av.get("app.bsky.feed.getPostThread", uri=parent["uri"], parentHeight=1000)
+        assert up.status_code == 200, up.text
+        assert levels(down.json()["thread"], "replies") == levels(up.json()["thread"], "parent")
+        assert levels(down.json()["thread"], "replies") == MAX_THREAD_LEVELS
+
+
+def levels(node: dict[str, Any], key: str) -> int:
+    count = 0
+    while node.get(key):
+        node = node[key][0] if key == "replies" else node[key]
+        count += 1
+    return count
