@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from appview import pipeline
+from appview import gates, pipeline
 from appview import records as r
 from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
@@ -125,7 +125,11 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
         parent_node: Json = {"$type": "app.bsky.feed.defs#threadViewPost", "post": view}
         node["parent"] = parent_node
         node, current = parent_node, parent
-    return {"thread": thread}
+    out: dict[str, Any] = {"thread": thread}
+    gate = gates.threadgate_view(state.gates, anchor.reply_root or uri, views.image)
+    if gate is not None:
+        out["threadgate"] = gate
+    return out
 
 
 def _thread_node(

@@ -1,0 +1,174 @@
+"""Threadgates and postgates (lexicons app/bsky/feed/threadgate, postgate): who may reply to a
+thread and who may quote a post, as the reference appview reads them.
+
+A gate lives at the governed post's rkey in its author's repo (`.../app.bsky.feed.threadgate/
+<rkey>` for the post `.../app.bsky.feed.post/<rkey>`) and must name that post. A threadgate's
+`allow` rules (mention, follower, following, list) decide `viewer.replyDisabled`; `allow`
+absent lets everyone reply, empty lets nobody but the author. A postgate's `disableRule`
+decides `viewer.embeddingDisabled`, and a quote listed in its `detachedEmbeddingUris` shows as
+`app.bsky.embed.record#viewDetached`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from appview import records as r
+from appview.db import gates as db
+from appview.db import reads
+from appview.db.reads import PostRow
+
+Json = dict[str, Any]
+MENTION_RULE: Final = "app.bsky.feed.threadgate#mentionRule"
+FOLLOWER_RULE: Final = "app.bsky.feed.threadgate#followerRule"
+FOLLOWING_RULE: Final = "app.bsky.feed.threadgate#followingRule"
+LIST_RULE: Final = "app.bsky.feed.threadgate#listRule"
+DISABLE_RULE: Final = "app.bsky.feed.postgate#disableRule"
+RECORD_VIEW: Final = "app.bsky.embed.record#view"
+RECORD_WITH_MEDIA_VIEW: Final = "app.bsky.embed.recordWithMedia#view"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    uri: str
+    cid: str
+    value: Json
+    indexed_at: str
+
+
+@dataclass
+class Gates:
+    """The gates of one response's posts, and what the viewer's standing under them needs."""
+
+    threadgates: dict[str, Record] = field(default_factory=dict)  # by root post uri
+    postgates: dict[str, Record] = field(default_factory=dict)  # by post uri
+    root_mentions: dict[str, frozenset[str]] = field(default_factory=dict)
+    owners_followed: set[str] = field(default_factory=set)  # root authors the viewer follows
+    owners_following: set[str] = field(default_factory=set)  # root authors who follow the viewer
+    viewer_lists: set[str] = field(default_factory=set)  # allow-lists the viewer is on
+    lists: dict[str, Record] = field(default_factory=dict)
+    list_sizes: dict[str, int] = field(default_factory=dict)
+
+
+def gate_uri(post_uri: str, collection: str) -> str:
+    did, _, rkey = post_uri.removeprefix("at://").partition("/")
+    return f"at://{did}/{collection}/{rkey.rpartition('/')[2]}"
+
+
+def _gates(conn: sqlite3.Connection, collection: str, posts: set[str]) -> dict[str, Record]:
+    uris = {gate_uri(post, collection): post for post in posts}
+    found = db.records(conn, collection, uris)
+    return {
+        uris[uri]: Record(uri, *row)
+        for uri, row in found.items()
+        if row[1].get("post") == uris[uri]  # a gate must govern the post at its rkey
+    }
+
+
+def load(conn: sqlite3.Connection, viewer: str | None, posts: Mapping[str, PostRow]) -> Gates:
+    out = Gates()
+    out.threadgates = _gates(conn, r.THREADGATE, {p.reply_root or p.uri for p in posts.values()})
+    out.postgates = _gates(conn, r.POSTGATE, set(posts))
+    lists = {uri for gate in out.threadgates.values() for uri in _lists(gate)}
+    out.lists = {u: Record(u, *row) for u, row in db.records(conn, r.LIST, lists).items()}
+    out.list_sizes = db.list_sizes(conn, out.lists)
+    if viewer is None:
+        return out
+    owners = {r.uri_did(root) for root in out.threadgates} - {viewer}
+    out.owners_followed = set(reads.edges_by(conn, r.FOLLOW, viewer, owners))
+    out.owners_following = set(reads.edges_to(conn, r.FOLLOW, viewer, owners))
+    out.viewer_lists = db.lists_with(conn, viewer, lists)
+    roots = {root: posts.get(root) for root in out.threadgates}
+    roots |= reads.posts(conn, {root for root, row in roots.items() if row is None})
+    out.root_mentions = {
+        root: frozenset(r.post_facts(row.record).mentions)
+        for root, row in roots.items()
+        if row is not None
+    }
+    return out
+
+
+def _lists(gate: Record) -> list[str]:
+    """The lists a threadgate's list rules name."""
+    return [
+        rule["list"] for rule in gate.value.get("allow") or () if rule.get("$type") == LIST_RULE
+    ]
+
+
+def reply_disabled(gates: Gates, viewer: str | None, post: PostRow) -> bool | None:
+    """Whether the viewer may not reply in `post`'s thread; None without a gate or viewer."""
+    root = post.reply_root or post.uri
+    gate = gates.threadgates.get(root)
+    if gate is None or viewer is None:
+        return None
+    owner = r.uri_did(root)
+    allow = gate.value.get("allow")
+    if viewer == owner or allow is None:
+        return False
+    kinds = {rule.get("$type") for rule in allow}
+    allowed = (
+        (MENTION_RULE in kinds and viewer in gates.root_mentions.get(root, ()))
+        or (FOLLOWER_RULE in kinds and owner in gates.owners_followed)
+        or (FOLLOWING_RULE in kinds and owner in gates.owners_following)
+        or any(uri in gates.viewer_lists for uri in _lists(gate))
+    )
+    return not allowed
+
+
+def embedding_disabled(gates: Gates, viewer: str | None, post_uri: str) -> bool:
+    gate = gates.postgates.get(post_uri)
+    if gate is None or viewer == r.uri_did(post_uri):
+        return False
+    rules = gate.value.get("embeddingRules") or ()
+    return any(rule.get("$type") == DISABLE_RULE for rule in rules)
+
+
+def detach(gates: Gates, embed: Json | None, post_uri: str) -> Json | None:
+    """`embed` (the view of `post_uri`'s embed) with a quote its author detached replaced by
+    #viewDetached."""
+    if embed is None:
+        return None
+    holder = embed
+    if embed.get("$type") == RECORD_WITH_MEDIA_VIEW:
+        holder = embed["record"]
+    elif embed.get("$type") != RECORD_VIEW:
+        return embed
+    quoted = holder["record"].get("uri", "")
+    gate = gates.postgates.get(quoted)
+    if gate is not None and post_uri in (gate.value.get("detachedEmbeddingUris") or ()):
+        holder["record"] = {
+            "$type": "app.bsky.embed.record#viewDetached",
+            "uri": quoted,
+            "detached": True,
+        }
+    return embed
+
+
+def threadgate_view(gates: Gates, root_uri: str, image: Callable[..., str]) -> Json | None:
+    """app.bsky.feed.defs#threadgateView of the thread rooted at `root_uri`."""
+    gate = gates.threadgates.get(root_uri)
+    if gate is None:
+        return None
+    named = [
+        rule.get("list") for rule in gate.value.get("allow") or () if rule.get("$type") == LIST_RULE
+    ]
+    lists = [_list_basic(gates, gates.lists[u], image) for u in named if u in gates.lists]
+    return {"uri": gate.uri, "cid": gate.cid, "record": gate.value, "lists": lists}
+
+
+def _list_basic(gates: Gates, row: Record, image: Callable[..., str]) -> Json:
+    view: Json = {
+        "uri": row.uri,
+        "cid": row.cid,
+        "name": row.value.get("name", ""),
+        "purpose": row.value.get("purpose", ""),
+        "listItemCount": gates.list_sizes.get(row.uri, 0),
+        "labels": [],
+        "indexedAt": row.indexed_at,
+    }
+    avatar = r.blob_cid(row.value.get("avatar"))
+    if avatar is not None:
+        view["avatar"] = image("avatar", r.uri_did(row.uri), avatar)
+    return view
