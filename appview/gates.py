@@ -50,6 +50,8 @@ class Gates:
     viewer_lists: set[str] = field(default_factory=set)  # allow-lists the viewer is on
     lists: dict[str, Record] = field(default_factory=dict)
     list_sizes: dict[str, int] = field(default_factory=dict)
+    violating_replies: set[str] = field(default_factory=set)
+    violating_quotes: set[str] = field(default_factory=set)
 
 
 def gate_uri(post_uri: str, collection: str) -> str:
@@ -74,6 +76,11 @@ def load(conn: sqlite3.Connection, viewer: str | None, posts: Mapping[str, PostR
     lists = {uri for gate in out.threadgates.values() for uri in _lists(gate)}
     out.lists = {u: Record(u, *row) for u, row in db.records(conn, r.LIST, lists).items()}
     out.list_sizes = db.list_sizes(conn, out.lists)
+    for uri, (thread, embedding) in db.violations(conn, posts).items():
+        if thread:
+            out.violating_replies.add(uri)
+        if embedding:
+            out.violating_quotes.add(uri)
     if viewer is None:
         return out
     owners = {r.uri_did(root) for root in out.threadgates} - {viewer}
@@ -97,31 +104,77 @@ def _lists(gate: Record) -> list[str]:
     ]
 
 
+def may_reply(
+    gate: Record, mentioned: bool, follows_owner: bool, followed_by_owner: bool, lists: set[str]
+) -> bool:
+    """Whether a threadgate's `allow` rules let someone other than the thread's author reply,
+    given what is true of them (`lists`: the rule lists they are on)."""
+    allow = gate.value.get("allow")
+    if allow is None:
+        return True
+    kinds = {rule.get("$type") for rule in allow}
+    return (
+        (MENTION_RULE in kinds and mentioned)
+        or (FOLLOWER_RULE in kinds and follows_owner)
+        or (FOLLOWING_RULE in kinds and followed_by_owner)
+        or any(uri in lists for uri in _lists(gate))
+    )
+
+
 def reply_disabled(gates: Gates, viewer: str | None, post: PostRow) -> bool | None:
     """Whether the viewer may not reply in `post`'s thread; None without a gate or viewer."""
+    if post.uri in gates.violating_replies:
+        return True
     root = post.reply_root or post.uri
     gate = gates.threadgates.get(root)
     if gate is None or viewer is None:
         return None
     owner = r.uri_did(root)
-    allow = gate.value.get("allow")
-    if viewer == owner or allow is None:
+    if viewer == owner:
         return False
-    kinds = {rule.get("$type") for rule in allow}
-    allowed = (
-        (MENTION_RULE in kinds and viewer in gates.root_mentions.get(root, ()))
-        or (FOLLOWER_RULE in kinds and owner in gates.owners_followed)
-        or (FOLLOWING_RULE in kinds and owner in gates.owners_following)
-        or any(uri in gates.viewer_lists for uri in _lists(gate))
+    return not may_reply(
+        gate,
+        viewer in gates.root_mentions.get(root, ()),
+        owner in gates.owners_followed,
+        owner in gates.owners_following,
+        gates.viewer_lists,
     )
-    return not allowed
+
+
+def violations(conn: sqlite3.Connection, did: str, record: Json) -> tuple[bool, bool]:
+    """(a reply its thread's gate does not allow, a quote its post's postgate does not allow)
+    for a post by `did` being indexed: the reference's violatesThreadGate and
+    violatesEmbeddingRules, fixed when the post is indexed."""
+    facts = r.post_facts(record)
+    thread = False
+    root = facts.reply_root
+    if root is not None and r.uri_did(root) != did:
+        gate = _gates(conn, r.THREADGATE, {root}).get(root)
+        if gate is not None:
+            owner = r.uri_did(root)
+            root_post = reads.posts(conn, [root]).get(root)
+            mentions = () if root_post is None else r.post_facts(root_post.record).mentions
+            thread = not may_reply(
+                gate,
+                did in mentions,
+                bool(reads.edges_by(conn, r.FOLLOW, did, [owner])),
+                bool(reads.edges_to(conn, r.FOLLOW, did, [owner])),
+                db.lists_with(conn, did, _lists(gate)),
+            )
+    embedding = False
+    if facts.quote is not None and r.uri_did(facts.quote) != did:
+        postgate = _gates(conn, r.POSTGATE, {facts.quote}).get(facts.quote)
+        embedding = postgate is not None and _disables(postgate)
+    return thread, embedding
 
 
 def embedding_disabled(gates: Gates, viewer: str | None, post_uri: str) -> bool:
     gate = gates.postgates.get(post_uri)
-    if gate is None or viewer == r.uri_did(post_uri):
-        return False
-    rules = gate.value.get("embeddingRules") or ()
+    return gate is not None and viewer != r.uri_did(post_uri) and _disables(gate)
+
+
+def _disables(postgate: Record) -> bool:
+    rules = postgate.value.get("embeddingRules") or ()
     return any(rule.get("$type") == DISABLE_RULE for rule in rules)
 
 
@@ -137,7 +190,8 @@ def detach(gates: Gates, embed: Json | None, post_uri: str) -> Json | None:
         return embed
     quoted = holder["record"].get("uri", "")
     gate = gates.postgates.get(quoted)
-    if gate is not None and post_uri in (gate.value.get("detachedEmbeddingUris") or ()):
+    detached = gate is not None and post_uri in (gate.value.get("detachedEmbeddingUris") or ())
+    if detached or post_uri in gates.violating_quotes:
         holder["record"] = {
             "$type": "app.bsky.embed.record#viewDetached",
             "uri": quoted,

@@ -151,7 +151,9 @@ class Views:
         if post is None or state.blocked(post.did) or self._ancestor_blocked(state, post):
             return None
         item: Json = {"post": self.post(state, post)}
-        reply = self.reply_ref(state, post)
+        # As the reference: a reply its thread's gate refused shows without its context.
+        refused = post.uri in state.gates.violating_replies
+        reply = None if refused else self.reply_ref(state, post)
         if reply is not None:
             item["reply"] = reply
         if item_uri != post_uri:

@@ -50,3 +50,32 @@ def list_sizes(conn: sqlite3.Connection, lists: Collection[str]) -> dict[str, in
         )
         found.update({str(u): int(n) for u, n in rows})
     return found
+
+
+def violations(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, tuple[bool, bool]]:
+    """uri → (violates its thread's gate, violates its quoted post's postgate), for the posts
+    among `uris` that violate either."""
+    found = {}
+    for chunk in _chunks(uris):
+        rows = conn.execute(
+            "SELECT uri, thread_gate, embedding FROM post_violation"
+            f" WHERE uri IN ({_marks(chunk)})",
+            chunk,
+        )
+        found.update({str(u): (bool(t), bool(e)) for u, t, e in rows})
+    return found
+
+
+def set_violations(conn: sqlite3.Connection, uri: str, thread: bool, embedding: bool) -> None:
+    if thread or embedding:
+        conn.execute(
+            "INSERT INTO post_violation (uri, thread_gate, embedding) VALUES (?, ?, ?)",
+            (uri, int(thread), int(embedding)),
+        )
+
+
+def delete_violations(conn: sqlite3.Connection, uri: str) -> bool:
+    """Forget a deleted post's violations; whether it violated its thread's gate."""
+    row = conn.execute("SELECT thread_gate FROM post_violation WHERE uri = ?", (uri,)).fetchone()
+    conn.execute("DELETE FROM post_violation WHERE uri = ?", (uri,))
+    return row is not None and bool(row[0])

@@ -196,3 +196,55 @@ async def test_postgate_embedding_rules(tmp_path: Path, plc_url: str, network: N
         assert (await view_of(av, original["uri"], bob))["viewer"]["embeddingDisabled"] is False
         again = (await view_of(av, detached_uri, None))["embed"]["record"]
         assert again["$type"] == "app.bsky.embed.record#viewRecord"
+
+
+async def notified(av: Appview, did: str) -> list[str]:
+    rows = await av.ctx.db.read(
+        lambda c: c.execute("SELECT reason FROM notification WHERE did = ?", (did,)).fetchall()
+    )
+    return sorted(reason for (reason,) in rows)
+
+
+async def test_violations_are_fixed_when_indexed(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    upstream, url, _ = network
+    alice, bob = await accounts(network, "alice", "bob")
+    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        root = (await posts_by(av, alice, [("3kaaaaaaaaaa2", post("root"))]))["3kaaaaaaaaaa2"]
+        to_root = {"root": root, "parent": root}
+        early = await posts_by(av, bob, [("3kbbbbbbbbbb2", {**post("early"), "reply": to_root})])
+        gate = record("app.bsky.feed.threadgate", post=root["uri"], allow=[])
+        await av.write(alice, {"app.bsky.feed.threadgate/3kaaaaaaaaaa2": gate})
+        late = await posts_by(av, bob, [("3kbbbbbbbbbb3", {**post("late"), "reply": to_root})])
+        late_uri = late["3kbbbbbbbbbb3"]["uri"]
+
+        # The reply made before the gate stays; the one after is not counted, notifies no
+        # one, is left out of the thread and shows alone and without reply context.
+        assert (await view_of(av, root["uri"], None))["replyCount"] == 1
+        assert await notified(av, alice.did) == ["reply"]
+        thread = await av.ok("app.bsky.feed.getPostThread", uri=root["uri"])
+        replies = [node["post"]["uri"] for node in thread["thread"]["replies"]]
+        assert replies == [early["3kbbbbbbbbbb2"]["uri"]]
+        alone = await av.ok("app.bsky.feed.getPostThread", uri=late_uri)
+        assert "parent" not in alone["thread"]
+        assert (await view_of(av, late_uri, alice))["viewer"]["replyDisabled"] is True
+        feed = await av.ok("app.bsky.feed.getAuthorFeed", actor=bob.did)
+        context = {i["post"]["uri"]: "reply" in i for i in feed["feed"]}
+        assert context == {late_uri: False, early["3kbbbbbbbbbb2"]["uri"]: True}
+        # Deleting it leaves the count alone (it never counted).
+        await av.write(bob, {"app.bsky.feed.post/3kbbbbbbbbbb3": None})
+        assert (await view_of(av, root["uri"], None))["replyCount"] == 1
+
+        # A quote its post's postgate refuses is detached and notifies no one.
+        postgate = record(
+            "app.bsky.feed.postgate",
+            post=root["uri"],
+            embeddingRules=[{"$type": "app.bsky.feed.postgate#disableRule"}],
+        )
+        await av.write(alice, {"app.bsky.feed.postgate/3kaaaaaaaaaa2": postgate})
+        embed = {"$type": "app.bsky.embed.record", "record": root}
+        quote = await posts_by(av, bob, [("3kbbbbbbbbbb4", {**post("quote"), "embed": embed})])
+        shown = (await view_of(av, quote["3kbbbbbbbbbb4"]["uri"], None))["embed"]["record"]
+        assert shown["$type"] == "app.bsky.embed.record#viewDetached"
+        assert await notified(av, alice.did) == ["reply"]
