@@ -18,6 +18,7 @@ from appview.api import (
     app_bsky_feed_generators,
     app_bsky_graph,
     app_bsky_notification,
+    app_bsky_notification_prefs,
     com_atproto_repo,
 )
 from appview.config import AppviewConfig
@@ -39,6 +40,7 @@ GROUPS = (
     app_bsky_graph.xrpc,
     app_bsky_notification.xrpc,
     app_bsky_feed_generators.xrpc,
+    app_bsky_notification_prefs.xrpc,
     com_atproto_repo.xrpc,
 )
 
