@@ -14,7 +14,7 @@ from appview.context import AppviewContext, ctx_of
 from appview.db import feedgens
 from appview.views import Json, Views
 from atcore.xrpc.errors import InvalidRequest
-from atcore.xrpc.router import Methods, XrpcRequest
+from atcore.xrpc.router import Methods, XrpcRequest, XrpcResponse
 
 xrpc = Methods()
 
@@ -73,12 +73,12 @@ def _feed_items(views: Views, state: Any, items: list[tuple[Any, ...]]) -> list[
 
 
 @xrpc.query("app.bsky.feed.getFeed", auth=feed_viewer)
-async def get_feed(req: XrpcRequest) -> Any:
+async def get_feed(req: XrpcRequest) -> XrpcResponse:
     ctx = ctx_of(req)
     params = req.params
     feed, limit, cursor = params["feed"], params.get("limit", 50), params.get("cursor")
     url = await feedgen_client.endpoint(ctx, await _feed_did(ctx, feed))
-    answer, _ = await feedgen_client.skeleton(
+    answer, language = await feedgen_client.skeleton(
         ctx,
         url,
         {"feed": feed, "limit": limit, "cursor": cursor},
@@ -103,7 +103,8 @@ async def get_feed(req: XrpcRequest) -> Any:
     next_cursor = answer.get("cursor")
     if skeleton and next_cursor is not None and next_cursor != cursor:
         out["cursor"] = next_cursor
-    return out
+    headers = {} if language is None else {"content-language": language}
+    return XrpcResponse(out, headers=headers)
 
 
 @xrpc.query("app.bsky.feed.getListFeed", auth=optional_viewer)

@@ -71,7 +71,7 @@ class FeedGenerator:
         body: dict[str, Any] = {"feed": self.items}
         if self.cursor is not None:
             body["cursor"] = self.cursor
-        return JSONResponse(body)
+        return JSONResponse(body, headers={"content-language": "en"})
 
     async def describe(self, request: Request) -> Response:
         return JSONResponse({"did": self.did, "feeds": [{"uri": uri} for uri in self.feeds]})
@@ -184,7 +184,9 @@ async def test_feed_generators_and_get_feed(tmp_path: Path, plc_url: str, networ
             {"post": carols["3kcccccccccc2"]["uri"]},
         ]
         token = feed_token(av, bob, gen.did)
-        body = (await get_feed(av, token, feed=feed_uri)).json()
+        response = await get_feed(av, token, feed=feed_uri)
+        assert response.headers["content-language"] == "en"
+        body = response.json()
         assert gen.callers[-1] == bob.did  # the viewer's token reached the generator
         assert [i["post"]["record"]["text"] for i in body["feed"]] == ["second", "first", "carol's"]
         assert body["feed"][0]["feedContext"] == "ctx-1"
