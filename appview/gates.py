@@ -141,6 +141,12 @@ def reply_disabled(gates: Gates, viewer: str | None, post: PostRow) -> bool | No
     )
 
 
+def hidden_reply(conn: sqlite3.Connection, root: str, reply: str) -> bool:
+    """Whether the thread's author hid `reply` (the threadgate's hiddenReplies)."""
+    gate = _gates(conn, r.THREADGATE, {root}).get(root)
+    return gate is not None and reply in (gate.value.get("hiddenReplies") or ())
+
+
 def violations(conn: sqlite3.Connection, did: str, record: Json) -> tuple[bool, bool]:
     """(a reply its thread's gate does not allow, a quote its post's postgate does not allow)
     for a post by `did` being indexed: the reference's violatesThreadGate and

@@ -218,6 +218,10 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
         _bump(conn, "post_agg", "uri", "replies", facts.reply_parent, 1)
     notified = {put.did}
     ancestors = () if refused_reply else (facts.reply_parent, facts.reply_root)
+    # Replies to a hidden reply notify its author but no one further up (the reference).
+    parent, root = facts.reply_parent, facts.reply_root
+    if parent and root and parent != root and gates.hidden_reply(conn, root, parent):
+        ancestors = (parent,)
     for ancestor in dict.fromkeys(filter(None, ancestors)):
         author = r.uri_did(ancestor)
         if author not in notified:

@@ -2,7 +2,8 @@
 `allow` rules (mention, follower, following, list, empty) decide each viewer's
 `replyDisabled`; the root post and getPostThread carry the threadgate view with its lists and
 hidden replies; a postgate's disableRule sets `embeddingDisabled` and a detached quote shows
-as #viewDetached; a gate at another post's rkey governs nothing."""
+as #viewDetached; a gate at another post's rkey governs nothing; violations are fixed when a
+post is indexed; replies under a hidden reply notify no one above it."""
 
 from __future__ import annotations
 
@@ -248,3 +249,36 @@ async def test_violations_are_fixed_when_indexed(
         shown = (await view_of(av, quote["3kbbbbbbbbbb4"]["uri"], None))["embed"]["record"]
         assert shown["$type"] == "app.bsky.embed.record#viewDetached"
         assert await notified(av, alice.did) == ["reply"]
+
+
+async def test_replies_to_a_hidden_reply_notify_no_one_above_it(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    upstream, url, _ = network
+    alice, bob, carol = await accounts(network, "alice", "bob", "carol")
+    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        root = (await posts_by(av, alice, [("3kaaaaaaaaaa2", post("root"))]))["3kaaaaaaaaaa2"]
+        hidden = await posts_by(
+            av, bob, [("3kbbbbbbbbbb2", {**post("rude"), "reply": {"root": root, "parent": root}})]
+        )
+        shown = await posts_by(
+            av, bob, [("3kbbbbbbbbbb3", {**post("fine"), "reply": {"root": root, "parent": root}})]
+        )
+        gate = record(
+            "app.bsky.feed.threadgate",
+            post=root["uri"],
+            hiddenReplies=[hidden["3kbbbbbbbbbb2"]["uri"]],
+        )
+        await av.write(alice, {"app.bsky.feed.threadgate/3kaaaaaaaaaa2": gate})
+        assert await notified(av, alice.did) == ["reply", "reply"]
+        for rkey, parent in (("3kcccccccccc2", hidden), ("3kcccccccccc3", shown)):
+            (ref,) = parent.values()
+            value = {**post("below"), "reply": {"root": root, "parent": ref}}
+            await posts_by(av, carol, [(rkey, value)])
+        # Bob hears of both replies; alice only of the one under the reply she did not hide.
+        assert await notified(av, bob.did) == ["reply", "reply"]
+        assert await notified(av, alice.did) == ["reply", "reply", "reply"]
+        # As the reference's (v1) getPostThread: hidden replies stay in the thread and clients
+        # hide them by the gate's hiddenReplies, which the response carries.
+        thread = await av.ok("app.bsky.feed.getPostThread", uri=root["uri"])
+        assert thread["threadgate"]["record"]["hiddenReplies"] == [hidden["3kbbbbbbbbbb2"]["uri"]]
