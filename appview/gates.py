@@ -147,11 +147,10 @@ def hidden_reply(conn: sqlite3.Connection, root: str, reply: str) -> bool:
     return gate is not None and reply in (gate.value.get("hiddenReplies") or ())
 
 
-def violations(conn: sqlite3.Connection, did: str, record: Json) -> tuple[bool, bool]:
+def violations(conn: sqlite3.Connection, did: str, facts: r.PostFacts) -> tuple[bool, bool]:
     """(a reply its thread's gate does not allow, a quote its post's postgate does not allow)
     for a post by `did` being indexed: the reference's violatesThreadGate and
     violatesEmbeddingRules, fixed when the post is indexed."""
-    facts = r.post_facts(record)
     thread = False
     root = facts.reply_root
     if root is not None and r.uri_did(root) != did:

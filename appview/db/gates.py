@@ -29,7 +29,7 @@ def records(
 
 def lists_with(conn: sqlite3.Connection, did: str, lists: Collection[str]) -> set[str]:
     """Which of `lists` have `did` as a member."""
-    found = set()
+    found: set[str] = set()
     for chunk in _chunks(lists):
         rows = conn.execute(
             "SELECT DISTINCT list FROM edge WHERE kind = ? AND subject = ?"

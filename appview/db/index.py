@@ -212,12 +212,14 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
     _bump(conn, "profile_agg", "did", "posts", put.did, 1)
     # As the reference: a reply its thread's gate refuses is not counted and notifies no one
     # upthread; a quote its post's postgate refuses notifies no one.
-    refused_reply, refused_quote = gates.violations(conn, put.did, put.value)
+    refused_reply, refused_quote = gates.violations(conn, put.did, facts)
     db_gates.set_violations(conn, put.uri, refused_reply, refused_quote)
     if facts.reply_parent is not None and not refused_reply:
         _bump(conn, "post_agg", "uri", "replies", facts.reply_parent, 1)
     notified = {put.did}
-    ancestors = () if refused_reply else (facts.reply_parent, facts.reply_root)
+    ancestors: tuple[str | None, ...] = (
+        () if refused_reply else (facts.reply_parent, facts.reply_root)
+    )
     # Replies to a hidden reply notify its author but no one further up (the reference).
     parent, root = facts.reply_parent, facts.reply_root
     if parent and root and parent != root and gates.hidden_reply(conn, root, parent):
