@@ -75,3 +75,6 @@ async def _session(net: Network, gen: Any, requests: list[Any]) -> None:
     with pytest.raises(BadRequestError) as caught:
         await asyncio.to_thread(bob.app.bsky.feed.get_feed, {"feed": unknown})
     assert caught.value.response.content.error == "UnknownFeed"
+    with pytest.raises(BadRequestError) as caught:
+        await asyncio.to_thread(bob.app.bsky.feed.get_feed, {"feed": "not-a-feed"})
+    assert caught.value.response.content.error == "InvalidRequest"
