@@ -37,7 +37,7 @@ async def test_update_handle_refuses_taken_reserved_and_foreign(pds: Pds, plc_ur
     await pds.create_account("judy.test")
     created = await pds.create_account("karl.test")
     for handle, expected in (
-        ("judy.test", "HandleNotAvailable"),
+        ("judy.test", "InvalidRequest"),  # the reference 0.4.217: a bare InvalidRequest
         ("admin.test", "HandleNotAvailable"),
         ("karl.example.com", "InvalidHandle"),
         ("k.test", "InvalidHandle"),
