@@ -1,0 +1,109 @@
+"""The network follows a migration (spec-account.md, "PDS Account Migration"; issue 13): PLC,
+two PDSes, a relay and the appview as processes on free ports. A follower on the other PDS sees
+the account's posts in its timeline (PyPI SDK) before `skyloft account migrate`; after it, the
+relay serves the account from the new host and ignores the old host's deactivation, the appview
+shows the same DID, handle and followers, and a post made on the new PDS reaches the follower."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from atproto import Client
+from atproto_client.request import Request  # type: ignore[import-untyped]
+
+from tests.account.scenario import NEW_PASSWORD, LogCodes, migrate_command, resume
+from tests.appview.test_appview_network import Network, eventually, profile
+from tests.pds.conftest import PASSWORD
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Network]:
+    network = Network(tmp_path)
+    try:
+        yield network
+    finally:
+        network.stop()
+
+
+@pytest.fixture
+def requests() -> Iterator[list[Request]]:
+    made: list[Request] = []
+    yield made
+    for request in made:
+        request.close()
+
+
+def sign_up(pds_url: str, name: str) -> str:
+    body = {"handle": f"{name}.test", "email": f"{name}@example.test", "password": PASSWORD}
+    response = httpx.post(f"{pds_url}/xrpc/com.atproto.server.createAccount", json=body)
+    assert response.status_code == 200, response.text
+    did: str = response.json()["did"]
+    return did
+
+
+def login(pds_url: str, name: str, password: str, requests: list[Request]) -> Client:
+    requests.append(Request())
+    client = Client(base_url=pds_url, request=requests[-1])
+    client.login(f"{name}.test", password)
+    return client
+
+
+def timeline_texts(client: Client) -> list[str]:
+    return [item.post.record.text for item in client.get_timeline().feed]
+
+
+def relay_get(net: Network, nsid: str, did: str) -> dict[str, Any]:
+    response = httpx.get(f"{net.relay.url}/xrpc/{nsid}", params={"did": did})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_follower_keeps_following_an_account_that_moved(
+    tmp_path: Path, net: Network, requests: list[Request]
+) -> None:
+    old, new = (pds.url for pds in net.pds)
+    alice_did = sign_up(old, "alice")
+    bob_did = sign_up(new, "bob")
+    for did in (alice_did, bob_did):
+        eventually(lambda did=did: profile(net, did))
+    alice = login(old, "alice", PASSWORD, requests)
+    bob = login(new, "bob", PASSWORD, requests)
+    bob.follow(alice_did)
+    alice.send_post("before the move")
+    assert eventually(lambda: timeline_texts(bob)) == ["before the move"]
+    assert eventually(lambda: profile(net, alice_did)["followersCount"] == 1)
+
+    state = tmp_path / "alice.json"
+    command = migrate_command(alice_did, new, net.plc.url, state, "--relay", net.relay.url)
+    checked = resume(command, LogCodes(net.pds[0].log_path))
+    assert re.search(r"^ok: relay", checked, re.M), checked
+
+    # The relay: the account is active, served from the new host; the old host's
+    # deactivation (sent after the new host's activation) was not taken from it.
+    status = relay_get(net, "com.atproto.sync.getRepoStatus", alice_did)
+    assert status["active"] is True, status
+    old_host = re.escape(old.removeprefix("http://").replace("127.0.0.1", "localhost"))
+    relay_log = net.relay.log_path.read_text()
+    assert re.search(rf"dropped event from {old_host} for {alice_did}", relay_log), relay_log
+
+    # The appview: the same DID and handle, the follower still counted, nothing hidden.
+    alice = login(new, "alice", NEW_PASSWORD, requests)
+    alice.send_post("after the move")
+    assert eventually(lambda: timeline_texts(bob) == ["after the move", "before the move"])
+    shown = profile(net, alice_did)
+    assert (shown["did"], shown["handle"]) == (alice_did, "alice.test")
+    assert shown["followersCount"] == 1 and shown["postsCount"] == 2
+    assert "viewer" not in shown or not shown["viewer"].get("blockedBy")
+    rev = relay_get(net, "com.atproto.sync.getLatestCommit", alice_did)["rev"]
+    on_new = httpx.get(
+        f"{new}/xrpc/com.atproto.sync.getLatestCommit", params={"did": alice_did}
+    ).json()["rev"]
+    assert rev == on_new
