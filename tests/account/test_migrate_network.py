@@ -2,11 +2,15 @@
 two PDSes, a relay and the appview as processes on free ports. A follower on the other PDS sees
 the account's posts in its timeline (PyPI SDK) before `skyloft account migrate`; after it, the
 relay serves the account from the new host and ignores the old host's deactivation, the appview
-shows the same DID, handle and followers, and a post made on the new PDS reaches the follower."""
+shows the same DID, handle and followers, and a post made on the new PDS reaches the follower.
+The same after `skyloft account recover` from a backup and a rotation key, the old PDS dead."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from atproto import Client
 from atproto_client.request import Request  # type: ignore[import-untyped]
 
 from tests.account.scenario import NEW_PASSWORD, LogCodes, migrate_command, resume
+from tests.account.test_backup import ENV, add_rotation_key
 from tests.appview.test_appview_network import Network, eventually, profile
 from tests.pds.conftest import PASSWORD
 
@@ -66,9 +71,9 @@ def relay_get(net: Network, nsid: str, did: str) -> dict[str, Any]:
     return body
 
 
-def test_a_follower_keeps_following_an_account_that_moved(
-    tmp_path: Path, net: Network, requests: list[Request]
-) -> None:
+def followed(net: Network, requests: list[Request]) -> tuple[str, Client]:
+    """alice on the first PDS, followed by bob on the second, who sees her post; alice's DID
+    and bob's session."""
     old, new = (pds.url for pds in net.pds)
     alice_did = sign_up(old, "alice")
     bob_did = sign_up(new, "bob")
@@ -80,30 +85,66 @@ def test_a_follower_keeps_following_an_account_that_moved(
     alice.send_post("before the move")
     assert eventually(lambda: timeline_texts(bob)) == ["before the move"]
     assert eventually(lambda: profile(net, alice_did)["followersCount"] == 1)
+    return alice_did, bob
 
-    state = tmp_path / "alice.json"
-    command = migrate_command(alice_did, new, net.plc.url, state, "--relay", net.relay.url)
-    checked = resume(command, LogCodes(net.pds[0].log_path))
-    assert re.search(r"^ok: relay", checked, re.M), checked
 
-    # The relay: the account is active, served from the new host; the old host's
-    # deactivation (sent after the new host's activation) was not taken from it.
+def still_followed(net: Network, alice_did: str, bob: Client, requests: list[Request]) -> None:
+    """alice, now on the second PDS: the relay serves her from there, the appview shows the
+    same DID, handle and follower, and her new post reaches bob's timeline."""
+    new = net.pds[1].url
     status = relay_get(net, "com.atproto.sync.getRepoStatus", alice_did)
     assert status["active"] is True, status
-    old_host = re.escape(old.removeprefix("http://").replace("127.0.0.1", "localhost"))
-    relay_log = net.relay.log_path.read_text()
-    assert re.search(rf"dropped event from {old_host} for {alice_did}", relay_log), relay_log
-
-    # The appview: the same DID and handle, the follower still counted, nothing hidden.
     alice = login(new, "alice", NEW_PASSWORD, requests)
     alice.send_post("after the move")
     assert eventually(lambda: timeline_texts(bob) == ["after the move", "before the move"])
     shown = profile(net, alice_did)
     assert (shown["did"], shown["handle"]) == (alice_did, "alice.test")
     assert shown["followersCount"] == 1 and shown["postsCount"] == 2
-    assert "viewer" not in shown or not shown["viewer"].get("blockedBy")
     rev = relay_get(net, "com.atproto.sync.getLatestCommit", alice_did)["rev"]
     on_new = httpx.get(
         f"{new}/xrpc/com.atproto.sync.getLatestCommit", params={"did": alice_did}
     ).json()["rev"]
     assert rev == on_new
+
+
+def test_a_follower_keeps_following_an_account_that_moved(
+    tmp_path: Path, net: Network, requests: list[Request]
+) -> None:
+    alice_did, bob = followed(net, requests)
+    old, new = (pds.url for pds in net.pds)
+    state = tmp_path / "alice.json"
+    command = migrate_command(alice_did, new, net.plc.url, state, "--relay", net.relay.url)
+    checked = resume(command, LogCodes(net.pds[0].log_path))
+    assert re.search(r"^ok: relay", checked, re.M), checked
+
+    # The old host's deactivation, sent after the new host's activation, was not taken from it.
+    old_host = re.escape(old.removeprefix("http://").replace("127.0.0.1", "localhost"))
+    relay_log = net.relay.log_path.read_text()
+    assert re.search(rf"dropped event from {old_host} for {alice_did}", relay_log), relay_log
+    still_followed(net, alice_did, bob, requests)
+
+
+def test_a_follower_keeps_following_an_account_recovered_without_its_server(
+    tmp_path: Path, net: Network, requests: list[Request]
+) -> None:
+    alice_did, bob = followed(net, requests)
+    plc, new = net.plc.url, net.pds[1].url
+    key_file, backup = tmp_path / "alice.key", tmp_path / "backup"
+    add_rotation_key(plc, alice_did, key_file, net.pds[0].log_path)
+    tool = [sys.executable, "-m", "skyloft", "account"]
+    made = subprocess.run(
+        [*tool, "backup", "--account", alice_did, "--out", str(backup), "--plc", plc],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+
+    net.pds[0].kill()  # the old server is gone for good
+    recover = [*tool, "recover", "--backup", str(backup), "--rotation-key", str(key_file)]
+    recover += ["--to", new, "--plc", plc, "--email", "alice@example.test"]
+    env = {**os.environ, "SKYLOFT_NEW_PASSWORD": NEW_PASSWORD}
+    done = subprocess.run(recover, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    still_followed(net, alice_did, bob, requests)
