@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,27 +21,16 @@ from atproto_client.request import Request  # type: ignore[import-untyped]
 
 from tests.account.scenario import NEW_PASSWORD, LogCodes, migrate_command, resume
 from tests.account.test_backup import ENV, add_rotation_key
-from tests.appview.test_appview_network import Network, eventually, profile
+from tests.appview.test_appview_network import (  # noqa: F401 (fixtures)
+    Network,
+    eventually,
+    network,
+    profile,
+    requests,
+)
 from tests.pds.conftest import PASSWORD
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def net(tmp_path: Path) -> Iterator[Network]:
-    network = Network(tmp_path)
-    try:
-        yield network
-    finally:
-        network.stop()
-
-
-@pytest.fixture
-def requests() -> Iterator[list[Request]]:
-    made: list[Request] = []
-    yield made
-    for request in made:
-        request.close()
 
 
 def sign_up(pds_url: str, name: str) -> str:
@@ -53,9 +41,9 @@ def sign_up(pds_url: str, name: str) -> str:
     return did
 
 
-def login(pds_url: str, name: str, password: str, requests: list[Request]) -> Client:
-    requests.append(Request())
-    client = Client(base_url=pds_url, request=requests[-1])
+def login(pds_url: str, name: str, password: str, opened: list[Request]) -> Client:
+    opened.append(Request())
+    client = Client(base_url=pds_url, request=opened[-1])
     client.login(f"{name}.test", password)
     return client
 
@@ -71,7 +59,7 @@ def relay_get(net: Network, nsid: str, did: str) -> dict[str, Any]:
     return body
 
 
-def followed(net: Network, requests: list[Request]) -> tuple[str, Client]:
+def followed(net: Network, opened: list[Request]) -> tuple[str, Client]:
     """alice on the first PDS, followed by bob on the second, who sees her post; alice's DID
     and bob's session."""
     old, new = (pds.url for pds in net.pds)
@@ -79,8 +67,8 @@ def followed(net: Network, requests: list[Request]) -> tuple[str, Client]:
     bob_did = sign_up(new, "bob")
     for did in (alice_did, bob_did):
         eventually(lambda did=did: profile(net, did))
-    alice = login(old, "alice", PASSWORD, requests)
-    bob = login(new, "bob", PASSWORD, requests)
+    alice = login(old, "alice", PASSWORD, opened)
+    bob = login(new, "bob", PASSWORD, opened)
     bob.follow(alice_did)
     alice.send_post("before the move")
     assert eventually(lambda: timeline_texts(bob)) == ["before the move"]
@@ -88,13 +76,13 @@ def followed(net: Network, requests: list[Request]) -> tuple[str, Client]:
     return alice_did, bob
 
 
-def still_followed(net: Network, alice_did: str, bob: Client, requests: list[Request]) -> None:
+def still_followed(net: Network, alice_did: str, bob: Client, opened: list[Request]) -> None:
     """alice, now on the second PDS: the relay serves her from there, the appview shows the
     same DID, handle and follower, and her new post reaches bob's timeline."""
     new = net.pds[1].url
     status = relay_get(net, "com.atproto.sync.getRepoStatus", alice_did)
     assert status["active"] is True, status
-    alice = login(new, "alice", NEW_PASSWORD, requests)
+    alice = login(new, "alice", NEW_PASSWORD, opened)
     alice.send_post("after the move")
     assert eventually(lambda: timeline_texts(bob) == ["after the move", "before the move"])
     shown = profile(net, alice_did)
@@ -108,8 +96,11 @@ def still_followed(net: Network, alice_did: str, bob: Client, requests: list[Req
 
 
 def test_a_follower_keeps_following_an_account_that_moved(
-    tmp_path: Path, net: Network, requests: list[Request]
+    tmp_path: Path,
+    network: Network,  # noqa: F811
+    requests: list[Request],  # noqa: F811
 ) -> None:
+    net = network
     alice_did, bob = followed(net, requests)
     old, new = (pds.url for pds in net.pds)
     state = tmp_path / "alice.json"
@@ -125,8 +116,11 @@ def test_a_follower_keeps_following_an_account_that_moved(
 
 
 def test_a_follower_keeps_following_an_account_recovered_without_its_server(
-    tmp_path: Path, net: Network, requests: list[Request]
+    tmp_path: Path,
+    network: Network,  # noqa: F811
+    requests: list[Request],  # noqa: F811
 ) -> None:
+    net = network
     alice_did, bob = followed(net, requests)
     plc, new = net.plc.url, net.pds[1].url
     key_file, backup = tmp_path / "alice.key", tmp_path / "backup"
