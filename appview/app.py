@@ -15,7 +15,7 @@ from appview import well_known
 from appview.api import app_bsky_actor, app_bsky_feed, app_bsky_graph, app_bsky_notification
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
-from appview.db import Database
+from appview.db import open_database
 from appview.images.routes import image_routes
 from appview.ingest import Ingest
 from atcore.identity.netguard import AddressGuard
@@ -80,7 +80,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             stack.push_async_callback(http.aclose)
             stack.push_async_callback(guarded.aclose)
-            db = Database(config.db_path)
+            db = open_database(config)
             await db.open()
             stack.push_async_callback(db.close)
             ingest = None

@@ -5,13 +5,13 @@ active are left out, so their content disappears from every view."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from appview import records as r
 from appview.db import reads
 from appview.db.reads import ActorRow, PostRow
+from skyloft.sql import Connection
 
 QUOTE_LEVELS = 2
 
@@ -52,7 +52,7 @@ _NONE = Relation()
 
 
 def hydrate(
-    conn: sqlite3.Connection,
+    conn: Connection,
     viewer: str | None,
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
@@ -88,7 +88,7 @@ def _quoted(post: PostRow) -> str | None:
     return r.post_facts(post.record).quote
 
 
-def _relations(conn: sqlite3.Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:
+def _relations(conn: Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:
     following = reads.edges_by(conn, r.FOLLOW, viewer, dids)
     followed_by = reads.edges_to(conn, r.FOLLOW, viewer, dids)
     blocking = reads.edges_by(conn, r.BLOCK, viewer, dids)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from appview.db import index
+from appview.db import index, schema_version
+from appview.db.dialect import POSTGRES, SQLITE
 from appview.db.schema import MIGRATIONS, SchemaTooNew
 from atcore.frames import AccountEvent
 from atcore.identity.plc_client import PlcClient
@@ -254,13 +255,12 @@ async def test_auth_is_checked(tmp_path: Path, plc_url: str, network: Net) -> No
 async def test_newer_schema_is_refused(tmp_path: Path, plc_url: str, network: Net) -> None:
     upstream, url, _ = network
     config = appview_config(tmp_path, plc_url, url)
-    async with serve_appview(config, upstream):
-        pass
-    import sqlite3
-
-    conn = sqlite3.connect(config.db_path)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
+    async with serve_appview(config, upstream) as av:
+        assert schema_version(config) == len(MIGRATIONS)
+        dialect = POSTGRES if config.postgres_url else SQLITE
+        await av.ctx.db.write(dialect.set_version, len(MIGRATIONS) + 1)
+    with pytest.raises(SchemaTooNew, match="newer than this code"):
+        schema_version(config)
     with pytest.raises(SchemaTooNew, match="newer than this code"):
         async with serve_appview(config, upstream):
             pass
