@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from appview.config import AppviewConfig, ConfigError
 from appview.db import index, schema_version
 from appview.db.dialect import POSTGRES, SQLITE
 from appview.db.schema import MIGRATIONS, SchemaTooNew
@@ -273,3 +274,18 @@ async def test_did_document(tmp_path: Path, plc_url: str, network: Net) -> None:
         assert doc["id"] == av.ctx.config.did
         assert {s["id"]: s["type"] for s in doc["service"]}["#bsky_appview"] == "BskyAppView"
         assert doc["verificationMethod"][0]["id"] == f"{doc['id']}#atproto"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BSKY_DB_POSTGRES_URL": "mysql://x/y"}, "BSKY_DB_POSTGRES_URL must be a postgresql://"),
+        ({"BSKY_DB_POSTGRES_SCHEMA": "a;drop"}, "BSKY_DB_POSTGRES_SCHEMA must be"),
+        ({"BSKY_DB_POSTGRES_SCHEMA": "x" * 64}, "BSKY_DB_POSTGRES_SCHEMA must be"),
+    ],
+)
+def test_bad_postgres_settings_are_refused(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        AppviewConfig.load(env, data_dir=str(tmp_path))
