@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+import psycopg
+
 from appview.config import DEFAULT_PORT, AppviewConfig, ConfigError
 from appview.db import schema_version
 from appview.db.schema import SchemaTooNew
@@ -35,9 +37,14 @@ def _create_app(config: AppviewConfig) -> Any:
 
 
 def _refuse_newer_schema(config: AppviewConfig) -> None:
-    """Stop with one line, before serving, when newer code wrote the database."""
+    """Stop with one line, before serving, when newer code wrote the database or the
+    PostgreSQL server cannot be reached."""
     try:
         schema_version(config)
     except SchemaTooNew as exc:
         print(f"skyloft appview serve: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        print(f"skyloft appview serve: BSKY_DB_POSTGRES_URL: {reason}", file=sys.stderr)
         sys.exit(2)

@@ -5,6 +5,10 @@ survives a restart; blocks hide content both ways; viewer state follows service-
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -289,3 +293,17 @@ def test_bad_postgres_settings_are_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         AppviewConfig.load(env, data_dir=str(tmp_path))
+
+
+def test_serve_stops_with_one_line_when_postgres_is_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    env = {**os.environ, "BSKY_DB_POSTGRES_URL": f"postgresql://postgres@127.0.0.1:{port}/test"}
+    command = [sys.executable, "-m", "skyloft", "appview", "serve", "--port", "0"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(tmp_path)], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith("skyloft appview serve: BSKY_DB_POSTGRES_URL: connection failed")
