@@ -23,7 +23,7 @@ from appview.api import (
 )
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
-from appview.db import Database
+from appview.db import open_database
 from appview.images.routes import image_routes
 from appview.ingest import Ingest
 from atcore.identity.netguard import AddressGuard
@@ -91,7 +91,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             stack.push_async_callback(http.aclose)
             stack.push_async_callback(guarded.aclose)
-            db = Database(config.db_path)
+            db = open_database(config)
             await db.open()
             stack.push_async_callback(db.close)
             ingest = None

@@ -10,7 +10,6 @@ decides `viewer.embeddingDisabled`, and a quote listed in its `detachedEmbedding
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -19,6 +18,7 @@ from appview import records as r
 from appview.db import gates as db
 from appview.db import reads
 from appview.db.reads import PostRow
+from skyloft.sql import Connection
 
 Json = dict[str, Any]
 MENTION_RULE: Final = "app.bsky.feed.threadgate#mentionRule"
@@ -59,7 +59,7 @@ def gate_uri(post_uri: str, collection: str) -> str:
     return f"at://{did}/{collection}/{rkey.rpartition('/')[2]}"
 
 
-def _gates(conn: sqlite3.Connection, collection: str, posts: set[str]) -> dict[str, Record]:
+def _gates(conn: Connection, collection: str, posts: set[str]) -> dict[str, Record]:
     uris = {gate_uri(post, collection): post for post in posts}
     found = db.records(conn, collection, uris)
     return {
@@ -69,7 +69,7 @@ def _gates(conn: sqlite3.Connection, collection: str, posts: set[str]) -> dict[s
     }
 
 
-def load(conn: sqlite3.Connection, viewer: str | None, posts: Mapping[str, PostRow]) -> Gates:
+def load(conn: Connection, viewer: str | None, posts: Mapping[str, PostRow]) -> Gates:
     out = Gates()
     out.threadgates = _gates(conn, r.THREADGATE, {p.reply_root or p.uri for p in posts.values()})
     out.postgates = _gates(conn, r.POSTGATE, set(posts))
@@ -141,13 +141,13 @@ def reply_disabled(gates: Gates, viewer: str | None, post: PostRow) -> bool | No
     )
 
 
-def hidden_reply(conn: sqlite3.Connection, root: str, reply: str) -> bool:
+def hidden_reply(conn: Connection, root: str, reply: str) -> bool:
     """Whether the thread's author hid `reply` (the threadgate's hiddenReplies)."""
     gate = _gates(conn, r.THREADGATE, {root}).get(root)
     return gate is not None and reply in (gate.value.get("hiddenReplies") or ())
 
 
-def violations(conn: sqlite3.Connection, did: str, facts: r.PostFacts) -> tuple[bool, bool]:
+def violations(conn: Connection, did: str, facts: r.PostFacts) -> tuple[bool, bool]:
     """(a reply its thread's gate does not allow, a quote its post's postgate does not allow)
     for a post by `did` being indexed: the reference's violatesThreadGate and
     violatesEmbeddingRules, fixed when the post is indexed."""

@@ -5,7 +5,6 @@ active are left out, so their content disappears from every view."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ from appview import gates
 from appview import records as r
 from appview.db import reads
 from appview.db.reads import ActorRow, PostRow
+from skyloft.sql import Connection
 
 QUOTE_LEVELS = 2
 
@@ -54,7 +54,7 @@ _NONE = Relation()
 
 
 def hydrate(
-    conn: sqlite3.Connection,
+    conn: Connection,
     viewer: str | None,
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
@@ -91,7 +91,7 @@ def _quoted(post: PostRow) -> str | None:
     return r.post_facts(post.record).quote
 
 
-def _relations(conn: sqlite3.Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:
+def _relations(conn: Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:
     following = reads.edges_by(conn, r.FOLLOW, viewer, dids)
     followed_by = reads.edges_to(conn, r.FOLLOW, viewer, dids)
     blocking = reads.edges_by(conn, r.BLOCK, viewer, dids)

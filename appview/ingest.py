@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sqlite3
 from collections.abc import AsyncIterable, Callable
 from typing import Final
 
@@ -156,7 +155,7 @@ class Ingest:
                 seq = self.applied_seq if self.applied_seq is not None else 0
             try:
                 await self.db.write(index.apply, batch, SERVICE, seq)
-            except sqlite3.Error:
+            except self.db.errors:
                 # Nothing of the batch was applied (one transaction): keep it and try again.
                 log.exception("index write failed; retrying")
                 self._pending[:0] = batch

@@ -6,7 +6,6 @@ skeleton names."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from appview import records as r
 from appview.db import reads
 from appview.db.reads import Page, _chunks, _marks
 from appview.db.skeletons import _page, parse_cursor
+from skyloft.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,7 @@ class GeneratorRow:
     likes: int
 
 
-def generators(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, GeneratorRow]:
+def generators(conn: Connection, uris: Collection[str]) -> dict[str, GeneratorRow]:
     found = {}
     for chunk in _chunks(uris):
         rows = conn.execute(
@@ -41,7 +41,7 @@ def generators(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, Gen
     return found
 
 
-def actor_feeds(conn: sqlite3.Connection, did: str, limit: int, cursor: str | None) -> Page:
+def actor_feeds(conn: Connection, did: str, limit: int, cursor: str | None) -> Page:
     """An actor's feed generators, newest first: items are (uri,)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
@@ -52,7 +52,7 @@ def actor_feeds(conn: sqlite3.Connection, did: str, limit: int, cursor: str | No
     return _page(rows, limit)
 
 
-def list_feed(conn: sqlite3.Connection, list_uri: str, limit: int, cursor: str | None) -> Page:
+def list_feed(conn: Connection, list_uri: str, limit: int, cursor: str | None) -> Page:
     """Posts (not reposts) by the members of a list, newest first: items as getTimeline's
     (item uri, post uri, author, when)."""
     after = parse_cursor(cursor)
@@ -66,13 +66,13 @@ def list_feed(conn: sqlite3.Connection, list_uri: str, limit: int, cursor: str |
     return _page(rows, limit)
 
 
-def blocks_with(conn: sqlite3.Connection, did: str, others: Collection[str]) -> set[str]:
+def blocks_with(conn: Connection, did: str, others: Collection[str]) -> set[str]:
     """Which of `others` block `did` or are blocked by it."""
     blocking = reads.edges_by(conn, r.BLOCK, did, others)
     return set(blocking) | set(reads.edges_to(conn, r.BLOCK, did, others))
 
 
-def reposts(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, tuple[str, str, str]]:
+def reposts(conn: Connection, uris: Collection[str]) -> dict[str, tuple[str, str, str]]:
     """repost uri → (reposted post uri, reposter, when) for the reposts among `uris`."""
     found = {}
     for chunk in _chunks(uris):
@@ -85,7 +85,7 @@ def reposts(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, tuple[
     return found
 
 
-def record(conn: sqlite3.Connection, uri: str) -> tuple[str, dict[str, Any]] | None:
+def record(conn: Connection, uri: str) -> tuple[str, dict[str, Any]] | None:
     """(cid, JSON value) of any indexed record."""
     row = conn.execute("SELECT cid, json FROM record WHERE uri = ?", (uri,)).fetchone()
     return None if row is None else (str(row[0]), json.loads(row[1]))

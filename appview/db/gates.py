@@ -4,16 +4,16 @@ records of given posts, the lists their rules name, and list membership."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection
 from typing import Any
 
 from appview import records as r
 from appview.db.reads import _chunks, _marks
+from skyloft.sql import Connection
 
 
 def records(
-    conn: sqlite3.Connection, collection: str, uris: Collection[str]
+    conn: Connection, collection: str, uris: Collection[str]
 ) -> dict[str, tuple[str, dict[str, Any], str]]:
     """uri → (cid, JSON value, indexed_at) of the records of `collection` among `uris`."""
     found = {}
@@ -27,7 +27,7 @@ def records(
     return found
 
 
-def lists_with(conn: sqlite3.Connection, did: str, lists: Collection[str]) -> set[str]:
+def lists_with(conn: Connection, did: str, lists: Collection[str]) -> set[str]:
     """Which of `lists` have `did` as a member."""
     found: set[str] = set()
     for chunk in _chunks(lists):
@@ -40,7 +40,7 @@ def lists_with(conn: sqlite3.Connection, did: str, lists: Collection[str]) -> se
     return found
 
 
-def list_sizes(conn: sqlite3.Connection, lists: Collection[str]) -> dict[str, int]:
+def list_sizes(conn: Connection, lists: Collection[str]) -> dict[str, int]:
     found = {}
     for chunk in _chunks(lists):
         rows = conn.execute(
@@ -52,7 +52,7 @@ def list_sizes(conn: sqlite3.Connection, lists: Collection[str]) -> dict[str, in
     return found
 
 
-def violations(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, tuple[bool, bool]]:
+def violations(conn: Connection, uris: Collection[str]) -> dict[str, tuple[bool, bool]]:
     """uri → (violates its thread's gate, violates its quoted post's postgate), for the posts
     among `uris` that violate either."""
     found = {}
@@ -66,7 +66,7 @@ def violations(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, tup
     return found
 
 
-def set_violations(conn: sqlite3.Connection, uri: str, thread: bool, embedding: bool) -> None:
+def set_violations(conn: Connection, uri: str, thread: bool, embedding: bool) -> None:
     if thread or embedding:
         conn.execute(
             "INSERT INTO post_violation (uri, thread_gate, embedding) VALUES (?, ?, ?)",
@@ -74,7 +74,7 @@ def set_violations(conn: sqlite3.Connection, uri: str, thread: bool, embedding: 
         )
 
 
-def delete_violations(conn: sqlite3.Connection, uri: str) -> bool:
+def delete_violations(conn: Connection, uri: str) -> bool:
     """Forget a deleted post's violations; whether it violated its thread's gate."""
     row = conn.execute("SELECT thread_gate FROM post_violation WHERE uri = ?", (uri,)).fetchone()
     conn.execute("DELETE FROM post_violation WHERE uri = ?", (uri,))

@@ -5,7 +5,6 @@ firehose cursor saved in the same transaction (appview.changes)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -13,6 +12,7 @@ from appview import gates
 from appview import records as r
 from appview.changes import Change, DeleteRecord, PutRecord, SetHandle, SetStatus, SkipRecord
 from appview.db import gates as db_gates
+from skyloft.sql import Connection
 
 # Which aggregate an edge or named record counts into: (table, key column, count column).
 _EDGE_COUNTS: Final = {
@@ -31,7 +31,7 @@ _NAMED_COUNTS: Final = {
 _EDGE_NOTIFY: Final = {r.LIKE: "like", r.REPOST: "repost", r.FOLLOW: "follow"}
 
 
-def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cursor: int) -> None:
+def apply(conn: Connection, changes: Iterable[Change], service: str, cursor: int) -> None:
     """Apply `changes` in order and move `service`'s cursor to `cursor`, in the caller's
     transaction."""
     actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
@@ -64,7 +64,7 @@ def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cur
         elif isinstance(change, SkipRecord):
             conn.execute(
                 "INSERT INTO skipped (collection, count) VALUES (?, 1)"
-                " ON CONFLICT (collection) DO UPDATE SET count = count + 1",
+                " ON CONFLICT (collection) DO UPDATE SET count = skipped.count + 1",
                 (change.collection,),
             )
     conn.execute(
@@ -74,30 +74,30 @@ def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cur
     )
 
 
-def cursor(conn: sqlite3.Connection, service: str) -> int | None:
+def cursor(conn: Connection, service: str) -> int | None:
     row = conn.execute("SELECT cursor FROM subscription WHERE service = ?", (service,)).fetchone()
     return None if row is None else int(row[0])
 
 
-def skipped(conn: sqlite3.Connection) -> dict[str, int]:
+def skipped(conn: Connection) -> dict[str, int]:
     return {str(c): int(n) for c, n in conn.execute("SELECT collection, count FROM skipped")}
 
 
-def _existing(conn: sqlite3.Connection, uri: str) -> str | None:
+def _existing(conn: Connection, uri: str) -> str | None:
     row = conn.execute("SELECT collection FROM record WHERE uri = ?", (uri,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def _bump(conn: sqlite3.Connection, table: str, key: str, column: str, value: str, by: int) -> None:
+def _bump(conn: Connection, table: str, key: str, column: str, value: str, by: int) -> None:
     conn.execute(
         f"INSERT INTO {table} ({key}, {column}) VALUES (?, ?)"
-        f" ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column}",
+        f" ON CONFLICT ({key}) DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
         (value, by),
     )
 
 
 def _notify(
-    conn: sqlite3.Connection,
+    conn: Connection,
     put: PutRecord,
     recipient: str,
     reason: str,
@@ -113,7 +113,7 @@ def _notify(
     )
 
 
-def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
+def _put(conn: Connection, put: PutRecord) -> None:
     value = put.value
     conn.execute(
         "INSERT INTO record (uri, cid, did, collection, json, indexed_at)"
@@ -178,7 +178,7 @@ def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
             _bump(conn, "profile_agg", "did", _NAMED_COUNTS[put.collection], put.did, 1)
 
 
-def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: str) -> None:
+def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> None:
     facts = r.post_facts(put.value)
     conn.execute(
         "INSERT INTO post (uri, did, cid, created_at, indexed_at, sort_at, reply_root,"
@@ -241,7 +241,7 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
             _notify(conn, put, mentioned, "mention", None, sort_at)
 
 
-def _delete(conn: sqlite3.Connection, uri: str) -> None:
+def _delete(conn: Connection, uri: str) -> None:
     collection = _existing(conn, uri)
     if collection is None:
         return

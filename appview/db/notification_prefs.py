@@ -4,11 +4,12 @@ flag putPreferences sets and the #preferences putPreferencesV2 stores."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
+from skyloft.sql import Connection
 
-def load(conn: sqlite3.Connection, did: str) -> tuple[bool, dict[str, Any]]:
+
+def load(conn: Connection, did: str) -> tuple[bool, dict[str, Any]]:
     """(priority, stored preferences) of `did`, (False, {}) when it never set any."""
     row = conn.execute(
         "SELECT priority, preferences FROM notification_pref WHERE did = ?", (did,)
@@ -18,7 +19,7 @@ def load(conn: sqlite3.Connection, did: str) -> tuple[bool, dict[str, Any]]:
     return bool(row[0]), json.loads(row[1]) if row[1] else {}
 
 
-def save_priority(conn: sqlite3.Connection, did: str, priority: bool) -> None:
+def save_priority(conn: Connection, did: str, priority: bool) -> None:
     conn.execute(
         "INSERT INTO notification_pref (did, priority) VALUES (?, ?)"
         " ON CONFLICT (did) DO UPDATE SET priority = excluded.priority",
@@ -26,7 +27,7 @@ def save_priority(conn: sqlite3.Connection, did: str, priority: bool) -> None:
     )
 
 
-def save_preferences(conn: sqlite3.Connection, did: str, preferences: dict[str, Any]) -> None:
+def save_preferences(conn: Connection, did: str, preferences: dict[str, Any]) -> None:
     text = json.dumps(preferences, separators=(",", ":"))
     conn.execute(
         "INSERT INTO notification_pref (did, preferences) VALUES (?, ?)"

@@ -4,12 +4,12 @@ skeleton queries each endpoint starts from (lists of URIs or DIDs with a cursor)
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from appview import records as r
+from skyloft.sql import Connection
 
 # SQLite binds at most 32,766 variables; batches stay far below.
 _CHUNK: Final = 500
@@ -68,7 +68,7 @@ def _marks(values: Sequence[str]) -> str:
     return ",".join("?" * len(values))
 
 
-def actors(conn: sqlite3.Connection, dids: Collection[str]) -> dict[str, ActorRow]:
+def actors(conn: Connection, dids: Collection[str]) -> dict[str, ActorRow]:
     found = {}
     for chunk in _chunks(dids):
         rows = conn.execute(
@@ -88,7 +88,7 @@ def actors(conn: sqlite3.Connection, dids: Collection[str]) -> dict[str, ActorRo
     return found
 
 
-def posts(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, PostRow]:
+def posts(conn: Connection, uris: Collection[str]) -> dict[str, PostRow]:
     found = {}
     for chunk in _chunks(uris):
         rows = conn.execute(
@@ -104,9 +104,7 @@ def posts(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, PostRow]
     return found
 
 
-def edges_by(
-    conn: sqlite3.Connection, kind: str, did: str, subjects: Collection[str]
-) -> dict[str, str]:
+def edges_by(conn: Connection, kind: str, did: str, subjects: Collection[str]) -> dict[str, str]:
     """subject → uri of `did`'s record of `kind` about it (the viewer's like, follow, ...)."""
     found = {}
     for chunk in _chunks(subjects):
@@ -119,9 +117,7 @@ def edges_by(
     return found
 
 
-def edges_to(
-    conn: sqlite3.Connection, kind: str, subject: str, dids: Collection[str]
-) -> dict[str, str]:
+def edges_to(conn: Connection, kind: str, subject: str, dids: Collection[str]) -> dict[str, str]:
     """did → uri of its record of `kind` about `subject` (who follows or blocks the viewer)."""
     found = {}
     for chunk in _chunks(dids):
@@ -134,7 +130,7 @@ def edges_to(
     return found
 
 
-def list_blocks(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) -> dict[str, str]:
+def list_blocks(conn: Connection, viewer: str, dids: Collection[str]) -> dict[str, str]:
     """did → the list (a list block of the viewer's) that blocks it."""
     found = {}
     for chunk in _chunks(dids):
@@ -147,7 +143,7 @@ def list_blocks(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) ->
     return found
 
 
-def list_blocked_by(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) -> set[str]:
+def list_blocked_by(conn: Connection, viewer: str, dids: Collection[str]) -> set[str]:
     """Which of `dids` block the viewer through a list they subscribe to as a block list."""
     found = set()
     for chunk in _chunks(dids):
@@ -160,7 +156,7 @@ def list_blocked_by(conn: sqlite3.Connection, viewer: str, dids: Collection[str]
     return found
 
 
-def did_for_handle(conn: sqlite3.Connection, handle: str) -> str | None:
+def did_for_handle(conn: Connection, handle: str) -> str | None:
     row = conn.execute(
         "SELECT did FROM actor WHERE handle = ? ORDER BY indexed_at DESC LIMIT 1", (handle,)
     ).fetchone()

@@ -1,6 +1,7 @@
-"""The appview's tables and their versioned migrations (the SQLite store).
+"""The appview's tables and their versioned migrations, on SQLite or PostgreSQL.
 
-`PRAGMA user_version` is the number of migrations applied. Start-up applies the missing ones in
+The schema version (`PRAGMA user_version` on SQLite, the `schema_version` table on PostgreSQL:
+appview.db.dialect) is the number of migrations applied. Start-up applies the missing ones in
 one transaction each; a database written by newer code (more migrations than this code knows)
 is refused rather than misread. Timestamps are ISO-8601 UTC strings of one fixed shape
 (appview.records.normalize_time), so they order as text; `sort_at` is the earlier of a record's
@@ -9,8 +10,10 @@ createdAt and the time it was indexed, as the reference orders feeds.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Final
+
+from appview.db.dialect import Dialect
+from skyloft.sql import Connection, transaction
 
 
 class SchemaTooNew(RuntimeError):
@@ -174,30 +177,29 @@ CREATE TABLE notification_pref (
 MIGRATIONS: Final = (_V1, _V2)
 
 
-def check_version(conn: sqlite3.Connection) -> int:
+def check_version(conn: Connection, dialect: Dialect) -> int:
     """The schema version; SchemaTooNew when newer code wrote the database."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = dialect.version(conn)
     if version > len(MIGRATIONS):
         raise SchemaTooNew(
             f"the appview database is at schema version {version}, newer than this code's "
-            f"{len(MIGRATIONS)}: run a newer skyloft, or start from a fresh data directory"
+            f"{len(MIGRATIONS)}: run a newer skyloft, or start from a fresh data directory "
+            "(or PostgreSQL schema)"
         )
     return version
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(conn: Connection, dialect: Dialect) -> None:
     """Bring the schema to the newest version; SchemaTooNew for a newer database."""
-    version = check_version(conn)
+    version = check_version(conn, dialect)
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.execute("BEGIN")
-        try:
-            for statement in _statements(script):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        transaction(conn, _apply, (dialect, script, number))
+
+
+def _apply(conn: Connection, dialect: Dialect, script: str, number: int) -> None:
+    for statement in _statements(dialect.ddl(script)):
+        conn.execute(statement)
+    dialect.set_version(conn, number)
 
 
 def _statements(script: str) -> list[str]:

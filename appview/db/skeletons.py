@@ -4,12 +4,12 @@ item, so pages stay stable while new records arrive."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Final
 
 from appview import records as r
 from appview.db.reads import Page
 from atcore.xrpc.errors import InvalidRequest
+from skyloft.sql import Connection
 
 _SEP: Final = "::"
 # A cursor sorts after every real item, so an absent cursor means "from the newest".
@@ -46,7 +46,7 @@ def _page(rows: list[Any], limit: int) -> Page:
     return Page([tuple(row[1:]) for row in rows], cursor)
 
 
-def timeline(conn: sqlite3.Connection, viewer: str, limit: int, cursor: str | None) -> Page:
+def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> Page:
     """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
     post uri, author or reposter, when)."""
     after = parse_cursor(cursor)
@@ -59,9 +59,7 @@ def timeline(conn: sqlite3.Connection, viewer: str, limit: int, cursor: str | No
     return _page(rows, limit)
 
 
-def author_feed(
-    conn: sqlite3.Connection, did: str, filter_: str, limit: int, cursor: str | None
-) -> Page:
+def author_feed(conn: Connection, did: str, filter_: str, limit: int, cursor: str | None) -> Page:
     after = parse_cursor(cursor)
     rows = conn.execute(
         "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
@@ -73,9 +71,7 @@ def author_feed(
     return _page(rows, limit)
 
 
-def edges_of(
-    conn: sqlite3.Connection, kind: str, subject: str, limit: int, cursor: str | None
-) -> Page:
+def edges_of(conn: Connection, kind: str, subject: str, limit: int, cursor: str | None) -> Page:
     """Records of `kind` about `subject` (likes of a post, followers of an actor): items are
     (uri, did, created_at)."""
     after = parse_cursor(cursor)
@@ -87,9 +83,7 @@ def edges_of(
     return _page(rows, limit)
 
 
-def edges_from(
-    conn: sqlite3.Connection, kind: str, did: str, limit: int, cursor: str | None
-) -> Page:
+def edges_from(conn: Connection, kind: str, did: str, limit: int, cursor: str | None) -> Page:
     """Records of `kind` by `did` (whom an actor follows): items are (uri, subject)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
@@ -101,7 +95,7 @@ def edges_from(
 
 
 def thread(
-    conn: sqlite3.Connection, uri: str, depth: int, parent_height: int, max_replies: int
+    conn: Connection, uri: str, depth: int, parent_height: int, max_replies: int
 ) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
     """(ancestors as (uri, its parent) from the anchor up, descendants as (uri, parent))."""
     ancestors = conn.execute(
@@ -124,7 +118,7 @@ def thread(
 
 
 def notifications(
-    conn: sqlite3.Connection,
+    conn: Connection,
     did: str,
     reasons: list[str] | None,
     limit: int,
@@ -158,7 +152,7 @@ def notifications(
 
 
 def unread_authors(
-    conn: sqlite3.Connection, did: str, since: str | None, priority: bool = False
+    conn: Connection, did: str, since: str | None, priority: bool = False
 ) -> list[str]:
     """Authors of the notifications newer than `since` (one per notification)."""
     where, params = (_FROM_FOLLOWED, [r.FOLLOW, did]) if priority else ("", [])
@@ -169,15 +163,16 @@ def unread_authors(
     return [str(a) for (a,) in rows]
 
 
-def seen_at(conn: sqlite3.Connection, did: str) -> str | None:
+def seen_at(conn: Connection, did: str) -> str | None:
     row = conn.execute("SELECT seen_at FROM notification_seen WHERE did = ?", (did,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def update_seen(conn: sqlite3.Connection, did: str, seen: str) -> None:
+def update_seen(conn: Connection, did: str, seen: str) -> None:
     conn.execute(
         "INSERT INTO notification_seen (did, seen_at) VALUES (?, ?)"
-        " ON CONFLICT (did) DO UPDATE SET seen_at = CASE WHEN excluded.seen_at > seen_at"
-        " THEN excluded.seen_at ELSE seen_at END",
+        " ON CONFLICT (did) DO UPDATE SET seen_at = CASE"
+        " WHEN excluded.seen_at > notification_seen.seen_at THEN excluded.seen_at"
+        " ELSE notification_seen.seen_at END",
         (did, seen),
     )

@@ -5,12 +5,18 @@ survives a restart; blocks hide content both ways; viewer state follows service-
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from appview.db import index
+from appview.config import AppviewConfig, ConfigError
+from appview.db import index, schema_version
+from appview.db.dialect import POSTGRES, SQLITE
 from appview.db.schema import MIGRATIONS, SchemaTooNew
 from atcore.frames import AccountEvent
 from atcore.identity.plc_client import PlcClient
@@ -254,13 +260,12 @@ async def test_auth_is_checked(tmp_path: Path, plc_url: str, network: Net) -> No
 async def test_newer_schema_is_refused(tmp_path: Path, plc_url: str, network: Net) -> None:
     upstream, url, _ = network
     config = appview_config(tmp_path, plc_url, url)
-    async with serve_appview(config, upstream):
-        pass
-    import sqlite3
-
-    conn = sqlite3.connect(config.db_path)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
+    async with serve_appview(config, upstream) as av:
+        assert schema_version(config) == len(MIGRATIONS)
+        dialect = POSTGRES if config.postgres_url else SQLITE
+        await av.ctx.db.write(dialect.set_version, len(MIGRATIONS) + 1)
+    with pytest.raises(SchemaTooNew, match="newer than this code"):
+        schema_version(config)
     with pytest.raises(SchemaTooNew, match="newer than this code"):
         async with serve_appview(config, upstream):
             pass
@@ -273,3 +278,32 @@ async def test_did_document(tmp_path: Path, plc_url: str, network: Net) -> None:
         assert doc["id"] == av.ctx.config.did
         assert {s["id"]: s["type"] for s in doc["service"]}["#bsky_appview"] == "BskyAppView"
         assert doc["verificationMethod"][0]["id"] == f"{doc['id']}#atproto"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BSKY_DB_POSTGRES_URL": "mysql://x/y"}, "BSKY_DB_POSTGRES_URL must be a postgresql://"),
+        ({"BSKY_DB_POSTGRES_SCHEMA": "a;drop"}, "BSKY_DB_POSTGRES_SCHEMA must be"),
+        ({"BSKY_DB_POSTGRES_SCHEMA": "x" * 64}, "BSKY_DB_POSTGRES_SCHEMA must be"),
+    ],
+)
+def test_bad_postgres_settings_are_refused(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        AppviewConfig.load(env, data_dir=str(tmp_path))
+
+
+def test_serve_stops_with_one_line_when_postgres_is_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    env = {**os.environ, "BSKY_DB_POSTGRES_URL": f"postgresql://postgres@127.0.0.1:{port}/test"}
+    command = [sys.executable, "-m", "skyloft", "appview", "serve", "--port", "0"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(tmp_path)], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith("skyloft appview serve: BSKY_DB_POSTGRES_URL: connection failed")

@@ -3,7 +3,7 @@ ports. The PyPI SDK's plain `Client.login()` (which fetches the profile through 
 proxy) works, a followed account's post on the other PDS reaches the follower's timeline, likes
 and replies show in counts, the thread and notifications, and a kill -9 of the appview in the
 middle of a stream of writes loses and doubles nothing once it is restarted; an avatar URL in a
-profile is served by the appview's own image service."""
+profile is served by the appview's own image service. Each runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -68,7 +68,9 @@ class Network:
 
 
 @pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
+def network(tmp_path: Path, store: str) -> Iterator[Network]:
+    """The network, its appview on each store in turn (the `store` fixture's environment
+    reaches the appview's process)."""
     net = Network(tmp_path)
     try:
         yield net
