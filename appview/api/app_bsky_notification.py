@@ -29,20 +29,22 @@ async def list_notifications(req: XrpcRequest) -> dict[str, Any]:
     seen = await ctx.db.read(skeletons.seen_at, viewer)
     state = await pipeline.load(ctx, viewer, [item[1] for item in page.items])
     views = pipeline.views(ctx)
+    if seen is None and cursor is None and page.items:
+        # As the reference: with no seen time yet, the newest notification is the one unread.
+        seen = page.items[0][0]
     notifications = []
-    for _, author, uri, cid, reason, subject, record in page.items:
+    for sort_at, author, uri, cid, reason, subject, record in page.items:
         if author not in state.actors or state.blocked(author):
             continue
         value = json.loads(record)
-        indexed_at = normalize_time(value.get("createdAt")) or ""
         view: dict[str, Any] = {
             "uri": uri,
             "cid": cid,
             "author": views.profile(state, state.actors[author]),
             "reason": reason,
             "record": value,
-            "isRead": seen is not None and indexed_at <= seen,
-            "indexedAt": indexed_at,
+            "isRead": seen is None or sort_at < seen,
+            "indexedAt": sort_at,
             "labels": [],
         }
         if subject is not None:

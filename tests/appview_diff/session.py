@@ -257,3 +257,21 @@ def normalise(value: Any, names: dict[str, str]) -> Any:
         return v
 
     return walk(value)
+
+
+# Fields of the reference's views this appview does not produce yet, each an open difference
+# (see tests/appview_diff/README.md): activity-subscription declarations, bookmarks, known
+# followers and the thread context of replies.
+NOT_YET = {"activitySubscription", "bookmarkCount", "bookmarked", "knownFollowers", "threadContext"}
+
+
+def without_missing(value: Any) -> Any:
+    """`value` without the NOT_YET fields (and an `associated` they leave empty)."""
+    if isinstance(value, dict):
+        out = {k: without_missing(v) for k, v in value.items() if k not in NOT_YET}
+        if out.get("associated") == {}:
+            del out["associated"]
+        return out
+    if isinstance(value, list):
+        return [without_missing(v) for v in value]
+    return value
