@@ -27,13 +27,13 @@ async def list_notifications(req: XrpcRequest) -> dict[str, Any]:
     limit, cursor = params.get("limit", 50), params.get("cursor")
     page = await ctx.db.read(skeletons.notifications, viewer, params.get("reasons"), limit, cursor)
     seen = await ctx.db.read(skeletons.seen_at, viewer)
-    state = await pipeline.load(ctx, viewer, [item[1] for item in page.items])
+    state = await pipeline.load(ctx, viewer, [item[2] for item in page.items])
     views = pipeline.views(ctx)
     if seen is None and cursor is None and page.items:
         # As the reference: with no seen time yet, the newest notification is the one unread.
-        seen = page.items[0][0]
+        seen = page.items[0][1]
     notifications = []
-    for sort_at, author, uri, cid, reason, subject, record in page.items:
+    for _, sort_at, author, uri, cid, reason, subject, record in page.items:
         if author not in state.actors or state.blocked(author):
             continue
         value = json.loads(record)

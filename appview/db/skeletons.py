@@ -128,8 +128,8 @@ def notifications(
     limit: int,
     cursor: str | None,
 ) -> Page:
-    """A recipient's notifications: items are (id, author, uri, cid, reason, reason_subject,
-    record json)."""
+    """A recipient's notifications: items are (id, sort time, author, uri, cid,
+    reason, reason_subject, record json)."""
     sort_at, key = parse_cursor(cursor)
     after_id = _NO_ID
     if cursor is not None:
@@ -142,7 +142,7 @@ def notifications(
         where = f" AND n.reason IN ({','.join('?' * len(reasons))})"
         params += reasons
     rows = conn.execute(
-        "SELECT n.sort_at, n.id, n.author, n.uri, n.cid, n.reason,"
+        "SELECT n.sort_at, n.id, n.sort_at, n.author, n.uri, n.cid, n.reason,"
         " n.reason_subject, r.json FROM notification n JOIN record r ON r.uri = n.uri"
         f" WHERE n.did = ? AND (n.sort_at, n.id) < (?, ?){where}"
         " ORDER BY n.sort_at DESC, n.id DESC LIMIT ?",
