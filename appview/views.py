@@ -266,6 +266,5 @@ class Views:
             "indexedAt": post.indexed_at,
         }
         inner = self.embed(state, post.did, post.record.get("embed"), depth + 1)
-        if inner is not None:
-            view["embeds"] = [inner]
+        view["embeds"] = [] if inner is None else [inner]
         return view
