@@ -126,17 +126,20 @@ class Views:
         return {"$type": "app.bsky.feed.defs#postView", **self.post(state, post)}
 
     def blocked_author(self, state: Hydrated, did: str) -> Json:
+        """app.bsky.feed.defs#blockedAuthor: as the reference, its viewer state names the
+        blocks only."""
         author: Json = {"did": did}
         viewer = self.viewer_state(state, did)
         if viewer is not None:
-            author["viewer"] = viewer
+            author["viewer"] = {k: v for k, v in viewer.items() if k.startswith("block")}
         return author
 
     def feed_item(
-        self, state: Hydrated, item_uri: str, post_uri: str, by: str, at: str
+        self, state: Hydrated, item_uri: str, post_uri: str, by: str, at: str, item_cid: str
     ) -> Json | None:
         """app.bsky.feed.defs#feedViewPost for a post or a repost (`item_uri` != `post_uri`,
-        made at `at`); None when the post or the reposter cannot be shown."""
+        made at `at`, its record `item_cid`); None when the post or the reposter cannot be
+        shown."""
         post = state.posts.get(post_uri)
         if post is None or state.blocked(post.did) or self._ancestor_blocked(state, post):
             return None
@@ -152,6 +155,7 @@ class Views:
                 "$type": "app.bsky.feed.defs#reasonRepost",
                 "by": self.profile_basic(state, reposter),
                 "uri": item_uri,
+                "cid": item_cid,
                 "indexedAt": at,
             }
         return item

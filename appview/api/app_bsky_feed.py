@@ -62,14 +62,14 @@ async def get_author_feed(req: XrpcRequest) -> dict[str, Any]:
         raise InvalidRequest("Profile not found")
     relation = author.relation(did)
     if relation.blocking or relation.blocking_by_list:
-        raise InvalidRequest("Requester has blocked actor", "BlockedActor")
+        raise InvalidRequest(f"Requester has blocked actor: {did}", "BlockedActor")
     if relation.blocked_by:
-        raise InvalidRequest("Requester is blocked by actor", "BlockedByActor")
+        raise InvalidRequest(f"Requester is blocked by actor: {did}", "BlockedByActor")
     limit, cursor = params.get("limit", 50), params.get("cursor")
     page = await ctx.db.read(skeletons.author_feed, did, filter_, limit, cursor)
     pinned = actor.pinned_post if params.get("includePins") and cursor is None else None
     if pinned is not None:
-        page = reads.Page([(pinned, pinned, did, ""), *page.items], page.cursor)
+        page = reads.Page([(pinned, pinned, did, "", ""), *page.items], page.cursor)
     state = await _feed_page(ctx, req.auth, page)
     out = _feed(pipeline.views(ctx), state, page)
     if pinned is not None and out["feed"] and out["feed"][0]["post"]["uri"] == pinned:
@@ -142,14 +142,16 @@ def _thread_node(
     }
     if depth <= 0:
         return node
-    replies = [
-        state.posts[c]
-        for c in children.get(uri, ())
-        if c in state.posts and not state.blocked(state.posts[c].did)
-    ]
+    replies = [state.posts[c] for c in children.get(uri, ()) if c in state.posts]
     # The thread author's replies first, then oldest first (the reference's default order).
     replies.sort(key=lambda p: (p.did != op, p.indexed_at))
-    node["replies"] = [_thread_node(views, state, p.uri, children, depth - 1, op) for p in replies]
+    # As the reference: a reply across a block with the viewer stays, as a #blockedPost.
+    node["replies"] = [
+        views.post_or_gap(state, p.uri)
+        if state.blocked(p.did)
+        else _thread_node(views, state, p.uri, children, depth - 1, op)
+        for p in replies
+    ]
     return node
 
 

@@ -46,10 +46,11 @@ def _page(rows: list[Any], limit: int) -> Page:
 
 def timeline(conn: sqlite3.Connection, viewer: str, limit: int, cursor: str | None) -> Page:
     """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
-    post uri, author or reposter, when)."""
+    post uri, author or reposter, when, item cid)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
+        " JOIN record r ON r.uri = f.uri"
         " WHERE f.did IN (SELECT subject FROM edge WHERE kind = ? AND did = ? UNION SELECT ?)"
         " AND (f.sort_at, f.uri) < (?, ?) ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
         (r.FOLLOW, viewer, viewer, *after, limit),
@@ -62,8 +63,8 @@ def author_feed(
 ) -> Page:
     after = parse_cursor(cursor)
     rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
-        " LEFT JOIN post p ON p.uri = f.post"
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
+        " JOIN record r ON r.uri = f.uri LEFT JOIN post p ON p.uri = f.post"
         f" WHERE f.did = ? AND (f.sort_at, f.uri) < (?, ?){AUTHOR_FILTERS[filter_]}"
         " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
         (did, *after, limit),

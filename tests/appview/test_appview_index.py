@@ -202,7 +202,10 @@ async def test_blocks_hide_content_both_ways_and_viewer_state(
         block = record("app.bsky.graph.block", subject=carol.did)
         await av.write(bob, {"app.bsky.graph.block/3kaaaaaaaaaa2": block})
         thread = (await av.ok("app.bsky.feed.getPostThread", carol, uri=root["uri"]))["thread"]
-        assert thread["replies"] == []
+        # As the reference: a reply across a block with the viewer shows as a #blockedPost.
+        [gap] = thread["replies"]
+        assert gap["$type"] == "app.bsky.feed.defs#blockedPost" and gap["blocked"] is True
+        assert gap["author"] == {"did": bob.did, "viewer": {"blockedBy": True}}
         response = await av.get("app.bsky.feed.getAuthorFeed", carol, actor=bob.did)
         assert response.json()["error"] == "BlockedByActor"
         profile = await av.ok("app.bsky.actor.getProfile", carol, actor=bob.did)
