@@ -108,6 +108,8 @@ class Views:
                 viewer["like"] = state.likes[post.uri]
             if post.uri in state.reposts:
                 viewer["repost"] = state.reposts[post.uri]
+            if state.viewer == post.did and author.pinned_post is not None:
+                viewer["pinned"] = author.pinned_post == post.uri
             view["viewer"] = viewer
         return view
 
