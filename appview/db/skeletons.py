@@ -146,6 +146,9 @@ def notifications(
         "SELECT n.sort_at, n.id, n.sort_at, n.author, n.uri, n.cid, n.reason,"
         " n.reason_subject, r.json FROM notification n JOIN record r ON r.uri = n.uri"
         f" WHERE n.did = ? AND (n.sort_at, n.id) < (?, ?){where}"
+        # As the reference: a notification about a record since deleted is not listed.
+        " AND (n.reason_subject IS NULL"
+        " OR EXISTS (SELECT 1 FROM record s WHERE s.uri = n.reason_subject))"
         " ORDER BY n.sort_at DESC, n.id DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
