@@ -140,6 +140,22 @@ def run_session(pds: str) -> Session:
     s.create("dan", "block:dan:carol", "app.bsky.graph.block", {"subject": s.dids["carol"]})
     s.create("carol", "p4", "app.bsky.feed.post", {"text": "carol regrets this"})
     s.delete("carol", "p4")
+    s.create("bob", "p5", "app.bsky.feed.post", {"text": "soon gone"})
+    quote = {"$type": "app.bsky.embed.record", "record": s.ref("p5")}
+    s.create("dan", "q2", "app.bsky.feed.post", {"text": "dan quotes a goner", "embed": quote})
+    s.create("alice", "p6", "app.bsky.feed.post", {"text": "alice regrets this"})
+    reply = {"root": s.ref("p6"), "parent": s.ref("p6")}
+    s.create("bob", "r4", "app.bsky.feed.post", {"text": "bob replies to it", "reply": reply})
+    s.delete("bob", "p5")
+    s.delete("alice", "p6")
+    profile = {
+        "$type": "app.bsky.actor.profile",
+        "displayName": "Alice A.",
+        "description": "first of the session",
+        "pinnedPost": s.ref("p3"),
+    }
+    body = {"repo": s.dids["alice"], "collection": "app.bsky.actor.profile", "rkey": "self"}
+    s.call("alice", "com.atproto.repo.putRecord", {**body, "record": profile})
     s.delete("dan", "like:dan:p3")
     s.delete("dan", "follow:dan:bob")
     s.delete("bob", "repost:bob:q1")
@@ -154,7 +170,9 @@ def reads(s: Session) -> list[tuple[str, str, str | None, dict[str, Any]]]:
         out.append((f"getProfile:{who}:alice", "app.bsky.actor.getProfile", "alice", {}))
         out[-1][3]["actor"] = s.dids[who]
     out.append(("getProfile:bob:public", "app.bsky.actor.getProfile", None, {"actor": "bob.test"}))
-    out.append(("getProfile:carol:dan", "app.bsky.actor.getProfile", "dan", {"actor": "carol.test"}))
+    out.append(
+        ("getProfile:carol:dan", "app.bsky.actor.getProfile", "dan", {"actor": "carol.test"})
+    )
     everyone = [s.dids[who] for who in NAMES]
     out.append(("getProfiles:bob", "app.bsky.actor.getProfiles", "bob", {"actors": everyone}))
     for who in NAMES:
@@ -167,13 +185,34 @@ def reads(s: Session) -> list[tuple[str, str, str | None, dict[str, Any]]]:
             "posts_and_author_threads",
         ):
             params = {"actor": s.dids[who], "filter": filt}
-            out.append((f"getAuthorFeed:{who}:{filt}", "app.bsky.feed.getAuthorFeed", "bob", params))
-    out.append(("getAuthorFeed:carol:dan", "app.bsky.feed.getAuthorFeed", "dan", {"actor": "carol.test"}))
-    for post, viewer in (("p1", "alice"), ("r2", "alice"), ("p1", "dan"), ("p3", None), ("r1", "bob")):
+            out.append(
+                (f"getAuthorFeed:{who}:{filt}", "app.bsky.feed.getAuthorFeed", "bob", params)
+            )
+    params = {"actor": "alice.test", "includePins": True}
+    out.append(("getAuthorFeed:alice:pins", "app.bsky.feed.getAuthorFeed", "carol", params))
+    out.append(
+        ("getAuthorFeed:dan:public", "app.bsky.feed.getAuthorFeed", None, {"actor": "dan.test"})
+    )
+    out.append(
+        ("getAuthorFeed:carol:dan", "app.bsky.feed.getAuthorFeed", "dan", {"actor": "carol.test"})
+    )
+    for post, viewer in (
+        ("p1", "alice"),
+        ("r2", "alice"),
+        ("p1", "dan"),
+        ("p3", None),
+        ("r1", "bob"),
+        ("r4", "alice"),
+        ("q2", "bob"),
+    ):
         params = {"uri": s.uris[post]}
-        out.append((f"getPostThread:{post}:{viewer}", "app.bsky.feed.getPostThread", viewer, params))
-    out.append(("getPostThread:p4:alice", "app.bsky.feed.getPostThread", "alice", {"uri": s.uris["p4"]}))
-    posts = [s.uris[p] for p in ("p1", "p2", "p3", "r1", "r2", "r3", "q1", "e1", "p4")]
+        out.append(
+            (f"getPostThread:{post}:{viewer}", "app.bsky.feed.getPostThread", viewer, params)
+        )
+    out.append(
+        ("getPostThread:p4:alice", "app.bsky.feed.getPostThread", "alice", {"uri": s.uris["p4"]})
+    )
+    posts = [s.uris[p] for p in ("p1", "p2", "p3", "r1", "r2", "r3", "q1", "e1", "p4", "q2", "r4")]
     out.append(("getPosts:alice", "app.bsky.feed.getPosts", "alice", {"uris": posts}))
     out.append(("getPosts:public", "app.bsky.feed.getPosts", None, {"uris": posts}))
     for post in ("p1", "p3", "q1"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,7 +33,11 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     try:
         plc = start("plc", {})
         relay = start("relay", {"RELAY_DEV_MODE": "true", "RELAY_PLC_HOST": plc.url})
-        env = {"BSKY_REPO_PROVIDER": relay.url, "BSKY_DID_PLC_URL": plc.url, "BSKY_DEV_MODE": "true"}
+        env = {
+            "BSKY_REPO_PROVIDER": relay.url,
+            "BSKY_DID_PLC_URL": plc.url,
+            "BSKY_DEV_MODE": "true",
+        }
         appview = start("appview", env)
         did = httpx.get(f"{appview.url}/.well-known/did.json").json()["id"]
         pds_env = {
