@@ -110,7 +110,10 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     children: dict[str, list[str]] = {}
     for child, parent in descendants:
         children.setdefault(parent, []).append(child)
-    thread = _thread_node(views, state, uri, children, depth, anchor.did)
+    # Every post's threadContext names the thread root's author's like of it, if any.
+    root_author = r.uri_did(anchor.reply_root or uri)
+    root_likes = await ctx.db.read(reads.edges_by, r.LIKE, root_author, list(state.posts))
+    thread = _thread_node(views, state, uri, children, depth, anchor.did, root_likes)
     parent_of = dict(ancestors)
     node, current = thread, uri
     for _ in range(height):
@@ -122,7 +125,11 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
             node["parent"] = view
             break
         del view["$type"]
-        parent_node: Json = {"$type": "app.bsky.feed.defs#threadViewPost", "post": view}
+        parent_node: Json = {
+            "$type": "app.bsky.feed.defs#threadViewPost",
+            "post": view,
+            "threadContext": _thread_context(root_likes, parent),
+        }
         node["parent"] = parent_node
         node, current = parent_node, parent
     return {"thread": thread}
@@ -135,10 +142,12 @@ def _thread_node(
     children: dict[str, list[str]],
     depth: int,
     op: str,
+    root_likes: dict[str, str],
 ) -> Json:
     node: Json = {
         "$type": "app.bsky.feed.defs#threadViewPost",
         "post": views.post(state, state.posts[uri]),
+        "threadContext": _thread_context(root_likes, uri),
     }
     if depth <= 0:
         return node
@@ -149,10 +158,15 @@ def _thread_node(
     node["replies"] = [
         views.post_or_gap(state, p.uri)
         if state.blocked(p.did)
-        else _thread_node(views, state, p.uri, children, depth - 1, op)
+        else _thread_node(views, state, p.uri, children, depth - 1, op, root_likes)
         for p in replies
     ]
     return node
+
+
+def _thread_context(root_likes: dict[str, str], uri: str) -> Json:
+    """app.bsky.feed.defs#threadContext of one post in a thread."""
+    return {"rootAuthorLike": root_likes[uri]} if uri in root_likes else {}
 
 
 async def _edge_list(req: XrpcRequest, kind: str) -> tuple[Hydrated, reads.Page, Views]:

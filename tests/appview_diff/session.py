@@ -299,9 +299,9 @@ def normalise(value: Any, names: dict[str, str]) -> Any:
 
 
 # Fields of the reference's views this appview does not produce yet, each an open difference
-# (see tests/appview_diff/README.md): activity-subscription declarations, bookmarks, known
-# followers and the thread context of replies.
-NOT_YET = {"activitySubscription", "bookmarkCount", "bookmarked", "knownFollowers", "threadContext"}
+# (see tests/appview_diff/README.md): activity-subscription declarations, bookmarks and known
+# followers.
+NOT_YET = {"activitySubscription", "bookmarkCount", "bookmarked", "knownFollowers"}
 
 
 def without_missing(value: Any) -> Any:
