@@ -14,6 +14,8 @@ from appview.db import reads
 from appview.db.reads import ActorRow, PostRow
 
 QUOTE_LEVELS = 2
+# As the reference: a profile shows at most this many of the viewer's known followers.
+KNOWN_FOLLOWERS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,8 @@ class Hydrated:
     relations: dict[str, Relation] = field(default_factory=dict)
     likes: dict[str, str] = field(default_factory=dict)
     reposts: dict[str, str] = field(default_factory=dict)
+    # subject → (how many the viewer follows follow it, the first KNOWN_FOLLOWERS of them)
+    known_followers: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
     def relation(self, did: str) -> Relation:
         return self.relations.get(did, _NONE)
@@ -57,11 +61,18 @@ def hydrate(
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
     reply_context: bool = False,
+    known_followers: bool = False,
 ) -> Hydrated:
     """Load `uris` (posts), the posts they quote (and with `reply_context` the roots and
-    parents they reply to), every author and `dids`, and the viewer's relations to all of
-    those actors."""
+    parents they reply to), every author and `dids` (with `known_followers`, the viewer's
+    follows that follow each of `dids` too), and the viewer's relations to all of those
+    actors."""
     state = Hydrated(viewer)
+    dids = list(dids)
+    if known_followers and viewer is not None:
+        known = reads.known_followers(conn, viewer, dids)
+        state.known_followers = {s: (len(f), f[:KNOWN_FOLLOWERS]) for s, f in known.items()}
+        dids += [f for _, first in state.known_followers.values() for f in first]
     wanted = set(uris)
     for level in range(QUOTE_LEVELS + 2):
         found = reads.posts(conn, wanted - state.posts.keys())

@@ -79,6 +79,14 @@ class Views:
         }
         if actor.pinned_post is not None and actor.pinned_cid is not None:
             view["pinnedPost"] = {"uri": actor.pinned_post, "cid": actor.pinned_cid}
+        if "viewer" in view and actor.did in state.known_followers:
+            count, first = state.known_followers[actor.did]
+            followers = [
+                self.profile_basic(state, state.actors[f])
+                for f in first
+                if f in state.actors and not state.blocked(f)
+            ]
+            view["viewer"]["knownFollowers"] = {"count": count, "followers": followers}
         return view
 
     # --- app.bsky.feed.defs ---

@@ -119,6 +119,25 @@ def edges_by(
     return found
 
 
+def known_followers(
+    conn: sqlite3.Connection, viewer: str, subjects: Collection[str]
+) -> dict[str, list[str]]:
+    """subject → the accounts the viewer follows that follow it, in the order the viewer
+    followed them (app.bsky.actor.defs#knownFollowers)."""
+    found: dict[str, list[str]] = {}
+    for chunk in _chunks(subjects):
+        rows = conn.execute(
+            "SELECT s.subject, v.subject FROM edge v"
+            " JOIN edge s ON s.kind = v.kind AND s.did = v.subject"
+            f" WHERE v.kind = ? AND v.did = ? AND s.subject IN ({_marks(chunk)})"
+            " ORDER BY v.sort_at, v.uri",
+            [r.FOLLOW, viewer, *chunk],
+        )
+        for subject, follower in rows:
+            found.setdefault(str(subject), []).append(str(follower))
+    return found
+
+
 def edges_to(
     conn: sqlite3.Connection, kind: str, subject: str, dids: Collection[str]
 ) -> dict[str, str]:
