@@ -11,7 +11,7 @@ from typing import Any
 from appview import pipeline
 from appview.auth import viewer_required
 from appview.context import ctx_of
-from appview.db import skeletons
+from appview.db import reads, skeletons
 from appview.records import normalize_time
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
@@ -64,8 +64,9 @@ async def get_unread_count(req: XrpcRequest) -> dict[str, Any]:
     viewer: str = req.auth
     seen = await ctx.db.read(skeletons.seen_at, viewer)
     authors = await ctx.db.read(skeletons.unread_authors, viewer, seen)
-    state = await pipeline.load(ctx, viewer, set(authors))
-    count = sum(1 for a in authors if a in state.actors and not state.blocked(a))
+    active = await ctx.db.read(reads.actors, set(authors))
+    # As the reference: every unseen notification of an active account counts, blocks or not.
+    count = sum(1 for a in authors if a in active and active[a].status is None)
     return {"count": count}
 
 
