@@ -137,7 +137,22 @@ def run_session(pds: str) -> Session:
         s.create(who, f"like:{who}:{post}", "app.bsky.feed.like", {"subject": s.ref(post)})
     for who, post in (("alice", "p2"), ("dan", "p1"), ("bob", "q1")):
         s.create(who, f"repost:{who}:{post}", "app.bsky.feed.repost", {"subject": s.ref(post)})
+    tag = [
+        {
+            "index": {"byteStart": 10, "byteEnd": 16},
+            "features": [{"$type": "app.bsky.richtext.facet#tag", "tag": "intro"}],
+        }
+    ]
     s.create("dan", "block:dan:carol", "app.bsky.graph.block", {"subject": s.dids["carol"]})
+    s.create("dan", "p7", "app.bsky.feed.post", {"text": "dan speaks #intro", "facets": tag})
+    reply = {"root": s.ref("p7"), "parent": s.ref("p7")}
+    s.create(
+        "carol", "r5", "app.bsky.feed.post", {"text": "carol, blocked, replies", "reply": reply}
+    )
+    reply = {"root": s.ref("p7"), "parent": s.ref("p7")}
+    s.create("bob", "r6", "app.bsky.feed.post", {"text": "bob replies to dan", "reply": reply})
+    quote = {"$type": "app.bsky.embed.record", "record": s.ref("p7")}
+    s.create("carol", "q3", "app.bsky.feed.post", {"text": "carol quotes dan", "embed": quote})
     s.create("carol", "p4", "app.bsky.feed.post", {"text": "carol regrets this"})
     s.delete("carol", "p4")
     s.create("bob", "p5", "app.bsky.feed.post", {"text": "soon gone"})
@@ -204,6 +219,10 @@ def reads(s: Session) -> list[tuple[str, str, str | None, dict[str, Any]]]:
         ("r1", "bob"),
         ("r4", "alice"),
         ("q2", "bob"),
+        ("p7", "alice"),
+        ("p7", None),
+        ("p7", "dan"),
+        ("r5", "alice"),
     ):
         params = {"uri": s.uris[post]}
         out.append(
@@ -213,7 +232,9 @@ def reads(s: Session) -> list[tuple[str, str, str | None, dict[str, Any]]]:
         ("getPostThread:p4:alice", "app.bsky.feed.getPostThread", "alice", {"uri": s.uris["p4"]})
     )
     posts = [s.uris[p] for p in ("p1", "p2", "p3", "r1", "r2", "r3", "q1", "e1", "p4", "q2", "r4")]
+    posts += [s.uris[p] for p in ("p7", "r5", "r6", "q3")]
     out.append(("getPosts:alice", "app.bsky.feed.getPosts", "alice", {"uris": posts}))
+    out.append(("getPosts:dan", "app.bsky.feed.getPosts", "dan", {"uris": posts}))
     out.append(("getPosts:public", "app.bsky.feed.getPosts", None, {"uris": posts}))
     for post in ("p1", "p3", "q1"):
         out.append((f"getLikes:{post}", "app.bsky.feed.getLikes", "alice", {"uri": s.uris[post]}))
@@ -227,6 +248,16 @@ def reads(s: Session) -> list[tuple[str, str, str | None, dict[str, Any]]]:
     for who in NAMES:
         out.append((f"listNotifications:{who}", "app.bsky.notification.listNotifications", who, {}))
         out.append((f"getUnreadCount:{who}", "app.bsky.notification.getUnreadCount", who, {}))
+    params = {"reasons": ["reply", "quote"]}
+    out.append(
+        ("listNotifications:dan:replies", "app.bsky.notification.listNotifications", "dan", params)
+    )
+    params = {"limit": 2}
+    out.append(
+        ("listNotifications:alice:2", "app.bsky.notification.listNotifications", "alice", params)
+    )
+    params = {"actor": "alice.test", "limit": 3}
+    out.append(("getAuthorFeed:alice:3", "app.bsky.feed.getAuthorFeed", None, params))
     return out
 
 
