@@ -87,7 +87,9 @@ async def get_posts(req: XrpcRequest) -> dict[str, Any]:
         raise InvalidRequest("at most 25 uris")
     state = await pipeline.load(ctx, req.auth, uris=uris)
     views = pipeline.views(ctx)
-    return {"posts": [views.post(state, state.posts[u]) for u in uris if u in state.posts]}
+    # As the reference: a post whose author and the viewer block each other is left out.
+    shown = [state.posts[u] for u in uris if u in state.posts]
+    return {"posts": [views.post(state, p) for p in shown if not state.blocked(p.did)]}
 
 
 @xrpc.query("app.bsky.feed.getPostThread", auth=optional_viewer)
