@@ -45,6 +45,12 @@ class Hydrated:
     # subject → (how many the viewer follows follow it, the first KNOWN_FOLLOWERS of them)
     known_followers: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
 
+    # (blocker, blocked) between the loaded actors: blocks between third parties
+    blocks: set[tuple[str, str]] = field(default_factory=set)
+
+    def blocks_between(self, a: str, b: str) -> bool:
+        return (a, b) in self.blocks or (b, a) in self.blocks
+
     def relation(self, did: str) -> Relation:
         return self.relations.get(did, _NONE)
 
@@ -87,6 +93,8 @@ def hydrate(
         did: row for did, row in reads.actors(conn, actor_dids).items() if row.status is None
     }
     state.posts = {uri: p for uri, p in state.posts.items() if p.did in state.actors}
+    if state.posts:
+        state.blocks = reads.blocks_among(conn, {p.did for p in state.posts.values()})
     if viewer is not None:
         others = state.actors.keys() - {viewer}
         _relations(conn, state, viewer, others)

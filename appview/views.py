@@ -127,13 +127,16 @@ class Views:
         if post is None:
             return {"$type": "app.bsky.feed.defs#notFoundPost", "uri": uri, "notFound": True}
         if state.blocked(post.did):
-            return {
-                "$type": "app.bsky.feed.defs#blockedPost",
-                "uri": uri,
-                "blocked": True,
-                "author": self.blocked_author(state, post.did),
-            }
+            return self.blocked_post(state, uri, post.did)
         return {"$type": "app.bsky.feed.defs#postView", **self.post(state, post)}
+
+    def blocked_post(self, state: Hydrated, uri: str, did: str) -> Json:
+        return {
+            "$type": "app.bsky.feed.defs#blockedPost",
+            "uri": uri,
+            "blocked": True,
+            "author": self.blocked_author(state, did),
+        }
 
     def blocked_author(self, state: Hydrated, did: str) -> Json:
         """app.bsky.feed.defs#blockedAuthor: as the reference, its viewer state names the
@@ -188,6 +191,17 @@ class Views:
             "root": self.post_or_gap(state, post.reply_root),
             "parent": self.post_or_gap(state, post.reply_parent),
         }
+        # As the reference: blocks between the reply's, its parent's and its root's authors
+        # turn the parent or root into a #blockedPost for every viewer.
+        parent_did, root_did = r.uri_did(post.reply_parent), r.uri_did(post.reply_root)
+        if ref["parent"]["$type"].endswith("#postView") and state.blocks_between(
+            post.did, parent_did
+        ):
+            ref["parent"] = self.blocked_post(state, post.reply_parent, parent_did)
+        if ref["root"]["$type"].endswith("#postView") and (
+            state.blocks_between(post.did, root_did) or state.blocks_between(parent_did, root_did)
+        ):
+            ref["root"] = self.blocked_post(state, post.reply_root, root_did)
         parent = state.posts.get(post.reply_parent)
         if parent is not None and parent.reply_parent is not None:
             grandparent = state.actors.get(r.uri_did(parent.reply_parent))
@@ -208,10 +222,11 @@ class Views:
         if kind == r.EXTERNAL:
             return self._external(did, embed)
         if kind == r.RECORD:
-            return {"$type": f"{r.RECORD}#view", "record": self._record(state, embed, depth)}
+            record = self._record(state, did, embed, depth)
+            return {"$type": f"{r.RECORD}#view", "record": record}
         if kind == r.RECORD_WITH_MEDIA:
             media = self.embed(state, did, embed.get("media"), depth)
-            record = {"record": self._record(state, embed.get("record") or {}, depth)}
+            record = {"record": self._record(state, did, embed.get("record") or {}, depth)}
             return {"$type": f"{r.RECORD_WITH_MEDIA}#view", "record": record, "media": media}
         return None
 
@@ -254,12 +269,13 @@ class Views:
             view["thumb"] = self.image("feed_thumbnail", did, thumb)
         return {"$type": f"{r.EXTERNAL}#view", "external": view}
 
-    def _record(self, state: Hydrated, embed: Json, depth: int) -> Json:
+    def _record(self, state: Hydrated, quoter: str, embed: Json, depth: int) -> Json:
         uri = r.ref_uri(embed.get("record")) or ""
         post = state.posts.get(uri)
         if post is None or depth >= 2:
             return {"$type": f"{r.RECORD}#viewNotFound", "uri": uri, "notFound": True}
-        if state.blocked(post.did):
+        # Blocked either way by the viewer, or between the quoting and the quoted author.
+        if state.blocked(post.did) or state.blocks_between(quoter, post.did):
             return {
                 "$type": f"{r.RECORD}#viewBlocked",
                 "uri": uri,

@@ -123,6 +123,10 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
         if parent is None:
             break
         view = views.post_or_gap(state, parent)
+        if view["$type"].endswith("#postView") and state.blocks_between(
+            state.posts[current].did, r.uri_did(parent)
+        ):
+            view = views.blocked_post(state, parent, r.uri_did(parent))
         if view["$type"] != "app.bsky.feed.defs#postView":
             node["parent"] = view
             break
@@ -153,7 +157,13 @@ def _thread_node(
     }
     if depth <= 0:
         return node
-    replies = [state.posts[c] for c in children.get(uri, ()) if c in state.posts]
+    author = state.posts[uri].did
+    # As the reference: a reply across a block with the post it answers is left out.
+    replies = [
+        state.posts[c]
+        for c in children.get(uri, ())
+        if c in state.posts and not state.blocks_between(state.posts[c].did, author)
+    ]
     # The thread author's replies first, then oldest first (the reference's default order).
     replies.sort(key=lambda p: (p.did != op, p.indexed_at))
     # As the reference: a reply across a block with the viewer stays, as a #blockedPost.

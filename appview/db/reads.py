@@ -138,6 +138,19 @@ def known_followers(
     return found
 
 
+def blocks_among(conn: sqlite3.Connection, dids: Collection[str]) -> set[tuple[str, str]]:
+    """(blocker, blocked) for every block record between two of `dids`."""
+    found: set[tuple[str, str]] = set()
+    wanted = set(dids)
+    for chunk in _chunks(dids):
+        rows = conn.execute(
+            f"SELECT did, subject FROM edge WHERE kind = ? AND did IN ({_marks(chunk)})",
+            [r.BLOCK, *chunk],
+        )
+        found.update((str(d), str(s)) for d, s in rows if s in wanted)
+    return found
+
+
 def edges_to(
     conn: sqlite3.Connection, kind: str, subject: str, dids: Collection[str]
 ) -> dict[str, str]:
