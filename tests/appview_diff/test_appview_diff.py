@@ -58,36 +58,7 @@ def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             process.stop()
 
 
-# Reads that differ because this appview does not yet apply blocks between third parties: a
-# quote of, or a reply to, a post whose author and the quoter or replier block each other
-# (#viewBlocked embeds, #blockedPost parents, such replies left out of threads).
-THIRD_PARTY_BLOCKS = {
-    "getAuthorFeed:carol:posts_and_author_threads",
-    "getAuthorFeed:carol:posts_no_replies",
-    "getAuthorFeed:carol:posts_with_replies",
-    "getPostThread:p7:None",
-    "getPostThread:p7:alice",
-    "getPostThread:p7:dan",
-    "getPostThread:r5:alice",
-    "getPosts:alice",
-    "getPosts:dan",
-    "getPosts:public",
-    "getTimeline:alice",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(strict=True, reason="third-party blocks not applied yet"),
-        )
-        if name in THIRD_PARTY_BLOCKS
-        else name
-        for name in sorted(REFERENCE)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_read_answers_as_the_reference(ours: dict[str, Any], name: str) -> None:
     found = differences({name: ours[name]}, {name: without_missing(REFERENCE[name])})
     assert not found, found[0]
