@@ -43,12 +43,20 @@ class Views:
             view["followedBy"] = rel.followed_by
         return view
 
+    @staticmethod
+    def activity_subscription(actor: ActorRow) -> Json:
+        """#profileAssociatedActivitySubscription: the declaration's choice, one of the known
+        values, else (and with no declaration, as the lexicon says) "followers"."""
+        allow = actor.allow_subscriptions
+        return {"allowSubscriptions": allow if allow in ("mutuals", "none") else "followers"}
+
     def profile_basic(self, state: Hydrated, actor: ActorRow) -> Json:
         view: Json = {"did": actor.did, "handle": actor.handle or "handle.invalid"}
         if actor.display_name is not None:
             view["displayName"] = actor.display_name
         if actor.avatar is not None:
             view["avatar"] = self.image("avatar", actor.did, actor.avatar)
+        view["associated"] = {"activitySubscription": self.activity_subscription(actor)}
         viewer = self.viewer_state(state, actor.did)
         if viewer is not None:
             view["viewer"] = viewer
@@ -76,6 +84,7 @@ class Views:
             "feedgens": actor.feeds,
             "starterPacks": actor.starter_packs,
             "labeler": False,
+            "activitySubscription": self.activity_subscription(actor),
         }
         if actor.pinned_post is not None and actor.pinned_cid is not None:
             view["pinnedPost"] = {"uri": actor.pinned_post, "cid": actor.pinned_cid}

@@ -34,6 +34,8 @@ class ActorRow:
     feeds: int
     starter_packs: int
     pinned_cid: str | None
+    # allowSubscriptions of the app.bsky.notification.declaration record, if any
+    allow_subscriptions: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +78,19 @@ def actors(conn: sqlite3.Connection, dids: Collection[str]) -> dict[str, ActorRo
             " p.banner, p.pinned_post, p.created_at, coalesce(p.indexed_at, a.indexed_at),"
             " coalesce(g.followers, 0), coalesce(g.follows, 0), coalesce(g.posts, 0),"
             " coalesce(g.lists, 0), coalesce(g.feeds, 0), coalesce(g.starter_packs, 0),"
-            " pin.cid"
+            " pin.cid, d.json"
             " FROM actor a LEFT JOIN profile p ON p.did = a.did"
             " LEFT JOIN profile_agg g ON g.did = a.did"
             " LEFT JOIN post pin ON pin.uri = p.pinned_post"
+            " LEFT JOIN record d ON d.uri = 'at://' || a.did || ?"
             f" WHERE a.did IN ({_marks(chunk)})",
-            chunk,
+            [f"/{r.NOTIFICATION_DECLARATION}/self", *chunk],
         )
-        for row in rows:
-            found[row[0]] = ActorRow(*row)
+        for *row, declaration in rows:
+            allow = (
+                None if declaration is None else json.loads(declaration).get("allowSubscriptions")
+            )
+            found[row[0]] = ActorRow(*row, allow)
     return found
 
 
