@@ -79,7 +79,7 @@ def main() -> int:
             }
             ours = ServiceProcess("appview", Path(tmp) / "appview", env=env)
             our_did = httpx.get(f"{ours.url}/.well-known/did.json").json()["id"]
-            session = run_session(ref["pds"])
+            session = run_session(ref["pds"], pace=0.2)
             wait_indexed(session, ref["bsky"])
             wait_indexed(session, ours.url)
             reference = read_all(session, ref["bsky"], ref["bskyDid"])
