@@ -4,6 +4,7 @@
 // name the databases; every listener is kept on 127.0.0.1.
 import { Server } from 'node:net'
 import { TestNetwork } from '@atproto/dev-env'
+import pg from 'pg'
 
 const listen = Server.prototype.listen
 Server.prototype.listen = function (...args) {
@@ -14,9 +15,10 @@ Server.prototype.listen = function (...args) {
   return listen.apply(this, args)
 }
 
+// schema names allow letters and underscores only; dev-env prefixes appview_ and ozone_
+const schema = `diff_${[...String(process.pid)].map((d) => 'abcdefghij'[d]).join('')}`
 const network = await TestNetwork.create({
-  // schema names allow letters and underscores only
-  dbPostgresSchema: `diff_${[...String(process.pid)].map((d) => 'abcdefghij'[d]).join('')}`,
+  dbPostgresSchema: schema,
 })
 console.log(
   JSON.stringify({
@@ -32,6 +34,12 @@ async function shutdown() {
   if (closing) return
   closing = true
   await network.close()
+  const db = new pg.Client({ connectionString: process.env.DB_POSTGRES_URL })
+  await db.connect()
+  for (const prefix of ['appview', 'ozone']) {
+    await db.query(`DROP SCHEMA IF EXISTS ${prefix}_${schema} CASCADE`)
+  }
+  await db.end()
   process.exit(0)
 }
 process.stdin.on('end', shutdown)
