@@ -4,7 +4,6 @@ skeleton (app.bsky.feed.defs#skeletonFeedPost) turned into the rows feed views a
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -14,6 +13,7 @@ from appview.db import feedgens, reads
 from appview.db.feedgens import GeneratorRow
 from appview.hydration import Hydrated, hydrate
 from appview.views import Json, Views
+from skyloft.sql import Connection
 
 REASON_REPOST: Final = "app.bsky.feed.defs#skeletonReasonRepost"
 
@@ -25,9 +25,7 @@ class Generators:
     likes: dict[str, str] = field(default_factory=dict)
 
 
-def hydrate_generators(
-    conn: sqlite3.Connection, viewer: str | None, uris: Iterable[str]
-) -> Generators:
+def hydrate_generators(conn: Connection, viewer: str | None, uris: Iterable[str]) -> Generators:
     rows = feedgens.generators(conn, set(uris))
     state = hydrate(conn, viewer, {row.creator for row in rows.values()})
     out = Generators(state, rows)
@@ -64,9 +62,7 @@ def generator(views: Views, found: Generators, uri: str) -> Json | None:
     return view
 
 
-def skeleton_items(
-    conn: sqlite3.Connection, feed: list[dict[str, Any]]
-) -> list[tuple[str, str, str, str]]:
+def skeleton_items(conn: Connection, feed: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     """Items of a getFeedSkeleton answer as (item uri, post uri, author or reposter, when):
     a repost the index does not know, or that reposts another post, is dropped."""
     named = [item["reason"]["repost"] for item in feed if _is_repost(item)]

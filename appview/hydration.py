@@ -15,6 +15,8 @@ from appview.db.reads import ActorRow, PostRow
 from skyloft.sql import Connection
 
 QUOTE_LEVELS = 2
+# As the reference: a profile shows at most this many of the viewer's known followers.
+KNOWN_FOLLOWERS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,15 @@ class Hydrated:
     reposts: dict[str, str] = field(default_factory=dict)
     gates: gates.Gates = field(default_factory=gates.Gates)
 
+    # subject → (how many the viewer follows follow it, the first KNOWN_FOLLOWERS of them)
+    known_followers: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+
+    # (blocker, blocked) between the loaded actors: blocks between third parties
+    blocks: set[tuple[str, str]] = field(default_factory=set)
+
+    def blocks_between(self, a: str, b: str) -> bool:
+        return (a, b) in self.blocks or (b, a) in self.blocks
+
     def relation(self, did: str) -> Relation:
         return self.relations.get(did, _NONE)
 
@@ -59,11 +70,18 @@ def hydrate(
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
     reply_context: bool = False,
+    known_followers: bool = False,
 ) -> Hydrated:
     """Load `uris` (posts), the posts they quote (and with `reply_context` the roots and
-    parents they reply to), every author and `dids`, and the viewer's relations to all of
-    those actors."""
+    parents they reply to), every author and `dids` (with `known_followers`, the viewer's
+    follows that follow each of `dids` too), and the viewer's relations to all of those
+    actors."""
     state = Hydrated(viewer)
+    dids = list(dids)
+    if known_followers and viewer is not None:
+        known = reads.known_followers(conn, viewer, dids)
+        state.known_followers = {s: (len(f), f[:KNOWN_FOLLOWERS]) for s, f in known.items()}
+        dids += [f for _, first in state.known_followers.values() for f in first]
     wanted = set(uris)
     for level in range(QUOTE_LEVELS + 2):
         found = reads.posts(conn, wanted - state.posts.keys())
@@ -79,6 +97,8 @@ def hydrate(
     }
     state.posts = {uri: p for uri, p in state.posts.items() if p.did in state.actors}
     state.gates = gates.load(conn, viewer, state.posts)
+    if state.posts:
+        state.blocks = reads.blocks_among(conn, {p.did for p in state.posts.values()})
     if viewer is not None:
         others = state.actors.keys() - {viewer}
         _relations(conn, state, viewer, others)

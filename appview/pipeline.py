@@ -34,8 +34,11 @@ async def load(
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
     reply_context: bool = False,
+    known_followers: bool = False,
 ) -> Hydrated:
-    return await ctx.db.read(hydrate, viewer, list(dids), list(uris), reply_context)
+    return await ctx.db.read(
+        hydrate, viewer, list(dids), list(uris), reply_context, known_followers
+    )
 
 
 def views(ctx: AppviewContext) -> Views:

@@ -11,7 +11,7 @@ from typing import Any
 from appview import pipeline
 from appview.auth import viewer_required
 from appview.context import ctx_of
-from appview.db import notification_prefs, skeletons
+from appview.db import notification_prefs, reads, skeletons
 from appview.records import normalize_time
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
@@ -39,22 +39,24 @@ async def list_notifications(req: XrpcRequest) -> dict[str, Any]:
         skeletons.notifications, viewer, params.get("reasons"), limit, cursor, priority
     )
     seen = await ctx.db.read(skeletons.seen_at, viewer)
-    state = await pipeline.load(ctx, viewer, [item[1] for item in page.items])
+    state = await pipeline.load(ctx, viewer, [item[2] for item in page.items])
     views = pipeline.views(ctx)
+    if seen is None and cursor is None and page.items:
+        # As the reference: with no seen time yet, the newest notification is the one unread.
+        seen = page.items[0][1]
     notifications = []
-    for _, author, uri, cid, reason, subject, record in page.items:
+    for _, sort_at, author, uri, cid, reason, subject, record in page.items:
         if author not in state.actors or state.blocked(author):
             continue
         value = json.loads(record)
-        indexed_at = normalize_time(value.get("createdAt")) or ""
         view: dict[str, Any] = {
             "uri": uri,
             "cid": cid,
             "author": views.profile(state, state.actors[author]),
             "reason": reason,
             "record": value,
-            "isRead": seen is not None and indexed_at <= seen,
-            "indexedAt": indexed_at,
+            "isRead": seen is None or sort_at < seen,
+            "indexedAt": sort_at,
             "labels": [],
         }
         if subject is not None:
@@ -74,8 +76,9 @@ async def get_unread_count(req: XrpcRequest) -> dict[str, Any]:
     viewer: str = req.auth
     seen = await ctx.db.read(skeletons.seen_at, viewer)
     authors = await ctx.db.read(skeletons.unread_authors, viewer, seen, await _priority(req))
-    state = await pipeline.load(ctx, viewer, set(authors))
-    count = sum(1 for a in authors if a in state.actors and not state.blocked(a))
+    active = await ctx.db.read(reads.actors, set(authors))
+    # As the reference: every unseen notification of an active account counts, blocks or not.
+    count = sum(1 for a in authors if a in active and active[a].status is None)
     return {"count": count}
 
 

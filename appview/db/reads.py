@@ -34,6 +34,8 @@ class ActorRow:
     feeds: int
     starter_packs: int
     pinned_cid: str | None
+    # allowSubscriptions of the app.bsky.notification.declaration record, if any
+    allow_subscriptions: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +78,19 @@ def actors(conn: Connection, dids: Collection[str]) -> dict[str, ActorRow]:
             " p.banner, p.pinned_post, p.created_at, coalesce(p.indexed_at, a.indexed_at),"
             " coalesce(g.followers, 0), coalesce(g.follows, 0), coalesce(g.posts, 0),"
             " coalesce(g.lists, 0), coalesce(g.feeds, 0), coalesce(g.starter_packs, 0),"
-            " pin.cid"
+            " pin.cid, d.json"
             " FROM actor a LEFT JOIN profile p ON p.did = a.did"
             " LEFT JOIN profile_agg g ON g.did = a.did"
             " LEFT JOIN post pin ON pin.uri = p.pinned_post"
+            " LEFT JOIN record d ON d.uri = 'at://' || a.did || ?"
             f" WHERE a.did IN ({_marks(chunk)})",
-            chunk,
+            [f"/{r.NOTIFICATION_DECLARATION}/self", *chunk],
         )
-        for row in rows:
-            found[row[0]] = ActorRow(*row)
+        for *row, declaration in rows:
+            allow = (
+                None if declaration is None else json.loads(declaration).get("allowSubscriptions")
+            )
+            found[row[0]] = ActorRow(*row, allow)
     return found
 
 
@@ -114,6 +120,38 @@ def edges_by(conn: Connection, kind: str, did: str, subjects: Collection[str]) -
             [kind, did, *chunk],
         )
         found.update({str(s): str(u) for s, u in rows})
+    return found
+
+
+def known_followers(
+    conn: Connection, viewer: str, subjects: Collection[str]
+) -> dict[str, list[str]]:
+    """subject → the accounts the viewer follows that follow it, in the order the viewer
+    followed them (app.bsky.actor.defs#knownFollowers)."""
+    found: dict[str, list[str]] = {}
+    for chunk in _chunks(subjects):
+        rows = conn.execute(
+            "SELECT s.subject, v.subject FROM edge v"
+            " JOIN edge s ON s.kind = v.kind AND s.did = v.subject"
+            f" WHERE v.kind = ? AND v.did = ? AND s.subject IN ({_marks(chunk)})"
+            " ORDER BY v.sort_at, v.uri",
+            [r.FOLLOW, viewer, *chunk],
+        )
+        for subject, follower in rows:
+            found.setdefault(str(subject), []).append(str(follower))
+    return found
+
+
+def blocks_among(conn: Connection, dids: Collection[str]) -> set[tuple[str, str]]:
+    """(blocker, blocked) for every block record between two of `dids`."""
+    found: set[tuple[str, str]] = set()
+    wanted = set(dids)
+    for chunk in _chunks(dids):
+        rows = conn.execute(
+            f"SELECT did, subject FROM edge WHERE kind = ? AND did IN ({_marks(chunk)})",
+            [r.BLOCK, *chunk],
+        )
+        found.update((str(d), str(s)) for d, s in rows if s in wanted)
     return found
 
 

@@ -48,10 +48,11 @@ def _page(rows: list[Any], limit: int) -> Page:
 
 def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> Page:
     """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
-    post uri, author or reposter, when)."""
+    post uri, author or reposter, when, item cid)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
+        " JOIN record r ON r.uri = f.uri"
         " WHERE f.did IN (SELECT subject FROM edge WHERE kind = ? AND did = ? UNION SELECT ?)"
         " AND (f.sort_at, f.uri) < (?, ?) ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
         (r.FOLLOW, viewer, viewer, *after, limit),
@@ -62,8 +63,8 @@ def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> P
 def author_feed(conn: Connection, did: str, filter_: str, limit: int, cursor: str | None) -> Page:
     after = parse_cursor(cursor)
     rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
-        " LEFT JOIN post p ON p.uri = f.post"
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
+        " JOIN record r ON r.uri = f.uri LEFT JOIN post p ON p.uri = f.post"
         f" WHERE f.did = ? AND (f.sort_at, f.uri) < (?, ?){AUTHOR_FILTERS[filter_]}"
         " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
         (did, *after, limit),
@@ -126,7 +127,7 @@ def notifications(
     priority: bool = False,
 ) -> Page:
     """A recipient's notifications (with `priority`, only from accounts it follows): items
-    are (id, author, uri, cid, reason, reason_subject, record json)."""
+    are (id, sort time, author, uri, cid, reason, reason_subject, record json)."""
     sort_at, key = parse_cursor(cursor)
     after_id = _NO_ID
     if cursor is not None:
@@ -142,9 +143,12 @@ def notifications(
         where += _FROM_FOLLOWED
         params += [r.FOLLOW, did]
     rows = conn.execute(
-        "SELECT n.sort_at, n.id, n.author, n.uri, n.cid, n.reason,"
+        "SELECT n.sort_at, n.id, n.sort_at, n.author, n.uri, n.cid, n.reason,"
         " n.reason_subject, r.json FROM notification n JOIN record r ON r.uri = n.uri"
         f" WHERE n.did = ? AND (n.sort_at, n.id) < (?, ?){where}"
+        # As the reference: a notification about a record since deleted is not listed.
+        " AND (n.reason_subject IS NULL"
+        " OR EXISTS (SELECT 1 FROM record s WHERE s.uri = n.reason_subject))"
         " ORDER BY n.sort_at DESC, n.id DESC LIMIT ?",
         [*params, limit],
     ).fetchall()

@@ -208,13 +208,48 @@ async def test_blocks_hide_content_both_ways_and_viewer_state(
         block = record("app.bsky.graph.block", subject=carol.did)
         await av.write(bob, {"app.bsky.graph.block/3kaaaaaaaaaa2": block})
         thread = (await av.ok("app.bsky.feed.getPostThread", carol, uri=root["uri"]))["thread"]
-        assert thread["replies"] == []
+        # As the reference: a reply across a block with the viewer shows as a #blockedPost.
+        [gap] = thread["replies"]
+        assert gap["$type"] == "app.bsky.feed.defs#blockedPost" and gap["blocked"] is True
+        assert gap["author"] == {"did": bob.did, "viewer": {"blockedBy": True}}
         response = await av.get("app.bsky.feed.getAuthorFeed", carol, actor=bob.did)
         assert response.json()["error"] == "BlockedByActor"
         profile = await av.ok("app.bsky.actor.getProfile", carol, actor=bob.did)
         assert profile["viewer"]["blockedBy"] is True
         public = (await av.ok("app.bsky.feed.getPostThread", uri=root["uri"]))["thread"]
         assert len(public["replies"]) == 1
+
+
+async def test_blocks_between_third_parties_apply_for_every_viewer(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    upstream, url, _ = network
+    alice, bob, carol = await accounts(network, "alice", "bob", "carol")
+    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        block = record("app.bsky.graph.block", subject=bob.did)
+        await av.write(alice, {"app.bsky.graph.block/3kaaaaaaaaaa2": block})
+        event = await av.write(alice, {"app.bsky.feed.post/3kaaaaaaaaaa3": post("root")})
+        root = ref(alice, event, "app.bsky.feed.post/3kaaaaaaaaaa3")
+        reply = {**post("bob answers"), "reply": {"root": root, "parent": root}}
+        quote = {**post("bob quotes"), "embed": {"$type": "app.bsky.embed.record", "record": root}}
+        event = await av.write(
+            bob,
+            {"app.bsky.feed.post/3kaaaaaaaaaa2": reply, "app.bsky.feed.post/3kaaaaaaaaaa3": quote},
+        )
+        answer = ref(bob, event, "app.bsky.feed.post/3kaaaaaaaaaa2")
+        quoting = ref(bob, event, "app.bsky.feed.post/3kaaaaaaaaaa3")
+        for viewer in (carol, None):
+            thread = (await av.ok("app.bsky.feed.getPostThread", viewer, uri=root["uri"]))["thread"]
+            assert thread["replies"] == []
+            thread = await av.ok("app.bsky.feed.getPostThread", viewer, uri=answer["uri"])
+            assert thread["thread"]["parent"]["$type"] == "app.bsky.feed.defs#blockedPost"
+            posts = await av.ok("app.bsky.feed.getPosts", viewer, uris=[quoting["uri"]])
+            embedded = posts["posts"][0]["embed"]["record"]
+            assert embedded["$type"] == "app.bsky.embed.record#viewBlocked"
+            feed = (await av.ok("app.bsky.feed.getAuthorFeed", viewer, actor=bob.did))["feed"]
+            [replied] = [item for item in feed if item["post"]["uri"] == answer["uri"]]
+            assert replied["reply"]["parent"]["$type"] == "app.bsky.feed.defs#blockedPost"
+            assert replied["reply"]["root"]["$type"] == "app.bsky.feed.defs#blockedPost"
 
 
 @pytest.mark.parametrize(

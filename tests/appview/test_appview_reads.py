@@ -200,11 +200,14 @@ async def test_likes_reposts_follows_and_notifications(
         listed = await av.ok("app.bsky.notification.listNotifications", alice)
         reasons = sorted(n["reason"] for n in listed["notifications"])
         assert reasons == ["follow", "follow", "like", "like", "mention", "repost", "repost"]
-        assert not any(n["isRead"] for n in listed["notifications"])
+        # As the reference: with nothing seen yet, only the newest notifications are unread.
+        newest = max(n["indexedAt"] for n in listed["notifications"])
+        for n in listed["notifications"]:
+            assert n["isRead"] is (n["indexedAt"] < newest)
+        assert listed["seenAt"] == newest
         only = await av.ok("app.bsky.notification.listNotifications", alice, reasons=["mention"])
         assert [n["author"]["did"] for n in only["notifications"]] == [bob.did]
         assert (await av.ok("app.bsky.notification.getUnreadCount", alice))["count"] == 7
-        newest = max(n["indexedAt"] for n in listed["notifications"])
         token = av.token(alice, "app.bsky.notification.updateSeen")
         response = await av.client.post(
             "/xrpc/app.bsky.notification.updateSeen",
@@ -214,7 +217,9 @@ async def test_likes_reposts_follows_and_notifications(
         assert response.status_code == 200, response.text
         assert (await av.ok("app.bsky.notification.getUnreadCount", alice))["count"] == 0
         listed = await av.ok("app.bsky.notification.listNotifications", alice)
-        assert all(n["isRead"] for n in listed["notifications"])
+        # Read means older than seenAt (the reference's rule): the newest stay unread.
+        for n in listed["notifications"]:
+            assert n["isRead"] is (n["indexedAt"] < newest)
         assert listed["seenAt"] == newest
 
 
