@@ -151,6 +151,7 @@ async def test_the_subprotocol_is_echoed_and_client_messages_close_the_stream(
         ("collections=app.*", "InvalidRequest"),
         ("dids=nobody", "InvalidRequest"),
         ("maxMessageSizeBytes=-1", "InvalidRequest"),
+        ("maxMessageSizeBytes=%C2%B2", "InvalidRequest"),  # a digit to isdigit(), not int()
         ("cursor=soon", "InvalidRequest"),
         ("zstdDictionary=5", "UnknownZstdDictionary"),
     ],
