@@ -14,13 +14,19 @@ from typing import Any
 import httpx
 import pytest
 
+from atcore.datamodel import from_json
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.identity.plc_client import PlcClient
 from atcore.keys import generate_k256
-from tests.fuzz import hostile
+from tests.fuzz import hostile, jetstream_input
 from tests.fuzz.harness import Target, running
+from tests.fuzz.images import IMAGES, image_paths
 from tests.fuzz.plc_ops import PlcAccount, signed_operations
+from tests.fuzz.service_auth import ServiceTokens
+from tests.fuzz.typed import Vocabulary
+from tests.jetstream.harness import COLLECTIONS, DIDS, Stream
 from tests.relay.fake_pds import FakeAccount, FakePds, serve_fake_pds
+from tests.relay.fake_pds import post as fake_post
 from tests.servers import running_service
 
 PASSWORD = "correct horse battery staple"
@@ -230,6 +236,130 @@ def relay(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ta
                 "": [host, account.did],
             }
             target.live_auth = lambda: [basic("admin", ADMIN), f"Bearer {ADMIN}".encode()]
+            yield target
+
+    with running(started) as target:
+        yield target
+
+
+def _record(collection: str, **fields: Any) -> dict[str, Any]:
+    return {"$type": collection, "createdAt": "2024-01-01T00:00:00.000Z", **fields}
+
+
+async def indexed_accounts(upstream: FakePds, plc: PlcClient, url: str, ingest: Any) -> FakeAccount:
+    """Two accounts on the appview's upstream that follow each other, with profiles, posts, a
+    reply, a like and a repost, indexed before the fuzzing starts; the first is returned."""
+    alice, bob = [upstream.add(await FakeAccount.create(plc, url, f"{n}.test")) for n in "ab"]
+    avatar = {
+        "$type": "blob",
+        "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
+        "mimeType": "image/jpeg",
+        "size": 1000,
+    }
+    path = "app.bsky.feed.post/3kaaaaaaaaaa2"
+    posts = {}
+    seq = 0
+    for account, other in ((alice, bob), (bob, alice)):
+        writes = {
+            "app.bsky.actor.profile/self": _record(
+                "app.bsky.actor.profile", displayName="Fuzz", avatar=avatar
+            ),
+            path: fake_post("hello"),
+            "app.bsky.graph.follow/3kaaaaaaaaaa3": _record(
+                "app.bsky.graph.follow", subject=other.did
+            ),
+        }
+        event = account.commit({p: from_json(v) for p, v in writes.items()})
+        (op,) = [op for op in event.ops if op.path == path]
+        posts[account.did] = {"uri": f"at://{account.did}/{path}", "cid": op.cid.encode()}
+        seq = await upstream.emit(event)
+    theirs = posts[bob.did]
+    writes = {
+        "app.bsky.feed.post/3kaaaaaaaaaa4": {
+            **fake_post("reply"),
+            "reply": {"root": theirs, "parent": theirs},
+        },
+        "app.bsky.feed.like/3kaaaaaaaaaa5": _record("app.bsky.feed.like", subject=theirs),
+        "app.bsky.feed.repost/3kaaaaaaaaaa6": _record("app.bsky.feed.repost", subject=theirs),
+    }
+    seq = await upstream.emit(alice.commit({p: from_json(v) for p, v in writes.items()}))
+    await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
+    return alice
+
+
+@pytest.fixture(scope="module")
+def appview(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    from appview.app import create_app
+    from appview.config import AppviewConfig
+
+    data_dir = tmp_path_factory.mktemp("fuzz-appview")
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Target]:
+        upstream = FakePds()
+        async with httpx.AsyncClient() as http, serve_fake_pds(upstream) as url:
+            env = {"BSKY_DEV_MODE": "true", "BSKY_DID_PLC_URL": plc_url, "BSKY_REPO_PROVIDER": url}
+            config = AppviewConfig.load(env, data_dir=str(data_dir))
+            app = create_app(config, validate_output=True, backoff_base=0.05)
+            async with app.router.lifespan_context(app):
+                alice = await indexed_accounts(
+                    upstream, PlcClient(plc_url, http), url, app.state.ctx.ingest
+                )
+                target = Target(
+                    app, "xrpc", error_paths=("/xrpc/", "/img/"), upstream_failures=True
+                )
+                tokens = ServiceTokens(alice.did, alice.key, config.did)
+                target.endpoint_auth = tokens.for_method
+                timeline = "app.bsky.feed.getTimeline"
+                valid = {"authorization": tokens.for_method(timeline)[0]}
+                r = await target.client.get(f"/xrpc/{timeline}", headers=valid)
+                assert r.status_code == 200 and r.json()["feed"], r.text  # the viewer's follow
+                uri = f"at://{alice.did}/app.bsky.feed.post/3kaaaaaaaaaa2"
+                target.live_strings = lambda: [alice.did, "a.test", uri]
+                target.live_values = lambda: {
+                    "did": [alice.did],
+                    "handle": ["a.test", "b.test"],
+                    "at-identifier": [alice.did, "a.test"],
+                    "at-uri": [uri, f"at://{alice.did}/app.bsky.feed.post/3kaaaaaaaaaa4"],
+                    "": [alice.did, "a.test"],
+                }
+                target.special[IMAGES] = image_paths(
+                    hostile.hostile_strings(target.live_strings), alice.did
+                )
+                yield target
+
+    with running(started) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def jetstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    from jetstream.app import create_app
+    from jetstream.config import JetstreamConfig
+    from jetstream.subscribe_events import NSID
+
+    # Nothing upstream: the log is filled here, so that cursors replay real events.
+    env = {"JETSTREAM_WS_URL": "ws://127.0.0.1:9/xrpc/com.atproto.sync.subscribeRepos"}
+    config = JetstreamConfig.load(env, data_dir=str(tmp_path_factory.mktemp("fuzz-jetstream")))
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Target]:
+        app = create_app(config, backoff_base=60)
+        async with app.router.lifespan_context(app):
+            Stream("", app.state.ctx).add(200)
+            target = Target(app, "xrpc")
+            target.live_values = lambda: {"did": DIDS, "nsid": [*COLLECTIONS, "app.bsky.*"]}
+            strings = hostile.hostile_strings(lambda: DIDS)
+            words = Vocabulary(strings, hostile.json_values(strings), target.live_values)
+            target.params = {
+                "WS /subscribe": jetstream_input.SUBSCRIBE,
+                f"WS /xrpc/{NSID}": jetstream_input.SUBSCRIBE_EVENTS,
+                f"GET /xrpc/{NSID}": jetstream_input.SUBSCRIBE_EVENTS,
+            }
+            target.messages = {
+                "WS /subscribe": jetstream_input.client_messages(words),
+                f"WS /xrpc/{NSID}": jetstream_input.client_messages(words),
+            }
             yield target
 
     with running(started) as target:

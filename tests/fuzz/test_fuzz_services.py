@@ -33,3 +33,11 @@ def test_pds(pds: Target) -> None:
 
 def test_relay(relay: Target) -> None:
     fuzz_all(relay)
+
+
+def test_appview(appview: Target) -> None:
+    fuzz_all(appview)
+
+
+def test_jetstream(jetstream: Target) -> None:
+    fuzz_all(jetstream)
