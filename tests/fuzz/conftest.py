@@ -1,6 +1,7 @@
 """The services under fuzzing, each built by its own create_app on a temporary data dir, with
 live credentials (a session, an app-password session, a refresh token, service auth, admin)
-that hostile requests may carry: authenticated 500s count too."""
+that hostile requests may carry: authenticated 500s count too. The appview has indexed
+accounts and takes service-auth JWTs from one; Jetstream has events in its log to replay."""
 
 from __future__ import annotations
 
@@ -14,19 +15,18 @@ from typing import Any
 import httpx
 import pytest
 
-from atcore.datamodel import from_json
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.identity.plc_client import PlcClient
 from atcore.keys import generate_k256
 from tests.fuzz import hostile, jetstream_input
 from tests.fuzz.harness import Target, running
 from tests.fuzz.images import IMAGES, image_paths
+from tests.fuzz.indexed import indexed_accounts
 from tests.fuzz.plc_ops import PlcAccount, signed_operations
 from tests.fuzz.service_auth import ServiceTokens
 from tests.fuzz.typed import Vocabulary
 from tests.jetstream.harness import COLLECTIONS, DIDS, Stream
 from tests.relay.fake_pds import FakeAccount, FakePds, serve_fake_pds
-from tests.relay.fake_pds import post as fake_post
 from tests.servers import running_service
 
 PASSWORD = "correct horse battery staple"
@@ -240,51 +240,6 @@ def relay(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ta
 
     with running(started) as target:
         yield target
-
-
-def _record(collection: str, **fields: Any) -> dict[str, Any]:
-    return {"$type": collection, "createdAt": "2024-01-01T00:00:00.000Z", **fields}
-
-
-async def indexed_accounts(upstream: FakePds, plc: PlcClient, url: str, ingest: Any) -> FakeAccount:
-    """Two accounts on the appview's upstream that follow each other, with profiles, posts, a
-    reply, a like and a repost, indexed before the fuzzing starts; the first is returned."""
-    alice, bob = [upstream.add(await FakeAccount.create(plc, url, f"{n}.test")) for n in "ab"]
-    avatar = {
-        "$type": "blob",
-        "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
-        "mimeType": "image/jpeg",
-        "size": 1000,
-    }
-    path = "app.bsky.feed.post/3kaaaaaaaaaa2"
-    posts = {}
-    seq = 0
-    for account, other in ((alice, bob), (bob, alice)):
-        writes = {
-            "app.bsky.actor.profile/self": _record(
-                "app.bsky.actor.profile", displayName="Fuzz", avatar=avatar
-            ),
-            path: fake_post("hello"),
-            "app.bsky.graph.follow/3kaaaaaaaaaa3": _record(
-                "app.bsky.graph.follow", subject=other.did
-            ),
-        }
-        event = account.commit({p: from_json(v) for p, v in writes.items()})
-        (op,) = [op for op in event.ops if op.path == path]
-        posts[account.did] = {"uri": f"at://{account.did}/{path}", "cid": op.cid.encode()}
-        seq = await upstream.emit(event)
-    theirs = posts[bob.did]
-    writes = {
-        "app.bsky.feed.post/3kaaaaaaaaaa4": {
-            **fake_post("reply"),
-            "reply": {"root": theirs, "parent": theirs},
-        },
-        "app.bsky.feed.like/3kaaaaaaaaaa5": _record("app.bsky.feed.like", subject=theirs),
-        "app.bsky.feed.repost/3kaaaaaaaaaa6": _record("app.bsky.feed.repost", subject=theirs),
-    }
-    seq = await upstream.emit(alice.commit({p: from_json(v) for p, v in writes.items()}))
-    await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
-    return alice
 
 
 @pytest.fixture(scope="module")
