@@ -13,7 +13,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from appview import well_known
-from appview.api import app_bsky_actor, app_bsky_feed, app_bsky_graph, app_bsky_notification
+from appview.api import (
+    app_bsky_actor,
+    app_bsky_feed,
+    app_bsky_feed_generators,
+    app_bsky_graph,
+    app_bsky_notification,
+    app_bsky_notification_prefs,
+    com_atproto_repo,
+)
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
 from appview.db import Database
@@ -34,6 +42,9 @@ GROUPS = (
     app_bsky_feed.xrpc,
     app_bsky_graph.xrpc,
     app_bsky_notification.xrpc,
+    app_bsky_feed_generators.xrpc,
+    app_bsky_notification_prefs.xrpc,
+    com_atproto_repo.xrpc,
 )
 
 
@@ -96,7 +107,9 @@ def create_app(
                     backoff_base=backoff_base,
                 )
             key = well_known.load_signing_key(config.signing_key_path)
-            app.state.ctx = AppviewContext(config, db, resolver, http, key, ingest)
+            app.state.ctx = AppviewContext(
+                config, db, resolver, http, key, ingest, catalog, guarded
+            )
             if ingest is not None:
                 await ingest.start()
                 stack.push_async_callback(ingest.close)

@@ -9,6 +9,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from appview import gates
 from appview import records as r
 from appview.db import reads
 from appview.db.reads import ActorRow, PostRow
@@ -40,6 +41,7 @@ class Hydrated:
     relations: dict[str, Relation] = field(default_factory=dict)
     likes: dict[str, str] = field(default_factory=dict)
     reposts: dict[str, str] = field(default_factory=dict)
+    gates: gates.Gates = field(default_factory=gates.Gates)
 
     def relation(self, did: str) -> Relation:
         return self.relations.get(did, _NONE)
@@ -76,6 +78,7 @@ def hydrate(
         did: row for did, row in reads.actors(conn, actor_dids).items() if row.status is None
     }
     state.posts = {uri: p for uri, p in state.posts.items() if p.did in state.actors}
+    state.gates = gates.load(conn, viewer, state.posts)
     if viewer is not None:
         others = state.actors.keys() - {viewer}
         _relations(conn, state, viewer, others)

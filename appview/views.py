@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from appview import gates
 from appview import records as r
 from appview.db.reads import ActorRow, PostRow
 from appview.hydration import Hydrated
@@ -91,7 +92,9 @@ class Views:
             "author": self.profile_basic(state, author),
             "record": post.record,
         }
-        embed = self.embed(state, post.did, post.record.get("embed"), depth)
+        embed = gates.detach(
+            state.gates, self.embed(state, post.did, post.record.get("embed"), depth), post.uri
+        )
         if embed is not None:
             view["embed"] = embed
         view |= {
@@ -103,12 +106,22 @@ class Views:
             "labels": [],
         }
         if state.viewer is not None:
-            viewer: Json = {"threadMuted": False, "embeddingDisabled": False}
+            embedding = gates.embedding_disabled(state.gates, state.viewer, post.uri)
+            viewer: Json = {"threadMuted": False, "embeddingDisabled": embedding}
+            reply_disabled = gates.reply_disabled(state.gates, state.viewer, post)
+            if reply_disabled is not None:
+                viewer["replyDisabled"] = reply_disabled
             if post.uri in state.likes:
                 viewer["like"] = state.likes[post.uri]
             if post.uri in state.reposts:
                 viewer["repost"] = state.reposts[post.uri]
             view["viewer"] = viewer
+        # Only a thread's root carries its gate, as in the reference.
+        threadgate = (
+            None if post.reply_root else gates.threadgate_view(state.gates, post.uri, self.image)
+        )
+        if threadgate is not None:
+            view["threadgate"] = threadgate
         return view
 
     def post_or_gap(self, state: Hydrated, uri: str) -> Json:
@@ -141,7 +154,9 @@ class Views:
         if post is None or state.blocked(post.did) or self._ancestor_blocked(state, post):
             return None
         item: Json = {"post": self.post(state, post)}
-        reply = self.reply_ref(state, post)
+        # As the reference: a reply its thread's gate refused shows without its context.
+        refused = post.uri in state.gates.violating_replies
+        reply = None if refused else self.reply_ref(state, post)
         if reply is not None:
             item["reply"] = reply
         if item_uri != post_uri:
@@ -265,7 +280,9 @@ class Views:
             "quoteCount": post.quotes,
             "indexedAt": post.indexed_at,
         }
-        inner = self.embed(state, post.did, post.record.get("embed"), depth + 1)
+        inner = gates.detach(
+            state.gates, self.embed(state, post.did, post.record.get("embed"), depth + 1), post.uri
+        )
         if inner is not None:
             view["embeds"] = [inner]
         return view

@@ -2,7 +2,7 @@
 
 One connection to JETSTREAM_WS_URL, resumed from the relay seq persisted with the last events
 written (or JETSTREAM_OVERRIDE_RELAY_CURSOR). Each frame goes through `handle`: decode, check
-(jetstream.verify), one event per op (a commit's ops, in order), stamped and appended to the
+(atcore.firehose_verify), one event per op (a commit's ops, in order), stamped and appended to the
 log. #identity, #account and #sync become events too (the last for subscribeEvents only:
 /subscribe never sends it); #info only moves the cursor. A dropped connection is retried with
 backoff.
@@ -20,6 +20,7 @@ from websockets.exceptions import WebSocketException
 
 from atcore import cbor
 from atcore.errors import DecodeError
+from atcore.firehose_verify import Unverified, check_sync, commit_blocks
 from atcore.frames import (
     MAX_FRAME_SIZE,
     AccountEvent,
@@ -32,7 +33,6 @@ from atcore.frames import (
 from atcore.identity.resolver import IdentityResolver
 from jetstream.events import Entry, account_json, commit_json, identity_json, sync_json
 from jetstream.log import EventLog
-from jetstream.verify import Unverified, check_sync, commit_blocks
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ whose endpoint comes from that DID's document; otherwise `app.bsky.*` goes to
 PDS_BSKY_APP_VIEW_URL and `com.atproto.moderation.createReport` to PDS_REPORT_SERVICE_URL. The
 caller's session (required: the reference proxies no anonymous call) becomes a fresh
 service-auth JWT (ES256K under the account's key) with `aud` the service DID (`did#id` when the
-header named one) and `lxm` the method. Responses stream back unchanged with their content
+header named one) and `lxm` the method; app.bsky.feed.getFeed's names the feed generator
+instead (pds.feed_proxy). Responses stream back unchanged with their content
 headers; upstream errors keep their status and XRPC error name (a 500 becomes 502
 UpstreamFailure). Bodies, time and response size are bounded; a header-named service, which any
 user can aim, is reached through the guarded client: outside dev mode only on a public address,
@@ -41,6 +42,7 @@ from atcore.xrpc.router import XrpcRequest
 from pds.accounts.sessions import service_jwt
 from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, access_auth, access_or_takendown
 from pds.context import AppContext, ctx_of
+from pds.feed_proxy import FEED_METHOD, feed_audience
 from pds.ratelimit import GLOBAL, check_limits
 
 # Request bodies forwarded (chat messages, reports): JSON, far below this.
@@ -153,7 +155,10 @@ async def forward(request: Request, nsid: str) -> Response:
     url, aud, http = target
     headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
     headers["accept-encoding"] = request.headers.get("accept-encoding", "identity")
-    headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, aud, nsid)}"
+    token_aud, lxm = aud, nsid
+    if nsid == FEED_METHOD and ctx.config.appview_url is not None:
+        token_aud, lxm = await feed_audience(ctx, request)
+    headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, token_aud, lxm)}"
     content = stream_body(request, MAX_BODY) if request.method == "POST" else None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     outgoing = http.build_request(

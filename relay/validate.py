@@ -84,6 +84,8 @@ class Resolver(Protocol):
 
     async def refresh(self, did: str) -> DidDocument: ...
 
+    def cached(self, did: str) -> DidDocument | None: ...
+
 
 def normalize_host(value: str) -> str:
     """`host[:port]`, lower-cased, from a hostname or a service URL; default ports dropped."""

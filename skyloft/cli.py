@@ -11,6 +11,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _commands() -> list[Register]:
     from appview import cli as appview_cli
+    from feedgen import cli as feedgen_cli
     from jetstream import cli as jetstream_cli
     from pds import cli as pds_cli
     from plc import cli as plc_cli
@@ -25,6 +26,7 @@ def _commands() -> list[Register]:
         relay_cli.register,
         appview_cli.register,
         jetstream_cli.register,
+        feedgen_cli.register,
         devnet.register,
         account_cli.register,
     ]

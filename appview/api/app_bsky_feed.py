@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from appview import pipeline
+from appview import gates, pipeline
 from appview import records as r
 from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
@@ -110,6 +110,9 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     children: dict[str, list[str]] = {}
     for child, parent in descendants:
         children.setdefault(parent, []).append(child)
+    # A reply its thread's gate refused is shown alone, without parents or replies.
+    if uri in state.gates.violating_replies:
+        depth = height = 0
     thread = _thread_node(views, state, uri, children, depth, anchor.did)
     parent_of = dict(ancestors)
     node, current = thread, uri
@@ -125,7 +128,11 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
         parent_node: Json = {"$type": "app.bsky.feed.defs#threadViewPost", "post": view}
         node["parent"] = parent_node
         node, current = parent_node, parent
-    return {"thread": thread}
+    out: dict[str, Any] = {"thread": thread}
+    gate = gates.threadgate_view(state.gates, anchor.reply_root or uri, views.image)
+    if gate is not None:
+        out["threadgate"] = gate
+    return out
 
 
 def _thread_node(
@@ -145,7 +152,9 @@ def _thread_node(
     replies = [
         state.posts[c]
         for c in children.get(uri, ())
-        if c in state.posts and not state.blocked(state.posts[c].did)
+        if c in state.posts
+        and not state.blocked(state.posts[c].did)
+        and c not in state.gates.violating_replies
     ]
     # The thread author's replies first, then oldest first (the reference's default order).
     replies.sort(key=lambda p: (p.did != op, p.indexed_at))

@@ -11,12 +11,21 @@ from typing import Any
 from appview import pipeline
 from appview.auth import viewer_required
 from appview.context import ctx_of
-from appview.db import skeletons
+from appview.db import notification_prefs, skeletons
 from appview.records import normalize_time
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 
 xrpc = Methods()
+
+
+async def _priority(req: XrpcRequest) -> bool:
+    """The `priority` parameter, else the viewer's setting (putPreferences)."""
+    given = req.params.get("priority")
+    if given is not None:
+        return bool(given)
+    priority, _ = await ctx_of(req).db.read(notification_prefs.load, req.auth)
+    return priority
 
 
 @xrpc.query("app.bsky.notification.listNotifications", auth=viewer_required)
@@ -25,7 +34,10 @@ async def list_notifications(req: XrpcRequest) -> dict[str, Any]:
     viewer: str = req.auth
     params = req.params
     limit, cursor = params.get("limit", 50), params.get("cursor")
-    page = await ctx.db.read(skeletons.notifications, viewer, params.get("reasons"), limit, cursor)
+    priority = await _priority(req)
+    page = await ctx.db.read(
+        skeletons.notifications, viewer, params.get("reasons"), limit, cursor, priority
+    )
     seen = await ctx.db.read(skeletons.seen_at, viewer)
     state = await pipeline.load(ctx, viewer, [item[1] for item in page.items])
     views = pipeline.views(ctx)
@@ -48,7 +60,7 @@ async def list_notifications(req: XrpcRequest) -> dict[str, Any]:
         if subject is not None:
             view["reasonSubject"] = subject
         notifications.append(view)
-    out: dict[str, Any] = {"notifications": notifications, "priority": False}
+    out: dict[str, Any] = {"notifications": notifications, "priority": priority}
     if seen is not None:
         out["seenAt"] = seen
     if page.cursor is not None:
@@ -61,7 +73,7 @@ async def get_unread_count(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     viewer: str = req.auth
     seen = await ctx.db.read(skeletons.seen_at, viewer)
-    authors = await ctx.db.read(skeletons.unread_authors, viewer, seen)
+    authors = await ctx.db.read(skeletons.unread_authors, viewer, seen, await _priority(req))
     state = await pipeline.load(ctx, viewer, set(authors))
     count = sum(1 for a in authors if a in state.actors and not state.blocked(a))
     return {"count": count}

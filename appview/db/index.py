@@ -9,8 +9,10 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any, Final
 
+from appview import gates
 from appview import records as r
 from appview.changes import Change, DeleteRecord, PutRecord, SetHandle, SetStatus, SkipRecord
+from appview.db import gates as db_gates
 
 # Which aggregate an edge or named record counts into: (table, key column, count column).
 _EDGE_COUNTS: Final = {
@@ -208,10 +210,21 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
         [(put.uri, link) for link in facts.links],
     )
     _bump(conn, "profile_agg", "did", "posts", put.did, 1)
-    if facts.reply_parent is not None:
+    # As the reference: a reply its thread's gate refuses is not counted and notifies no one
+    # upthread; a quote its post's postgate refuses notifies no one.
+    refused_reply, refused_quote = gates.violations(conn, put.did, facts)
+    db_gates.set_violations(conn, put.uri, refused_reply, refused_quote)
+    if facts.reply_parent is not None and not refused_reply:
         _bump(conn, "post_agg", "uri", "replies", facts.reply_parent, 1)
     notified = {put.did}
-    for ancestor in dict.fromkeys(filter(None, (facts.reply_parent, facts.reply_root))):
+    ancestors: tuple[str | None, ...] = (
+        () if refused_reply else (facts.reply_parent, facts.reply_root)
+    )
+    # Replies to a hidden reply notify its author but no one further up (the reference).
+    parent, root = facts.reply_parent, facts.reply_root
+    if parent and root and parent != root and gates.hidden_reply(conn, root, parent):
+        ancestors = (parent,)
+    for ancestor in dict.fromkeys(filter(None, ancestors)):
         author = r.uri_did(ancestor)
         if author not in notified:
             notified.add(author)
@@ -219,7 +232,7 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
     if facts.quote is not None:
         _bump(conn, "post_agg", "uri", "quotes", facts.quote, 1)
         author = r.uri_did(facts.quote)
-        if author not in notified:
+        if author not in notified and not refused_quote:
             notified.add(author)
             _notify(conn, put, author, "quote", facts.quote, sort_at)
     for mentioned in facts.mentions:
@@ -238,7 +251,8 @@ def _delete(conn: sqlite3.Connection, uri: str) -> None:
     if collection == r.POST:
         row = conn.execute("SELECT reply_parent, quote FROM post WHERE uri = ?", (uri,)).fetchone()
         parent, quote = row
-        if parent is not None:
+        refused_reply = db_gates.delete_violations(conn, uri)
+        if parent is not None and not refused_reply:
             _bump(conn, "post_agg", "uri", "replies", parent, -1)
         if quote is not None:
             _bump(conn, "post_agg", "uri", "quotes", quote, -1)

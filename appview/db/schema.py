@@ -154,7 +154,24 @@ CREATE TABLE skipped (
 );
 """
 
-MIGRATIONS: Final = (_V1,)
+# Gate violations decided when a post is indexed, as the reference decides them: a reply its
+# thread's gate did not allow then, a quote of a post whose postgate disabled embedding then.
+# Notification preferences (app.bsky.notification.defs#preferences) kept per account.
+_V2: Final = """
+CREATE TABLE post_violation (
+    uri TEXT PRIMARY KEY,
+    thread_gate INTEGER NOT NULL,
+    embedding INTEGER NOT NULL
+);
+CREATE TABLE notification_pref (
+    did TEXT PRIMARY KEY,
+    priority INTEGER NOT NULL DEFAULT 0,
+    -- the app.bsky.notification.defs#preferences JSON, NULL for the defaults
+    preferences TEXT
+);
+"""
+
+MIGRATIONS: Final = (_V1, _V2)
 
 
 def check_version(conn: sqlite3.Connection) -> int:

@@ -16,6 +16,8 @@ _SEP: Final = "::"
 _TOP: Final = ("\uffff", "\uffff")
 # Above every notification id (SQLite's largest integer).
 _NO_ID: Final = 2**63 - 1
+# Priority notifications: from accounts the recipient follows (the reference's filter).
+_FROM_FOLLOWED: Final = " AND n.author IN (SELECT subject FROM edge WHERE kind = ? AND did = ?)"
 
 AUTHOR_FILTERS: Final = {
     "posts_with_replies": "",
@@ -127,9 +129,10 @@ def notifications(
     reasons: list[str] | None,
     limit: int,
     cursor: str | None,
+    priority: bool = False,
 ) -> Page:
-    """A recipient's notifications: items are (id, author, uri, cid, reason, reason_subject,
-    record json)."""
+    """A recipient's notifications (with `priority`, only from accounts it follows): items
+    are (id, author, uri, cid, reason, reason_subject, record json)."""
     sort_at, key = parse_cursor(cursor)
     after_id = _NO_ID
     if cursor is not None:
@@ -141,6 +144,9 @@ def notifications(
     if reasons:
         where = f" AND n.reason IN ({','.join('?' * len(reasons))})"
         params += reasons
+    if priority:
+        where += _FROM_FOLLOWED
+        params += [r.FOLLOW, did]
     rows = conn.execute(
         "SELECT n.sort_at, n.id, n.author, n.uri, n.cid, n.reason,"
         " n.reason_subject, r.json FROM notification n JOIN record r ON r.uri = n.uri"
@@ -151,10 +157,14 @@ def notifications(
     return _page(rows, limit)
 
 
-def unread_authors(conn: sqlite3.Connection, did: str, since: str | None) -> list[str]:
+def unread_authors(
+    conn: sqlite3.Connection, did: str, since: str | None, priority: bool = False
+) -> list[str]:
     """Authors of the notifications newer than `since` (one per notification)."""
+    where, params = (_FROM_FOLLOWED, [r.FOLLOW, did]) if priority else ("", [])
     rows = conn.execute(
-        "SELECT author FROM notification WHERE did = ? AND sort_at > ?", (did, since or "")
+        f"SELECT author FROM notification n WHERE did = ? AND sort_at > ?{where}",
+        [did, since or "", *params],
     ).fetchall()
     return [str(a) for (a,) in rows]
 

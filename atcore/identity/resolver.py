@@ -144,6 +144,10 @@ class IdentityResolver:
         self._docs.put(parsed, doc)
         return doc
 
+    def cached(self, did: str) -> DidDocument | None:
+        """The document `resolve_did` would answer without a lookup, if any."""
+        return self._docs.get(Did(did))
+
     def invalidate(self, did: str) -> None:
         """Forget `did`'s document and the handle it claimed, so both are looked up again."""
         doc = self._docs.get(Did(did))

@@ -182,6 +182,7 @@ async def test_host_bans_limits_and_requestcrawl_refusals(relay: Relay, upstream
         return value == 1
 
     await wait_until(throttled)
+    await head_reaches(relay, 1)  # DIDs run concurrently: bob's drop may come first
     status = (await relay.get("com.atproto.sync.getRepoStatus", did=bob.did)).json()
     assert status == {"did": bob.did, "active": False, "status": "throttled"}
     assert [e.repo for e in await relay.events()] == [alice.did]

@@ -151,13 +151,16 @@ async def test_cache_ttl_invalidate_refresh(server: LocalServer, http: httpx.Asy
     now = [100.0]
     server.route("plc.test", f"/{PLC_DID}", reply(200, plc_doc()))
     resolver = make_resolver(server, http, cache_ttl=60.0, clock=lambda: now[0])
-    await resolver.resolve_did(PLC_DID)
+    assert resolver.cached(PLC_DID) is None
+    doc = await resolver.resolve_did(PLC_DID)
     await resolver.resolve_did(PLC_DID)
     assert len(server.requests) == 1
     now[0] += 59.9
+    assert resolver.cached(PLC_DID) == doc  # never a lookup
     await resolver.resolve_did(PLC_DID)
     assert len(server.requests) == 1
     now[0] += 0.1
+    assert resolver.cached(PLC_DID) is None
     await resolver.resolve_did(PLC_DID)
     assert len(server.requests) == 2
     resolver.invalidate(PLC_DID)

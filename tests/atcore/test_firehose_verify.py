@@ -1,4 +1,4 @@
-"""jetstream.verify: what is checked of a relay's #commit, with and without trusting it."""
+"""atcore.firehose_verify: what is checked of a relay's #commit, with and without trusting it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from atcore.cid import cid_for_cbor
+from atcore.firehose_verify import Unverified, check_sync, commit_blocks
 from atcore.frames import CommitEvent
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import generate_k256
-from jetstream.verify import Unverified, check_sync, commit_blocks
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
 HOST = "http://pds.test"

@@ -1,12 +1,12 @@
-"""What Jetstream checks of a relay's #commit before turning it into events (spec-sync.md,
+"""What a firehose consumer checks of a relay's #commit before acting on it (spec-sync.md,
 "Firehose consumers"; spec-repository.md, "Commit Objects").
 
 Always: the CAR's blocks hash to their CIDs, its root is the event's commit, the commit block
 names the event's DID and rev, and every created or updated record is in the CAR. Unless the
-relay is trusted (JETSTREAM_TRUST_RELAY), also: the signature verifies with the DID's current
-key (its document refreshed once before giving up), every op agrees with the signed tree, and
-the ops undone on that tree give `prevData` (when the commit carries it), which proves the
-event lists every change the commit made.
+relay is trusted (JETSTREAM_TRUST_RELAY, FEEDGEN_TRUST_RELAY), also: the signature verifies
+with the DID's current key (its document refreshed once before giving up), every op agrees with
+the signed tree, and the ops undone on that tree give `prevData` (when the commit carries it),
+which proves the event lists every change the commit made. Used by jetstream and feedgen.
 """
 
 from __future__ import annotations
