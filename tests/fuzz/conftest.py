@@ -5,6 +5,7 @@ accounts and takes service-auth JWTs from one; Jetstream has events in its log t
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import itertools
@@ -257,8 +258,12 @@ def appview(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             config = AppviewConfig.load(env, data_dir=str(data_dir))
             app = create_app(config, validate_output=True, backoff_base=0.05)
             async with app.router.lifespan_context(app):
+                ingest = app.state.ctx.ingest
                 alice = await indexed_accounts(
-                    upstream, PlcClient(plc_url, http), url, app.state.ctx.ingest
+                    upstream,
+                    PlcClient(plc_url, http),
+                    url,
+                    lambda seq: ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq),
                 )
                 target = Target(
                     app, "xrpc", error_paths=("/xrpc/", "/img/"), upstream_failures=True
@@ -316,6 +321,59 @@ def jetstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
                 f"WS /xrpc/{NSID}": jetstream_input.client_messages(words),
             }
             yield target
+
+    with running(started) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def feedgen(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    from feedgen.app import create_app, load_feed
+    from feedgen.config import FeedgenConfig
+
+    data_dir = tmp_path_factory.mktemp("fuzz-feedgen")
+    # The personalised example: a viewer's valid token reaches the feed's own function.
+    feed = load_feed("feedgen.examples.follows_liked")
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Target]:
+        upstream = FakePds()
+        async with httpx.AsyncClient() as http, serve_fake_pds(upstream) as url:
+            publisher = "did:plc:" + "p" * 24
+            env = {
+                "FEEDGEN_DEV_MODE": "true",
+                "FEEDGEN_PUBLISHER_DID": publisher,
+                "FEEDGEN_PLC_URL": plc_url,
+                "FEEDGEN_SUBSCRIPTION_ENDPOINT": url.replace("http://", "ws://")
+                + "/xrpc/com.atproto.sync.subscribeRepos",
+            }
+            config = FeedgenConfig.load(env, data_dir=str(data_dir))
+            app = create_app(config, feed, validate_output=True, backoff_base=0.05)
+            async with app.router.lifespan_context(app):
+                stats = app.state.ctx.indexer.stats
+
+                async def applied(seq: int) -> None:
+                    async with asyncio.timeout(30):
+                        while (stats.position or 0) < seq:
+                            await asyncio.sleep(0.02)
+
+                alice = await indexed_accounts(upstream, PlcClient(plc_url, http), url, applied)
+                target = Target(app, "xrpc")
+                tokens = ServiceTokens(alice.did, alice.key, config.service_did)
+                target.endpoint_auth = tokens.for_method
+                feed_uri = app.state.ctx.feed_uri
+                skeleton = "app.bsky.feed.getFeedSkeleton"
+                # Anyone's likes (alice's of bob's post); for alice, her follows' (bob: none).
+                for auth, count in ((None, 1), (tokens.for_method(skeleton)[0], 0)):
+                    r = await target.client.get(
+                        f"/xrpc/{skeleton}",
+                        params={"feed": feed_uri},
+                        headers={"authorization": auth} if auth else {},
+                    )
+                    assert r.status_code == 200 and len(r.json()["feed"]) == count, r.text
+                target.live_strings = lambda: [alice.did, feed_uri]
+                target.live_values = lambda: {"at-uri": [feed_uri], "did": [alice.did, publisher]}
+                yield target
 
     with running(started) as target:
         yield target

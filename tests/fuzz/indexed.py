@@ -1,8 +1,9 @@
-"""A small network for the appview under fuzzing: accounts on a fake upstream (tests.relay.
-fake_pds) with the records its read API hydrates, so that lookups of them get past "not found"."""
+"""A small network for the appview and feed generator under fuzzing: accounts on a fake upstream
+(tests.relay.fake_pds) with records the services index, so that lookups get past "not found"."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from atcore.datamodel import from_json
@@ -15,9 +16,12 @@ def _record(collection: str, **fields: Any) -> dict[str, Any]:
     return {"$type": collection, "createdAt": "2024-01-01T00:00:00.000Z", **fields}
 
 
-async def indexed_accounts(upstream: FakePds, plc: PlcClient, url: str, ingest: Any) -> FakeAccount:
-    """Two accounts on the appview's upstream that follow each other, with profiles, posts, a
-    reply, a like and a repost, indexed before the fuzzing starts; the first is returned."""
+async def indexed_accounts(
+    upstream: FakePds, plc: PlcClient, url: str, applied: Callable[[int], Awaitable[object]]
+) -> FakeAccount:
+    """Two accounts on a service's upstream that follow each other, with profiles, posts, a
+    reply, a like and a repost, all applied (`applied(seq)` waits till the service has the
+    event `seq`) before the fuzzing starts; the first is returned."""
     alice, bob = [upstream.add(await FakeAccount.create(plc, url, f"{n}.test")) for n in "ab"]
     avatar = {
         "$type": "blob",
@@ -52,5 +56,5 @@ async def indexed_accounts(upstream: FakePds, plc: PlcClient, url: str, ingest: 
         "app.bsky.feed.repost/3kaaaaaaaaaa6": _record("app.bsky.feed.repost", subject=theirs),
     }
     seq = await upstream.emit(alice.commit({p: from_json(v) for p, v in writes.items()}))
-    await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
+    await applied(seq)
     return alice

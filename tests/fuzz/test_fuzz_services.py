@@ -41,3 +41,7 @@ def test_appview(appview: Target) -> None:
 
 def test_jetstream(jetstream: Target) -> None:
     fuzz_all(jetstream)
+
+
+def test_feedgen(feedgen: Target) -> None:
+    fuzz_all(feedgen)
