@@ -152,6 +152,7 @@ async def test_the_subprotocol_is_echoed_and_client_messages_close_the_stream(
         ("dids=nobody", "InvalidRequest"),
         ("maxMessageSizeBytes=-1", "InvalidRequest"),
         ("maxMessageSizeBytes=%C2%B2", "InvalidRequest"),  # a digit to isdigit(), not int()
+        ("maxMessageSizeBytes=" + "9" * 5000, "InvalidRequest"),  # past int()'s digit limit
         ("cursor=soon", "InvalidRequest"),
         ("zstdDictionary=5", "UnknownZstdDictionary"),
     ],
