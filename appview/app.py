@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -31,6 +32,7 @@ from atcore.identity.pinned import guarded_client
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.failures import http_exception
 from atcore.xrpc.router import XrpcRouter
 from atcore.xrpc.server import mount
 
@@ -117,4 +119,5 @@ def create_app(
         routes=[*well_known.ROUTES, Route("/xrpc/_health", health), *images, *mount(router)],
         middleware=[cors_middleware()],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
     )

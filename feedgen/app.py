@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -23,6 +24,7 @@ from atcore.identity.pinned import guarded_client
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.failures import http_exception
 from atcore.xrpc.router import XrpcRouter
 from atcore.xrpc.server import mount
 from feedgen.api import xrpc
@@ -165,5 +167,6 @@ def create_app(
         ],
         middleware=[cors_middleware()],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
     )
     return app

@@ -7,11 +7,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from atcore.identity.resolver import IdentityResolver
+from atcore.xrpc.failures import http_exception
 from jetstream.config import JetstreamConfig
 from jetstream.context import JetstreamContext
 from jetstream.ingest import Ingest
@@ -94,4 +96,5 @@ def create_app(config: JetstreamConfig, *, backoff_base: float = 1.0) -> Starlet
             Route("/xrpc/network.bsky.jetstream.getZstdDictionary", get_zstd_dictionary),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
     )

@@ -176,7 +176,7 @@ class Session:
     def _options(self, text: str) -> None:
         try:
             envelope = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json can go
             raise Refused(CLOSE_BAD_DATA, "bad SubscriberSourcedMessage envelope") from None
         if not isinstance(envelope, dict) or not isinstance(envelope.get("type"), str):
             raise Refused(CLOSE_BAD_DATA, "bad SubscriberSourcedMessage envelope")

@@ -117,7 +117,11 @@ def _filter(params: Any) -> Filter:
     if collections and kinds and "commit" not in kinds:
         raise InvalidOptions("collections filter only commits, and kinds excludes commit")
     size = params.get("maxMessageSizeBytes")
-    if size is not None and not (size.isdigit() and int(size) <= _MAX_SIZE):
+    # isdigit() alone admits "²", which int() refuses: only ASCII digits are a number here, and
+    # no more of them than the limit has (int() refuses past 4300 digits).
+    if size is not None and not (
+        size.isascii() and size.isdigit() and len(size) <= 10 and int(size) <= _MAX_SIZE
+    ):
         raise InvalidOptions("maxMessageSizeBytes must be an integer 0-4294967295")
     return Filter.parse(collections, dids, size, frozenset(kinds) or KINDS)
 

@@ -66,7 +66,7 @@ class _ImageService:
                 return _image(cached, wanted, "hit")
             return _image(await self._rendition(wanted), wanted, "miss")
         except Exception as exc:  # every failure answers as an XRPC error body
-            return error_response(exc, "image service")
+            return error_response(exc, "image service", request.scope)
 
     async def _rendition(self, wanted: ImageRequest) -> bytes:
         key = wanted.cache_key

@@ -249,3 +249,16 @@ def levels(node: dict[str, Any], key: str) -> int:
         node = node[key][0] if key == "replies" else node[key]
         count += 1
     return count
+
+
+async def test_paths_and_verbs_it_does_not_serve_get_xrpc_error_bodies(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    upstream, url, _ = network
+    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        # A CID with an escaped slash in it no longer fits the image route's shape.
+        unrouted = await av.client.get("/img/avatar/plain/did:plc:x/at%3A%2F%2Fx%2Fy")
+        posted = await av.client.post("/img/avatar/plain/did:plc:x/bafkrei@jpeg")
+    assert (unrouted.status_code, posted.status_code) == (404, 405)
+    for answer in (unrouted, posted):
+        assert set(answer.json()) == {"error", "message"}, answer.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -171,6 +172,21 @@ async def test_bad_requests_get_clear_errors(network: Network, tmp_path: Path) -
         for path, expected in cases:
             assert error_of(await client.get(path)) == expected, path
         assert list((tmp_path / "cache").iterdir()) == []
+
+
+async def test_an_unreachable_origin_is_a_502_logged_with_the_request(
+    network: Network, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cid = cid_for_raw(b"anything").encode()
+    # The DID's own %3A, escaped in turn in the path: nothing listens on localhost:1.
+    path = f"/img/avatar/plain/did:web:localhost%253A1/{cid}@jpeg"
+    async with image_service(network, tmp_path / "cache") as client:
+        with caplog.at_level(logging.ERROR, "atcore.xrpc"):
+            response = await client.get(path)
+    assert error_of(response) == (502, "UpstreamFailure")
+    (line,) = caplog.messages
+    # One line naming the request it failed (verb and path), as every 5xx's line does.
+    assert " GET /img/avatar/plain/did:web:localhost%3A1/" in line, line
 
 
 async def test_bytes_that_do_not_match_the_cid_are_refused(

@@ -148,6 +148,16 @@ async def served(
             yield client, app.state.ctx
 
 
+async def test_paths_it_does_not_serve_get_xrpc_error_bodies(
+    served: tuple[httpx.AsyncClient, Any],
+) -> None:
+    client, _ = served
+    # A newline is no NSID character, and Starlette's path pattern does not match it either.
+    for answer in (await client.get("/xrpc/%0A0"), await client.post("/")):
+        assert answer.status_code in (404, 405)
+        assert set(answer.json()) == {"error", "message"}, answer.text
+
+
 async def test_pages_are_stable_and_complete(
     served: tuple[httpx.AsyncClient, Any],
 ) -> None:

@@ -1,9 +1,11 @@
 """The services under fuzzing, each built by its own create_app on a temporary data dir, with
 live credentials (a session, an app-password session, a refresh token, service auth, admin)
-that hostile requests may carry: authenticated 500s count too."""
+that hostile requests may carry: authenticated 500s count too. The appview has indexed
+accounts and takes service-auth JWTs from one; Jetstream has events in its log to replay."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import itertools
@@ -17,9 +19,14 @@ import pytest
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.identity.plc_client import PlcClient
 from atcore.keys import generate_k256
-from tests.fuzz import hostile
+from tests.fuzz import hostile, jetstream_input
 from tests.fuzz.harness import Target, running
+from tests.fuzz.images import IMAGES, image_paths
+from tests.fuzz.indexed import indexed_accounts
 from tests.fuzz.plc_ops import PlcAccount, signed_operations
+from tests.fuzz.service_auth import ServiceTokens
+from tests.fuzz.typed import Vocabulary
+from tests.jetstream.harness import COLLECTIONS, DIDS, Stream
 from tests.relay.fake_pds import FakeAccount, FakePds, serve_fake_pds
 from tests.servers import running_service
 
@@ -231,6 +238,142 @@ def relay(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ta
             }
             target.live_auth = lambda: [basic("admin", ADMIN), f"Bearer {ADMIN}".encode()]
             yield target
+
+    with running(started) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def appview(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    from appview.app import create_app
+    from appview.config import AppviewConfig
+
+    data_dir = tmp_path_factory.mktemp("fuzz-appview")
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Target]:
+        upstream = FakePds()
+        async with httpx.AsyncClient() as http, serve_fake_pds(upstream) as url:
+            env = {"BSKY_DEV_MODE": "true", "BSKY_DID_PLC_URL": plc_url, "BSKY_REPO_PROVIDER": url}
+            config = AppviewConfig.load(env, data_dir=str(data_dir))
+            app = create_app(config, validate_output=True, backoff_base=0.05)
+            async with app.router.lifespan_context(app):
+                ingest = app.state.ctx.ingest
+                alice = await indexed_accounts(
+                    upstream,
+                    PlcClient(plc_url, http),
+                    url,
+                    lambda seq: ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq),
+                )
+                target = Target(
+                    app, "xrpc", error_paths=("/xrpc/", "/img/"), upstream_failures=True
+                )
+                tokens = ServiceTokens(alice.did, alice.key, config.did)
+                target.endpoint_auth = tokens.for_method
+                timeline = "app.bsky.feed.getTimeline"
+                valid = {"authorization": tokens.for_method(timeline)[0]}
+                r = await target.client.get(f"/xrpc/{timeline}", headers=valid)
+                assert r.status_code == 200 and r.json()["feed"], r.text  # the viewer's follow
+                uri = f"at://{alice.did}/app.bsky.feed.post/3kaaaaaaaaaa2"
+                target.live_strings = lambda: [alice.did, "a.test", uri]
+                target.live_values = lambda: {
+                    "did": [alice.did],
+                    "handle": ["a.test", "b.test"],
+                    "at-identifier": [alice.did, "a.test"],
+                    "at-uri": [uri, f"at://{alice.did}/app.bsky.feed.post/3kaaaaaaaaaa4"],
+                    "": [alice.did, "a.test"],
+                }
+                target.special[IMAGES] = image_paths(
+                    hostile.hostile_strings(target.live_strings), alice.did
+                )
+                yield target
+
+    with running(started) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def jetstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    from jetstream.app import create_app
+    from jetstream.config import JetstreamConfig
+    from jetstream.subscribe_events import NSID
+
+    # Nothing upstream: the log is filled here, so that cursors replay real events.
+    env = {"JETSTREAM_WS_URL": "ws://127.0.0.1:9/xrpc/com.atproto.sync.subscribeRepos"}
+    config = JetstreamConfig.load(env, data_dir=str(tmp_path_factory.mktemp("fuzz-jetstream")))
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Target]:
+        app = create_app(config, backoff_base=60)
+        async with app.router.lifespan_context(app):
+            Stream("", app.state.ctx).add(200)
+            target = Target(app, "xrpc")
+            target.live_values = lambda: {"did": DIDS, "nsid": [*COLLECTIONS, "app.bsky.*"]}
+            strings = hostile.hostile_strings(lambda: DIDS)
+            words = Vocabulary(strings, hostile.json_values(strings), target.live_values)
+            target.params = {
+                "WS /subscribe": jetstream_input.SUBSCRIBE,
+                f"WS /xrpc/{NSID}": jetstream_input.SUBSCRIBE_EVENTS,
+                f"GET /xrpc/{NSID}": jetstream_input.SUBSCRIBE_EVENTS,
+            }
+            target.messages = {
+                "WS /subscribe": jetstream_input.client_messages(words),
+                f"WS /xrpc/{NSID}": jetstream_input.client_messages(words),
+            }
+            yield target
+
+    with running(started) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def feedgen(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    from feedgen.app import create_app, load_feed
+    from feedgen.config import FeedgenConfig
+
+    data_dir = tmp_path_factory.mktemp("fuzz-feedgen")
+    # The personalised example: a viewer's valid token reaches the feed's own function.
+    feed = load_feed("feedgen.examples.follows_liked")
+
+    @asynccontextmanager
+    async def started() -> AsyncIterator[Target]:
+        upstream = FakePds()
+        async with httpx.AsyncClient() as http, serve_fake_pds(upstream) as url:
+            publisher = "did:plc:" + "p" * 24
+            env = {
+                "FEEDGEN_DEV_MODE": "true",
+                "FEEDGEN_PUBLISHER_DID": publisher,
+                "FEEDGEN_PLC_URL": plc_url,
+                "FEEDGEN_SUBSCRIPTION_ENDPOINT": url.replace("http://", "ws://")
+                + "/xrpc/com.atproto.sync.subscribeRepos",
+            }
+            config = FeedgenConfig.load(env, data_dir=str(data_dir))
+            app = create_app(config, feed, validate_output=True, backoff_base=0.05)
+            async with app.router.lifespan_context(app):
+                stats = app.state.ctx.indexer.stats
+
+                async def applied(seq: int) -> None:
+                    async with asyncio.timeout(30):
+                        while (stats.position or 0) < seq:
+                            await asyncio.sleep(0.02)
+
+                alice = await indexed_accounts(upstream, PlcClient(plc_url, http), url, applied)
+                target = Target(app, "xrpc")
+                tokens = ServiceTokens(alice.did, alice.key, config.service_did)
+                target.endpoint_auth = tokens.for_method
+                feed_uri = app.state.ctx.feed_uri
+                skeleton = "app.bsky.feed.getFeedSkeleton"
+                # Anyone's likes (alice's of bob's post); for alice, her follows' (bob: none).
+                for auth, count in ((None, 1), (tokens.for_method(skeleton)[0], 0)):
+                    r = await target.client.get(
+                        f"/xrpc/{skeleton}",
+                        params={"feed": feed_uri},
+                        headers={"authorization": auth} if auth else {},
+                    )
+                    assert r.status_code == 200 and len(r.json()["feed"]) == count, r.text
+                target.live_strings = lambda: [alice.did, feed_uri]
+                target.live_values = lambda: {"at-uri": [feed_uri], "did": [alice.did, publisher]}
+                yield target
 
     with running(started) as target:
         yield target

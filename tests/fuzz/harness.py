@@ -30,6 +30,7 @@ from starlette.routing import Route, WebSocketRoute
 import atcore
 from atcore.errors import LexiconNotFound
 from atcore.xrpc.router import XrpcRouter
+from atcore.xrpc.subscription import SubscriptionEndpoint
 from skyloft.serve import with_failure_middleware
 from tests.fuzz import hostile, typed
 
@@ -77,6 +78,17 @@ class Target:
     special: dict[str, st.SearchStrategy[tuple[str, bytes]]] = field(default_factory=dict)
     # Plausible values by lexicon format that the service knows (its accounts, records).
     live_values: Callable[[], dict[str, list[str]]] = dict
+    # Endpoint name -> credentials for it alone (a service-auth token names its method).
+    endpoint_auth: Callable[[str], list[bytes]] = lambda name: []
+    # Endpoint name -> a lexicon-shaped `parameters` for a route without a lexicon.
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Websocket endpoint name -> messages the client sends once the socket is open.
+    messages: dict[str, st.SearchStrategy[bytes | None]] = field(default_factory=dict)
+    # Path prefixes whose 4xx answers must be JSON error bodies (all of them on the PLC).
+    error_paths: tuple[str, ...] = ("/xrpc/", "/admin/")
+    # Whether 502 UpstreamFailure is an answer: a service that fetches from hosts a request
+    # names (the appview's image service, from a DID's PDS) says so when the host is down.
+    upstream_failures: bool = False
     # Called after a request that succeeded in changing something: credentials may be gone.
     after_change: Callable[[], Awaitable[None]] | None = None
     client: httpx.AsyncClient = field(init=False)
@@ -123,7 +135,11 @@ def endpoints(app: Any) -> list[Endpoint]:
                     body = "application/json" if verb == "POST" else None
                     name = f"{verb} {route.path}"
                     found.append(Endpoint(name, route.path, verb, input_encoding=body))
-        elif not isinstance(route, WebSocketRoute):  # subscriptions come with the router
+        elif isinstance(route, WebSocketRoute):
+            if not isinstance(route.endpoint, SubscriptionEndpoint):  # those come with the router
+                found.append(Endpoint(f"WS {route.path}", route.path, "GET", websocket=True))
+                found.append(Endpoint(f"GET {route.path}", route.path, "GET"))
+        else:
             raise AssertionError(f"a route the fuzzer does not know how to reach: {route!r}")
     return found
 
@@ -181,18 +197,19 @@ def requests(endpoint: Endpoint, target: Target) -> st.SearchStrategy[hostile.Re
     records = st.one_of(st.builds(_post_record, strings), hostile.json_values(strings))
     words = typed.Vocabulary(strings, records, target.live_values)
     verb = hostile.mostly(st.just(endpoint.verb), st.sampled_from(hostile.VERBS))
-    auth_values = hostile.authorization(target.live_auth)
+    auth_values = hostile.authorization(
+        lambda: target.live_auth() + target.endpoint_auth(endpoint.name)
+    )
     auth = hostile.mostly(auth_values.map(_auth_header), st.just({}))
     encoding = (endpoint.input_encoding or "application/json").split(",")[0].strip()
-    query = typed.query_params(endpoint.params, words)
+    query = typed.query_params(target.params.get(endpoint.name, endpoint.params), words)
     headers = hostile.headers(auth, encoding.replace("*", "x"))
-    parts = st.tuples(
-        verb,
-        _paths(endpoint, strings),
-        query,
-        headers,
-        typed.bodies(endpoint.input, words) if endpoint.input_encoding else st.none(),
-    )
+    body: st.SearchStrategy[bytes | None] = st.none()
+    if endpoint.websocket:
+        body = target.messages.get(endpoint.name, body)
+    elif endpoint.input_encoding:
+        body = typed.bodies(endpoint.input, words)
+    parts = st.tuples(verb, _paths(endpoint, strings), query, headers, body)
     generic = parts.map(lambda p: hostile.Request(*p))
     special = target.special.get(endpoint.name)
     if special is None:
@@ -255,8 +272,10 @@ async def send(target: Target, request: hostile.Request) -> Outcome:
 
 
 async def open_websocket(target: Target, request: hostile.Request) -> Outcome:
-    """Open a subscription with the request's query and headers, take what the server sends
-    first, then leave. A server failure shows as close code 1011 (Outcome status 500)."""
+    """Open a subscription with the request's query and headers, send the request's body (if
+    any) as the client's message, take what the server sends first, then leave. A server
+    failure shows as close code 1011 (Outcome status 500); a refusal before the upgrade as its
+    HTTP status and body; an accepted socket as 101."""
     query = query_string(request.query).encode()
     scope = {
         "type": "websocket",
@@ -269,16 +288,23 @@ async def open_websocket(target: Target, request: hostile.Request) -> Outcome:
         "headers": [(k.encode(), v) for k, v in request.headers.items()],
         "server": ("fuzz.test", 80),
         "client": ("127.0.0.1", 40000),
-        "subprotocols": [],
-        "extensions": {},
+        "subprotocols": [
+            p.strip()
+            for p in request.headers.get("sec-websocket-protocol", b"").decode("latin-1").split(",")
+            if p.strip()
+        ],
+        "extensions": {"websocket.http.response": {}},  # uvicorn and hypercorn offer it
     }
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     inbox.put_nowait({"type": "websocket.connect"})
     sent: list[dict[str, Any]] = []
+    said = [] if request.body is None else [_client_message(request.body)]
 
     async def receive() -> dict[str, Any]:
-        if len(sent) == 0 or sent[-1]["type"] != "websocket.accept":
+        if not any(m["type"] == "websocket.accept" for m in sent):
             return await inbox.get()
+        if said:
+            return said.pop()
         try:  # accepted: give the server a moment to send something, then go
             return await asyncio.wait_for(inbox.get(), 0.05)
         except TimeoutError:
@@ -291,13 +317,23 @@ async def open_websocket(target: Target, request: hostile.Request) -> Outcome:
 
     with _captured_errors() as lines:
         await target.app(scope, receive, send_message)
-    status = 200
+    status, body = 101, b""
     for message in sent:
         if message["type"] == "websocket.close" and message.get("code") == 1011:
             status = 500
         if message["type"] == "websocket.http.response.start":
             status = message["status"]
-    return Outcome(status, b"", lines)
+        if message["type"] == "websocket.http.response.body":
+            body += message.get("body", b"")
+    return Outcome(status, body, lines)
+
+
+def _client_message(data: bytes) -> dict[str, Any]:
+    """A websocket message from the client: text when `data` is UTF-8, else binary."""
+    try:
+        return {"type": "websocket.receive", "text": data.decode()}
+    except UnicodeDecodeError:
+        return {"type": "websocket.receive", "bytes": data}
 
 
 class _Lines(logging.Handler):
@@ -327,9 +363,16 @@ def judge(target: Target, endpoint: Endpoint, request: hostile.Request, outcome:
         if request.verb != "HEAD":
             assert json.loads(outcome.body)["error"] == "MethodNotImplemented", where
         return
-    assert outcome.status < 500, f"{outcome.status} {outcome.body[:300]!r} for {where}"
+    if target.upstream_failures and outcome.status == 502:
+        if request.verb != "HEAD":
+            assert json.loads(outcome.body)["error"] == "UpstreamFailure", where
+        # Logged, as every 5xx is, in one line (atcore.xrpc.failures): nothing else may be.
+        upstream = [line for line in outcome.log_lines if "UpstreamFailure" in line]
+        assert upstream == outcome.log_lines and len(upstream) <= 1, where
+        return
     assert not outcome.log_lines, f"error logged {outcome.log_lines} for {where}"
-    if not 400 <= outcome.status < 500 or request.verb == "HEAD" or endpoint.websocket:
+    assert outcome.status < 500, f"{outcome.status} {outcome.body[:300]!r} for {where}"
+    if not 400 <= outcome.status < 500 or request.verb == "HEAD":
         return
     if target.errors == "any" or not _speaks_xrpc(target, request.path):
         return
@@ -346,8 +389,9 @@ def judge(target: Target, endpoint: Endpoint, request: hostile.Request, outcome:
 
 
 def _speaks_xrpc(target: Target, path: str) -> bool:
-    """Whether errors at `path` are JSON: everything on the PLC, XRPC and admin elsewhere."""
-    return target.errors == "plc" or path.startswith(("/xrpc/", "/admin/"))
+    """Whether errors at `path` are JSON: everything on the PLC, the target's error paths
+    (XRPC and admin) elsewhere."""
+    return target.errors == "plc" or path.startswith(target.error_paths)
 
 
 def fuzz(target: Target, endpoint: Endpoint, examples: int = EXAMPLES) -> str | None:

@@ -33,3 +33,15 @@ def test_pds(pds: Target) -> None:
 
 def test_relay(relay: Target) -> None:
     fuzz_all(relay)
+
+
+def test_appview(appview: Target) -> None:
+    fuzz_all(appview)
+
+
+def test_jetstream(jetstream: Target) -> None:
+    fuzz_all(jetstream)
+
+
+def test_feedgen(feedgen: Target) -> None:
+    fuzz_all(feedgen)

@@ -165,6 +165,7 @@ async def test_require_hello_waits_for_options_update_which_sets_the_filter(
     [
         ("not json", 1007, "bad SubscriberSourcedMessage envelope"),
         ('["a list"]', 1007, "bad SubscriberSourcedMessage envelope"),
+        ("[" * 100_000, 1007, "bad SubscriberSourcedMessage envelope"),  # json.loads recursion
         ('{"type": "options_update", "payload": 5}', 1007, "bad options_update payload"),
         (
             '{"type": "options_update", "payload": {"wantedCollections": ["no"]}}',

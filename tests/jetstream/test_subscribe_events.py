@@ -151,6 +151,8 @@ async def test_the_subprotocol_is_echoed_and_client_messages_close_the_stream(
         ("collections=app.*", "InvalidRequest"),
         ("dids=nobody", "InvalidRequest"),
         ("maxMessageSizeBytes=-1", "InvalidRequest"),
+        ("maxMessageSizeBytes=%C2%B2", "InvalidRequest"),  # a digit to isdigit(), not int()
+        ("maxMessageSizeBytes=" + "9" * 5000, "InvalidRequest"),  # past int()'s digit limit
         ("cursor=soon", "InvalidRequest"),
         ("zstdDictionary=5", "UnknownZstdDictionary"),
     ],
@@ -162,3 +164,12 @@ async def test_bad_parameters_are_refused_before_the_upgrade(
         await frames(url(stream, query), 1)
     assert refused.value.response.status_code == 400
     assert json.loads(refused.value.response.body or b"{}")["error"] == error
+
+
+async def test_plain_http_and_wrong_verbs_get_xrpc_error_bodies(stream: Stream) -> None:
+    async with httpx.AsyncClient(base_url=stream.url) as http:
+        over_http = await http.get(f"/xrpc/{NSID}")
+        posted = await http.post("/xrpc/network.bsky.jetstream.getZstdDictionary")
+    assert (over_http.status_code, posted.status_code) == (404, 405)
+    for answer in (over_http, posted):
+        assert set(answer.json()) == {"error", "message"}, answer.text
