@@ -62,20 +62,23 @@ def generator(views: Views, found: Generators, uri: str) -> Json | None:
     return view
 
 
-def skeleton_items(conn: Connection, feed: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    """Items of a getFeedSkeleton answer as (item uri, post uri, author or reposter, when):
-    a repost the index does not know, or that reposts another post, is dropped."""
+def skeleton_items(
+    conn: Connection, feed: list[dict[str, Any]]
+) -> list[tuple[str, str, str, str, str]]:
+    """Items of a getFeedSkeleton answer as (item uri, post uri, author or reposter, when, the
+    repost's cid): a repost the index does not know, or that reposts another post, is
+    dropped."""
     named = [item["reason"]["repost"] for item in feed if _is_repost(item)]
     known = feedgens.reposts(conn, named)
     items = []
     for item in feed:
         post = item["post"]
         if not _is_repost(item):
-            items.append((post, post, r.uri_did(post), ""))
+            items.append((post, post, r.uri_did(post), "", ""))
             continue
         repost = known.get(item["reason"]["repost"])
         if repost is not None and repost[0] == post:
-            items.append((item["reason"]["repost"], post, repost[1], repost[2]))
+            items.append((item["reason"]["repost"], post, repost[1], repost[2], repost[3]))
     return items
 
 

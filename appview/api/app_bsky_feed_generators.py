@@ -68,7 +68,7 @@ async def get_actor_feeds(req: XrpcRequest) -> dict[str, Any]:
 
 
 def _feed_items(views: Views, state: Any, items: list[tuple[Any, ...]]) -> list[Json]:
-    built = (views.feed_item(state, *item[:4]) for item in items)
+    built = (views.feed_item(state, *item[:5]) for item in items)
     return [item for item in built if item is not None]
 
 

@@ -54,10 +54,11 @@ def actor_feeds(conn: Connection, did: str, limit: int, cursor: str | None) -> P
 
 def list_feed(conn: Connection, list_uri: str, limit: int, cursor: str | None) -> Page:
     """Posts (not reposts) by the members of a list, newest first: items as getTimeline's
-    (item uri, post uri, author, when)."""
+    (item uri, post uri, author, when, item cid)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, c.cid FROM feed_item f"
+        " JOIN record c ON c.uri = f.uri"
         " WHERE f.did IN (SELECT subject FROM edge WHERE kind = ? AND list = ?)"
         " AND f.uri = f.post AND (f.sort_at, f.uri) < (?, ?)"
         " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
@@ -72,16 +73,18 @@ def blocks_with(conn: Connection, did: str, others: Collection[str]) -> set[str]
     return set(blocking) | set(reads.edges_to(conn, r.BLOCK, did, others))
 
 
-def reposts(conn: Connection, uris: Collection[str]) -> dict[str, tuple[str, str, str]]:
-    """repost uri → (reposted post uri, reposter, when) for the reposts among `uris`."""
+def reposts(conn: Connection, uris: Collection[str]) -> dict[str, tuple[str, str, str, str]]:
+    """repost uri → (reposted post uri, reposter, when, the repost's cid) for the reposts
+    among `uris`."""
     found = {}
     for chunk in _chunks(uris):
         rows = conn.execute(
-            "SELECT uri, subject, did, sort_at FROM edge"
-            f" WHERE kind = ? AND uri IN ({_marks(chunk)})",
+            "SELECT e.uri, e.subject, e.did, e.sort_at, c.cid FROM edge e"
+            " JOIN record c ON c.uri = e.uri"
+            f" WHERE e.kind = ? AND e.uri IN ({_marks(chunk)})",
             [r.REPOST, *chunk],
         )
-        found.update({str(u): (str(s), str(d), str(t)) for u, s, d, t in rows})
+        found.update({str(u): (str(s), str(d), str(t), str(c)) for u, s, d, t, c in rows})
     return found
 
 
