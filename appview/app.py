@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,18 +16,25 @@ from appview import well_known
 from appview.api import (
     app_bsky_actor,
     app_bsky_feed,
+    app_bsky_feed_generators,
     app_bsky_feed_search,
     app_bsky_graph,
     app_bsky_graph_lists,
     app_bsky_notification,
+    app_bsky_notification_prefs,
+    com_atproto_repo,
 )
 from appview.config import AppviewConfig
 from appview.context import AppviewContext
-from appview.db import Database
+from appview.db import open_database
+from appview.images.routes import image_routes
 from appview.ingest import Ingest
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.failures import http_exception
 from atcore.xrpc.router import XrpcRouter
 from atcore.xrpc.server import mount
 
@@ -38,7 +46,16 @@ GROUPS = (
     app_bsky_graph.xrpc,
     app_bsky_graph_lists.xrpc,
     app_bsky_notification.xrpc,
+    app_bsky_feed_generators.xrpc,
+    app_bsky_notification_prefs.xrpc,
+    com_atproto_repo.xrpc,
 )
+
+
+async def _claimed_handles_only(handle: str) -> str | None:
+    """Dev mode: a `.test` handle a DID document claims is verified at that document's own PDS
+    (atcore.identity's fallback); a bare handle names no PDS of its own here."""
+    return None
 
 
 async def health(request: Request) -> Response:
@@ -53,15 +70,36 @@ def create_app(
     catalog = Catalog.load_builtin()
     router = XrpcRouter(catalog, GROUPS, validate_output=validate_output)
 
+    # Built here, not in the lifespan, because the image routes need them; closed by it.
+    http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+    guarded = guarded_client(AddressGuard(allow_private=config.dev_mode))
+    resolver = IdentityResolver(
+        config.plc_url,
+        http,
+        guarded_http=guarded,
+        allow_private=config.dev_mode,
+        dev_handle_pds=_claimed_handles_only if config.dev_mode else None,
+    )
+    images = (
+        image_routes(
+            cache_dir=config.image_cache_dir,
+            cache_max_bytes=config.image_cache_max_bytes,
+            resolver=resolver,
+            http=guarded,
+            dev_mode=config.dev_mode,
+        )
+        if config.cdn_url is None
+        else []
+    )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
             stack.push_async_callback(http.aclose)
-            db = Database(config.db_path)
+            stack.push_async_callback(guarded.aclose)
+            db = open_database(config)
             await db.open()
             stack.push_async_callback(db.close)
-            resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
             ingest = None
             if config.repo_provider is not None:
                 ingest = Ingest(
@@ -69,20 +107,21 @@ def create_app(
                     config.repo_provider,
                     resolver,
                     catalog,
-                    http,
                     trust_relay=config.trust_relay,
-                    dev_mode=config.dev_mode,
                     backoff_base=backoff_base,
                 )
             key = well_known.load_signing_key(config.signing_key_path)
-            app.state.ctx = AppviewContext(config, db, resolver, http, key, ingest)
+            app.state.ctx = AppviewContext(
+                config, db, resolver, http, key, ingest, catalog, guarded
+            )
             if ingest is not None:
                 await ingest.start()
                 stack.push_async_callback(ingest.close)
             yield
 
     return Starlette(
-        routes=[*well_known.ROUTES, Route("/xrpc/_health", health), *mount(router)],
+        routes=[*well_known.ROUTES, Route("/xrpc/_health", health), *images, *mount(router)],
         middleware=[cors_middleware()],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
     )

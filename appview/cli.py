@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
-from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from appview.config import DEFAULT_PORT, AppviewConfig, ConfigError
-from appview.db.schema import SchemaTooNew, check_version
+from appview.db import schema_version
+from appview.db.schema import SchemaTooNew
 from skyloft.service_cli import add_serve_command
 
 
@@ -31,19 +32,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _create_app(config: AppviewConfig) -> Any:
     from appview.app import create_app
 
-    _refuse_newer_schema(config.db_path)
+    _refuse_newer_schema(config)
     return create_app(config)
 
 
-def _refuse_newer_schema(path: Path) -> None:
-    """Stop with one line, before serving, when newer code wrote the database."""
-    if not path.exists():
-        return
-    conn = sqlite3.connect(path)
+def _refuse_newer_schema(config: AppviewConfig) -> None:
+    """Stop with one line, before serving, when newer code wrote the database or the
+    PostgreSQL server cannot be reached."""
     try:
-        check_version(conn)
+        schema_version(config)
     except SchemaTooNew as exc:
         print(f"skyloft appview serve: {exc}", file=sys.stderr)
         sys.exit(2)
-    finally:
-        conn.close()
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        print(f"skyloft appview serve: BSKY_DB_POSTGRES_URL: {reason}", file=sys.stderr)
+        sys.exit(2)

@@ -3,9 +3,11 @@
 Names follow `@atproto/bsky` where they match: BSKY_PUBLIC_URL, BSKY_SERVER_DID (the `aud` that
 service-auth tokens must name; by default `did:web` of the public host), BSKY_DID_PLC_URL,
 BSKY_REPO_PROVIDER (the relay whose firehose is indexed, `ws(s)://` or `http(s)://`),
-BSKY_CDN_URL (where image URLs in views point), BSKY_DB_POSTGRES_URL. Ours: BSKY_DATA_DIRECTORY
-(`--data-dir` overrides it), BSKY_DEV_MODE (loopback and `.test` hosts allowed) and
-BSKY_TRUST_RELAY (index commits without checking their signatures again).
+BSKY_CDN_URL (where image URLs in views point), BSKY_DB_POSTGRES_URL (PostgreSQL instead of
+SQLite in the data directory) and BSKY_DB_POSTGRES_SCHEMA (its schema, `public` by default).
+Ours: BSKY_DATA_DIRECTORY (`--data-dir` overrides it), BSKY_DEV_MODE (loopback and `.test`
+hosts allowed) and BSKY_TRUST_RELAY (index commits without checking their signatures again),
+BSKY_IMAGE_CACHE_MAX_BYTES (the disk the image service's renditions may take, 1 GiB by default).
 """
 
 from __future__ import annotations
@@ -16,10 +18,16 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote, urlsplit
 
+from atcore.errors import InvalidSyntax
+from atcore.syntax.integer import parse_integer
+from skyloft.postgres import SCHEMA_NAME
+
 DEFAULT_PORT: Final = 2584
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_DATA_DIR: Final = "data/appview"
 DEFAULT_PLC_URL: Final = "https://plc.directory"
+DEFAULT_IMAGE_CACHE_BYTES: Final = 1 << 30
+DEFAULT_POSTGRES_SCHEMA: Final = "public"
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no", ""})
 
@@ -37,8 +45,10 @@ class AppviewConfig:
     server_did: str | None = None
     cdn_url: str | None = None
     postgres_url: str | None = None
+    postgres_schema: str = DEFAULT_POSTGRES_SCHEMA
     dev_mode: bool = False
     trust_relay: bool = False
+    image_cache_max_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
 
@@ -67,7 +77,13 @@ class AppviewConfig:
 
     @property
     def image_base(self) -> str:
-        return self.cdn_url or self.base_url
+        """Where image URLs in views point: BSKY_CDN_URL as given (the reference's value ends in
+        `/img`), else this appview's own image service."""
+        return self.cdn_url or f"{self.base_url}/img"
+
+    @property
+    def image_cache_dir(self) -> Path:
+        return self.data_dir / "images"
 
     @classmethod
     def load(
@@ -86,8 +102,10 @@ class AppviewConfig:
             server_did=env.get("BSKY_SERVER_DID") or None,
             cdn_url=_url(env, "BSKY_CDN_URL"),
             postgres_url=env.get("BSKY_DB_POSTGRES_URL") or None,
+            postgres_schema=env.get("BSKY_DB_POSTGRES_SCHEMA") or DEFAULT_POSTGRES_SCHEMA,
             dev_mode=_bool(env, "BSKY_DEV_MODE"),
             trust_relay=_bool(env, "BSKY_TRUST_RELAY"),
+            image_cache_max_bytes=_size(env, "BSKY_IMAGE_CACHE_MAX_BYTES"),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -104,8 +122,14 @@ class AppviewConfig:
             raise ConfigError(f"BSKY_REPO_PROVIDER must be a ws(s) or http(s) URL: {provider!r}")
         if self.server_did is not None and not self.server_did.startswith("did:"):
             raise ConfigError(f"BSKY_SERVER_DID must be a DID, got {self.server_did!r}")
-        if self.postgres_url is not None:
-            raise ConfigError("BSKY_DB_POSTGRES_URL: the PostgreSQL store is not built yet")
+        postgres = self.postgres_url
+        if postgres is not None and not postgres.startswith(("postgres://", "postgresql://")):
+            raise ConfigError(f"BSKY_DB_POSTGRES_URL must be a postgresql:// URL, got {postgres!r}")
+        if not SCHEMA_NAME.fullmatch(self.postgres_schema):
+            raise ConfigError(
+                "BSKY_DB_POSTGRES_SCHEMA must be letters, digits and _ (not first), at most 63,"
+                f" got {self.postgres_schema!r}"
+            )
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
 
@@ -117,6 +141,16 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     if not value.startswith(("http://", "https://")) or not urlsplit(value).netloc:
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
     return value
+
+
+def _size(env: Mapping[str, str], name: str) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return DEFAULT_IMAGE_CACHE_BYTES
+    try:
+        return parse_integer(value, minimum=1 << 20)
+    except InvalidSyntax as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool:

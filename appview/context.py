@@ -12,6 +12,7 @@ from appview.db import Database
 from appview.ingest import Ingest
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import PrivateKey
+from atcore.lexicon import Catalog
 from atcore.xrpc.router import XrpcRequest, app_state
 
 
@@ -23,6 +24,8 @@ class AppviewContext:
     http: httpx.AsyncClient
     signing_key: PrivateKey
     ingest: Ingest | None
+    catalog: Catalog
+    guarded_http: httpx.AsyncClient  # URLs a user can aim: feed generators (atcore.identity.pinned)
 
 
 def ctx_of(req: XrpcRequest | HTTPConnection) -> AppviewContext:

@@ -5,16 +5,19 @@ active are left out, so their content disappears from every view."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from appview import gates
 from appview import records as r
 from appview.db import graph_reads, reads
 from appview.db.graph_reads import NamedRow
 from appview.db.reads import ActorRow, PostRow
+from skyloft.sql import Connection
 
 QUOTE_LEVELS = 2
+# As the reference: a profile shows at most this many of the viewer's known followers.
+KNOWN_FOLLOWERS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,16 @@ class Hydrated:
     # The viewer's mutes of lists, and its list blocks by list
     list_muted: set[str] = field(default_factory=set)
     list_blocked: dict[str, str] = field(default_factory=dict)
+    gates: gates.Gates = field(default_factory=gates.Gates)
+
+    # subject → (how many the viewer follows follow it, the first KNOWN_FOLLOWERS of them)
+    known_followers: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+
+    # (blocker, blocked) between the loaded actors: blocks between third parties
+    blocks: set[tuple[str, str]] = field(default_factory=set)
+
+    def blocks_between(self, a: str, b: str) -> bool:
+        return (a, b) in self.blocks or (b, a) in self.blocks
 
     def relation(self, did: str) -> Relation:
         return self.relations.get(did, _NONE)
@@ -69,17 +82,24 @@ _NONE = Relation()
 
 
 def hydrate(
-    conn: sqlite3.Connection,
+    conn: Connection,
     viewer: str | None,
     dids: Iterable[str] = (),
     uris: Iterable[str] = (),
     reply_context: bool = False,
     lists: Iterable[str] = (),
+    known_followers: bool = False,
 ) -> Hydrated:
     """Load `uris` (posts), the posts they quote (and with `reply_context` the roots and
-    parents they reply to), every author and `dids`, `lists` and the lists viewer states
-    name, and the viewer's relations to all of those actors and lists."""
+    parents they reply to), every author and `dids` (with `known_followers`, the viewer's
+    follows that follow each of `dids` too), `lists` and the lists viewer states name, and
+    the viewer's relations to all of those actors and lists."""
     state = Hydrated(viewer)
+    dids = list(dids)
+    if known_followers and viewer is not None:
+        known = reads.known_followers(conn, viewer, dids)
+        state.known_followers = {s: (len(f), f[:KNOWN_FOLLOWERS]) for s, f in known.items()}
+        dids += [f for _, first in state.known_followers.values() for f in first]
     wanted = set(uris)
     for level in range(QUOTE_LEVELS + 2):
         found = reads.posts(conn, wanted - state.posts.keys())
@@ -96,6 +116,9 @@ def hydrate(
         did: row for did, row in reads.actors(conn, actor_dids).items() if row.status is None
     }
     state.posts = {uri: p for uri, p in state.posts.items() if p.did in state.actors}
+    state.gates = gates.load(conn, viewer, state.posts)
+    if state.posts:
+        state.blocks = reads.blocks_among(conn, {p.did for p in state.posts.values()})
     if viewer is not None:
         others = state.actors.keys() - {viewer}
         _relations(conn, state, viewer, others)
@@ -106,7 +129,7 @@ def hydrate(
 
 
 def _lists(
-    conn: sqlite3.Connection, state: Hydrated, viewer: str | None, requested: dict[str, NamedRow]
+    conn: Connection, state: Hydrated, viewer: str | None, requested: dict[str, NamedRow]
 ) -> None:
     """The requested lists of active creators, and the lists viewer states name (shown as
     listViewBasic, without their creator)."""
@@ -124,7 +147,7 @@ def _quoted(post: PostRow) -> str | None:
     return r.post_facts(post.record).quote
 
 
-def _relations(conn: sqlite3.Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:
+def _relations(conn: Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:
     following = reads.edges_by(conn, r.FOLLOW, viewer, dids)
     followed_by = reads.edges_to(conn, r.FOLLOW, viewer, dids)
     blocking = reads.edges_by(conn, r.BLOCK, viewer, dids)

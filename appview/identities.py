@@ -3,9 +3,9 @@ seen for the first time, or named by an #identity event, is resolved beside the 
 bounded concurrency; its handle is kept only when it and the DID document point at each other
 (atcore.identity.resolver.resolve_identity), else it is shown as `handle.invalid`.
 
-In dev mode a `.test` or `.localhost` handle, which neither DNS nor HTTPS can reach, is asked of
-the account's own PDS (`/.well-known/atproto-did` with the handle as `Host`), as the official
-dev environment verifies it."""
+In dev mode a `.test` handle, which neither DNS nor HTTPS can reach, is asked of the account's
+own PDS (`/.well-known/atproto-did` with the handle as `Host`), as the official dev environment
+verifies it: the resolver's `dev_handle_pds` fallback (atcore.identity.resolver)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from typing import Final
-
-import httpx
 
 from appview.changes import Change, SetHandle
 from appview.records import now
@@ -25,8 +23,6 @@ from skyloft.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 WORKERS: Final = 4
-DEV_TLDS: Final = ("test", "localhost")
-MAX_DID_BYTES: Final = 2048
 # DIDs remembered as already resolved; beyond this the oldest are resolved again if seen.
 MAX_KNOWN: Final = 100_000
 
@@ -36,12 +32,8 @@ class Identities:
         self,
         resolver: IdentityResolver,
         queue: Callable[[list[Change]], None],
-        http: httpx.AsyncClient,
-        dev_mode: bool = False,
     ) -> None:
         self.resolver = resolver
-        self.http = http
-        self.dev_mode = dev_mode
         self._queue_changes = queue
         self._known: dict[str, None] = {}
         self._todo: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
@@ -79,26 +71,8 @@ class Identities:
         if fresh:
             self.resolver.invalidate(did)
         try:
-            handle = await verified_handle(self.resolver, self.http, did, self.dev_mode)
+            handle = (await self.resolver.resolve_identity(did)).handle
         except (IdentityError, InvalidSyntax) as exc:
             log.info("cannot resolve %s: %s", did, exc)
             return
         self._queue_changes([SetHandle(did, handle, now())])
-
-
-async def verified_handle(
-    resolver: IdentityResolver, http: httpx.AsyncClient, did: str, dev_mode: bool
-) -> str | None:
-    """The DID's handle if it resolves back to the DID, else None."""
-    identity = await resolver.resolve_identity(did)
-    if identity.handle is not None:
-        return identity.handle
-    claimed, pds = identity.doc.handle, identity.doc.pds_endpoint
-    if not dev_mode or claimed is None or pds is None or claimed.rpartition(".")[2] not in DEV_TLDS:
-        return None
-    try:
-        response = await http.get(f"{pds}/.well-known/atproto-did", headers={"host": claimed})
-    except httpx.HTTPError:
-        return None
-    answer = response.content[:MAX_DID_BYTES].decode(errors="replace").strip()
-    return claimed if response.status_code == 200 and answer == did else None

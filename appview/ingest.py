@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import sqlite3
 from collections.abc import AsyncIterable, Callable
 from typing import Final
 
-import httpx
 from websockets.exceptions import WebSocketException
 
 from appview import commits
@@ -51,10 +49,8 @@ class Ingest:
         provider: str,
         resolver: IdentityResolver,
         catalog: Catalog,
-        http: httpx.AsyncClient,
         *,
         trust_relay: bool = False,
-        dev_mode: bool = False,
         backoff_base: float = 1.0,
     ) -> None:
         self.db = db
@@ -63,7 +59,7 @@ class Ingest:
         self.catalog = catalog
         self.trust_relay = trust_relay
         self.backoff_base = backoff_base
-        self.identities = Identities(resolver, self._queue, http, dev_mode)
+        self.identities = Identities(resolver, self._queue)
         self.unverified = 0
         self.received = 0
         self.applied_seq: int | None = None
@@ -159,7 +155,7 @@ class Ingest:
                 seq = self.applied_seq if self.applied_seq is not None else 0
             try:
                 await self.db.write(index.apply, batch, SERVICE, seq)
-            except sqlite3.Error:
+            except self.db.errors:
                 # Nothing of the batch was applied (one transaction): keep it and try again.
                 log.exception("index write failed; retrying")
                 self._pending[:0] = batch

@@ -35,9 +35,12 @@ async def load(
     uris: Iterable[str] = (),
     reply_context: bool = False,
     lists: Iterable[str] = (),
+    known_followers: bool = False,
 ) -> Hydrated:
-    return await ctx.db.read(hydrate, viewer, list(dids), list(uris), reply_context, list(lists))
+    return await ctx.db.read(
+        hydrate, viewer, list(dids), list(uris), reply_context, list(lists), known_followers
+    )
 
 
 def views(ctx: AppviewContext) -> Views:
-    return Views(ctx.config.image_base)
+    return Views(ctx.config.image_base, ctx.config.base_url)

@@ -43,7 +43,9 @@ NAMED_TARGET: Final = {
     THREADGATE: "post",
     POSTGATE: "post",
 }
-INDEXED: Final = frozenset({POST, PROFILE, *EDGE_SUBJECT, *NAMED_TARGET})
+# Kept in the record table only; read with the actor (its activity-subscription choice).
+NOTIFICATION_DECLARATION: Final = "app.bsky.notification.declaration"
+INDEXED: Final = frozenset({POST, PROFILE, NOTIFICATION_DECLARATION, *EDGE_SUBJECT, *NAMED_TARGET})
 
 IMAGES: Final = "app.bsky.embed.images"
 VIDEO: Final = "app.bsky.embed.video"

@@ -1,6 +1,6 @@
 """Presentation (STYLE.md #17): pure functions from hydrated state to the lexicon views of
 app.bsky.actor.defs, app.bsky.feed.defs and app.bsky.embed.* — one builder per view type, no
-database. Image URLs take the reference's shape, `{base}/img/{preset}/plain/{did}/{cid}@jpeg`.
+database. Image URLs take the reference's shape, `{base}/{preset}/plain/{did}/{cid}@jpeg`.
 """
 
 from __future__ import annotations
@@ -8,22 +8,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from appview import gates
 from appview import records as r
 from appview.db.graph_reads import NamedRow
 from appview.db.reads import ActorRow, PostRow
 from appview.hydration import Hydrated
+from appview.images.presets import image_url
 
 Json = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Views:
-    """View builders bound to where image URLs point (BSKY_CDN_URL or the public URL)."""
+    """View builders bound to where image URLs point (BSKY_CDN_URL or the appview's own image
+    service) and where video URLs point (the appview's public URL)."""
 
     image_base: str
+    video_base: str
 
     def image(self, preset: str, did: str, cid: str) -> str:
-        return f"{self.image_base}/img/{preset}/plain/{did}/{cid}@jpeg"
+        return image_url(self.image_base, preset, did, cid)
 
     # --- app.bsky.actor.defs ---
 
@@ -53,12 +57,20 @@ class Views:
             view["followedBy"] = rel.followed_by
         return view
 
+    @staticmethod
+    def activity_subscription(actor: ActorRow) -> Json:
+        """#profileAssociatedActivitySubscription: the declaration's choice, one of the known
+        values, else (and with no declaration, as the lexicon says) "followers"."""
+        allow = actor.allow_subscriptions
+        return {"allowSubscriptions": allow if allow in ("mutuals", "none") else "followers"}
+
     def profile_basic(self, state: Hydrated, actor: ActorRow) -> Json:
         view: Json = {"did": actor.did, "handle": actor.handle or "handle.invalid"}
         if actor.display_name is not None:
             view["displayName"] = actor.display_name
         if actor.avatar is not None:
             view["avatar"] = self.image("avatar", actor.did, actor.avatar)
+        view["associated"] = {"activitySubscription": self.activity_subscription(actor)}
         viewer = self.viewer_state(state, actor.did)
         if viewer is not None:
             view["viewer"] = viewer
@@ -86,9 +98,18 @@ class Views:
             "feedgens": actor.feeds,
             "starterPacks": actor.starter_packs,
             "labeler": False,
+            "activitySubscription": self.activity_subscription(actor),
         }
         if actor.pinned_post is not None and actor.pinned_cid is not None:
             view["pinnedPost"] = {"uri": actor.pinned_post, "cid": actor.pinned_cid}
+        if "viewer" in view and actor.did in state.known_followers:
+            count, first = state.known_followers[actor.did]
+            followers = [
+                self.profile_basic(state, state.actors[f])
+                for f in first
+                if f in state.actors and not state.blocked(f)
+            ]
+            view["viewer"]["knownFollowers"] = {"count": count, "followers": followers}
         return view
 
     # --- app.bsky.graph.defs ---
@@ -123,7 +144,9 @@ class Views:
             "author": self.profile_basic(state, author),
             "record": post.record,
         }
-        embed = self.embed(state, post.did, post.record.get("embed"), depth)
+        embed = gates.detach(
+            state.gates, self.embed(state, post.did, post.record.get("embed"), depth), post.uri
+        )
         if embed is not None:
             view["embed"] = embed
         view |= {
@@ -135,12 +158,24 @@ class Views:
             "labels": [],
         }
         if state.viewer is not None:
-            viewer: Json = {"threadMuted": False, "embeddingDisabled": False}
+            embedding = gates.embedding_disabled(state.gates, state.viewer, post.uri)
+            viewer: Json = {"threadMuted": False, "embeddingDisabled": embedding}
+            reply_disabled = gates.reply_disabled(state.gates, state.viewer, post)
+            if reply_disabled is not None:
+                viewer["replyDisabled"] = reply_disabled
             if post.uri in state.likes:
                 viewer["like"] = state.likes[post.uri]
             if post.uri in state.reposts:
                 viewer["repost"] = state.reposts[post.uri]
+            if state.viewer == post.did and author.pinned_post is not None:
+                viewer["pinned"] = author.pinned_post == post.uri
             view["viewer"] = viewer
+        # Only a thread's root carries its gate, as in the reference.
+        threadgate = (
+            None if post.reply_root else gates.threadgate_view(state.gates, post.uri, self.image)
+        )
+        if threadgate is not None:
+            view["threadgate"] = threadgate
         return view
 
     def post_or_gap(self, state: Hydrated, uri: str) -> Json:
@@ -149,31 +184,39 @@ class Views:
         if post is None:
             return {"$type": "app.bsky.feed.defs#notFoundPost", "uri": uri, "notFound": True}
         if state.blocked(post.did):
-            return {
-                "$type": "app.bsky.feed.defs#blockedPost",
-                "uri": uri,
-                "blocked": True,
-                "author": self.blocked_author(state, post.did),
-            }
+            return self.blocked_post(state, uri, post.did)
         return {"$type": "app.bsky.feed.defs#postView", **self.post(state, post)}
 
+    def blocked_post(self, state: Hydrated, uri: str, did: str) -> Json:
+        return {
+            "$type": "app.bsky.feed.defs#blockedPost",
+            "uri": uri,
+            "blocked": True,
+            "author": self.blocked_author(state, did),
+        }
+
     def blocked_author(self, state: Hydrated, did: str) -> Json:
+        """app.bsky.feed.defs#blockedAuthor: as the reference, its viewer state names the
+        blocks only."""
         author: Json = {"did": did}
         viewer = self.viewer_state(state, did)
         if viewer is not None:
-            author["viewer"] = viewer
+            author["viewer"] = {k: v for k, v in viewer.items() if k.startswith("block")}
         return author
 
     def feed_item(
-        self, state: Hydrated, item_uri: str, post_uri: str, by: str, at: str
+        self, state: Hydrated, item_uri: str, post_uri: str, by: str, at: str, item_cid: str
     ) -> Json | None:
         """app.bsky.feed.defs#feedViewPost for a post or a repost (`item_uri` != `post_uri`,
-        made at `at`); None when the post or the reposter cannot be shown."""
+        made at `at`, its record `item_cid`); None when the post or the reposter cannot be
+        shown."""
         post = state.posts.get(post_uri)
         if post is None or state.blocked(post.did) or self._ancestor_blocked(state, post):
             return None
         item: Json = {"post": self.post(state, post)}
-        reply = self.reply_ref(state, post)
+        # As the reference: a reply its thread's gate refused shows without its context.
+        refused = post.uri in state.gates.violating_replies
+        reply = None if refused else self.reply_ref(state, post)
         if reply is not None:
             item["reply"] = reply
         if item_uri != post_uri:
@@ -184,6 +227,7 @@ class Views:
                 "$type": "app.bsky.feed.defs#reasonRepost",
                 "by": self.profile_basic(state, reposter),
                 "uri": item_uri,
+                "cid": item_cid,
                 "indexedAt": at,
             }
         return item
@@ -206,6 +250,17 @@ class Views:
             "root": self.post_or_gap(state, post.reply_root),
             "parent": self.post_or_gap(state, post.reply_parent),
         }
+        # As the reference: blocks between the reply's, its parent's and its root's authors
+        # turn the parent or root into a #blockedPost for every viewer.
+        parent_did, root_did = r.uri_did(post.reply_parent), r.uri_did(post.reply_root)
+        if ref["parent"]["$type"].endswith("#postView") and state.blocks_between(
+            post.did, parent_did
+        ):
+            ref["parent"] = self.blocked_post(state, post.reply_parent, parent_did)
+        if ref["root"]["$type"].endswith("#postView") and (
+            state.blocks_between(post.did, root_did) or state.blocks_between(parent_did, root_did)
+        ):
+            ref["root"] = self.blocked_post(state, post.reply_root, root_did)
         parent = state.posts.get(post.reply_parent)
         if parent is not None and parent.reply_parent is not None:
             grandparent = state.actors.get(r.uri_did(parent.reply_parent))
@@ -226,10 +281,11 @@ class Views:
         if kind == r.EXTERNAL:
             return self._external(did, embed)
         if kind == r.RECORD:
-            return {"$type": f"{r.RECORD}#view", "record": self._record(state, embed, depth)}
+            record = self._record(state, did, embed, depth)
+            return {"$type": f"{r.RECORD}#view", "record": record}
         if kind == r.RECORD_WITH_MEDIA:
             media = self.embed(state, did, embed.get("media"), depth)
-            record = {"record": self._record(state, embed.get("record") or {}, depth)}
+            record = {"record": self._record(state, did, embed.get("record") or {}, depth)}
             return {"$type": f"{r.RECORD_WITH_MEDIA}#view", "record": record, "media": media}
         return None
 
@@ -252,8 +308,8 @@ class Views:
         view: Json = {
             "$type": f"{r.VIDEO}#view",
             "cid": cid,
-            "playlist": f"{self.image_base}/vid/{did}/{cid}/playlist.m3u8",
-            "thumbnail": f"{self.image_base}/vid/{did}/{cid}/thumbnail.jpg",
+            "playlist": f"{self.video_base}/vid/{did}/{cid}/playlist.m3u8",
+            "thumbnail": f"{self.video_base}/vid/{did}/{cid}/thumbnail.jpg",
         }
         for key in ("alt", "aspectRatio"):
             if key in embed:
@@ -272,12 +328,13 @@ class Views:
             view["thumb"] = self.image("feed_thumbnail", did, thumb)
         return {"$type": f"{r.EXTERNAL}#view", "external": view}
 
-    def _record(self, state: Hydrated, embed: Json, depth: int) -> Json:
+    def _record(self, state: Hydrated, quoter: str, embed: Json, depth: int) -> Json:
         uri = r.ref_uri(embed.get("record")) or ""
         post = state.posts.get(uri)
         if post is None or depth >= 2:
             return {"$type": f"{r.RECORD}#viewNotFound", "uri": uri, "notFound": True}
-        if state.blocked(post.did):
+        # Blocked either way by the viewer, or between the quoting and the quoted author.
+        if state.blocked(post.did) or state.blocks_between(quoter, post.did):
             return {
                 "$type": f"{r.RECORD}#viewBlocked",
                 "uri": uri,
@@ -297,7 +354,8 @@ class Views:
             "quoteCount": post.quotes,
             "indexedAt": post.indexed_at,
         }
-        inner = self.embed(state, post.did, post.record.get("embed"), depth + 1)
-        if inner is not None:
-            view["embeds"] = [inner]
+        inner = gates.detach(
+            state.gates, self.embed(state, post.did, post.record.get("embed"), depth + 1), post.uri
+        )
+        view["embeds"] = [] if inner is None else [inner]
         return view

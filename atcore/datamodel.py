@@ -2,17 +2,22 @@
 
 `from_json` takes parsed JSON (dicts, lists, ...) and returns data-model values (CIDs, bytes)
 ready for `atcore.cbor.encode`; `to_json` is the inverse, ready for `json.dumps`.
+
+JSON can carry what the data model cannot: Python's decoder turns an escaped lone UTF-16
+surrogate (`"\ud800"`) into a str that no UTF-8 encoder (CBOR, SQLite, a JSON response)
+accepts, and reads integers of any size. Both are refused here, at the edge, before anything
+can store them.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 
 from atcore.cbor import MAX_DEPTH
 from atcore.cid import CID, RAW, parse_cid
 from atcore.errors import DecodeError, InvalidCid
+from atcore.syntax.integer import INT64_MAX, INT64_MIN
 
 
 def from_json(value: Any, max_depth: int = MAX_DEPTH) -> Any:
@@ -31,7 +36,13 @@ def record_from_json(value: Any) -> dict[str, Any]:
 def _from_json(value: Any, depth: int, max_depth: int) -> Any:
     if depth > max_depth:
         raise DecodeError(f"nesting deeper than {max_depth} levels")
-    if isinstance(value, (str, bool, int)) or value is None:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise DecodeError("integers must fit in 64 bits")
         return value
     if isinstance(value, float):
         if value.is_integer():
@@ -51,7 +62,16 @@ def _from_json(value: Any, depth: int, max_depth: int) -> Any:
             raise DecodeError("$type must be a non-empty string")
         if kind == "blob":
             _check_blob(value)
-    return {key: _from_json(item, depth + 1, max_depth) for key, item in value.items()}
+    return {_text(key): _from_json(item, depth + 1, max_depth) for key, item in value.items()}
+
+
+def _text(value: str) -> str:
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise DecodeError("a string holds a lone UTF-16 surrogate (not Unicode text)") from None
+    return value
 
 
 def _link(value: dict[str, Any]) -> CID:
@@ -70,7 +90,7 @@ def _bytes(value: dict[str, Any]) -> bytes:
         raise DecodeError("a $bytes object has exactly one string field")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a non-ASCII character
         raise DecodeError("$bytes is not valid base64") from exc
 
 

@@ -94,6 +94,10 @@ class ResolutionFailed(IdentityError):
     """A network fetch failed: timeout, connection error, bad status, oversized response."""
 
 
+class ResponseTooLarge(ResolutionFailed):
+    """A fetched body is larger than the bound the caller set."""
+
+
 class PlcRequestError(IdentityError):
     """The PLC directory refused a request; carries its status and message."""
 

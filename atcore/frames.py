@@ -212,8 +212,9 @@ def encode_frame(event: Event | ErrorFrame, *, check: bool = True, seq: int | No
 
     `seq`, for an event that has one, is the seq the frame carries instead of the event's (a
     relay re-sequences what it forwards). `check=False` skips checking the fields against
-    their table and the values against the data model: only for an event that decode_frame
-    just produced, whose fields were checked then. Both paths give the same bytes.
+    their table and the values against the data model: only for an event whose fields were
+    just checked (decode_frame produced it, or encode_frame checked it for another seq). Both
+    paths give the same bytes.
     """
     if isinstance(event, ErrorFrame):
         t = "error"

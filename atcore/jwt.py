@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -77,9 +78,13 @@ def _json_segment(value: dict[str, Any]) -> str:
     return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
-def _depth(text: str) -> int:
-    """The deepest nesting of arrays and objects in JSON `text`, brackets in strings ignored."""
-    depth = deepest = 0
+def _too_deep(text: str) -> bool:
+    """Whether JSON `text` nests arrays and objects deeper than MAX_DEPTH (brackets inside
+    strings do not count). Claims hold a bracket or two, so the count usually settles it;
+    otherwise one linear pass (a regex for strings would be quadratic on `"\\"\\"...`)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    depth = 0
     in_string = escaped = False
     for char in text:
         if in_string:
@@ -93,10 +98,11 @@ def _depth(text: str) -> int:
             in_string = True
         elif char in "[{":
             depth += 1
-            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return True
         elif char in "]}":
             depth -= 1
-    return deepest
+    return False
 
 
 def _refuse_constant(name: str) -> None:
@@ -106,11 +112,13 @@ def _refuse_constant(name: str) -> None:
 def _object(segment: str, what: str) -> dict[str, Any]:
     try:
         text = _unb64url(segment).decode("utf-8")
-        if _depth(text) > MAX_DEPTH:
+        if _too_deep(text):
             raise JwtError(f"jwt {what} nests deeper than {MAX_DEPTH}")
         value = json.loads(text, parse_constant=_refuse_constant)
-        # A lone surrogate ("\ud800") decodes fine and breaks whoever stores the claim later.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        # A lone surrogate ("\ud800") decodes fine and breaks whoever stores the claim later;
+        # only an escape can carry one (UTF-8 cannot).
+        if "\\ud" in text.lower():
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except JwtError:
         raise
     except ValueError:  # UnicodeDecodeError, JSONDecodeError, NaN or Infinity
@@ -151,6 +159,34 @@ def verify_hs256(token: str, secret: str, *, now: float | None = None) -> Jwt:
         raise JwtError("Token could not be verified")
     jwt.check_expiry(now)
     return jwt
+
+
+class Hs256Tokens:
+    """verify_hs256 under one secret, remembering the tokens whose MAC and claims it has checked
+    (the latest `size`): a token never changes, so a repeat costs a lookup instead of a MAC and
+    two JSON parses. Expiry is checked on every call; whatever else can end a session (its
+    revocation, the account's state) is for the caller to check, as without this."""
+
+    def __init__(self, secret: str, size: int = 4096) -> None:
+        self.secret = secret
+        self.size = size
+        self._checked: OrderedDict[str, Jwt] = OrderedDict()
+
+    def verify(self, token: str, *, now: float | None = None) -> Jwt:
+        jwt = self._checked.get(token)
+        if jwt is None:
+            jwt = verify_hs256(token, self.secret, now=now)
+            self._checked[token] = jwt
+            if len(self._checked) > self.size:
+                self._checked.popitem(last=False)
+            return jwt
+        try:
+            jwt.check_expiry(now)
+        except JwtError:
+            del self._checked[token]
+            raise
+        self._checked.move_to_end(token)
+        return jwt
 
 
 def encode_es(payload: dict[str, Any], key: PrivateKey) -> str:

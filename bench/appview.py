@@ -11,13 +11,19 @@ SQLite transactions with the cursor), timing from the first frame to the last on
 documents are resolved in a warm-up first (the resolver caches them, as in steady state); the
 websocket itself is not part of the timing. The issue's goal (10,000 records/s) and the
 reference's measured ~90/s are printed beside the figures; the reference does not run here.
+
+With `--postgres URL` (e.g. postgresql://postgres@127.0.0.1:5432/test) the same frames are also
+indexed into PostgreSQL, in a schema made for the run and dropped after it, and its figures
+(disk: the tables' and indexes' total relation size) are printed beside SQLite's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import os
 import sys
 import tempfile
 import time
@@ -26,10 +32,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appview.db import Database  # noqa: E402
+from appview.config import AppviewConfig  # noqa: E402
+from appview.db import Database, open_database  # noqa: E402
 from appview.ingest import Ingest  # noqa: E402
 from atcore.frames import CommitEvent, decode_frame  # noqa: E402
 from atcore.identity.resolver import IdentityResolver  # noqa: E402
@@ -59,15 +67,33 @@ async def frames_of(frames: list[bytes]) -> AsyncIterator[object]:
         yield decode_frame(frame)
 
 
-async def run(frames: list[bytes], plc_url: str, trust: bool, data: Path) -> dict[str, float]:
+def disk_bytes(db: Database) -> int:
+    """The store's size on disk: SQLite's files, or PostgreSQL's tables with their indexes."""
+    if hasattr(db, "path"):
+        return sum(p.stat().st_size for p in db.path.parent.glob("appview.sqlite*"))
+    with psycopg.connect(db.url) as conn:
+        row = conn.execute(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relkind = 'r'",
+            (db.schema,),
+        ).fetchone()
+        conn.execute(f'DROP SCHEMA "{db.schema}" CASCADE')
+    return int(row[0])
+
+
+async def run(
+    frames: list[bytes], plc_url: str, trust: bool, data: Path, postgres: str | None
+) -> dict[str, float]:
     records = sum(len(e.ops) for e in map(decode_frame, frames) if isinstance(e, CommitEvent))
-    db = Database(data / "appview.sqlite")
+    env = {"BSKY_DB_POSTGRES_URL": postgres or ""}
+    if postgres is not None:
+        env["BSKY_DB_POSTGRES_SCHEMA"] = f"bench_{os.getpid()}_{int(trust)}"
+    db = open_database(AppviewConfig.load(env, data_dir=str(data)))
     await db.open()
     async with httpx.AsyncClient() as http:
         resolver = IdentityResolver(plc_url, http, allow_private=True)
-        ingest = Ingest(
-            db, "ws://unused", resolver, Catalog.load_builtin(), http, trust_relay=trust
-        )
+        ingest = Ingest(db, "ws://unused", resolver, Catalog.load_builtin(), trust_relay=trust)
         # Handle resolution runs beside the stream in production; it is not timed here.
         ingest.identities.see = lambda did: None  # type: ignore[method-assign]
         dids = {e.repo for e in map(decode_frame, frames) if isinstance(e, CommitEvent)}
@@ -81,7 +107,7 @@ async def run(frames: list[bytes], plc_url: str, trust: bool, data: Path) -> dic
         elapsed = time.perf_counter() - started
         await ingest.close()
     await db.close()
-    size = sum(p.stat().st_size for p in data.glob("appview.sqlite*"))
+    size = disk_bytes(db)
     return {"records": records, "seconds": elapsed, "bytes": size, "unverified": ingest.unverified}
 
 
@@ -89,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=500)
     parser.add_argument("--commits", type=int, default=20)
+    parser.add_argument("--postgres", metavar="URL", help="also index into this PostgreSQL")
     args = parser.parse_args()
     plan = Plan(accounts=args.accounts, hosts=1, commits=args.commits, prefill=5)
     cache = Path(tempfile.gettempdir()) / "skyloft-bench-relay"
@@ -99,13 +126,14 @@ def main() -> None:
         with running_service("plc", Path(tmp) / "plc") as plc_url:
             asyncio.run(register(plc_url, idents))
             print(f"{len(frames)} commits of {len(idents)} accounts")
-            for trust in (False, True):
-                data = Path(tmp) / f"appview-{trust}"
-                result = asyncio.run(run(frames, plc_url, trust, data))
+            stores = [("SQLite", None)] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
+            for (store, url), trust in itertools.product(stores, (False, True)):
+                data = Path(tmp) / f"appview-{store}-{trust}"
+                result = asyncio.run(run(frames, plc_url, trust, data, url))
                 rate = result["records"] / result["seconds"]
                 mode = "trusting the relay" if trust else "verifying commits "
                 print(
-                    f"index, {mode}: {result['records']:.0f} records in "
+                    f"index into {store:10}, {mode}: {result['records']:.0f} records in "
                     f"{result['seconds']:.2f} s = {rate:,.0f} records/s "
                     f"(goal {GOAL:,}; reference appview ~{REFERENCE}/s), "
                     f"{result['bytes'] / result['records']:,.0f} disk bytes/record, "

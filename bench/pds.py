@@ -3,14 +3,17 @@
 Run: ./scripts/setup test && .venv/bin/python bench/pds.py [--writes 1000] [--repo-records 10000]
 Starts our PLC and PDS (`skyloft plc serve`, `skyloft pds serve`, stopped by pid at the end)
 and the reference PDS (npm `@atproto/pds` 0.4 in `@atproto/dev-env`'s TestNetworkNoAppView,
-its default SQLite storage; installed on demand into bench/js with `npm ci`), creates one
-account on each, and drives both with the same client (raw XRPC with the session JWT, timed
-calls over plain kept-alive HTTP/1.1 connections, see `Http11`): createRecord at concurrency
-1 and 8 on that one account (records/s, p50/p99 latency), the firehose seen by a websocket
-subscriber during those writes (request sent -> #commit received, and response received ->
-#commit received, matched by commit CID), getRecord and listRecords throughput, and getRepo
+its default SQLite storage; installed on demand into bench/js with `npm ci`), creates the bench
+account and MANY_ACCOUNTS more on each, and drives all with the same client (raw XRPC with the
+session JWTs, timed calls over plain kept-alive HTTP/1.1 connections, see `Http11`):
+createRecord at concurrency 1 and 8 on the bench account, and to the MANY_ACCOUNTS accounts in
+turn with MANY_IN_FLIGHT requests in flight (each to another account, so no group commit
+helps). For each: records/s, p50/p99 latency, the server process's CPU per write (user + system
+time of its pid, every thread, from /proc, over the timed writes only, a firehose subscriber
+connected), and the firehose delay (request sent -> #commit received, and response received ->
+#commit received, matched by commit CID). Then getRecord and listRecords throughput, and getRepo
 of a 10k-record repo (MB/s). Our PDS is measured once per ASGI server given with `--servers`
-(default: hypercorn, and uvicorn when installed). Phases alternate between the servers so
+(default: uvicorn and hypercorn). Phases alternate between the servers so
 all see the same machine load. Prints a Markdown table with ratios.
 """
 
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import os
 import shutil
@@ -41,12 +43,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atcore.frames import CommitEvent, decode_frame  # noqa: E402
 from skyloft.serve import SERVERS  # noqa: E402
+from skyloft.services import ServiceProcess  # noqa: E402
 from tests.servers import running_service  # noqa: E402
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 POST = "app.bsky.feed.post"
 PASSWORD = "bench-password"
 WARM_UP = 50  # writes before each timed createRecord run
+MANY_ACCOUNTS = 50
+MANY_IN_FLIGHT = 16
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 class Http11:
@@ -60,7 +72,8 @@ class Http11:
     def __init__(self, url: str, token: str, size: int) -> None:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
-        self.head = f"Host: {parts.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        self.host_line = f"Host: {parts.netloc}\r\n"
+        self.token = token
         self.size = size
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         self.opened: list[asyncio.StreamWriter] = []
@@ -76,12 +89,17 @@ class Http11:
         for writer in self.opened:
             writer.close()
 
-    async def get(self, path: str, params: dict[str, Any]) -> tuple[int, bytes]:
-        return await self._call(f"GET {path}?{urlencode(params)} HTTP/1.1\r\n{self.head}\r\n")
+    def _head(self, token: str | None) -> str:
+        return f"{self.host_line}Authorization: Bearer {token or self.token}\r\n"
 
-    async def post(self, path: str, body: Any) -> tuple[int, bytes]:
+    async def get(self, path: str, params: dict[str, Any]) -> tuple[int, bytes]:
+        head = self._head(None)
+        return await self._call(f"GET {path}?{urlencode(params)} HTTP/1.1\r\n{head}\r\n")
+
+    async def post(self, path: str, body: Any, token: str | None = None) -> tuple[int, bytes]:
+        """POST `body` as JSON, with `token` (else the client's) as the bearer token."""
         data = json.dumps(body).encode()
-        head = f"POST {path} HTTP/1.1\r\n{self.head}Content-Type: application/json\r\n"
+        head = f"POST {path} HTTP/1.1\r\n{self._head(token)}Content-Type: application/json\r\n"
         return await self._call(f"{head}Content-Length: {len(data)}\r\n\r\n", data)
 
     async def _call(self, head: str, body: bytes = b"") -> tuple[int, bytes]:
@@ -114,7 +132,10 @@ class Target:
     url: str
     did: str
     token: str
+    pid: int
     rkeys: list[str] = field(default_factory=list)
+    # (did, access token) of the accounts the many-account run writes to
+    accounts: list[tuple[str, str]] = field(default_factory=list)
 
     def client(self, concurrency: int) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -154,12 +175,12 @@ async def bounded(
 
 
 class Firehose:
-    """A live subscriber noting when each #commit of one repo arrives (by commit CID)."""
+    """A live subscriber noting when each #commit of some repos arrives (by commit CID)."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, dids: set[str]) -> None:
         ws_url = target.url.replace("http", "ws", 1)
         self.url = f"{ws_url}/xrpc/com.atproto.sync.subscribeRepos"
-        self.did = target.did
+        self.dids = dids
         self.seen: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -185,7 +206,7 @@ class Firehose:
                 now = time.perf_counter()
                 assert isinstance(frame, bytes)
                 event = decode_frame(frame)
-                if isinstance(event, CommitEvent) and event.repo == self.did:
+                if isinstance(event, CommitEvent) and event.repo in self.dids:
                     self.seen[event.commit.encode()] = now
 
     async def wait_for(self, cids: set[str], timeout: float = 5.0) -> None:
@@ -194,23 +215,26 @@ class Firehose:
             await asyncio.sleep(0.01)
 
 
-async def create_records(target: Target, concurrency: int, count: int) -> dict[str, float]:
-    """createRecord throughput and latency, and the firehose delay of each write."""
+async def create_records(
+    target: Target, concurrency: int, count: int, many: bool = False
+) -> dict[str, float]:
+    """createRecord throughput, latency and server CPU per write, and the firehose delay of each
+    write; to the one bench account, or (`many`) to each of target.accounts in turn."""
     sent: list[tuple[float, float, str]] = []
-    async with target.raw(concurrency) as http, Firehose(target) as hose:
+    accounts = target.accounts if many else [(target.did, target.token)]
+    dids = {did for did, _ in accounts}
+    async with target.raw(concurrency) as http, Firehose(target, dids) as hose:
 
         def job(i: int) -> Callable[[], Awaitable[float]]:
             async def run() -> float:
-                body = {
-                    "repo": target.did,
-                    "collection": POST,
-                    "record": post(f"c{concurrency} {i}"),
-                }
+                did, token = accounts[i % len(accounts)]
+                body = {"repo": did, "collection": POST, "record": post(f"c{concurrency} {i}")}
                 start = time.perf_counter()
-                answer = await http.post("/xrpc/com.atproto.repo.createRecord", body)
+                answer = await http.post("/xrpc/com.atproto.repo.createRecord", body, token)
                 end = time.perf_counter()
                 out = http.ok(*answer)
-                target.rkeys.append(out["uri"].rsplit("/", 1)[1])
+                if did == target.did:
+                    target.rkeys.append(out["uri"].rsplit("/", 1)[1])
                 sent.append((start, end, out["commit"]["cid"]))
                 return end - start
 
@@ -219,7 +243,9 @@ async def create_records(target: Target, concurrency: int, count: int) -> dict[s
         for i in range(WARM_UP):  # connections, caches, the reference's JIT
             await job(-1 - i)()
         sent.clear()
+        cpu_before = cpu_seconds(target.pid)
         wall, latencies = await bounded([job(i) for i in range(count)], concurrency)
+        cpu = cpu_seconds(target.pid) - cpu_before
         await hose.wait_for({cid for _, _, cid in sent})
     arrived = [(hose.seen[cid], start, end) for start, end, cid in sent if cid in hose.seen]
     if len(arrived) < len(sent):
@@ -228,6 +254,7 @@ async def create_records(target: Target, concurrency: int, count: int) -> dict[s
     from_response = [t - end for t, _, end in arrived]
     return {
         "rate": count / wall,
+        "cpu": cpu / count,
         "p50": pct(latencies, 0.5),
         "p99": pct(latencies, 0.99),
         "event_p50": pct(from_request, 0.5),
@@ -310,13 +337,22 @@ async def get_repo(target: Target, repeat: int = 3) -> dict[str, float]:
     return {"repo_mb": size / 1e6, "repo_mbps": size / 1e6 / best, "repo_s": best}
 
 
-async def session_account(url: str, name: str = "skyloft") -> Target:
+async def create_accounts(url: str, names: list[str]) -> list[tuple[str, str]]:
+    """Create an account `<name>.test` for each name; their (did, access token)."""
+    made = []
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
-        body = {"handle": "bench.test", "email": "bench@example.com", "password": PASSWORD}
-        r = await http.post("/xrpc/com.atproto.server.createAccount", json=body)
-        r.raise_for_status()
-        out = r.json()
-    return Target(name, url, out["did"], out["accessJwt"])
+        for name in names:
+            body = {"handle": f"{name}.test", "email": f"{name}@example.com", "password": PASSWORD}
+            r = await http.post("/xrpc/com.atproto.server.createAccount", json=body)
+            r.raise_for_status()
+            made.append((r.json()["did"], r.json()["accessJwt"]))
+    return made
+
+
+def add_many_accounts(target: Target) -> Target:
+    names = [f"many{i}" for i in range(MANY_ACCOUNTS)]
+    target.accounts = asyncio.run(create_accounts(target.url, names))
+    return target
 
 
 @contextmanager
@@ -331,9 +367,11 @@ def ours(tmp: Path, servers: list[str]) -> Iterator[list[Target]]:
                 "PDS_DID_PLC_URL": plc_url,
                 "SKYLOFT_ASGI_SERVER": server,
             }
-            url = stack.enter_context(running_service("pds", tmp / f"pds-{server}", env=env))
+            pds = ServiceProcess("pds", tmp / f"pds-{server}", env=env)
+            stack.callback(pds.stop)
             name = "skyloft" if len(servers) == 1 else f"skyloft ({server})"
-            targets.append(asyncio.run(session_account(url, name)))
+            [(did, token)] = asyncio.run(create_accounts(pds.url, ["bench"]))
+            targets.append(add_many_accounts(Target(name, pds.url, did, token, pds.pid)))
         yield targets
 
 
@@ -375,7 +413,8 @@ def reference() -> Iterator[Target]:
             assert process.stderr is not None
             raise RuntimeError(f"the reference PDS did not start: {process.stderr.read()[-2000:]}")
         info = json.loads(line)
-        yield Target("reference", info["url"], info["did"], info["accessJwt"])
+        target = Target("reference", info["url"], info["did"], info["accessJwt"], process.pid)
+        yield add_many_accounts(target)
     finally:
         if process.stdin is not None:
             process.stdin.close()  # it shuts down when stdin closes
@@ -389,11 +428,17 @@ def reference() -> Iterator[Target]:
 ROWS: list[tuple[str, str, str, bool]] = [
     # (label, key, unit, higher is better)
     ("createRecord c=1", "c1.rate", "records/s", True),
+    ("createRecord c=1 server CPU", "c1.cpu", "ms/write", False),
     ("createRecord c=1 p50", "c1.p50", "ms", False),
     ("createRecord c=1 p99", "c1.p99", "ms", False),
     ("createRecord c=8", "c8.rate", "records/s", True),
     ("createRecord c=8 p50", "c8.p50", "ms", False),
     ("createRecord c=8 p99", "c8.p99", "ms", False),
+    ("createRecord c=8 server CPU", "c8.cpu", "ms/write", False),
+    (f"createRecord, {MANY_ACCOUNTS} accounts, c={MANY_IN_FLIGHT}", "many.rate", "records/s", True),
+    ("  … p50", "many.p50", "ms", False),
+    ("  … p99", "many.p99", "ms", False),
+    ("  … server CPU", "many.cpu", "ms/write", False),
     ("request -> #commit, c=1, p50", "c1.event_p50", "ms", False),
     ("request -> #commit, c=1, p99", "c1.event_p99", "ms", False),
     ("response -> #commit, c=1, p50", "c1.after_p50", "ms", False),
@@ -414,6 +459,8 @@ ROWS: list[tuple[str, str, str, bool]] = [
 def show(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
+    if unit == "ms/write":
+        return f"{value * 1000:.2f}"
     if unit == "ms":
         return f"{value * 1000:.1f}"
     return f"{value:.2f}" if unit in ("MB", "MB/s") else f"{value:.0f}"
@@ -452,16 +499,13 @@ async def measure(targets: list[Target], args: argparse.Namespace) -> dict[str, 
 
     await phase("c1", lambda t: create_records(t, 1, args.writes // 2))
     await phase("c8", lambda t: create_records(t, 8, args.writes))
+    await phase("many", lambda t: create_records(t, MANY_IN_FLIGHT, args.writes, many=True))
     await phase("read", lambda t: read_records(t, args.reads))
     for target in targets:
         print(f"  filling {target.name} to {args.repo_records} records ...", flush=True)
         await fill_repo(target, args.repo_records)
     await phase("repo", get_repo)
     return results
-
-
-def has_uvicorn() -> bool:
-    return importlib.util.find_spec("uvicorn") is not None
 
 
 def main() -> None:
@@ -474,7 +518,7 @@ def main() -> None:
         "--servers",
         nargs="+",
         choices=SERVERS,
-        default=["hypercorn", "uvicorn"] if has_uvicorn() else ["hypercorn"],
+        default=["uvicorn", "hypercorn"],
         help="ASGI servers to serve our PDS with, each measured (SKYLOFT_ASGI_SERVER)",
     )
     args = parser.parse_args()

@@ -1,6 +1,7 @@
 """The relay under load: verified commits ingested per second, deliveries to K consumers, lag.
 
 Run: ./scripts/setup test && .venv/bin/python bench/relay.py [--accounts 3000] [--hosts 4]
+     [--plc-latency-ms 50] [--phases 1:full,10:full,100:1000 | --phases cold]
 Before any timing it makes (or reuses, cached under the temp dir) validly signed sync 1.1
 commits of several thousand did:plc accounts: each repo is pre-filled with records, then every
 commit writes 1-3 posts, likes or follows (some deletes) and carries its inversion proof blocks.
@@ -8,8 +9,11 @@ It then starts a real PLC (`skyloft plc serve`), registers every account with it
 PDS, starts the upstream PDSes in one child process (websockets servers replaying the frames,
 stamping `time` as they send), a real relay (`skyloft relay serve`, RELAY_DEV_MODE) crawling
 them, and K consumers in another child process (raw sockets: count frames, time one in eight
-from its `time` field). A warm-up round sends each account's first commit (DID documents are
-resolved then), then each phase runs at full speed or at a fixed rate with K = 1, 10, 100.
+from its `time` field). The cold phase comes first, at full speed to one consumer: every
+account is new to the relay and sends #identity, #account, #sync, then `--cold-commits`
+commits (a relay joining the network, or a PDS with many sign-ups); `--plc-latency-ms` puts a
+proxy in front of the PLC that delays each of its answers (a PLC across the internet is
+50-200 ms away). Then each phase runs at full speed or at a fixed rate with K = 1, 10, 100.
 `--server` picks the relay's ASGI server (SKYLOFT_ASGI_SERVER; uvicorn by default, whose
 websocket sends cost about half of hypercorn's). Processes are stopped by pid at the end.
 
@@ -46,17 +50,20 @@ from tests.servers import running_service  # noqa: E402
 
 TRAFFIC = Path(__file__).resolve().parent / "relay_traffic.py"
 GOAL_INGEST = 5_000
+GOAL_COLD = 5_000  # commits/s of the cold phase with a local PLC
+GOAL_COLD_FAR = 2_000  # ... with 50 ms added to every PLC answer
 GOAL_DELIVERIES = 100_000
 GOAL_LAG = 1.0
 GOAL_RSS_MB = 500
 
 
 class Child:
-    """A bench/relay_traffic.py child process spoken to in JSON lines."""
+    """A bench/relay_traffic.py (or `script`) child process spoken to in JSON lines."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, script: Path = TRAFFIC) -> None:
+        self.script = script
         self.proc = subprocess.Popen(
-            [sys.executable, str(TRAFFIC), *args],
+            [sys.executable, str(script), *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -66,7 +73,7 @@ class Child:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{TRAFFIC.name} {self.proc.args[2]} exited")
+            raise RuntimeError(f"{self.script.name} {self.proc.args[2]} exited")
         return json.loads(line)  # type: ignore[no-any-return]
 
     def ask(self, command: str) -> dict[str, Any]:
@@ -86,8 +93,8 @@ class Child:
 
 
 @contextmanager
-def child(*args: str) -> Any:
-    c = Child(*args)
+def child(*args: str, script: Path = TRAFFIC) -> Any:
+    c = Child(*args, script=script)
     try:
         yield c
     finally:
@@ -163,7 +170,7 @@ def run_phase(
     started = time.time()
     upstream.ask(f"go {per_host} {rate / hosts if rate else 0}")
     expected = per_host * hosts
-    deadline = time.time() + 120 + expected / 500
+    deadline = time.time() + 120 + expected / 100
     while time.time() < deadline:
         counts = consumers.ask("count")["counts"]
         if min(counts) >= expected:
@@ -177,12 +184,14 @@ def run_phase(
     last = max(c["last"] for c in report)
     span = max(last - first, 1e-9)
     leader = report[0]
+    leader_span = max(leader["last"] - leader["first"], 1e-9)
     lags = [lag for c in report for lag in c["lags"]]
     return {
         "k": k,
         "rate": rate,
         "events": expected,
-        "emitted": leader["count"] / max(leader["last"] - leader["first"], 1e-9),
+        "emitted": leader["count"] / leader_span,
+        "commits": leader["commits"] / leader_span,
         "delivered": sum(c["count"] for c in report) / span,
         "missing": sum(max(expected - c["count"], 0) for c in report),
         "errors": sum(c["errors"] for c in report),
@@ -196,8 +205,11 @@ def run_phase(
 
 
 def parse_phases(text: str) -> list[tuple[int, float]]:
-    """`1:full,100:1000` -> [(1, 0.0), (100, 1000.0)]: consumers and events/s (0 = full)."""
-    phases = []
+    """`1:full,100:1000` -> [(1, 0.0), (100, 1000.0)]: consumers and events/s (0 = full);
+    `cold` alone: none (only the cold phase runs)."""
+    phases: list[tuple[int, float]] = []
+    if text == "cold":
+        return phases
     for item in text.split(","):
         k, _, rate = item.partition(":")
         phases.append((int(k), 0.0 if rate in ("", "full") else float(rate)))
@@ -212,13 +224,17 @@ def main() -> None:
     parser.add_argument("--prefill", type=int, default=200, help="records per repo beforehand")
     parser.add_argument("--phases", default="1:full,10:full,100:1000")
     parser.add_argument("--per-phase", type=int, default=3, help="commits per account a phase")
+    parser.add_argument("--cold-commits", type=int, default=6, help="per account, cold phase")
+    parser.add_argument(
+        "--plc-latency-ms", type=float, default=0.0, help="added to every PLC answer the relay gets"
+    )
     parser.add_argument("--server", default="uvicorn", help="SKYLOFT_ASGI_SERVER of the relay")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "skyloft-bench-relay"))
     args = parser.parse_args()
     phases = parse_phases(args.phases)
-    plan = Plan(args.accounts, args.hosts, args.commits, args.prefill)
-    if 1 + len(phases) * args.per_phase > args.commits:
-        parser.error("--commits must cover the warm-up round and every phase")
+    plan = Plan(args.accounts, args.hosts, args.commits, args.prefill, args.cold_commits)
+    if args.cold_commits + len(phases) * args.per_phase > args.commits:
+        parser.error("--commits must cover the cold phase and every phase")
     print(f"commits for {plan.accounts} accounts on {plan.hosts} hosts ({plan.key})", flush=True)
     folder = generate(plan, Path(args.cache))
     idents = json.loads((folder / "accounts.json").read_text())
@@ -230,15 +246,17 @@ def main() -> None:
         tmp = Path(tmp_name)
         with (
             running_service("plc", tmp / "plc") as plc_url,
+            child("plc-proxy", plc_url, str(args.plc_latency_ms)) as plc_proxy,
             child("upstream", str(folder), str(plan.hosts)) as upstream,
         ):
+            relay_plc = plc_proxy.read()["url"] if args.plc_latency_ms else plc_url
             ports = upstream.read()["ports"]
             started = time.perf_counter()
             asyncio.run(register(plc_url, idents, ports))
             print(f"registered {len(idents)} DIDs in {time.perf_counter() - started:.1f} s")
             env = {
                 "RELAY_DEV_MODE": "true",
-                "RELAY_PLC_HOST": plc_url,
+                "RELAY_PLC_HOST": relay_plc,
                 "RELAY_HOSTS": ",".join(f"localhost:{p}" for p in ports),
                 "RELAY_DEFAULT_ACCOUNT_LIMIT": "10000000",
                 "SKYLOFT_ASGI_SERVER": args.server,
@@ -252,7 +270,7 @@ def main() -> None:
                 status = relay.stop()
             if status != 0:
                 print(relay.log_tail())
-    print_table(rows, plan, rejected, args.server)
+    print_table(rows, plan, rejected, args)
 
 
 def run_all(
@@ -264,9 +282,16 @@ def run_all(
     args: argparse.Namespace,
     plan: Plan,
 ) -> list[dict[str, Any]]:
-    warm = run_phase(upstream, consumers, relay, 1, round_size, 0.0, plan.hosts)
-    print(f"warm-up: {warm['events']} first commits, {warm['emitted']:.0f}/s (DIDs resolved)")
-    rows = []
+    cold = run_phase(upstream, consumers, relay, 1, round_size * plan.cold_events, 0.0, plan.hosts)
+    cold["phase"] = "cold"
+    print(
+        f"cold: {plan.accounts} new accounts, {cold['commits']:.0f} commits/s "
+        f"({cold['emitted']:.0f} events/s), PLC +{args.plc_latency_ms:.0f} ms, "
+        f"lag p50 {cold['p50'] * 1000:.0f} ms p99 {cold['p99'] * 1000:.0f} ms, "
+        f"relay CPU {cold['cpu']:.2f} cores, missing {cold['missing']}",
+        flush=True,
+    )
+    rows = [cold]
     for k, rate in phases:
         per_host = round_size * args.per_phase
         row = run_phase(upstream, consumers, relay, k, per_host, rate, plan.hosts)
@@ -281,28 +306,35 @@ def run_all(
     return rows
 
 
-def print_table(rows: list[dict[str, Any]], plan: Plan, rejected: float, server: str) -> None:
+def print_table(
+    rows: list[dict[str, Any]], plan: Plan, rejected: float, args: argparse.Namespace
+) -> None:
     print()
     print(
-        f"Relay (served by {server}), {plan.accounts} accounts on {plan.hosts} upstreams, "
+        f"Relay (served by {args.server}), {plan.accounts} accounts on {plan.hosts} upstreams, "
         f"repos of {plan.prefill}+ "
         f"records, 1-3 ops per commit; {os.cpu_count()} cores shared by relay, upstreams and "
-        f"consumers; rejected events: {rejected:.0f}"
+        f"consumers; PLC answers delayed {args.plc_latency_ms:.0f} ms; "
+        f"rejected events: {rejected:.0f}"
     )
     print()
     print(
-        "| consumers | upstream rate | verified commits/s | deliveries/s (all consumers) "
+        "| phase | consumers | upstream rate | verified commits/s | deliveries/s (all consumers) "
         "| lag p50 | lag p99 | relay CPU (cores) | relay RSS (peak) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         rate = "full speed" if not r["rate"] else f"{r['rate']:.0f}/s"
+        phase = r.get("phase", "warm")
         ingest_goal = f" (goal ≥ {GOAL_INGEST:,})" if r["k"] == 1 and not r["rate"] else ""
+        if phase == "cold":
+            goal = GOAL_COLD if not args.plc_latency_ms else GOAL_COLD_FAR
+            ingest_goal = f" (goal ≥ {goal:,})"
         deliver_goal = f" (goal ≥ {GOAL_DELIVERIES:,})" if r["k"] == 100 else ""
         lag_goal = f" (goal < {GOAL_LAG * 1000:.0f} ms)" if r["k"] == 100 else ""
         missing = f", {r['missing']} missing" if r["missing"] else ""
         print(
-            f"| {r['k']} | {rate} | {r['emitted']:,.0f}{ingest_goal} "
+            f"| {phase} | {r['k']} | {rate} | {r['commits']:,.0f}{ingest_goal} "
             f"| {r['delivered']:,.0f}{deliver_goal}{missing} | {r['p50'] * 1000:.0f} ms "
             f"| {r['p99'] * 1000:.0f} ms{lag_goal} | {r['cpu']:.2f} "
             f"| {r['rss']:.0f} MB ({r['hwm']:.0f}; goal < {GOAL_RSS_MB}) |"

@@ -1,8 +1,14 @@
 """Traffic for bench/relay.py: signed sync 1.1 commits made ahead of time, the upstream PDSes
-that replay them, and the cheap firehose consumers that count what the relay delivers.
+that replay them, the cheap firehose consumers that count what the relay delivers, and a proxy
+that delays every PLC answer.
 
-Run by bench/relay.py, never by hand: `relay_traffic.py upstream <cache> <hosts>` and
-`relay_traffic.py consumers <relay-url>` are child processes driven by lines on stdin.
+Run by bench/relay.py, never by hand: `relay_traffic.py upstream <cache> <hosts>`,
+`relay_traffic.py consumers <relay-url>` and `relay_traffic.py plc-proxy <plc-url> <ms>` are
+child processes driven by lines on stdin (the proxy prints its port and runs until stopped).
+
+Each host's stream starts with the cold round: for every account of the host in turn (never
+seen by the relay), its #identity, #account and #sync (of the repo's prefilled head), then its
+first `cold` commits. Later rounds send one commit of every account each, in a shuffled order.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from atcore import cbor  # noqa: E402
 from atcore.blockstore import MemoryBlockStore  # noqa: E402
 from atcore.cid import cid_for_cbor  # noqa: E402
 from atcore.commit import create_commit  # noqa: E402
-from atcore.frames import encode_frame  # noqa: E402
+from atcore.frames import AccountEvent, IdentityEvent, encode_frame  # noqa: E402
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation  # noqa: E402
 from atcore.keys import generate_k256  # noqa: E402
 from atcore.mst import tree  # noqa: E402
@@ -46,6 +52,7 @@ WORDS = (
     "repo merkle tree signature key event stream window cursor consumer host account feed"
 ).split()
 SAMPLE_EVERY = 8  # consumers time one frame in this many
+COMMIT_HEADER = cbor.encode({"op": 1, "t": "#commit"})
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,20 @@ class Plan:
     hosts: int
     commits: int  # per account, after the prefill
     prefill: int  # records in each repo before the first relayed commit
+    cold: int = 6  # commits of each account in the cold round, after #identity #account #sync
     seed: int = 1
 
     @property
     def key(self) -> str:
-        return f"v1-a{self.accounts}-h{self.hosts}-c{self.commits}-p{self.prefill}-s{self.seed}"
+        return (
+            f"v2-a{self.accounts}-h{self.hosts}-c{self.commits}-p{self.prefill}-k{self.cold}"
+            f"-s{self.seed}"
+        )
+
+    @property
+    def cold_events(self) -> int:
+        """Frames of one account in the cold round."""
+        return 3 + self.cold
 
 
 def _text(rng: random.Random) -> str:
@@ -152,10 +168,21 @@ def _generate_chunk(args: tuple[Plan, list[int], dict[int, list[int]]]) -> list[
         host = index % plan.hosts
         per_round = len(ranks[host])
         rank = ranks[host][index // plan.hosts]
-        frames = []
+        first = rank * plan.cold_events + 1  # the cold round keeps an account's frames together
+        cold = [
+            IdentityEvent(0, account.did, PLACEHOLDER_TIME, f"u{index}.bench.test"),
+            AccountEvent(0, account.did, PLACEHOLDER_TIME, True),
+            account.sync_event(),  # its `time` is PLACEHOLDER_TIME too
+        ]
+        frames = [
+            (host, first + i, encode_frame(_with_seq(e, first + i))) for i, e in enumerate(cold)
+        ]
         for c in range(plan.commits):
             event = account.commit(_writes(rng, account, paths, [account.did], PLACEHOLDER_TIME))
-            seq = c * per_round + rank + 1
+            if c < plan.cold:
+                seq = first + 3 + c
+            else:
+                seq = per_round * plan.cold_events + (c - plan.cold) * per_round + rank + 1
             frames.append((host, seq, encode_frame(_with_seq(event, seq))))
         ident = {
             "did": account.did,
@@ -319,7 +346,17 @@ async def _upstream(folder: Path, hosts: int) -> None:
 
 
 class Consumer(asyncio.Protocol):
-    """A websocket client reading server frames off the socket: counts and sampled lag only."""
+    """A websocket client reading server frames off the socket: counts and sampled lag only.
+    Firehose frames are binary; one starting with a one-key map header, {op: -1}, is an error."""
+
+    OPCODE = 0x2
+    ERROR_BYTE = 0xA1
+
+    @staticmethod
+    def sent_at(payload: bytes) -> float:
+        """When the frame was sent, from its `time`."""
+        at = payload.find(TIME_KEY) + len(TIME_KEY)
+        return datetime.fromisoformat(payload[at : at + 24].decode()).timestamp()
 
     def __init__(self, path: str, ready: asyncio.Future[None]) -> None:
         self.path = path
@@ -327,6 +364,7 @@ class Consumer(asyncio.Protocol):
         self.buf = b""
         self.upgraded = False
         self.count = 0
+        self.commits = 0
         self.errors = 0
         self.first = 0.0
         self.last = 0.0
@@ -367,19 +405,18 @@ class Consumer(asyncio.Protocol):
                 n, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             if size - pos < head + n:
                 break
-            if buf[pos] & 0x0F != 0x2:
+            if buf[pos] & 0x0F != self.OPCODE:
                 self.errors += 1  # a close frame
             else:
                 if not now:
                     now = time.time()
-                if buf[pos + head] == 0xA1:  # a one-key header, {op: -1}: an error frame
+                if buf[pos + head] == self.ERROR_BYTE:
                     self.errors += 1
+                elif buf.startswith(COMMIT_HEADER, pos + head):
+                    self.commits += 1
                 self.count += 1
                 if self.count % SAMPLE_EVERY == 1:
-                    payload = buf[pos + head : pos + head + n]
-                    at = payload.find(TIME_KEY) + len(TIME_KEY)
-                    sent = datetime.fromisoformat(payload[at : at + 24].decode()).timestamp()
-                    self.lags.append(now - sent)
+                    self.lags.append(now - self.sent_at(buf[pos + head : pos + head + n]))
             pos += head + n
         self.buf = buf[pos:]
         if now:
@@ -389,30 +426,37 @@ class Consumer(asyncio.Protocol):
     def report(self) -> dict[str, Any]:
         out = {
             "count": self.count,
+            "commits": self.commits,
             "errors": self.errors,
             "first": self.first,
             "last": self.last,
             "lags": self.lags,
         }
-        self.count = self.errors = 0
+        self.count = self.commits = self.errors = 0
         self.first = self.last = 0.0
         self.lags = []
         return out
 
 
-async def _consumers(relay_url: str) -> None:
+async def consumers(
+    relay_url: str,
+    endpoint: str = "/xrpc/com.atproto.sync.subscribeRepos",
+    kind: type[Consumer] = Consumer,
+) -> None:
+    """Consumers of `endpoint` driven by stdin: `connect K [QUERY]`, `count`, `report`,
+    `close` (bench/stream.py reads Jetstream's /subscribe with its own `kind`)."""
     loop = asyncio.get_running_loop()
     parts = urlsplit(relay_url)
-    path = "/xrpc/com.atproto.sync.subscribeRepos"
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     open_: list[Consumer] = []
     while line := (await reader.readline()).decode().split():
         if line[0] == "connect":
+            path = endpoint + (f"?{line[2]}" if len(line) > 2 else "")
             for _ in range(int(line[1])):
                 ready: asyncio.Future[None] = loop.create_future()
                 _, consumer = await loop.create_connection(
-                    lambda ready=ready: Consumer(path, ready),  # type: ignore[misc]
+                    lambda ready=ready, path=path: kind(path, ready),  # type: ignore[misc]
                     parts.hostname,
                     parts.port,
                 )
@@ -431,11 +475,70 @@ async def _consumers(relay_url: str) -> None:
             print(json.dumps({"closed": True}), flush=True)
 
 
+# --- PLC latency ----------------------------------------------------------------------------
+
+
+async def _delay_line(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float
+) -> None:
+    """Copy `reader` to `writer`, each chunk `delay` seconds after it arrived (in order, so a
+    stream of answers is delayed, not slowed)."""
+    chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+    async def forward() -> None:
+        while True:
+            due, data = await chunks.get()
+            if not data:
+                break
+            await asyncio.sleep(max(due - time.monotonic(), 0))
+            writer.write(data)
+            await writer.drain()
+
+    forwarding = asyncio.create_task(forward())
+    try:
+        while data := await reader.read(1 << 16):
+            chunks.put_nowait((time.monotonic() + delay, data))
+        chunks.put_nowait((0.0, b""))
+        await forwarding
+    finally:
+        forwarding.cancel()
+        writer.close()
+
+
+async def _plc_proxy(target_url: str, delay_ms: float) -> None:
+    """Forward TCP connections to the PLC at `target_url`, delaying every answer `delay_ms`."""
+    target = urlsplit(target_url)
+    delay = delay_ms / 1000
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            plc_r, plc_w = await asyncio.open_connection(target.hostname, target.port)
+        except OSError:
+            client_w.close()
+            return
+        await asyncio.gather(
+            _delay_line(client_r, plc_w, 0.0),
+            _delay_line(plc_r, client_w, delay),
+            return_exceptions=True,
+        )
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = next(iter(server.sockets)).getsockname()[1]
+    print(json.dumps({"url": f"http://127.0.0.1:{port}"}), flush=True)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await reader.read()  # until the bench closes our stdin or stops us
+    server.close()
+
+
 if __name__ == "__main__":
     role = sys.argv[1]
     if role == "upstream":
         asyncio.run(_upstream(Path(sys.argv[2]), int(sys.argv[3])))
     elif role == "consumers":
-        asyncio.run(_consumers(sys.argv[2]))
+        asyncio.run(consumers(sys.argv[2]))
+    elif role == "plc-proxy":
+        asyncio.run(_plc_proxy(sys.argv[2], float(sys.argv[3])))
     else:
         raise SystemExit(f"unknown role {role!r}")

@@ -9,11 +9,16 @@ from urllib.parse import urlsplit
 
 import httpx
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
+from atcore.jwt import Hs256Tokens
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
+from atcore.xrpc.failures import http_exception
 from atcore.xrpc.router import XrpcRouter
 from atcore.xrpc.server import mount
 from pds import well_known
@@ -82,7 +87,11 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             crawlers = Crawlers(config.crawlers, crawl_host, http, sequencer)
             await crawlers.start()
             stack.push_async_callback(crawlers.close)
-            resolver = IdentityResolver(config.plc_url, http, allow_private=config.dev_mode)
+            guarded_http = guarded_client(AddressGuard(allow_private=config.dev_mode))
+            stack.push_async_callback(guarded_http.aclose)
+            resolver = IdentityResolver(
+                config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
+            )
             app.state.ctx = AppContext(
                 config=config,
                 accounts=accounts,
@@ -91,12 +100,14 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
                 resolver=resolver,
                 plc=PlcClient(config.plc_url, http),
                 http=http,
+                guarded_http=guarded_http,
                 catalog=catalog,
                 plc_rotation_key=config.rotation_key(),
                 service_did=config.service_did,
                 mailer=mailer_for(config),
                 limiter=RateLimiter(),
                 blob_sweeper=sweeper,
+                session_tokens=Hs256Tokens(config.jwt_secret),
             )
             sweeper.start()
             stack.push_async_callback(sweeper.close)
@@ -106,4 +117,5 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
         routes=[*well_known.ROUTES, *mount(router)],
         middleware=[cors_middleware()],
         lifespan=lifespan,
+        exception_handlers={HTTPException: http_exception},
     )

@@ -2,22 +2,21 @@
 bskydocs-service-auth.md).
 
 Session tokens are HS256 JWTs under PDS_JWT_SECRET as the reference PDS issues them; failures
-answer as the reference does: no credentials -> 401 AuthenticationRequired, a bad or expired
-token -> 400 InvalidToken / ExpiredToken (clients refresh their session on ExpiredToken).
+answer as the reference does: no credentials -> 401 AuthMissing, a bad or expired token -> 400
+InvalidToken / ExpiredToken (clients refresh their session on ExpiredToken).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from dataclasses import dataclass
 from typing import Final
 
 from starlette.requests import HTTPConnection
 
-from atcore.jwt import Jwt, JwtError, verify_hs256
+from atcore.jwt import Jwt, JwtError
 from atcore.service_auth import BadJwt, verify_service_jwt
+from atcore.xrpc.basic_auth import basic_credentials
 from atcore.xrpc.errors import AuthRequired, InvalidRequest
 from pds.context import AppContext, ctx_of
 
@@ -114,7 +113,7 @@ def bearer_token(conn: HTTPConnection) -> str | None:
 
 def _session_token(ctx: AppContext, token: str, typ: str, scopes: frozenset[str]) -> Jwt:
     try:
-        jwt = verify_hs256(token, ctx.config.jwt_secret)
+        jwt = ctx.session_tokens.verify(token)
     except JwtError as exc:
         name = "ExpiredToken" if exc.expired else "InvalidToken"
         message = str(exc) if exc.expired else "Token could not be verified"
@@ -131,7 +130,7 @@ def _session_token(ctx: AppContext, token: str, typ: str, scopes: frozenset[str]
 def _access(conn: HTTPConnection, scopes: frozenset[str]) -> AuthContext:
     token = bearer_token(conn)
     if token is None:
-        raise AuthRequired()
+        raise AuthRequired(error="AuthMissing")
     jwt = _session_token(ctx_of(conn), token, ACCESS_TYP, scopes)
     return AuthContext(jwt.payload["sub"], jwt.payload["scope"])
 
@@ -167,21 +166,11 @@ async def access_privileged(conn: HTTPConnection) -> AuthContext:
     return _access(conn, PRIVILEGED_SCOPES)
 
 
-async def optional_access_auth(
-    conn: HTTPConnection, *, takendown: bool = False
-) -> AuthContext | None:
-    """Like `access_auth` (with `takendown`, `access_or_takendown`), but a request without
-    credentials is anonymous (None)."""
-    if conn.headers.get("authorization") is None:
-        return None
-    return _access(conn, _ACCESS_OR_TAKENDOWN if takendown else ACCESS_SCOPES)
-
-
 async def refresh_auth(conn: HTTPConnection) -> AuthContext:
     """A refresh token (Bearer): refreshSession and deleteSession."""
     token = bearer_token(conn)
     if token is None:
-        raise AuthRequired()
+        raise AuthRequired(error="AuthMissing")
     jwt = _session_token(ctx_of(conn), token, REFRESH_TYP, frozenset({REFRESH_SCOPE}))
     jti = jwt.payload.get("jti")
     if not isinstance(jti, str):
@@ -191,13 +180,10 @@ async def refresh_auth(conn: HTTPConnection) -> AuthContext:
 
 async def admin_auth(conn: HTTPConnection) -> AuthContext:
     """HTTP Basic `admin:PDS_ADMIN_PASSWORD`."""
-    scheme, _, encoded = conn.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    credentials = basic_credentials(conn)
+    if credentials is None:
         raise AuthRequired()
-    try:
-        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise AuthRequired("Invalid basic authorization") from None
+    user, password = credentials
     expected = ctx_of(conn).config.admin_password.encode()
     if user != ADMIN_USER or not hmac.compare_digest(password.encode(), expected):
         raise AuthRequired("Invalid admin credentials")

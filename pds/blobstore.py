@@ -14,6 +14,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Final
 
 from atcore.cid import CID, RAW
 
@@ -30,6 +31,8 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x1a\x45\xdf\xa3", "video/webm"),
 )
 _RAW_SHA256 = bytes([0x01, RAW, 0x12, 0x20])
+# Uploads are held in memory up to this size, then written to a temporary file as they come.
+SPILL: Final = 1 << 20
 
 
 def sniff_mime(head: bytes, declared: str | None) -> str:
@@ -60,33 +63,70 @@ class BlobStore:
         self, did: str, chunks: AsyncIterator[bytes], declared_mime: str | None
     ) -> Upload:
         """Store a streamed upload (its size is bounded by the request body limit)."""
-        tmp_dir = self.root / "tmp"
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, lambda: tmp_dir.mkdir(parents=True, exist_ok=True))
-        tmp = tmp_dir / secrets.token_hex(16)
+        spool = _Spool(self.root / "tmp" / secrets.token_hex(16))
         digest = hashlib.sha256()
+        buffered: list[bytes] = []
         head = b""
-        size = 0
+        pending = size = 0
         try:
-            with open(tmp, "wb") as out:
-                async for chunk in chunks:
-                    digest.update(chunk)
-                    if len(head) < 64:
-                        head += chunk[: 64 - len(head)]
-                    size += len(chunk)
-                    await loop.run_in_executor(None, out.write, chunk)
+            async for chunk in chunks:
+                digest.update(chunk)
+                if len(head) < 64:
+                    head += chunk[: 64 - len(head)]
+                buffered.append(chunk)
+                size += len(chunk)
+                pending += len(chunk)
+                if pending >= SPILL:
+                    # Each thread hop costs more than hashing a chunk: write in big pieces.
+                    await loop.run_in_executor(None, spool.write, buffered)
+                    buffered, pending = [], 0
             cid = CID(_RAW_SHA256 + digest.digest())
-            final = self.path(did, cid)
-            await loop.run_in_executor(None, _move, tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+            await loop.run_in_executor(None, spool.finish, buffered, self.path(did, cid))
+        except BaseException:
+            spool.discard()
+            raise
         return Upload(cid, size, sniff_mime(head, declared_mime))
+
+    def read_small(self, did: str, cid: CID, limit: int) -> bytes | None:
+        """The blob's bytes when it has at most `limit` of them, else None (blocking: run it
+        in a thread). FileNotFoundError when the blob is not on disk."""
+        with open(self.path(did, cid), "rb") as file:
+            if os.fstat(file.fileno()).st_size > limit:
+                return None
+            return file.read()
 
     def delete(self, did: str, cids: list[CID]) -> None:
         for cid in cids:
             self.path(did, cid).unlink(missing_ok=True)
 
 
-def _move(tmp: Path, final: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(tmp, final)
+class _Spool:
+    """A temporary file an upload is written to, moved into place once complete (the blocking
+    calls run in a thread)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.out: BinaryIO | None = None
+
+    def write(self, chunks: list[bytes]) -> None:
+        if self.out is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            self.out = open(self.tmp, "wb")  # closed by finish or discard
+        self.out.writelines(chunks)
+
+    def finish(self, chunks: list[bytes], final: Path) -> None:
+        """Write the rest, then move the whole blob into place (never a partial one there)."""
+        self.write(chunks)
+        assert self.out is not None
+        self.out.close()
+        try:
+            os.replace(self.tmp, final)
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.tmp, final)
+
+    def discard(self) -> None:
+        if self.out is not None:
+            self.out.close()
+        self.tmp.unlink(missing_ok=True)

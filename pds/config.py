@@ -3,9 +3,9 @@
 Flags (`--host`, `--port`, `--data-dir`) override the environment. Every missing or bad setting
 raises ConfigError whose one-line message names the variable. `PDS_DEV_MODE=true` fills in
 local-network defaults (hostname `localhost`, handles under `.test`, the local PLC on 2582,
-invites and rate limits off, no appview or report service) and keeps a generated rotation key
-and secrets in the data directory, so a development server can restart without losing its
-accounts' DIDs.
+invites and rate limits off, the local appview on 2584, no report service) and keeps a
+generated rotation key and secrets in the data directory, so a development server can restart
+without losing its accounts' DIDs.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from atcore.errors import InvalidKey, InvalidSyntax
 from atcore.keys import PrivateKey, generate_k256, private_key_from_hex
 from atcore.syntax.did import parse_did
 from atcore.syntax.handle import is_valid_handle
+from atcore.syntax.integer import parse_integer
 
 DEFAULT_PORT: Final = 2583
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -28,6 +29,9 @@ DEFAULT_BLOB_LIMIT: Final = 100 * 1024 * 1024
 DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEV_PLC_URL: Final = "http://127.0.0.1:2582"
 DEFAULT_APPVIEW: Final = ("https://api.bsky.app", "did:web:api.bsky.app")
+# `skyloft appview serve` in dev mode: its default port, and the did:web of that public host
+# (the appview's BSKY_SERVER_DID default), port colon percent-encoded as did:web requires.
+DEV_APPVIEW: Final = ("http://localhost:2584", "did:web:localhost%3A2584")
 DEFAULT_REPORT_SERVICE: Final = ("https://mod.bsky.app", "did:plc:ar7c4by46qjdydhdevvrndac")
 DEFAULT_CRAWLERS: Final = ("https://bsky.network",)
 _TRUE: Final = frozenset({"true", "1", "yes"})
@@ -113,7 +117,7 @@ class PdsConfig:
             raise ConfigError(f"PDS_DATA_DIRECTORY {data} exists and is not a directory")
         hostname = _hostname(env.get("PDS_HOSTNAME") or ("localhost" if dev else ""))
         default_domains = ".test" if dev else f".{hostname}"
-        default_appview = (None, None) if dev else DEFAULT_APPVIEW
+        default_appview = DEV_APPVIEW if dev else DEFAULT_APPVIEW
         appview_url = env.get("PDS_BSKY_APP_VIEW_URL") or default_appview[0]
         if appview_url is not None:
             appview_url = _check_url(appview_url, "PDS_BSKY_APP_VIEW_URL")
@@ -196,12 +200,9 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if not value:
         return default
     try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
-    return number
+        return parse_integer(value, minimum)
+    except InvalidSyntax as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _hostname(value: str) -> str:

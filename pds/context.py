@@ -10,6 +10,7 @@ from starlette.requests import HTTPConnection
 
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
+from atcore.jwt import Hs256Tokens
 from atcore.keys import PrivateKey
 from atcore.lexicon import Catalog
 from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
@@ -32,13 +33,15 @@ class AppContext:
     sequencer: Sequencer
     resolver: IdentityResolver
     plc: PlcClient
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # operator-configured services: PLC, appview, relays
+    guarded_http: httpx.AsyncClient  # URLs a user can aim (atcore.identity.pinned)
     catalog: Catalog
     plc_rotation_key: PrivateKey
     service_did: str
     mailer: Mailer
     limiter: RateLimiter
     blob_sweeper: BlobSweeper
+    session_tokens: Hs256Tokens  # under config.jwt_secret
 
 
 def ctx_of(req: XrpcRequest | SubscriptionRequest | HTTPConnection) -> AppContext:

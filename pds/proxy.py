@@ -4,11 +4,14 @@
 The XrpcRouter's `fallback`: an `atproto-proxy: <did>#<service id>` header names the service,
 whose endpoint comes from that DID's document; otherwise `app.bsky.*` goes to
 PDS_BSKY_APP_VIEW_URL and `com.atproto.moderation.createReport` to PDS_REPORT_SERVICE_URL. The
-caller's session becomes a fresh service-auth JWT (ES256K under the account's key) with `aud`
-the service DID (`did#id` when the header named one) and `lxm` the method. Responses stream
-back unchanged with their content headers; upstream errors keep their status and XRPC error
-name (a 500 becomes 502 UpstreamFailure). Bodies, time and response size are bounded; outside
-dev mode a header-named service must be on a public address.
+caller's session (required: the reference proxies no anonymous call) becomes a fresh
+service-auth JWT (ES256K under the account's key) with `aud` the service DID (`did#id` when the
+header named one) and `lxm` the method; app.bsky.feed.getFeed's names the feed generator
+instead (pds.feed_proxy). Responses stream back unchanged with their content
+headers; upstream errors keep their status and XRPC error name (a 500 becomes 502
+UpstreamFailure). Bodies, time and response size are bounded; a header-named service, which any
+user can aim, is reached through the guarded client: outside dev mode only on a public address,
+and on the very address that was checked.
 
 Read-after-write: the appview indexes the caller's newest records a moment after they are
 written, and this PDS does not patch `getPostThread`/`getAuthorFeed`/`getProfile` responses with
@@ -19,30 +22,27 @@ passed through so it can tell.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Final
-from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from atcore.errors import IdentityError, InvalidSyntax, UnsafeAddress
-from atcore.identity.netguard import check_public_host
 from atcore.syntax.did import parse_did
-from atcore.xrpc.body import stream_body
+from atcore.xrpc.body import decode_json, stream_body
 from atcore.xrpc.errors import (
     InvalidRequest,
-    MethodNotImplemented,
     UpstreamFailure,
     UpstreamTimeout,
     XrpcError,
 )
 from atcore.xrpc.router import XrpcRequest
 from pds.accounts.sessions import service_jwt
-from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, optional_access_auth
+from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, access_auth, access_or_takendown
 from pds.context import AppContext, ctx_of
+from pds.feed_proxy import FEED_METHOD, feed_audience
 from pds.ratelimit import GLOBAL, check_limits
 
 # Request bodies forwarded (chat messages, reports): JSON, far below this.
@@ -70,8 +70,8 @@ RESPONSE_HEADERS: Final = (
 REPORT_METHOD: Final = "com.atproto.moderation.createReport"
 
 
-async def _header_target(ctx: AppContext, header: str) -> tuple[str, str]:
-    """(endpoint URL, aud) of the service an `atproto-proxy` header names."""
+async def _header_target(ctx: AppContext, header: str) -> tuple[str, str, httpx.AsyncClient]:
+    """(endpoint URL, aud, client) of the service an `atproto-proxy` header names."""
     did, sep, service_id = header.partition("#")
     if not did:
         raise InvalidRequest("no did specified in proxy header")
@@ -86,20 +86,15 @@ async def _header_target(ctx: AppContext, header: str) -> tuple[str, str]:
     url = doc.service_endpoint(f"#{service_id}")
     if url is None:
         raise InvalidRequest("could not resolve proxy did service url")
-    if not ctx.config.dev_mode:
-        try:
-            await check_public_host(urlsplit(url).hostname or "")
-        except UnsafeAddress as exc:
-            raise InvalidRequest(f"proxy target refused: {exc}") from None
-    return url, f"{did}#{service_id}"
+    return url, f"{did}#{service_id}", ctx.guarded_http
 
 
-def _default_target(ctx: AppContext, nsid: str) -> tuple[str, str] | None:
+def _default_target(ctx: AppContext, nsid: str) -> tuple[str, str, httpx.AsyncClient] | None:
     config = ctx.config
     if nsid == REPORT_METHOD and config.report_service_url and config.report_service_did:
-        return config.report_service_url, config.report_service_did
+        return config.report_service_url, config.report_service_did, ctx.http
     if nsid.startswith("app.bsky.") and config.appview_url and config.appview_did:
-        return config.appview_url, config.appview_did
+        return config.appview_url, config.appview_did, ctx.http
     return None
 
 
@@ -112,12 +107,12 @@ async def _error_from(upstream: httpx.Response) -> XrpcError:
             break
     await upstream.aclose()
     error = message = None
-    try:
-        parsed = json.loads(body)
+    try:  # the body decoder: a lone surrogate in it could not be sent on to our client
+        parsed = decode_json(body)
         if isinstance(parsed, dict):
             error = parsed.get("error") if isinstance(parsed.get("error"), str) else None
             message = parsed.get("message") if isinstance(parsed.get("message"), str) else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except InvalidRequest:
         pass
     status = 502 if upstream.status_code == 500 else upstream.status_code
     if not 400 <= status < 600:
@@ -146,26 +141,33 @@ async def forward(request: Request, nsid: str) -> Response:
         raise InvalidRequest("XRPC requests only supports GET and POST")
     if nsid in PROTECTED_METHODS:
         raise InvalidRequest("Bad token method", "InvalidToken")
-    # A taken-down user may still appeal (the reference's one proxied method for them).
-    auth = await optional_access_auth(request, takendown=nsid == REPORT_METHOD)
-    if auth is not None and nsid in PRIVILEGED_METHODS and not auth.privileged:
+    # Only sessions are proxied, as by the reference (no anonymous app.bsky.* reads through a
+    # PDS). A taken-down user may still appeal (the reference's one proxied method for them).
+    verify = access_or_takendown if nsid == REPORT_METHOD else access_auth
+    auth = await verify(request)
+    if nsid in PRIVILEGED_METHODS and not auth.privileged:
         raise InvalidRequest("Bad token method", "InvalidToken")
     header = request.headers.get("atproto-proxy")
     target = await _header_target(ctx, header) if header else _default_target(ctx, nsid)
     if target is None:
-        raise MethodNotImplemented(f"No service configured for {nsid}")
-    url, aud = target
+        # The reference PDS answers 400 here, not 501: the method may well exist elsewhere.
+        raise InvalidRequest(f"No service configured for {nsid}")
+    url, aud, http = target
     headers = {k: request.headers[k] for k in REQUEST_HEADERS if k in request.headers}
     headers["accept-encoding"] = request.headers.get("accept-encoding", "identity")
-    if auth is not None:
-        headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, aud, nsid)}"
+    token_aud, lxm = aud, nsid
+    if nsid == FEED_METHOD and ctx.config.appview_url is not None:
+        token_aud, lxm = await feed_audience(ctx, request)
+    headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, token_aud, lxm)}"
     content = stream_body(request, MAX_BODY) if request.method == "POST" else None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    outgoing = ctx.http.build_request(
+    outgoing = http.build_request(
         request.method, url + path, headers=headers, content=content, timeout=TIMEOUT
     )
     try:
-        upstream = await ctx.http.send(outgoing, stream=True)
+        upstream = await http.send(outgoing, stream=True)
+    except UnsafeAddress as exc:
+        raise InvalidRequest(f"proxy target refused: {exc}") from None
     except httpx.TimeoutException:
         raise UpstreamTimeout("Upstream service timed out") from None
     except httpx.HTTPError:

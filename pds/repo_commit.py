@@ -167,6 +167,8 @@ def _check(txn: Txn, did: Did, writes: Sequence[PreparedWrite]) -> _Changes:
         assert w.cid is not None and w.block is not None
         if w.action == "create" and current is not None:
             raise InvalidRequest(f"Record already exists: {uri}")
+        if w.action == "update" and current is None and not w.upsert:
+            raise InvalidRequest(f"Could not find a record with key: {w.path}")
         for blob in w.blobs:
             if sql.blob(blob) is None:
                 raise InvalidRequest(f"Could not find blob: {blob.encode()}", "BlobNotFound")

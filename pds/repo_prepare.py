@@ -28,7 +28,8 @@ MAX_RECORD_BYTES = 1024 * 1024
 
 @dataclass(frozen=True)
 class Write:
-    """One requested change. `update` creates the record when it does not exist (putRecord).
+    """One requested change. `update` of a missing record fails (applyWrites, as the reference
+    refuses it) unless `upsert` makes it create the record (putRecord).
 
     `swap` makes `swap_record` binding: the current record CID must equal it (None: must not
     exist). `if_exists` turns a delete of a missing record into a no-op (deleteRecord).
@@ -42,6 +43,7 @@ class Write:
     swap: bool = False
     swap_record: CID | None = None
     if_exists: bool = False
+    upsert: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class PreparedWrite:
     swap_record: CID | None
     if_exists: bool
     blobs: tuple[CID, ...] = ()
+    upsert: bool = False
 
     @property
     def path(self) -> str:
@@ -108,6 +111,7 @@ def prepare_write(catalog: Catalog, clock: TidClock, write: Write) -> PreparedWr
         write.swap_record,
         write.if_exists,
         tuple(blob_refs(record)),
+        write.upsert,
     )
 
 

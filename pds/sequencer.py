@@ -106,6 +106,7 @@ class Sequencer:
         # Guards the log's write connection: the sequencer thread and actor-store worker
         # threads (log_sync) append through it.
         self._db_lock = threading.RLock()
+        self._last_seq = 0  # the log's highest seq, read at start; kept under _db_lock
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- life cycle --
@@ -114,7 +115,7 @@ class Sequencer:
         self._loop = asyncio.get_running_loop()
         db = self._db = await self._write(SequencerDb, self.path)
         self._reader = await self._read(SequencerDb, self.path)
-        self.fanout.head = await self._write(db.head)
+        self.fanout.head = self._last_seq = await self._write(db.head)
         clean = await self._write(db.get_meta, "clean_shutdown")
         await self._write(db.set_meta, "clean_shutdown", "0")
         self._tasks.append(asyncio.create_task(self._writer(), name="sequencer-writer"))
@@ -212,26 +213,32 @@ class Sequencer:
     def log_sync(self, did: str, events: Sequence[tuple[str, str | None, SeqEvent]]) -> list[int]:
         """Append one account's (kind, rev, event)s from a worker thread; returns their seqs.
 
-        Durable on return; the frames reach subscribers through the event loop, queued before
-        the caller's own completion, so a writer is answered only after the fan-out has them.
+        The events are those whose frames the caller's transaction just put in the account's
+        outbox, checked by encode_frame then: here only their seq changes, so they are encoded
+        without checking them again. Durable on return; the frames reach subscribers through
+        the event loop, queued before the caller's own completion, so a writer is answered only
+        after the fan-out has them.
         """
-        rows = self._log([(did, kind, rev, event) for kind, rev, event in events])
-        return [row.seq for row in rows]
+        items = [(did, kind, rev, event) for kind, rev, event in events]
+        return [row.seq for row in self._log(items, checked=True)]
 
-    def _log(self, items: Sequence[tuple[str, str, str | None, SeqEvent]]) -> list[LogRow]:
+    def _log(
+        self, items: Sequence[tuple[str, str, str | None, SeqEvent]], checked: bool = False
+    ) -> list[LogRow]:
         loop = self._loop
         if loop is None:
             raise RuntimeError("the sequencer is not started")
         with self._db_lock:
             db = self._require(self._db)
-            seq = db.head()
+            seq = self._last_seq
             now_ms = int(time.time() * 1000)
             rows = []
             for did, kind, rev, event in items:
                 seq += 1
-                frame = encode_frame(event, seq=seq)
+                frame = encode_frame(event, seq=seq, check=not checked)
                 rows.append(LogRow(seq, did, kind, rev, frame, now_ms))
             db.append(rows)
+            self._last_seq = seq
             # Scheduled under the lock: the fan-out receives batches in seq order.
             loop.call_soon_threadsafe(self._publish, rows)
         return rows

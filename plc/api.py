@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Final
 
 from starlette.exceptions import HTTPException
@@ -14,10 +15,15 @@ from atcore.errors import InvalidSyntax
 from atcore.identity.plc_data import did_document
 from atcore.identity.plc_log import LogEntry, PlcState, format_timestamp, parse_timestamp
 from plc.context import PlcContext
+from plc.limits import check_incoming_op
 
 DEFAULT_EXPORT_COUNT: Final = 10
 MAX_EXPORT_COUNT: Final = 1000
 _MAX_SEQ: Final = 2**63 - 1
+# ASCII digits only (str.isdigit also takes '²' and other digits int() refuses), and few of
+# them: a count over 1000 is clamped anyway, and no sequence number has more than 19.
+_DIGITS_RE: Final = re.compile(r"[0-9]+")
+_COUNT_RE: Final = re.compile(r"[0-9]{1,9}")
 
 
 def _ctx(request: Request) -> PlcContext:
@@ -38,7 +44,10 @@ async def _state(request: Request, *, live: bool) -> PlcState:
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # Only a well-formed length can refuse early; the streamed count below is what holds.
+    if _DIGITS_RE.fullmatch(declared) and (
+        len(declared.lstrip("0")) > 9 or int(declared.lstrip("0") or "0") > limit
+    ):
         raise HTTPException(413, f"request body larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
@@ -55,7 +64,7 @@ async def submit_operation(request: Request) -> Response:
         op = json.loads(body)
     except (ValueError, RecursionError):
         raise HTTPException(400, "request body is not valid JSON") from None
-    await ctx.ops.submit(request.path_params["did"], op)
+    await ctx.ops.submit(request.path_params["did"], check_incoming_op(op, ctx.config.max_op_bytes))
     return Response(status_code=200)
 
 
@@ -89,14 +98,21 @@ async def get_audit_log(request: Request) -> Response:
 
 def _export_params(request: Request) -> tuple[str | int | None, int]:
     raw_count = request.query_params.get("count", str(DEFAULT_EXPORT_COUNT))
-    if not raw_count.isdigit() or int(raw_count) < 1:
-        raise HTTPException(400, "Invalid Query Parameter: count must be a positive integer")
+    if _COUNT_RE.fullmatch(raw_count) is None or int(raw_count) < 1:
+        raise HTTPException(
+            400, "Invalid Query Parameter: count must be a positive integer of at most 9 digits"
+        )
     count = min(int(raw_count), MAX_EXPORT_COUNT)
     raw_after = request.query_params.get("after")
     if raw_after is None:
         return None, count
-    if raw_after.isdigit() and len(raw_after) <= 19 and int(raw_after) <= _MAX_SEQ:
-        return int(raw_after), count
+    if _DIGITS_RE.fullmatch(raw_after):
+        significant = raw_after.lstrip("0") or "0"
+        if len(significant) > len(str(_MAX_SEQ)) or int(significant) > _MAX_SEQ:
+            raise HTTPException(
+                400, f"Invalid Query Parameter: after is over the largest sequence {_MAX_SEQ}"
+            )
+        return int(significant), count
     try:
         return format_timestamp(parse_timestamp(raw_after)), count
     except (InvalidSyntax, ValueError):

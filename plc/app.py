@@ -50,7 +50,8 @@ def create_app(config: PlcConfig, *, clock: Clock = system_clock) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await PlcStore.open(config.db_path)
-        app.state.ctx = PlcContext(config, store, PlcOperations(store, clock), _version())
+        ops = PlcOperations(store, clock, rate_limited=config.rate_limits_enabled)
+        app.state.ctx = PlcContext(config, store, ops, _version())
         try:
             yield
         finally:

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from atcore.identity.plc import MAX_OP_BYTES
+from plc.limits import DEFAULT_MAX_OP_BYTES
+
 DEFAULT_PORT: Final = 2582
 DEFAULT_HOST: Final = "127.0.0.1"
 # A signed operation is at most 7500 bytes of DAG-CBOR; its JSON is a little larger.
 DEFAULT_MAX_BODY: Final = 64 * 1024
+_TRUE: Final = frozenset({"true", "1", "yes"})
+_FALSE: Final = frozenset({"false", "0", "no"})
 
 
 class ConfigError(ValueError):
@@ -23,6 +28,8 @@ class PlcConfig:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     max_body_bytes: int = DEFAULT_MAX_BODY
+    max_op_bytes: int = DEFAULT_MAX_OP_BYTES
+    rate_limits_enabled: bool = True
 
     @property
     def db_path(self) -> Path:
@@ -37,7 +44,9 @@ class PlcConfig:
         port: int | None = None,
         data_dir: str | None = None,
     ) -> PlcConfig:
-        """Flags override PLC_HOST, PLC_PORT, PLC_DATA_DIRECTORY, PLC_MAX_BODY_BYTES."""
+        """Flags override PLC_HOST, PLC_PORT, PLC_DATA_DIRECTORY; then PLC_MAX_BODY_BYTES,
+        PLC_MAX_OP_BYTES (DAG-CBOR size of a submitted operation) and PLC_RATE_LIMITS_ENABLED
+        (the per-DID operation rate limit, on unless set to false)."""
         raw_dir = data_dir or env.get("PLC_DATA_DIRECTORY")
         if not raw_dir:
             raise ConfigError("no data directory: pass --data-dir or set PLC_DATA_DIRECTORY")
@@ -46,6 +55,8 @@ class PlcConfig:
             host=host or env.get("PLC_HOST") or DEFAULT_HOST,
             port=port if port is not None else _int(env, "PLC_PORT", DEFAULT_PORT),
             max_body_bytes=_int(env, "PLC_MAX_BODY_BYTES", DEFAULT_MAX_BODY),
+            max_op_bytes=_int(env, "PLC_MAX_OP_BYTES", DEFAULT_MAX_OP_BYTES),
+            rate_limits_enabled=_bool(env, "PLC_RATE_LIMITS_ENABLED", True),
         )
         config.validate()
         return config
@@ -59,6 +70,12 @@ class PlcConfig:
             raise ConfigError(
                 f"PLC_MAX_BODY_BYTES must be 1024-16777216, got {self.max_body_bytes}"
             )
+        if not 1000 <= self.max_op_bytes <= MAX_OP_BYTES:
+            # Under ~1000 bytes ordinary operations no longer fit; over the spec's limit no
+            # other directory or client would take them.
+            raise ConfigError(
+                f"PLC_MAX_OP_BYTES must be 1000-{MAX_OP_BYTES}, got {self.max_op_bytes}"
+            )
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
 
@@ -71,3 +88,10 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value and value not in _TRUE | _FALSE:
+        raise ConfigError(f"{name} must be true or false, got {env[name]!r}")
+    return value in _TRUE if value else default

@@ -13,16 +13,18 @@ import re
 import sqlite3
 import weakref
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from atcore.errors import InvalidPlcOperation
 from atcore.identity.plc import check_operation
 from atcore.identity.plc_log import LogEntry, PlcState, check_next_op
+from plc.limits import check_op_rate
 from plc.store import Append, PlcStore
 
 Clock = Callable[[], datetime]
 PLC_DID_RE: Final = re.compile(r"did:plc:[a-z2-7]{24}")
+_ONE_MS: Final = timedelta(milliseconds=1)
 
 
 def system_clock() -> datetime:
@@ -44,9 +46,12 @@ def _state(did: str, log: list[LogEntry]) -> PlcState | None:
 class PlcOperations:
     """The directory's domain logic over a PlcStore, with an injectable clock."""
 
-    def __init__(self, store: PlcStore, clock: Clock = system_clock) -> None:
+    def __init__(
+        self, store: PlcStore, clock: Clock = system_clock, *, rate_limited: bool = True
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._rate_limited = rate_limited
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, did: str) -> asyncio.Lock:
@@ -57,18 +62,26 @@ class PlcOperations:
         return lock
 
     async def submit(self, did: str, op: object) -> LogEntry:
-        """Validate `op` against the DID's log and store it; InvalidPlcOperation says why not."""
+        """Validate `op` against the DID's log and store it; InvalidPlcOperation says why not.
+
+        What a client may submit is narrower (plc.limits.check_incoming_op, run by the route);
+        this holds the rules of the log itself, and the per-DID rate limit.
+        """
         if PLC_DID_RE.fullmatch(did) is None:
             raise InvalidPlcOperation(f"not a did:plc identifier: {did[:80]!r}")
         checked = check_operation(op)
 
         def decide(log: list[LogEntry]) -> Append:
             now = _millis(self._clock())
-            if log and now < log[-1].created_at:
-                # A wall clock stepping back must not reorder a DID's log by createdAt.
-                now = log[-1].created_at
+            if log and now <= log[-1].created_at:
+                # A DID's createdAt values strictly increase: a clock stepping back, or not
+                # yet past the last operation's millisecond, must neither reorder the log nor
+                # give a recovery the timestamp of what it nullifies (check_next_op refuses).
+                now = log[-1].created_at + _ONE_MS
             chain = [e for e in log if not e.nullified]
             accepted = check_next_op(did, chain, checked, now)
+            if self._rate_limited and not accepted.nullifies:
+                check_op_rate(chain, now)
             return Append(LogEntry(did, checked, accepted.cid, False, now), accepted.nullifies)
 
         async with self._lock(did):

@@ -21,9 +21,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         load=RelayConfig.load,
         config_error=ConfigError,
         create_app=_create_app,
-        # bench/relay.py: a websocket send costs uvicorn about half of hypercorn's, so only
-        # uvicorn delivers 1,000 events/s to 100 consumers on 2 cores; ingest is the same.
-        default_server="uvicorn",
     )
 
 

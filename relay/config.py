@@ -3,10 +3,11 @@
 Names follow indigo's relay where they match (indigo-relay-README.md): RELAY_ADMIN_PASSWORD,
 RELAY_PERSIST_DIR (our data directory, `--data-dir` overrides it), RELAY_REPLAY_WINDOW (a Go
 duration such as `72h`), RELAY_LENIENT_SYNC_VALIDATION, RELAY_TRUSTED_DOMAINS,
-RELAY_DEFAULT_ACCOUNT_LIMIT, RELAY_NEW_HOSTS_PER_DAY_LIMIT. Ours: RELAY_PLC_HOST (the PLC
-directory URL), RELAY_DEV_MODE (plain-http `localhost:<port>` hosts and loopback addresses),
-RELAY_HOSTS (hostnames to crawl from the start), RELAY_HOST_IDLE_TIMEOUT and
-RELAY_VERIFY_WORKERS (processes verifying commits, at a lower priority; default: one per
+RELAY_DEFAULT_ACCOUNT_LIMIT, RELAY_NEW_HOSTS_PER_DAY_LIMIT, RELAY_HOST_CONCURRENCY (DIDs of
+one host processed at once; also read as RELAY_CONCURRENCY_PER_PDS, as indigo does). Ours:
+RELAY_PLC_HOST (the PLC directory URL), RELAY_DEV_MODE (plain-http `localhost:<port>` hosts and
+loopback addresses), RELAY_HOSTS (hostnames to crawl from the start), RELAY_HOST_IDLE_TIMEOUT
+and RELAY_VERIFY_WORKERS (processes verifying commits, at a lower priority; default: one per
 core).
 """
 
@@ -18,6 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from atcore.errors import InvalidSyntax
+from atcore.syntax.integer import parse_integer
 
 DEFAULT_PORT: Final = 2470
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -49,6 +53,12 @@ class ConfigError(ValueError):
     """A setting is missing or has a bad value; the message names the variable or flag."""
 
 
+# DIDs of one host whose events are checked at once: indigo's default, enough to hide a PLC
+# 50-200 ms away from the accounts a host brings.
+DEFAULT_HOST_CONCURRENCY: Final = 40
+MAX_HOST_CONCURRENCY: Final = 1000
+
+
 @dataclass(frozen=True)
 class RelayConfig:
     data_dir: Path
@@ -64,6 +74,7 @@ class RelayConfig:
     dev_mode: bool = False
     # Processes verifying commits (relay.verifier); 0 verifies in the serving process.
     verify_workers: int = 0
+    host_concurrency: int = DEFAULT_HOST_CONCURRENCY
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
 
@@ -104,6 +115,11 @@ class RelayConfig:
             hosts=_list(env.get("RELAY_HOSTS", "")),
             dev_mode=_bool(env, "RELAY_DEV_MODE"),
             verify_workers=_int(env, "RELAY_VERIFY_WORKERS", default_verify_workers()),
+            host_concurrency=_int(
+                env,
+                "RELAY_HOST_CONCURRENCY",
+                _int(env, "RELAY_CONCURRENCY_PER_PDS", DEFAULT_HOST_CONCURRENCY),
+            ),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -113,6 +129,8 @@ class RelayConfig:
     def validate(self) -> None:
         if not 0 <= self.verify_workers <= MAX_VERIFY_WORKERS:
             raise ConfigError(f"RELAY_VERIFY_WORKERS must be 0-{MAX_VERIFY_WORKERS}")
+        if not 1 <= self.host_concurrency <= MAX_HOST_CONCURRENCY:
+            raise ConfigError(f"RELAY_HOST_CONCURRENCY must be 1-{MAX_HOST_CONCURRENCY}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0-65535, got {self.port}")
         if not self.plc_url.startswith(("http://", "https://")):
@@ -166,9 +184,9 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if not value:
         return default
     try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+        return parse_integer(value)
+    except InvalidSyntax as exc:
+        raise ConfigError(f"{name} {exc}") from None
 
 
 def _list(value: str) -> tuple[str, ...]:

@@ -5,11 +5,12 @@ indigo's relay does; in dev mode at the oldest event, so a local network loses n
 reconnects with exponential backoff and jitter, and gives up as `offline` after too many
 failed attempts in a row. A host that sends nothing for the idle timeout is disconnected as
 `idle` until its next requestCrawl. Each event first waits for the host's rate limits (the host
-shows `throttled` meanwhile), then goes to relay.ingest in order: `prepare` (verification
-starts on the workers) as it arrives, `apply` (state checks, queued for the log) in a second
-task, so up to PIPELINE events of a host are in flight. The cursor only moves past events that
-are settled in order. Cursors of events that were not emitted are flushed every few seconds;
-emitted ones are persisted with the event.
+shows `throttled` meanwhile), then goes to relay.ingest: `prepare` (verification starts on the
+workers) as it arrives, `apply` (identity and state checks, queued for the log) in its DID's
+lane (relay.lanes): in order per DID, up to `concurrency` DIDs of the host at once, so one
+account's slow identity lookup does not hold up the others. Up to WINDOW events of a host are
+in flight. The host's position (relay.hostcursor) is persisted with the events; one that moved
+only by events needing no write is flushed every few seconds.
 """
 
 from __future__ import annotations
@@ -19,18 +20,23 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Final
 
 from websockets.exceptions import WebSocketException
 
-from atcore.errors import DecodeError
+from atcore.errors import DecodeError, IdentityError
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
+from atcore.identity.netguard import AddressGuard
 from atcore.xrpc.stream import StreamError, subscribe
+from relay.config import DEFAULT_HOST_CONCURRENCY
 from relay.db import Database, hosts
 from relay.db.hosts import HostRow
+from relay.events import event_did
+from relay.hostcursor import HostCursor
 from relay.ingest import Ingest, Prepared
+from relay.lanes import Lanes
 from relay.limits import HostLimiter, host_rates
 from skyloft.tasks import cancel_and_wait
 
@@ -42,8 +48,9 @@ BAD_FRAME: Final = "bad_frame"
 SEQ_NOT_INCREASING: Final = "seq_not_increasing"
 CONNECTIONS: Final = "relay_upstream_connections_total"
 _EVENTS = (CommitEvent, SyncEvent, IdentityEvent, AccountEvent)
-# Events of one host being verified or committed at once (bounds the memory they hold).
-PIPELINE = 512
+# Events of one host read and not all finished before them (bounds the memory they hold, and
+# how far one slow event lets the others run ahead).
+WINDOW = 4096
 
 
 class _Idle(Exception):
@@ -61,11 +68,13 @@ class HostConsumer:
     def __init__(self, crawler: Crawler, host: HostRow) -> None:
         self.crawler = crawler
         self.host = host
-        self.cursor = host.cursor
-        self.flushed = host.cursor
+        # Read from the database when the consumer starts (after every queued write).
+        self.position = HostCursor(host.id, host.cursor, (), WINDOW)
         self.status = ACTIVE
         self._waiting_since: float | None = None  # when the reader began waiting for a frame
         self._idle = False  # the watchdog cancelled the reader
+        self._writes: set[asyncio.Future[int | None]] = set()  # changes queued, not durable
+        self._failed: BaseException | None = None  # a write failed: the connection ends
         self.limiter = HostLimiter(
             host_rates(
                 host.account_limit, host.trusted, host.per_second, host.per_hour, host.per_day
@@ -73,8 +82,15 @@ class HostConsumer:
         )
         self.task = asyncio.create_task(self._run(), name=f"crawl {host.hostname}")
 
+    @property
+    def cursor(self) -> int:
+        return self.position.cursor
+
     async def _run(self) -> None:
         crawler = self.crawler
+        read = partial(hosts.position, host_id=self.host.id)
+        cursor, done = await crawler.ingest.events.read(read)
+        self.position = HostCursor(self.host.id, cursor, done, WINDOW)
         failures = 0
         while True:
             before = self.cursor
@@ -92,15 +108,16 @@ class HostConsumer:
                     log.warning(
                         "%s says cursor %d is in its future", self.host.hostname, self.cursor
                     )
-                    await crawler.db.write(hosts.reset_cursor, self.host.id)
-                    self.cursor = self.flushed = 0
+                    self.position = HostCursor(self.host.id, 0, (), WINDOW)
+                    reset = partial(hosts.reset_cursor, host_id=self.host.id)
+                    await crawler.ingest.events.read(reset)
                     await crawler.finish(self, IDLE)
                     return
                 reason = str(exc)
             except DecodeError as exc:
                 crawler.ingest.reject(self.host, BAD_FRAME, detail=str(exc))
                 reason = f"bad frame: {exc}"
-            except (OSError, TimeoutError, WebSocketException) as exc:
+            except (OSError, TimeoutError, WebSocketException, IdentityError) as exc:
                 reason = repr(exc)
             await crawler.flush(self)
             failures = 0 if self.cursor > before else failures + 1
@@ -116,14 +133,14 @@ class HostConsumer:
 
     async def _consume(self) -> None:
         crawler = self.crawler
-        cursor = self.cursor if self.cursor > 0 else (0 if crawler.dev_mode else None)
+        resume = self.position.resume()
+        cursor = resume if resume > 0 else (0 if crawler.dev_mode else None)
         url = host_url(self.host.hostname) + SUBSCRIBE
-        stream = subscribe(url, {"cursor": cursor})
+        stream = subscribe(url, {"cursor": cursor}, guard=crawler.guard)
         crawler.metrics.inc(CONNECTIONS)
         last = -1
-        # Events prepared (being verified) ahead of the one being applied, in order.
-        prepared: asyncio.Queue[Prepared | None] = asyncio.Queue(PIPELINE)
-        applier = asyncio.create_task(self._apply_all(prepared), name=f"apply {self.host.hostname}")
+        lanes: Lanes[Prepared] = Lanes(self._apply, crawler.concurrency)
+        self._failed = None
         reader = asyncio.current_task()
         assert reader is not None
         self._idle = False
@@ -131,9 +148,9 @@ class HostConsumer:
         try:
             while True:
                 try:
-                    event = await self._next(stream, applier)
+                    event = await self._next(stream, lanes)
                 except Exception:
-                    await self._drain(prepared, applier)  # what was read before still counts
+                    await self._drain(lanes)  # what was read before still counts
                     raise
                 if event is None:
                     break
@@ -144,59 +161,55 @@ class HostConsumer:
                     continue
                 last = event.seq
                 await self._throttle()
-                await self._put(prepared, await crawler.ingest.prepare(self.host, event), applier)
-            await self._drain(prepared, applier)
+                await self._room(lanes)
+                if self.position.begin(event.seq):
+                    lanes.add(event_did(event), crawler.ingest.prepare(event))
+            await self._drain(lanes)
         finally:
             await cancel_and_wait([watchdog])
-            applier.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await applier
+            await lanes.close()
             await stream.aclose()  # type: ignore[attr-defined]
 
-    async def _drain(
-        self, queue: asyncio.Queue[Prepared | None], applier: asyncio.Task[None]
-    ) -> None:
-        await self._put(queue, None, applier)
-        await applier
+    async def _apply(self, prepared: Prepared) -> None:
+        """Run in the event's DID lane: check it and queue its change."""
+        done = await self.crawler.ingest.apply(self.host, prepared, self.position)
+        if done is not None:
+            self._writes.add(done)
+            done.add_done_callback(self._written)
 
-    @staticmethod
-    async def _put(
-        queue: asyncio.Queue[Prepared | None], item: Prepared | None, applier: asyncio.Task[None]
-    ) -> None:
-        if queue.full():
-            # Wait for room unless the applier failed (its error ends the connection).
-            putting = asyncio.ensure_future(queue.put(item))
-            await asyncio.wait((putting, applier), return_when=asyncio.FIRST_COMPLETED)
-            if not putting.done():
-                putting.cancel()
-                applier.result()
-        else:
-            queue.put_nowait(item)
+    def _written(self, done: asyncio.Future[int | None]) -> None:
+        self._writes.discard(done)
+        if not done.cancelled() and (error := done.exception()) is not None:
+            self._failed = self._failed or error  # its event stays unfinished
+            self.position.progress.set()
 
-    async def _apply_all(self, queue: asyncio.Queue[Prepared | None]) -> None:
-        """Apply prepared events in order; the cursor follows the events settled in order
-        (durable, or rejected), so a reconnection never skips one."""
-        ingest = self.crawler.ingest
-        settling: deque[tuple[int, asyncio.Future[int | None] | None]] = deque()
-        while (item := await queue.get()) is not None:
-            settling.append((item.event.seq, await ingest.apply(self.host, item)))
-            while settling and (settling[0][1] is None or settling[0][1].done()):
-                seq, done = settling.popleft()
-                if done is not None:
-                    done.result()
-                self.cursor = seq
-            if len(settling) > PIPELINE:
-                await asyncio.shield(settling[0][1])  # type: ignore[arg-type]
-        for seq, done in settling:
-            if done is not None:
-                await done
-            self.cursor = seq
+    def _check(self, lanes: Lanes[Prepared]) -> None:
+        """Raise what failed in a lane or a write: the connection ends (and resumes from the
+        cursor, before every event that did not finish)."""
+        error = lanes.error or self._failed
+        if error is not None:
+            raise error
 
-    async def _next(self, stream: AsyncIterator[object], applier: asyncio.Task[None]) -> object:
-        """The next upstream event (None at the end of the stream); the applier's error, if it
-        failed meanwhile; _Idle when the watchdog found the wait too long."""
-        if applier.done():
-            applier.result()
+    async def _room(self, lanes: Lanes[Prepared]) -> None:
+        """Wait until the window has room for one more event."""
+        position = self.position
+        while position.full():
+            self._check(lanes)
+            position.progress.clear()
+            await position.progress.wait()
+        self._check(lanes)
+
+    async def _drain(self, lanes: Lanes[Prepared]) -> None:
+        """Wait for every event read to run and its change to be durable."""
+        await lanes.drain()
+        if self._writes:
+            await asyncio.wait(list(self._writes))
+        self._check(lanes)
+
+    async def _next(self, stream: AsyncIterator[object], lanes: Lanes[Prepared]) -> object:
+        """The next upstream event (None at the end of the stream); what failed in a lane or
+        a write meanwhile; _Idle when the watchdog found the wait too long."""
+        self._check(lanes)
         self._waiting_since = time.monotonic()
         try:
             return await anext(stream)
@@ -245,16 +258,21 @@ class Crawler:
         backoff_max: float = 60.0,
         max_failures: int = 15,
         flush_interval: float = 5.0,
+        concurrency: int = DEFAULT_HOST_CONCURRENCY,
     ) -> None:
         self.db = db
         self.ingest = ingest
         self.metrics = ingest.metrics
         self.dev_mode = dev_mode
+        # Every (re)connection resolves the host afresh and connects to what was checked:
+        # a host admitted as public may not turn private later.
+        self.guard = AddressGuard(allow_private=dev_mode)
         self.idle_timeout = idle_timeout
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_failures = max_failures
         self.flush_interval = flush_interval
+        self.concurrency = concurrency
         self.consumers: dict[str, HostConsumer] = {}
         self._flusher: asyncio.Task[None] | None = None
         self.metrics.declare(CONNECTIONS, "Websocket connections opened to upstream hosts")
@@ -293,10 +311,9 @@ class Crawler:
             del self.consumers[consumer.host.hostname]
 
     async def flush(self, consumer: HostConsumer) -> None:
-        if consumer.cursor > consumer.flushed:
-            cursor = consumer.cursor
-            await self.db.write(hosts.set_cursor, consumer.host.id, cursor)
-            consumer.flushed = cursor
+        position = consumer.position
+        if position.cursor != position.persisted:
+            await self.ingest.events.persist(position)
 
     async def _flush_loop(self) -> None:
         while True:

@@ -1,12 +1,13 @@
 """The relay's own firehose: re-sequenced, persisted, fanned out (spec-event-stream.md).
 
 Every accepted upstream event becomes a `Change`: the repo state to persist, the event to emit
-(its upstream `seq` replaced by ours) and the host cursor to advance. Changes queue up while the
-previous batch is being written; one worker-thread call then assigns seqs, encodes each frame
-once and commits state, cursor and events in ONE transaction. Only after that commit do the
-frames reach subscribers (atcore.eventlog), so nothing is ever sent that is not durable, and a
-crash leaves state and log both updated or both not. Events older than the replay window are
-compacted away periodically.
+(its upstream `seq` replaced by ours) and the host position it belongs to. Changes queue up
+while the previous batch is being written; one worker-thread call then assigns seqs, encodes
+each frame once and commits states, events and each host's position (relay.hostcursor, counting
+the batch's events as finished) in ONE transaction. Only after that commit do the frames reach
+subscribers (atcore.eventlog) and the events count as finished, so nothing is ever sent that is
+not durable, and a crash leaves state, log and position all updated or none. Events older than
+the replay window are compacted away periodically.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from atcore.eventlog import EventLog, Frames
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, encode_frame
 from relay.accountcache import AccountCache
 from relay.db import Database, accounts, events, hosts
+from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState
 from relay.writtencache import WrittenCache
@@ -58,14 +60,16 @@ def event_did(event: Emitted) -> str:
 
 @dataclass(frozen=True)
 class Change:
-    """One transaction's worth of ingest: any of state, event, collections and cursor."""
+    """One transaction's worth of ingest: any of state, event, collections and host position
+    (`upstream_seq` is the upstream event it comes from: finished once this is durable)."""
 
     host_id: int
     state: RepoState | None = None
     event: Emitted | None = None
     collections: tuple[str, ...] = ()
     replace_collections: bool = False
-    cursor: int | None = None
+    position: HostCursor | None = None
+    upstream_seq: int | None = None
     did: str | None = None  # with `takedown`: the account an admin action applies to
     takedown: bool | None = None
     # The event is as atcore.frames.decode_frame gave it, its fields checked there: it is
@@ -86,15 +90,15 @@ class _Pending:
 class _Writes:
     """The row writes of one batch, one statement each: every account's last state (its host
     too unless relay.writtencache knows it is unchanged), the collections it newly indexes,
-    every host's highest cursor. They are written before any read or admin change of the batch
-    (and at its end), so each of those sees every change queued before it, as if each change
-    were written in turn."""
+    every host's position (`positions`, taken before the batch). They are written before any
+    read or admin change of the batch (and at its end), so each of those sees every change
+    queued before it, as if each change were written in turn."""
 
-    def __init__(self, written: WrittenCache) -> None:
+    def __init__(self, written: WrittenCache, positions: dict[int, tuple[int, list[int]]]) -> None:
         self.written = written
         self.states: dict[str, tuple[int, RepoState]] = {}
         self.saved: dict[str, int] = {}  # DID -> host id, for every account the batch saves
-        self.cursors: dict[int, int] = {}
+        self.positions = positions  # host id -> (cursor, done seqs it adds)
         self.pairs: list[tuple[str, str]] = []
         self.indexed: dict[str, set[str]] = {}  # DID -> collections this batch indexes
         self.replaced: set[str] = set()  # DIDs whose whole index this batch rewrites
@@ -102,9 +106,6 @@ class _Writes:
     def save(self, host_id: int, state: RepoState) -> None:
         self.states[state.did] = (host_id, state)
         self.saved[state.did] = host_id
-
-    def advance(self, host_id: int, cursor: int) -> None:
-        self.cursors[host_id] = max(cursor, self.cursors.get(host_id, cursor))
 
     def index(self, did: str, collections: tuple[str, ...]) -> None:
         known = frozenset() if did in self.replaced else self.written.collections(did)
@@ -139,9 +140,9 @@ class _Writes:
         if self.pairs:
             accounts.add_collections(conn, self.pairs)
             self.pairs.clear()
-        if self.cursors:
-            hosts.set_cursors(conn, self.cursors)
-            self.cursors.clear()
+        if self.positions:
+            hosts.set_positions(conn, self.positions)
+            self.positions = {}
 
     def committed(self) -> None:
         """The batch's transaction committed: the cache learns what it wrote."""
@@ -169,8 +170,6 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query], writes: _W
         if change.takedown is not None and change.did is not None:
             writes.flush(conn)
             accounts.set_takedown(conn, change.did, change.takedown)
-        if change.cursor is not None:
-            writes.advance(change.host_id, change.cursor)
         row = None
         if change.event is not None:
             seq += 1
@@ -182,6 +181,18 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[Change | Query], writes: _W
     writes.flush(conn)
     events.append(conn, [row for row in rows if isinstance(row, events.EventRow)])
     return rows
+
+
+def _finishing(batch: Sequence[_Pending]) -> dict[HostCursor, set[int]]:
+    """The host positions a batch writes, each with the upstream events it makes durable."""
+    found: dict[HostCursor, set[int]] = {}
+    for p in batch:
+        change = p.change
+        if isinstance(change, Change) and change.position is not None:
+            seqs = found.setdefault(change.position, set())
+            if change.upstream_seq is not None:
+                seqs.add(change.upstream_seq)
+    return found
 
 
 class RelayLog:
@@ -268,7 +279,9 @@ class RelayLog:
             if not batch:
                 continue
             self._busy = True
-            writes = _Writes(self.written)
+            finishing = _finishing(batch)
+            positions = {c.host_id: c.advance(seqs) for c, seqs in finishing.items()}
+            writes = _Writes(self.written, positions)
             try:
                 rows = await self.db.write(_apply, [p.change for p in batch], writes)
             except Exception as exc:  # the callers learn of it; the writer keeps serving
@@ -281,6 +294,10 @@ class RelayLog:
             finally:
                 self._busy = False
             writes.committed()
+            for position, seqs in finishing.items():
+                position.persisted = positions[position.host_id][0]
+                for seq in seqs:
+                    position.finish(seq)
             kinds: dict[str, int] = {}
             for p, row in zip(batch, rows, strict=True):
                 if not isinstance(p.change, Change):
@@ -296,6 +313,10 @@ class RelayLog:
                 self.metrics.inc(EMITTED, count, kind=kind)
             if kinds:
                 self._recent.append((time.monotonic(), sum(kinds.values())))
+
+    def persist(self, position: HostCursor) -> asyncio.Future[Any]:
+        """Queue a write of `position` (events that needed no write finish in memory only)."""
+        return self._queue(Change(position.host_id, position=position))
 
     def rate(self) -> float:
         """Events emitted per second over the last RATE_WINDOW seconds."""

@@ -1,13 +1,16 @@
 """Handling one upstream event: check, verify, persist, emit (spec-sync.md, "Relay" duties).
 
 Events of one host arrive here in order (relay.crawler) and go through two steps: `prepare`
-starts the costly, state-independent checks of a #commit on relay.verifier's workers, so many
-events of a host are checked at once; `apply`, in the host's order, checks the event against
-its account's latest state (relay.accountcache: it includes queued changes), then queues the
-new state, the event and the host's cursor for one transaction in relay.events, which fans the
-event out once durable. A rejected event is counted by reason and never forwarded; a chain break
-marks the repo desynchronized (also persisted) and asks for a resync. Taken-down and
-over-the-limit accounts are dropped first.
+starts the costly, state-independent checks of a #commit on relay.verifier's workers as the
+event is read (with the signing key when the DID document is at hand; without a lookup, so
+reading never waits for one), so many events of a host are checked at once; `apply`, in each
+DID's order (relay.lanes), checks the event against its account's latest state
+(relay.accountcache: it includes queued changes), then queues the new state and the event,
+tagged with the host position it finishes (relay.hostcursor), for one transaction in
+relay.events, which fans the event out once durable. A rejected event is counted by reason
+and never forwarded (one that repeats the state held, such as a #sync of the current commit,
+is counted as ignored); a chain break marks the repo desynchronized (also persisted) and asks
+for a resync. Taken-down and over-the-limit accounts are dropped first.
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Final
 
-from atcore.errors import IdentityError, InvalidSyntax
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from relay import validate
 from relay.db import Database, accounts
 from relay.db.accounts import AccountRow
 from relay.db.hosts import HostRow
 from relay.events import Change, Emitted, RelayLog, event_did, kind_of
+from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState, Verdict
 from relay.verifier import Verifier
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 
 RECEIVED: Final = "relay_events_received_total"
 REJECTED: Final = "relay_events_rejected_total"
+IGNORED: Final = "relay_events_ignored_total"
 LENIENT: Final = "relay_lenient_accepts_total"
 
 # Our own reasons, next to relay.repostate.Reason's.
@@ -79,34 +83,38 @@ class Ingest:
         self.on_desync = on_desync
         metrics.declare(RECEIVED, "Upstream events received, by kind")
         metrics.declare(REJECTED, "Upstream events not forwarded, by reason")
+        metrics.declare(IGNORED, "Upstream events that repeat the state held, by kind")
         metrics.declare(LENIENT, "Commits accepted only because lenient sync validation is on")
 
     def reject(self, host: HostRow, reason: str, did: str = "", detail: str = "") -> None:
         self.metrics.inc(REJECTED, reason=reason)
         log.info("dropped event from %s for %s: %s %s", host.hostname, did, reason, detail)
 
-    async def handle(self, host: HostRow, event: Emitted) -> int | None:
-        """Process one event from `host`, as atcore.frames.decode_frame gave it (its frame is
-        re-encoded unchecked); returns the relay seq it was emitted at, if it was."""
-        done = await self.apply(host, await self.prepare(host, event))
-        return None if done is None else await done
-
-    async def prepare(self, host: HostRow, event: Emitted) -> Prepared:
+    def prepare(self, event: Emitted) -> Prepared:
         """Start the state-independent checks of `event` (relay.verifier); call `apply` with
-        the result in the host's order. Events of a host may be prepared well ahead."""
+        the result in the DID's order. Events may be prepared well ahead. Without the DID's
+        document at hand the signature is left to `apply` (which looks the key up)."""
         if not isinstance(event, CommitEvent) or self.verifier is None:
             return Prepared(event)
-        try:
-            key = (await self.resolver.resolve_did(event.repo)).signing_key
-        except (IdentityError, InvalidSyntax):
-            key = None  # validate resolves again and rejects with the reason
+        doc = self.resolver.cached(event.repo)
+        key = None if doc is None else doc.signing_key
         return Prepared(event, self.verifier.check(event, key))
 
-    async def apply(self, host: HostRow, prepared: Prepared) -> asyncio.Future[int | None] | None:
+    async def apply(
+        self, host: HostRow, prepared: Prepared, position: HostCursor
+    ) -> asyncio.Future[int | None] | None:
         """Check a prepared event against its account's latest state and queue what it changes;
         returns the future of its relay seq (None inside once durable when not emitted), or
-        None when nothing was queued. Call in the host's order: each event sees the outcome
-        of the one before it, durable or not."""
+        None when nothing was queued (the event is finished in `position` then). Call in the
+        DID's order: each event sees the outcome of the one before it, durable or not."""
+        done = await self._apply(host, prepared, position)
+        if done is None:
+            position.finish(prepared.event.seq)
+        return done
+
+    async def _apply(
+        self, host: HostRow, prepared: Prepared, position: HostCursor
+    ) -> asyncio.Future[int | None] | None:
         event = prepared.event
         kind, did = kind_of(event), event_did(event)
         self.metrics.inc(RECEIVED, kind=kind)
@@ -124,11 +132,17 @@ class Ingest:
             except WorkerFailed:
                 pass  # its worker died (relay.verifier logged it): validate checks inline
         verdict = await self._verify(host.hostname, event, account.state, check)
+        if verdict.ignored:
+            self.metrics.inc(IGNORED, kind=kind)
+            return None
         if not verdict.accepted:
             self.reject(host, str(verdict.reason), did, verdict.detail)
             done = None
             if verdict.state != account.state:
-                done = self.events.submit(Change(host.id, state=verdict.state))
+                change = Change(
+                    host.id, state=verdict.state, position=position, upstream_seq=event.seq
+                )
+                done = self.events.submit(change)
             if verdict.desynchronized and self.on_desync is not None:
                 self.on_desync(did, host)
             return done
@@ -140,7 +154,8 @@ class Ingest:
             state=verdict.state,
             event=event,
             collections=collections,
-            cursor=event.seq,
+            position=position,
+            upstream_seq=event.seq,
             decoded=True,
         )
         return self.events.submit(change)

@@ -83,7 +83,8 @@ class RepoState:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """The outcome for one event. `state` is what to persist whether or not it was accepted:
-    a chain break rejects the event but marks the repo desynchronized."""
+    a chain break rejects the event but marks the repo desynchronized. An event that is
+    neither accepted nor rejected is `ignored`: it repeats what we hold (no reason)."""
 
     accepted: bool
     state: RepoState
@@ -91,6 +92,7 @@ class Verdict:
     detail: str = ""
     # Accepted only because lenient mode skipped a check strict mode requires (counted).
     lenient: bool = False
+    ignored: bool = False
 
     @property
     def desynchronized(self) -> bool:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -24,7 +23,6 @@ from atcore.cid import CID
 from atcore.commit import Commit, decode_commit
 from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, MissingBlock
 from atcore.frames import SyncEvent
-from atcore.identity.netguard import check_public_host
 from atcore.mst import walk
 from atcore.mst.store import NodeStore
 from relay.repostate import ACTIVE, Reason, Rejected, RepoState
@@ -63,24 +61,18 @@ async def resync_repo(
     *,
     limits: CarLimits = RESYNC_LIMITS,
     timeout: float = 120.0,
-    allow_private: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> Resynced:
     """Fetch `did`'s repo from its current PDS and verify all of it; raise Rejected if not.
 
-    `allow_private` (dev mode) permits a PDS on a loopback or private address. A repo whose
+    The PDS is named by the DID document, which its user controls: `http` must be a guarded
+    client (atcore.identity.pinned), which in dev mode admits private addresses. A repo whose
     rev is older than the state's is refused: the PDS would be rolling the account back.
     """
     try:
         endpoint = (await resolver.resolve_did(did)).require_pds_endpoint()
     except (IdentityError, ValueError) as exc:
         raise Rejected(Reason.NO_IDENTITY, f"{did}: {exc}") from exc
-    host = urlsplit(endpoint).hostname or ""
-    if not allow_private:
-        try:
-            await check_public_host(host)
-        except IdentityError as exc:
-            raise Rejected(Reason.RESYNC_FAILED, f"PDS {endpoint}: {exc}") from exc
     head, blocks, records = await _fetch(http, endpoint, did, limits, timeout)
     commit = _commit(blocks, head, did, state, clock)
     await check_signed_commit(commit, endpoint, resolver)
@@ -111,7 +103,7 @@ async def _fetch(
                     records.add(cid.cid_bytes)
     except InvalidCar as exc:
         raise Rejected(Reason.BAD_CAR, f"getRepo CAR: {exc}") from exc
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, IdentityError) as exc:  # IdentityError: the guard refused the host
         raise Rejected(Reason.RESYNC_FAILED, f"getRepo from {endpoint}: {exc!r}") from exc
     return roots[0], blocks, records
 

@@ -40,7 +40,6 @@ class Resyncer:
         http: httpx.AsyncClient,
         metrics: Metrics,
         *,
-        allow_private: bool = False,
         attempts: int = 3,
         retry_delay: float = 5.0,
     ) -> None:
@@ -49,7 +48,6 @@ class Resyncer:
         self.resolver = resolver
         self.http = http
         self.metrics = metrics
-        self.allow_private = allow_private
         self.attempts = attempts
         self.retry_delay = retry_delay
         self._queue: asyncio.Queue[tuple[str, HostRow]] = asyncio.Queue()
@@ -88,9 +86,7 @@ class Resyncer:
             if account is None or account.state.status != DESYNCHRONIZED or account.takedown:
                 return
             try:
-                done = await resync_repo(
-                    did, account.state, self.resolver, self.http, allow_private=self.allow_private
-                )
+                done = await resync_repo(did, account.state, self.resolver, self.http)
             except Rejected as exc:
                 self.metrics.inc(RESYNCS, outcome="failed")
                 self.metrics.inc(REJECTED, reason=str(Reason.RESYNC_FAILED))

@@ -84,6 +84,8 @@ class Resolver(Protocol):
 
     async def refresh(self, did: str) -> DidDocument: ...
 
+    def cached(self, did: str) -> DidDocument | None: ...
+
 
 def normalize_host(value: str) -> str:
     """`host[:port]`, lower-cased, from a hostname or a service URL; default ports dropped."""
@@ -247,15 +249,19 @@ async def verify_sync(
     """Accept a #sync (a signed commit with no diff) as the repo's new head, or reject it.
 
     A verified #sync resets the chain: a desynchronized repo becomes active from its commit.
+    One that repeats what we hold (the same rev and commit: a PDS sends one right after an
+    account's first commit) is ignored, as spec-sync.md says: neither accepted nor rejected.
     """
     current = state if state is not None else RepoState(event.did)
     try:
         if not current.active:
             raise Rejected(Reason.INACTIVE, f"account is {current.status}")
         _check_syntax(event.did, event.rev, None)
-        _check_rev(event.rev, current, clock)
         blocks = _read_blocks(event.blocks, None, SYNC_LIMITS)
         head = blocks.roots[0]
+        if current.rev == event.rev and current.head == head:
+            return Verdict(False, current, ignored=True)
+        _check_rev(event.rev, current, clock)
         commit = _commit_of(blocks, head, event.did, event.rev)
         await check_signed_commit(commit, host, resolver)
         return Verdict(True, RepoState(event.did, event.rev, commit.data, head, ACTIVE))

@@ -11,10 +11,13 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _commands() -> list[Register]:
     from appview import cli as appview_cli
+    from feedgen import cli as feedgen_cli
+    from jetstream import cli as jetstream_cli
     from pds import cli as pds_cli
     from plc import cli as plc_cli
     from relay import cli as relay_cli
     from skyloft import devnet, repo_cli
+    from skyloft.account import cli as account_cli
 
     return [
         repo_cli.register,
@@ -22,7 +25,10 @@ def _commands() -> list[Register]:
         pds_cli.register,
         relay_cli.register,
         appview_cli.register,
+        jetstream_cli.register,
+        feedgen_cli.register,
         devnet.register,
+        account_cli.register,
     ]
 
 

@@ -1,6 +1,8 @@
 """`skyloft devnet`: a local network in one process tree — a PLC directory, two PDSes in dev
-mode, a relay crawling both and an appview indexing the relay (every PDS's appview), with a
-demo account on each PDS whose credentials are printed (DESIGN.md, "Running the services").
+mode, a relay crawling both, an appview indexing the relay (every PDS's appview), the
+Jetstream-compatible stream of the relay and the example keyword feed (feedgen.examples.hashtag,
+reading that stream, published by the first demo account), with a demo account on each PDS
+whose credentials are printed (DESIGN.md, "Running the services").
 
 Data lives under `--data-dir` (default `data/devnet`), so a restart keeps accounts; each demo
 account's password is generated once and kept there. Stops everything on SIGTERM/Ctrl-C.
@@ -20,15 +22,18 @@ from typing import Any
 
 import httpx
 
+from feedgen.app import load_feed
+from feedgen.publish import Owner, PublishError, publish
 from skyloft.services import ServiceProcess
 
 DEMO_HANDLES = ("alice.test", "bob.test")
+EXAMPLE_FEED = "feedgen.examples.hashtag"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     devnet = sub.add_parser(
         "devnet",
-        help="run a local PLC, two PDSes, a relay and an appview in dev mode, with demo accounts",
+        help="run a local PLC, two PDSes, a relay, an appview, a stream and a feed in dev mode",
     )
     devnet.add_argument("--data-dir", type=Path, default=Path("data/devnet"))
     # Fixed ports by default: the DID documents registered at the PLC name each PDS's URL.
@@ -37,6 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     devnet.add_argument("--pds-ports", type=int, nargs=2, default=[2583, 2585])
     devnet.add_argument("--relay-port", type=int, default=2470)
     devnet.add_argument("--appview-port", type=int, default=2584)
+    devnet.add_argument("--jetstream-port", type=int, default=6008)
+    devnet.add_argument("--feedgen-port", type=int, default=3000)
     devnet.set_defaults(run=run)
 
 
@@ -71,9 +78,9 @@ def start_network(args: argparse.Namespace, services: list[ServiceProcess]) -> N
     """Start every service (appending each to `services` as it comes up) and print the map."""
     root: Path = args.data_dir
 
-    def start(name: str, kind: str, port: int, env: dict[str, str]) -> ServiceProcess:
+    def start(name: str, kind: str, port: int, env: dict[str, str], *args: str) -> ServiceProcess:
         process = ServiceProcess(
-            kind, root / name, port=port, env=env, log_path=root / f"{name}.log"
+            kind, root / name, *args, port=port, env=env, log_path=root / f"{name}.log"
         )
         services.append(process)
         return process
@@ -106,8 +113,27 @@ def start_network(args: argparse.Namespace, services: list[ServiceProcess]) -> N
         wait_for_profile(appview.url, account["did"])
         print(f"{name}     {pds.url}")
         print(f"  account  {account['handle']}  {account['did']}  password {account['password']}")
+    firehose = f"{relay.url.replace('http', 'ws', 1)}/xrpc/com.atproto.sync.subscribeRepos"
+    jetstream_env = {
+        "JETSTREAM_WS_URL": firehose,
+        "JETSTREAM_PLC_URL": plc.url,
+        "JETSTREAM_DEV_MODE": "true",
+    }
+    jetstream = start("jetstream", "jetstream", args.jetstream_port, jetstream_env)
+    print(f"stream   {jetstream.url.replace('http', 'ws', 1)}/subscribe")
     first = json.loads((root / "pds1-account.json").read_text())
     pds1 = services[3].url
+    feedgen_env = {
+        "FEEDGEN_DEV_MODE": "true",
+        "FEEDGEN_PLC_URL": plc.url,
+        "FEEDGEN_JETSTREAM_URL": f"{jetstream.url.replace('http', 'ws', 1)}/subscribe",
+        "FEEDGEN_PUBLISHER_DID": first["did"],
+    }
+    feedgen = start("feedgen", "feedgen", args.feedgen_port, feedgen_env, EXAMPLE_FEED)
+    feedgen_did = httpx.get(f"{feedgen.url}/.well-known/did.json").json()["id"]
+    owner = Owner(pds1, first["handle"], first["password"])
+    feed_uri = publish(owner, load_feed(EXAMPLE_FEED), feedgen_did)
+    print(f"feed     {feed_uri}  (served by {feedgen.url}, {feedgen_did})")
     print(f"try      from atproto import Client; c = Client(base_url='{pds1}'); ", end="")
     print(f"c.login('{first['handle']}', '{first['password']}')")
     print(f"logs     {root}/*.log")
@@ -123,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         start_network(args, services)
         print("ready; Ctrl-C stops the network", flush=True)
         stop.wait()
-    except (OSError, httpx.HTTPError, RuntimeError) as exc:
+    except (OSError, httpx.HTTPError, RuntimeError, PublishError) as exc:
         print(f"skyloft devnet: {exc}", file=sys.stderr)
         return 1
     finally:

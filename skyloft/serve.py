@@ -5,12 +5,18 @@ We bind the listening socket ourselves so `--port 0` yields a known port, and pr
 already listening then, so a client reading that line can connect at once. Everything else goes
 to stderr. SIGTERM and SIGINT stop the server gracefully, and the process exits 0.
 
-The server is the service's default (hypercorn unless the service names another: the relay
-serves its firehose with uvicorn) unless `SKYLOFT_ASGI_SERVER` names one (read once, at start-up):
-- `hypercorn`: HTTP/1.1 and HTTP/2, websockets through wsproto, TLS if wanted;
-- `uvicorn`: uvicorn with httptools and the `websockets` library, on uvloop when installed
-  (`pip install uvicorn httptools uvloop`). HTTP/1.1 keep-alive and websockets; several times
-  less CPU per request than hypercorn here (README, "Performance").
+Every app is served behind atcore.xrpc.failures.FailureMiddleware: an exception no handler
+answered becomes a JSON 500 naming a request id and one log line, never a traceback per request
+from the server. In a Starlette app it goes innermost among the app's middleware, inside
+Starlette's own last-resort handler (which would answer in plain text and re-raise) and inside
+CORS (so the 500 carries CORS headers too).
+
+Every service is served by uvicorn unless `SKYLOFT_ASGI_SERVER` names another (read once, at
+start-up):
+- `uvicorn` (the default): httptools and the `websockets` library, on uvloop when installed;
+  HTTP/1.1 keep-alive and websockets, with the SEND_FRAMES extension (skyloft.ws_frames). It
+  costs the least CPU per request of the servers measured (README, "Which ASGI server");
+- `hypercorn`: HTTP/1.1 and HTTP/2, websockets through wsproto, TLS without a proxy.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from typing import Any, Final, TextIO
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from atcore.xrpc.failures import FailureMiddleware
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -38,7 +48,7 @@ Runner = Callable[[Coroutine[Any, Any, None]], None]
 DEFAULT_HOST = "127.0.0.1"
 SERVER_ENV: Final = "SKYLOFT_ASGI_SERVER"
 SERVERS: Final = ("hypercorn", "uvicorn")
-DEFAULT_SERVER: Final = "hypercorn"
+DEFAULT_SERVER: Final = "uvicorn"
 GRACEFUL_SECONDS = 5.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -57,6 +67,14 @@ def _announce_on_startup(app: ASGIApp, line: str, out: TextIO) -> ASGIApp:
         await app(scope, receive, send_and_announce)
 
     return wrapped
+
+
+def with_failure_middleware(app: ASGIApp) -> ASGIApp:
+    """`app` answering escaped exceptions with FailureMiddleware (see the module docstring)."""
+    if isinstance(app, Starlette) and app.middleware_stack is None:
+        app.user_middleware.append(Middleware(FailureMiddleware))
+        return app
+    return FailureMiddleware(app)
 
 
 def _url_host(host: str) -> str:
@@ -124,9 +142,9 @@ async def _uvicorn(app: ASGIApp, sock: socket.socket) -> None:
         raise SystemExit("the app failed to start")
 
 
-def server_name(environ: Mapping[str, str], default: str = DEFAULT_SERVER) -> str:
-    """The ASGI server `SKYLOFT_ASGI_SERVER` names (`default` when unset)."""
-    name = environ.get(SERVER_ENV, "").strip().lower() or default
+def server_name(environ: Mapping[str, str]) -> str:
+    """The ASGI server `SKYLOFT_ASGI_SERVER` names (DEFAULT_SERVER when unset)."""
+    name = environ.get(SERVER_ENV, "").strip().lower() or DEFAULT_SERVER
     if name not in SERVERS:
         raise SystemExit(f"{SERVER_ENV} must be one of {', '.join(SERVERS)}, not {name!r}")
     return name
@@ -134,6 +152,7 @@ def server_name(environ: Mapping[str, str], default: str = DEFAULT_SERVER) -> st
 
 async def _serve(app: ASGIApp, sock: socket.socket, out: TextIO, server: str) -> None:
     host, port = sock.getsockname()[:2]
+    app = with_failure_middleware(app)
     app = _announce_on_startup(app, f"listening on http://{_url_host(host)}:{port}", out)
     if server == "uvicorn":
         await _uvicorn(app, sock)
@@ -148,16 +167,10 @@ def listen(host: str = DEFAULT_HOST, port: int = 0) -> socket.socket:
     return socket.create_server((host, port), family=family)
 
 
-def serve_app(
-    app: ASGIApp,
-    sock: socket.socket,
-    out: TextIO | None = None,
-    *,
-    default_server: str = DEFAULT_SERVER,
-) -> None:
+def serve_app(app: ASGIApp, sock: socket.socket, out: TextIO | None = None) -> None:
     """Serve `app` on the listening `sock` until SIGTERM or SIGINT, with the server
-    `SKYLOFT_ASGI_SERVER` names or else `default_server`. Logs go to stderr."""
-    server = server_name(os.environ, default_server)
+    `SKYLOFT_ASGI_SERVER` names (DEFAULT_SERVER when unset). Logs go to stderr."""
+    server = server_name(os.environ)
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,

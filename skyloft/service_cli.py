@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from skyloft.serve import DEFAULT_SERVER, ASGIApp, listen, serve_app
+from skyloft.serve import ASGIApp, listen, serve_app
 
 
 def add_serve_command(
@@ -24,11 +24,10 @@ def add_serve_command(
     load: Callable[..., Any],
     config_error: type[Exception],
     create_app: Callable[[Any], ASGIApp],
-    default_server: str = DEFAULT_SERVER,
 ) -> argparse.ArgumentParser:
     """Add `serve` to a service's sub-commands; `load(env, host=, port=, data_dir=)` reads the
     config (raising `config_error` with a one-line message) and `create_app(config)` builds it;
-    it is served by `default_server` unless SKYLOFT_ASGI_SERVER names another."""
+    it is served by the server skyloft.serve picks (SKYLOFT_ASGI_SERVER)."""
     serve = commands.add_parser("serve", help=help)
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
@@ -37,9 +36,7 @@ def add_serve_command(
     serve.add_argument("--data-dir", help=f"where its data lives ({data_env})")
 
     def run(args: argparse.Namespace) -> int:
-        return serve_service(
-            service, args, os.environ, load, config_error, create_app, default_server
-        )
+        return serve_service(service, args, os.environ, load, config_error, create_app)
 
     serve.set_defaults(run=run)
     return serve
@@ -52,7 +49,6 @@ def serve_service(
     load: Callable[..., Any],
     config_error: type[Exception],
     create_app: Callable[[Any], ASGIApp],
-    default_server: str = DEFAULT_SERVER,
 ) -> int:
     try:
         config = load(env, host=args.host, port=args.port, data_dir=args.data_dir)
@@ -61,5 +57,5 @@ def serve_service(
         return 2
     sock = listen(config.host, config.port)
     config = dataclasses.replace(config, port=sock.getsockname()[1])
-    serve_app(create_app(config), sock, default_server=default_server)
+    serve_app(create_app(config), sock)
     return 0

@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from skyloft.sql import transaction
+
 P = ParamSpec("P")
 T = TypeVar("T")
 Query = Callable[Concatenate[sqlite3.Connection, P], T]
@@ -29,6 +31,9 @@ def connect(path: Path) -> sqlite3.Connection:
 class SqliteDatabase:
     """The writer and reader connections and their threads; `prepare(conn)` runs on the
     writer's connection when it opens (schema, migrations) and may raise to refuse the file."""
+
+    # What a failed call may raise that leaves nothing of its transaction applied.
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(
         self, path: Path, prepare: Callable[[sqlite3.Connection], None], name: str
@@ -85,15 +90,3 @@ class SqliteDatabase:
         if conn is None:
             raise RuntimeError(f"the {self.name} database is not open")
         return conn
-
-
-def transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-    """`fn(conn, *args)` between BEGIN and COMMIT, rolled back if it raises."""
-    conn.execute("BEGIN")
-    try:
-        result = fn(conn, *args)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result

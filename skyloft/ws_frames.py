@@ -25,17 +25,19 @@ from atcore.xrpc.subscription import SEND_FRAMES
 __all__ = ["FramesProtocol", "binary_frames"]
 
 
-def binary_frames(payloads: Sequence[bytes]) -> bytes:
-    """Each payload as one unfragmented, unmasked binary websocket frame, back to back."""
+def binary_frames(payloads: Sequence[bytes], *, text: bool = False) -> bytes:
+    """Each payload as one unfragmented, unmasked binary websocket frame, back to back; text
+    frames when `text` (the payloads are then UTF-8)."""
+    first = 0x81 if text else 0x82
     parts: list[bytes] = []
     for payload in payloads:
         n = len(payload)
         if n < 126:
-            parts.append(bytes((0x82, n)))
+            parts.append(bytes((first, n)))
         elif n < 0x10000:
-            parts.append(b"\x82\x7e" + n.to_bytes(2, "big"))
+            parts.append(bytes((first, 0x7E)) + n.to_bytes(2, "big"))
         else:
-            parts.append(b"\x82\x7f" + n.to_bytes(8, "big"))
+            parts.append(bytes((first, 0x7F)) + n.to_bytes(8, "big"))
         parts.append(payload)
     return b"".join(parts)
 
@@ -57,4 +59,5 @@ class FramesProtocol(WebSocketsSansIOProtocol):
         if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
             raise ClientDisconnected()
         frames: Sequence[bytes] = message["frames"]  # type: ignore[typeddict-item]
-        self.transport.write(binary_frames(frames))
+        text = bool(message.get("text"))
+        self.transport.write(binary_frames(frames, text=text))

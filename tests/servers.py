@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from skyloft.services import ServiceFailed, ServiceProcess
+from skyloft.ws_frames import FramesProtocol
 
 
 @contextmanager
@@ -54,3 +56,41 @@ async def serving_in_loop(app: Any) -> AsyncIterator[str]:
     finally:
         stop.set()
         await asyncio.wait_for(server, 10)
+
+
+class _InLoopUvicorn(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the test's loop keeps its own handlers
+        yield
+
+
+@asynccontextmanager
+async def serving_uvicorn_in_loop(app: Any) -> AsyncIterator[str]:
+    """As serving_in_loop, with uvicorn set up as `skyloft.serve` sets it up (SEND_FRAMES
+    included); yields once the app's lifespan has started."""
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app,
+        http="httptools",
+        ws=FramesProtocol,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=1,
+        ws_per_message_deflate=False,
+        ws_max_size=1 << 20,
+    )
+    server = _InLoopUvicorn(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()

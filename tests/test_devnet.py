@@ -1,5 +1,7 @@
-"""`skyloft devnet`: PLC, two PDSes, a relay and an appview come up; the printed demo
-credentials work with the atproto SDK's plain login (profile from the appview, handle verified);
+"""`skyloft devnet`: PLC, two PDSes, a relay, an appview, the stream and the example feed come
+up; the printed demo credentials work with the atproto SDK's plain login (profile from the
+appview, handle verified); a tagged post reaches the example feed through the stream, and the
+SDK's get_feed returns it hydrated by the appview;
 the relay crawls both PDSes; a restart on the same data keeps the accounts; and SIGTERM stops
 every child process."""
 
@@ -24,7 +26,7 @@ def start(data: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "skyloft", "devnet", "--data-dir", str(data)]
         + ["--plc-port", "0", "--pds-ports", "0", "0", "--relay-port", "0"]
-        + ["--appview-port", "0"],
+        + ["--appview-port", "0", "--jetstream-port", "0", "--feedgen-port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -52,7 +54,7 @@ def children(pid: int) -> list[int]:
 
 def stop(proc: subprocess.Popen[str]) -> None:
     kids = children(proc.pid)
-    assert len(kids) == 5  # plc, relay, appview, two PDSes
+    assert len(kids) == 7  # plc, relay, appview, two PDSes, jetstream, the example feed
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(20) == 0
     for stream in (proc.stdout, proc.stderr):
@@ -62,6 +64,31 @@ def stop(proc: subprocess.Popen[str]) -> None:
     for kid in kids:
         with pytest.raises(ProcessLookupError):
             os.kill(kid, 0)
+
+
+def tagged_post_reaches_the_example_feed(lines: dict[str, str]) -> bool:
+    """A #skyloft post by bob goes PDS → relay → stream → the example feed, published by alice."""
+    feed_uri, _, served = lines["feed"].partition("(served by ")
+    feed_uri, feedgen = feed_uri.strip(), served.split(",")[0]
+    handle, did, _, password = lines["pds2-account"].split()
+    client = Client(base_url=lines["pds2"])
+    client.login(handle, password)
+    post = client.send_post("devnet says hello #skyloft")
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            skeleton = httpx.get(
+                f"{feedgen}/xrpc/app.bsky.feed.getFeedSkeleton", params={"feed": feed_uri}
+            )
+            assert skeleton.status_code == 200, skeleton.text
+            if [item["post"] for item in skeleton.json()["feed"]] == [post.uri]:
+                # The same feed, hydrated by the appview, through the PDS (getFeed's own token).
+                hydrated = client.app.bsky.feed.get_feed({"feed": feed_uri}).feed
+                return [item.post.uri for item in hydrated] == [post.uri]
+            time.sleep(0.2)
+        return False
+    finally:
+        client.request.close()
 
 
 def test_devnet_network(tmp_path: Path) -> None:
@@ -97,6 +124,7 @@ def test_devnet_network(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert {h["status"] for h in hosts} == {"active"}
         assert sorted(r["did"] for r in repos) == sorted(dids)
+        assert tagged_post_reaches_the_example_feed(lines)
     finally:
         stop(proc)
     again, lines_again = start(tmp_path)

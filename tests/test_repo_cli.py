@@ -14,8 +14,9 @@ from atcore import cbor
 from atcore.blockstore import MemoryBlockStore
 from atcore.car import read_car, write_car
 from atcore.cid import cid_for_cbor, parse_cid
+from atcore.commit import create_commit
 from atcore.keys import generate_k256
-from atcore.mst import invert, tree
+from atcore.mst import invert, tree, walk
 from atcore.mst.diff import RecordOp
 from atcore.repo import RepoHead, build_repo, export_blocks, read_head
 from atcore.syntax.did import parse_did
@@ -198,6 +199,45 @@ def test_diff_and_inspect_of_bare_mst_roots(repos: tuple[Path, Path], tmp_path: 
     assert "bare MST, 61 records" in skyloft("repo", "verify", str(old)).stdout
     lines = skyloft("repo", "inspect", str(old), "--records").stdout.splitlines()
     assert json.loads(lines[0])["rpath"] == "app.bsky.actor.profile/self"
+
+
+def _nodes_only(path: Path, keys: list[str], commit: bool) -> None:
+    """A CAR of an MST whose records it does not hold: its root is a bare node, or a commit."""
+    store = MemoryBlockStore()
+    data = tree.build(store, [(k, cid_for_cbor(cbor.encode({"k": k}))) for k in keys])
+    blocks = [(c, store.get(c)) for c in walk.iter_nodes(store, data)]
+    root = data
+    if commit:
+        _, block, root = create_commit(DID, data, TidClock().next(), KEY)
+        blocks.insert(0, (root, block))
+    path.write_bytes(write_car(root, blocks))
+
+
+@pytest.mark.parametrize("commit", [False, True], ids=["bare-root", "commit-root"])
+def test_diff_of_cars_holding_only_mst_nodes(tmp_path: Path, commit: bool) -> None:
+    """A diff reads no record: CARs of MST nodes alone diff like complete ones (the issue's
+    k/00 keys; one key deleted, one created, one updated), and inspect still wants records."""
+    old_keys = ["k/00", "k/12", "k/39", "k/48"]
+    new_keys = ["k/00", "k/20", "k/39", "k/48"]
+    old, new = tmp_path / "old.car", tmp_path / "new.car"
+    _nodes_only(old, old_keys, commit)
+    _nodes_only(new, new_keys, commit)
+    result = skyloft("repo", "diff", str(old), str(new))
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    ops = {op["rpath"]: (op["old_value"], op["new_value"]) for op in out["record_ops"]}
+    assert set(ops) == {"k/12", "k/20"}
+    assert ops["k/12"][1] is None and ops["k/20"][0] is None
+    assert out["created_nodes"] and out["deleted_nodes"] and out["proof_nodes"]
+    # The same trees with their records diff to the same ops and node sets.
+    full = tmp_path / "full-old.car", tmp_path / "full-new.car"
+    for path, keys in zip(full, (old_keys, new_keys), strict=True):
+        _bare(path, [(k, {"k": k}) for k in keys])
+    complete = json.loads(skyloft("repo", "diff", *map(str, full)).stdout)
+    for name in ("record_ops", "created_nodes", "deleted_nodes", "proof_nodes"):
+        assert out[name] == complete[name]
+    inspect = skyloft("repo", "inspect", str(old))
+    assert inspect.returncode == 1 and "missing block" in inspect.stderr
 
 
 def _bad_inputs(good: Path, folder: Path) -> dict[str, tuple[Path, str]]:

@@ -21,7 +21,7 @@ xrpc = Methods()
 async def get_profile(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     did = await pipeline.actor_did(ctx, req.params["actor"])
-    state = await pipeline.load(ctx, req.auth, [did] if did else [])
+    state = await pipeline.load(ctx, req.auth, [did] if did else [], known_followers=True)
     actor = state.actors.get(did or "")
     if actor is None:
         row = (await ctx.db.read(reads.actors, [did])).get(did or "") if did else None
@@ -38,7 +38,7 @@ async def get_profiles(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     dids = [await pipeline.actor_did(ctx, actor) for actor in req.params["actors"]]
     found = [did for did in dids if did is not None]
-    state = await pipeline.load(ctx, req.auth, found)
+    state = await pipeline.load(ctx, req.auth, found, known_followers=True)
     views = pipeline.views(ctx)
     profiles = [views.profile_detailed(state, state.actors[d]) for d in found if d in state.actors]
     return {"profiles": profiles}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-from appview import mutes, pipeline
+from appview import gates, mutes, pipeline
 from appview import records as r
 from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
@@ -70,14 +70,14 @@ async def get_author_feed(req: XrpcRequest) -> dict[str, Any]:
         raise InvalidRequest("Profile not found")
     relation = author.relation(did)
     if relation.blocking or relation.blocking_by_list:
-        raise InvalidRequest("Requester has blocked actor", "BlockedActor")
+        raise InvalidRequest(f"Requester has blocked actor: {did}", "BlockedActor")
     if relation.blocked_by:
-        raise InvalidRequest("Requester is blocked by actor", "BlockedByActor")
+        raise InvalidRequest(f"Requester is blocked by actor: {did}", "BlockedByActor")
     limit, cursor = params.get("limit", 50), params.get("cursor")
     page = await ctx.db.read(skeletons.author_feed, did, filter_, limit, cursor)
     pinned = actor.pinned_post if params.get("includePins") and cursor is None else None
     if pinned is not None:
-        page = reads.Page([(pinned, pinned, did, ""), *page.items], page.cursor)
+        page = reads.Page([(pinned, pinned, did, "", ""), *page.items], page.cursor)
     state = await _feed_page(ctx, req.auth, page)
     out = _feed(pipeline.views(ctx), state, page, mutes.hidden_in_author_feed)
     if pinned is not None and out["feed"] and out["feed"][0]["post"]["uri"] == pinned:
@@ -95,7 +95,9 @@ async def get_posts(req: XrpcRequest) -> dict[str, Any]:
         raise InvalidRequest("at most 25 uris")
     state = await pipeline.load(ctx, req.auth, uris=uris)
     views = pipeline.views(ctx)
-    return {"posts": [views.post(state, state.posts[u]) for u in uris if u in state.posts]}
+    # As the reference: a post whose author and the viewer block each other is left out.
+    shown = [state.posts[u] for u in uris if u in state.posts]
+    return {"posts": [views.post(state, p) for p in shown if not state.blocked(p.did)]}
 
 
 @xrpc.query("app.bsky.feed.getPostThread", auth=optional_viewer)
@@ -118,7 +120,13 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     children: dict[str, list[str]] = {}
     for child, parent in descendants:
         children.setdefault(parent, []).append(child)
-    thread = _thread_node(views, state, uri, children, depth, anchor.did)
+    # A reply its thread's gate refused is shown alone, without parents or replies.
+    if uri in state.gates.violating_replies:
+        depth = height = 0
+    # Every post's threadContext names the thread root's author's like of it, if any.
+    root_author = r.uri_did(anchor.reply_root or uri)
+    root_likes = await ctx.db.read(reads.edges_by, r.LIKE, root_author, list(state.posts))
+    thread = _thread_node(views, state, uri, children, depth, anchor.did, root_likes)
     parent_of = dict(ancestors)
     node, current = thread, uri
     for _ in range(height):
@@ -126,14 +134,26 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
         if parent is None:
             break
         view = views.post_or_gap(state, parent)
+        if view["$type"].endswith("#postView") and state.blocks_between(
+            state.posts[current].did, r.uri_did(parent)
+        ):
+            view = views.blocked_post(state, parent, r.uri_did(parent))
         if view["$type"] != "app.bsky.feed.defs#postView":
             node["parent"] = view
             break
         del view["$type"]
-        parent_node: Json = {"$type": "app.bsky.feed.defs#threadViewPost", "post": view}
+        parent_node: Json = {
+            "$type": "app.bsky.feed.defs#threadViewPost",
+            "post": view,
+            "threadContext": _thread_context(root_likes, parent),
+        }
         node["parent"] = parent_node
         node, current = parent_node, parent
-    return {"thread": thread}
+    out: dict[str, Any] = {"thread": thread}
+    gate = gates.threadgate_view(state.gates, anchor.reply_root or uri, views.image)
+    if gate is not None:
+        out["threadgate"] = gate
+    return out
 
 
 def _thread_node(
@@ -143,22 +163,39 @@ def _thread_node(
     children: dict[str, list[str]],
     depth: int,
     op: str,
+    root_likes: dict[str, str],
 ) -> Json:
     node: Json = {
         "$type": "app.bsky.feed.defs#threadViewPost",
         "post": views.post(state, state.posts[uri]),
+        "threadContext": _thread_context(root_likes, uri),
     }
     if depth <= 0:
         return node
+    author = state.posts[uri].did
+    # As the reference: a reply across a block with the post it answers is left out.
     replies = [
         state.posts[c]
         for c in children.get(uri, ())
-        if c in state.posts and not state.blocked(state.posts[c].did)
+        if c in state.posts
+        and not state.blocks_between(state.posts[c].did, author)
+        and c not in state.gates.violating_replies
     ]
     # The thread author's replies first, then oldest first (the reference's default order).
     replies.sort(key=lambda p: (p.did != op, p.indexed_at))
-    node["replies"] = [_thread_node(views, state, p.uri, children, depth - 1, op) for p in replies]
+    # As the reference: a reply across a block with the viewer stays, as a #blockedPost.
+    node["replies"] = [
+        views.post_or_gap(state, p.uri)
+        if state.blocked(p.did)
+        else _thread_node(views, state, p.uri, children, depth - 1, op, root_likes)
+        for p in replies
+    ]
     return node
+
+
+def _thread_context(root_likes: dict[str, str], uri: str) -> Json:
+    """app.bsky.feed.defs#threadContext of one post in a thread."""
+    return {"rootAuthorLike": root_likes[uri]} if uri in root_likes else {}
 
 
 async def _edge_list(req: XrpcRequest, kind: str) -> tuple[Hydrated, reads.Page, Views]:

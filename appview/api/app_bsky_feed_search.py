@@ -134,7 +134,7 @@ async def get_actor_likes(req: XrpcRequest) -> dict[str, Any]:
     posts = [subject for _, subject in page.items]
     state = await pipeline.load(ctx, req.auth, uris=posts, reply_context=True)
     views = pipeline.views(ctx)
-    feed = [views.feed_item(state, p, p, r.uri_did(p), "") for p in posts]
+    feed = [views.feed_item(state, p, p, r.uri_did(p), "", "") for p in posts]
     out: dict[str, Any] = {"feed": [item for item in feed if item is not None]}
     if page.cursor is not None:
         out["cursor"] = page.cursor

@@ -1,16 +1,46 @@
-"""The appview's SQLite store, `<data>/appview.sqlite`: all its SQL lives in this package
-(appview.db.index writes, appview.db.reads reads), the schema in appview.db.schema."""
+"""The appview's store: SQLite at `<data>/appview.sqlite` by default, PostgreSQL when
+BSKY_DB_POSTGRES_URL is set (in BSKY_DB_POSTGRES_SCHEMA). All its SQL lives in this package,
+written once for both (appview.db.index writes, appview.db.reads and .skeletons read), the
+schema in appview.db.schema and the few differences in appview.db.dialect. Callers hand a
+function of the connection to `write` (the writer thread: ingest's batches, updateSeen) or
+`read` (a reader thread: the read API), each call one transaction."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import functools
+import sqlite3
 
-from appview.db.schema import migrate
+from appview.config import AppviewConfig
+from appview.db.dialect import POSTGRES, SQLITE
+from appview.db.schema import check_version, migrate
+from skyloft import postgres
+from skyloft.postgres import PostgresDatabase
 from skyloft.sqlite import SqliteDatabase
 
+Database = SqliteDatabase | PostgresDatabase
 
-class Database(SqliteDatabase):
-    """One writer thread (ingest's batches, updateSeen) and one reader thread (the read API)."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, migrate, "appview")
+def open_database(config: AppviewConfig) -> Database:
+    """The configured store, not yet opened (`await db.open()` migrates it)."""
+    if config.postgres_url is not None:
+        prepare = functools.partial(migrate, dialect=POSTGRES)
+        return PostgresDatabase(config.postgres_url, config.postgres_schema, prepare, "appview")
+    return SqliteDatabase(config.db_path, functools.partial(migrate, dialect=SQLITE), "appview")
+
+
+def schema_version(config: AppviewConfig) -> int:
+    """The stored schema's version (0 before the first start); SchemaTooNew when newer code
+    wrote it."""
+    if config.postgres_url is not None:
+        conn = postgres.connect(config.postgres_url, config.postgres_schema)
+        try:
+            return check_version(conn, POSTGRES)
+        finally:
+            conn.close()
+    if not config.db_path.exists():
+        return 0
+    lite = sqlite3.connect(config.db_path)
+    try:
+        return check_version(lite, SQLITE)
+    finally:
+        lite.close()

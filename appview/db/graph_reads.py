@@ -5,7 +5,6 @@ batched lookups hydration makes for them."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from appview import records as r
 from appview.db.reads import Page, _chunks, _marks, edges_by, edges_to
 from appview.db.skeletons import _page, edges_from, parse_cursor
+from skyloft.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,7 @@ class Mute:
 # --- mutes (written by the viewer's own procedures) ---
 
 
-def mute(
-    conn: sqlite3.Connection, did: str, subject: str, reposts: bool, quotes: bool, at: str
-) -> None:
+def mute(conn: Connection, did: str, subject: str, reposts: bool, quotes: bool, at: str) -> None:
     conn.execute(
         "INSERT INTO mute (did, subject, only_reposts, only_quoteposts, created_at)"
         " VALUES (?, ?, ?, ?, ?) ON CONFLICT (did, subject) DO UPDATE SET"
@@ -53,11 +51,11 @@ def mute(
     )
 
 
-def unmute(conn: sqlite3.Connection, did: str, subject: str) -> None:
+def unmute(conn: Connection, did: str, subject: str) -> None:
     conn.execute("DELETE FROM mute WHERE did = ? AND subject = ?", (did, subject))
 
 
-def mute_list(conn: sqlite3.Connection, did: str, list_uri: str, at: str) -> None:
+def mute_list(conn: Connection, did: str, list_uri: str, at: str) -> None:
     conn.execute(
         "INSERT INTO list_mute (did, list, created_at) VALUES (?, ?, ?)"
         " ON CONFLICT (did, list) DO NOTHING",
@@ -65,11 +63,11 @@ def mute_list(conn: sqlite3.Connection, did: str, list_uri: str, at: str) -> Non
     )
 
 
-def unmute_list(conn: sqlite3.Connection, did: str, list_uri: str) -> None:
+def unmute_list(conn: Connection, did: str, list_uri: str) -> None:
     conn.execute("DELETE FROM list_mute WHERE did = ? AND list = ?", (did, list_uri))
 
 
-def muted_actors(conn: sqlite3.Connection, did: str, limit: int, cursor: str | None) -> Page:
+def muted_actors(conn: Connection, did: str, limit: int, cursor: str | None) -> Page:
     """Accounts `did` mutes fully (scoped mutes are not listed, as the reference): items are
     (subject,)."""
     after = parse_cursor(cursor)
@@ -82,18 +80,18 @@ def muted_actors(conn: sqlite3.Connection, did: str, limit: int, cursor: str | N
     return _page(rows, limit)
 
 
-def blocked_lists(conn: sqlite3.Connection, did: str, limit: int, cursor: str | None) -> Page:
+def blocked_lists(conn: Connection, did: str, limit: int, cursor: str | None) -> Page:
     """The lists `did` subscribes to as block lists: items are (list uri,)."""
     page = edges_from(conn, r.LIST_BLOCK, did, limit, cursor)
     return Page([(subject,) for _, subject in page.items], page.cursor)
 
 
-def blocked_either_way(conn: sqlite3.Connection, did: str, others: Collection[str]) -> set[str]:
+def blocked_either_way(conn: Connection, did: str, others: Collection[str]) -> set[str]:
     """Which of `others` block `did` or are blocked by it (by a block record)."""
     return set(edges_by(conn, r.BLOCK, did, others)) | set(edges_to(conn, r.BLOCK, did, others))
 
 
-def muted_lists(conn: sqlite3.Connection, did: str, limit: int, cursor: str | None) -> Page:
+def muted_lists(conn: Connection, did: str, limit: int, cursor: str | None) -> Page:
     after = parse_cursor(cursor)
     rows = conn.execute(
         "SELECT created_at, list FROM list_mute WHERE did = ? AND (created_at, list) < (?, ?)"
@@ -106,7 +104,7 @@ def muted_lists(conn: sqlite3.Connection, did: str, limit: int, cursor: str | No
 # --- hydration ---
 
 
-def mutes(conn: sqlite3.Connection, did: str, subjects: Collection[str]) -> dict[str, Mute]:
+def mutes(conn: Connection, did: str, subjects: Collection[str]) -> dict[str, Mute]:
     found = {}
     for chunk in _chunks(subjects):
         rows = conn.execute(
@@ -118,7 +116,7 @@ def mutes(conn: sqlite3.Connection, did: str, subjects: Collection[str]) -> dict
     return found
 
 
-def muted_by_list(conn: sqlite3.Connection, did: str, subjects: Collection[str]) -> dict[str, str]:
+def muted_by_list(conn: Connection, did: str, subjects: Collection[str]) -> dict[str, str]:
     """subject → a list the viewer mutes that holds it."""
     found = {}
     for chunk in _chunks(subjects):
@@ -131,7 +129,7 @@ def muted_by_list(conn: sqlite3.Connection, did: str, subjects: Collection[str])
     return found
 
 
-def list_mutes(conn: sqlite3.Connection, did: str, lists: Collection[str]) -> set[str]:
+def list_mutes(conn: Connection, did: str, lists: Collection[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(lists):
         rows = conn.execute(
@@ -142,7 +140,7 @@ def list_mutes(conn: sqlite3.Connection, did: str, lists: Collection[str]) -> se
     return found
 
 
-def named(conn: sqlite3.Connection, kind: str, uris: Collection[str]) -> dict[str, NamedRow]:
+def named(conn: Connection, kind: str, uris: Collection[str]) -> dict[str, NamedRow]:
     """Lists (with their item counts) or starter packs by URI."""
     found = {}
     for chunk in _chunks(uris):
@@ -161,7 +159,7 @@ def named(conn: sqlite3.Connection, kind: str, uris: Collection[str]) -> dict[st
 # --- skeletons ---
 
 
-def list_items(conn: sqlite3.Connection, list_uri: str, limit: int, cursor: str | None) -> Page:
+def list_items(conn: Connection, list_uri: str, limit: int, cursor: str | None) -> Page:
     """A list's items, newest first: items are (item uri, subject)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
@@ -173,7 +171,7 @@ def list_items(conn: sqlite3.Connection, list_uri: str, limit: int, cursor: str 
 
 
 def owned(
-    conn: sqlite3.Connection,
+    conn: Connection,
     kind: str,
     did: str,
     limit: int,
@@ -193,7 +191,7 @@ def owned(
     return _page(rows, limit)
 
 
-def list_sample(conn: sqlite3.Connection, list_uri: str, size: int) -> list[tuple[str, str]]:
+def list_sample(conn: Connection, list_uri: str, size: int) -> list[tuple[str, str]]:
     """The first `size` items put on a list: (item uri, subject)."""
     rows = conn.execute(
         "SELECT uri, subject FROM edge WHERE list = ? AND kind = ? ORDER BY sort_at, uri LIMIT ?",
@@ -203,7 +201,7 @@ def list_sample(conn: sqlite3.Connection, list_uri: str, size: int) -> list[tupl
 
 
 def relationships(
-    conn: sqlite3.Connection, actor: str, others: Collection[str]
+    conn: Connection, actor: str, others: Collection[str]
 ) -> dict[str, dict[str, str]]:
     """other → the records relating `actor` to it (app.bsky.graph.defs#relationship fields)."""
     found: dict[str, dict[str, str]] = {did: {} for did in others}

@@ -5,12 +5,14 @@ firehose cursor saved in the same transaction (appview.changes)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable
 from typing import Any, Final
 
+from appview import gates
 from appview import records as r
 from appview.changes import Change, DeleteRecord, PutRecord, SetHandle, SetStatus, SkipRecord
+from appview.db import gates as db_gates
+from skyloft.sql import Connection
 
 # Which aggregate an edge or named record counts into: (table, key column, count column).
 _EDGE_COUNTS: Final = {
@@ -29,7 +31,7 @@ _NAMED_COUNTS: Final = {
 _EDGE_NOTIFY: Final = {r.LIKE: "like", r.REPOST: "repost", r.FOLLOW: "follow"}
 
 
-def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cursor: int) -> None:
+def apply(conn: Connection, changes: Iterable[Change], service: str, cursor: int) -> None:
     """Apply `changes` in order and move `service`'s cursor to `cursor`, in the caller's
     transaction."""
     actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
@@ -62,7 +64,7 @@ def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cur
         elif isinstance(change, SkipRecord):
             conn.execute(
                 "INSERT INTO skipped (collection, count) VALUES (?, 1)"
-                " ON CONFLICT (collection) DO UPDATE SET count = count + 1",
+                " ON CONFLICT (collection) DO UPDATE SET count = skipped.count + 1",
                 (change.collection,),
             )
     conn.execute(
@@ -72,30 +74,30 @@ def apply(conn: sqlite3.Connection, changes: Iterable[Change], service: str, cur
     )
 
 
-def cursor(conn: sqlite3.Connection, service: str) -> int | None:
+def cursor(conn: Connection, service: str) -> int | None:
     row = conn.execute("SELECT cursor FROM subscription WHERE service = ?", (service,)).fetchone()
     return None if row is None else int(row[0])
 
 
-def skipped(conn: sqlite3.Connection) -> dict[str, int]:
+def skipped(conn: Connection) -> dict[str, int]:
     return {str(c): int(n) for c, n in conn.execute("SELECT collection, count FROM skipped")}
 
 
-def _existing(conn: sqlite3.Connection, uri: str) -> str | None:
+def _existing(conn: Connection, uri: str) -> str | None:
     row = conn.execute("SELECT collection FROM record WHERE uri = ?", (uri,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def _bump(conn: sqlite3.Connection, table: str, key: str, column: str, value: str, by: int) -> None:
+def _bump(conn: Connection, table: str, key: str, column: str, value: str, by: int) -> None:
     conn.execute(
         f"INSERT INTO {table} ({key}, {column}) VALUES (?, ?)"
-        f" ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + excluded.{column}",
+        f" ON CONFLICT ({key}) DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
         (value, by),
     )
 
 
 def _notify(
-    conn: sqlite3.Connection,
+    conn: Connection,
     put: PutRecord,
     recipient: str,
     reason: str,
@@ -111,7 +113,7 @@ def _notify(
     )
 
 
-def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
+def _put(conn: Connection, put: PutRecord) -> None:
     value = put.value
     conn.execute(
         "INSERT INTO record (uri, cid, did, collection, json, indexed_at)"
@@ -176,7 +178,7 @@ def _put(conn: sqlite3.Connection, put: PutRecord) -> None:
             _bump(conn, "profile_agg", "did", _NAMED_COUNTS[put.collection], put.did, 1)
 
 
-def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: str) -> None:
+def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> None:
     facts = r.post_facts(put.value)
     conn.execute(
         "INSERT INTO post (uri, did, cid, created_at, indexed_at, sort_at, reply_root,"
@@ -207,11 +209,26 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
         "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
         [(put.uri, link) for link in facts.links],
     )
+    conn.executemany(
+        "INSERT INTO post_mention (did, uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(did, put.uri) for did in facts.mentions],
+    )
     _bump(conn, "profile_agg", "did", "posts", put.did, 1)
-    if facts.reply_parent is not None:
+    # As the reference: a reply its thread's gate refuses is not counted and notifies no one
+    # upthread; a quote its post's postgate refuses notifies no one.
+    refused_reply, refused_quote = gates.violations(conn, put.did, facts)
+    db_gates.set_violations(conn, put.uri, refused_reply, refused_quote)
+    if facts.reply_parent is not None and not refused_reply:
         _bump(conn, "post_agg", "uri", "replies", facts.reply_parent, 1)
     notified = {put.did}
-    for ancestor in dict.fromkeys(filter(None, (facts.reply_parent, facts.reply_root))):
+    ancestors: tuple[str | None, ...] = (
+        () if refused_reply else (facts.reply_parent, facts.reply_root)
+    )
+    # Replies to a hidden reply notify its author but no one further up (the reference).
+    parent, root = facts.reply_parent, facts.reply_root
+    if parent and root and parent != root and gates.hidden_reply(conn, root, parent):
+        ancestors = (parent,)
+    for ancestor in dict.fromkeys(filter(None, ancestors)):
         author = r.uri_did(ancestor)
         if author not in notified:
             notified.add(author)
@@ -219,7 +236,7 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
     if facts.quote is not None:
         _bump(conn, "post_agg", "uri", "quotes", facts.quote, 1)
         author = r.uri_did(facts.quote)
-        if author not in notified:
+        if author not in notified and not refused_quote:
             notified.add(author)
             _notify(conn, put, author, "quote", facts.quote, sort_at)
     for mentioned in facts.mentions:
@@ -228,7 +245,7 @@ def _put_post(conn: sqlite3.Connection, put: PutRecord, created: str, sort_at: s
             _notify(conn, put, mentioned, "mention", None, sort_at)
 
 
-def _delete(conn: sqlite3.Connection, uri: str) -> None:
+def _delete(conn: Connection, uri: str) -> None:
     collection = _existing(conn, uri)
     if collection is None:
         return
@@ -238,12 +255,13 @@ def _delete(conn: sqlite3.Connection, uri: str) -> None:
     if collection == r.POST:
         row = conn.execute("SELECT reply_parent, quote FROM post WHERE uri = ?", (uri,)).fetchone()
         parent, quote = row
-        if parent is not None:
+        refused_reply = db_gates.delete_violations(conn, uri)
+        if parent is not None and not refused_reply:
             _bump(conn, "post_agg", "uri", "replies", parent, -1)
         if quote is not None:
             _bump(conn, "post_agg", "uri", "quotes", quote, -1)
         _bump(conn, "profile_agg", "did", "posts", did, -1)
-        for table in ("post", "feed_item", "post_tag", "post_link"):
+        for table in ("post", "feed_item", "post_tag", "post_link", "post_mention"):
             conn.execute(f"DELETE FROM {table} WHERE uri = ?", (uri,))
     elif collection == r.PROFILE:
         conn.execute("DELETE FROM profile WHERE did = ?", (did,))

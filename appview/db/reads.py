@@ -4,12 +4,12 @@ skeleton queries each endpoint starts from (lists of URIs or DIDs with a cursor)
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from appview import records as r
+from skyloft.sql import Connection
 
 # SQLite binds at most 32,766 variables; batches stay far below.
 _CHUNK: Final = 500
@@ -34,6 +34,8 @@ class ActorRow:
     feeds: int
     starter_packs: int
     pinned_cid: str | None
+    # allowSubscriptions of the app.bsky.notification.declaration record, if any
+    allow_subscriptions: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ def _marks(values: Sequence[str]) -> str:
     return ",".join("?" * len(values))
 
 
-def actors(conn: sqlite3.Connection, dids: Collection[str]) -> dict[str, ActorRow]:
+def actors(conn: Connection, dids: Collection[str]) -> dict[str, ActorRow]:
     found = {}
     for chunk in _chunks(dids):
         rows = conn.execute(
@@ -76,19 +78,23 @@ def actors(conn: sqlite3.Connection, dids: Collection[str]) -> dict[str, ActorRo
             " p.banner, p.pinned_post, p.created_at, coalesce(p.indexed_at, a.indexed_at),"
             " coalesce(g.followers, 0), coalesce(g.follows, 0), coalesce(g.posts, 0),"
             " coalesce(g.lists, 0), coalesce(g.feeds, 0), coalesce(g.starter_packs, 0),"
-            " pin.cid"
+            " pin.cid, d.json"
             " FROM actor a LEFT JOIN profile p ON p.did = a.did"
             " LEFT JOIN profile_agg g ON g.did = a.did"
             " LEFT JOIN post pin ON pin.uri = p.pinned_post"
+            " LEFT JOIN record d ON d.uri = 'at://' || a.did || ?"
             f" WHERE a.did IN ({_marks(chunk)})",
-            chunk,
+            [f"/{r.NOTIFICATION_DECLARATION}/self", *chunk],
         )
-        for row in rows:
-            found[row[0]] = ActorRow(*row)
+        for *row, declaration in rows:
+            allow = (
+                None if declaration is None else json.loads(declaration).get("allowSubscriptions")
+            )
+            found[row[0]] = ActorRow(*row, allow)
     return found
 
 
-def posts(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, PostRow]:
+def posts(conn: Connection, uris: Collection[str]) -> dict[str, PostRow]:
     found = {}
     for chunk in _chunks(uris):
         rows = conn.execute(
@@ -104,9 +110,7 @@ def posts(conn: sqlite3.Connection, uris: Collection[str]) -> dict[str, PostRow]
     return found
 
 
-def edges_by(
-    conn: sqlite3.Connection, kind: str, did: str, subjects: Collection[str]
-) -> dict[str, str]:
+def edges_by(conn: Connection, kind: str, did: str, subjects: Collection[str]) -> dict[str, str]:
     """subject → uri of `did`'s record of `kind` about it (the viewer's like, follow, ...)."""
     found = {}
     for chunk in _chunks(subjects):
@@ -119,9 +123,39 @@ def edges_by(
     return found
 
 
-def edges_to(
-    conn: sqlite3.Connection, kind: str, subject: str, dids: Collection[str]
-) -> dict[str, str]:
+def known_followers(
+    conn: Connection, viewer: str, subjects: Collection[str]
+) -> dict[str, list[str]]:
+    """subject → the accounts the viewer follows that follow it, in the order the viewer
+    followed them (app.bsky.actor.defs#knownFollowers)."""
+    found: dict[str, list[str]] = {}
+    for chunk in _chunks(subjects):
+        rows = conn.execute(
+            "SELECT s.subject, v.subject FROM edge v"
+            " JOIN edge s ON s.kind = v.kind AND s.did = v.subject"
+            f" WHERE v.kind = ? AND v.did = ? AND s.subject IN ({_marks(chunk)})"
+            " ORDER BY v.sort_at, v.uri",
+            [r.FOLLOW, viewer, *chunk],
+        )
+        for subject, follower in rows:
+            found.setdefault(str(subject), []).append(str(follower))
+    return found
+
+
+def blocks_among(conn: Connection, dids: Collection[str]) -> set[tuple[str, str]]:
+    """(blocker, blocked) for every block record between two of `dids`."""
+    found: set[tuple[str, str]] = set()
+    wanted = set(dids)
+    for chunk in _chunks(dids):
+        rows = conn.execute(
+            f"SELECT did, subject FROM edge WHERE kind = ? AND did IN ({_marks(chunk)})",
+            [r.BLOCK, *chunk],
+        )
+        found.update((str(d), str(s)) for d, s in rows if s in wanted)
+    return found
+
+
+def edges_to(conn: Connection, kind: str, subject: str, dids: Collection[str]) -> dict[str, str]:
     """did → uri of its record of `kind` about `subject` (who follows or blocks the viewer)."""
     found = {}
     for chunk in _chunks(dids):
@@ -134,7 +168,7 @@ def edges_to(
     return found
 
 
-def list_blocks(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) -> dict[str, str]:
+def list_blocks(conn: Connection, viewer: str, dids: Collection[str]) -> dict[str, str]:
     """did → the list (a list block of the viewer's) that blocks it."""
     found = {}
     for chunk in _chunks(dids):
@@ -147,7 +181,7 @@ def list_blocks(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) ->
     return found
 
 
-def list_blocked_by(conn: sqlite3.Connection, viewer: str, dids: Collection[str]) -> set[str]:
+def list_blocked_by(conn: Connection, viewer: str, dids: Collection[str]) -> set[str]:
     """Which of `dids` block the viewer through a list they subscribe to as a block list."""
     found = set()
     for chunk in _chunks(dids):
@@ -160,7 +194,7 @@ def list_blocked_by(conn: sqlite3.Connection, viewer: str, dids: Collection[str]
     return found
 
 
-def did_for_handle(conn: sqlite3.Connection, handle: str) -> str | None:
+def did_for_handle(conn: Connection, handle: str) -> str | None:
     row = conn.execute(
         "SELECT did FROM actor WHERE handle = ? ORDER BY indexed_at DESC LIMIT 1", (handle,)
     ).fetchone()

@@ -1,6 +1,7 @@
-"""The appview's tables and their versioned migrations (the SQLite store).
+"""The appview's tables and their versioned migrations, on SQLite or PostgreSQL.
 
-`PRAGMA user_version` is the number of migrations applied. Start-up applies the missing ones in
+The schema version (`PRAGMA user_version` on SQLite, the `schema_version` table on PostgreSQL:
+appview.db.dialect) is the number of migrations applied. Start-up applies the missing ones in
 one transaction each; a database written by newer code (more migrations than this code knows)
 is refused rather than misread. Timestamps are ISO-8601 UTC strings of one fixed shape
 (appview.records.normalize_time), so they order as text; `sort_at` is the earlier of a record's
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Final
+
+from appview.db.dialect import Dialect
+from skyloft.sql import Connection, transaction
 
 
 class SchemaTooNew(RuntimeError):
@@ -154,9 +158,27 @@ CREATE TABLE skipped (
 );
 """
 
-# Mutes are private: kept here per viewer, never in a repository. Post text is searchable through
-# FTS5, kept in step with the record table by triggers (a put is a delete and an insert).
+# Gate violations decided when a post is indexed, as the reference decides them: a reply its
+# thread's gate did not allow then, a quote of a post whose postgate disabled embedding then.
+# Notification preferences (app.bsky.notification.defs#preferences) kept per account.
 _V2: Final = """
+CREATE TABLE post_violation (
+    uri TEXT PRIMARY KEY,
+    thread_gate INTEGER NOT NULL,
+    embedding INTEGER NOT NULL
+);
+CREATE TABLE notification_pref (
+    did TEXT PRIMARY KEY,
+    priority INTEGER NOT NULL DEFAULT 0,
+    -- the app.bsky.notification.defs#preferences JSON, NULL for the defaults
+    preferences TEXT
+);
+"""
+
+# Mutes are private: kept here per viewer, never in a repository. Post text is searchable through
+# FTS5 on SQLite, kept in step with the record table by triggers (a put is a delete and an
+# insert); PostgreSQL has no FTS5 and searches the record text at read time (appview.db.search).
+_V3: Final = """
 CREATE TABLE mute (
     did TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -173,6 +195,7 @@ CREATE TABLE list_mute (
     PRIMARY KEY (did, list)
 );
 CREATE INDEX list_mute_time ON list_mute (did, created_at);
+-- sqlite only
 CREATE VIRTUAL TABLE post_fts USING fts5(text, tokenize = 'unicode61 remove_diacritics 2');
 INSERT INTO post_fts (rowid, text)
     SELECT rowid, coalesce(json_extract(json, '$.text'), '') FROM record
@@ -186,13 +209,16 @@ CREATE TRIGGER post_fts_delete AFTER DELETE ON record WHEN old.collection = 'app
 BEGIN
     DELETE FROM post_fts WHERE rowid = old.rowid;
 END;
--- Whom a post mentions (its mention facets), for searchPosts' `mentions`.
+-- end sqlite only
+-- Whom a post mentions (its mention facets), for searchPosts' `mentions`; appview.db.index
+-- keeps it, SQLite fills it from the posts indexed before.
 CREATE TABLE post_mention (
     did TEXT NOT NULL,
     uri TEXT NOT NULL,
     PRIMARY KEY (did, uri)
 ) WITHOUT ROWID;
 CREATE INDEX post_mention_uri ON post_mention (uri);
+-- sqlite only
 INSERT INTO post_mention (did, uri)
     SELECT DISTINCT json_extract(feature.value, '$.did'), record.uri
     FROM record, json_each(record.json, '$.facets') AS facet,
@@ -200,21 +226,6 @@ INSERT INTO post_mention (did, uri)
     WHERE record.collection = 'app.bsky.feed.post'
     AND json_extract(feature.value, '$."$type"') = 'app.bsky.richtext.facet#mention'
     AND json_extract(feature.value, '$.did') IS NOT NULL;
-CREATE TRIGGER post_mention_put AFTER INSERT ON record WHEN new.collection = 'app.bsky.feed.post'
-BEGIN
-    INSERT INTO post_mention (did, uri)
-    SELECT DISTINCT json_extract(feature.value, '$.did'), new.uri
-    FROM json_each(new.json, '$.facets') AS facet,
-        json_each(facet.value, '$.features') AS feature
-    WHERE json_extract(feature.value, '$."$type"') = 'app.bsky.richtext.facet#mention'
-    AND json_extract(feature.value, '$.did') IS NOT NULL
-    ON CONFLICT DO NOTHING;
-END;
-CREATE TRIGGER post_mention_delete AFTER DELETE ON record
-WHEN old.collection = 'app.bsky.feed.post'
-BEGIN
-    DELETE FROM post_mention WHERE uri = old.uri;
-END;
 CREATE VIRTUAL TABLE profile_fts USING fts5(
     display_name, description, tokenize = 'unicode61 remove_diacritics 2'
 );
@@ -229,35 +240,35 @@ CREATE TRIGGER profile_fts_delete AFTER DELETE ON profile
 BEGIN
     DELETE FROM profile_fts WHERE rowid = old.rowid;
 END;
+-- end sqlite only
 """
 
-MIGRATIONS: Final = (_V1, _V2)
+MIGRATIONS: Final = (_V1, _V2, _V3)
 
 
-def check_version(conn: sqlite3.Connection) -> int:
+def check_version(conn: Connection, dialect: Dialect) -> int:
     """The schema version; SchemaTooNew when newer code wrote the database."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    version = dialect.version(conn)
     if version > len(MIGRATIONS):
         raise SchemaTooNew(
             f"the appview database is at schema version {version}, newer than this code's "
-            f"{len(MIGRATIONS)}: run a newer skyloft, or start from a fresh data directory"
+            f"{len(MIGRATIONS)}: run a newer skyloft, or start from a fresh data directory "
+            "(or PostgreSQL schema)"
         )
     return version
 
 
-def migrate(conn: sqlite3.Connection) -> None:
+def migrate(conn: Connection, dialect: Dialect) -> None:
     """Bring the schema to the newest version; SchemaTooNew for a newer database."""
-    version = check_version(conn)
+    version = check_version(conn, dialect)
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        conn.execute("BEGIN")
-        try:
-            for statement in _statements(script):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        transaction(conn, _apply, (dialect, script, number))
+
+
+def _apply(conn: Connection, dialect: Dialect, script: str, number: int) -> None:
+    for statement in _statements(dialect.ddl(script)):
+        conn.execute(statement)
+    dialect.set_version(conn, number)
 
 
 def _statements(script: str) -> list[str]:

@@ -2,13 +2,17 @@
 actor/searchActorsTypeahead, actor/getSuggestions): post text and profiles through the FTS5
 tables the schema keeps in step with the index, handles by prefix.
 
-Full-text terms reach FTS5 only as quoted phrases, so no query text is ever FTS5 syntax;
-ranked results page by an offset cursor, newest-first results by `<sort_at>::<uri>`."""
+Full-text terms reach FTS5 only as quoted phrases, so no query text is ever FTS5 syntax.
+PostgreSQL has no FTS5: there each term is a whole word (a word prefix for actors) of the
+text, matched case-insensitively by a regular expression at read time. Ranked results page by
+an offset cursor, newest-first results by `<sort_at>::<uri>`."""
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,6 +21,7 @@ from appview.db.graph_reads import blocked_either_way
 from appview.db.reads import Page
 from appview.db.skeletons import _page, parse_cursor
 from atcore.xrpc.errors import InvalidRequest
+from skyloft.sql import Connection
 
 # How far an offset cursor may page into ranked results.
 MAX_OFFSET: Final = 10_000
@@ -44,6 +49,20 @@ def phrases(terms: list[str], prefix: bool = False) -> str:
     return " ".join('"' + term.replace('"', '""') + '"' + star for term in terms)
 
 
+def _words(column: str, terms: list[str], prefix: bool = False) -> tuple[str, list[str]]:
+    """PostgreSQL's stand-in for an FTS5 match: `column` holds every term as a word, case and
+    diacritics folded as FTS5's unicode61 folds them."""
+    end = "" if prefix else "\\M"
+    folded = f"regexp_replace(normalize({column}, NFD), '[\\u0300-\\u036f]', '', 'g')"
+    clause = " AND ".join(f"{folded} ~* ?" for _ in terms)
+    return f"({clause})", ["\\m" + re.escape(_unaccented(term)) + end for term in terms]
+
+
+def _unaccented(text: str) -> str:
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def parse_offset(cursor: str | None) -> int:
     if cursor is None:
         return 0
@@ -56,14 +75,19 @@ def _next_offset(offset: int, found: int, limit: int) -> str | None:
     return str(offset + limit) if found == limit and offset + limit <= MAX_OFFSET else None
 
 
-def posts(conn: sqlite3.Connection, query: PostQuery, limit: int, cursor: str | None) -> Page:
+def posts(conn: Connection, query: PostQuery, limit: int, cursor: str | None) -> Page:
     """Matching posts, newest first or by engagement (`top`): items are (uri,)."""
     where, params = [], []
     source = "post p"
-    if query.terms:
+    if query.terms and isinstance(conn, sqlite3.Connection):
         source = "post_fts f JOIN record c ON c.rowid = f.rowid JOIN post p ON p.uri = c.uri"
         where.append("post_fts MATCH ?")
         params.append(phrases(query.terms))
+    elif query.terms:
+        source = "record c JOIN post p ON p.uri = c.uri"
+        clause, words = _words("coalesce(CAST(c.json AS jsonb) ->> 'text', '')", query.terms)
+        where.append(clause)
+        params += words
     for clause, value in (
         ("p.did = ?", query.author),
         ("p.sort_at >= ?", query.since),
@@ -77,8 +101,8 @@ def posts(conn: sqlite3.Connection, query: PostQuery, limit: int, cursor: str | 
             params.append(value)
     if query.domain is not None:
         where.append(
-            "EXISTS (SELECT 1 FROM post_link l WHERE l.uri = p.uri AND (l.target IN (?, ?)"
-            " OR l.target LIKE ? ESCAPE '\\' OR l.target LIKE ? ESCAPE '\\'))"
+            "EXISTS (SELECT 1 FROM post_link l WHERE l.uri = p.uri AND (lower(l.target) IN (?, ?)"
+            " OR lower(l.target) LIKE ? ESCAPE '\\' OR lower(l.target) LIKE ? ESCAPE '\\'))"
         )
         host = query.domain.lower()
         like = host.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -88,7 +112,7 @@ def posts(conn: sqlite3.Connection, query: PostQuery, limit: int, cursor: str | 
         params.append(tag)
     if query.top:
         offset = parse_offset(cursor)
-        filters = " AND ".join(where) or "1"
+        filters = " AND ".join(where) or "TRUE"
         rows = conn.execute(
             f"SELECT p.uri FROM {source} LEFT JOIN post_agg g ON g.uri = p.uri WHERE {filters}"
             " ORDER BY coalesce(g.likes + g.reposts + g.replies + g.quotes, 0) DESC,"
@@ -107,7 +131,7 @@ def posts(conn: sqlite3.Connection, query: PostQuery, limit: int, cursor: str | 
 
 
 def actors(
-    conn: sqlite3.Connection, terms: list[str], limit: int, offset: int = 0
+    conn: Connection, terms: list[str], limit: int, offset: int = 0
 ) -> tuple[list[str], str | None]:
     """Active accounts whose handle starts with the query or whose display name or
     description match every term as a word prefix: an exact handle first, then by
@@ -115,27 +139,35 @@ def actors(
     if not terms:
         return [], None
     handle = "".join(terms).lower().removeprefix("@")
+    if isinstance(conn, sqlite3.Connection):
+        profiles = (
+            "SELECT p.did FROM profile_fts JOIN profile p ON p.rowid = profile_fts.rowid"
+            " WHERE profile_fts MATCH ?"
+        )
+        words = [phrases(terms, prefix=True)]
+    else:
+        text = "coalesce(display_name, '') || ' ' || coalesce(description, '')"
+        clause, words = _words(text, terms, prefix=True)
+        profiles = f"SELECT did FROM profile WHERE {clause}"
     rows = conn.execute(
         "SELECT a.did FROM actor a LEFT JOIN profile_agg g ON g.did = a.did"
         " WHERE a.status IS NULL AND a.handle IS NOT NULL AND a.did IN ("
-        " SELECT did FROM actor WHERE handle >= ? AND handle < ?"
-        " UNION SELECT p.did FROM profile_fts JOIN profile p ON p.rowid = profile_fts.rowid"
-        " WHERE profile_fts MATCH ?)"
+        f" SELECT did FROM actor WHERE handle >= ? AND handle < ? UNION {profiles})"
         " ORDER BY a.handle = ? DESC, coalesce(g.followers, 0) DESC, a.did LIMIT ? OFFSET ?",
         # The handle range is its prefix's, so the handle index answers it.
-        (handle, handle + "\uffff", phrases(terms, prefix=True), handle, limit, offset),
+        (handle, handle + "\uffff", *words, handle, limit, offset),
     ).fetchall()
     return [str(d) for (d,) in rows], _next_offset(offset, len(rows), limit)
 
 
-def exact_handle(conn: sqlite3.Connection, terms: list[str]) -> str | None:
+def exact_handle(conn: Connection, terms: list[str]) -> str | None:
     handle = "".join(terms).lower().removeprefix("@")
     row = conn.execute("SELECT did FROM actor WHERE handle = ?", (handle,)).fetchone()
     return None if row is None else str(row[0])
 
 
 def suggestions(
-    conn: sqlite3.Connection, viewer: str | None, limit: int, offset: int
+    conn: Connection, viewer: str | None, limit: int, offset: int
 ) -> tuple[list[str], str | None]:
     """Active accounts by followers, without the viewer, whom it follows, blocks or mutes."""
     rows = conn.execute(
@@ -150,7 +182,7 @@ def suggestions(
     return [str(d) for (d,) in rows], _next_offset(offset, len(rows), limit)
 
 
-def quotes(conn: sqlite3.Connection, uri: str, limit: int, cursor: str | None) -> Page:
+def quotes(conn: Connection, uri: str, limit: int, cursor: str | None) -> Page:
     """Posts quoting `uri`, newest first: items are (uri,). As the reference, quotes by
     accounts blocking or blocked by the quoted author, and quotes the author detached with a
     postgate, are left out."""

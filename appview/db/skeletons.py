@@ -4,18 +4,20 @@ item, so pages stay stable while new records arrive."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Final
 
 from appview import records as r
 from appview.db.reads import Page
 from atcore.xrpc.errors import InvalidRequest
+from skyloft.sql import Connection
 
 _SEP: Final = "::"
 # A cursor sorts after every real item, so an absent cursor means "from the newest".
 _TOP: Final = ("\uffff", "\uffff")
 # Above every notification id (SQLite's largest integer).
 _NO_ID: Final = 2**63 - 1
+# Priority notifications: from accounts the recipient follows (the reference's filter).
+_FROM_FOLLOWED: Final = " AND n.author IN (SELECT subject FROM edge WHERE kind = ? AND did = ?)"
 
 AUTHOR_FILTERS: Final = {
     "posts_with_replies": "",
@@ -44,12 +46,13 @@ def _page(rows: list[Any], limit: int) -> Page:
     return Page([tuple(row[1:]) for row in rows], cursor)
 
 
-def timeline(conn: sqlite3.Connection, viewer: str, limit: int, cursor: str | None) -> Page:
+def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> Page:
     """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
-    post uri, author or reposter, when)."""
+    post uri, author or reposter, when, item cid)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
+        " JOIN record r ON r.uri = f.uri"
         " WHERE f.did IN (SELECT subject FROM edge WHERE kind = ? AND did = ? UNION SELECT ?)"
         " AND (f.sort_at, f.uri) < (?, ?) ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
         (r.FOLLOW, viewer, viewer, *after, limit),
@@ -57,13 +60,11 @@ def timeline(conn: sqlite3.Connection, viewer: str, limit: int, cursor: str | No
     return _page(rows, limit)
 
 
-def author_feed(
-    conn: sqlite3.Connection, did: str, filter_: str, limit: int, cursor: str | None
-) -> Page:
+def author_feed(conn: Connection, did: str, filter_: str, limit: int, cursor: str | None) -> Page:
     after = parse_cursor(cursor)
     rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at FROM feed_item f"
-        " LEFT JOIN post p ON p.uri = f.post"
+        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
+        " JOIN record r ON r.uri = f.uri LEFT JOIN post p ON p.uri = f.post"
         f" WHERE f.did = ? AND (f.sort_at, f.uri) < (?, ?){AUTHOR_FILTERS[filter_]}"
         " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
         (did, *after, limit),
@@ -71,9 +72,7 @@ def author_feed(
     return _page(rows, limit)
 
 
-def edges_of(
-    conn: sqlite3.Connection, kind: str, subject: str, limit: int, cursor: str | None
-) -> Page:
+def edges_of(conn: Connection, kind: str, subject: str, limit: int, cursor: str | None) -> Page:
     """Records of `kind` about `subject` (likes of a post, followers of an actor): items are
     (uri, did, created_at)."""
     after = parse_cursor(cursor)
@@ -85,9 +84,7 @@ def edges_of(
     return _page(rows, limit)
 
 
-def edges_from(
-    conn: sqlite3.Connection, kind: str, did: str, limit: int, cursor: str | None
-) -> Page:
+def edges_from(conn: Connection, kind: str, did: str, limit: int, cursor: str | None) -> Page:
     """Records of `kind` by `did` (whom an actor follows): items are (uri, subject)."""
     after = parse_cursor(cursor)
     rows = conn.execute(
@@ -99,7 +96,7 @@ def edges_from(
 
 
 def thread(
-    conn: sqlite3.Connection, uri: str, depth: int, parent_height: int, max_replies: int
+    conn: Connection, uri: str, depth: int, parent_height: int, max_replies: int
 ) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]]]:
     """(ancestors as (uri, its parent) from the anchor up, descendants as (uri, parent))."""
     ancestors = conn.execute(
@@ -122,14 +119,15 @@ def thread(
 
 
 def notifications(
-    conn: sqlite3.Connection,
+    conn: Connection,
     did: str,
     reasons: list[str] | None,
     limit: int,
     cursor: str | None,
+    priority: bool = False,
 ) -> Page:
-    """A recipient's notifications: items are (id, author, uri, cid, reason, reason_subject,
-    record json)."""
+    """A recipient's notifications (with `priority`, only from accounts it follows): items
+    are (id, sort time, author, uri, cid, reason, reason_subject, record json)."""
     sort_at, key = parse_cursor(cursor)
     after_id = _NO_ID
     if cursor is not None:
@@ -141,33 +139,44 @@ def notifications(
     if reasons:
         where = f" AND n.reason IN ({','.join('?' * len(reasons))})"
         params += reasons
+    if priority:
+        where += _FROM_FOLLOWED
+        params += [r.FOLLOW, did]
     rows = conn.execute(
-        "SELECT n.sort_at, n.id, n.author, n.uri, n.cid, n.reason,"
+        "SELECT n.sort_at, n.id, n.sort_at, n.author, n.uri, n.cid, n.reason,"
         " n.reason_subject, r.json FROM notification n JOIN record r ON r.uri = n.uri"
         f" WHERE n.did = ? AND (n.sort_at, n.id) < (?, ?){where}"
+        # As the reference: a notification about a record since deleted is not listed.
+        " AND (n.reason_subject IS NULL"
+        " OR EXISTS (SELECT 1 FROM record s WHERE s.uri = n.reason_subject))"
         " ORDER BY n.sort_at DESC, n.id DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
     return _page(rows, limit)
 
 
-def unread_authors(conn: sqlite3.Connection, did: str, since: str | None) -> list[str]:
+def unread_authors(
+    conn: Connection, did: str, since: str | None, priority: bool = False
+) -> list[str]:
     """Authors of the notifications newer than `since` (one per notification)."""
+    where, params = (_FROM_FOLLOWED, [r.FOLLOW, did]) if priority else ("", [])
     rows = conn.execute(
-        "SELECT author FROM notification WHERE did = ? AND sort_at > ?", (did, since or "")
+        f"SELECT author FROM notification n WHERE did = ? AND sort_at > ?{where}",
+        [did, since or "", *params],
     ).fetchall()
     return [str(a) for (a,) in rows]
 
 
-def seen_at(conn: sqlite3.Connection, did: str) -> str | None:
+def seen_at(conn: Connection, did: str) -> str | None:
     row = conn.execute("SELECT seen_at FROM notification_seen WHERE did = ?", (did,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def update_seen(conn: sqlite3.Connection, did: str, seen: str) -> None:
+def update_seen(conn: Connection, did: str, seen: str) -> None:
     conn.execute(
         "INSERT INTO notification_seen (did, seen_at) VALUES (?, ?)"
-        " ON CONFLICT (did) DO UPDATE SET seen_at = CASE WHEN excluded.seen_at > seen_at"
-        " THEN excluded.seen_at ELSE seen_at END",
+        " ON CONFLICT (did) DO UPDATE SET seen_at = CASE"
+        " WHEN excluded.seen_at > notification_seen.seen_at THEN excluded.seen_at"
+        " ELSE notification_seen.seen_at END",
         (did, seen),
     )

@@ -1,22 +1,20 @@
-"""Bounded HTTP GET for identity lookups: size cap while streaming, total deadline, guarded hops.
+"""Bounded HTTP GET for identity lookups: size cap while streaming, total deadline, checked hops.
 
-Every hop of a redirect chain is re-checked (scheme and, when a guard is given, the host's
-addresses), because the spec allows redirects for handle resolution and a redirect is the
-easiest way to bounce a fetch onto an internal address.
+Every hop of a redirect chain is followed here, not by the client, so that its scheme is
+re-checked; the spec allows redirects for handle resolution and a redirect is the easiest way
+to bounce a fetch onto an internal address. The hosts' addresses are checked by the client
+given (atcore.identity.pinned.guarded_client) when it connects.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
 import httpx
 
-from atcore.errors import ResolutionFailed
-
-HostGuard = Callable[[str], Awaitable[None]]
+from atcore.errors import ResolutionFailed, ResponseTooLarge
 
 MAX_REDIRECTS: Final = 3
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
@@ -36,18 +34,22 @@ async def bounded_get(
     max_bytes: int,
     timeout: float,
     schemes: frozenset[str],
-    guard: HostGuard | None = None,
     accept: str = "*/*",
+    host: str | None = None,
 ) -> Fetched:
     """GET `url`, following up to MAX_REDIRECTS redirects, all within `timeout` seconds.
 
-    Raises ResolutionFailed on network errors, the deadline, a body over `max_bytes`, a
-    compressed body (we ask for identity encoding so a small response cannot inflate), or a
-    redirect to a scheme outside `schemes`; the guard's own error (UnsafeAddress) propagates.
+    `host` replaces the Host header of the first request only (a dev-mode handle asked at a
+    PDS); a redirect goes to the host it names.
+
+    Raises ResolutionFailed on network errors, the deadline, a body over `max_bytes` (as
+    ResponseTooLarge), a compressed body (we ask for identity encoding so a small response
+    cannot inflate), or a redirect to a scheme outside `schemes`; the client's guard error
+    (UnsafeAddress) propagates.
     """
     try:
         async with asyncio.timeout(timeout):
-            return await _follow(http, httpx.URL(url), max_bytes, schemes, guard, accept)
+            return await _follow(http, httpx.URL(url), max_bytes, schemes, accept, host)
     except TimeoutError as exc:
         raise ResolutionFailed(f"no complete answer from {url} within {timeout}s") from exc
     except httpx.HTTPError as exc:
@@ -59,19 +61,19 @@ async def _follow(
     url: httpx.URL,
     max_bytes: int,
     schemes: frozenset[str],
-    guard: HostGuard | None,
     accept: str,
+    host: str | None,
 ) -> Fetched:
     for _ in range(MAX_REDIRECTS + 1):
         if url.scheme not in schemes or not url.host:
             raise ResolutionFailed(f"refusing to fetch {url}: scheme must be one of {schemes}")
-        if guard is not None:
-            await guard(url.host)
         headers = {"accept": accept, "accept-encoding": "identity"}
+        if host is not None:
+            headers["host"] = host
         async with http.stream("GET", url, headers=headers, follow_redirects=False) as response:
             location = response.headers.get("location")
             if response.status_code in _REDIRECT_STATUSES and location:
-                url = url.join(location)
+                url, host = url.join(location), None
                 continue
             body = await read_capped(response, max_bytes)
             return Fetched(response.status_code, body, str(url))
@@ -84,12 +86,12 @@ async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
         raise ResolutionFailed(f"{response.url} sent a {encoding!r}-encoded body")
     declared = response.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ResolutionFailed(f"{response.url} body is {declared} bytes (limit {max_bytes})")
+        raise ResponseTooLarge(f"{response.url} body is {declared} bytes (limit {max_bytes})")
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_raw():
         size += len(chunk)
         if size > max_bytes:
-            raise ResolutionFailed(f"{response.url} body exceeds {max_bytes} bytes")
+            raise ResponseTooLarge(f"{response.url} body exceeds {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)

@@ -1,7 +1,8 @@
 """Refuse outbound fetches to non-public addresses (DESIGN.md "Verify, then trust": SSRF guard).
 
-Used for every host a user controls: handle and did:web domains here, requestCrawl hosts in the
-relay, proxy targets in the PDS. Development networks opt out with `allow_private`.
+Used for every host a user controls: handle and did:web domains, requestCrawl hosts and the
+PDSes of the relay's repos, proxy targets in the PDS, through atcore.identity.pinned, which
+connects to the very addresses checked here. Development networks opt out with `allow_private`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Final
 
 from atcore.errors import UnsafeAddress
@@ -61,21 +63,37 @@ async def system_lookup(host: str) -> list[str]:
     return [str(info[4][0]) for info in infos]
 
 
-async def check_public_host(host: str, *, lookup: HostLookup = system_lookup) -> None:
-    """Raise UnsafeAddress unless `host` is a name whose every address is public.
+@dataclass(frozen=True)
+class AddressGuard:
+    """Resolves a host once and says which addresses a connection to it may use.
 
-    IP literals are refused outright: atproto identifies servers by DNS name. Every resolved
-    address is checked, not just the first, since the HTTP client may try any of them.
+    Outside `allow_private` every resolved address must be public and IP literals are refused
+    (atproto identifies servers by DNS name); every address is checked, not just the first,
+    since a client may try any of them. The caller must connect to the returned addresses
+    themselves, never resolve the name again: a second answer may differ (DNS rebinding).
+    `allow_private` (development networks) admits any address and IP literals.
     """
-    if parse_ip_literal(host) is not None:
-        raise UnsafeAddress(f"refusing IP address host {host!r}")
-    try:
-        addresses = await lookup(host)
-    except OSError as exc:
-        raise UnsafeAddress(f"cannot resolve host {host!r}: {exc}") from exc
-    if not addresses:
-        raise UnsafeAddress(f"host {host!r} has no addresses")
-    for text in addresses:
-        address = parse_ip_literal(text)
-        if address is None or not is_public_address(address):
-            raise UnsafeAddress(f"host {host!r} resolves to non-public address {text}")
+
+    allow_private: bool = False
+    lookup: HostLookup = system_lookup
+
+    async def addresses(self, host: str) -> list[str]:
+        """The addresses to connect to for `host`; UnsafeAddress if there is none allowed."""
+        literal = parse_ip_literal(host)
+        if literal is not None:
+            if not self.allow_private:
+                raise UnsafeAddress(f"refusing IP address host {host[:100]!r}")
+            return [str(literal)]
+        try:
+            found = await self.lookup(host)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeAddress(f"cannot resolve host {host[:100]!r}: {exc}") from exc
+        if not found:
+            raise UnsafeAddress(f"host {host[:100]!r} has no addresses")
+        addresses = []
+        for text in found:
+            address = parse_ip_literal(text)
+            if address is None or not (self.allow_private or is_public_address(address)):
+                raise UnsafeAddress(f"host {host[:100]!r} resolves to non-public address {text}")
+            addresses.append(str(address))
+        return addresses

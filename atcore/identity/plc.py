@@ -44,6 +44,8 @@ _FIELDS: Final = {
 _SIG_RE: Final = re.compile(r"[A-Za-z0-9_-]{86}")
 # verificationMethods may hold any did:key type, but it must still be did:key + base58btc.
 _ANY_DID_KEY_RE: Final = re.compile(r"did:key:z[1-9A-HJ-NP-Za-km-z]+")
+# JSON "\ud800" decodes to a lone surrogate: a Python str, not Unicode text, not DAG-CBOR.
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 
 
 def _fail(message: str) -> InvalidPlcOperation:
@@ -98,8 +100,22 @@ def _check_plc_operation(op: Op) -> None:
             raise _fail(f"service {name!r} must be an object with string 'type' and 'endpoint'")
 
 
-def check_operation(op: object) -> Op:
-    """Check an operation's shape, keys and size (not its signature); return it as an Op."""
+def _is_text(value: object) -> bool:
+    """Every string in `value` (map keys included) is Unicode text: no lone surrogates."""
+    if isinstance(value, str):
+        return _SURROGATE_RE.search(value) is None
+    if isinstance(value, dict):
+        return all(_is_text(k) and _is_text(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_text(v) for v in value)
+    return True
+
+
+def check_operation(op: object, max_bytes: int = MAX_OP_BYTES) -> Op:
+    """Check an operation's shape, keys and DAG-CBOR size (not its signature); return it.
+
+    `max_bytes` lets a directory hold incoming operations to a lower limit than the spec's.
+    """
     if not isinstance(op, dict):
         raise _fail("operation must be a JSON object")
     kind = op.get("type")
@@ -130,12 +146,15 @@ def check_operation(op: object) -> Op:
         for name in ("signingKey", "recoveryKey"):
             _check_rotation_key(op[name])
     decode_sig(_str(op, "sig"))
+    # After the shape checks, which bound the nesting this walks.
+    if not _is_text(op):
+        raise _fail("operation holds a string that is not Unicode text (a lone UTF-16 surrogate)")
     try:
         size = len(cbor.encode(op))
     except DecodeError as exc:
         raise _fail(f"operation is outside the data model: {exc}") from exc
-    if size > MAX_OP_BYTES:
-        raise _fail(f"operation is {size} bytes of DAG-CBOR, over the {MAX_OP_BYTES} limit")
+    if size > max_bytes:
+        raise _fail(f"operation is {size} bytes of DAG-CBOR, over the {max_bytes} limit")
     return op
 
 

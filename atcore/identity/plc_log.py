@@ -5,7 +5,8 @@ them: a new operation's `prev` must be an operation in the DID's current (non-nu
 and not a tombstone. Pointing at the chain's end is a plain update, signed by any rotation key
 of `prev`. Pointing further back is a recovery: it nullifies everything after `prev`, and is
 allowed only if signed by a rotation key listed strictly before the key that signed the first
-operation it nullifies, no more than 72 hours after that operation was accepted.
+operation it nullifies, no more than 72 hours after that operation was accepted, and timestamped
+strictly after the newest operation it nullifies.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse_timestamp(text: str) -> datetime:
     """A createdAt string as an aware UTC datetime; InvalidSyntax if it is not one."""
-    return datetime.fromisoformat(parse_datetime(text)).astimezone(UTC)
+    moment = datetime.fromisoformat(parse_datetime(text))
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # Valid syntax whose offset carries it past year 1 or 9999 in UTC.
+        raise InvalidSyntax(f"datetime out of range in UTC: {text[:80]!r}") from None
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,12 @@ def check_next_op(did: str, chain: Sequence[LogEntry], op: Op, now: datetime) ->
             f"recovery from {prev} must be signed by a rotation key listed before {signer}, "
             f"which signed {first.cid}"
         ) from exc
+    if now <= chain[-1].created_at:
+        # Strictly later than the newest operation it nullifies, as the reference requires.
+        raise InvalidPlcOperation(
+            f"recovery timestamped {format_timestamp(now)}, not after {chain[-1].cid} "
+            f"({format_timestamp(chain[-1].created_at)}) which it nullifies"
+        )
     if now - first.created_at > RECOVERY_WINDOW:
         raise InvalidPlcOperation(
             f"recovery window passed: {first.cid} was accepted more than 72 hours ago"

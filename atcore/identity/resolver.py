@@ -12,7 +12,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Final, NamedTuple
 
@@ -30,8 +30,9 @@ from atcore.errors import (
 from atcore.identity.cache import TtlCache
 from atcore.identity.diddoc import DidDocument, parse_did_document
 from atcore.identity.dnstxt import DnsTxtLookup, TxtLookup, parse_atproto_txt
-from atcore.identity.fetch import HostGuard, bounded_get
-from atcore.identity.netguard import HostLookup, check_public_host, system_lookup
+from atcore.identity.fetch import bounded_get
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.plc_client import parse_plc_did
 from atcore.syntax.did import Did, is_valid_did, parse_did
 from atcore.syntax.handle import (
@@ -51,6 +52,9 @@ MAX_WELL_KNOWN_BYTES: Final = 4096
 _WEB_RE: Final = re.compile(r"did:web:([a-zA-Z0-9.-]+)(?:%3[aA]([0-9]{1,5}))?")
 _DEV_TLDS: Final = ("test", "localhost")
 
+# Names the PDS to ask for a handle that DNS and HTTPS cannot reach (dev mode), or None.
+PdsForHandle = Callable[[Handle], Awaitable[str | None]]
+
 
 class Identity(NamedTuple):
     did: Did
@@ -65,8 +69,16 @@ class Identity(NamedTuple):
 class IdentityResolver:
     """Resolves did:plc via a PLC directory, did:web over HTTPS, handles via DNS and HTTPS.
 
-    `allow_private` is development mode: private and loopback hosts, `localhost` did:web with a
-    port, and `.test`/`.localhost` names fetched over plain http.
+    `http` reaches the PLC directory (operator configuration); did:web documents and handle
+    well-knowns, which users aim, go through `guarded_http` (by default a guarded_client of its
+    own). `allow_private` is development mode: private and loopback hosts, `localhost` did:web
+    with a port, and `.test`/`.localhost` names fetched over plain http.
+
+    `dev_handle_pds` (development mode only) verifies handles that neither DNS nor HTTPS reach,
+    such as `.test` ones, at a PDS, as the official dev environment does: its
+    `/.well-known/atproto-did` is asked with the handle as the Host header. Verifying the handle
+    a DID document claims asks that document's own PDS; a bare handle asks the PDS that
+    `dev_handle_pds(handle)` names (the caller knows its network; None skips the fallback).
     """
 
     def __init__(
@@ -74,6 +86,7 @@ class IdentityResolver:
         plc_url: str,
         http: httpx.AsyncClient | None = None,
         *,
+        guarded_http: httpx.AsyncClient | None = None,
         timeout: float = 3.0,
         max_doc_bytes: int = MAX_DOC_BYTES,
         cache_ttl: float = 3600.0,
@@ -81,22 +94,32 @@ class IdentityResolver:
         allow_private: bool = False,
         clock: Callable[[], float] = time.monotonic,
         txt_lookup: TxtLookup | None = None,
-        host_lookup: HostLookup = system_lookup,
+        dev_handle_pds: PdsForHandle | None = None,
     ) -> None:
+        if dev_handle_pds is not None and not allow_private:
+            raise ValueError("dev_handle_pds is a development-mode option: needs allow_private")
         self.plc_url = plc_url.rstrip("/")
         self._own_http = http is None
         self._http = http if http is not None else httpx.AsyncClient()
+        self._own_guarded = guarded_http is None
+        self._guarded = (
+            guarded_http
+            if guarded_http is not None
+            else guarded_client(AddressGuard(allow_private=allow_private))
+        )
         self._timeout = timeout
         self._max_doc_bytes = max_doc_bytes
         self._allow_private = allow_private
         self._txt_lookup = txt_lookup if txt_lookup is not None else DnsTxtLookup(timeout)
-        self._host_lookup = host_lookup
+        self._dev_handle_pds = dev_handle_pds
         self._docs: TtlCache[Did, DidDocument] = TtlCache(cache_size, cache_ttl, clock)
         self._handles: TtlCache[Handle, Did] = TtlCache(cache_size, cache_ttl, clock)
 
     async def aclose(self) -> None:
         if self._own_http:
             await self._http.aclose()
+        if self._own_guarded:
+            await self._guarded.aclose()
 
     async def __aenter__(self) -> IdentityResolver:
         return self
@@ -121,6 +144,10 @@ class IdentityResolver:
         self._docs.put(parsed, doc)
         return doc
 
+    def cached(self, did: str) -> DidDocument | None:
+        """The document `resolve_did` would answer without a lookup, if any."""
+        return self._docs.get(Did(did))
+
     def invalidate(self, did: str) -> None:
         """Forget `did`'s document and the handle it claimed, so both are looked up again."""
         doc = self._docs.get(Did(did))
@@ -135,20 +162,18 @@ class IdentityResolver:
     async def _fetch_did(self, did: Did) -> DidDocument:
         if did.startswith("did:plc:"):
             # The PLC directory is operator configuration, not user input: no address guard.
-            url, guard = f"{self.plc_url}/{parse_plc_did(did)}", None
+            url, http = f"{self.plc_url}/{parse_plc_did(did)}", self._http
             schemes = frozenset({"http", "https"})
         elif did.startswith("did:web:"):
-            url = self._did_web_url(did)
-            guard, schemes = self._guard(), self._schemes()
+            url, http, schemes = self._did_web_url(did), self._guarded, self._schemes()
         else:
             raise UnsupportedDid(f"unsupported DID method: {did[:80]}")
         fetched = await bounded_get(
-            self._http,
+            http,
             url,
             max_bytes=self._max_doc_bytes,
             timeout=self._timeout,
             schemes=schemes,
-            guard=guard,
             accept="application/did+ld+json, application/json",
         )
         if fetched.status == 404:
@@ -185,21 +210,27 @@ class IdentityResolver:
         DNS TXT and HTTPS well-known run concurrently. DNS wins when it has an answer, as the
         spec prefers it on conflict; otherwise the well-known answer is used.
         """
-        parsed = parse_handle(handle)
-        if not self._usable_hostname(parsed):
+        return await self._resolve_handle(parse_handle(handle), None)
+
+    async def _resolve_handle(self, handle: Handle, own_pds: str | None) -> Did | None:
+        if not self._usable_hostname(handle):
             return None
-        cached = self._handles.get(parsed)
+        cached = self._handles.get(handle)
         if cached is not None:
             return cached
-        http_task = asyncio.create_task(self._handle_via_http(parsed))
+        http_task = asyncio.create_task(self._handle_via_http(handle))
         try:
-            did = await self._handle_via_dns(parsed)
+            did = await self._handle_via_dns(handle)
             if did is None:
                 did = await http_task
         finally:
             http_task.cancel()
+        if did is None and self._dev_handle_pds is not None:
+            pds = own_pds if own_pds is not None else await self._dev_handle_pds(handle)
+            if pds is not None:
+                did = await self._well_known(f"{pds.rstrip('/')}/.well-known/atproto-did", handle)
         if did is not None:
-            self._handles.put(parsed, did)
+            self._handles.put(handle, did)
         return did
 
     async def _handle_via_dns(self, handle: Handle) -> Did | None:
@@ -214,19 +245,24 @@ class IdentityResolver:
             return None
 
     async def _handle_via_http(self, handle: Handle) -> Did | None:
-        url = f"{self._scheme_for(handle)}://{handle}/.well-known/atproto-did"
+        return await self._well_known(
+            f"{self._scheme_for(handle)}://{handle}/.well-known/atproto-did"
+        )
+
+    async def _well_known(self, url: str, host: Handle | None = None) -> Did | None:
+        """The DID a `/.well-known/atproto-did` answers with (asked as `host` if given)."""
         try:
             fetched = await bounded_get(
-                self._http,
+                self._guarded,
                 url,
                 max_bytes=MAX_WELL_KNOWN_BYTES,
                 timeout=self._timeout,
                 schemes=self._schemes(),
-                guard=self._guard(),
                 accept="text/plain",
+                host=host,
             )
         except IdentityError as exc:
-            log.debug("well-known lookup of %s failed: %r", handle, exc)
+            log.debug("well-known lookup at %s (host %s) failed: %r", url, host, exc)
             return None
         if not 200 <= fetched.status < 300:
             return None
@@ -245,7 +281,7 @@ class IdentityResolver:
             claimed = doc.handle
             if claimed is None:
                 return Identity(doc.did, None, doc)
-            verified = await self.resolve_handle(claimed) == doc.did
+            verified = await self._resolve_handle(claimed, doc.pds_endpoint) == doc.did
             return Identity(doc.did, claimed if verified else None, doc)
         handle = parse_handle(handle_or_did)
         did = await self.resolve_handle(handle)
@@ -267,13 +303,3 @@ class IdentityResolver:
 
     def _schemes(self) -> frozenset[str]:
         return frozenset({"http", "https"}) if self._allow_private else frozenset({"https"})
-
-    def _guard(self) -> HostGuard | None:
-        if self._allow_private:
-            return None
-        lookup = self._host_lookup
-
-        async def guard(host: str) -> None:
-            await check_public_host(host, lookup=lookup)
-
-        return guard

@@ -7,17 +7,14 @@ XRPC server: clients send `?cursor=` for an unset cursor. Defaults fill absent p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from atcore.errors import InvalidRecord
+from atcore.errors import InvalidRecord, InvalidSyntax
 from atcore.lexicon.catalog import Catalog
 from atcore.lexicon.schema import Def
 from atcore.lexicon.validate import Validator
-
-# Integers past 2**53 are out of the data model's safe range, so 17 digits bound the text.
-_INTEGER = re.compile(r"-?[0-9]{1,17}")
+from atcore.syntax.integer import parse_integer
 
 
 def validate_params(
@@ -56,9 +53,10 @@ def validate_params(
 def _coerce(schema: Def, text: str, path: str) -> Any:
     kind = schema["type"]
     if kind == "integer":
-        if not _INTEGER.fullmatch(text):
-            raise InvalidRecord(f"{path} must be an integer, not {text!r:.100}")
-        return int(text)
+        try:
+            return parse_integer(text)
+        except InvalidSyntax as exc:
+            raise InvalidRecord(f"{path} {exc}") from None
     if kind == "boolean":
         if text not in ("true", "false"):
             raise InvalidRecord(f"{path} must be true or false, not {text!r:.100}")

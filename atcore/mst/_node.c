@@ -1,12 +1,14 @@
 /* The strict MST node decoder (spec-repository.md, "MST Structure"): atcore.mst.node's
  * decode_fields, in C because a relay decodes every node of every #commit's proof; and the key
- * rules it applies (is_valid_key, key_height), which atcore.mst.node uses for every key.
+ * rules it applies (is_valid_key, key_height), which atcore.mst.node uses for every key. Key
+ * heights hash with hashlib.sha256 (OpenSSL), called through the C API.
  *
  * A node is strict DAG-CBOR of a fixed schema, so its canonical encoding is the only one
  * accepted: {"e": [{"k": bytes, "p": uint, "t": link|null, "v": link}, ...], "l": link|null},
  * keys in canonical order, every head minimal, nothing after the node. The parser reads exactly
  * that byte layout, so the entry offsets it returns are where the encoder puts them. Tree links
- * (`t`, `l`) must be dag-cbor sha2-256 CIDv1s; record values any CID link. Keys are rebuilt
+ * (`t`, `l`) must be dag-cbor sha2-256 CIDv1s, record values the same or raw-codec ones (what
+ * atcore.cbor accepts; atcore.mst.node_py is this decoder on top of it). Keys are rebuilt
  * from their shared prefixes, must sort strictly, use the maximal prefix, be valid repo paths
  * and share one height (leading zero bits of their SHA-256 in 2-bit steps).
  */
@@ -23,93 +25,29 @@
 
 static PyObject *InvalidMst;
 
-/* --- SHA-256 (FIPS 180-4), for key heights -------------------------------------------- */
+/* --- key heights ------------------------------------------------------------------------ */
 
-static const uint32_t K256[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+/* hashlib.sha256 (OpenSSL's) and the name of its digest method, set at import. */
+static PyObject *sha256_new, *digest_name;
 
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void sha256_block(uint32_t h[8], const unsigned char *block)
+/* Leading zero bits of SHA-256(key), counted in 2-bit chunks (fanout 4); -1 with Python's
+ * error set when hashing fails. `key` is any buffer hashlib takes. */
+static int key_height(PyObject *key)
 {
-    uint32_t w[64];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)block[4 * i] << 24 | (uint32_t)block[4 * i + 1] << 16 |
-               (uint32_t)block[4 * i + 2] << 8 | block[4 * i + 3];
-    for (int i = 16; i < 64; i++) {
-        uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-        uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
-    for (int i = 0; i < 64; i++) {
-        uint32_t t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K256[i] +
-                      w[i];
-        uint32_t t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-        k = g;
-        g = f;
-        f = e;
-        e = d + t1;
-        d = c;
-        c = b;
-        b = a;
-        a = t1 + t2;
-    }
-    h[0] += a;
-    h[1] += b;
-    h[2] += c;
-    h[3] += d;
-    h[4] += e;
-    h[5] += f;
-    h[6] += g;
-    h[7] += k;
-}
-
-/* SHA-256(data) as its eight state words (big-endian digest order). */
-static void sha256(const unsigned char *data, size_t len, uint32_t h[8])
-{
-    static const uint32_t init[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    unsigned char tail[128];
-    memcpy(h, init, sizeof init);
-    size_t full = len & ~(size_t)63;
-    for (size_t i = 0; i < full; i += 64)
-        sha256_block(h, data + i);
-    size_t rest = len - full;
-    memset(tail, 0, sizeof tail);
-    memcpy(tail, data + full, rest);
-    tail[rest] = 0x80;
-    size_t tail_len = rest < 56 ? 64 : 128;
-    uint64_t bits = (uint64_t)len * 8;
-    for (int i = 0; i < 8; i++)
-        tail[tail_len - 1 - i] = (unsigned char)(bits >> (8 * i));
-    sha256_block(h, tail);
-    if (tail_len == 128)
-        sha256_block(h, tail + 64);
-}
-
-/* Leading zero bits of SHA-256(key), counted in 2-bit chunks (fanout 4). */
-static int key_height(const unsigned char *key, size_t len)
-{
-    uint32_t h[8];
-    sha256(key, len, h);
+    PyObject *hash = PyObject_CallOneArg(sha256_new, key);
+    if (hash == NULL)
+        return -1;
+    PyObject *digest = PyObject_CallMethodNoArgs(hash, digest_name);
+    Py_DECREF(hash);
+    if (digest == NULL)
+        return -1;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(digest);
     int zeros = 0;
-    for (int i = 0; i < 8; i++) {
-        if (h[i]) {
-            zeros += __builtin_clz(h[i]);
-            break;
-        }
-        zeros += 32;
-    }
+    for (int i = 0; i < 32 && d[i] == 0; i++)
+        zeros += 8;
+    if (zeros < 256)
+        zeros += __builtin_clz((unsigned)d[zeros / 8]) - 24;
+    Py_DECREF(digest);
     return zeros / 2;
 }
 
@@ -201,19 +139,19 @@ static PyObject *tree_link(Reader *r, const char *what)
     return link;
 }
 
-/* A record value: tag 42 over a byte string of 0x00 and a binary CID. New reference. */
+/* A record value: tag 42 over 0x00 + a CIDv1 sha2-256 with the dag-cbor or raw codec (the
+ * CIDs atcore.cbor accepts anywhere). New reference. */
 static PyObject *value_link(Reader *r)
 {
-    const char *why = "MST entry field types must be p: int, k: bytes, v: CID link";
-    uint32_t n;
-    if (expect(r, "\xd8\x2a", 2, why) < 0 || head(r, 2, &n, why) < 0)
-        return NULL;
-    if (n < 1 || (size_t)(r->end - r->at) < n || *r->at != 0x00) {
-        fail(r, "MST entry value is not a CID link");
+    static const unsigned char prefix[] = {0xd8, 0x2a, 0x58, 0x25, 0x00, 0x01};
+    const unsigned char *at = r->at;
+    if (r->end - at < 5 + CID_LEN || memcmp(at, prefix, sizeof prefix) != 0 ||
+        (at[6] != 0x71 && at[6] != 0x55) || at[7] != 0x12 || at[8] != 0x20) {
+        fail(r, "MST entry value is not a CIDv1 sha2-256 dag-cbor or raw link");
         return NULL;
     }
-    PyObject *value = PyBytes_FromStringAndSize((const char *)r->at + 1, n - 1);
-    r->at += n;
+    PyObject *value = PyBytes_FromStringAndSize((const char *)at + 5, CID_LEN);
+    r->at += 5 + CID_LEN;
     return value;
 }
 
@@ -319,7 +257,9 @@ static PyObject *decode_fields(PyObject *Py_UNUSED(module), PyObject *arg)
             r.error = "invalid MST key in node";
             goto bad;
         }
-        int h = key_height(k, key_len);
+        int h = key_height(key);
+        if (h < 0)
+            goto error;
         if (height >= 0 && h != height) {
             r.error = "MST keys of different heights in one node";
             goto bad;
@@ -381,12 +321,8 @@ static PyObject *py_is_valid_key(PyObject *Py_UNUSED(module), PyObject *arg)
 
 static PyObject *py_key_height(PyObject *Py_UNUSED(module), PyObject *arg)
 {
-    Py_buffer view;
-    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
-        return NULL;
-    int height = key_height(view.buf, (size_t)view.len);
-    PyBuffer_Release(&view);
-    return PyLong_FromLong(height);
+    int height = key_height(arg);
+    return height < 0 ? NULL : PyLong_FromLong(height);
 }
 
 PyDoc_STRVAR(is_valid_key_doc,
@@ -420,6 +356,14 @@ PyMODINIT_FUNC PyInit__node(void)
     InvalidMst = PyObject_GetAttrString(errors, "InvalidMst");
     Py_DECREF(errors);
     if (InvalidMst == NULL)
+        return NULL;
+    PyObject *hashlib = PyImport_ImportModule("hashlib");
+    if (hashlib == NULL)
+        return NULL;
+    sha256_new = PyObject_GetAttrString(hashlib, "sha256");
+    Py_DECREF(hashlib);
+    digest_name = PyUnicode_InternFromString("digest");
+    if (sha256_new == NULL || digest_name == NULL)
         return NULL;
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL || PyModule_AddIntConstant(module, "MAX_KEY_LENGTH", MAX_KEY_LENGTH) < 0 ||

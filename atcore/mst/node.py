@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from atcore.cid import CID
 from atcore.errors import InvalidMst
-from atcore.mst import _node
-from atcore.mst._node import MAX_ENTRIES, MAX_KEY_LENGTH, decode_fields
+
+try:
+    from atcore.mst._node import MAX_ENTRIES, MAX_KEY_LENGTH, decode_fields
+    from atcore.mst._node import is_valid_key as _is_valid_key
+    from atcore.mst._node import key_height as _key_height
+except ImportError:  # installed without a C compiler: the same rules in Python, slower
+    from atcore.mst.node_py import MAX_ENTRIES, MAX_KEY_LENGTH, decode_fields
+    from atcore.mst.node_py import is_valid_key as _is_valid_key
+    from atcore.mst.node_py import key_height as _key_height
+
+    logging.getLogger(__name__).warning(
+        "atcore.mst: the C node decoder (atcore/mst/_node.c) is not built; using the "
+        "pure-Python one, about six times slower (install gcc and python3-dev, then reinstall)"
+    )
 
 __all__ = [
     "MAX_KEY_LENGTH",
@@ -52,7 +65,7 @@ EMPTY_NODE = NodeData(None, ())
 
 def is_valid_key(key: str | bytes) -> bool:
     """True when `key` is a valid repo path (`collection/rkey`, at most 1024 bytes)."""
-    return _node.is_valid_key(key.encode() if isinstance(key, str) else key)
+    return _is_valid_key(key.encode() if isinstance(key, str) else key)
 
 
 def check_key(key: str | bytes) -> bytes:
@@ -70,7 +83,7 @@ def check_key(key: str | bytes) -> bytes:
 
 def key_height(key: str | bytes) -> int:
     """Leading zero bits of sha256(key), counted in 2-bit chunks (fanout 4)."""
-    return _node.key_height(key.encode() if isinstance(key, str) else key)
+    return _key_height(key.encode() if isinstance(key, str) else key)
 
 
 def common_prefix_length(a: bytes, b: bytes) -> int:

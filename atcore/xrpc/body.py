@@ -14,7 +14,8 @@ from typing import Any
 from starlette.requests import ClientDisconnect, Request
 
 from atcore.datamodel import from_json
-from atcore.errors import DecodeError
+from atcore.errors import DecodeError, InvalidSyntax
+from atcore.syntax.integer import parse_integer
 from atcore.xrpc.errors import InvalidRequest, PayloadTooLarge
 
 JSON = "application/json"
@@ -68,8 +69,11 @@ def check_input(request: Request, input_schema: dict[str, Any] | None) -> str | 
 async def stream_body(request: Request, limit: int) -> AsyncIterator[bytes]:
     """The body's chunks; PayloadTooLarge as soon as more than `limit` bytes arrive."""
     declared = request.headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+    try:
+        if declared and parse_integer(declared, 0) > limit:
+            raise _too_large(limit)
+    except InvalidSyntax as exc:
+        raise InvalidRequest(f"Content-Length {exc}") from None
     seen = 0
     try:
         async for chunk in request.stream():

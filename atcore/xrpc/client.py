@@ -55,6 +55,11 @@ class XrpcClient:
         """GET `nsid`; the parsed JSON body, or the raw bytes for other content types."""
         return await self._call("GET", nsid, params, None, None)
 
+    async def query_bytes(self, nsid: str, params: Params | None = None) -> tuple[bytes, str]:
+        """GET `nsid` whose output is not JSON (a blob, a CAR): its bytes and Content-Type."""
+        body, mime = await self._send("GET", nsid, params, None, None)
+        return body, mime
+
     async def procedure(
         self,
         nsid: str,
@@ -81,6 +86,23 @@ class XrpcClient:
         content: bytes | None,
         encoding: str | None,
     ) -> Any:
+        body, mime = await self._send(verb, nsid, params, content, encoding)
+        if mime == "application/json":
+            try:
+                return json.loads(body)
+            except ValueError as exc:
+                raise XrpcClientError(200, "InvalidResponse", str(exc)) from exc
+        return body
+
+    async def _send(
+        self,
+        verb: str,
+        nsid: str,
+        params: Params | None,
+        content: bytes | None,
+        encoding: str | None,
+    ) -> tuple[bytes, str]:
+        """One request; the body and media type of a 2xx answer, else XrpcClientError."""
         headers = {"accept": "application/json, */*"}
         if self.auth_header is not None:
             headers["authorization"] = self.auth_header
@@ -101,15 +123,10 @@ class XrpcClient:
                 await response.aclose()
         except httpx.TransportError as exc:
             raise XrpcClientError(0, "Unknown", f"{type(exc).__name__}: {exc}") from exc
-        is_json = _mime(response) == "application/json"
+        mime = _mime(response)
         if not response.is_success:
-            raise _error_from(response.status_code, body if is_json else b"")
-        if is_json:
-            try:
-                return json.loads(body)
-            except ValueError as exc:
-                raise XrpcClientError(response.status_code, "InvalidResponse", str(exc)) from exc
-        return body
+            raise _error_from(response.status_code, body if mime == "application/json" else b"")
+        return body, mime
 
     async def _read(self, response: httpx.Response) -> bytes:
         chunks: list[bytes] = []

@@ -61,12 +61,18 @@ class XrpcError(Exception):
         self.error = error or default_error
         self.message = message or default_message
         self.headers = dict(headers) if headers else None
+        # Set when the failure was logged under a request id (atcore.xrpc.failures).
+        self.request_id: str | None = None
         super().__init__(self.message)
 
     def body(self) -> dict[str, str]:
-        """The JSON body; 500s never carry details, which go to the log instead."""
+        """The JSON body; 500s never carry details, which go to the log instead, only the
+        request id the log line names."""
         if self.status == 500:
-            return error_body(self.error, STATUS_NAMES[500][1])
+            message = STATUS_NAMES[500][1]
+            if self.request_id is not None:
+                message = f"{message}, request id {self.request_id}"
+            return error_body(self.error, message)
         return error_body(self.error, self.message)
 
     def __repr__(self) -> str:

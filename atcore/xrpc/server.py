@@ -63,7 +63,7 @@ class _XrpcEndpoint:
         try:
             response = await self._dispatch(request, nsid)
         except Exception as exc:  # every failure becomes a JSON error body
-            response = error_response(exc, f"xrpc method {nsid:.300}")
+            response = error_response(exc, f"xrpc method {nsid:.300}", scope)
         await response(scope, receive, send)
 
     async def _dispatch(self, request: Request, nsid: str) -> Response:
@@ -103,7 +103,7 @@ class _XrpcEndpoint:
         try:
             response = await self._respond(method, req)
         except Exception as exc:
-            response = error_response(exc, f"xrpc method {method.nsid}")
+            response = error_response(exc, f"xrpc method {method.nsid}", req.request.scope)
         response.headers.update(limit_headers)
         return response
 

@@ -5,20 +5,25 @@ yields the events. An error frame ends the stream with `StreamError`; a refused 
 HTTP 4xx/5xx instead of the upgrade) does too, with its status. Bad framing or CBOR is a hard
 error (`DecodeError`), as the spec asks: the connection is dropped, not the frame skipped.
 Frames with an unknown `op` or `t` are yielded as `UnknownEvent` for the consumer to skip.
+Given an AddressGuard, the websocket connects to an address the guard approved for the URL's
+host, never resolving the name a second time (atcore.identity.pinned explains why).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from websockets.frames import CloseCode
 
 from atcore.errors import DecodeError
 from atcore.frames import MAX_FRAME_SIZE, ErrorFrame, Event, UnknownEvent, decode_frame
+from atcore.identity.netguard import AddressGuard
 from atcore.xrpc.errors import status_name
 
 StreamParams = Mapping[str, str | int | bool | None]
@@ -62,16 +67,18 @@ async def subscribe(
     *,
     max_frame_size: int = MAX_FRAME_SIZE,
     open_timeout: float = 10.0,
+    guard: AddressGuard | None = None,
 ) -> AsyncIterator[Event | UnknownEvent]:
-    """Yield the events of the stream at `url` (e.g. `wss://host/xrpc/com.atproto.sync....`)."""
+    """Yield the events of the stream at `url` (e.g. `wss://host/xrpc/com.atproto.sync....`);
+    with `guard`, connect only to an address it approves (UnsafeAddress otherwise)."""
+    options = {
+        "max_size": max_frame_size,
+        "open_timeout": open_timeout,
+        "compression": None,
+        "proxy": None,
+    }
     try:
-        async with connect(
-            stream_url(url, params),
-            max_size=max_frame_size,
-            open_timeout=open_timeout,
-            compression=None,
-            proxy=None,
-        ) as websocket:
+        async with await _connect(stream_url(url, params), guard, options) as websocket:
             async for message in websocket:
                 if isinstance(message, str):
                     raise DecodeError("event streams carry binary frames, got a text frame")
@@ -86,6 +93,22 @@ async def subscribe(
         raise
     except InvalidStatus as exc:
         raise _refusal(exc.response.status_code, exc.response.body) from exc
+
+
+async def _connect(
+    url: str, guard: AddressGuard | None, options: dict[str, Any]
+) -> ClientConnection:
+    if guard is None:
+        return await connect(url, **options)
+    async with asyncio.timeout(options["open_timeout"]):
+        addresses = await guard.addresses(urlsplit(url).hostname or "")
+    # `host` moves only the TCP connection: the Host header and TLS name stay the URL's.
+    for address in addresses[:-1]:
+        try:
+            return await connect(url, host=address, **options)
+        except OSError:
+            continue
+    return await connect(url, host=addresses[-1], **options)
 
 
 def _refusal(status: int, body: bytes | bytearray | None) -> StreamError:

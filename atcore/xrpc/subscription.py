@@ -22,7 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from atcore.frames import encode_error
 from atcore.lexicon import validate_params
-from atcore.xrpc.failures import to_xrpc_error
+from atcore.xrpc.failures import CLOSE_INTERNAL, to_xrpc_error
 from atcore.xrpc.router import (
     FrameSender,
     Subscription,
@@ -31,11 +31,11 @@ from atcore.xrpc.router import (
     query_params,
 )
 
-# RFC 6455 close codes: 1008 after an error frame the client caused, 1011 after our own failure.
+# RFC 6455 close code after an error frame the client caused (CLOSE_INTERNAL: our own failure).
 CLOSE_POLICY = 1008
-CLOSE_INTERNAL = 1011
 # The ASGI extension (and message type) for sending several binary messages at once:
-# {"type": SEND_FRAMES, "frames": [bytes, ...]}, offered in scope["extensions"].
+# {"type": SEND_FRAMES, "frames": [bytes, ...]}, offered in scope["extensions"]; with
+# "text": True the frames are text frames (their bytes UTF-8).
 SEND_FRAMES = "skyloft.websocket.send_frames"
 
 
@@ -62,7 +62,7 @@ class SubscriptionEndpoint:
         except WebSocketDisconnect:
             return
         except Exception as exc:  # reported to the client as an error frame, then closed
-            error = to_xrpc_error(exc, f"subscription {sub.nsid}")
+            error = to_xrpc_error(exc, f"subscription {sub.nsid}", scope)
             body = error.body()
             code = CLOSE_INTERNAL if error.status >= 500 else CLOSE_POLICY
             await _close(websocket, code, encode_error(body["error"], body.get("message")))

@@ -8,14 +8,13 @@ before anything is registered; if a later step fails, what was made is removed a
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
-from typing import Final
 
 from atcore.errors import InvalidKey
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.keys import generate_k256, parse_did_key
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.email_address import is_valid_email
 from pds.accounts.handles import normalize_handle
 from pds.accounts.passwords import MAX_PASSWORD_BYTES, hash_password
 from pds.accounts.store import (
@@ -29,9 +28,6 @@ from pds.context import AppContext
 from pds.repo_writer import init_repo
 
 log = logging.getLogger(__name__)
-
-MAX_EMAIL_LENGTH: Final = 254
-_EMAIL_RE: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class NewAccount:
 def normalize_email(email: str | None) -> str:
     if not email:
         raise InvalidRequest("Email is required")
-    if len(email) > MAX_EMAIL_LENGTH or _EMAIL_RE.fullmatch(email) is None:
+    if not is_valid_email(email):
         raise InvalidRequest("This email address is not supported, please use a different email.")
     return email.lower()
 
@@ -65,14 +61,18 @@ def check_password(password: str | None) -> str:
 
 
 def _rotation_keys(ctx: AppContext, recovery_key: str | None) -> list[str]:
-    keys = [ctx.plc_rotation_key.public_key().did_key()]
-    if recovery_key is not None:
-        try:
-            parse_did_key(recovery_key)
-        except InvalidKey as exc:
-            raise InvalidRequest(f"recoveryKey is not a did:key: {exc}") from None
-        keys.insert(0, recovery_key)
-    return keys
+    own = ctx.plc_rotation_key.public_key().did_key()
+    if recovery_key is None:
+        return [own]
+    try:
+        recovery = parse_did_key(recovery_key).did_key()
+    except InvalidKey as exc:
+        raise InvalidRequest(f"recoveryKey is not a did:key: {exc}") from None
+    # The reference PDS would list the key twice, an operation the PLC refuses (no duplicate
+    # rotation keys): say so here, before any DID is made.
+    if recovery == own:
+        raise InvalidRequest("recoveryKey is this server's own rotation key")
+    return [recovery_key, own]
 
 
 async def create_account(ctx: AppContext, new: NewAccount) -> Account:

@@ -67,8 +67,10 @@ async def change_handle(ctx: AppContext, account: Account, raw: str) -> str:
     did = account.did
     handle = await normalize_handle(ctx, raw, did)
     taken = await ctx.accounts.by_handle(handle)
+    # Updating to a taken handle is a bare InvalidRequest in the reference (identity.updateHandle
+    # and admin.updateAccountHandle, 0.4.x); createAccount names it HandleNotAvailable.
     if taken is not None and taken.did != did:
-        raise InvalidRequest(f"Handle already taken: {handle}", "HandleNotAvailable")
+        raise InvalidRequest(f"Handle already taken: {handle}")
     try:
         await update_handle(ctx, did, handle)
     except IdentityError as exc:
@@ -76,7 +78,7 @@ async def change_handle(ctx: AppContext, account: Account, raw: str) -> str:
     try:
         await ctx.accounts.set_handle(did, handle)
     except HandleTaken:
-        raise InvalidRequest(f"Handle already taken: {handle}", "HandleNotAvailable") from None
+        raise InvalidRequest(f"Handle already taken: {handle}") from None
     if account.active:
         await ctx.sequencer.emit_identity(did, handle)
     return handle

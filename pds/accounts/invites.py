@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from atcore.syntax.integer import parse_integer
 from pds.accounts.db import Database
 
 INVITE_SCHEMA: Final = """
@@ -106,7 +107,7 @@ class InviteStore:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Every code, newest (or most used) first; the cursor is an offset for "usage"."""
         if sort == "usage":
-            offset = int(cursor) if cursor and cursor.isdigit() else 0
+            offset = parse_integer(cursor, 0) if cursor else 0
             where = (
                 "1 ORDER BY (SELECT count(*) FROM invite_code_use u"
                 " WHERE u.code = invite_code.code) DESC, code LIMIT ? OFFSET ?"

@@ -2,7 +2,8 @@
 (lexicons app/bsky/actor; the appview never sees them).
 
 As in the reference PDS, only `app.bsky.*` preferences are accepted, and the personal details
-preference (birth date) is hidden from and closed to plain app-password sessions.
+preference (birth date) is hidden from and closed to every session but a full-access one (the
+account password's): app passwords, privileged or not, neither see nor set nor erase it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Final
 from atcore.datamodel import to_json
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
-from pds.auth import AuthContext, access_auth, access_or_takendown
+from pds.auth import ACCESS_SCOPE, AuthContext, access_auth, access_or_takendown
 from pds.context import ctx_of
 
 xrpc = Methods()
@@ -24,7 +25,7 @@ MAX_PREFERENCES: Final = 1000
 
 
 def _visible(auth: AuthContext, pref: dict[str, Any]) -> bool:
-    return auth.privileged or pref.get("$type") != PERSONAL_DETAILS
+    return auth.scope == ACCESS_SCOPE or pref.get("$type") != PERSONAL_DETAILS
 
 
 @xrpc.query("app.bsky.actor.getPreferences", auth=access_or_takendown)
@@ -47,10 +48,13 @@ async def put_preferences(req: XrpcRequest) -> None:
             raise InvalidRequest("Preference is missing a $type")
         if not kind.startswith(NAMESPACE + "."):
             raise InvalidRequest(f"Some preferences are not in the {NAMESPACE} namespace")
-        if not _visible(auth, pref):
-            raise InvalidRequest("Do not have authorization to set preferences.")
-    if not auth.privileged:
-        # A plain app password cannot see the personal details, so it must not erase them.
+    forbidden = [str(pref["$type"]) for pref in prefs if not _visible(auth, pref)]
+    if forbidden:
+        raise InvalidRequest(
+            f"Do not have authorization to set preferences: {', '.join(forbidden)}"
+        )
+    if auth.scope != ACCESS_SCOPE:
+        # An app password cannot see the personal details, so it must not erase them.
         kept = await ctx.accounts.preferences.get(auth.did, NAMESPACE)
         prefs = prefs + [p for p in kept if not _visible(auth, p)]
     await ctx.accounts.preferences.put(auth.did, NAMESPACE, prefs)

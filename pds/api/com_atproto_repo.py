@@ -81,6 +81,7 @@ async def put_record(req: XrpcRequest) -> dict[str, Any]:
         body.get("validate"),
         swap="swapRecord" in body,
         swap_record=_cid(body.get("swapRecord"), "swapRecord"),
+        upsert=True,
     )
     result = await _write(req, write)
     assert result is not None

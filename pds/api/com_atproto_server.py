@@ -111,7 +111,10 @@ async def create_account(req: XrpcRequest) -> dict[str, Any]:
 @xrpc.procedure("com.atproto.server.createSession")
 async def create_session(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
-    identifier: str = req.input["identifier"].strip().lower()
+    identifier: str = req.input["identifier"].strip()
+    if not identifier.startswith("did:"):
+        # Handles and emails are case-insensitive; DIDs are not (did:web's "%3A" port).
+        identifier = identifier.lower()
     account = await ctx.accounts.find(identifier)
     if account is None:
         raise AuthRequired(_BAD_LOGIN)
@@ -150,7 +153,7 @@ async def refresh_session(req: XrpcRequest) -> dict[str, Any]:
     auth: AuthContext = req.auth
     account = await caller_account(ctx, auth.did)
     if account.takedown_ref is not None:
-        raise InvalidRequest("Account has been taken down", "AccountTakedown")
+        raise AuthRequired("Account has been taken down", "AccountTakedown")
     assert auth.token_id is not None
     try:
         tokens = await rotate_tokens(ctx, auth.did, auth.token_id)
@@ -175,11 +178,10 @@ async def get_service_auth(req: XrpcRequest) -> dict[str, Any]:
     aud: str = req.params["aud"]
     if not is_valid_did(aud.partition("#")[0]):
         raise InvalidRequest("aud must be a DID or a DID#service reference")
-    if lxm in PROTECTED_METHODS:
-        raise InvalidRequest(f"cannot request a service token for {lxm}", "InvalidToken")
+    # The reference's checks, in its order and with its answers.
     if lxm in PRIVILEGED_METHODS and not auth.privileged:
         raise InvalidRequest(
-            f"a privileged session is required for a token for {lxm}", "InvalidToken"
+            f"insufficient access to request a service auth token for the following method: {lxm}"
         )
     if exp <= now:
         raise InvalidRequest("expiration is in past", "BadExpiration")
@@ -192,6 +194,10 @@ async def get_service_auth(req: XrpcRequest) -> dict[str, Any]:
         raise InvalidRequest(
             "cannot request a method-less token that expires more than 60 seconds in the future",
             "BadExpiration",
+        )
+    if lxm in PROTECTED_METHODS:
+        raise InvalidRequest(
+            f"cannot request a service auth token for the following protected method: {lxm}"
         )
     return {"token": await service_jwt(ctx, auth.did, aud, lxm, exp)}
 

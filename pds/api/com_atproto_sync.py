@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.responses import FileResponse, Response
@@ -26,6 +27,8 @@ CAR = "application/vnd.ipld.car"
 BLOB_CSP = "default-src 'none'; sandbox"
 # getBlocks answers at most this many CIDs per call (the reference caps it too).
 MAX_BLOCKS = 1000
+# Blobs up to this size are read whole and sent from memory.
+SMALL_BLOB = 1 << 20
 
 
 @xrpc.query("com.atproto.sync.getRepo")
@@ -133,11 +136,25 @@ async def get_blob(req: XrpcRequest) -> Response:
     _, store = await synced_repo(ctx, did)
     await require_blob_served(ctx, did, cid.encode())
     row = await store.read(lambda sql: sql.blob(cid))
-    path = ctx.actors.blobs.path(did, cid)
-    if row is None or not path.exists():
+    if row is None:
         raise InvalidRequest("Blob not found", "BlobNotFound")
+    blobs = ctx.actors.blobs
     # Served bytes are user content: never let a browser render or sniff them as a page.
     headers = {"x-content-type-options": "nosniff", "content-security-policy": BLOB_CSP}
+    try:
+        # A small blob in one read on one thread; FileResponse's stat, open, reads and close
+        # would each be a thread hop. Big blobs and range requests stream from the file.
+        data = None
+        if "range" not in req.request.headers:
+            loop = asyncio.get_running_loop()
+            data = await loop.run_in_executor(None, blobs.read_small, did, cid, SMALL_BLOB)
+        path = blobs.path(did, cid)
+        if data is None and not path.exists():
+            raise FileNotFoundError(path)
+    except FileNotFoundError:
+        raise InvalidRequest("Blob not found", "BlobNotFound") from None
+    if data is not None:
+        return Response(data, media_type=row[0], headers=headers)
     return FileResponse(path, media_type=row[0], headers=headers)
 
 

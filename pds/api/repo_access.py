@@ -33,10 +33,11 @@ async def own_repo(
         raise InvalidRequest(f"Could not find repo: {repo}")
     if account.did != auth.did:
         raise AuthRequired()
+    # 401, as the reference's account checks answer: the session no longer opens this repo.
     if account.takedown_ref is not None:
-        raise InvalidRequest("Account has been taken down", "AccountTakedown")
+        raise AuthRequired("Account has been taken down", "AccountTakedown")
     if account.deactivated_at is not None and not deactivated_ok:
-        raise InvalidRequest("Account is deactivated", "AccountDeactivated")
+        raise AuthRequired("Account is deactivated", "AccountDeactivated")
     return account, await open_store(ctx, account.did)
 
 

@@ -9,7 +9,6 @@ the account's own status again.
 
 from __future__ import annotations
 
-import base64
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from starlette.routing import Route
 
 from atcore.frames import AccountEvent
 from atcore.syntax.did import parse_did
+from atcore.xrpc.basic_auth import basic_credentials
 from atcore.xrpc.body import decode_json, read_body
 from atcore.xrpc.errors import AuthRequired, InvalidRequest, NotFound, XrpcError
 from atcore.xrpc.failures import error_response
@@ -42,18 +42,11 @@ def now_iso() -> str:
 def check_admin(request: Request, password: str | None) -> None:
     if password is None:
         raise XrpcError(403, "Forbidden", "the admin API is off (no RELAY_ADMIN_PASSWORD)")
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    given = ""
-    if scheme.lower() == "bearer":
-        given = value.strip()
-    elif scheme.lower() == "basic":
-        try:
-            user, _, given = base64.b64decode(value.strip()).decode().partition(":")
-        except ValueError:
-            given = ""
-        if user != "admin":
-            given = ""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = value.strip() if scheme.lower() == "bearer" else ""
+    credentials = basic_credentials(request)
+    if credentials is not None and credentials[0] == "admin":
+        given = credentials[1]
     if not given or not hmac.compare_digest(given.encode(), password.encode()):
         raise AuthRequired("admin credentials required")
 
@@ -73,7 +66,7 @@ def _route(path: str, handler: Handler, method: str = "POST") -> Route:
             result = await handler(ctx, body)
             return JSONResponse(result if result is not None else {"success": True})
         except Exception as exc:  # every failure is a JSON error body
-            return error_response(exc, f"admin {path}")
+            return error_response(exc, f"admin {path}", request.scope)
 
     return Route(path, endpoint, methods=[method])
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from atcore.errors import InvalidSyntax
+from atcore.syntax.integer import parse_integer
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 from relay.context import RelayContext, ctx_of
@@ -33,10 +35,11 @@ def host_view(ctx: RelayContext, host: HostRow) -> dict[str, Any]:
 async def list_hosts(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     limit = req.params.get("limit", 200)
-    raw = req.params.get("cursor", "0")
-    if not raw.isdigit():
-        raise InvalidRequest("bad cursor")
-    rows = await ctx.db.read(hosts.page, int(raw), limit)
+    try:
+        after = parse_integer(req.params.get("cursor", "0"), 0)
+    except InvalidSyntax as exc:
+        raise InvalidRequest(f"cursor {exc}") from None
+    rows = await ctx.db.read(hosts.page, after, limit)
     out: dict[str, Any] = {"hosts": [host_view(ctx, host) for host in rows]}
     if len(rows) == limit:
         out["cursor"] = str(rows[-1].id)

@@ -84,23 +84,38 @@ def set_status(conn: sqlite3.Connection, host_id: int, status: str) -> None:
     conn.execute("UPDATE host SET status = ? WHERE id = ?", (status, host_id))
 
 
-def set_cursor(conn: sqlite3.Connection, host_id: int, cursor: int) -> None:
-    """Advance the host's persisted cursor (never backwards: flushes may arrive late)."""
-    set_cursors(conn, {host_id: cursor})
+def position(conn: sqlite3.Connection, host_id: int) -> tuple[int, list[int]]:
+    """The host's cursor and the seqs above it already processed (relay.hostcursor)."""
+    row = conn.execute("SELECT cursor FROM host WHERE id = ?", (host_id,)).fetchone()
+    cursor = 0 if row is None else int(row[0])
+    done = conn.execute(
+        "SELECT seq FROM host_done WHERE host_id = ? AND seq > ? ORDER BY seq", (host_id, cursor)
+    ).fetchall()
+    return cursor, [int(seq) for (seq,) in done]
 
 
-def set_cursors(conn: sqlite3.Connection, cursors: Mapping[int, int]) -> None:
-    """Advance several hosts' cursors (host id -> cursor), each as `set_cursor` does."""
+def set_positions(conn: sqlite3.Connection, positions: Mapping[int, tuple[int, list[int]]]) -> None:
+    """Move hosts' positions: host id -> (cursor, seqs above it now processed); the done seqs
+    the cursor passes are forgotten."""
     seen = now_ms()
     conn.executemany(
-        "UPDATE host SET cursor = max(cursor, ?), last_seen_ms = ? WHERE id = ?",
-        ((cursor, seen, host_id) for host_id, cursor in cursors.items()),
+        "UPDATE host SET cursor = ?, last_seen_ms = ? WHERE id = ?",
+        ((cursor, seen, host_id) for host_id, (cursor, _) in positions.items()),
+    )
+    conn.executemany(
+        "DELETE FROM host_done WHERE host_id = ? AND seq <= ?",
+        ((host_id, cursor) for host_id, (cursor, _) in positions.items()),
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO host_done (host_id, seq) VALUES (?, ?)",
+        ((host_id, seq) for host_id, (_, done) in positions.items() for seq in done),
     )
 
 
 def reset_cursor(conn: sqlite3.Connection, host_id: int) -> None:
-    """Forget the cursor (the host said ours is in its future: its log was reset)."""
+    """Forget the position (the host said our cursor is in its future: its log was reset)."""
     conn.execute("UPDATE host SET cursor = 0 WHERE id = ?", (host_id,))
+    conn.execute("DELETE FROM host_done WHERE host_id = ?", (host_id,))
 
 
 def set_limits(

@@ -17,6 +17,13 @@ CREATE TABLE IF NOT EXISTS host (
     created_ms INTEGER NOT NULL,
     last_seen_ms INTEGER
 );
+-- Events of a host above its cursor already processed, while an earlier one was still in flight
+-- (relay.hostcursor): a stream resumed from the cursor skips them.
+CREATE TABLE IF NOT EXISTS host_done (
+    host_id INTEGER NOT NULL REFERENCES host (id),
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (host_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS account (
     did TEXT PRIMARY KEY,
     host_id INTEGER NOT NULL REFERENCES host (id),

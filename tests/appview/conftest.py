@@ -1,17 +1,27 @@
 """Appview test fixtures: a real PLC process, a scriptable upstream standing in for the relay
 (tests.relay.fake_pds: accounts whose commits are built and signed with atcore), and the
-appview app in-process with every response checked against its lexicon."""
+appview app in-process with every response checked against its lexicon.
+
+Every test that takes `network` runs twice, once per store (`store`): on SQLite in its
+tmp_path, and on the PostgreSQL server at 127.0.0.1:5432 (scripts/test-services starts one
+when none runs) in a fresh schema of its own, dropped at the end. `appview_config` picks the
+store up from the environment the `store` fixture sets.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
 from appview.app import create_app
 from appview.config import AppviewConfig
@@ -85,9 +95,36 @@ async def serve_appview(config: AppviewConfig, upstream: FakePds) -> AsyncIterat
 
 Start = Callable[..., Any]
 
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+STORE_ENV = ("BSKY_DB_POSTGRES_URL", "BSKY_DB_POSTGRES_SCHEMA")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Which store the test's appview uses: SQLite, or a fresh PostgreSQL schema."""
+    for name in STORE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    if request.param == "sqlite":
+        yield "sqlite"
+        return
+    try:
+        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL} (scripts/test-services starts one): {exc}")
+    schema = f"test_{uuid.uuid4().hex}"
+    monkeypatch.setenv("BSKY_DB_POSTGRES_URL", POSTGRES_URL)
+    monkeypatch.setenv("BSKY_DB_POSTGRES_SCHEMA", schema)
+    try:
+        yield "postgres"
+    finally:
+        admin.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        admin.close()
+
 
 @pytest.fixture
-async def network(tmp_path: Path, plc_url: str) -> AsyncIterator[tuple[FakePds, str, PlcClient]]:
+async def network(
+    tmp_path: Path, plc_url: str, store: str
+) -> AsyncIterator[tuple[FakePds, str, PlcClient]]:
     upstream = FakePds()
     async with serve_fake_pds(upstream) as url, httpx.AsyncClient() as http:
         yield upstream, url, PlcClient(plc_url, http)
@@ -98,5 +135,6 @@ def appview_config(tmp_path: Path, plc_url: str, upstream_url: str, **env: str) 
         "BSKY_DEV_MODE": "true",
         "BSKY_DID_PLC_URL": plc_url,
         "BSKY_REPO_PROVIDER": upstream_url,
+        **{name: os.environ[name] for name in STORE_ENV if name in os.environ},
     }
     return AppviewConfig.load({**base, **env}, data_dir=str(tmp_path / "appview"))

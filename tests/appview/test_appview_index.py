@@ -5,12 +5,18 @@ survives a restart; blocks hide content both ways; viewer state follows service-
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from appview.db import index
+from appview.config import AppviewConfig, ConfigError
+from appview.db import index, schema_version
+from appview.db.dialect import POSTGRES, SQLITE
 from appview.db.schema import MIGRATIONS, SchemaTooNew
 from atcore.frames import AccountEvent
 from atcore.identity.plc_client import PlcClient
@@ -202,13 +208,48 @@ async def test_blocks_hide_content_both_ways_and_viewer_state(
         block = record("app.bsky.graph.block", subject=carol.did)
         await av.write(bob, {"app.bsky.graph.block/3kaaaaaaaaaa2": block})
         thread = (await av.ok("app.bsky.feed.getPostThread", carol, uri=root["uri"]))["thread"]
-        assert thread["replies"] == []
+        # As the reference: a reply across a block with the viewer shows as a #blockedPost.
+        [gap] = thread["replies"]
+        assert gap["$type"] == "app.bsky.feed.defs#blockedPost" and gap["blocked"] is True
+        assert gap["author"] == {"did": bob.did, "viewer": {"blockedBy": True}}
         response = await av.get("app.bsky.feed.getAuthorFeed", carol, actor=bob.did)
         assert response.json()["error"] == "BlockedByActor"
         profile = await av.ok("app.bsky.actor.getProfile", carol, actor=bob.did)
         assert profile["viewer"]["blockedBy"] is True
         public = (await av.ok("app.bsky.feed.getPostThread", uri=root["uri"]))["thread"]
         assert len(public["replies"]) == 1
+
+
+async def test_blocks_between_third_parties_apply_for_every_viewer(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    upstream, url, _ = network
+    alice, bob, carol = await accounts(network, "alice", "bob", "carol")
+    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        block = record("app.bsky.graph.block", subject=bob.did)
+        await av.write(alice, {"app.bsky.graph.block/3kaaaaaaaaaa2": block})
+        event = await av.write(alice, {"app.bsky.feed.post/3kaaaaaaaaaa3": post("root")})
+        root = ref(alice, event, "app.bsky.feed.post/3kaaaaaaaaaa3")
+        reply = {**post("bob answers"), "reply": {"root": root, "parent": root}}
+        quote = {**post("bob quotes"), "embed": {"$type": "app.bsky.embed.record", "record": root}}
+        event = await av.write(
+            bob,
+            {"app.bsky.feed.post/3kaaaaaaaaaa2": reply, "app.bsky.feed.post/3kaaaaaaaaaa3": quote},
+        )
+        answer = ref(bob, event, "app.bsky.feed.post/3kaaaaaaaaaa2")
+        quoting = ref(bob, event, "app.bsky.feed.post/3kaaaaaaaaaa3")
+        for viewer in (carol, None):
+            thread = (await av.ok("app.bsky.feed.getPostThread", viewer, uri=root["uri"]))["thread"]
+            assert thread["replies"] == []
+            thread = await av.ok("app.bsky.feed.getPostThread", viewer, uri=answer["uri"])
+            assert thread["thread"]["parent"]["$type"] == "app.bsky.feed.defs#blockedPost"
+            posts = await av.ok("app.bsky.feed.getPosts", viewer, uris=[quoting["uri"]])
+            embedded = posts["posts"][0]["embed"]["record"]
+            assert embedded["$type"] == "app.bsky.embed.record#viewBlocked"
+            feed = (await av.ok("app.bsky.feed.getAuthorFeed", viewer, actor=bob.did))["feed"]
+            [replied] = [item for item in feed if item["post"]["uri"] == answer["uri"]]
+            assert replied["reply"]["parent"]["$type"] == "app.bsky.feed.defs#blockedPost"
+            assert replied["reply"]["root"]["$type"] == "app.bsky.feed.defs#blockedPost"
 
 
 @pytest.mark.parametrize(
@@ -254,13 +295,12 @@ async def test_auth_is_checked(tmp_path: Path, plc_url: str, network: Net) -> No
 async def test_newer_schema_is_refused(tmp_path: Path, plc_url: str, network: Net) -> None:
     upstream, url, _ = network
     config = appview_config(tmp_path, plc_url, url)
-    async with serve_appview(config, upstream):
-        pass
-    import sqlite3
-
-    conn = sqlite3.connect(config.db_path)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
+    async with serve_appview(config, upstream) as av:
+        assert schema_version(config) == len(MIGRATIONS)
+        dialect = POSTGRES if config.postgres_url else SQLITE
+        await av.ctx.db.write(dialect.set_version, len(MIGRATIONS) + 1)
+    with pytest.raises(SchemaTooNew, match="newer than this code"):
+        schema_version(config)
     with pytest.raises(SchemaTooNew, match="newer than this code"):
         async with serve_appview(config, upstream):
             pass
@@ -273,3 +313,32 @@ async def test_did_document(tmp_path: Path, plc_url: str, network: Net) -> None:
         assert doc["id"] == av.ctx.config.did
         assert {s["id"]: s["type"] for s in doc["service"]}["#bsky_appview"] == "BskyAppView"
         assert doc["verificationMethod"][0]["id"] == f"{doc['id']}#atproto"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"BSKY_DB_POSTGRES_URL": "mysql://x/y"}, "BSKY_DB_POSTGRES_URL must be a postgresql://"),
+        ({"BSKY_DB_POSTGRES_SCHEMA": "a;drop"}, "BSKY_DB_POSTGRES_SCHEMA must be"),
+        ({"BSKY_DB_POSTGRES_SCHEMA": "x" * 64}, "BSKY_DB_POSTGRES_SCHEMA must be"),
+    ],
+)
+def test_bad_postgres_settings_are_refused(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        AppviewConfig.load(env, data_dir=str(tmp_path))
+
+
+def test_serve_stops_with_one_line_when_postgres_is_unreachable(tmp_path: Path) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    env = {**os.environ, "BSKY_DB_POSTGRES_URL": f"postgresql://postgres@127.0.0.1:{port}/test"}
+    command = [sys.executable, "-m", "skyloft", "appview", "serve", "--port", "0"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(tmp_path)], env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    (line,) = done.stderr.decode().splitlines()
+    assert line.startswith("skyloft appview serve: BSKY_DB_POSTGRES_URL: connection failed")

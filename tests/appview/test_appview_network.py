@@ -2,10 +2,12 @@
 ports. The PyPI SDK's plain `Client.login()` (which fetches the profile through the PDS's
 proxy) works, a followed account's post on the other PDS reaches the follower's timeline, likes
 and replies show in counts, the thread and notifications, and a kill -9 of the appview in the
-middle of a stream of writes loses and doubles nothing once it is restarted."""
+middle of a stream of writes loses and doubles nothing once it is restarted; an avatar URL in a
+profile is served by the appview's own image service. Each runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +17,10 @@ import httpx
 import pytest
 from atproto import Client
 from atproto_client.request import Request  # type: ignore[import-untyped]
+from PIL import Image
 
 from skyloft.services import ServiceProcess
+from tests.appview_images.pictures import jpeg_with_exif
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -64,7 +68,9 @@ class Network:
 
 
 @pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
+def network(tmp_path: Path, store: str) -> Iterator[Network]:
+    """The network, its appview on each store in turn (the `store` fixture's environment
+    reaches the appview's process)."""
     net = Network(tmp_path)
     try:
         yield net
@@ -182,3 +188,40 @@ def test_kill_mid_stream_loses_and_doubles_nothing(
     ).json()["feed"]
     texts = [item["post"]["record"]["text"] for item in feed]
     assert sorted(texts) == sorted(f"post {n}" for n in range(writes))
+
+
+def test_avatar_url_in_a_profile_is_served_by_the_appview(network: Network) -> None:
+    pds = network.pds[0].url
+    carol_did = account(pds, "carol")
+    session = httpx.post(
+        f"{pds}/xrpc/com.atproto.server.createSession",
+        json={"identifier": "carol.test", "password": PASSWORD},
+    ).json()
+    auth = {"authorization": f"Bearer {session['accessJwt']}"}
+    uploaded = httpx.post(
+        f"{pds}/xrpc/com.atproto.repo.uploadBlob",
+        content=jpeg_with_exif(640, 480),
+        headers={**auth, "content-type": "image/jpeg"},
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    record = {"$type": "app.bsky.actor.profile", "avatar": uploaded.json()["blob"]}
+    put = httpx.post(
+        f"{pds}/xrpc/com.atproto.repo.putRecord",
+        json={
+            "repo": carol_did,
+            "collection": "app.bsky.actor.profile",
+            "rkey": "self",
+            "record": record,
+        },
+        headers=auth,
+    )
+    assert put.status_code == 200, put.text
+    avatar = eventually(lambda: profile(network, carol_did).get("avatar"))
+    port = network.appview_port
+    assert avatar.startswith(f"http://localhost:{port}/img/avatar/plain/{carol_did}/")
+    served = httpx.get(avatar)
+    assert served.status_code == 200, served.text
+    assert served.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(served.content)) as image:
+        assert image.format == "JPEG" and image.size == (1000, 1000)
+        assert "exif" not in image.info

@@ -200,11 +200,14 @@ async def test_likes_reposts_follows_and_notifications(
         listed = await av.ok("app.bsky.notification.listNotifications", alice)
         reasons = sorted(n["reason"] for n in listed["notifications"])
         assert reasons == ["follow", "follow", "like", "like", "mention", "repost", "repost"]
-        assert not any(n["isRead"] for n in listed["notifications"])
+        # As the reference: with nothing seen yet, only the newest notifications are unread.
+        newest = max(n["indexedAt"] for n in listed["notifications"])
+        for n in listed["notifications"]:
+            assert n["isRead"] is (n["indexedAt"] < newest)
+        assert listed["seenAt"] == newest
         only = await av.ok("app.bsky.notification.listNotifications", alice, reasons=["mention"])
         assert [n["author"]["did"] for n in only["notifications"]] == [bob.did]
         assert (await av.ok("app.bsky.notification.getUnreadCount", alice))["count"] == 7
-        newest = max(n["indexedAt"] for n in listed["notifications"])
         token = av.token(alice, "app.bsky.notification.updateSeen")
         response = await av.client.post(
             "/xrpc/app.bsky.notification.updateSeen",
@@ -214,7 +217,9 @@ async def test_likes_reposts_follows_and_notifications(
         assert response.status_code == 200, response.text
         assert (await av.ok("app.bsky.notification.getUnreadCount", alice))["count"] == 0
         listed = await av.ok("app.bsky.notification.listNotifications", alice)
-        assert all(n["isRead"] for n in listed["notifications"])
+        # Read means older than seenAt (the reference's rule): the newest stay unread.
+        for n in listed["notifications"]:
+            assert n["isRead"] is (n["indexedAt"] < newest)
         assert listed["seenAt"] == newest
 
 
@@ -244,3 +249,16 @@ def levels(node: dict[str, Any], key: str) -> int:
         node = node[key][0] if key == "replies" else node[key]
         count += 1
     return count
+
+
+async def test_paths_and_verbs_it_does_not_serve_get_xrpc_error_bodies(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    upstream, url, _ = network
+    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        # A CID with an escaped slash in it no longer fits the image route's shape.
+        unrouted = await av.client.get("/img/avatar/plain/did:plc:x/at%3A%2F%2Fx%2Fy")
+        posted = await av.client.post("/img/avatar/plain/did:plc:x/bafkrei@jpeg")
+    assert (unrouted.status_code, posted.status_code) == (404, 405)
+    for answer in (unrouted, posted):
+        assert set(answer.json()) == {"error", "message"}, answer.text

@@ -59,3 +59,26 @@ def test_blob_refs_typed_and_legacy() -> None:
     )
     assert sorted(c.encode() for c in datamodel.blob_refs(record)) == sorted([typed, legacy])
     assert parse_cid(typed) in datamodel.blob_refs(record)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"\\ud800"',  # a lone high surrogate
+        '{"k\\udc00": 1}',  # a lone low surrogate in a map key
+        '["ok", {"text": "\\ude00\\ud83d"}]',  # a pair in the wrong order
+        '{"$bytes": "\\ud800"}',  # base64 must be ASCII
+        "18446744073709551616",  # past 64 bits
+        "-9223372036854775809",
+    ],
+)
+def test_json_outside_the_data_model_is_refused(text: str) -> None:
+    with pytest.raises(DecodeError):
+        datamodel.from_json(json.loads(text))
+
+
+def test_surrogate_pairs_and_int64_bounds_are_kept() -> None:
+    parsed = json.loads(
+        '{"e": "\\ud83d\\ude00", "max": 9223372036854775807, "min": -9223372036854775808}'
+    )
+    assert datamodel.from_json(parsed) == {"e": "\U0001f600", "max": 2**63 - 1, "min": -(2**63)}

@@ -10,6 +10,7 @@ import pytest
 from atcore.jwt import (
     MAX_DEPTH,
     MAX_TOKEN_LENGTH,
+    Hs256Tokens,
     JwtError,
     b64url,
     decode,
@@ -80,6 +81,28 @@ def test_hs256_round_trip_and_expiry() -> None:
     with pytest.raises(JwtError) as expired:
         verify_hs256(token, SECRET, now=2_000_000_000)
     assert expired.value.expired
+
+
+def test_remembered_tokens_still_expire_and_others_are_checked() -> None:
+    tokens = Hs256Tokens(SECRET, size=2)
+    first = encode_hs256({"sub": "did:plc:a", "exp": 2_000_000_000}, SECRET, "at+jwt")
+    assert tokens.verify(first, now=1_000_000_000) is tokens.verify(first, now=1_000_000_001)
+    with pytest.raises(JwtError) as expired:
+        tokens.verify(first, now=2_000_000_000)
+    assert expired.value.expired
+    with pytest.raises(JwtError, match="could not be verified"):
+        Hs256Tokens("other-secret").verify(first, now=1_000_000_000)
+    forged = first[: first.rindex(".") + 1] + SIG
+    with pytest.raises(JwtError, match="could not be verified"):
+        tokens.verify(forged, now=1_000_000_000)
+    # At most `size` remembered, the least recently used going first.
+    others = [
+        encode_hs256({"sub": f"did:plc:{n}", "exp": 2_000_000_000}, SECRET, "at+jwt")
+        for n in ("b", "c", "d")
+    ]
+    for token in others:
+        tokens.verify(token, now=1_000_000_000)
+    assert list(tokens._checked) == others[1:]
 
 
 def test_hs256_refuses_other_algorithms() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import subprocess
+import sys
 from typing import Any
 
 import cbrrr
@@ -13,17 +15,15 @@ import pytest
 from atcore.blockstore import MemoryBlockStore
 from atcore.cid import CID, cid_for_cbor, cid_for_raw
 from atcore.errors import InvalidMst
-from atcore.mst import raw, tree, walk
+from atcore.mst import _node, node_py, raw, tree, walk
 from atcore.mst.node import (
     MAX_ENTRIES,
     MAX_KEY_LENGTH,
     NodeData,
-    decode_fields,
-    decode_node,
     encode_fields,
     encode_node,
-    is_valid_key,
     key_height,
+    node_data,
 )
 from atcore.mst.store import NodeStore
 from tests.vectors import INTEROP
@@ -32,6 +32,15 @@ LEAF = cid_for_cbor(b"\xa0")
 LINK = cid_for_cbor(b"\x80")
 H0 = [b"A0/374913", b"B0/601692", b"C0/451630"]  # height 0 (example_keys.txt)
 H1 = b"B1/986427"
+# Record values of both kinds atcore.cbor accepts: dag-cbor and raw-codec CIDv1 sha2-256.
+VALUES = [cid_for_cbor(b"a"), cid_for_raw(b"a")]
+IMPLS = {"c": _node, "python": node_py}
+
+
+@pytest.fixture(params=IMPLS.values(), ids=IMPLS.keys())
+def impl(request: pytest.FixtureRequest) -> Any:
+    """Each node decoder: the C module and the pure-Python fallback."""
+    return request.param
 
 
 def entry(k: bytes, p: int = 0, t: CID | None = None, v: Any = LEAF) -> dict[str, Any]:
@@ -42,15 +51,15 @@ def node(*entries: dict[str, Any], left: Any = None) -> bytes:
     return bytes(cbrrr.encode_dag_cbor({"e": list(entries), "l": left}))
 
 
-def test_valid_node_round_trips() -> None:
+def test_valid_node_round_trips(impl: Any) -> None:
     data = node(entry(H0[0]), entry(H0[1][:0] + H0[1]), entry(H0[2]))
-    decoded = decode_node(data)
+    decoded = node_data(impl.decode_fields(data)[0])
     assert decoded == NodeData(None, tuple((k, LEAF, None) for k in H0))
     assert encode_node(decoded) == data
     shared = [b"coll/ab0", b"coll/ab1", b"coll/b1"]
     assert {key_height(k) for k in shared} == {0}
-    data = node(entry(shared[0]), entry(b"1", 7, LINK), entry(b"b1", 5))
-    assert encode_node(decode_node(data)) == data
+    data = node(entry(shared[0]), entry(b"1", 7, LINK), entry(b"b1", 5, v=VALUES[1]))
+    assert encode_node(node_data(impl.decode_fields(data)[0])) == data
 
 
 MALFORMED = {
@@ -64,6 +73,9 @@ MALFORMED = {
     "bool prefix": node(entry(H0[0]), entry(H0[1], p=True)),
     "key as text": node({**entry(H0[0]), "k": "A0/374913"}),
     "value null": node(entry(H0[0], v=None)),
+    "value an empty CID": node(entry(H0[0], v=CID(b""))),
+    "value a sha2-512 CID": node(entry(H0[0], v=CID(bytes.fromhex("01711340") + bytes(64)))),
+    "value a CIDv0": node(entry(H0[0], v=CID(bytes.fromhex("1220") + bytes(32)))),
     "right is a raw-codec CID": node(entry(H0[0], t=cid_for_raw(b"x"))),
     "unsorted keys": node(entry(H0[1]), entry(H0[0])),
     "duplicate keys": node(entry(H0[0]), entry(b"", 9)),
@@ -84,9 +96,9 @@ MALFORMED = {
 
 
 @pytest.mark.parametrize("data", MALFORMED.values(), ids=MALFORMED.keys())
-def test_decode_rejects(data: bytes) -> None:
+def test_decode_rejects(impl: Any, data: bytes) -> None:
     with pytest.raises(InvalidMst):
-        decode_node(data)
+        impl.decode_fields(data)
 
 
 def _stored(store: NodeStore, data: bytes) -> CID:
@@ -136,11 +148,12 @@ def _working_nodes(store: NodeStore, node: raw.Node) -> list[raw.Node]:
 
 def test_edited_nodes_equal_fresh_encodings() -> None:
     """Edits splice links into a node's bytes and shift its entry offsets: every node they
-    leave must be exactly the node encoded from scratch, and decode to the same fields."""
+    leave must be exactly the node encoded from scratch, and decode to the same fields with
+    either decoder."""
     keys = (INTEROP / "mst" / "example_keys.txt").read_text().split()
     rng = random.Random(5)
     # Record CIDs of two sizes: sha2-256 (36 bytes) and a longer sha2-512 CID.
-    values = [cid_for_cbor(b"a"), CID(bytes.fromhex("01711340") + bytes(range(64)))]
+    values = VALUES
     store = NodeStore(MemoryBlockStore())
     root = tree.empty_root(store)
     present: list[str] = []
@@ -155,28 +168,28 @@ def test_edited_nodes_equal_fresh_encodings() -> None:
         fresh = raw.make(node[0], (node[2], node[3], node[4]))
         assert node == fresh
         height = key_height(node[2][0]) if node[2] else None
-        assert decode_fields(node[1]) == ((node[2], node[3], node[4]), height, node[5])
+        for impl in IMPLS.values():
+            assert impl.decode_fields(node[1]) == ((node[2], node[3], node[4]), height, node[5])
 
 
 @pytest.mark.parametrize("count", [1, 23, 24, 300])
 @pytest.mark.parametrize("prefix", [b"a.b/", b"app.bsky.feed.like/" + b"x" * 300])
-def test_decoded_offsets_match_encoding(count: int, prefix: bytes) -> None:
+def test_decoded_offsets_match_encoding(impl: Any, count: int, prefix: bytes) -> None:
     """The offsets decode_fields finds from sizes alone are the encoder's, across head sizes:
     suffixes and shared prefixes under and over 24 and 256 bytes, entry counts under and over
-    24, with and without links, value CIDs of two lengths."""
+    24, with and without links, values of both codecs."""
     rng = random.Random(count)
-    long_value = bytes.fromhex("01711340") + bytes(range(64))
     found: set[bytes] = set()
     while len(found) < count:
         key = prefix + bytes(rng.choices(b"abc", k=rng.choice((1, 30, 300))))
         if key_height(key) == 0:
             found.add(key)
     keys = tuple(sorted(found))
-    vals = tuple(rng.choice((LEAF.cid_bytes, long_value)) for _ in keys)
+    vals = tuple(rng.choice(VALUES).cid_bytes for _ in keys)
     links = tuple(rng.choice((None, LINK.cid_bytes)) for _ in range(len(keys) + 1))
     fields = (keys, vals, links)
     data, offsets = encode_fields(fields)
-    assert decode_fields(data) == (fields, 0, offsets)
+    assert impl.decode_fields(data) == (fields, 0, offsets)
 
 
 # Independent statements of the key rules (spec-repository.md), for checking the C code.
@@ -192,10 +205,10 @@ def _height(key: bytes) -> int:
     return (256 - digest.bit_length()) // 2
 
 
-def test_key_rules_agree_with_a_regex_and_hashlib() -> None:
-    """Random keys over the path alphabet and a few bytes outside it, of lengths around the
-    SHA-256 block boundaries and the 1024-byte limit; and keys of height 4 and more (whose
-    digests start with a zero byte)."""
+def test_key_rules_agree_with_a_regex_and_hashlib(impl: Any) -> None:
+    """Both implementations, on random keys over the path alphabet and a few bytes outside it,
+    of lengths around the SHA-256 block boundaries and the 1024-byte limit; and keys of height
+    4 and more (whose digests start with a zero byte)."""
     rng = random.Random(11)
     alphabet = b"abcXYZ019._:~-/" + bytes((0, 10, 32, 0x2E, 0x7F, 0x80, 0xFF))
     for _ in range(20_000):
@@ -204,27 +217,33 @@ def test_key_rules_agree_with_a_regex_and_hashlib() -> None:
         if rng.random() < 0.5:
             cut = rng.randrange(1, n + 1)
             key = key[:cut].replace(b"/", b"a") + b"/" + key[cut:].replace(b"/", b"b")
-        assert is_valid_key(key) is _key_ok(key), key
-        assert key_height(key) == _height(key), key
+        assert impl.is_valid_key(key) is _key_ok(key), key
+        assert impl.key_height(key) == _height(key), key
     tall = [k for i in range(200_000) if _height(k := b"app.bsky.feed.post/%d" % i) >= 4]
-    assert tall and all(key_height(k) == _height(k) for k in tall)
-    assert is_valid_key(b"a/" + b"b" * 1022) and not is_valid_key(b"a/" + b"b" * 1023)
-    assert not is_valid_key(b"a/.") and not is_valid_key(b"a/..") and is_valid_key(b"a/...")
+    assert tall and all(impl.key_height(k) == _height(k) for k in tall)
+    assert impl.is_valid_key(b"a/" + b"b" * 1022) and not impl.is_valid_key(b"a/" + b"b" * 1023)
+    assert (
+        not impl.is_valid_key(b"a/.")
+        and not impl.is_valid_key(b"a/..")
+        and impl.is_valid_key(b"a/...")
+    )
 
 
 def _oracle(data: bytes) -> Any:
     """The node schema read through cbrrr's generic strict DAG-CBOR decoder, independently of
-    the C decoder: the fields, the height and the offsets the encoder would give, or None for a
-    node to reject. Links decode as bytearray, which nothing else decodes to."""
+    both node decoders: the fields, the height and the offsets the encoder would give, or None
+    for a node to reject. Links decode as bytearray, which nothing else decodes to; tree links
+    must be dag-cbor sha2-256 CIDv1s, values those or raw-codec ones (atcore.cbor's rule)."""
     try:
         obj = cbrrr.decode_dag_cbor(data, cid_ctor=bytearray)
     except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError):
         return None
 
+    def link(value: Any, prefixes: tuple[bytes, ...]) -> bool:
+        return type(value) is bytearray and len(value) == 36 and value.startswith(prefixes)
+
     def tree_link(value: Any) -> bool:
-        return value is None or (
-            type(value) is bytearray and len(value) == 36 and value.startswith(b"\x01q\x12 ")
-        )
+        return value is None or link(value, (b"\x01q\x12 ",))
 
     if type(obj) is not dict or obj.keys() != {"e", "l"} or type(obj["e"]) is not list:
         return None
@@ -239,7 +258,9 @@ def _oracle(data: bytes) -> Any:
             return None
         p, suffix, value, right = item["p"], item["k"], item["v"], item["t"]
         prev = keys[-1] if keys else b""
-        if type(p) is not int or type(suffix) is not bytes or type(value) is not bytearray:
+        if type(p) is not int or type(suffix) is not bytes:
+            return None
+        if not link(value, (b"\x01q\x12 ", b"\x01U\x12 ")):
             return None
         if not tree_link(right) or not 0 <= p <= len(prev):
             return None
@@ -258,37 +279,117 @@ def _oracle(data: bytes) -> Any:
     return fields, heights.pop() if heights else None, encode_fields(fields)[1]
 
 
-def test_decoder_agrees_with_a_generic_strict_decoder() -> None:
-    """Mutated nodes (bit flips, replaced, inserted and deleted bytes, truncations) of a real
-    tree: the C decoder accepts exactly what cbrrr's strict decoder and the schema accept, with
-    the same fields, height and offsets."""
+def _tagged(cid: bytes) -> bytes:
+    """Tag 42 over a byte string of 0x00 and `cid`, however malformed `cid` is."""
+    n = len(cid) + 1
+    head = bytes((0x40 | n,)) if n < 24 else bytes((0x58, n))
+    return b"\xd8\x2a" + head + b"\x00" + cid
+
+
+DIGEST = bytes(range(32))
+# Link encodings for any link position (`l`, `t`, `v`): good ones of each codec, and the ways a
+# CID or its wrapping can be wrong, the empty CID of the issue (d8 2a 41 00) first.
+LINKS = [
+    _tagged(b""),
+    b"\xd8\x2a\x40",  # an empty byte string: not even the 0x00 prefix
+    _tagged(b"\x01"),
+    _tagged(b"\x01\x71\x12\x20" + DIGEST),  # good: dag-cbor
+    _tagged(b"\x01\x55\x12\x20" + DIGEST),  # good for a value: raw
+    _tagged(b"\x01\x70\x12\x20" + DIGEST),  # dag-pb
+    _tagged(b"\x12\x20" + DIGEST),  # CIDv0
+    _tagged(b"\x01\x71\x13\x40" + DIGEST * 2),  # sha2-512
+    _tagged(b"\x01\x71\x12\x1f" + DIGEST[:31]),  # short digest
+    _tagged(b"\x01\x71\x12\x20" + DIGEST + b"\x00"),  # a byte too many
+    _tagged(b"\x01\x71\x00\x20" + DIGEST),  # identity hash
+    b"\xd8\x2a\x58\x25\x01\x01\x71\x12\x20" + DIGEST,  # prefix 0x01, not 0x00
+    b"\xd8\x2b\x58\x25\x00\x01\x71\x12\x20" + DIGEST,  # tag 43
+    b"\xd8\x2a\x78\x25" + bytes(37),  # tag 42 over text
+    b"\xf6",
+    b"\xf5",
+]
+
+
+def _replace_link(data: bytearray, rng: random.Random) -> None:
+    """Swap one link of the node (a 41-byte one or a null `l`/`t`) for one of LINKS."""
+    starts = [m.start() for m in re.finditer(rb"\xd8\x2aX\x25\x00", data)]
+    starts += [m.start() + 2 for m in re.finditer(rb"\x61[lt]\xf6", data)]
+    if starts:
+        at = rng.choice(starts)
+        data[at : at + (1 if data[at] == 0xF6 else 41)] = rng.choice(LINKS)
+
+
+def _mutate(data: bytearray, rng: random.Random) -> None:
+    at = rng.randrange(len(data) + 1)
+    kind = rng.randrange(6)
+    if kind == 0 and at < len(data):
+        data[at] ^= 1 << rng.randrange(8)
+    elif kind == 1 and at < len(data):
+        data[at] = rng.randrange(256)
+    elif kind == 2:
+        data[at:at] = bytes((rng.randrange(256),))
+    elif kind == 3:
+        del data[at : at + rng.randrange(1, 4)]
+    elif kind == 4:
+        del data[at:]
+    else:
+        _replace_link(data, rng)
+
+
+def test_decoders_agree_with_a_generic_strict_decoder() -> None:
+    """Mutated nodes of a real tree (bit flips, replaced, inserted and deleted bytes,
+    truncations, and links of every position swapped for good and malformed ones): the C
+    decoder and the Python one accept exactly what cbrrr's strict decoder and the schema
+    accept, with the same fields, height and offsets."""
     keys = (INTEROP / "mst" / "example_keys.txt").read_text().split()
     store = NodeStore(MemoryBlockStore())
-    values = [cid_for_cbor(b"a"), CID(bytes.fromhex("01711340") + bytes(range(64)))]
-    root = tree.build(store, [(k, values[i % 2]) for i, k in enumerate(keys)])
+    root = tree.build(store, [(k, VALUES[i % 2]) for i, k in enumerate(keys)])
     blocks = [n[1] for n in _working_nodes(store, store.root(root.cid_bytes))]
     rng = random.Random(7)
-    outcomes = {"accepted": 0, "rejected": 0}
+    outcomes = {"accepted": 0, "rejected": 0, "link swaps accepted": 0, "link swaps": 0}
     for _ in range(30_000):
         data = bytearray(rng.choice(blocks))
-        for _ in range(rng.choice((1, 1, 2, 3))):
-            at = rng.randrange(len(data) + 1)
-            kind = rng.randrange(5)
-            if kind == 0 and at < len(data):
-                data[at] ^= 1 << rng.randrange(8)
-            elif kind == 1 and at < len(data):
-                data[at] = rng.randrange(256)
-            elif kind == 2:
-                data[at:at] = bytes((rng.randrange(256),))
-            elif kind == 3:
-                del data[at : at + rng.randrange(1, 4)]
-            else:
-                del data[at:]
+        swap = rng.random() < 0.3
+        if swap:
+            _replace_link(data, rng)
+        else:
+            for _ in range(rng.choice((1, 1, 2, 3))):
+                _mutate(data, rng)
         expected = _oracle(bytes(data))
-        try:
-            found = decode_fields(bytes(data))
-        except InvalidMst:
-            found = None
-        assert found == expected, bytes(data).hex()
+        for impl in IMPLS.values():
+            try:
+                found = impl.decode_fields(bytes(data))
+            except InvalidMst:
+                found = None
+            assert found == expected, (impl.__name__, bytes(data).hex())
         outcomes["rejected" if found is None else "accepted"] += 1
+        outcomes["link swaps"] += swap
+        outcomes["link swaps accepted"] += swap and found is not None
     assert min(outcomes.values()) > 1_000, outcomes
+
+
+def test_without_the_c_module_the_python_decoder_serves_with_one_warning() -> None:
+    """Installed without a C compiler: atcore.mst.node falls back to node_py with one log line,
+    and trees, the PDS and the relay still load."""
+    script = "\n".join(
+        (
+            "import logging, sys",
+            "sys.modules['atcore.mst._node'] = None",  # its import now raises ImportError
+            "logging.basicConfig(format='%(levelname)s %(name)s: %(message)s')",
+            "from atcore.blockstore import MemoryBlockStore",
+            "from atcore.cid import cid_for_cbor",
+            "from atcore.mst import node, node_py, tree, walk",
+            "assert node.decode_fields is node_py.decode_fields",
+            "store = MemoryBlockStore()",
+            "keys = [f'app.bsky.feed.post/{i:04d}' for i in range(300)]",
+            "root = tree.build(store, [(k, cid_for_cbor(k.encode())) for k in keys])",
+            "assert walk.validate_tree(store, root) == 300",
+            "import pds.app, relay.app",
+        )
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("WARNING atcore.mst.node: "), lines
+    assert "pure-Python" in lines[0]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from atcore import cbor
-from atcore.errors import InvalidPlcOperation
+from atcore.errors import InvalidPlcOperation, InvalidSyntax
 from atcore.identity.plc import (
     MAX_OP_BYTES,
     Op,
@@ -228,6 +228,29 @@ def test_update_tombstone_and_recovery_rules() -> None:
     assert state.tombstoned and state.nullified == frozenset()
 
 
+def test_recovery_must_be_later_than_what_it_nullifies() -> None:
+    high, low = generate_k256(), generate_p256()
+    genesis = _genesis(low, high, low)
+    did = did_for_genesis(genesis)
+    first = sign_operation(update_op(genesis, op_cid(genesis), handle="m.test"), low)
+    second = sign_operation(update_op(first, op_cid(first), handle="n.test"), low)
+    newest = T0 + timedelta(minutes=2)
+    chain = [
+        _entry(did, genesis, T0),
+        _entry(did, first, T0 + timedelta(minutes=1)),
+        _entry(did, second, newest),
+    ]
+    recovery = sign_operation(update_op(genesis, op_cid(genesis)), high)
+    for at in (newest, newest - timedelta(seconds=30)):
+        with pytest.raises(InvalidPlcOperation, match="not after"):
+            check_next_op(did, chain, recovery, at)
+    later = newest + timedelta(milliseconds=1)
+    assert check_next_op(did, chain, recovery, later).nullifies == (op_cid(first), op_cid(second))
+    # A plain update keeps the reference's leniency: only recoveries must move forward.
+    third = sign_operation(update_op(second, op_cid(second)), low)
+    assert check_next_op(did, chain, third, newest).nullifies == ()
+
+
 def test_genesis_rules() -> None:
     key = generate_k256()
     genesis = _genesis(key)
@@ -267,6 +290,9 @@ def test_timestamps_round_trip() -> None:
     text = "2023-04-12T17:26:46.468Z"
     assert format_timestamp(parse_timestamp(text)) == text
     assert format_timestamp(parse_timestamp("2023-04-12T19:26:46.468999+02:00")) == text
+    for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+        with pytest.raises(InvalidSyntax, match="out of range"):
+            parse_timestamp(edge)
 
 
 _K = "did:key:zQ3shhCGUqDKjStzuDxPkTxN6ujddP4RkEKJJouJGRRkaLGbg"
@@ -293,6 +319,18 @@ _BAD_SHAPES: list[tuple[str, Callable[[Op], object], str]] = [
         "'prev'",
     ),
     ("short-sig", lambda op: {**op, "sig": op["sig"][:-2]}, "unpadded base64url"),
+    # A lone surrogate as a key next to another key made the CBOR encoder raise SystemError.
+    (
+        "surrogate-service-id",
+        lambda op: {**op, "services": {**op["services"], "\ud800": {"type": "t", "endpoint": "e"}}},
+        "lone UTF-16 surrogate",
+    ),
+    (
+        "surrogate-method-id",
+        lambda op: {**op, "verificationMethods": {"\udfff": _K, "atproto": _K}},
+        "lone UTF-16 surrogate",
+    ),
+    ("surrogate-aka", lambda op: {**op, "alsoKnownAs": ["at://a\ud800"]}, "lone UTF-16"),
     (
         "oversized",
         lambda op: {**op, "alsoKnownAs": ["at://" + "a" * MAX_OP_BYTES]},
@@ -321,3 +359,5 @@ def test_max_size_is_dag_cbor_size() -> None:
     check_operation(fits)
     with pytest.raises(InvalidPlcOperation, match="limit"):
         check_operation({**good, "alsoKnownAs": [alias + "a" * (room - 1)]})
+    with pytest.raises(InvalidPlcOperation, match="over the 1000 limit"):
+        check_operation(fits, max_bytes=1000)

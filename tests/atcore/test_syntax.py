@@ -15,6 +15,7 @@ from atcore.syntax.cidstring import is_valid_cid_string, parse_cid_string
 from atcore.syntax.datetime import is_valid_datetime, parse_datetime
 from atcore.syntax.did import Did, is_valid_did, parse_did
 from atcore.syntax.handle import INVALID_HANDLE, is_disallowed_tld, is_valid_handle, parse_handle
+from atcore.syntax.integer import INT64_MAX, INT64_MIN, parse_integer
 from atcore.syntax.language import is_valid_language, parse_language, parse_language_strict
 from atcore.syntax.nsid import Nsid, authority, is_valid_nsid, name, parse_nsid
 from atcore.syntax.recordkey import RecordKey, is_valid_record_key, parse_record_key
@@ -348,3 +349,32 @@ def test_tid_clock_defaults() -> None:
     assert clock.next() > tid
     with pytest.raises(ValueError, match="clock id"):
         TidClock(clock_id=1024)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("0", 0), ("42", 42), ("-7", -7), ("007", 7), (str(INT64_MAX), INT64_MAX)],
+)
+def test_integers_from_outside(text: str, expected: int) -> None:
+    assert parse_integer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "minimum", "maximum", "message"),
+    [
+        ("\u00b2", INT64_MIN, INT64_MAX, "must be an integer"),  # '²'.isdigit() is true
+        ("\u0663", INT64_MIN, INT64_MAX, "must be an integer"),  # int('٣') is 3
+        ("", INT64_MIN, INT64_MAX, "must be an integer"),
+        ("-", INT64_MIN, INT64_MAX, "must be an integer"),
+        (" 1", INT64_MIN, INT64_MAX, "must be an integer"),
+        ("1_000", INT64_MIN, INT64_MAX, "must be an integer"),
+        ("+1", INT64_MIN, INT64_MAX, "must be an integer"),
+        (str(INT64_MAX + 1), INT64_MIN, INT64_MAX, "out of range"),
+        ("9" * 5000, INT64_MIN, INT64_MAX, "out of range"),  # never converted
+        ("-1", 0, INT64_MAX, "out of range"),
+        ("65536", 1, 65535, "out of range"),
+    ],
+)
+def test_bad_integers_say_why(text: str, minimum: int, maximum: int, message: str) -> None:
+    with pytest.raises(InvalidSyntax, match=message):
+        parse_integer(text, minimum, maximum)

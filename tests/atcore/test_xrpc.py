@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from atcore.cid import cid_for_cbor, cid_for_raw
 from atcore.errors import DecodeError, InvalidSyntax, LexiconNotFound
@@ -26,6 +28,7 @@ from atcore.xrpc.errors import (
     XrpcError,
     error_body,
 )
+from atcore.xrpc.failures import FailureMiddleware
 from atcore.xrpc.router import Methods, SubscriptionRequest, XrpcRequest, XrpcResponse, XrpcRouter
 from atcore.xrpc.server import mount
 from atcore.xrpc.stream import StreamError, stream_url, subscribe
@@ -213,9 +216,18 @@ async def test_repeated_params_make_arrays(http: httpx.AsyncClient) -> None:
     ],
 )
 async def test_routing_errors(
-    http: httpx.AsyncClient, verb: str, path: str, status: int, error: str, message: str | None
+    http: httpx.AsyncClient,
+    verb: str,
+    path: str,
+    status: int,
+    error: str,
+    message: str | None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    response = await http.request(verb, path)
+    with caplog.at_level(logging.ERROR):
+        response = await http.request(verb, path)
+    # None of these is a server failure: a client repeating them must not fill the log.
+    assert not caplog.records
     assert response.status_code == status
     assert response.json()["error"] == error
     if message:
@@ -228,7 +240,7 @@ async def test_routing_errors(
         ("syntax", 400, {"error": "InvalidRequest"}),
         ("missing", 400, error_body("RecordNotFound", "Could not locate record: missing")),
         ("gone", 404, error_body("NotFound", "Not Found")),
-        ("crash", 500, error_body("InternalServerError", "Internal Server Error")),
+        ("crash", 500, {"error": "InternalServerError"}),  # the message: below
     ],
 )
 async def test_handler_errors_map_to_json(
@@ -251,9 +263,76 @@ async def test_internal_error_is_logged_not_sent(
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="atcore.xrpc"):
         response = await http.get(GET_RECORD, params={**RECORD_PARAMS, "rkey": "crash"})
+    assert response.status_code == 500
     assert "secret" not in response.text and "Traceback" not in response.text
-    logged = [r.exc_info[1] for r in caplog.records if r.exc_info]
-    assert any("secret internal detail" in str(exc) for exc in logged)
+    rid = one_failure_logged(response, caplog)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert f"request {rid} GET /xrpc/com.atproto.repo.getRecord failed" in line
+    assert "RuntimeError: secret internal detail at atcore/test_xrpc.py:" in line
+
+
+def one_failure_logged(response: httpx.Response, caplog: pytest.LogCaptureFixture) -> str:
+    """The request id of a 500 answer, checked to be named by exactly one one-line log record
+    with no traceback attached."""
+    body = response.json()
+    assert body["error"] == "InternalServerError"
+    prefix = "Internal Server Error, request id "
+    assert body["message"].startswith(prefix)
+    rid = body["message"][len(prefix) :]
+    assert len(rid) == 16
+    records = [r for r in caplog.records if r.name == "atcore.xrpc"]
+    assert len(records) == 1 and records[0].exc_info is None
+    line = records[0].getMessage()
+    assert "\n" not in line and f"request {rid} " in line
+    return rid
+
+
+@xrpc.procedure("com.atproto.repo.deleteRecord")
+async def delete_record(req: XrpcRequest) -> None:
+    raise XrpcError(503, "NotEnoughResources", "the disk is full\nsee the operator")
+
+
+def raising_app() -> Starlette:
+    """A plain route that raises (outside any XRPC handler), behind the failure middleware."""
+
+    async def broken(request: Request) -> Response:
+        raise KeyError("nobody caught this\nsecond line")
+
+    router = XrpcRouter(CATALOG, [xrpc])
+    routes = [Route("/broken", broken), *mount(router)]
+    return Starlette(routes=routes, middleware=[cors_middleware(), Middleware(FailureMiddleware)])
+
+
+async def test_an_escaped_exception_is_a_json_500_and_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = httpx.ASGITransport(app=raising_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://x.test") as client:
+        with caplog.at_level(logging.ERROR):
+            response = await client.get("/broken", headers={"origin": "https://app.example"})
+    assert response.status_code == 500
+    assert response.headers["access-control-allow-origin"] == "*"
+    rid = one_failure_logged(response, caplog)
+    line = caplog.records[0].getMessage()
+    assert f"request {rid} GET /broken failed in the app: KeyError:" in line
+    assert "nobody caught this" in line
+    # Nothing else logged it (Starlette's last-resort handler never saw it).
+    assert [r.name for r in caplog.records] == ["atcore.xrpc"]
+
+
+async def test_server_side_xrpc_errors_are_logged_on_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    transport = httpx.ASGITransport(app=raising_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://x.test") as client:
+        with caplog.at_level(logging.ERROR):
+            body = {"repo": "did:plc:abc", "collection": "app.bsky.feed.post", "rkey": "3k"}
+            response = await client.post("/xrpc/com.atproto.repo.deleteRecord", json=body)
+    assert response.status_code == 503
+    assert response.json()["message"] == "the disk is full\nsee the operator"
+    (record,) = caplog.records
+    assert record.exc_info is None
+    assert "NotEnoughResources: the disk is full see the operator" in record.getMessage()
 
 
 async def test_auth_failure_and_success(http: httpx.AsyncClient) -> None:
@@ -434,6 +513,10 @@ async def test_client_over_asgi(http: httpx.AsyncClient) -> None:
     assert profiles["actors"] == ["a.test", "b.test"]
     car = await client.query("com.atproto.sync.getBlocks", {"did": "did:plc:a", "cids": [CID_TEXT]})
     assert car == b"car-bytes"
+    typed = await client.query_bytes(
+        "com.atproto.sync.getBlocks", {"did": "did:plc:a", "cids": [CID_TEXT]}
+    )
+    assert typed == (b"car-bytes", "application/vnd.ipld.car")
     link = cid_for_cbor(b"r")
     record = {"repo": "did:plc:caller", "collection": "a.b.c", "record": {"ref": link}}
     created = await client.procedure("com.atproto.repo.createRecord", record)
@@ -496,6 +579,13 @@ async def test_live_server_with_client_and_subscription(live_url: str) -> None:
     with pytest.raises(StreamError) as bad_param:
         _ = [event async for event in subscribe(url, {"cursor": "soon"})]
     assert bad_param.value.error == "InvalidRequest" and "Params/cursor" in str(bad_param.value)
+    # A cursor is a 64-bit integer: the largest is a cursor (in the future), one more is not.
+    with pytest.raises(StreamError) as largest:
+        _ = [event async for event in subscribe(url, {"cursor": str(2**63 - 1)})]
+    assert largest.value.error == "FutureCursor"
+    with pytest.raises(StreamError) as past_int64:
+        _ = [event async for event in subscribe(url, {"cursor": str(2**63)})]
+    assert past_int64.value.error == "InvalidRequest" and "out of range" in str(past_int64.value)
     with pytest.raises(StreamError) as refused:
         _ = [event async for event in subscribe(f"{live_url}/xrpc/com.example.nothing")]
     assert refused.value.status == 403

@@ -68,6 +68,9 @@ class StandIn:
             return JSONResponse({"error": "BadCursor", "message": "no"}, status_code=400)
         if cursor == "boom":
             return JSONResponse({"error": "Oops"}, status_code=500)
+        if cursor == "lone":  # lone surrogates, escaped as JSON allows
+            body = b'{"error": "\\ud800", "message": "x\\udc00"}'
+            return Response(body, status_code=400, media_type="application/json")
         if nsid == "app.bsky.actor.getProfile":
             actor = request.query_params["actor"]
             profile = {

@@ -148,14 +148,14 @@ async def test_api_sees_each_account_change_on_the_next_request(pds: Pds) -> Non
         "record": {"$type": POST, "text": "2", "createdAt": "2024-05-01T12:00:00.000Z"},
     }  # noqa: E501
     refused = await pds.call("com.atproto.repo.createRecord", body, token=token)
-    assert error_of(refused) == (400, "AccountTakedown")
+    assert error_of(refused) == (401, "AccountTakedown")
     await admin(pds, STATUS, {"subject": subject, "takedown": {"applied": False}})
     assert (await _get(pds, did, rkey))[0] == 200
 
     off = await pds.call("com.atproto.server.deactivateAccount", {}, token=token)
     assert off.status_code == 200, off.text
     refused = await pds.call("com.atproto.repo.createRecord", body, token=token)
-    assert error_of(refused) == (400, "AccountDeactivated")
+    assert error_of(refused) == (401, "AccountDeactivated")
     on = await pds.call("com.atproto.server.activateAccount", token=token, method="POST")
     assert on.status_code == 200, on.text
     await _post(pds, did, token, "three")

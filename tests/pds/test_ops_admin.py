@@ -73,6 +73,15 @@ async def test_account_views_and_edits(pds: Pds) -> None:
         pds, "com.atproto.admin.updateAccountHandle", {"did": a["did"], "handle": "ann.test"}
     )
     assert (await login(pds, "ann.test")).status_code == 200
+    # A handle another account holds: a bare InvalidRequest, as the reference PDS we run beside
+    # ours (0.4.217) answers.
+    taken = await pds.client.post(
+        "/xrpc/com.atproto.admin.updateAccountHandle",
+        json={"did": b["did"], "handle": "ann.test"},
+        headers=ADMIN,
+    )
+    assert error_of(taken) == (400, "InvalidRequest")
+    assert (await pds.ctx.accounts.by_handle("ann.test")) == await pds.ctx.accounts.by_did(a["did"])
     email = {"account": "ann.test", "email": "ann@example.com"}
     await admin(pds, "com.atproto.admin.updateAccountEmail", email)
     assert (await login(pds, "ann@example.com")).status_code == 200
@@ -101,7 +110,7 @@ async def test_account_takedown_and_restore(pds: Pds) -> None:
         assert error_of(await pds.call(nsid, params={"did": did})) == (400, "RepoTakendown")
     refresh = "com.atproto.server.refreshSession"
     stale = await pds.call(refresh, token=account["refreshJwt"], method="POST")
-    assert stale.status_code == 400
+    assert error_of(stale) == (401, "AccountTakedown")
     status = await admin(pds, "com.atproto.admin.getSubjectStatus", did=did)
     assert status["takedown"] == {"applied": True, "ref": "r1"}
     listed = await pds.call("com.atproto.sync.listRepos")

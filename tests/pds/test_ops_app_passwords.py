@@ -99,19 +99,23 @@ async def test_privileged_app_passwords_and_service_tokens(pds: Pds) -> None:
     assert scope_of(priv_token) == "com.atproto.appPassPrivileged"
 
     chat = {"aud": "did:web:chat.example.com", "lxm": "chat.bsky.convo.sendMessage"}
-    assert error_of(await pds.call(SERVICE_AUTH, params=chat, token=plain_token)) == (
-        400,
-        "InvalidToken",
-    )
+    refused = await pds.call(SERVICE_AUTH, params=chat, token=plain_token)
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "InvalidRequest",
+        "message": "insufficient access to request a service auth token for the following "
+        "method: chat.bsky.convo.sendMessage",
+    }
     assert (await pds.call(SERVICE_AUTH, params=chat, token=priv_token)).status_code == 200
     feed = {"aud": "did:web:feed.example.com", "lxm": "app.bsky.feed.getFeedSkeleton"}
     assert (await pds.call(SERVICE_AUTH, params=feed, token=plain_token)).status_code == 200
     # Account management is never delegated, whoever asks.
     protected = {"aud": "did:web:x.example.com", "lxm": "com.atproto.server.updateEmail"}
-    assert error_of(await pds.call(SERVICE_AUTH, params=protected, token=full)) == (
-        400,
-        "InvalidToken",
-    )
+    refused = await pds.call(SERVICE_AUTH, params=protected, token=full)
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "InvalidRequest",
+        "message": "cannot request a service auth token for the following protected method: "
+        "com.atproto.server.updateEmail",
+    }
 
 
 PERSONAL = {"$type": "app.bsky.actor.defs#personalDetailsPref", "birthDate": "1990-01-01T00:00:00Z"}
@@ -140,5 +144,17 @@ async def test_preferences_round_trip_and_scope(pds: Pds) -> None:
     assert error_of(refused) == (400, "InvalidRequest")
     assert (await pds.call(put, {"preferences": [FEEDS]}, token=app_token)).status_code == 200
     assert (await pds.call(get, token=full)).json()["preferences"] == [FEEDS, PERSONAL]
+    # A privileged app password neither: only the account password's session (the reference).
+    body = {"name": "dms", "privileged": True}
+    password = (await pds.call(CREATE_APP, body, token=full)).json()["password"]
+    privileged = (await login(pds, "carol.test", password))["accessJwt"]
+    assert (await pds.call(get, token=privileged)).json()["preferences"] == [FEEDS]
+    refused = await pds.call(put, {"preferences": [ADULT, PERSONAL]}, token=privileged)
+    assert refused.status_code == 400 and refused.json() == {
+        "error": "InvalidRequest",
+        "message": f"Do not have authorization to set preferences: {PERSONAL['$type']}",
+    }
+    assert (await pds.call(put, {"preferences": [ADULT]}, token=privileged)).status_code == 200
+    assert (await pds.call(get, token=full)).json()["preferences"] == [ADULT, PERSONAL]
     other = await pds.create_account("dave.test")
     assert (await pds.call(get, token=other["accessJwt"])).json()["preferences"] == []

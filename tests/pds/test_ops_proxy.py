@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
+import httpcore
 import pytest
 
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.keys import generate_k256
 from pds.config import PdsConfig
+from tests.atcore.identity.support import Internet, Rebinding
 from tests.pds.appview_standin import StandIn, appview_standin
 from tests.pds.conftest import PASSWORD, Pds, serve_in_process
 from tests.pds.test_server_accounts import error_of
@@ -68,9 +74,13 @@ async def test_appview_calls_carry_verified_service_auth(proxying: Pds, standin:
     assert posted.json()["echo"] == '{"actor":"did:plc:abcdefghijklmnopqrstuvwx"}'
     assert standin.seen[-1].verified
 
-    # Anonymous calls go through without credentials.
+    # Anonymous calls are refused before anything is forwarded, as by the reference PDS.
+    calls = len(standin.seen)
     anon = await pds.call("app.bsky.feed.getFeedGenerator", params={"feed": "at://x/y/z"})
-    assert anon.status_code == 200 and standin.seen[-1].claims is None
+    assert anon.status_code == 401 and anon.json()["error"] == "AuthMissing"
+    anon = await pds.call("app.bsky.graph.muteActor", body)
+    assert anon.status_code == 401 and anon.json()["error"] == "AuthMissing"
+    assert len(standin.seen) == calls
 
 
 async def test_upstream_errors_are_passed_on(proxying: Pds) -> None:
@@ -81,8 +91,12 @@ async def test_upstream_errors_are_passed_on(proxying: Pds) -> None:
     assert error_of(bad) == (400, "BadCursor") and bad.json()["message"] == "no"
     boom = await proxying.call(nsid, params={"cursor": "boom"}, token=token)
     assert error_of(boom) == (502, "Oops")
+    lone = await proxying.call(nsid, params={"cursor": "lone"}, token=token)
+    assert error_of(lone) == (400, "InvalidRequest")
+    # No service configured for it: 400, as the reference PDS answers (never a 5xx).
     unknown = await proxying.call("com.example.nothing", token=token)
-    assert error_of(unknown) == (501, "MethodNotImplemented")
+    assert error_of(unknown) == (400, "InvalidRequest")
+    assert unknown.json()["message"] == "No service configured for com.example.nothing"
 
 
 async def test_atproto_proxy_header_and_privileged_methods(proxying: Pds, standin: StandIn) -> None:
@@ -115,16 +129,55 @@ async def test_private_targets_are_refused_outside_dev_mode(
 ) -> None:
     config = dataclasses.replace(pds_config, appview_url=standin.url, appview_did=standin.did)
     async for pds in serve_in_process(config):
-        chat = await service_did(pds, "bsky_chat", standin.url)
         account = await pds.create_account("sam.test")
-        object.__setattr__(pds.ctx, "config", dataclasses.replace(config, dev_mode=False))
-        header = {
-            "atproto-proxy": f"{chat}#bsky_chat",
-            "authorization": f"Bearer {account['accessJwt']}",
-        }
-        refused = await pds.client.get("/xrpc/chat.bsky.convo.listConvos", headers=header)
-        assert error_of(refused) == (400, "InvalidRequest")
-        assert "refused" in refused.json()["message"]
+        header = {"authorization": f"Bearer {account['accessJwt']}"}
+        port = urlsplit(standin.url).port
+        for endpoint in (standin.url, f"http://localhost:{port}"):
+            chat = await service_did(pds, "bsky_chat", endpoint)
+            header["atproto-proxy"] = f"{chat}#bsky_chat"
+            async with swap_guard(pds, AddressGuard()):
+                refused = await pds.client.get("/xrpc/chat.bsky.convo.listConvos", headers=header)
+            assert error_of(refused) == (400, "InvalidRequest")
+            assert "refused" in refused.json()["message"]
+        assert standin.seen == []
+
+
+async def test_proxy_target_rebinding_never_reaches_loopback(
+    pds_config: PdsConfig, standin: StandIn
+) -> None:
+    """The service's name answers a public address, then loopback (where the stand-in is):
+    the proxy connects to the public address it checked and never to the stand-in."""
+    config = dataclasses.replace(pds_config, appview_url=standin.url, appview_did=standin.did)
+    async for pds in serve_in_process(config):
+        account = await pds.create_account("tess.test")
+        port = urlsplit(standin.url).port
+        assert port is not None
+        chat = await service_did(pds, "bsky_chat", f"http://chat.rebind.example:{port}")
+        dns = Rebinding(["93.184.216.34"], ["127.0.0.1"])
+        internet = Internet(port, reachable={"127.0.0.1"})
+        async with swap_guard(pds, AddressGuard(lookup=dns), internet):
+            header = {
+                "atproto-proxy": f"{chat}#bsky_chat",
+                "authorization": f"Bearer {account['accessJwt']}",
+            }
+            response = await pds.client.get("/xrpc/chat.bsky.convo.listConvos", headers=header)
+        assert error_of(response) == (502, "UpstreamFailure")
+        assert internet.connects == [("93.184.216.34", port)] and dns.calls == 1
+        assert standin.seen == []
+
+
+@asynccontextmanager
+async def swap_guard(
+    pds: Pds, guard: AddressGuard, network: httpcore.AsyncNetworkBackend | None = None
+) -> AsyncIterator[None]:
+    """Run with the PDS's guarded client replaced by one under `guard` (as in production)."""
+    original = pds.ctx.guarded_http
+    async with guarded_client(guard, network=network) as client:
+        object.__setattr__(pds.ctx, "guarded_http", client)
+        try:
+            yield
+        finally:
+            object.__setattr__(pds.ctx, "guarded_http", original)
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ async def test_writes_need_own_repo_and_valid_records(pds: Pds) -> None:
     r = await pds.call("com.atproto.repo.createRecord", body, token=token)
     assert r.status_code == 401 and r.json()["error"] == "AuthenticationRequired"
     r = await pds.call("com.atproto.repo.createRecord", {**body, "repo": did})
-    assert r.status_code == 401 and r.json()["error"] == "AuthenticationRequired"
+    assert r.status_code == 401 and r.json()["error"] == "AuthMissing"
     huge = {**body, "repo": did, "record": post("x" * 200_000)}
     r = await pds.call("com.atproto.repo.createRecord", huge, token=token)
     assert r.status_code == 413 and r.json()["error"] == "PayloadTooLarge"
@@ -159,6 +159,17 @@ async def test_apply_writes_and_list_records(pds: Pds) -> None:
         "updateResult",
         "deleteResult",
     ]
+    # An update of a record that does not exist fails the whole batch, as the reference's does.
+    head = (await pds.call("com.atproto.sync.getLatestCommit", params={"did": did})).json()
+    missing = {**mixed[0], "rkey": rkeys[1]}
+    batch = {"repo": did, "writes": [{**mixed[0], "value": post("lost")}, missing]}
+    r = await pds.call("com.atproto.repo.applyWrites", batch, token=token)
+    assert r.status_code == 400, r.text
+    assert r.json() == {
+        "error": "InvalidRequest",
+        "message": f"Could not find a record with key: {POST}/{rkeys[1]}",
+    }
+    assert (await pds.call("com.atproto.sync.getLatestCommit", params={"did": did})).json() == head
     too_many = [writes[0]] * 201
     r = await pds.call(
         "com.atproto.repo.applyWrites", {"repo": did, "writes": too_many}, token=token

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,37 @@ async def test_blobs_live_under_pds_blobstore_disk_location(tmp_path: Path, plc_
     stored = [p for p in (tmp_path / "elsewhere").rglob("*") if p.is_file()]
     assert [p.read_bytes() for p in stored] == [PNG]
     assert not (tmp_path / "pds" / "blocks").exists()
+
+
+async def test_big_blob_streams_through_a_file_and_ranges_are_served(pds: Pds) -> None:
+    """Uploads over the in-memory size go through a temporary file; getBlob serves a blob over
+    the in-memory size, and any Range request, from the file."""
+    created = await pds.create_account("cleo.test")
+    did, auth = created["did"], {"authorization": f"Bearer {created['accessJwt']}"}
+    big = PNG + bytes(range(256)) * (3 * 4096)  # about 3 MiB, over SPILL and SMALL_BLOB
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(big), 100_000):
+            yield big[start : start + 100_000]
+
+    cids = []
+    for content in (pieces(), PNG):
+        r = await pds.client.post(
+            "/xrpc/com.atproto.repo.uploadBlob",
+            content=content,
+            headers={**auth, "content-type": "image/png"},
+        )
+        assert r.status_code == 200, r.text
+        cids.append(r.json()["blob"]["ref"]["$link"])
+    assert r.json()["blob"]["size"] == len(PNG)
+    for cid, data in zip(cids, (big, PNG), strict=True):
+        params = {"did": did, "cid": cid}
+        whole = await pds.client.get("/xrpc/com.atproto.sync.getBlob", params=params)
+        assert whole.status_code == 200 and whole.content == data
+        assert whole.headers["content-type"] == "image/png"
+        part = await pds.client.get(
+            "/xrpc/com.atproto.sync.getBlob", params=params, headers={"range": "bytes=8-15"}
+        )
+        assert part.status_code == 206 and part.content == data[8:16]
+    tmp = pds.ctx.actors.blobs.root / "tmp"
+    assert not tmp.exists() or list(tmp.iterdir()) == []

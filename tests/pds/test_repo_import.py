@@ -168,7 +168,7 @@ async def test_bad_imports_are_refused(pds: Pds) -> None:
     unauthenticated = await pds.client.post(
         f"/xrpc/{IMPORT}", content=car, headers={"content-type": CAR}
     )
-    assert error_of(unauthenticated) == (401, "AuthenticationRequired")
+    assert error_of(unauthenticated) == (401, "AuthMissing")
     listed = await pds.call(
         "com.atproto.repo.listRecords", params={"repo": did, "collection": POST}
     )

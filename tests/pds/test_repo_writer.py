@@ -123,8 +123,8 @@ async def test_swaps(env: RepoEnv) -> None:
         env, ALICE, [Write("update", POST, RK["a"], post("a2"), swap=True, swap_record=a_cid)]
     )
     assert ok is not None and ok.results[0].action == "update"
-    created = await apply_writes(
-        env, ALICE, [Write("update", POST, RK["new"], post("n"), swap=True)]
+    created = await apply_writes(  # putRecord: swapRecord null creates the record
+        env, ALICE, [Write("update", POST, RK["new"], post("n"), swap=True, upsert=True)]
     )
     assert created is not None and created.results[0].action == "create"
 

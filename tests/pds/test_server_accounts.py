@@ -11,6 +11,7 @@ import pytest
 from atcore.frames import AccountEvent, IdentityEvent, decode_frame
 from atcore.identity.diddoc import parse_did_document
 from atcore.jwt import decode, encode_hs256
+from atcore.keys import generate_k256
 from atcore.syntax.did import Did
 from tests.pds.conftest import PASSWORD, PDS_URL, Pds
 
@@ -94,10 +95,7 @@ async def test_access_token_shape_and_get_session(pds: Pds) -> None:
     response = await pds.call("com.atproto.server.getSession", token=created["accessJwt"])
     assert response.status_code == 200
     assert response.json()["handle"] == "carol.test" and response.json()["active"] is True
-    assert error_of(await pds.call("com.atproto.server.getSession")) == (
-        401,
-        "AuthenticationRequired",
-    )
+    assert error_of(await pds.call("com.atproto.server.getSession")) == (401, "AuthMissing")
     for bad in (created["refreshJwt"], "garbage", created["accessJwt"][:-2] + "AA"):
         response = await pds.call("com.atproto.server.getSession", token=bad)
         assert error_of(response) == (400, "InvalidToken")
@@ -207,6 +205,18 @@ async def test_bad_create_account_input(pds: Pds, change: dict[str, str], expect
     response = await pds.call("com.atproto.server.createAccount", body)
     assert error_of(response) == (400, expected)
     assert await pds.ctx.accounts.by_email("grace@example.com") is None
+
+
+async def test_recovery_key_equal_to_the_servers_rotation_key_is_refused(pds: Pds) -> None:
+    own = pds.ctx.plc_rotation_key.public_key().did_key()
+    body = {"handle": "ivan.test", "email": "ivan@example.com", "password": PASSWORD}
+    response = await pds.call("com.atproto.server.createAccount", {**body, "recoveryKey": own})
+    assert error_of(response) == (400, "InvalidRequest")
+    assert "own rotation key" in response.json()["message"]
+    assert await pds.ctx.accounts.by_email("ivan@example.com") is None
+    other = generate_k256().public_key().did_key()
+    created = await pds.call("com.atproto.server.createAccount", {**body, "recoveryKey": other})
+    assert created.status_code == 200, created.text
 
 
 async def test_taken_handle_and_email(pds: Pds) -> None:

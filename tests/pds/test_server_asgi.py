@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_server_name() -> None:
-    assert server_name({}) == "hypercorn"
-    assert server_name({SERVER_ENV: " Uvicorn "}) == "uvicorn"
+    assert server_name({}) == "uvicorn"
+    assert server_name({SERVER_ENV: " Hypercorn "}) == "hypercorn"
     with pytest.raises(SystemExit, match=SERVER_ENV):
         server_name({SERVER_ENV: "gunicorn"})
 

@@ -73,7 +73,8 @@ def test_dev_mode_defaults_persist_generated_secrets(tmp_path: Path) -> None:
     assert first.hostname == "localhost" and first.public_url == "http://localhost:4000"
     assert first.handle_domains == (".test",)
     assert first.invite_required is False and first.crawlers == ()
-    assert first.appview_url is None
+    assert first.appview_url == "http://localhost:2584"
+    assert first.appview_did == "did:web:localhost%3A2584"
     again = PdsConfig.load({"PDS_DEV_MODE": "1"}, data_dir=str(tmp_path))
     assert again.plc_rotation_key_hex == first.plc_rotation_key_hex
     assert again.jwt_secret == first.jwt_secret

@@ -17,6 +17,15 @@ def test_flags_override_environment(tmp_path: Path) -> None:
     assert PlcConfig.load({}, data_dir=str(tmp_path)).port == DEFAULT_PORT
 
 
+def test_operation_limits(tmp_path: Path) -> None:
+    """The public directory's 4,000 bytes and the per-DID rate limit are the defaults."""
+    default = PlcConfig.load({}, data_dir=str(tmp_path))
+    assert (default.max_op_bytes, default.rate_limits_enabled) == (4000, True)
+    env = {"PLC_MAX_OP_BYTES": "7500", "PLC_RATE_LIMITS_ENABLED": "false"}
+    changed = PlcConfig.load(env, data_dir=str(tmp_path))
+    assert (changed.max_op_bytes, changed.rate_limits_enabled) == (7500, False)
+
+
 @pytest.mark.parametrize(
     "env,message",
     [
@@ -25,6 +34,10 @@ def test_flags_override_environment(tmp_path: Path) -> None:
         ({"PLC_PORT": "70000"}, "port must be 0-65535"),
         ({"PLC_MAX_BODY_BYTES": "10"}, "PLC_MAX_BODY_BYTES"),
         ({"PLC_HOST": "a b"}, "host must be"),
+        ({"PLC_MAX_OP_BYTES": "7501"}, "PLC_MAX_OP_BYTES must be 1000-7500"),
+        ({"PLC_MAX_OP_BYTES": "999"}, "PLC_MAX_OP_BYTES must be 1000-7500"),
+        ({"PLC_MAX_OP_BYTES": "4k"}, "PLC_MAX_OP_BYTES must be an integer"),
+        ({"PLC_RATE_LIMITS_ENABLED": "maybe"}, "PLC_RATE_LIMITS_ENABLED must be true or false"),
     ],
 )
 def test_bad_settings(tmp_path: Path, env: dict[str, str], message: str) -> None:

@@ -182,6 +182,7 @@ async def test_host_bans_limits_and_requestcrawl_refusals(relay: Relay, upstream
         return value == 1
 
     await wait_until(throttled)
+    await head_reaches(relay, 1)  # DIDs run concurrently: bob's drop may come first
     status = (await relay.get("com.atproto.sync.getRepoStatus", did=bob.did)).json()
     assert status == {"did": bob.did, "active": False, "status": "throttled"}
     assert [e.repo for e in await relay.events()] == [alice.did]
@@ -250,3 +251,27 @@ async def test_a_host_sending_now_and_then_stays_active(
             await head_reaches(relay, n)
             assert await host_status(relay, upstream.hostname, "active")
         await wait_until(partial(host_status, relay, upstream.hostname, "idle"))
+
+
+async def test_a_sync_repeating_the_current_commit_is_ignored(
+    relay: Relay, upstream: Upstream
+) -> None:
+    # At account creation a PDS (ours and the reference) sends the first #commit, then a #sync
+    # of that same commit: the relay holds it already, so it is ignored, not a rejection.
+    alice = await upstream.account("alice.test")
+    await upstream.pds.emit(alice.genesis)
+    await upstream.pds.emit(alice.sync_event())
+    later = alice.commit({f"{POST}/a1": post("one")})
+    await upstream.pds.emit(later)
+    await crawl(relay, upstream)
+    await head_reaches(relay, 2)
+
+    async def settled() -> bool:
+        return relay.ctx.metrics.value("relay_events_received_total", kind="commit") == 2
+
+    await wait_until(settled)
+    assert [type(e) for e in await relay.events()] == [CommitEvent, CommitEvent]
+    assert relay.ctx.metrics.value("relay_events_ignored_total", kind="sync") == 1
+    assert relay.ctx.metrics.by_label("relay_events_rejected_total", "reason") == {}
+    page = (await relay.client.get("/")).text
+    assert "rev_not_newer" not in page

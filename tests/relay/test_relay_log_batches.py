@@ -13,6 +13,7 @@ import pytest
 from relay.db import Database, accounts, connect, hosts
 from relay.db.schema import SCHEMA
 from relay.events import Change, RelayLog, _apply, _Writes
+from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState
 from relay.writtencache import WrittenCache
@@ -43,24 +44,30 @@ async def _indexed(log: RelayLog, collection: str) -> list[str]:
     return await log.db.read(accounts.dids_with_collection, collection, "", 10)
 
 
-async def test_a_batch_keeps_each_accounts_last_state_and_each_hosts_highest_cursor(
+async def test_a_batch_keeps_each_accounts_last_state_and_each_hosts_position(
     log: RelayLog,
 ) -> None:
     one, two = await _hosts(log)
+    at_one, at_two = HostCursor(one, 0, (), 10), HostCursor(two, 0, (), 10)
+    for seq in (3, 5, 7):
+        at_one.begin(seq)
+    at_two.begin(2)
     states = [RepoState(DID, rev=f"3jzfcijpj2z2{c}") for c in "abc"]
-    # Queued together, these are one batch.
-    first = log.submit(Change(one, state=states[0], cursor=3))
-    log.submit(Change(one, state=states[1], cursor=7))
-    log.submit(Change(two, state=RepoState(OTHER, rev="3jzfcijpj2z2a"), cursor=2))
-    last = log.submit(Change(one, state=states[2], cursor=5))
+    # Queued together, these are one batch; host one's event 5 is still in flight.
+    first = log.submit(Change(one, state=states[0], position=at_one, upstream_seq=3))
+    log.submit(Change(one, state=states[1], position=at_one, upstream_seq=7))
+    other = RepoState(OTHER, rev="3jzfcijpj2z2a")
+    last = log.submit(Change(two, state=other, position=at_two, upstream_seq=2))
     await asyncio.gather(first, last)
     stored = await log.db.read(accounts.get, DID)
-    assert stored is not None and stored.state == states[2]
-    assert (await log.db.read(hosts.get, "one.example.com")).cursor == 7  # type: ignore[union-attr]
-    assert (await log.db.read(hosts.get, "two.example.com")).cursor == 2  # type: ignore[union-attr]
-    # A later, lower cursor never moves a host back.
-    await log.commit(Change(one, cursor=4))
-    assert (await log.db.read(hosts.get, "one.example.com")).cursor == 7  # type: ignore[union-attr]
+    assert stored is not None and stored.state == states[1]
+    assert await log.db.read(hosts.position, one) == (3, [7])
+    assert await log.db.read(hosts.position, two) == (2, [])
+    assert (at_one.cursor, at_two.cursor) == (3, 2)
+    # Event 5 finishing closes the gap: the cursor passes 7, nothing is left above it.
+    await log.commit(Change(one, state=states[2], position=at_one, upstream_seq=5))
+    assert await log.db.read(hosts.position, one) == (7, [])
+    assert at_one.cursor == at_one.persisted == 7
 
 
 async def test_a_takedown_applies_to_an_account_created_earlier_in_its_batch(
@@ -112,16 +119,17 @@ def test_a_read_in_a_batch_sees_every_change_queued_before_it(tmp_path: Path) ->
     one = hosts.create(conn, "one.example.com", "active", False, 100).id
     states = [RepoState(DID, rev=f"3jzfcijpj2z2{c}") for c in "ab"]
     batch = [
-        Change(one, state=states[0], collections=(POST,), cursor=3),
+        Change(one, state=states[0], collections=(POST,)),
         partial(accounts.get, did=DID),
         partial(accounts.dids_with_collection, collection=POST, after="", limit=10),
         partial(hosts.get_by_id, host_id=one),
-        Change(one, state=states[1], collections=(LIKE,), cursor=4),
+        Change(one, state=states[1], collections=(LIKE,)),
     ]
     conn.execute("BEGIN")
-    _, account, indexed, host, _ = _apply(conn, batch, _Writes(WrittenCache()))
+    # The host's position is the batch's, taken before it: a read sees it whole.
+    _, account, indexed, host, _ = _apply(conn, batch, _Writes(WrittenCache(), {one: (4, [])}))
     conn.execute("COMMIT")
-    assert (account.state, indexed, host.cursor) == (states[0], [DID], 3)
+    assert (account.state, indexed, host.cursor) == (states[0], [DID], 4)
     assert accounts.get(conn, DID).state == states[1]  # type: ignore[union-attr]
 
 

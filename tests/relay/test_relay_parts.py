@@ -13,6 +13,7 @@ from relay.config import ConfigError, RelayConfig, parse_duration
 from relay.db import Database, accounts, connect, hosts
 from relay.db.schema import SCHEMA
 from relay.events import Change, RelayLog
+from relay.hostcursor import HostCursor
 from relay.hosts import is_banned, parse_hostname
 from relay.limits import HostLimiter, Rates, SlidingWindow, host_rates
 from relay.metrics import Metrics
@@ -30,8 +31,11 @@ def test_config_reads_the_official_names(tmp_path: Path) -> None:
         "RELAY_TRUSTED_DOMAINS": "*.host.example.com,big.example.net",
         "RELAY_PLC_HOST": "http://127.0.0.1:2582/",
         "RELAY_HOSTS": "a.example.com, b.example.com",
+        "RELAY_HOST_CONCURRENCY": "64",
     }
     config = RelayConfig.load(env)
+    assert config.host_concurrency == 64
+    assert RelayConfig.load({"RELAY_CONCURRENCY_PER_PDS": "8"}).host_concurrency == 8
     assert config.data_dir == tmp_path and config.admin_password == "pw"
     assert config.replay_window == 86400 and config.lenient_sync
     assert config.plc_url == "http://127.0.0.1:2582"
@@ -44,6 +48,7 @@ def test_config_reads_the_official_names(tmp_path: Path) -> None:
         defaults.replay_window == 72 * 3600 and not defaults.dev_mode and not defaults.lenient_sync
     )
     assert defaults.port == 2470 and defaults.admin_password is None
+    assert defaults.host_concurrency == 40
 
 
 @pytest.mark.parametrize(
@@ -54,6 +59,7 @@ def test_config_reads_the_official_names(tmp_path: Path) -> None:
         ("RELAY_DEV_MODE", "maybe"),
         ("RELAY_DEFAULT_ACCOUNT_LIMIT", "many"),
         ("RELAY_PLC_HOST", "plc.directory"),
+        ("RELAY_HOST_CONCURRENCY", "0"),
     ],
 )
 def test_config_names_the_bad_variable(name: str, value: str) -> None:
@@ -129,6 +135,7 @@ def test_metrics_exposition_format() -> None:
         ("pds.example.com:443", False, "pds.example.com"),
         ("localhost:2583", True, "localhost:2583"),
         ("http://127.0.0.1:2583", True, "127.0.0.1:2583"),
+        ("localhost:02583", True, "localhost:2583"),
     ],
 )
 def test_hostnames_are_normalised(given: str, dev: bool, expected: str) -> None:
@@ -146,6 +153,9 @@ def test_hostnames_are_normalised(given: str, dev: bool, expected: str) -> None:
         ("nodots", False),
         ("bad_label.example.com", False),
         ("pds.example.com:99999", False),
+        ("localhost:\u00b2", True),  # str.isdigit() says yes, int() says no
+        ("localhost:" + "1" * 5000, True),  # past int()'s digit limit
+        ("localhost:0", True),
     ],
 )
 def test_bad_hostnames_are_refused(given: str, dev: bool) -> None:
@@ -198,11 +208,19 @@ async def test_log_persists_seq_state_and_compacts(tmp_path: Path) -> None:
     host = await db.write(hosts.create, "pds.example.com", "active", False, 100)
     state = RepoState(DID, rev="3jzfcijpj2z2a")
     event = IdentityEvent(99, DID, "2025-01-01T00:00:00.000Z", "a.test")
+    position = HostCursor(host.id, 0, (), 10)
+    for n in range(1, 10):
+        position.begin(n)
     seqs = await asyncio.gather(
-        *(log.commit(Change(host.id, state=state, event=event, cursor=n)) for n in range(1, 6))
+        *(
+            log.commit(Change(host.id, state, event, position=position, upstream_seq=n))
+            for n in range(1, 6)
+        )
     )
     assert sorted(seqs) == [1, 2, 3, 4, 5]  # type: ignore[type-var]
-    assert await log.commit(Change(host.id, cursor=9)) is None
+    for n in range(6, 10):  # events that needed no write
+        position.finish(n)
+    await log.persist(position)
     stored = await db.read(accounts.get, DID)
     assert stored is not None and stored.state == state
     assert (await db.read(hosts.get, "pds.example.com")).cursor == 9  # type: ignore[union-attr]

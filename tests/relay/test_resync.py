@@ -11,6 +11,8 @@ import pytest
 
 from atcore.car import CarLimits, read_car, write_car
 from atcore.frames import CommitEvent
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import generate_k256
@@ -60,9 +62,7 @@ async def resync(
 ) -> Reason | None:
     """The rejection reason of a dev-mode resync of alice, or None if it succeeded."""
     try:
-        await resync_repo(
-            env.alice.did, state, env.resolver, env.http, limits=limits, allow_private=True
-        )
+        await resync_repo(env.alice.did, state, env.resolver, env.http, limits=limits)
     except Rejected as exc:
         return exc.reason
     return None
@@ -71,7 +71,7 @@ async def resync(
 async def test_resync_verifies_and_emits_sync(env: Env) -> None:
     alice = env.alice
     stale = RepoState(alice.did, "2222222222222", None, None, DESYNCHRONIZED)
-    done = await resync_repo(alice.did, stale, env.resolver, env.http, allow_private=True)
+    done = await resync_repo(alice.did, stale, env.resolver, env.http)
     assert done.state == RepoState(alice.did, alice.rev, alice.head.data, alice.head.root, ACTIVE)
     assert done.records == 121
     assert done.collections == {"app.bsky.feed.post", "app.bsky.actor.profile"}
@@ -121,11 +121,14 @@ async def test_forged_export_signature(env: Env) -> None:
 
 
 async def test_private_pds_refused_outside_dev_mode(env: Env) -> None:
-    await env.alice.update_identity(env.plc, pds="http://127.0.0.1:9")
-    env.resolver.invalidate(env.alice.did)
-    with pytest.raises(Rejected) as refused:
-        await resync_repo(env.alice.did, None, env.resolver, env.http)
-    assert refused.value.reason == Reason.RESYNC_FAILED
+    for pds in ("http://127.0.0.1:9", "http://localhost:9"):
+        await env.alice.update_identity(env.plc, pds=pds)
+        env.resolver.invalidate(env.alice.did)
+        async with guarded_client(AddressGuard()) as guarded:
+            with pytest.raises(Rejected) as refused:
+                await resync_repo(env.alice.did, None, env.resolver, guarded)
+        assert refused.value.reason == Reason.RESYNC_FAILED
+        assert "UnsafeAddress" in refused.value.detail
     assert env.pds.getrepo_calls == 0
 
 
@@ -153,6 +156,6 @@ async def test_live_fake_pds(tmp_path: Path) -> None:
             reasons.append(verdict.reason)
             state = verdict.state
         assert reasons == [None, None, Reason.BAD_SIGNATURE]
-        async with httpx.AsyncClient(trust_env=False) as http:
-            done = await resync_repo(alice.did, state, resolver, http, allow_private=True)
+        async with guarded_client(AddressGuard(allow_private=True)) as http:
+            done = await resync_repo(alice.did, state, resolver, http)
         assert done.state == state and done.records == 1

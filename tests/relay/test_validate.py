@@ -321,8 +321,12 @@ async def test_sync_event(env: Env) -> None:
     assert verdict.state == RepoState(
         alice.did, alice.rev, alice.head.data, alice.head.root, ACTIVE
     )
+    # The same commit again matches what we hold: ignored (spec-sync.md), not rejected.
+    repeated = await verify_sync(alice.sync_event(), verdict.state, HOST, env.resolver)
+    assert repeated == Verdict(False, verdict.state, ignored=True)
+    # The same rev under another commit is no repeat: a stale or forged head.
     rejected(
-        await verify_sync(alice.sync_event(), verdict.state, HOST, env.resolver),
+        await verify_sync(alice.sync_event(generate_k256()), verdict.state, HOST, env.resolver),
         Reason.REV_NOT_NEWER,
     )
     rejected(

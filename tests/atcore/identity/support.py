@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import ssl
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+import httpcore
 import httpx
 
+from atcore.identity.netguard import AddressGuard
+from atcore.identity.pinned import guarded_client
 from atcore.syntax.did import Did
 
 PLC_DID = Did("did:plc:ewvi7nxzyoun6zhxrhs64oiz")
@@ -103,13 +107,23 @@ class LocalServer:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._clients: list[httpx.AsyncClient] = []
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
+        self.network = LocalNetwork(self.port)
+
+    def guarded(self, guard: AddressGuard) -> httpx.AsyncClient:
+        """A guarded_client whose sockets all reach this server (closed by `stop`)."""
+        client = guarded_client(guard, network=self.network)
+        self._clients.append(client)
+        return client
 
     async def stop(self) -> None:
         assert self._server is not None
+        for client in self._clients:
+            await client.aclose()
         self._server.close()
         for task in self._tasks:
             task.cancel()
@@ -169,3 +183,98 @@ class LocalNet(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+class LocalNetwork(httpcore.AsyncNetworkBackend):
+    """The socket layer under a guarded client: every connection, whatever address the guard
+    chose, goes to the local server, whose plain HTTP stands in for TLS. It records the
+    (address, port) asked for and the TLS server name each connection would have used."""
+
+    def __init__(self, port: int) -> None:
+        self._port = port
+        self._inner = httpcore.AnyIOBackend()
+        self.connects: list[tuple[str, int]] = []
+        self.server_names: list[str | None] = []
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self.connects.append((host, port))
+        stream = await self._inner.connect_tcp("127.0.0.1", self._port, timeout)
+        return _PlainForTls(stream, self.server_names)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("no unix sockets here")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _PlainForTls(httpcore.AsyncNetworkStream):
+    def __init__(self, stream: httpcore.AsyncNetworkStream, names: list[str | None]) -> None:
+        self._stream = stream
+        self._names = names
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        self._names.append(server_hostname)
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class Rebinding:
+    """A DNS server under the attacker's control: one answer first, another afterwards."""
+
+    def __init__(self, first: list[str], then: list[str]) -> None:
+        self.answers = [first, then]
+        self.calls = 0
+
+    async def __call__(self, host: str) -> list[str]:
+        self.calls += 1
+        return self.answers[min(self.calls, 2) - 1]
+
+
+class Internet(LocalNetwork):
+    """The local server stands in for the addresses in `reachable`; the rest do not answer."""
+
+    def __init__(self, port: int, reachable: set[str]) -> None:
+        super().__init__(port)
+        self.reachable = reachable
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        if host not in self.reachable:
+            self.connects.append((host, port))
+            raise httpcore.ConnectError(f"{host} unreachable")
+        return await super().connect_tcp(host, port, timeout, local_address, socket_options)

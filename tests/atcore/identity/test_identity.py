@@ -24,7 +24,7 @@ from atcore.errors import (
 from atcore.identity.cache import TtlCache
 from atcore.identity.diddoc import normalize_service_url, parse_did_document
 from atcore.identity.dnstxt import DnsTxtLookup, parse_atproto_txt
-from atcore.identity.netguard import check_public_host, is_public_address
+from atcore.identity.netguard import AddressGuard, is_public_address
 from atcore.keys import generate_k256, generate_p256
 from atcore.syntax.did import Did
 from tests.atcore.identity.support import (
@@ -222,16 +222,30 @@ def test_is_public_address(address: str, public: bool) -> None:
     assert is_public_address(ipaddress.ip_address(address)) is public
 
 
-async def test_check_public_host() -> None:
-    await check_public_host("pds.example.com", lookup=fixed_lookup("93.184.216.34", "2606:4700::1"))
+async def test_address_guard() -> None:
+    public = fixed_lookup("93.184.216.34", "2606:4700::1")
+    assert await AddressGuard(lookup=public).addresses("pds.example.com") == [
+        "93.184.216.34",
+        "2606:4700::1",
+    ]
     for addresses in [("93.184.216.34", "10.0.0.1"), (), ("not-an-ip",)]:
         with pytest.raises(UnsafeAddress):
-            await check_public_host("pds.example.com", lookup=fixed_lookup(*addresses))
+            await AddressGuard(lookup=fixed_lookup(*addresses)).addresses("pds.example.com")
     for literal in ["127.0.0.1", "8.8.8.8", "[::1]", "::ffff:127.0.0.1"]:
         with pytest.raises(UnsafeAddress, match="IP address"):
-            await check_public_host(literal, lookup=fixed_lookup("8.8.8.8"))
+            await AddressGuard(lookup=fixed_lookup("8.8.8.8")).addresses(literal)
     with pytest.raises(UnsafeAddress):  # the system resolver, offline: localhost is loopback
-        await check_public_host("localhost")
+        await AddressGuard().addresses("localhost")
+
+
+async def test_address_guard_in_dev_mode() -> None:
+    dev = AddressGuard(allow_private=True, lookup=fixed_lookup("10.0.0.1", "::1"))
+    assert await dev.addresses("pds.test") == ["10.0.0.1", "::1"]
+    assert await dev.addresses("[::1]") == ["::1"]
+    assert await dev.addresses("127.0.0.1") == ["127.0.0.1"]
+    assert "127.0.0.1" in await AddressGuard(allow_private=True).addresses("localhost")
+    with pytest.raises(UnsafeAddress):
+        await AddressGuard(allow_private=True, lookup=fixed_lookup("nonsense")).addresses("a.test")
 
 
 # --- cache ---

@@ -20,6 +20,7 @@ from atcore.errors import (
     UnsafeAddress,
     UnsupportedDid,
 )
+from atcore.identity.netguard import AddressGuard, HostLookup
 from atcore.identity.resolver import IdentityResolver
 from atcore.syntax.did import Did
 from tests.atcore.identity.support import (
@@ -41,10 +42,20 @@ def no_txt() -> Callable[[str], Awaitable[list[str]]]:
     return fixed_lookup()
 
 
-def make_resolver(server: LocalServer, http: httpx.AsyncClient, **options: Any) -> IdentityResolver:
+def make_resolver(
+    server: LocalServer,
+    http: httpx.AsyncClient,
+    *,
+    host_lookup: HostLookup | None = None,
+    **options: Any,
+) -> IdentityResolver:
+    """A resolver whose PLC requests go through `http` and whose guarded fetches resolve names
+    with `host_lookup`, all reaching the local server."""
     options.setdefault("allow_private", True)
     options.setdefault("txt_lookup", no_txt())
-    return IdentityResolver(f"http://plc.test:{server.port}", http, **options)
+    lookup = host_lookup or fixed_lookup("127.0.0.1")
+    guarded = server.guarded(AddressGuard(options["allow_private"], lookup))
+    return IdentityResolver(f"http://plc.test:{server.port}", http, guarded_http=guarded, **options)
 
 
 # --- DID resolution ---
@@ -92,10 +103,10 @@ async def test_resolve_web_did(server: LocalServer, http: httpx.AsyncClient) -> 
 async def test_web_did_localhost_port_only_in_dev_mode(server: LocalServer) -> None:
     did = Did(f"did:web:localhost%3A{server.port}")
     server.route("localhost", "/.well-known/did.json", reply(200, plc_doc(did=did)))
-    async with httpx.AsyncClient() as plain:  # really connects to localhost:port
-        dev = IdentityResolver("http://127.0.0.1:1", plain, allow_private=True)
+    # Really resolves localhost and connects to it, through the guard's own client.
+    async with IdentityResolver("http://127.0.0.1:1", allow_private=True) as dev:
         assert (await dev.resolve_did(did)).did == did
-        prod = IdentityResolver("http://127.0.0.1:1", plain)
+    async with IdentityResolver("http://127.0.0.1:1") as prod:
         with pytest.raises(UnsupportedDid, match="only allowed for localhost"):
             await prod.resolve_did(did)
         with pytest.raises(UnsupportedDid):
@@ -140,13 +151,16 @@ async def test_cache_ttl_invalidate_refresh(server: LocalServer, http: httpx.Asy
     now = [100.0]
     server.route("plc.test", f"/{PLC_DID}", reply(200, plc_doc()))
     resolver = make_resolver(server, http, cache_ttl=60.0, clock=lambda: now[0])
-    await resolver.resolve_did(PLC_DID)
+    assert resolver.cached(PLC_DID) is None
+    doc = await resolver.resolve_did(PLC_DID)
     await resolver.resolve_did(PLC_DID)
     assert len(server.requests) == 1
     now[0] += 59.9
+    assert resolver.cached(PLC_DID) == doc  # never a lookup
     await resolver.resolve_did(PLC_DID)
     assert len(server.requests) == 1
     now[0] += 0.1
+    assert resolver.cached(PLC_DID) is None
     await resolver.resolve_did(PLC_DID)
     assert len(server.requests) == 2
     resolver.invalidate(PLC_DID)

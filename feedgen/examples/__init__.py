@@ -1,0 +1,1 @@
+"""Example feeds: `skyloft feedgen serve feedgen.examples.hashtag` (or `.follows_liked`)."""

@@ -1,0 +1,137 @@
+"""Jetstream v1 event JSON, byte for byte the official server's (blog-jetstream.md, "Events").
+
+The official server is written in Go and marshals with `encoding/json`: object keys of a record
+come out sorted (a decoded record is a Go map), except a blob, which is a struct in the order
+`$type`, `ref`, `mimeType`, `size`; `<`, `>`, `&`, U+2028 and U+2029 are escaped as `\\u003c`
+..., every other non-ASCII character is written as it is. Envelopes and the identity and
+account bodies are structs whose field order (alphabetical for the latter two) is fixed here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Final
+
+from atcore.cid import CID
+
+__all__ = ["Entry", "account_json", "commit_json", "go_json", "identity_json", "sync_json"]
+
+_GO_ESCAPES: Final = (
+    ("<", "\\u003c"),
+    (">", "\\u003e"),
+    ("&", "\\u0026"),
+    ("\u2028", "\\u2028"),
+    ("\u2029", "\\u2029"),
+)
+_BLOB_KEYS: Final = frozenset({"$type", "ref", "mimeType", "size"})
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+class Entry:
+    """One event of the log: its key (`time_us`) and seq, what filters look at, its JSON and
+    the frames made from it once for every subscriber that receives them."""
+
+    __slots__ = ("key", "seq", "kind", "did", "collection", "body", "packed", "v2", "v2_packed")
+
+    def __init__(
+        self, key: int, kind: str, did: str, collection: str | None, body: bytes, seq: int = 0
+    ) -> None:
+        self.key = key
+        self.seq = seq  # given by the log when the event is appended
+        self.kind = kind  # commit, identity, account, or sync (which v1 never sends)
+        self.did = did
+        # None for all but commits: collection filters never hold the others back.
+        self.collection = collection
+        self.body = body  # the v1 event (for a sync, the same shape, which v1 never sends)
+        self.packed: bytes | None = None  # the v1 zstd frame
+        self.v2: bytes | None = None  # the subscribeEvents frame
+        self.v2_packed: bytes | None = None  # ... and its zstd frame
+
+
+def go_json(value: Any) -> str:
+    """JSON text as Go's encoding/json writes it (see the module docstring)."""
+    text = _dumps(value)
+    for char, escape in _GO_ESCAPES:
+        if char in text:
+            text = text.replace(char, escape)
+    return text
+
+
+def _go_value(value: Any) -> Any:
+    """A decoded DAG-CBOR value as the JSON data model, maps in Go's order."""
+    if isinstance(value, dict):
+        if (
+            value.keys() == _BLOB_KEYS
+            and value["$type"] == "blob"
+            and isinstance(value["ref"], CID)
+            and isinstance(value["mimeType"], str)
+            and type(value["size"]) is int
+        ):
+            return {
+                "$type": "blob",
+                "ref": {"$link": value["ref"].encode()},
+                "mimeType": value["mimeType"],
+                "size": value["size"],
+            }
+        return {key: _go_value(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_go_value(item) for item in value]
+    if isinstance(value, CID):
+        return {"$link": value.encode()}
+    if isinstance(value, bytes):
+        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
+    return value
+
+
+def _envelope(did: str, time_us: int, kind: str, body: str) -> bytes:
+    return f'{{"did":{go_json(did)},"time_us":{time_us},"kind":"{kind}","{kind}":{body}}}'.encode()
+
+
+def commit_json(
+    did: str,
+    time_us: int,
+    rev: str,
+    operation: str,
+    collection: str,
+    rkey: str,
+    record: Any = None,
+    cid: CID | None = None,
+) -> bytes:
+    """A `commit` event; `record` (decoded DAG-CBOR) and `cid` are absent for a delete."""
+    parts = [
+        f'"rev":{go_json(rev)}',
+        f'"operation":"{operation}"',
+        f'"collection":{go_json(collection)}',
+        f'"rkey":{go_json(rkey)}',
+    ]
+    if record is not None and cid is not None:
+        parts.append(f'"record":{go_json(_go_value(record))}')
+        parts.append(f'"cid":"{cid.encode()}"')
+    return _envelope(did, time_us, "commit", "{" + ",".join(parts) + "}")
+
+
+def identity_json(did: str, time_us: int, seq: int, time: str, handle: str | None) -> bytes:
+    """An `identity` event: the upstream #identity with its seq and time."""
+    body: dict[str, Any] = {"did": did}
+    if handle is not None:
+        body["handle"] = handle
+    body |= {"seq": seq, "time": time}
+    return _envelope(did, time_us, "identity", go_json(body))
+
+
+def account_json(
+    did: str, time_us: int, seq: int, time: str, active: bool, status: str | None
+) -> bytes:
+    """An `account` event: the upstream #account with its seq and time."""
+    body: dict[str, Any] = {"active": active, "did": did, "seq": seq}
+    if status is not None:
+        body["status"] = status
+    body["time"] = time
+    return _envelope(did, time_us, "account", go_json(body))
+
+
+def sync_json(did: str, time_us: int, seq: int, time: str, rev: str, blocks: bytes) -> bytes:
+    """A `sync` event in the v1 shape: kept for subscribeEvents, never sent on /subscribe."""
+    body = {"blocks": _go_value(blocks), "did": did, "rev": rev, "seq": seq, "time": time}
+    return _envelope(did, time_us, "sync", go_json(body))
