@@ -33,6 +33,13 @@ from tests.pds.conftest import PASSWORD
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.fixture
+def store() -> str:
+    """The appview's store for the `network` fixture: the embedded default here (the appview's
+    own tests run on PostgreSQL as well)."""
+    return "sqlite"
+
+
 def sign_up(pds_url: str, name: str) -> str:
     body = {"handle": f"{name}.test", "email": f"{name}@example.test", "password": PASSWORD}
     response = httpx.post(f"{pds_url}/xrpc/com.atproto.server.createAccount", json=body)
