@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote, urlsplit
 
-from atcore.errors import InvalidSyntax
-from atcore.syntax.integer import parse_integer
+from skyloft.env import ConfigError, env_bool, env_int
 from skyloft.postgres import SCHEMA_NAME
 
 DEFAULT_PORT: Final = 2584
@@ -28,12 +27,6 @@ DEFAULT_DATA_DIR: Final = "data/appview"
 DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEFAULT_IMAGE_CACHE_BYTES: Final = 1 << 30
 DEFAULT_POSTGRES_SCHEMA: Final = "public"
-_TRUE: Final = frozenset({"true", "1", "yes"})
-_FALSE: Final = frozenset({"false", "0", "no", ""})
-
-
-class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable or flag."""
 
 
 @dataclass(frozen=True)
@@ -103,9 +96,11 @@ class AppviewConfig:
             cdn_url=_url(env, "BSKY_CDN_URL"),
             postgres_url=env.get("BSKY_DB_POSTGRES_URL") or None,
             postgres_schema=env.get("BSKY_DB_POSTGRES_SCHEMA") or DEFAULT_POSTGRES_SCHEMA,
-            dev_mode=_bool(env, "BSKY_DEV_MODE"),
-            trust_relay=_bool(env, "BSKY_TRUST_RELAY"),
-            image_cache_max_bytes=_size(env, "BSKY_IMAGE_CACHE_MAX_BYTES"),
+            dev_mode=env_bool(env, "BSKY_DEV_MODE"),
+            trust_relay=env_bool(env, "BSKY_TRUST_RELAY"),
+            image_cache_max_bytes=env_int(
+                env, "BSKY_IMAGE_CACHE_MAX_BYTES", DEFAULT_IMAGE_CACHE_BYTES, minimum=1 << 20
+            ),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -141,22 +136,3 @@ def _url(env: Mapping[str, str], name: str) -> str | None:
     if not value.startswith(("http://", "https://")) or not urlsplit(value).netloc:
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
     return value
-
-
-def _size(env: Mapping[str, str], name: str) -> int:
-    value = env.get(name, "").strip()
-    if not value:
-        return DEFAULT_IMAGE_CACHE_BYTES
-    try:
-        return parse_integer(value, minimum=1 << 20)
-    except InvalidSyntax as exc:
-        raise ConfigError(f"{name} {exc}") from None
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")

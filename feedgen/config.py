@@ -21,18 +21,13 @@ from typing import Final
 
 from atcore.errors import InvalidSyntax
 from atcore.syntax.did import parse_did
+from skyloft.env import ConfigError, env_bool
 
 DEFAULT_PORT: Final = 3000
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_DATA_DIR: Final = "data/feedgen"
 DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEFAULT_RELAY: Final = "wss://bsky.network"
-_TRUE: Final = frozenset({"true", "1", "yes"})
-_FALSE: Final = frozenset({"false", "0", "no", ""})
-
-
-class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable or flag."""
 
 
 @dataclass(frozen=True)
@@ -94,10 +89,10 @@ class FeedgenConfig:
             jetstream_url=_ws(env["FEEDGEN_JETSTREAM_URL"])
             if env.get("FEEDGEN_JETSTREAM_URL")
             else None,
-            trust_relay=_bool(env, "FEEDGEN_TRUST_RELAY"),
+            trust_relay=env_bool(env, "FEEDGEN_TRUST_RELAY"),
             database_url=env.get("FEEDGEN_DATABASE_URL") or None,
             plc_url=(env.get("FEEDGEN_PLC_URL") or DEFAULT_PLC_URL).rstrip("/"),
-            dev_mode=_bool(env, "FEEDGEN_DEV_MODE"),
+            dev_mode=env_bool(env, "FEEDGEN_DEV_MODE"),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -139,12 +134,3 @@ def _ws(url: str) -> str:
     if not url.startswith(("ws://", "wss://")):
         raise ConfigError(f"subscription URLs must be ws(s):// or http(s)://, got {url!r}")
     return url
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from skyloft.env import ConfigError, env_bool, env_int
+
 DEFAULT_PORT: Final = 6008
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_DATA_DIR: Final = "data/jetstream"
@@ -34,12 +36,6 @@ _NATS_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _GO_DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
 _DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_TRUE: Final = frozenset({"true", "1", "yes"})
-_FALSE: Final = frozenset({"false", "0", "no", ""})
-
-
-class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable or flag."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +75,13 @@ class JetstreamConfig:
             ws_url=env.get("JETSTREAM_WS_URL") or DEFAULT_WS_URL,
             plc_url=(env.get("JETSTREAM_PLC_URL") or DEFAULT_PLC_URL).rstrip("/"),
             event_ttl=_duration(env, "JETSTREAM_EVENT_TTL", DEFAULT_EVENT_TTL),
-            max_log_bytes=_int(env, "JETSTREAM_MAX_LOG_BYTES", DEFAULT_MAX_LOG_BYTES),
-            memory_bytes=_int(env, "JETSTREAM_MEMORY_BYTES", DEFAULT_MEMORY_BYTES),
+            max_log_bytes=env_int(env, "JETSTREAM_MAX_LOG_BYTES", DEFAULT_MAX_LOG_BYTES),
+            memory_bytes=env_int(env, "JETSTREAM_MEMORY_BYTES", DEFAULT_MEMORY_BYTES),
             override_relay_cursor=None
             if not override
-            else _int(env, "JETSTREAM_OVERRIDE_RELAY_CURSOR", 0),
-            trust_relay=_bool(env, "JETSTREAM_TRUST_RELAY"),
-            dev_mode=_bool(env, "JETSTREAM_DEV_MODE"),
+            else env_int(env, "JETSTREAM_OVERRIDE_RELAY_CURSOR", 0),
+            trust_relay=env_bool(env, "JETSTREAM_TRUST_RELAY"),
+            dev_mode=env_bool(env, "JETSTREAM_DEV_MODE"),
             nats_url=env.get("JETSTREAM_NATS_URL") or None,
             nats_stream=env.get("JETSTREAM_NATS_STREAM") or DEFAULT_NATS_STREAM,
             nats_subject=env.get("JETSTREAM_NATS_SUBJECT") or DEFAULT_NATS_SUBJECT,
@@ -137,22 +133,3 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
         return go_duration_seconds(value)
     except ValueError:
         raise ConfigError(f"{name} must be a duration like 24h or 30m, got {value!r}") from None
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None

@@ -21,7 +21,7 @@ from atcore.errors import InvalidKey, InvalidSyntax
 from atcore.keys import PrivateKey, generate_k256, private_key_from_hex
 from atcore.syntax.did import parse_did
 from atcore.syntax.handle import is_valid_handle
-from atcore.syntax.integer import parse_integer
+from skyloft.env import ConfigError, env_int
 
 DEFAULT_PORT: Final = 2583
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -38,10 +38,6 @@ _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no", ""})
 _DEV_KEY_FILE: Final = "dev-plc-rotation-key.hex"
 _DEV_SECRET_FILE: Final = "dev-jwt-secret"
-
-
-class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable or flag."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,7 @@ class PdsConfig:
         if smtp_url is not None and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
             raise ConfigError("PDS_EMAIL_SMTP_URL must be an smtp:// or smtps:// URL")
         interval = env.get("PDS_INVITE_INTERVAL")
-        blob_limit = _int(env, "PDS_BLOB_UPLOAD_LIMIT", DEFAULT_BLOB_LIMIT, 1024)
+        blob_limit = env_int(env, "PDS_BLOB_UPLOAD_LIMIT", DEFAULT_BLOB_LIMIT, 1024)
         config = cls(
             hostname=hostname,
             data_dir=data,
@@ -153,11 +149,11 @@ class PdsConfig:
             blob_upload_limit=blob_limit,
             dev_mode=dev,
             host=host or env.get("PDS_HOST") or DEFAULT_HOST,
-            port=port if port is not None else _int(env, "PDS_PORT", DEFAULT_PORT, 0),
+            port=port if port is not None else env_int(env, "PDS_PORT", DEFAULT_PORT, 0),
             email_smtp_url=smtp_url,
             email_from_address=env.get("PDS_EMAIL_FROM_ADDRESS") or None,
-            invite_interval_ms=_int(env, "PDS_INVITE_INTERVAL", 0, 1) if interval else None,
-            invite_epoch_ms=_int(env, "PDS_INVITE_EPOCH", 0, 0),
+            invite_interval_ms=env_int(env, "PDS_INVITE_INTERVAL", 0, 1) if interval else None,
+            invite_epoch_ms=env_int(env, "PDS_INVITE_EPOCH", 0, 0),
             rate_limits_enabled=_bool(env, "PDS_RATE_LIMITS_ENABLED", not dev),
             rate_limit_bypass_key=env.get("PDS_RATE_LIMIT_BYPASS_KEY") or None,
             rate_limit_bypass_ips=tuple(
@@ -168,9 +164,9 @@ class PdsConfig:
             report_service_url=report_url,
             report_service_did=report_did,
             accepting_imports=_bool(env, "PDS_ACCEPTING_REPO_IMPORTS", True),
-            max_import_size=_int(env, "PDS_MAX_REPO_IMPORT_SIZE", blob_limit, 1024),
-            blob_grace_seconds=_int(env, "SKYLOFT_PDS_BLOB_GRACE_SECONDS", 3600, 1),
-            blob_sweep_seconds=_int(env, "SKYLOFT_PDS_BLOB_SWEEP_SECONDS", 600, 1),
+            max_import_size=env_int(env, "PDS_MAX_REPO_IMPORT_SIZE", blob_limit, 1024),
+            blob_grace_seconds=env_int(env, "SKYLOFT_PDS_BLOB_GRACE_SECONDS", 3600, 1),
+            blob_sweep_seconds=env_int(env, "SKYLOFT_PDS_BLOB_SWEEP_SECONDS", 600, 1),
         )
         if not 0 <= config.port <= 65535:
             raise ConfigError(f"PDS_PORT must be 0-65535, got {config.port}")
@@ -193,16 +189,6 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if value.strip().lower() in _FALSE:
         return False
     raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        return parse_integer(value, minimum)
-    except InvalidSyntax as exc:
-        raise ConfigError(f"{name} {exc}") from None
 
 
 def _hostname(value: str) -> str:

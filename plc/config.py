@@ -9,6 +9,7 @@ from typing import Final
 
 from atcore.identity.plc import MAX_OP_BYTES
 from plc.limits import DEFAULT_MAX_OP_BYTES
+from skyloft.env import ConfigError, env_int
 
 DEFAULT_PORT: Final = 2582
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -16,10 +17,6 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_MAX_BODY: Final = 64 * 1024
 _TRUE: Final = frozenset({"true", "1", "yes"})
 _FALSE: Final = frozenset({"false", "0", "no"})
-
-
-class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable or flag."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +50,9 @@ class PlcConfig:
         config = cls(
             data_dir=Path(raw_dir),
             host=host or env.get("PLC_HOST") or DEFAULT_HOST,
-            port=port if port is not None else _int(env, "PLC_PORT", DEFAULT_PORT),
-            max_body_bytes=_int(env, "PLC_MAX_BODY_BYTES", DEFAULT_MAX_BODY),
-            max_op_bytes=_int(env, "PLC_MAX_OP_BYTES", DEFAULT_MAX_OP_BYTES),
+            port=port if port is not None else env_int(env, "PLC_PORT", DEFAULT_PORT),
+            max_body_bytes=env_int(env, "PLC_MAX_BODY_BYTES", DEFAULT_MAX_BODY),
+            max_op_bytes=env_int(env, "PLC_MAX_OP_BYTES", DEFAULT_MAX_OP_BYTES),
             rate_limits_enabled=_bool(env, "PLC_RATE_LIMITS_ENABLED", True),
         )
         config.validate()
@@ -78,16 +75,6 @@ class PlcConfig:
             )
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

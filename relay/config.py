@@ -20,8 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from atcore.errors import InvalidSyntax
-from atcore.syntax.integer import parse_integer
+from skyloft.env import ConfigError, env_bool, env_int
 
 DEFAULT_PORT: Final = 2470
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -34,8 +33,6 @@ DEFAULT_ACCOUNT_LIMIT: Final = 100
 TRUSTED_ACCOUNT_LIMIT: Final = 10_000_000
 DEFAULT_NEW_HOSTS_PER_DAY: Final = 50
 DEFAULT_TRUSTED_DOMAINS: Final = ("*.host.bsky.network",)
-_TRUE: Final = frozenset({"true", "1", "yes"})
-_FALSE: Final = frozenset({"false", "0", "no", ""})
 _DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -47,10 +44,6 @@ def default_verify_workers() -> int:
     """One verifying process per core: they run at a lower priority (relay.verifier), so they
     take what the serving process leaves of every core and never what it needs."""
     return os.cpu_count() or 1
-
-
-class ConfigError(ValueError):
-    """A setting is missing or has a bad value; the message names the variable or flag."""
 
 
 # DIDs of one host whose events are checked at once: indigo's default, enough to hide a PLC
@@ -107,18 +100,22 @@ class RelayConfig:
             plc_url=(env.get("RELAY_PLC_HOST") or DEFAULT_PLC_URL).rstrip("/"),
             admin_password=env.get("RELAY_ADMIN_PASSWORD") or None,
             replay_window=_duration(env, "RELAY_REPLAY_WINDOW", DEFAULT_REPLAY_WINDOW),
-            lenient_sync=_bool(env, "RELAY_LENIENT_SYNC_VALIDATION"),
+            lenient_sync=env_bool(env, "RELAY_LENIENT_SYNC_VALIDATION"),
             trusted_domains=DEFAULT_TRUSTED_DOMAINS if trusted is None else _list(trusted),
-            default_account_limit=_int(env, "RELAY_DEFAULT_ACCOUNT_LIMIT", DEFAULT_ACCOUNT_LIMIT),
-            new_hosts_per_day=_int(env, "RELAY_NEW_HOSTS_PER_DAY_LIMIT", DEFAULT_NEW_HOSTS_PER_DAY),
+            default_account_limit=env_int(
+                env, "RELAY_DEFAULT_ACCOUNT_LIMIT", DEFAULT_ACCOUNT_LIMIT
+            ),
+            new_hosts_per_day=env_int(
+                env, "RELAY_NEW_HOSTS_PER_DAY_LIMIT", DEFAULT_NEW_HOSTS_PER_DAY
+            ),
             idle_timeout=_duration(env, "RELAY_HOST_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
             hosts=_list(env.get("RELAY_HOSTS", "")),
-            dev_mode=_bool(env, "RELAY_DEV_MODE"),
-            verify_workers=_int(env, "RELAY_VERIFY_WORKERS", default_verify_workers()),
-            host_concurrency=_int(
+            dev_mode=env_bool(env, "RELAY_DEV_MODE"),
+            verify_workers=env_int(env, "RELAY_VERIFY_WORKERS", default_verify_workers()),
+            host_concurrency=env_int(
                 env,
                 "RELAY_HOST_CONCURRENCY",
-                _int(env, "RELAY_CONCURRENCY_PER_PDS", DEFAULT_HOST_CONCURRENCY),
+                env_int(env, "RELAY_CONCURRENCY_PER_PDS", DEFAULT_HOST_CONCURRENCY),
             ),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
@@ -168,25 +165,6 @@ def _duration(env: Mapping[str, str], name: str, default: float) -> float:
         return parse_duration(value)
     except ValueError:
         raise ConfigError(f"{name} must be a duration like 72h or 30m, got {value!r}") from None
-
-
-def _bool(env: Mapping[str, str], name: str) -> bool:
-    value = env.get(name, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {value!r}")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        return parse_integer(value)
-    except InvalidSyntax as exc:
-        raise ConfigError(f"{name} {exc}") from None
 
 
 def _list(value: str) -> tuple[str, ...]:
