@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 
-from appview.config import DEFAULT_PORT, AppviewConfig, ConfigError
+from appview.config import DEFAULT_PORT, AppviewConfig
 from appview.db import schema_version
 from appview.db.schema import SchemaTooNew
-from skyloft.service_cli import add_serve_command
+from runtime.command import add_serve_command
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +24,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default_port=DEFAULT_PORT,
         data_env="BSKY_DATA_DIRECTORY",
         load=AppviewConfig.load,
-        config_error=ConfigError,
         create_app=_create_app,
     )
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote, urlsplit
 
-from skyloft.env import ConfigError, env_bool, env_int
-from skyloft.postgres import SCHEMA_NAME
+from runtime.env import ConfigError, env_bool, env_int
+from runtime.postgres import SCHEMA_NAME
 
 DEFAULT_PORT: Final = 2584
 DEFAULT_HOST: Final = "127.0.0.1"

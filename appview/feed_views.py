@@ -13,7 +13,7 @@ from appview.db import feedgens, reads
 from appview.db.feedgens import GeneratorRow
 from appview.hydration import Hydrated, hydrate
 from appview.views import Json, Views
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 REASON_REPOST: Final = "app.bsky.feed.defs#skeletonReasonRepost"
 

@@ -18,7 +18,7 @@ from appview import records as r
 from appview.db import gates as db
 from appview.db import reads
 from appview.db.reads import PostRow
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 Json = dict[str, Any]
 MENTION_RULE: Final = "app.bsky.feed.threadgate#mentionRule"

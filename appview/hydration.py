@@ -13,7 +13,7 @@ from appview import records as r
 from appview.db import graph_reads, reads
 from appview.db.graph_reads import NamedRow
 from appview.db.reads import ActorRow, PostRow
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 QUOTE_LEVELS = 2
 # As the reference: a profile shows at most this many of the viewer's known followers.

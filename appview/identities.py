@@ -18,7 +18,7 @@ from appview.changes import Change, SetHandle
 from appview.records import now
 from atcore.errors import IdentityError, InvalidSyntax
 from atcore.identity.resolver import IdentityResolver
-from skyloft.tasks import cancel_and_wait
+from atcore.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from atcore.errors import DecodeError
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
+from atcore.tasks import cancel_and_wait
 from atcore.xrpc.stream import StreamError, subscribe
-from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

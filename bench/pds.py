@@ -42,7 +42,7 @@ import websockets
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atcore.frames import CommitEvent, decode_frame  # noqa: E402
-from skyloft.serve import SERVERS  # noqa: E402
+from runtime.serve import SERVERS  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
 from tests.servers import running_service  # noqa: E402
 

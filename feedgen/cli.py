@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from feedgen.config import DEFAULT_PORT, ConfigError, FeedgenConfig
-from skyloft.service_cli import add_serve_command, serve_service
+from feedgen.config import DEFAULT_PORT, FeedgenConfig
+from runtime.command import add_serve_command, serve_service
 
 EXAMPLE = Path(__file__).parent / "examples" / "hashtag.py"
 
@@ -27,7 +27,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default_port=DEFAULT_PORT,
         data_env="FEEDGEN_DATA_DIR",
         load=FeedgenConfig.load,
-        config_error=ConfigError,
         create_app=lambda config: config,  # replaced below: the app needs the module's feed
     )
     serve.add_argument("module", help="a dotted module name or a path to a .py file")
@@ -69,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
     def app(config: FeedgenConfig) -> Any:
         return create_app(config, feed)
 
-    return serve_service("feedgen", args, os.environ, FeedgenConfig.load, ConfigError, app)
+    return serve_service("feedgen", args, os.environ, FeedgenConfig.load, app)
 
 
 def _publish(args: argparse.Namespace) -> int:

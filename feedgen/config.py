@@ -21,7 +21,7 @@ from typing import Final
 
 from atcore.errors import InvalidSyntax
 from atcore.syntax.did import parse_did
-from skyloft.env import ConfigError, env_bool
+from runtime.env import ConfigError, env_bool
 
 DEFAULT_PORT: Final = 3000
 DEFAULT_HOST: Final = "127.0.0.1"

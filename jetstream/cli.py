@@ -9,8 +9,8 @@ from typing import Any
 
 from websockets import http11
 
-from jetstream.config import DEFAULT_PORT, ConfigError, JetstreamConfig
-from skyloft.service_cli import add_serve_command, serve_service
+from jetstream.config import DEFAULT_PORT, JetstreamConfig
+from runtime.command import add_serve_command, serve_service
 
 MAX_REQUEST_LINE = 1 << 20
 
@@ -27,7 +27,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default_port=DEFAULT_PORT,
         data_env="JETSTREAM_DATA_DIR",
         load=JetstreamConfig.load,
-        config_error=ConfigError,
         create_app=_create_app,
     )
     serve.add_argument(
@@ -43,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     http11.MAX_LINE_LENGTH = MAX_REQUEST_LINE
     # --nats overrides the environment, as --host, --port and --data-dir do.
     env = {**os.environ, **({"JETSTREAM_NATS_URL": args.nats} if args.nats else {})}
-    return serve_service("jetstream", args, env, JetstreamConfig.load, ConfigError, _create_app)
+    return serve_service("jetstream", args, env, JetstreamConfig.load, _create_app)
 
 
 def _create_app(config: JetstreamConfig) -> Any:

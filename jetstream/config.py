@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from skyloft.env import ConfigError, env_bool, env_int
+from runtime.env import ConfigError, env_bool, env_int
 
 DEFAULT_PORT: Final = 6008
 DEFAULT_HOST: Final = "127.0.0.1"

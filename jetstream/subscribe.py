@@ -200,7 +200,7 @@ class Session:
 
 def _sender(websocket: WebSocket, *, text: bool) -> Send:
     """How a page of frames reaches the socket: in one write where the server offers
-    SEND_FRAMES (skyloft.ws_frames, under uvicorn), else a message at a time."""
+    SEND_FRAMES (runtime.ws_frames, under uvicorn), else a message at a time."""
     scope_send = websocket._send
     if SEND_FRAMES in websocket.scope.get("extensions", {}):
 

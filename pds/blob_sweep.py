@@ -16,9 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from atcore.cid import CID
+from atcore.tasks import cancel_and_wait
 from pds.actor_store import ActorStores, RepoMissing
 from pds.actor_store.store import Txn
-from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger("pds.blob_sweep")
 

@@ -9,8 +9,9 @@ import sys
 from typing import Any
 
 from pds import admin_cli
-from pds.config import DEFAULT_PORT, ConfigError, PdsConfig
-from skyloft.service_cli import add_serve_command
+from pds.config import DEFAULT_PORT, PdsConfig
+from runtime.command import add_serve_command
+from runtime.env import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,7 +24,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default_port=DEFAULT_PORT,
         data_env="PDS_DATA_DIRECTORY",
         load=PdsConfig.load,
-        config_error=ConfigError,
         create_app=_create_app,
     )
     test_email = commands.add_parser(

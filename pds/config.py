@@ -21,7 +21,7 @@ from atcore.errors import InvalidKey, InvalidSyntax
 from atcore.keys import PrivateKey, generate_k256, private_key_from_hex
 from atcore.syntax.did import parse_did
 from atcore.syntax.handle import is_valid_handle
-from skyloft.env import ConfigError, env_int
+from runtime.env import ConfigError, env_int
 
 DEFAULT_PORT: Final = 2583
 DEFAULT_HOST: Final = "127.0.0.1"

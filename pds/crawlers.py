@@ -16,9 +16,9 @@ from typing import Final
 
 import httpx
 
+from atcore.tasks import cancel_and_wait
 from atcore.xrpc.errors import XrpcError
 from pds.sequencer import Sequencer
-from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

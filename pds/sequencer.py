@@ -40,10 +40,10 @@ from atcore.frames import (
     decode_frame,
     encode_frame,
 )
+from atcore.tasks import cancel_and_wait
 from pds.actor_store import ActorStores
 from pds.actor_store.store import Txn
 from pds.sequencer_db import LogRow, SequencerDb
-from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger("pds.sequencer")
 

@@ -9,7 +9,7 @@ from typing import Final
 
 from atcore.identity.plc import MAX_OP_BYTES
 from plc.limits import DEFAULT_MAX_OP_BYTES
-from skyloft.env import ConfigError, env_int
+from runtime.env import ConfigError, env_int
 
 DEFAULT_PORT: Final = 2582
 DEFAULT_HOST: Final = "127.0.0.1"

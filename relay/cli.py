@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relay.config import DEFAULT_PORT, ConfigError, RelayConfig
-from skyloft.service_cli import add_serve_command
+from relay.config import DEFAULT_PORT, RelayConfig
+from runtime.command import add_serve_command
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,7 +19,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default_port=DEFAULT_PORT,
         data_env="RELAY_PERSIST_DIR",
         load=RelayConfig.load,
-        config_error=ConfigError,
         create_app=_create_app,
     )
 

@@ -29,6 +29,7 @@ from websockets.exceptions import WebSocketException
 from atcore.errors import DecodeError, IdentityError
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from atcore.identity.netguard import AddressGuard
+from atcore.tasks import cancel_and_wait
 from atcore.xrpc.stream import StreamError, subscribe
 from relay.config import DEFAULT_HOST_CONCURRENCY
 from relay.db import Database, hosts
@@ -38,7 +39,6 @@ from relay.hostcursor import HostCursor
 from relay.ingest import Ingest, Prepared
 from relay.lanes import Lanes
 from relay.limits import HostLimiter, host_rates
-from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from typing import Any
 
 from atcore.eventlog import EventLog, Frames
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, encode_frame
+from atcore.tasks import cancel_and_wait
 from relay.accountcache import AccountCache
 from relay.db import Database, accounts, events, hosts
 from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState
 from relay.writtencache import WrittenCache
-from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

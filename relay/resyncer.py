@@ -15,6 +15,7 @@ from typing import Final
 
 import httpx
 
+from atcore.tasks import cancel_and_wait
 from relay.db import Database, accounts
 from relay.db.hosts import HostRow
 from relay.events import Change, RelayLog
@@ -23,7 +24,6 @@ from relay.metrics import Metrics
 from relay.repostate import DESYNCHRONIZED, Reason, Rejected
 from relay.resync import resync_repo
 from relay.validate import Resolver
-from skyloft.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 

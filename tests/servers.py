@@ -13,8 +13,8 @@ import uvicorn
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
+from runtime.ws_frames import FramesProtocol
 from skyloft.services import ServiceFailed, ServiceProcess
-from skyloft.ws_frames import FramesProtocol
 
 
 @contextmanager
@@ -66,7 +66,7 @@ class _InLoopUvicorn(uvicorn.Server):
 
 @asynccontextmanager
 async def serving_uvicorn_in_loop(app: Any) -> AsyncIterator[str]:
-    """As serving_in_loop, with uvicorn set up as `skyloft.serve` sets it up (SEND_FRAMES
+    """As serving_in_loop, with uvicorn set up as `runtime.serve` sets it up (SEND_FRAMES
     included); yields once the app's lifespan has started."""
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]

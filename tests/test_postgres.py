@@ -1,4 +1,4 @@
-"""skyloft.postgres: sqlite3's calling convention over psycopg (placeholders, literal `%`,
+"""runtime.postgres: sqlite3's calling convention over psycopg (placeholders, literal `%`,
 quoted `?`), a failed call leaves nothing behind and the connection usable, reads cannot
 write, and the schema keeps one database's users apart."""
 
@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from skyloft.postgres import PostgresDatabase, to_pyformat
-from skyloft.sql import Connection
+from runtime.postgres import PostgresDatabase, to_pyformat
+from runtime.sql import Connection
 
 URL = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -1,4 +1,4 @@
-"""skyloft.serve puts atcore.xrpc.failures.FailureMiddleware in front of every service's app."""
+"""runtime.serve puts atcore.xrpc.failures.FailureMiddleware in front of every service's app."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from atcore.xrpc.cors import cors_middleware
 from atcore.xrpc.failures import FailureMiddleware
-from skyloft.serve import with_failure_middleware
+from runtime.serve import with_failure_middleware
 from skyloft.services import ServiceProcess
 from tests.pds.conftest import pds_env
 from tests.servers import running_service

@@ -1,4 +1,4 @@
-"""skyloft.ws_frames: uvicorn with the SEND_FRAMES extension, against a real websocket client."""
+"""runtime.ws_frames: uvicorn with the SEND_FRAMES extension, against a real websocket client."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from websockets.streams import StreamReader
 from atcore.eventlog import EventLog
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.subscription import SEND_FRAMES
-from skyloft.ws_frames import FramesProtocol, binary_frames
+from runtime.ws_frames import FramesProtocol, binary_frames
 
 # One payload per length class of the frame header: 7-bit, 16-bit and 64-bit.
 PAYLOADS = [b"", b"x" * 125, b"y" * 126, b"z" * 65_535, b"w" * 65_536, bytes(range(256)) * 400]

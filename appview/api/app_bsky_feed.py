@@ -130,14 +130,14 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     parent_of = dict(ancestors)
     node, current = thread, uri
     for _ in range(height):
-        parent = parent_of.get(current)
-        if parent is None:
+        above = parent_of.get(current)
+        if above is None:
             break
-        view = views.post_or_gap(state, parent)
+        view = views.post_or_gap(state, above)
         if view["$type"].endswith("#postView") and state.blocks_between(
-            state.posts[current].did, r.uri_did(parent)
+            state.posts[current].did, r.uri_did(above)
         ):
-            view = views.blocked_post(state, parent, r.uri_did(parent))
+            view = views.blocked_post(state, above, r.uri_did(above))
         if view["$type"] != "app.bsky.feed.defs#postView":
             node["parent"] = view
             break
@@ -145,10 +145,10 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
         parent_node: Json = {
             "$type": "app.bsky.feed.defs#threadViewPost",
             "post": view,
-            "threadContext": _thread_context(root_likes, parent),
+            "threadContext": _thread_context(root_likes, above),
         }
         node["parent"] = parent_node
-        node, current = parent_node, parent
+        node, current = parent_node, above
     out: dict[str, Any] = {"thread": thread}
     gate = gates.threadgate_view(state.gates, anchor.reply_root or uri, views.image)
     if gate is not None:

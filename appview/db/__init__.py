@@ -13,9 +13,9 @@ import sqlite3
 from appview.config import AppviewConfig
 from appview.db.dialect import POSTGRES, SQLITE
 from appview.db.schema import check_version, migrate
-from skyloft import postgres
-from skyloft.postgres import PostgresDatabase
-from skyloft.sqlite import SqliteDatabase
+from runtime import postgres
+from runtime.postgres import PostgresDatabase
+from runtime.sqlite import SqliteDatabase
 
 Database = SqliteDatabase | PostgresDatabase
 

@@ -1,6 +1,6 @@
 """Where the appview's SQL differs between SQLite and PostgreSQL, and nowhere else: how the
 schema version is kept, and the column types of the schema's DDL. Statements are written once
-in the portable subset both run (ON CONFLICT, row values, WITH RECURSIVE; skyloft.postgres
+in the portable subset both run (ON CONFLICT, row values, WITH RECURSIVE; runtime.postgres
 turns `?` into psycopg's placeholders).
 
 The DDL is written for SQLite and given to PostgreSQL with 64-bit integers, an identity column
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 _PG_DDL: Final = (
     # What PostgreSQL has no counterpart for (FTS5 tables, SQLite JSON functions) is marked so.

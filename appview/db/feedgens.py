@@ -14,7 +14,7 @@ from appview import records as r
 from appview.db import reads
 from appview.db.reads import Page, _chunks, _marks
 from appview.db.skeletons import _page, parse_cursor
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)

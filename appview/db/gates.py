@@ -9,7 +9,7 @@ from typing import Any
 
 from appview import records as r
 from appview.db.reads import _chunks, _marks
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 
 def records(

@@ -12,7 +12,7 @@ from typing import Any
 from appview import records as r
 from appview.db.reads import Page, _chunks, _marks, edges_by, edges_to
 from appview.db.skeletons import _page, edges_from, parse_cursor
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 
 @dataclass(frozen=True, slots=True)

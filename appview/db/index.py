@@ -12,7 +12,7 @@ from appview import gates
 from appview import records as r
 from appview.changes import Change, DeleteRecord, PutRecord, SetHandle, SetStatus, SkipRecord
 from appview.db import gates as db_gates
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 # Which aggregate an edge or named record counts into: (table, key column, count column).
 _EDGE_COUNTS: Final = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 
 def load(conn: Connection, did: str) -> tuple[bool, dict[str, Any]]:

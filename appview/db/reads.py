@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from appview import records as r
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 # SQLite binds at most 32,766 variables; batches stay far below.
 _CHUNK: Final = 500
@@ -90,7 +90,7 @@ def actors(conn: Connection, dids: Collection[str]) -> dict[str, ActorRow]:
             allow = (
                 None if declaration is None else json.loads(declaration).get("allowSubscriptions")
             )
-            found[row[0]] = ActorRow(*row, allow)
+            found[row[0]] = ActorRow(*[*row, allow])
     return found
 
 
@@ -183,7 +183,7 @@ def list_blocks(conn: Connection, viewer: str, dids: Collection[str]) -> dict[st
 
 def list_blocked_by(conn: Connection, viewer: str, dids: Collection[str]) -> set[str]:
     """Which of `dids` block the viewer through a list they subscribe to as a block list."""
-    found = set()
+    found: set[str] = set()
     for chunk in _chunks(dids):
         rows = conn.execute(
             "SELECT b.did FROM edge b JOIN edge i ON i.list = b.subject"

@@ -14,7 +14,7 @@ import sqlite3
 from typing import Final
 
 from appview.db.dialect import Dialect
-from skyloft.sql import Connection, transaction
+from runtime.sql import Connection, transaction
 
 
 class SchemaTooNew(RuntimeError):

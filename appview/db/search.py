@@ -21,7 +21,7 @@ from appview.db.graph_reads import blocked_either_way
 from appview.db.reads import Page
 from appview.db.skeletons import _page, parse_cursor
 from atcore.xrpc.errors import InvalidRequest
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 # How far an offset cursor may page into ranked results.
 MAX_OFFSET: Final = 10_000

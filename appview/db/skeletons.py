@@ -9,7 +9,7 @@ from typing import Any, Final
 from appview import records as r
 from appview.db.reads import Page
 from atcore.xrpc.errors import InvalidRequest
-from skyloft.sql import Connection
+from runtime.sql import Connection
 
 _SEP: Final = "::"
 # A cursor sorts after every real item, so an absent cursor means "from the newest".

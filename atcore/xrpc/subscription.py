@@ -6,7 +6,7 @@ ignored (the spec says servers must not treat them as errors); reading them is h
 departure is noticed, so the handler is cancelled then even while it waits for something to send.
 
 Handlers send runs of frames with `SubscriptionRequest.send_frames`. Where the ASGI server
-offers the SEND_FRAMES extension (skyloft.ws_frames, under uvicorn), a run goes to the socket in
+offers the SEND_FRAMES extension (runtime.ws_frames, under uvicorn), a run goes to the socket in
 one write, as one ASGI message; elsewhere each frame is one `websocket.send`. A firehose with a
 hundred subscribers sends a hundred copies of every event, so this is its hottest path.
 """

@@ -11,7 +11,7 @@ import sqlite3
 from pathlib import Path
 
 from relay.db.schema import SCHEMA
-from skyloft.sqlite import SqliteDatabase, connect
+from runtime.sqlite import SqliteDatabase, connect
 
 __all__ = ["Database", "connect"]
 

@@ -2,7 +2,7 @@
 
 Every endpoint is found in the app itself: its XRPC router's methods and subscriptions, the NSIDs
 its fallback proxies, and its other routes, so a method added later is fuzzed without anyone
-listing it here. The app is wrapped in FailureMiddleware as `skyloft.serve` serves it, and runs
+listing it here. The app is wrapped in FailureMiddleware as `runtime.serve` serves it, and runs
 in an event loop of its own that the (synchronous) hypothesis tests drive one request at a time.
 """
 
@@ -31,7 +31,7 @@ import atcore
 from atcore.errors import LexiconNotFound
 from atcore.xrpc.router import XrpcRouter
 from atcore.xrpc.subscription import SubscriptionEndpoint
-from skyloft.serve import with_failure_middleware
+from runtime.serve import with_failure_middleware
 from tests.fuzz import hostile, typed
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ import pytest
 
 from atcore.frames import CommitEvent
 from atcore.xrpc.stream import subscribe
-from skyloft.serve import SERVER_ENV, SERVERS, server_name
+from runtime.serve import SERVER_ENV, SERVERS, server_name
 from skyloft.services import ServiceFailed, ServiceProcess
 from tests.pds.conftest import pds_env
 from tests.pds.test_firehose_live import create_account, post

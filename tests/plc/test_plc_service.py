@@ -21,7 +21,7 @@ from atcore.identity.plc import (
 )
 from atcore.identity.plc_log import LogEntry, validate_log
 from atcore.keys import generate_k256
-from skyloft.serve import SERVER_ENV, SERVERS
+from runtime.serve import SERVER_ENV, SERVERS
 from tests.plc.support import Account, Clock, create_did, post_op
 from tests.servers import running_service
 

@@ -1,5 +1,5 @@
 """`skyloft relay serve` runs on uvicorn unless SKYLOFT_ASGI_SERVER names another server
-(skyloft/serve.py), and on hypercorn when it names that one."""
+(runtime/serve.py), and on hypercorn when it names that one."""
 
 from __future__ import annotations
 

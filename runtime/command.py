@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from skyloft.serve import ASGIApp, listen, serve_app
+from runtime.env import ConfigError
+from runtime.serve import ASGIApp, listen, serve_app
 
 
 def add_serve_command(
@@ -22,12 +23,11 @@ def add_serve_command(
     default_port: int,
     data_env: str,
     load: Callable[..., Any],
-    config_error: type[Exception],
     create_app: Callable[[Any], ASGIApp],
 ) -> argparse.ArgumentParser:
     """Add `serve` to a service's sub-commands; `load(env, host=, port=, data_dir=)` reads the
-    config (raising `config_error` with a one-line message) and `create_app(config)` builds it;
-    it is served by the server skyloft.serve picks (SKYLOFT_ASGI_SERVER)."""
+    config (raising ConfigError with a one-line message) and `create_app(config)` builds it; it
+    is served by the server runtime.serve picks (SKYLOFT_ASGI_SERVER)."""
     serve = commands.add_parser("serve", help=help)
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument(
@@ -36,7 +36,7 @@ def add_serve_command(
     serve.add_argument("--data-dir", help=f"where its data lives ({data_env})")
 
     def run(args: argparse.Namespace) -> int:
-        return serve_service(service, args, os.environ, load, config_error, create_app)
+        return serve_service(service, args, os.environ, load, create_app)
 
     serve.set_defaults(run=run)
     return serve
@@ -47,12 +47,11 @@ def serve_service(
     args: argparse.Namespace,
     env: Mapping[str, str],
     load: Callable[..., Any],
-    config_error: type[Exception],
     create_app: Callable[[Any], ASGIApp],
 ) -> int:
     try:
         config = load(env, host=args.host, port=args.port, data_dir=args.data_dir)
-    except config_error as exc:
+    except ConfigError as exc:
         print(f"skyloft {service} serve: {exc}", file=sys.stderr)
         return 2
     sock = listen(config.host, config.port)

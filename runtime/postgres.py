@@ -1,5 +1,5 @@
 """PostgreSQL as the services use it (DESIGN.md, "Services": the appview's store beyond one
-machine), behind skyloft.sqlite's interface: statements written once, with `?` placeholders,
+machine), behind runtime.sqlite's interface: statements written once, with `?` placeholders,
 run unchanged on either database.
 
 psycopg 3's synchronous API runs on the same kind of threads as SQLite: one writer connection,
@@ -23,7 +23,7 @@ from typing import Any, Final, TypeVar
 import psycopg
 from psycopg import sql
 
-from skyloft.sql import Connection, transaction
+from runtime.sql import Connection, transaction
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ def to_pyformat(statement: str) -> str:
 
 
 class PgConnection:
-    """A psycopg connection with sqlite3's calling convention (skyloft.sql.Connection): rows
+    """A psycopg connection with sqlite3's calling convention (runtime.sql.Connection): rows
     are tuples, and each `execute` returns its own cursor, so results can be read while the
     next statement runs."""
 
@@ -91,7 +91,7 @@ def connect(url: str, schema: str) -> PgConnection:
 
 
 class PostgresDatabase:
-    """skyloft.sqlite.SqliteDatabase's interface over the database at `url`, in `schema`;
+    """runtime.sqlite.SqliteDatabase's interface over the database at `url`, in `schema`;
     `prepare(conn)` runs on the writer's connection when it opens (migrations) and may raise
     to refuse the database."""
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from skyloft.sql import transaction
+from runtime.sql import transaction
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -14,7 +14,7 @@ CORS (so the 500 carries CORS headers too).
 Every service is served by uvicorn unless `SKYLOFT_ASGI_SERVER` names another (read once, at
 start-up):
 - `uvicorn` (the default): httptools and the `websockets` library, on uvloop when installed;
-  HTTP/1.1 keep-alive and websockets, with the SEND_FRAMES extension (skyloft.ws_frames). It
+  HTTP/1.1 keep-alive and websockets, with the SEND_FRAMES extension (runtime.ws_frames). It
   costs the least CPU per request of the servers measured (README, "Which ASGI server");
 - `hypercorn`: HTTP/1.1 and HTTP/2, websockets through wsproto, TLS without a proxy.
 """
@@ -106,7 +106,7 @@ async def _uvicorn(app: ASGIApp, sock: socket.socket) -> None:
     except ImportError:
         raise SystemExit(f"{SERVER_ENV}=uvicorn: install uvicorn and httptools") from None
 
-    from skyloft.ws_frames import FramesProtocol
+    from runtime.ws_frames import FramesProtocol
 
     class Server(uvicorn.Server):
         # Our own handlers stop it: uvicorn's would re-raise SIGTERM after a clean shutdown.

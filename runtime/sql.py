@@ -19,7 +19,7 @@ class Cursor(Protocol):
 
 
 class Connection(Protocol):
-    """sqlite3.Connection, or skyloft.postgres.PgConnection over psycopg."""
+    """sqlite3.Connection, or runtime.postgres.PgConnection over psycopg."""
 
     def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
 
