@@ -10,6 +10,7 @@ store up from the environment the `store` fixture sets.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -57,7 +58,16 @@ class Appview:
     async def applied(self, seq: int) -> None:
         ingest = self.ctx.ingest
         assert ingest is not None
-        await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
+        try:
+            async with asyncio.timeout(APPLY_TIMEOUT):
+                await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
+        except TimeoutError:
+            tasks = {task.get_name(): task for task in ingest._tasks}
+            ended = {name: repr(task.exception()) for name, task in tasks.items() if task.done()}
+            raise AssertionError(
+                f"seq {seq} not applied in {APPLY_TIMEOUT} s: received {ingest.received},"
+                f" applied {ingest.applied_seq}, ended tasks {ended}"
+            ) from None
 
     async def write(self, account: FakeAccount, writes: dict[str, Any]) -> CommitEvent:
         """Commit `writes` (path -> record in JSON form, None deletes) and wait till indexed."""
@@ -95,6 +105,8 @@ async def serve_appview(config: AppviewConfig, upstream: FakePds) -> AsyncIterat
 
 Start = Callable[..., Any]
 
+# Long enough for a loaded CI machine; a hang fails with what the indexer saw.
+APPLY_TIMEOUT = 60.0
 POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 STORE_ENV = ("BSKY_DB_POSTGRES_URL", "BSKY_DB_POSTGRES_SCHEMA")
 
