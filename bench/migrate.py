@@ -28,6 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from atcore.xrpc.client import http_session  # noqa: E402
 from skyloft.account.migrate import Plan, migrate  # noqa: E402
 from skyloft.account.state import STEPS  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
@@ -125,10 +126,10 @@ async def measure(
     state = old.log_path.parent / "state.json"
     plan = Plan(source=did, new_pds=new.url, plc_url=plc_url, state_path=state)
     servers = {"old PDS": old.pid, "new PDS": new.pid}
-    async with httpx.AsyncClient(timeout=300) as http:
+    async with httpx.AsyncClient(timeout=300) as http, http_session() as pds_http:
         before = {name: cpu_seconds(pid) for name, pid in servers.items()}
         started, cpu = time.perf_counter(), time.process_time()
-        await migrate(plan, prompts, http)
+        await migrate(plan, prompts, http, pds_http)
         total, cpu = time.perf_counter() - started, time.process_time() - cpu
         used = {name: cpu_seconds(pid) - before[name] for name, pid in servers.items()}
     print("| step | seconds | share |\n|---|---:|---:|")

@@ -12,9 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-import httpx
-
-from atcore.xrpc.client import Params, XrpcClient, XrpcClientError
+from atcore.xrpc.client import HttpClient, Params, XrpcClient, XrpcClientError
 
 T = TypeVar("T")
 
@@ -24,6 +22,8 @@ FIRST_DELAY: Final = 0.5
 MAX_DELAY: Final = 30.0
 # What one response may hold: a whole repository CAR or one blob.
 MAX_RESPONSE: Final = 512 * 1024 * 1024
+# How long one call may take: a whole repository of that size on a slow link.
+TIMEOUT: Final = 600.0
 
 
 class Session:
@@ -32,13 +32,13 @@ class Session:
     def __init__(
         self,
         base_url: str,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         *,
         attempts: int = ATTEMPTS,
         first_delay: float = FIRST_DELAY,
         notice: Callable[[str], None] | None = None,
     ) -> None:
-        self.client = XrpcClient(base_url, http, max_response=MAX_RESPONSE)
+        self.client = XrpcClient(base_url, http, max_response=MAX_RESPONSE, timeout=TIMEOUT)
         self.url = self.client.base_url
         self._attempts = attempts
         self._first_delay = first_delay
