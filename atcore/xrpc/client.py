@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
@@ -36,6 +37,16 @@ DEFAULT_TIMEOUT: Final = 60.0
 # Error bodies are a couple of short strings; anything longer is not one.
 _MAX_ERROR_FIELD: Final = 1000
 _READ_CHUNK: Final = 256 * 1024
+
+
+@dataclass(frozen=True)
+class XrpcAnswer:
+    """A 2xx answer: status, media type (no parameters), body, headers (lower-case names)."""
+
+    status: int
+    mime: str
+    body: bytes
+    headers: Mapping[str, str]
 
 
 class XrpcClientError(Exception):
@@ -102,8 +113,14 @@ class XrpcClient:
 
     async def query_bytes(self, nsid: str, params: Params | None = None) -> tuple[bytes, str]:
         """GET `nsid` whose output is not JSON (a blob, a CAR): its bytes and Content-Type."""
-        body, mime = await self._send("GET", nsid, params, None, None)
-        return body, mime
+        answer = await self._send("GET", nsid, params, None, None)
+        return answer.body, answer.mime
+
+    async def query_answer(
+        self, nsid: str, params: Params | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> XrpcAnswer:
+        """GET `nsid` with extra request `headers`; the whole answer, headers included."""
+        return await self._send("GET", nsid, params, None, None, headers)
 
     async def procedure(
         self,
@@ -131,13 +148,13 @@ class XrpcClient:
         content: bytes | None,
         encoding: str | None,
     ) -> Any:
-        body, mime = await self._send(verb, nsid, params, content, encoding)
-        if mime == "application/json":
+        answer = await self._send(verb, nsid, params, content, encoding)
+        if answer.mime == "application/json":
             try:
-                return json.loads(body)
+                return json.loads(answer.body)
             except ValueError as exc:
                 raise XrpcClientError(200, "InvalidResponse", str(exc)) from exc
-        return body
+        return answer.body
 
     async def _send(
         self,
@@ -146,9 +163,10 @@ class XrpcClient:
         params: Params | None,
         content: bytes | None,
         encoding: str | None,
-    ) -> tuple[bytes, str]:
-        """One request; the body and media type of a 2xx answer, else XrpcClientError."""
-        headers = {"accept": "application/json, */*"}
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> XrpcAnswer:
+        """One request; its 2xx answer, else XrpcClientError."""
+        headers = {"accept": "application/json, */*", **(extra_headers or {})}
         if self.auth_header is not None:
             headers["authorization"] = self.auth_header
         if encoding is not None:
@@ -167,10 +185,10 @@ class XrpcClient:
             ) from None
         except (httpx.TransportError, aiohttp.ClientError) as exc:
             raise XrpcClientError(0, "Unknown", f"{type(exc).__name__}: {exc}") from exc
-        status, mime, body, retry_after = answer
-        if not 200 <= status < 300:
-            raise _error_from(status, body if mime == "application/json" else b"", retry_after)
-        return body, mime
+        if not 200 <= answer.status < 300:
+            body = answer.body if answer.mime == "application/json" else b""
+            raise _error_from(answer.status, body, answer.headers.get("retry-after"))
+        return answer
 
     async def _send_httpx(
         self,
@@ -180,7 +198,7 @@ class XrpcClient:
         query: list[tuple[str, str]],
         content: bytes | None,
         headers: dict[str, str],
-    ) -> tuple[int, str, bytes, str | None]:
+    ) -> XrpcAnswer:
         request = http.build_request(
             verb, url, params=tuple(query), content=content, headers=headers
         )
@@ -195,8 +213,7 @@ class XrpcClient:
                 chunks.append(chunk)
         finally:
             await response.aclose()
-        mime = _media_type(response.headers.get("content-type", ""))
-        return response.status_code, mime, b"".join(chunks), response.headers.get("retry-after")
+        return _answer(response.status_code, response.headers.items(), b"".join(chunks))
 
     async def _send_aiohttp(
         self,
@@ -206,7 +223,7 @@ class XrpcClient:
         query: list[tuple[str, str]],
         content: bytes | None,
         headers: dict[str, str],
-    ) -> tuple[int, str, bytes, str | None]:
+    ) -> XrpcAnswer:
         async with http.request(
             verb, url, params=query, data=content, headers=headers, allow_redirects=False
         ) as response:
@@ -217,8 +234,7 @@ class XrpcClient:
                 size += len(chunk)
                 self._check_length(response.status, size)
                 chunks.append(chunk)
-            mime = _media_type(response.headers.get("content-type", ""))
-            return response.status, mime, b"".join(chunks), response.headers.get("retry-after")
+            return _answer(response.status, response.headers.items(), b"".join(chunks))
 
     def _check_length(self, status: int, length: int | str | None) -> None:
         if length is None or (isinstance(length, str) and not length.isdigit()):
@@ -241,8 +257,10 @@ def _encode_params(params: Params) -> list[tuple[str, str]]:
     return encoded
 
 
-def _media_type(content_type: str) -> str:
-    return content_type.split(";", 1)[0].strip().lower()
+def _answer(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> XrpcAnswer:
+    lowered = {name.lower(): value for name, value in headers}
+    mime = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
+    return XrpcAnswer(status, mime, body, lowered)
 
 
 def _error_from(status: int, body: bytes, retry_after: str | None) -> XrpcClientError:

@@ -30,7 +30,9 @@ async def echo(request: Request) -> Response:
         return JSONResponse({"size": len(body), "type": kind, "sha": body[:8].hex()})
     params = [[k, v] for k, v in request.query_params.multi_items()]
     auth = request.headers.get("authorization")
-    return JSONResponse({"params": params, "auth": auth})
+    topics = request.headers.get("x-bsky-topics")
+    body = {"params": params, "auth": auth, "topics": topics}
+    return JSONResponse(body, headers={"Content-Language": "en"})
 
 
 async def blob(_: Request) -> Response:
@@ -100,8 +102,16 @@ async def test_queries_and_procedures(url: str, http: HttpClient) -> None:
     assert got == {
         "params": [["a", "x y"], ["a", "é"], ["b", "true"], ["c", "3"]],
         "auth": "Bearer t",
+        "topics": None,
     }
     assert await client.query_bytes("com.example.blob") == (b"\x89PNG" + bytes(1000), "image/png")
+    answer = await client.query_answer("com.example.echo", headers={"X-Bsky-Topics": "t1"})
+    assert (answer.status, answer.mime, answer.headers["content-language"]) == (
+        200,
+        "application/json",
+        "en",
+    )
+    assert json.loads(answer.body)["topics"] == "t1"
     posted = await client.procedure("com.example.echo", b"\x00\x01raw", encoding="image/webp")
     assert posted == {"size": 5, "type": "image/webp", "sha": "0001726177"}
     sent = await client.procedure("com.example.echo", {"k": b"\x01"})
