@@ -1,11 +1,12 @@
 """Time `skyloft account migrate` between two local PDSes, and the share of each step.
 
 Run: ./scripts/setup test && .venv/bin/python bench/migrate.py [--records 10000] [--blobs 1000]
-[--blob-kb 100]
+[--blob-kb 100] [--client aiohttp|httpx]
 Starts our PLC and two PDSes (`skyloft plc serve`, `skyloft pds serve`, stopped by pid at the
 end), fills an account on the first (one post per blob, each with its image, then plain posts
 up to `--records`, in applyWrites batches), then runs the migration's own code in this process
-to the second PDS, reading the PLC code from the old PDS's development mail log. Prints the
+to the second PDS, reading the PLC code from the old PDS's development mail log (the PDS calls
+go over aiohttp, as the command's do, or over httpx with `--client httpx`). Prints the
 total, each step's seconds and share, the blob copy rate (MB/s), and the CPU time the client
 and each PDS spent. The goal of issue 13: 10,000 records and 1,000 blobs (100 MB) in under
 30 s, the blob copy at 50 MB/s or more.
@@ -120,13 +121,14 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(
-    plc_url: str, old: ServiceProcess, new: ServiceProcess, did: str, blob_bytes: int
+    plc_url: str, old: ServiceProcess, new: ServiceProcess, did: str, blob_bytes: int, client: str
 ) -> None:
     prompts = BenchPrompts(old.log_path)
     state = old.log_path.parent / "state.json"
     plan = Plan(source=did, new_pds=new.url, plc_url=plc_url, state_path=state)
     servers = {"old PDS": old.pid, "new PDS": new.pid}
-    async with httpx.AsyncClient(timeout=300) as http, http_session() as pds_http:
+    async with httpx.AsyncClient(timeout=300) as http, http_session() as session:
+        pds_http = session if client == "aiohttp" else http
         before = {name: cpu_seconds(pid) for name, pid in servers.items()}
         started, cpu = time.perf_counter(), time.process_time()
         await migrate(plan, prompts, http, pds_http)
@@ -143,7 +145,7 @@ async def measure(
     print("".join(f", {name} {seconds:.2f} s" for name, seconds in used.items()))
     print(f"(the identity step includes {prompts.waiting:.2f} s waiting for the mailed code)")
     blob_seconds = prompts.finished["blobs"] - prompts.finished["repo"]
-    print(f"blob copy: {blob_bytes / 1e6 / blob_seconds:.1f} MB/s")
+    print(f"blob copy: {blob_bytes / 1e6 / blob_seconds:.1f} MB/s (PDS calls over {client})")
 
 
 def main() -> None:
@@ -151,6 +153,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--blobs", type=int, default=1000)
     parser.add_argument("--blob-kb", type=int, default=100)
+    parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
@@ -166,7 +169,7 @@ def main() -> None:
         print(f"filled {args.records} records, {args.blobs} blobs of {args.blob_kb} kB", end="")
         print(f" in {time.perf_counter() - started:.1f} s")
         blob_bytes = args.blobs * args.blob_kb * 1000
-        asyncio.run(measure(plc_url, old, new, did, blob_bytes))
+        asyncio.run(measure(plc_url, old, new, did, blob_bytes, args.client))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
