@@ -2,8 +2,9 @@
 (spec-xrpc.md, "Authentication"; spec-account.md, "PDS Account Migration").
 
 Transport failures, rate limits (429) and a server's passing 5xx are retried with exponential
-back-off; an expired access token is replaced by a fresh login with the stored password, so a
-migration that takes longer than a token lives simply carries on.
+back-off, waiting at least as long as a Retry-After header asks (up to MAX_DELAY); an expired
+access token is replaced by a fresh login with the stored password, so a migration that takes
+longer than a token lives simply carries on.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class Session:
             except XrpcClientError as exc:
                 if exc.status not in RETRIED_STATUS or attempt >= self._attempts:
                     raise
+                if exc.retry_after is not None and exc.retry_after.isdigit():
+                    delay = min(max(delay, int(exc.retry_after)), MAX_DELAY)
                 if self._notice is not None:
                     self._notice(f"{self.url}: {exc}; retrying in {delay:g} s")
             await asyncio.sleep(delay)
