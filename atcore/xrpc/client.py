@@ -183,6 +183,8 @@ class XrpcClient:
             raise XrpcClientError(
                 0, "UpstreamTimeout", f"no answer from {url} within {self.timeout:g} s"
             ) from None
+        except httpx.TimeoutException as exc:  # the httpx client's own, shorter, limits
+            raise XrpcClientError(0, "UpstreamTimeout", f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TransportError, aiohttp.ClientError) as exc:
             raise XrpcClientError(0, "Unknown", f"{type(exc).__name__}: {exc}") from exc
         if not 200 <= answer.status < 300:

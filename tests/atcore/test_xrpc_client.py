@@ -154,6 +154,11 @@ async def test_size_and_time_limits(url: str, http: HttpClient) -> None:
         await hasty.query("com.example.slow")
     assert (late.value.status, late.value.error) == (0, "UpstreamTimeout")
     assert isinstance(late.value.upstream(), UpstreamTimeout)
+    if isinstance(http, httpx.AsyncClient):
+        async with httpx.AsyncClient(timeout=0.2, trust_env=False) as impatient:
+            with pytest.raises(XrpcClientError) as own_limit:
+                await XrpcClient(url, impatient).query("com.example.slow")
+            assert (own_limit.value.status, own_limit.value.error) == (0, "UpstreamTimeout")
     gone = XrpcClient("http://127.0.0.1:9", http)
     with pytest.raises(XrpcClientError) as unreachable:
         await gone.query("com.example.echo")
