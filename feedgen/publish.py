@@ -52,7 +52,7 @@ def publish(owner: Owner, feed: Feed, service_did: str) -> str:
 
 
 async def _publish(owner: Owner, feed: Feed, service_did: str) -> str:
-    async with http_session() as http:
+    async with http_session(trust_env=True) as http:
         pds = XrpcClient(owner.pds_url, http, timeout=TIMEOUT)
         login = {"identifier": owner.identifier, "password": owner.password}
         session = await _ok(pds.procedure("com.atproto.server.createSession", login))

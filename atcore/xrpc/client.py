@@ -77,15 +77,16 @@ class XrpcClientError(Exception):
         return UpstreamFailure(self.message or f"upstream answered {self.status} {self.error}")
 
 
-def http_session(*, connections: int = 64) -> aiohttp.ClientSession:
+def http_session(*, connections: int = 64, trust_env: bool = False) -> aiohttp.ClientSession:
     """An aiohttp session tuned for XRPC calls: keep-alive pool of `connections`, no cookie
-    jar, no session-wide time limit (each call has its own). Call inside the event loop;
-    close it (`async with`) when done."""
+    jar, no session-wide time limit (each call has its own). `trust_env` takes proxies from
+    HTTP(S)_PROXY, as a command a person runs should; services leave it off. Call inside the
+    event loop; close it (`async with`) when done."""
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=connections, keepalive_timeout=30),
         cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None),
-        trust_env=False,
+        trust_env=trust_env,
     )
 
 

@@ -156,7 +156,10 @@ def _run(work: Callable[[Clients], Awaitable[None]]) -> int:
     """Run `work` with HTTP clients; a failure is one line on stderr and status 1."""
 
     async def main() -> None:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as web, http_session() as pds:
+        async with (
+            httpx.AsyncClient(timeout=HTTP_TIMEOUT) as web,
+            http_session(trust_env=True) as pds,
+        ):
             await work(Clients(web, pds))
 
     try:
