@@ -7,17 +7,14 @@ that breaks the lexicon is 502 InvalidFeedResponse, no answer at all is 502."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-import httpx
-
 from appview.context import AppviewContext
 from atcore.errors import IdentityError, InvalidSyntax
-from atcore.identity.fetch import read_capped
 from atcore.lexicon import validate_output
+from atcore.xrpc.client import XrpcAnswer, XrpcClient, XrpcClientError
 from atcore.xrpc.errors import InvalidRequest, UpstreamFailure, XrpcError
 
 SERVICE_ID: Final = "bsky_fg"
@@ -50,27 +47,29 @@ async def skeleton(
     """The generator's getFeedSkeleton answer (lexicon-checked) and its content-language."""
     sent = {k: v for k, v in headers.items() if k in PASSED_HEADERS}
     query = {k: v for k, v in params.items() if v is not None}
-    status, body, language = await _get(ctx, url, SKELETON, query, sent, TIMEOUT)
-    if status >= 400:
-        raise _upstream_error(status, body)
     try:
-        value = json.loads(body)
+        answer = await _get(ctx, url, SKELETON, query, sent, TIMEOUT)
+    except XrpcClientError as exc:
+        raise _upstream_error(exc) from None
+    try:
+        value = json.loads(answer.body)
         validate_output(ctx.catalog, SKELETON, value)
     except ValueError:
         raise UpstreamFailure("feed provided an invalid response", "InvalidFeedResponse") from None
-    return value, language
+    return value, answer.headers.get("content-language")
 
 
 async def describes(ctx: AppviewContext, url: str, feed: str) -> tuple[bool, bool]:
     """(isOnline, isValid): whether the generator answers describeFeedGenerator, and whether
     that answer lists `feed`."""
     try:
-        status, body, _ = await _get(ctx, url, DESCRIBE, {}, {}, DESCRIBE_TIMEOUT)
-        value: dict[str, Any] = json.loads(body)
+        answer = await _get(ctx, url, DESCRIBE, {}, {}, DESCRIBE_TIMEOUT)
+        value: dict[str, Any] = json.loads(answer.body)
         validate_output(ctx.catalog, DESCRIBE, value)
-    except (UpstreamFailure, ValueError):
+    except (XrpcClientError, UpstreamFailure, ValueError):
         return False, False
-    return status == 200, status == 200 and any(item["uri"] == feed for item in value["feeds"])
+    online = answer.status == 200
+    return online, online and any(item["uri"] == feed for item in value["feeds"])
 
 
 async def _get(
@@ -80,37 +79,22 @@ async def _get(
     params: Mapping[str, Any],
     headers: Mapping[str, str],
     timeout: float,
-) -> tuple[int, bytes, str | None]:
-    request = ctx.guarded_http.build_request(
-        "GET",
-        f"{url.rstrip('/')}/xrpc/{nsid}",
-        params=params,
-        headers={**headers, "user-agent": USER_AGENT, "accept-encoding": "identity"},
-    )
+) -> XrpcAnswer:
+    """The generator's 2xx answer; XrpcClientError for any other."""
+    client = XrpcClient(url, ctx.guarded_http, max_response=MAX_BYTES, timeout=timeout)
+    sent = {**headers, "user-agent": USER_AGENT, "accept-encoding": "identity"}
     try:
-        async with asyncio.timeout(timeout):
-            response = await ctx.guarded_http.send(request, stream=True)
-            try:
-                body = await read_capped(response, MAX_BYTES)
-            finally:
-                await response.aclose()
-    except (TimeoutError, httpx.HTTPError, IdentityError):
-        # UnsafeAddress (an endpoint on a private address) is an IdentityError too.
+        return await client.query_answer(nsid, params, headers=sent)
+    except IdentityError:
+        # UnsafeAddress: the endpoint is on an address the guard refuses.
         raise UpstreamFailure("feed unavailable") from None
-    return response.status_code, body, response.headers.get("content-language")
 
 
-def _upstream_error(status: int, body: bytes) -> XrpcError:
-    """The generator's XRPC error as ours, keeping its name and message."""
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        parsed = None
-    if not isinstance(parsed, dict):
+def _upstream_error(exc: XrpcClientError) -> XrpcError:
+    """The generator's failure as ours: its XRPC error keeps its status and name (its 500
+    becomes a 502); no answer at all, or an unreadable one, is 502."""
+    if exc.status < 400:
         return UpstreamFailure("feed unavailable")
-    error, message = parsed.get("error"), parsed.get("message")
     return XrpcError(
-        502 if status == 500 or status >= 600 else status,
-        error if isinstance(error, str) else None,
-        message if isinstance(message, str) else None,
+        502 if exc.status == 500 or exc.status >= 600 else exc.status, exc.error, exc.message
     )

@@ -1,11 +1,12 @@
 """Time `skyloft account migrate` between two local PDSes, and the share of each step.
 
 Run: ./scripts/setup test && .venv/bin/python bench/migrate.py [--records 10000] [--blobs 1000]
-[--blob-kb 100]
+[--blob-kb 100] [--client aiohttp|httpx]
 Starts our PLC and two PDSes (`skyloft plc serve`, `skyloft pds serve`, stopped by pid at the
 end), fills an account on the first (one post per blob, each with its image, then plain posts
 up to `--records`, in applyWrites batches), then runs the migration's own code in this process
-to the second PDS, reading the PLC code from the old PDS's development mail log. Prints the
+to the second PDS, reading the PLC code from the old PDS's development mail log (the PDS calls
+go over aiohttp, as the command's do, or over httpx with `--client httpx`). Prints the
 total, each step's seconds and share, the blob copy rate (MB/s), and the CPU time the client
 and each PDS spent. The goal of issue 13: 10,000 records and 1,000 blobs (100 MB) in under
 30 s, the blob copy at 50 MB/s or more.
@@ -28,6 +29,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from atcore.xrpc.client import http_session  # noqa: E402
 from skyloft.account.migrate import Plan, migrate  # noqa: E402
 from skyloft.account.state import STEPS  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
@@ -40,12 +42,15 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 class BenchPrompts:
-    """Passwords, the PLC code from the old PDS's log, and the time each step finished."""
+    """Passwords, the PLC code from the old PDS's log, and when each step finished: the wall
+    clock and the CPU seconds used so far by this process and each PDS."""
 
-    def __init__(self, old_log: Path) -> None:
+    def __init__(self, old_log: Path, pids: list[int]) -> None:
         self.old_log = old_log
         self.mail_start = len(old_log.read_text())
+        self.pids = pids
         self.finished: dict[str, float] = {}
+        self.cpu: dict[str, list[float]] = {}
         self.waiting = 0.0
 
     def old_password(self) -> str:
@@ -63,9 +68,14 @@ class BenchPrompts:
                 return str(codes[-1])
             time.sleep(0.01)
 
+    def clocks(self) -> tuple[float, list[float]]:
+        cpu = [time.process_time()] + [cpu_seconds(pid) for pid in self.pids]
+        return time.perf_counter(), cpu
+
     def say(self, text: str) -> None:
         if text.startswith("done: "):
-            self.finished[text.removeprefix("done: ")] = time.perf_counter()
+            step = text.removeprefix("done: ")
+            self.finished[step], self.cpu[step] = self.clocks()
 
 
 async def fill(url: str, records: int, blobs: int, blob_size: int) -> str:
@@ -119,30 +129,46 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def measure(
-    plc_url: str, old: ServiceProcess, new: ServiceProcess, did: str, blob_bytes: int
+    plc_url: str,
+    old: ServiceProcess,
+    new: ServiceProcess,
+    did: str,
+    blobs: int,
+    blob_size: int,
+    client: str,
 ) -> None:
-    prompts = BenchPrompts(old.log_path)
+    prompts = BenchPrompts(old.log_path, [old.pid, new.pid])
     state = old.log_path.parent / "state.json"
     plan = Plan(source=did, new_pds=new.url, plc_url=plc_url, state_path=state)
-    servers = {"old PDS": old.pid, "new PDS": new.pid}
-    async with httpx.AsyncClient(timeout=300) as http:
-        before = {name: cpu_seconds(pid) for name, pid in servers.items()}
-        started, cpu = time.perf_counter(), time.process_time()
-        await migrate(plan, prompts, http)
-        total, cpu = time.perf_counter() - started, time.process_time() - cpu
-        used = {name: cpu_seconds(pid) - before[name] for name, pid in servers.items()}
-    print("| step | seconds | share |\n|---|---:|---:|")
-    previous = started
+    async with httpx.AsyncClient(timeout=300) as http, http_session() as session:
+        pds_http = session if client == "aiohttp" else http
+        started, start_cpu = prompts.clocks()
+        await migrate(plan, prompts, http, pds_http)
+        total = time.perf_counter() - started
+    print("| step | seconds | share | CPU s: client | old PDS | new PDS |")
+    print("|---|---:|---:|---:|---:|---:|")
+    previous, previous_cpu = started, start_cpu
     for step in STEPS:
         seconds = prompts.finished[step] - previous
-        previous = prompts.finished[step]
-        print(f"| {step} | {seconds:.2f} | {100 * seconds / total:.0f}% |")
-    print(f"| **total** | **{total:.2f}** | |")
-    print(f"CPU used: migrating client {cpu:.2f} s", end="")
-    print("".join(f", {name} {seconds:.2f} s" for name, seconds in used.items()))
+        cells = " | ".join(f"{cpu:.2f}" for cpu in spent(prompts.cpu[step], previous_cpu))
+        previous, previous_cpu = prompts.finished[step], prompts.cpu[step]
+        print(f"| {step} | {seconds:.2f} | {100 * seconds / total:.0f}% | {cells} |")
+    cells = " | ".join(f"{cpu:.2f}" for cpu in spent(previous_cpu, start_cpu))
+    print(f"| **total** | **{total:.2f}** | | {cells} |")
     print(f"(the identity step includes {prompts.waiting:.2f} s waiting for the mailed code)")
     blob_seconds = prompts.finished["blobs"] - prompts.finished["repo"]
-    print(f"blob copy: {blob_bytes / 1e6 / blob_seconds:.1f} MB/s")
+    rate = blobs * blob_size / 1e6 / blob_seconds
+    per_blob = spent(prompts.cpu["blobs"], prompts.cpu["repo"])
+    print(f"blob copy: {rate:.1f} MB/s (PDS calls over {client}); CPU per blob: client", end="")
+    print(
+        " {:.2f} ms, old PDS {:.2f} ms, new PDS {:.2f} ms".format(
+            *(1000 * c / blobs for c in per_blob)
+        )
+    )
+
+
+def spent(later: list[float], earlier: list[float]) -> list[float]:
+    return [now - then for now, then in zip(later, earlier, strict=True)]
 
 
 def main() -> None:
@@ -150,6 +176,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--blobs", type=int, default=1000)
     parser.add_argument("--blob-kb", type=int, default=100)
+    parser.add_argument("--client", choices=("aiohttp", "httpx"), default="aiohttp")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} (cores: {os.cpu_count()})")
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
@@ -164,8 +191,8 @@ def main() -> None:
         did = asyncio.run(fill(old.url, args.records, args.blobs, args.blob_kb * 1000))
         print(f"filled {args.records} records, {args.blobs} blobs of {args.blob_kb} kB", end="")
         print(f" in {time.perf_counter() - started:.1f} s")
-        blob_bytes = args.blobs * args.blob_kb * 1000
-        asyncio.run(measure(plc_url, old, new, did, blob_bytes))
+        size = args.blob_kb * 1000
+        asyncio.run(measure(plc_url, old, new, did, args.blobs, size, args.client))
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

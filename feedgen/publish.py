@@ -7,12 +7,13 @@ feed generator's service DID, where appviews send `getFeedSkeleton`.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import httpx
-
+from atcore.xrpc.client import XrpcClient, XrpcClientError, http_session
 from feedgen.sdk import Feed
 
 GENERATOR: Final = "app.bsky.feed.generator"
@@ -47,29 +48,32 @@ def generator_record(feed: Feed, service_did: str) -> dict[str, Any]:
 
 def publish(owner: Owner, feed: Feed, service_did: str) -> str:
     """Log in as `owner`, put the generator record, log out; returns the feed's at:// URI."""
-    base = owner.pds_url.rstrip("/") + "/xrpc/"
-    with httpx.Client(timeout=TIMEOUT) as http:
+    return asyncio.run(_publish(owner, feed, service_did))
+
+
+async def _publish(owner: Owner, feed: Feed, service_did: str) -> str:
+    async with http_session(trust_env=True) as http:
+        pds = XrpcClient(owner.pds_url, http, timeout=TIMEOUT)
         login = {"identifier": owner.identifier, "password": owner.password}
-        session = _ok(http.post(base + "com.atproto.server.createSession", json=login))
-        auth = {"Authorization": f"Bearer {session['accessJwt']}"}
+        session = await _ok(pds.procedure("com.atproto.server.createSession", login))
+        pds.auth_header = f"Bearer {session['accessJwt']}"
         body = {
             "repo": session["did"],
             "collection": GENERATOR,
             "rkey": feed.name,
             "record": generator_record(feed, service_did),
         }
-        written = _ok(http.post(base + "com.atproto.repo.putRecord", json=body, headers=auth))
-        refresh = {"Authorization": f"Bearer {session['refreshJwt']}"}
-        http.post(base + "com.atproto.server.deleteSession", headers=refresh)
+        written = await _ok(pds.procedure("com.atproto.repo.putRecord", body))
+        pds.auth_header = f"Bearer {session['refreshJwt']}"
+        try:
+            await pds.procedure("com.atproto.server.deleteSession")
+        except XrpcClientError:
+            pass  # the record is written; a session left to expire harms nothing
     return str(written["uri"])
 
 
-def _ok(response: httpx.Response) -> Any:
-    if response.status_code != 200:
-        try:
-            body = response.json()
-            detail = f"{body.get('error')}: {body.get('message')}"
-        except ValueError:
-            detail = response.text[:200]
-        raise PublishError(f"{response.request.url.path} failed ({response.status_code}) {detail}")
-    return response.json()
+async def _ok(call: Awaitable[Any]) -> Any:
+    try:
+        return await call
+    except XrpcClientError as exc:
+        raise PublishError(f"the PDS refused: {exc}") from exc

@@ -3,15 +3,17 @@
 
 DIR/backup.json names the DID, the PDS and signing key it was taken from, the revision reached
 and the repository segments in order: the first a whole CAR, each later one only the blocks
-since the previous revision. Blobs are files named by their CID under DIR/blobs, preferences
-DIR/preferences.json. The manifest is replaced last, so an interrupted backup is simply the
-previous one plus some files it will find again.
+since the previous revision. Blobs are files named by their CID under DIR/blobs, with the MIME
+type the PDS served each with (getBlob's Content-Type) in the manifest, so a recovery uploads
+each blob as what it is; preferences are DIR/preferences.json. The manifest is replaced last,
+so an interrupted backup is simply the previous one plus some files it will find again.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -29,6 +31,8 @@ from skyloft.account.session import Session
 
 MANIFEST: Final = "backup.json"
 PAGE: Final = 1000
+# An RFC 6838 type or subtype name.
+_TOKEN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}")
 
 
 @dataclass
@@ -38,6 +42,8 @@ class Manifest:
     signing_key: str
     rev: str | None = None
     segments: list[str] = field(default_factory=list)
+    # Blob CID -> its MIME type (absent from backups made before types were kept).
+    blob_types: dict[str, str] = field(default_factory=dict)
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -74,18 +80,27 @@ async def backup(pds: Session, manifest: Manifest, out: Path, preferences: bool)
     blobs = 0
     for cid in await _blob_list(pds, did):
         path = out / "blobs" / cid
-        if path.exists():
+        if path.exists() and cid in manifest.blob_types:
             continue
-        data, _ = await pds.query_bytes("com.atproto.sync.getBlob", {"did": did, "cid": cid})
+        data, mime = await pds.query_bytes("com.atproto.sync.getBlob", {"did": did, "cid": cid})
         if cid_for_raw(data).encode() != cid:
             raise ValueError(f"blob {cid}: the PDS sent bytes of another CID")
+        if not is_mime_type(mime):
+            raise ValueError(f"blob {cid}: the PDS served it as {mime!r}, not a MIME type")
         _write(path, data)
+        manifest.blob_types[cid] = mime
         blobs += 1
     if preferences:
         prefs = await pds.query("app.bsky.actor.getPreferences")
         _write(out / "preferences.json", json.dumps(prefs, indent=2).encode())
     _write(out / MANIFEST, json.dumps(asdict(manifest), indent=2).encode())
     return fetched, blobs
+
+
+def is_mime_type(text: str) -> bool:
+    """`type/subtype`, as a Content-Type names a blob's type (parameters already cut off)."""
+    kind, slash, subtype = text.partition("/")
+    return bool(slash and _TOKEN.fullmatch(kind) and _TOKEN.fullmatch(subtype))
 
 
 async def _blob_list(pds: Session, did: str) -> list[str]:
@@ -130,7 +145,8 @@ def load_repo(out: Path) -> tuple[Manifest, MemoryBlockStore, RepoHead]:
 
 def verify_backup(out: Path) -> BackupReport:
     """Check every block hash, the MST, the head commit's signature against the key recorded at
-    backup time, every record, and that every blob a record references is there and intact.
+    backup time, every record, and that every blob a record references is there, intact and
+    has its MIME type.
     ValueError (or MissingBlock) names the first problem."""
     manifest, store, head = load_repo(out)
     assert head.commit is not None
@@ -149,5 +165,9 @@ def verify_backup(out: Path) -> BackupReport:
     for name in sorted(present):
         if cid_for_raw((out / "blobs" / name).read_bytes()).encode() != name:
             raise ValueError(f"blob {name}: its bytes do not match its CID")
+        if not is_mime_type(manifest.blob_types.get(name, "")):
+            raise ValueError(
+                f"blob {name}: no MIME type recorded (run `skyloft account backup` again)"
+            )
     assert manifest.rev is not None
     return BackupReport(manifest.did, manifest.rev, records, len(present))

@@ -14,7 +14,7 @@ from atcore.xrpc.client import XrpcClientError
 from skyloft.account.progress import Progress
 from skyloft.account.session import Session
 
-CONCURRENCY: Final = 4
+CONCURRENCY: Final = 8
 PAGE: Final = 500
 
 

@@ -15,16 +15,18 @@ import getpass
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import aiohttp
 import httpx
 
 from atcore.errors import IdentityError, MissingBlock
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import private_key_from_hex
-from atcore.xrpc.client import XrpcClientError
+from atcore.xrpc.client import XrpcClientError, http_session
 from skyloft.account.backup import Manifest, backup, load_manifest, verify_backup
 from skyloft.account.blobs import BlobsMissing
 from skyloft.account.migrate import Plan, migrate, resolve_account
@@ -142,12 +144,23 @@ class TerminalPrompts:
         print(text, file=sys.stderr, flush=True)
 
 
-def _run(work: Callable[[httpx.AsyncClient], Awaitable[None]]) -> int:
-    """Run `work` with an HTTP client; a failure is one line on stderr and status 1."""
+@dataclass(frozen=True)
+class Clients:
+    """`web` resolves identities and talks to the PLC; `pds` carries the XRPC calls."""
+
+    web: httpx.AsyncClient
+    pds: aiohttp.ClientSession
+
+
+def _run(work: Callable[[Clients], Awaitable[None]]) -> int:
+    """Run `work` with HTTP clients; a failure is one line on stderr and status 1."""
 
     async def main() -> None:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
-            await work(http)
+        async with (
+            httpx.AsyncClient(timeout=HTTP_TIMEOUT) as web,
+            http_session(trust_env=True) as pds,
+        ):
+            await work(Clients(web, pds))
 
     try:
         asyncio.run(main())
@@ -174,8 +187,8 @@ def run_migrate(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
 
-    async def work(http: httpx.AsyncClient) -> None:
-        await migrate(plan, TerminalPrompts(), http)
+    async def work(http: Clients) -> None:
+        await migrate(plan, TerminalPrompts(), http.web, http.pds)
 
     status = _run(work)
     if status == 1:
@@ -185,22 +198,22 @@ def run_migrate(args: argparse.Namespace) -> int:
     return status
 
 
-async def _login(http: httpx.AsyncClient, plc_url: str, account: str) -> tuple[str, Session]:
+async def _login(http: Clients, plc_url: str, account: str) -> tuple[str, Session]:
     """The account's DID, and a session on the PDS its DID document names."""
-    resolver = IdentityResolver(plc_url, http, allow_private=True)
+    resolver = IdentityResolver(plc_url, http.web, allow_private=True)
     did = await resolve_account(resolver, account)
-    pds = Session((await resolver.resolve_did(did)).require_pds_endpoint(), http)
+    pds = Session((await resolver.resolve_did(did)).require_pds_endpoint(), http.pds)
     await pds.login(did, _password("SKYLOFT_PASSWORD", "password: "))
     return did, pds
 
 
 def run_rotation_key_add(args: argparse.Namespace) -> int:
-    async def work(http: httpx.AsyncClient) -> None:
+    async def work(http: Clients) -> None:
         if args.out.exists():
             raise MigrationError(f"{args.out} exists already: name a new file for the key")
         plc_url = _plc_url(args)
         did, pds = await _login(http, plc_url, args.account)
-        plc = PlcClient(plc_url, http)
+        plc = PlcClient(plc_url, http.web)
         key = await add_rotation_key(pds, plc, did, args.out, args.plc_token, TerminalPrompts())
         print(f"private key (hex, shown once; also in {args.out}): {key.hex()}")
         print(f"rotation key {key.public_key().did_key()} now comes first for {did}")
@@ -209,24 +222,24 @@ def run_rotation_key_add(args: argparse.Namespace) -> int:
 
 
 def run_rotation_key_undo(args: argparse.Namespace) -> int:
-    async def work(http: httpx.AsyncClient) -> None:
+    async def work(http: Clients) -> None:
         key = private_key_from_hex("k256", args.rotation_key.read_text().strip())
         plc_url = _plc_url(args)
-        resolver = IdentityResolver(plc_url, http, allow_private=True)
+        resolver = IdentityResolver(plc_url, http.web, allow_private=True)
         did = await resolve_account(resolver, args.account)
-        for cid in await undo_operations(PlcClient(plc_url, http), did, key, args.count):
+        for cid in await undo_operations(PlcClient(plc_url, http.web), did, key, args.count):
             print(f"undone: {cid}")
 
     return _run(work)
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    async def work(http: httpx.AsyncClient) -> None:
+    async def work(http: Clients) -> None:
         manifest = load_manifest(args.out)
         account = args.account or (manifest.did if manifest else None)
         if account is None:
             raise MigrationError(f"{args.out} holds no backup yet: name the --account")
-        resolver = IdentityResolver(_plc_url(args), http, allow_private=True)
+        resolver = IdentityResolver(_plc_url(args), http.web, allow_private=True)
         did = await resolve_account(resolver, account)
         if manifest is not None and manifest.did != did:
             raise MigrationError(f"{args.out} is a backup of {manifest.did}, not of {did}")
@@ -235,7 +248,7 @@ def run_backup(args: argparse.Namespace) -> int:
         if manifest is None:
             manifest = Manifest(did, doc.require_pds_endpoint(), key)
         manifest.pds, manifest.signing_key = doc.require_pds_endpoint(), key
-        pds = Session(manifest.pds, http)
+        pds = Session(manifest.pds, http.pds)
         if not args.no_preferences:
             await pds.login(did, _password("SKYLOFT_PASSWORD", "password: "))
         size, blobs = await backup(pds, manifest, args.out, not args.no_preferences)
@@ -246,15 +259,15 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_recover(args: argparse.Namespace) -> int:
-    async def work(http: httpx.AsyncClient) -> None:
+    async def work(http: Clients) -> None:
         key = private_key_from_hex("k256", args.rotation_key.read_text().strip())
         plc_url = _plc_url(args)
-        resolver = IdentityResolver(plc_url, http, allow_private=True)
-        new = Session(args.new_pds, http)
+        resolver = IdentityResolver(plc_url, http.web, allow_private=True)
+        new = Session(args.new_pds, http.pds)
         password = _password("SKYLOFT_NEW_PASSWORD", "password on the new PDS: ")
         account = {"handle": args.new_handle, "email": args.email, "inviteCode": args.invite_code}
         did = await recover(
-            args.backup, key, new, PlcClient(plc_url, http), resolver, password, account
+            args.backup, key, new, PlcClient(plc_url, http.web), resolver, password, account
         )
         print(f"recovered {did} onto {args.new_pds}")
 
@@ -262,7 +275,7 @@ def run_recover(args: argparse.Namespace) -> int:
 
 
 def run_verify_backup(args: argparse.Namespace) -> int:
-    async def work(_: httpx.AsyncClient) -> None:
+    async def work(_: Clients) -> None:
         report = verify_backup(args.dir)
         print(
             f"valid: {report.did} rev {report.rev}, {report.records} records, {report.blobs} blobs"

@@ -20,7 +20,7 @@ import httpx
 from atcore.identity.diddoc import normalize_service_url
 from atcore.identity.resolver import IdentityResolver
 from atcore.syntax.did import is_valid_did
-from atcore.xrpc.client import XrpcClientError
+from atcore.xrpc.client import HttpClient, XrpcClientError
 from skyloft.account import state as states
 from skyloft.account.blobs import copy_blobs
 from skyloft.account.identity import IdentityStep
@@ -49,7 +49,11 @@ class Plan:
     dry_run: bool = False
 
 
-async def migrate(plan: Plan, prompts: Prompts, http: httpx.AsyncClient) -> MigrationState:
+async def migrate(
+    plan: Plan, prompts: Prompts, http: httpx.AsyncClient, pds_http: HttpClient | None = None
+) -> MigrationState:
+    """Run (or continue) the migration. `http` resolves identities; the calls to both PDSes go
+    through `pds_http` (default: `http`), best an `atcore.xrpc.client.http_session()`."""
     resolver = IdentityResolver(plan.plc_url, http, allow_private=True)
     did = await resolve_account(resolver, plan.source)
     path = plan.state_path or states.default_path(did)
@@ -60,8 +64,8 @@ async def migrate(plan: Plan, prompts: Prompts, http: httpx.AsyncClient) -> Migr
     if plan.dry_run:
         _describe(state, prompts)
         return state
-    old = Session(state.old_pds, http, notice=prompts.say)
-    new = Session(state.new_pds, http, notice=prompts.say)
+    old = Session(state.old_pds, pds_http or http, notice=prompts.say)
+    new = Session(state.new_pds, pds_http or http, notice=prompts.say)
     old_info = await old.login(did, prompts.old_password())
     new_password = prompts.new_password()
     journal = states.Journal(path, state, prompts.say)

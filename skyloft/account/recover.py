@@ -26,7 +26,7 @@ from atcore.jwt import encode_es
 from atcore.keys import PrivateKey, generate_k256
 from atcore.repo import export_blocks
 from atcore.xrpc.client import XrpcClientError
-from skyloft.account.backup import load_repo
+from skyloft.account.backup import Manifest, load_repo
 from skyloft.account.blobs import missing_blobs
 from skyloft.account.identity import points_at
 from skyloft.account.person import MigrationError
@@ -61,7 +61,7 @@ async def recover(
         await _create(did, data, rotation_key, new, plc, password, account)
     car = write_car(head.root, export_blocks(store, head))
     await new.procedure("com.atproto.repo.importRepo", car, encoding="application/vnd.ipld.car")
-    await _upload_blobs(backup_dir, new)
+    await _upload_blobs(backup_dir, manifest, new)
     prefs = backup_dir / "preferences.json"
     if prefs.exists():
         await new.procedure("app.bsky.actor.putPreferences", json.loads(prefs.read_text()))
@@ -118,11 +118,12 @@ async def _create(
     new.remember(did, password)
 
 
-async def _upload_blobs(backup_dir: Path, new: Session) -> None:
+async def _upload_blobs(backup_dir: Path, manifest: Manifest, new: Session) -> None:
+    """Each blob the new PDS misses, as the type the old PDS served it with (a backup made
+    before types were kept leaves the new PDS to recognise images by their bytes)."""
     for cid in await missing_blobs(new):
         path = backup_dir / "blobs" / cid
         if not path.exists():
             raise MigrationError(f"blob {cid} is not in the backup")
-        await new.procedure(
-            "com.atproto.repo.uploadBlob", path.read_bytes(), encoding="application/octet-stream"
-        )
+        mime = manifest.blob_types.get(cid, "application/octet-stream")
+        await new.procedure("com.atproto.repo.uploadBlob", path.read_bytes(), encoding=mime)

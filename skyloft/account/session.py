@@ -2,8 +2,9 @@
 (spec-xrpc.md, "Authentication"; spec-account.md, "PDS Account Migration").
 
 Transport failures, rate limits (429) and a server's passing 5xx are retried with exponential
-back-off; an expired access token is replaced by a fresh login with the stored password, so a
-migration that takes longer than a token lives simply carries on.
+back-off, waiting at least as long as a Retry-After header asks (up to MAX_DELAY); an expired
+access token is replaced by a fresh login with the stored password, so a migration that takes
+longer than a token lives simply carries on.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-import httpx
-
-from atcore.xrpc.client import Params, XrpcClient, XrpcClientError
+from atcore.xrpc.client import HttpClient, Params, XrpcClient, XrpcClientError
 
 T = TypeVar("T")
 
@@ -24,6 +23,8 @@ FIRST_DELAY: Final = 0.5
 MAX_DELAY: Final = 30.0
 # What one response may hold: a whole repository CAR or one blob.
 MAX_RESPONSE: Final = 512 * 1024 * 1024
+# How long one call may take: a whole repository of that size on a slow link.
+TIMEOUT: Final = 600.0
 
 
 class Session:
@@ -32,13 +33,13 @@ class Session:
     def __init__(
         self,
         base_url: str,
-        http: httpx.AsyncClient,
+        http: HttpClient,
         *,
         attempts: int = ATTEMPTS,
         first_delay: float = FIRST_DELAY,
         notice: Callable[[str], None] | None = None,
     ) -> None:
-        self.client = XrpcClient(base_url, http, max_response=MAX_RESPONSE)
+        self.client = XrpcClient(base_url, http, max_response=MAX_RESPONSE, timeout=TIMEOUT)
         self.url = self.client.base_url
         self._attempts = attempts
         self._first_delay = first_delay
@@ -94,6 +95,8 @@ class Session:
             except XrpcClientError as exc:
                 if exc.status not in RETRIED_STATUS or attempt >= self._attempts:
                     raise
+                if exc.retry_after is not None and exc.retry_after.isdigit():
+                    delay = min(max(delay, int(exc.retry_after)), MAX_DELAY)
                 if self._notice is not None:
                     self._notice(f"{self.url}: {exc}; retrying in {delay:g} s")
             await asyncio.sleep(delay)

@@ -52,6 +52,9 @@ async def recover_scenario(
     for n in range(3):
         image = await gus.upload(png(20, 20))
         await gus.create({**post_with_image(image), "text": f"picture {n}"})
+    # Bytes no PDS recognises as an image: only the type kept in the backup says what they are.
+    unsniffable = await gus.upload(b"declared image/png, without the PNG signature")
+    await gus.create({**post_with_image(unsniffable), "text": "odd picture"})
     prefs = [{"$type": "app.bsky.actor.defs#adultContentPref", "enabled": True}]
     await gus.call("app.bsky.actor.putPreferences", {"preferences": prefs})
     records = (await gus.call("com.atproto.server.checkAccountStatus"))["indexedRecords"]
@@ -89,13 +92,18 @@ async def recover_scenario(
     status = await moved.call("com.atproto.server.checkAccountStatus")
     assert status["activated"] and status["validDid"]
     assert status["indexedRecords"] == records
-    assert status["expectedBlobs"] == status["importedBlobs"] == 4
+    assert status["expectedBlobs"] == status["importedBlobs"] == 5
     assert (await moved.call("app.bsky.actor.getPreferences"))["preferences"] == prefs
     served = await new.http.get(
         "/xrpc/com.atproto.sync.getBlob",
         params={"did": gus.did, "cid": avatar["ref"]["$link"]},
     )
     assert served.content == AVATAR
+    odd = await new.http.get(
+        "/xrpc/com.atproto.sync.getBlob",
+        params={"did": gus.did, "cid": unsniffable["ref"]["$link"]},
+    )
+    assert odd.headers["content-type"] == unsniffable["mimeType"] == "image/png"
     await moved.create({"$type": "app.bsky.feed.post", "text": "back", "createdAt": NOW})
     follows = await bob.call(
         "com.atproto.repo.listRecords", repo=bob.did, collection="app.bsky.graph.follow"

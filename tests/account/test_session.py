@@ -29,7 +29,8 @@ def flaky_server() -> tuple[Starlette, Counter[str]]:
     async def limited(request: Request) -> JSONResponse:
         calls["limited"] += 1
         if calls["limited"] < 3:
-            return JSONResponse({"error": "RateLimitExceeded"}, status_code=429)
+            wait = {"retry-after": "1"} if "slow" in request.query_params else {}
+            return JSONResponse({"error": "RateLimitExceeded"}, status_code=429, headers=wait)
         return JSONResponse({"ok": True})
 
     async def expiring(request: Request) -> JSONResponse:
@@ -64,6 +65,17 @@ async def test_retries_and_fresh_login() -> None:
             await session.query("test.refused")
         assert (refused.value.status, refused.value.error) == (400, "InvalidRequest")
         assert calls["refused"] == 1
+
+
+async def test_waits_as_long_as_retry_after_asks() -> None:
+    app, calls = flaky_server()
+    notices: list[str] = []
+    async with serving_in_loop(app) as url, httpx.AsyncClient() as http:
+        session = Session(url, http, first_delay=0.01, notice=notices.append)
+        assert await session.query("test.limited", {"slow": True}) == {"ok": True}
+    # The first wait is the server's second, the next doubles it as back-off does.
+    waits = [notice.rsplit(";", 1)[1] for notice in notices]
+    assert waits == [" retrying in 1 s", " retrying in 2 s"]
 
 
 async def test_gives_up_after_its_attempts() -> None:
