@@ -124,12 +124,14 @@ def fan_out(
         time.sleep(0.5)
         consumers.ask("report")
         cpu = proc_status(jetstream.pid)["cpu"]
+        reader_cpu = proc_status(consumers.proc.pid)["cpu"]
         started = time.perf_counter()
         relay.ask(f"send {n} {args.rate}")
         until_ingested(jetstream.url, sent + n)
         time.sleep(1.0)  # what is still on its way to the consumers
         seconds = time.perf_counter() - started
         used = proc_status(jetstream.pid)["cpu"] - cpu
+        reader_used = proc_status(consumers.proc.pid)["cpu"] - reader_cpu
         report = consumers.ask("report")["consumers"]
         consumers.ask("close")
     counts = [c["count"] for c in report]
@@ -144,6 +146,7 @@ def fan_out(
         "p50": pct(lags, 0.5),
         "p99": pct(lags, 0.99),
         "cpu": used / seconds,
+        "reader_cpu": reader_used / seconds,
         "rss": mem["VmRSS"],
         "hwm": mem["VmHWM"],
         "errors": sum(c["errors"] for c in report),
@@ -152,13 +155,16 @@ def fan_out(
 
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nrelay at {args.rate:,.0f} frames/s for {args.seconds:.0f} s; filter {args.filter}")
-    print("| consumers | events/s each | events/s in all | lag p50 | lag p99 | CPU | RSS (peak) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| consumers | events/s each | events/s in all | lag p50 | lag p99 | CPU | RSS (peak) |"
+        " consumers' CPU |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['k']} | {r['per_consumer']:,.0f} | {r['total']:,.0f} | "
             f"{r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms | {r['cpu']:.0%} | "
-            f"{r['rss']:.0f} MB ({r['hwm']:.0f}) |"
+            f"{r['rss']:.0f} MB ({r['hwm']:.0f}) | {r['reader_cpu']:.0%} |"
         )
     print(
         f"goals: {GOAL_PER_CONSUMER:,} events/s to each of 1,000 filtered consumers, "
