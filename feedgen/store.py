@@ -1,11 +1,13 @@
 """The feed generator's store: every SQL statement of the SDK, and its SQLite home,
 `<data>/feedgen.sqlite` (feedgen.store_pg runs the same statements on PostgreSQL).
 
-Two tables: `item` holds the records a feed selected (`in_feed` 1, with their rank) or kept
+Three tables: `item` holds the records a feed selected (`in_feed` 1, with their rank) or kept
 for its personalised function (`in_feed` 0, ranked by arrival), with the record's subject when
-it has one; `subscription` holds the subscription's position, written in the same transaction
-as the items it covers, so a restart resumes exactly where the last commit left off (WAL, one
-writer thread, as relay.db does; reads run inline, see Store.read).
+it has one; `hidden` the accounts not active (taken down, suspended, deactivated), whose
+records skeletons leave out until they are active again; `subscription` holds the
+subscription's position, written in the same transaction as the items it covers, so a restart
+resumes exactly where the last commit left off (WAL, one writer thread, as relay.db does;
+reads run inline, see Store.read).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
@@ -35,6 +37,7 @@ CREATE INDEX IF NOT EXISTS item_feed ON item (rank DESC, uri DESC) WHERE in_feed
 CREATE INDEX IF NOT EXISTS item_author ON item (collection, did, rank DESC);
 CREATE INDEX IF NOT EXISTS item_did ON item (did);
 CREATE TABLE IF NOT EXISTS subscription (source TEXT PRIMARY KEY, position BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS hidden (did TEXT PRIMARY KEY);
 """
 # The same statements run on SQLite and PostgreSQL (feedgen.store_pg): `?` is the parameter
 # mark, rewritten for drivers that use another.
@@ -46,6 +49,12 @@ UPSERT_ITEM: Final = (
 UPSERT_POSITION: Final = (
     "INSERT INTO subscription VALUES (?, ?)"
     " ON CONFLICT (source) DO UPDATE SET position = excluded.position"
+)
+# Records of hidden accounts, and subjects (a URI, or a DID) of them, are left out of pages.
+VISIBLE: Final = "did NOT IN (SELECT did FROM hidden)"
+VISIBLE_SUBJECT: Final = (
+    "NOT EXISTS (SELECT 1 FROM hidden WHERE subject = hidden.did"
+    " OR substr(subject, 1, length(hidden.did) + 6) = 'at://' || hidden.did || '/')"
 )
 # Personalised reads take at most this many authors (SQLite's bound on one statement's
 # variables is 32,766; a viewer following more is read as following the newest follows).
@@ -64,15 +73,17 @@ class Item:
 
 @dataclass
 class Batch:
-    """What one transaction writes: items to store, URIs and accounts to forget, the cursor."""
+    """What one transaction writes: items to store, URIs and accounts to forget, the cursor,
+    and accounts hidden (False) or shown again (True), in the order they came."""
 
     puts: list[Item]
     deletes: list[str]
     accounts_gone: list[str]
     position: int | None = None
+    statuses: list[tuple[str, bool]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.puts) + len(self.deletes) + len(self.accounts_gone)
+        return len(self.puts) + len(self.deletes) + len(self.accounts_gone) + len(self.statuses)
 
 
 class FeedStore(Protocol):
@@ -177,6 +188,10 @@ def write_batch(conn: Any, batch: Batch, source: str, mark: str = "?") -> None:
     conn.executemany(delete, [(uri,) for uri in batch.deletes])
     gone = "DELETE FROM item WHERE did = ?".replace("?", mark)
     conn.executemany(gone, [(did,) for did in batch.accounts_gone])
+    hide = "INSERT INTO hidden VALUES (?) ON CONFLICT (did) DO NOTHING".replace("?", mark)
+    show = "DELETE FROM hidden WHERE did = ?".replace("?", mark)
+    for did, active in batch.statuses:
+        conn.execute(show if active else hide, (did,))
     if batch.position is not None:
         conn.execute(UPSERT_POSITION.replace("?", mark), (source, batch.position))
 
@@ -215,26 +230,26 @@ class SqlReader:
         below, args = _below(page.before, "top", "subject")
         sql = (
             f"SELECT top, subject FROM (SELECT subject, MAX(rank) AS top FROM item"
-            f" WHERE collection = ? {by} AND subject IS NOT NULL"
-            f" GROUP BY subject) AS liked {below} ORDER BY top DESC, subject DESC LIMIT ?"
+            f" WHERE collection = ? {by} AND subject IS NOT NULL AND {VISIBLE}"
+            f" GROUP BY subject) AS liked WHERE {VISIBLE_SUBJECT} {below}"
+            " ORDER BY top DESC, subject DESC LIMIT ?"
         )
         rows = self._rows(sql, (collection, *dids, *args, page.limit))
         return [Ranked(rank, uri) for rank, uri in rows]
 
     def ranked(self, page: Page) -> list[Ranked]:
-        below, args = _below(page.before, "rank", "uri", "AND")
+        below, args = _below(page.before, "rank", "uri")
         rows = self._rows(
-            f"SELECT rank, uri FROM item WHERE in_feed = 1 {below}"
+            f"SELECT rank, uri FROM item WHERE in_feed = 1 AND {VISIBLE} {below}"
             " ORDER BY rank DESC, uri DESC LIMIT ?",
             (*args, page.limit),
         )
         return [Ranked(rank, uri) for rank, uri in rows]
 
 
-def _below(
-    before: Ranked | None, rank: str, uri: str, keyword: str = "WHERE"
-) -> tuple[str, tuple[float | str, ...]]:
-    """The condition for entries strictly after `before` in (rank, uri) descending order."""
+def _below(before: Ranked | None, rank: str, uri: str) -> tuple[str, tuple[float | str, ...]]:
+    """The condition (`AND ...`) for entries strictly after `before` in (rank, uri) descending
+    order."""
     if before is None:
         return "", ()
-    return f"{keyword} ({rank}, {uri}) < (?, ?)", (before.rank, before.uri)
+    return f"AND ({rank}, {uri}) < (?, ?)", (before.rank, before.uri)

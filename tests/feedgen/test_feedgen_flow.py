@@ -156,6 +156,30 @@ async def test_restart_resumes_from_the_cursor(
             assert feedgen.status()["position"] > before
 
 
+@pytest.mark.parametrize("source", ["relay", "jetstream"])
+async def test_inactive_accounts_are_hidden_until_active_again(
+    network: Network, http: httpx.AsyncClient, tmp_path: Path, source: str
+) -> None:
+    alice = await Account.create(http, network.pds, f"hidden-a-{source[:2]}.test")
+    bob = await Account.create(http, network.pds, f"hidden-b-{source[:2]}.test")
+    env = {"FEEDGEN_JETSTREAM_URL": network.jetstream} if source == "jetstream" else {}
+    with running_feedgen(network, tmp_path / "fg", HASHTAG, alice.did, **env) as feedgen:
+        hers = uri(alice, await alice.post(http, "#skyloft from alice"))
+        his = uri(bob, await bob.post(http, "#skyloft from bob"))
+        await shows(feedgen, http, [his, hers])
+
+        # The PDS emits #account active=false: her posts leave the feed, stored still.
+        auth = {"authorization": f"Bearer {alice.token}"}
+        for nsid, body, expected in (
+            ("deactivateAccount", {}, [his]),
+            ("activateAccount", None, [his, hers]),
+        ):
+            url = f"{network.pds}/xrpc/com.atproto.server.{nsid}"
+            response = await http.post(url, json=body, headers=auth)
+            assert response.status_code == 200, response.text
+            await shows(feedgen, http, expected)
+
+
 async def test_personalised_feed_from_jetstream(
     network: Network, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
