@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import uvloop
 from websockets.asyncio.server import ServerConnection, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -41,7 +42,8 @@ def resequenced(base: list[bytes], count: int) -> list[bytes]:
 
 async def _relay(path: Path) -> None:
     """Serve subscribeRepos; `send N RATE` sends the next N frames at RATE per second (0: as
-    fast as the socket takes them) to whoever is connected, BURST frames per write."""
+    fast as the socket takes them) to whoever is connected, BURST frames per write; `rewind N`
+    steps back N frames, so that the next `send` repeats them."""
     base = load_frames(path)
     frames: list[bytes] = []
     pos = 0
@@ -64,6 +66,9 @@ async def _relay(path: Path) -> None:
             if line[0] == "prepare":
                 frames = [binary_frames([f]) for f in resequenced(base, int(line[1]))]
                 print(json.dumps({"frames": len(frames)}), flush=True)
+            elif line[0] == "rewind":  # send the last N frames again, to another consumer
+                pos -= int(line[1])
+                print(json.dumps({"pos": pos}), flush=True)
             elif line[0] == "wait":
                 while not peers:
                     await asyncio.sleep(0.05)
@@ -132,6 +137,6 @@ if __name__ == "__main__":
     if role == "relay":
         asyncio.run(_relay(Path(sys.argv[2])))
     elif role == "consumers":
-        asyncio.run(consumers(sys.argv[2], "/subscribe", JsonConsumer))
+        uvloop.run(consumers(sys.argv[2], "/subscribe", JsonConsumer))
     else:
         raise SystemExit(f"unknown role {role!r}")

@@ -12,6 +12,7 @@ reads on from the page's end. Only the most recent pages are kept.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable
 from typing import Final
 
@@ -20,6 +21,7 @@ from runtime.ws_frames import binary_frames
 __all__ = ["Page", "SharedPages"]
 
 MAX_PAGES: Final = 4096
+MAX_GROUPS: Final = 100_000
 
 
 class Page:
@@ -42,15 +44,27 @@ class Page:
 
 class SharedPages:
     def __init__(self, limit: int = MAX_PAGES) -> None:
-        self._pages: dict[Hashable, Page] = {}
+        self._groups: dict[Hashable, int] = {}
+        self._pages: dict[tuple[int, int], Page] = {}
         self._limit = limit
+        self._numbers = itertools.count()
 
-    def get(self, key: Hashable) -> Page | None:
-        return self._pages.get(key)
+    def group(self, key: Hashable) -> int:
+        """A number, never reused, for what decides a page besides the position: subscribers
+        hash their filter once per filter rather than once per page."""
+        number = self._groups.get(key)
+        if number is None:
+            if len(self._groups) >= MAX_GROUPS:  # mostly filters of subscribers long gone
+                self._groups.clear()
+            number = self._groups[key] = next(self._numbers)
+        return number
 
-    def put(self, key: Hashable, page: Page) -> None:
+    def get(self, group: int, after: int) -> Page | None:
+        return self._pages.get((group, after))
+
+    def put(self, group: int, after: int, page: Page) -> None:
         pages = self._pages
         if len(pages) >= self._limit:
             for old in list(pages)[: self._limit // 2]:
                 del pages[old]
-        pages[key] = page
+        pages[(group, after)] = page

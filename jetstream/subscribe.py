@@ -155,27 +155,30 @@ class Session:
         events, pages = self.events, self.pages
         if first is not None:
             await self.send([first])
+        wanted, group = None, 0
         while True:
-            key = (type(self), self.compress, self.filter, after)
-            page = pages.get(key) if after >= events.memory_floor else None
+            await events.wait(after)  # at once when the log has newer events
+            if wanted is not self.filter:  # replaced by an options_update
+                wanted = self.filter
+                group = pages.group((type(self), self.compress, wanted))
+            page = pages.get(group, after) if after >= events.memory_floor else None
             if page is None:
                 try:
                     entries = await events.read(after, PAGE)
                 except FellBehind as exc:
                     raise self.too_slow(str(exc)) from None
                 if not entries:
-                    await events.wait(after)
                     continue
-                page = self._page(entries)
+                page = self._page(wanted, entries)
                 if after >= events.memory_floor:
-                    pages.put(key, page)
+                    pages.put(group, after, page)
             after = page.end
             if page.frames:
                 await self.send_page(page)
 
-    def _page(self, entries: Sequence[Entry]) -> Page:
-        """The frames this subscriber sends for `entries`, under its filter."""
-        wanted, frame = self.filter, self.frame
+    def _page(self, wanted: Filter, entries: Sequence[Entry]) -> Page:
+        """The frames this subscriber sends for `entries` under the filter `wanted`."""
+        frame = self.frame
         limit = wanted.max_size or sys.maxsize
         chosen = [e for e in entries if wanted.wants(e) and len(frame(e)) <= limit]
         out = [self.pack(e) for e in chosen] if self.compress else [frame(e) for e in chosen]
