@@ -89,7 +89,7 @@ class Indexer:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.stats.position = self.store.position()
+        self.stats.position = await self.store.position()
         self._tasks = [
             asyncio.create_task(self._read(), name="feedgen-read"),
             asyncio.create_task(self._write(), name="feedgen-write"),
