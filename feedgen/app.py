@@ -80,6 +80,12 @@ def load_feed(name: str) -> Feed:
 def source_for(config: FeedgenConfig, feed: Feed, resolver: IdentityResolver) -> Source:
     if config.jetstream_url is not None:
         return JetstreamSource(config.jetstream_url, feed.collections)
+    if config.nats_url is not None:
+        from feedgen.nats_source import NatsSource  # nats-py only when reading NATS
+
+        return NatsSource(
+            config.nats_url, config.nats_stream, config.nats_subject, feed.collections
+        )
     return FirehoseSource(
         config.relay_url, feed.collections, None if config.trust_relay else resolver
     )

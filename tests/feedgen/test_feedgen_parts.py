@@ -39,6 +39,8 @@ def test_config(tmp_path: Path) -> None:
     assert dev.service_did == "did:web:localhost%3A4321"
     assert dev.service_url == "http://localhost:4321"
     assert dev.relay_url == "ws://127.0.0.1:2470"
+    nats = config(tmp_path, FEEDGEN_NATS_URL="nats://127.0.0.1:4222")
+    assert (nats.nats_stream, nats.nats_subject) == ("ATPROTO", "atproto")
     prod = FeedgenConfig.load({"FEEDGEN_PUBLISHER_DID": DID, "FEEDGEN_HOSTNAME": "feed.example"})
     assert (prod.service_did, prod.service_url) == ("did:web:feed.example", "https://feed.example")
     for env in (
@@ -46,6 +48,8 @@ def test_config(tmp_path: Path) -> None:
         {"FEEDGEN_DEV_MODE": "maybe"},
         {"FEEDGEN_SUBSCRIPTION_ENDPOINT": "ftp://relay"},
         {"FEEDGEN_SERVICE_DID": "feed"},
+        {"FEEDGEN_NATS_URL": "http://127.0.0.1:4222"},
+        {"FEEDGEN_NATS_URL": "nats://127.0.0.1:4222", "FEEDGEN_JETSTREAM_URL": "ws://x"},
     ):
         with pytest.raises(ConfigError):
             config(tmp_path, **env)
