@@ -12,9 +12,11 @@ signature and MST proof too (the accounts then registered at a real PLC), and K 
 
 Figures: events/s ingested at full speed (each commit's ops become events); then, for each K,
 with the relay sending at `--rate` frames/s for `--seconds`: events/s delivered to each
-consumer and in all, delivery lag p50/p99 (Jetstream's stamp -> consumer receive) and
-Jetstream's CPU and RSS (from /proc). Every process shares the machine's cores. No peer runs
-here: the official Jetstream needs Go; the issue's goals are printed beside the figures.
+consumer and in all, delivery lag p50/p99 (Jetstream's stamp -> consumer receive),
+Jetstream's CPU and RSS (from /proc), the time it was runnable but waited for a CPU that other
+work held (schedstat), its CPU per event delivered, and the consumers' CPU. Every process
+shares the machine's cores. No peer runs here: the official Jetstream needs Go; the issue's
+goals are printed beside the figures.
 """
 
 from __future__ import annotations
@@ -42,6 +44,15 @@ TRAFFIC = Path(__file__).resolve().parent / "stream_traffic.py"
 GOAL_INGEST = 10_000
 GOAL_PER_CONSUMER = 1_000
 GOAL_LAG = 0.1
+
+
+def runqueue_wait(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a CPU (schedstat):
+    on a shared machine, what other work took from it."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def status(url: str) -> dict[str, Any]:
@@ -124,6 +135,7 @@ def fan_out(
         time.sleep(0.5)
         consumers.ask("report")
         cpu = proc_status(jetstream.pid)["cpu"]
+        waited = runqueue_wait(jetstream.pid)
         reader_cpu = proc_status(consumers.proc.pid)["cpu"]
         started = time.perf_counter()
         relay.ask(f"send {n} {args.rate}")
@@ -131,6 +143,7 @@ def fan_out(
         time.sleep(1.0)  # what is still on its way to the consumers
         seconds = time.perf_counter() - started
         used = proc_status(jetstream.pid)["cpu"] - cpu
+        waited = runqueue_wait(jetstream.pid) - waited
         reader_used = proc_status(consumers.proc.pid)["cpu"] - reader_cpu
         report = consumers.ask("report")["consumers"]
         consumers.ask("close")
@@ -146,6 +159,8 @@ def fan_out(
         "p50": pct(lags, 0.5),
         "p99": pct(lags, 0.99),
         "cpu": used / seconds,
+        "waited": waited / seconds,
+        "per_delivery": used / max(sum(counts), 1),
         "reader_cpu": reader_used / seconds,
         "rss": mem["VmRSS"],
         "hwm": mem["VmHWM"],
@@ -156,14 +171,15 @@ def fan_out(
 def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nrelay at {args.rate:,.0f} frames/s for {args.seconds:.0f} s; filter {args.filter}")
     print(
-        "| consumers | events/s each | events/s in all | lag p50 | lag p99 | CPU | RSS (peak) |"
-        " consumers' CPU |"
+        "| consumers | events/s each | events/s in all | lag p50 | lag p99 | CPU (waiting for one)"
+        " | CPU per delivery | RSS (peak) | consumers' CPU |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r['k']} | {r['per_consumer']:,.0f} | {r['total']:,.0f} | "
-            f"{r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms | {r['cpu']:.0%} | "
+            f"{r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms | "
+            f"{r['cpu']:.0%} ({r['waited']:.0%}) | {r['per_delivery'] * 1e6:.2f} µs | "
             f"{r['rss']:.0f} MB ({r['hwm']:.0f}) | {r['reader_cpu']:.0%} |"
         )
     print(

@@ -135,6 +135,7 @@ class EventLog:
         self.marks: dict[str, int] = {}  # positions other readers persisted (set_mark)
         self._waiters: list[asyncio.Future[None]] = []  # one per subscriber in `wait`
         self._notify_pending = False
+        self._announced = 0  # the newest key when subscribers were last woken
         self._opened = False
         self._written = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
@@ -146,6 +147,7 @@ class EventLog:
     async def open(self) -> None:
         await self._db.open()
         self._opened = True
+        self._announced = self._newest()
         self._flusher = asyncio.create_task(self._flush_loop(), name="jetstream-log-flush")
 
     def _prepare(self, db: sqlite3.Connection) -> None:
@@ -208,6 +210,7 @@ class EventLog:
 
     def _notify(self) -> None:
         self._notify_pending = False
+        self._announced = self._newest()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():  # else its subscriber was cancelled
@@ -335,8 +338,11 @@ class EventLog:
         return rows
 
     async def wait(self, after: int) -> None:
-        """Return once the log has an event with a key above `after` (or it closes)."""
-        while self._newest() <= after:
+        """Return once the log has an event with a key above `after` that a wake-up announced
+        (or it closes). Events appended since the last wake-up wait for the next one, which
+        is scheduled already: a reader that finished a page while more arrived does not chase
+        them a few at a time, it takes them with the next page."""
+        while self._announced <= after:
             if self._closing or not self._opened:
                 return
             waiter = asyncio.get_running_loop().create_future()

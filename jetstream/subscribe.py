@@ -157,7 +157,7 @@ class Session:
             await self.send([first])
         wanted, group = None, 0
         while True:
-            await events.wait(after)  # at once when the log has newer events
+            await events.wait(after)  # at once when newer events were announced
             if wanted is not self.filter:  # replaced by an options_update
                 wanted = self.filter
                 group = pages.group((type(self), self.compress, wanted))
