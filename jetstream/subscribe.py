@@ -9,7 +9,8 @@ error body. Over the socket the client may send
 JSON closes with 1007, a bad filter with 1008 and the reason, unknown types are ignored.
 
 Each subscriber is one loop reading the shared log from its own position (jetstream.log): a
-page of events, filtered, sent as one write, next page. A slow client is simply behind; only
+page of events, filtered, sent as one write, next page; subscribers with the same filter at the
+same position send the same page, made once (jetstream.fanout). A slow client is simply behind; only
 one the log no longer holds events for is closed (1008, "ConsumerTooSlow ...").
 """
 
