@@ -217,9 +217,12 @@ def timed_ingest(
     return seconds, (proc_status(feedgen.pid)["cpu"] - cpu) / seconds
 
 
-def starter_kit(relay: Any, relay_ws: str, tmp: Path, frames: int, plc_url: str | None) -> float:
+def starter_kit(
+    relay: Any, relay_ws: str, tmp: Path, frames: int, plc_url: str | None
+) -> tuple[float, float]:
     """Seconds the starter kit's loop (bench/js/starter_kit_loop.mjs) takes to index the next
-    `frames` frames the relay stand-in sends again (the SDK's: seqs 1 to `frames`)."""
+    `frames` frames the relay stand-in sends again (the SDK's: seqs 1 to `frames`), and the
+    CPU seconds it used meanwhile."""
     service = relay_ws.removesuffix("/xrpc/com.atproto.sync.subscribeRepos")
     command = ["node", str(KIT_LOOP), service, str(tmp / "kit.sqlite"), str(frames)]
     with subprocess.Popen(
@@ -228,12 +231,14 @@ def starter_kit(relay: Any, relay_ws: str, tmp: Path, frames: int, plc_url: str 
         try:
             relay.ask("wait")
             time.sleep(3.0)  # Node loaded the kit's modules and opened its socket
+            cpu = proc_status(kit.pid)["cpu"]
             started = time.perf_counter()
             relay.ask(f"send {frames} 0")
             assert kit.stdout is not None
             if not kit.stdout.readline():
                 raise RuntimeError("the starter kit's loop exited early")
-            return time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            return seconds, proc_status(kit.pid)["cpu"] - cpu
         finally:
             if kit.poll() is None:
                 kit.terminate()
@@ -287,20 +292,22 @@ def main() -> None:
         print(
             f"from the relay ({mode}): {args.frames:,} firehose events in {seconds:.2f} s: "
             f"{args.frames / seconds:,.0f} events/s end to end (goal {GOAL_EVENTS:,}), "
-            f"feedgen at {cpu:.0%} of a core",
+            f"feedgen at {cpu:.0%} of a core, {cpu * seconds / args.frames * 1e6:.0f} µs of "
+            "CPU each",
             flush=True,
         )
 
         # The starter kit's loop on the same frames, alone as the SDK was.
         relay.ask(f"rewind {args.frames}")
-        kit_seconds = starter_kit(
-            relay, relay_ws, tmp, args.frames, plc_url if args.verify else None
+        kit_seconds, kit_cpu = starter_kit(
+            relay, relay_ws, tmp, args.frames, env.get("FEEDGEN_PLC_URL")
         )
         print(
             f"TypeScript starter kit's loop (@atproto/sync Firehose into better-sqlite3, "
             f"{mode}): {args.frames:,} firehose events in {kit_seconds:.2f} s: "
-            f"{args.frames / kit_seconds:,.0f} events/s; the SDK "
-            f"{kit_seconds / seconds:.1f}x as fast (goal > 20x)",
+            f"{args.frames / kit_seconds:,.0f} events/s, {kit_cpu / args.frames * 1e6:.0f} µs "
+            f"of CPU each; the SDK {kit_seconds / seconds:.1f}x as fast (goal > 20x), "
+            f"{kit_cpu / (cpu * seconds):.1f}x less CPU per event",
             flush=True,
         )
 
