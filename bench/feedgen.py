@@ -15,8 +15,12 @@ at a real PLC).
 Then the store is filled with `--posts` selected posts and `--requests` getFeedSkeleton calls
 (limit 30, as the appview asks; every fourth follows the cursor of the page before) are made by
 8 concurrent keep-alive connections from this process, timed client-side. Every process shares
-the machine's 2 cores. The TypeScript starter kit is not run side by side: its loop needs
-better-sqlite3, a native module not installed here; the issue's goals are printed instead.
+the machine's 2 cores.
+
+Side by side: the TypeScript starter kit is a repository template rather than a package, so its
+indexing loop is bench/js/starter_kit_loop.mjs (@atproto/sync's Firehose client and MemoryRunner
+into better-sqlite3, pinned in bench/js/package.json), fed the same frames by the same relay
+stand-in right after the SDK (trusting the relay as the SDK does: unauthenticatedCommits).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import asyncio
 import json
 import random
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -50,11 +55,12 @@ from bench.stream_traffic import resequenced  # noqa: E402
 from feedgen.app import load_feed  # noqa: E402
 from feedgen.firehose import FirehoseSource  # noqa: E402
 from feedgen.indexer import MAX_BATCH, to_batch  # noqa: E402
-from feedgen.store import SCHEMA, Batch, Store  # noqa: E402
+from feedgen.store import SCHEMA, Batch, FeedStore  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
 from tests.servers import running_service  # noqa: E402
 
 TRAFFIC = Path(__file__).resolve().parent / "stream_traffic.py"
+KIT_LOOP = Path(__file__).resolve().parent / "js" / "starter_kit_loop.mjs"
 GOAL_EVENTS = 10_000
 GOAL_P99_MS = 5.0
 PUBLISHER = "did:plc:benchbenchbenchbenchbenc"
@@ -168,7 +174,7 @@ async def pipeline_rate(frames: list[bytes], module: Path, db: Path) -> float:
     frame (trusting the relay), the feed function, batches of MAX_BATCH stored with the cursor."""
     feed = load_feed(str(module))
     source = FirehoseSource("ws://unused", feed.collections, None)
-    store = Store(db, "bench")
+    store = FeedStore.sqlite(db, "bench")
     await store.open()
     try:
         started = time.perf_counter()
@@ -209,6 +215,33 @@ def timed_ingest(
     until_processed(feedgen.url, events)
     seconds = time.perf_counter() - started
     return seconds, (proc_status(feedgen.pid)["cpu"] - cpu) / seconds
+
+
+def starter_kit(
+    relay: Any, relay_ws: str, tmp: Path, frames: int, plc_url: str | None
+) -> tuple[float, float]:
+    """Seconds the starter kit's loop (bench/js/starter_kit_loop.mjs) takes to index the next
+    `frames` frames the relay stand-in sends again (the SDK's: seqs 1 to `frames`), and the
+    CPU seconds it used meanwhile."""
+    service = relay_ws.removesuffix("/xrpc/com.atproto.sync.subscribeRepos")
+    command = ["node", str(KIT_LOOP), service, str(tmp / "kit.sqlite"), str(frames)]
+    with subprocess.Popen(
+        command + ([plc_url] if plc_url else []), stdout=subprocess.PIPE, text=True
+    ) as kit:
+        try:
+            relay.ask("wait")
+            time.sleep(3.0)  # Node loaded the kit's modules and opened its socket
+            cpu = proc_status(kit.pid)["cpu"]
+            started = time.perf_counter()
+            relay.ask(f"send {frames} 0")
+            assert kit.stdout is not None
+            if not kit.stdout.readline():
+                raise RuntimeError("the starter kit's loop exited early")
+            seconds = time.perf_counter() - started
+            return seconds, proc_status(kit.pid)["cpu"] - cpu
+        finally:
+            if kit.poll() is None:
+                kit.terminate()
 
 
 def main() -> None:
@@ -259,7 +292,22 @@ def main() -> None:
         print(
             f"from the relay ({mode}): {args.frames:,} firehose events in {seconds:.2f} s: "
             f"{args.frames / seconds:,.0f} events/s end to end (goal {GOAL_EVENTS:,}), "
-            f"feedgen at {cpu:.0%} of a core",
+            f"feedgen at {cpu:.0%} of a core, {cpu * seconds / args.frames * 1e6:.0f} µs of "
+            "CPU each",
+            flush=True,
+        )
+
+        # The starter kit's loop on the same frames, alone as the SDK was.
+        relay.ask(f"rewind {args.frames}")
+        kit_seconds, kit_cpu = starter_kit(
+            relay, relay_ws, tmp, args.frames, env.get("FEEDGEN_PLC_URL")
+        )
+        print(
+            f"TypeScript starter kit's loop (@atproto/sync Firehose into better-sqlite3, "
+            f"{mode}): {args.frames:,} firehose events in {kit_seconds:.2f} s: "
+            f"{args.frames / kit_seconds:,.0f} events/s, {kit_cpu / args.frames * 1e6:.0f} µs "
+            f"of CPU each; the SDK {kit_seconds / seconds:.1f}x as fast (goal > 20x), "
+            f"{kit_cpu / (cpu * seconds):.1f}x less CPU per event",
             flush=True,
         )
 

@@ -34,7 +34,7 @@ from feedgen.firehose import FirehoseSource
 from feedgen.indexer import Indexer
 from feedgen.jetstream_source import JetstreamSource
 from feedgen.sdk import Feed
-from feedgen.store import FeedStore, Store
+from feedgen.store import FeedStore
 
 HTTP_TIMEOUT = 10.0
 
@@ -80,6 +80,12 @@ def load_feed(name: str) -> Feed:
 def source_for(config: FeedgenConfig, feed: Feed, resolver: IdentityResolver) -> Source:
     if config.jetstream_url is not None:
         return JetstreamSource(config.jetstream_url, feed.collections)
+    if config.nats_url is not None:
+        from feedgen.nats_source import NatsSource  # nats-py only when reading NATS
+
+        return NatsSource(
+            config.nats_url, config.nats_stream, config.nats_subject, feed.collections
+        )
     return FirehoseSource(
         config.relay_url, feed.collections, None if config.trust_relay else resolver
     )
@@ -88,10 +94,8 @@ def source_for(config: FeedgenConfig, feed: Feed, resolver: IdentityResolver) ->
 def open_store(config: FeedgenConfig, source: str) -> FeedStore:
     """SQLite in the data directory, or PostgreSQL when FEEDGEN_DATABASE_URL names it."""
     if config.database_url is None:
-        return Store(config.db_path, source)
-    from feedgen.store_pg import PgStore
-
-    return PgStore(config.database_url, source)
+        return FeedStore.sqlite(config.db_path, source)
+    return FeedStore.postgres(config.database_url, source)
 
 
 def did_document(config: FeedgenConfig) -> dict[str, Any]:

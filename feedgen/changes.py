@@ -1,5 +1,6 @@
 """What a subscription hands the indexer, whatever its wire format: records put, records
-deleted, accounts gone, each event with the position to resume after it."""
+deleted, accounts whose status changed or that are gone, each event with the position to resume
+after it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ class AccountGone:
     did: str
 
 
-Change = Record | Deleted | AccountGone
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """An #account event: while an account is not active (taken down, suspended, deactivated,
+    deleted) its records are hidden from skeletons; active again, they are shown again."""
+
+    did: str
+    active: bool
+
+
+Change = Record | Deleted | AccountStatus | AccountGone
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +49,14 @@ class Source(Protocol):
     name: str
 
     def events(self, position: int | None) -> AsyncIterator[Event]: ...
+
+
+def account_changes(did: str, active: bool, status: str | None) -> list[Change]:
+    """What an #account event changes: the account hidden or shown, and forgotten if deleted."""
+    changes: list[Change] = [AccountStatus(did, active)]
+    if not active and status == "deleted":
+        changes.append(AccountGone(did))
+    return changes
 
 
 def subject_of(value: dict[str, Any]) -> str | None:

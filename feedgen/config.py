@@ -5,10 +5,12 @@ FEEDGEN_HOSTNAME (where the service is reached; its DID is `did:web:<hostname>`)
 FEEDGEN_SERVICE_DID (a DID other than that), FEEDGEN_PUBLISHER_DID (the account whose
 repository holds the `app.bsky.feed.generator` record), FEEDGEN_SUBSCRIPTION_ENDPOINT (the
 relay, `wss://bsky.network`). Ours: FEEDGEN_JETSTREAM_URL (read a Jetstream instead of the
-relay), FEEDGEN_TRUST_RELAY (skip commit signatures and MST proofs: the relay checked them),
-FEEDGEN_DATABASE_URL (a `postgresql://` URL: store there instead of SQLite), FEEDGEN_PLC_URL,
-FEEDGEN_DEV_MODE (loopback PLC and did:web hosts, plain http), FEEDGEN_DATA_DIR (`--data-dir`
-overrides it). Without FEEDGEN_HOSTNAME the service names itself after the port it listens on
+relay), FEEDGEN_NATS_URL with FEEDGEN_NATS_STREAM and FEEDGEN_NATS_SUBJECT (read what
+`skyloft jetstream serve --nats` publishes; defaults ATPROTO and atproto), FEEDGEN_TRUST_RELAY
+(skip commit signatures and MST proofs: the relay checked them), FEEDGEN_DATABASE_URL (a
+`postgresql://` URL: store there instead of SQLite), FEEDGEN_PLC_URL, FEEDGEN_DEV_MODE
+(loopback PLC and did:web hosts, plain http), FEEDGEN_DATA_DIR (`--data-dir` overrides it).
+Without FEEDGEN_HOSTNAME the service names itself after the port it listens on
 (`did:web:localhost%3A<port>`), which only dev mode accepts.
 """
 
@@ -28,6 +30,9 @@ DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_DATA_DIR: Final = "data/feedgen"
 DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEFAULT_RELAY: Final = "wss://bsky.network"
+# What `skyloft jetstream serve --nats` publishes to unless told otherwise.
+DEFAULT_NATS_STREAM: Final = "ATPROTO"
+DEFAULT_NATS_SUBJECT: Final = "atproto"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class FeedgenConfig:
     service_did_setting: str | None = None
     relay_url: str = DEFAULT_RELAY
     jetstream_url: str | None = None
+    nats_url: str | None = None
+    nats_stream: str = DEFAULT_NATS_STREAM
+    nats_subject: str = DEFAULT_NATS_SUBJECT
     trust_relay: bool = False
     database_url: str | None = None
     plc_url: str = DEFAULT_PLC_URL
@@ -89,6 +97,9 @@ class FeedgenConfig:
             jetstream_url=_ws(env["FEEDGEN_JETSTREAM_URL"])
             if env.get("FEEDGEN_JETSTREAM_URL")
             else None,
+            nats_url=env.get("FEEDGEN_NATS_URL") or None,
+            nats_stream=env.get("FEEDGEN_NATS_STREAM") or DEFAULT_NATS_STREAM,
+            nats_subject=env.get("FEEDGEN_NATS_SUBJECT") or DEFAULT_NATS_SUBJECT,
             trust_relay=env_bool(env, "FEEDGEN_TRUST_RELAY"),
             database_url=env.get("FEEDGEN_DATABASE_URL") or None,
             plc_url=(env.get("FEEDGEN_PLC_URL") or DEFAULT_PLC_URL).rstrip("/"),
@@ -120,6 +131,11 @@ class FeedgenConfig:
             ("postgres://", "postgresql://")
         ):
             raise ConfigError("FEEDGEN_DATABASE_URL must be a postgresql:// URL")
+        if self.nats_url is not None:
+            if not self.nats_url.startswith(("nats://", "tls://")):
+                raise ConfigError(f"FEEDGEN_NATS_URL must be a nats:// URL, got {self.nats_url!r}")
+            if self.jetstream_url is not None:
+                raise ConfigError("FEEDGEN_NATS_URL and FEEDGEN_JETSTREAM_URL: choose one")
         if not self.plc_url.startswith(("http://", "https://")):
             raise ConfigError(f"FEEDGEN_PLC_URL must be an http(s) URL, got {self.plc_url!r}")
         if self.data_dir.exists() and not self.data_dir.is_dir():

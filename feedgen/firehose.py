@@ -4,7 +4,8 @@ spec-sync.md, "Firehose consumers").
 A #commit touching a collection the feed stores is checked with atcore.firehose_verify (the
 signature and MST proof too, unless the relay is trusted), then each op on such a collection
 becomes a Record (its block decoded) or a Deleted; commits touching nothing the feed stores
-are passed over unchecked, only moving the cursor. A deleted account becomes AccountGone.
+are passed over unchecked, only moving the cursor. An #account event becomes AccountStatus,
+and AccountGone too when the account is deleted.
 The relay's seq is the position; `cursor=N` resumes right after N (a relay whose log was reset
 answers FutureCursor, and is then followed live).
 """
@@ -23,7 +24,7 @@ from atcore import cbor
 from atcore.errors import DecodeError
 from atcore.firehose_verify import DidResolver, Unverified, commit_blocks
 from atcore.frames import MAX_FRAME_SIZE, AccountEvent, CommitEvent, ErrorFrame, decode_frame
-from feedgen.changes import AccountGone, Change, Deleted, Event
+from feedgen.changes import Change, Deleted, Event, account_changes
 from feedgen.sdk import Record
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ class FirehoseSource:
         if isinstance(event, CommitEvent):
             return Event(event.seq, await self._commit(event))
         if isinstance(event, AccountEvent):
-            gone = not event.active and event.status == "deleted"
-            return Event(event.seq, [AccountGone(event.did)] if gone else [])
+            return Event(event.seq, account_changes(event.did, event.active, event.status))
         seq = getattr(event, "seq", None)
         return None if seq is None else Event(seq, [])
 

@@ -15,7 +15,15 @@ import logging
 from dataclasses import dataclass
 from typing import Final
 
-from feedgen.changes import AccountGone, Change, Deleted, Event, Source, subject_of
+from feedgen.changes import (
+    AccountGone,
+    AccountStatus,
+    Change,
+    Deleted,
+    Event,
+    Source,
+    subject_of,
+)
 from feedgen.sdk import Feed, Record
 from feedgen.store import Batch, FeedStore, Item
 
@@ -45,6 +53,8 @@ def to_batch(feed: Feed, changes: list[Change], batch: Batch) -> None:
                 batch.puts.append(item)
         elif isinstance(change, Deleted):
             batch.deletes.append(change.uri)
+        elif isinstance(change, AccountStatus):
+            batch.statuses.append((change.did, change.active))
         elif isinstance(change, AccountGone):
             batch.accounts_gone.append(change.did)
 
@@ -79,7 +89,7 @@ class Indexer:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self.stats.position = self.store.position()
+        self.stats.position = await self.store.position()
         self._tasks = [
             asyncio.create_task(self._read(), name="feedgen-read"),
             asyncio.create_task(self._write(), name="feedgen-write"),

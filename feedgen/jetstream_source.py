@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from feedgen.changes import AccountGone, Change, Deleted, Event
+from feedgen.changes import Change, Deleted, Event, account_changes
 from feedgen.sdk import Record
 
 MAX_MESSAGE: Final = 2 * 1024 * 1024
@@ -65,8 +65,9 @@ def parse_event(body: Any) -> Event | None:
         if change is not None:
             changes.append(change)
     elif kind == "account" and isinstance(account := body.get("account"), dict):
-        if account.get("active") is False and account.get("status") == "deleted":
-            changes.append(AccountGone(did))
+        status = account.get("status")
+        active = account.get("active") is not False
+        changes.extend(account_changes(did, active, status if isinstance(status, str) else None))
     return Event(time_us, changes)
 
 

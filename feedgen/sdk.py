@@ -16,9 +16,11 @@ SDK's. `skyloft feedgen serve my_feed` runs it:
 
 A larger rank comes first. A record the function returns None for is not in the feed (an update
 that stops matching removes it); deleted records and deleted accounts leave the feed by
-themselves. Requests get these records by rank. A personalised feed instead keeps the records
-it needs and builds each page itself, for the viewer whose service-auth token the request
-carries (None without one, the starter kit's public skeleton):
+themselves, and the records of accounts taken down, suspended or deactivated are left out of
+every page until the account is active again. Requests get these records by rank. A
+personalised feed instead keeps the records it needs and builds each page itself, for the
+viewer whose service-auth token the request carries (None without one, the starter kit's
+public skeleton):
 
     feed.keep("app.bsky.graph.follow", "app.bsky.feed.like")
 

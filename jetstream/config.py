@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from runtime.env import ConfigError, env_bool, env_int
+from runtime.env import ConfigError, env_bool, env_duration, env_int
 
 DEFAULT_PORT: Final = 6008
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -33,9 +33,6 @@ DEFAULT_MEMORY_BYTES: Final = 256 * 1024**2
 DEFAULT_NATS_STREAM: Final = "ATPROTO"
 DEFAULT_NATS_SUBJECT: Final = "atproto"
 _NATS_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_GO_DURATION: Final = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|h|m|s))+")
-_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ class JetstreamConfig:
             data_dir=Path(data_dir or env.get("JETSTREAM_DATA_DIR") or DEFAULT_DATA_DIR),
             ws_url=env.get("JETSTREAM_WS_URL") or DEFAULT_WS_URL,
             plc_url=(env.get("JETSTREAM_PLC_URL") or DEFAULT_PLC_URL).rstrip("/"),
-            event_ttl=_duration(env, "JETSTREAM_EVENT_TTL", DEFAULT_EVENT_TTL),
+            event_ttl=env_duration(env, "JETSTREAM_EVENT_TTL", DEFAULT_EVENT_TTL),
             max_log_bytes=env_int(env, "JETSTREAM_MAX_LOG_BYTES", DEFAULT_MAX_LOG_BYTES),
             memory_bytes=env_int(env, "JETSTREAM_MEMORY_BYTES", DEFAULT_MEMORY_BYTES),
             override_relay_cursor=None
@@ -116,20 +113,3 @@ class JetstreamConfig:
                 raise ConfigError(f"{name} must be 1-64 letters, digits, _ or -, got {value!r}")
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
-
-
-def go_duration_seconds(text: str) -> float:
-    """Seconds in a Go duration (`24h`, `1h30m`, `90s`, `250ms`); ValueError otherwise."""
-    if not _GO_DURATION.fullmatch(text):
-        raise ValueError(f"not a duration: {text!r}")
-    return sum(float(n) * _SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
-
-
-def _duration(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        return go_duration_seconds(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a duration like 24h or 30m, got {value!r}") from None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from jetstream.config import JetstreamConfig
+from jetstream.fanout import SharedPages
 from jetstream.ingest import Ingest
 from jetstream.log import EventLog
 
@@ -19,3 +20,4 @@ class JetstreamContext:
     events: EventLog
     ingest: Ingest
     nats: NatsPublisher | None = None
+    pages: SharedPages = field(default_factory=SharedPages)

@@ -25,6 +25,8 @@ _GO_ESCAPES: Final = (
     ("\u2029", "\\u2029"),
 )
 _BLOB_KEYS: Final = frozenset({"$type", "ref", "mimeType", "size"})
+# Values that are the same in the JSON data model: no call to convert them.
+_LEAVES: Final = frozenset({str, int, bool, float, type(None)})
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
@@ -74,9 +76,13 @@ def _go_value(value: Any) -> Any:
                 "mimeType": value["mimeType"],
                 "size": value["size"],
             }
-        return {key: _go_value(value[key]) for key in sorted(value)}
+        out = {}
+        for key in sorted(value):
+            item = value[key]
+            out[key] = item if type(item) in _LEAVES else _go_value(item)
+        return out
     if isinstance(value, list):
-        return [_go_value(item) for item in value]
+        return [item if type(item) in _LEAVES else _go_value(item) for item in value]
     if isinstance(value, CID):
         return {"$link": value.encode()}
     if isinstance(value, bytes):
@@ -84,8 +90,9 @@ def _go_value(value: Any) -> Any:
     return value
 
 
-def _envelope(did: str, time_us: int, kind: str, body: str) -> bytes:
-    return f'{{"did":{go_json(did)},"time_us":{time_us},"kind":"{kind}","{kind}":{body}}}'.encode()
+def _event(did: str, time_us: int, kind: str, body: dict[str, Any]) -> bytes:
+    """The v1 envelope around `body`, encoded in one pass."""
+    return go_json({"did": did, "time_us": time_us, "kind": kind, kind: body}).encode()
 
 
 def commit_json(
@@ -99,16 +106,11 @@ def commit_json(
     cid: CID | None = None,
 ) -> bytes:
     """A `commit` event; `record` (decoded DAG-CBOR) and `cid` are absent for a delete."""
-    parts = [
-        f'"rev":{go_json(rev)}',
-        f'"operation":"{operation}"',
-        f'"collection":{go_json(collection)}',
-        f'"rkey":{go_json(rkey)}',
-    ]
+    body = {"rev": rev, "operation": operation, "collection": collection, "rkey": rkey}
     if record is not None and cid is not None:
-        parts.append(f'"record":{go_json(_go_value(record))}')
-        parts.append(f'"cid":"{cid.encode()}"')
-    return _envelope(did, time_us, "commit", "{" + ",".join(parts) + "}")
+        body["record"] = _go_value(record)
+        body["cid"] = cid.encode()
+    return _event(did, time_us, "commit", body)
 
 
 def identity_json(did: str, time_us: int, seq: int, time: str, handle: str | None) -> bytes:
@@ -117,7 +119,7 @@ def identity_json(did: str, time_us: int, seq: int, time: str, handle: str | Non
     if handle is not None:
         body["handle"] = handle
     body |= {"seq": seq, "time": time}
-    return _envelope(did, time_us, "identity", go_json(body))
+    return _event(did, time_us, "identity", body)
 
 
 def account_json(
@@ -128,10 +130,10 @@ def account_json(
     if status is not None:
         body["status"] = status
     body["time"] = time
-    return _envelope(did, time_us, "account", go_json(body))
+    return _event(did, time_us, "account", body)
 
 
 def sync_json(did: str, time_us: int, seq: int, time: str, rev: str, blocks: bytes) -> bytes:
     """A `sync` event in the v1 shape: kept for subscribeEvents, never sent on /subscribe."""
     body = {"blocks": _go_value(blocks), "did": did, "rev": rev, "seq": seq, "time": time}
-    return _envelope(did, time_us, "sync", go_json(body))
+    return _event(did, time_us, "sync", body)

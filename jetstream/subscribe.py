@@ -9,7 +9,8 @@ error body. Over the socket the client may send
 JSON closes with 1007, a bad filter with 1008 and the reason, unknown types are ignored.
 
 Each subscriber is one loop reading the shared log from its own position (jetstream.log): a
-page of events, filtered, sent as one write, next page. A slow client is simply behind; only
+page of events, filtered, sent as one write, next page; subscribers with the same filter at the
+same position send the same page, made once (jetstream.fanout). A slow client is simply behind; only
 one the log no longer holds events for is closed (1008, "ConsumerTooSlow ...").
 """
 
@@ -29,7 +30,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from atcore.xrpc.subscription import SEND_FRAMES
 from jetstream.compress import compressed
+from jetstream.context import JetstreamContext
 from jetstream.events import Entry
+from jetstream.fanout import Page, SharedPages
 from jetstream.filters import BadPayload, Filter, InvalidOptions, options_update
 from jetstream.log import EventLog, FellBehind
 
@@ -69,7 +72,8 @@ def parse_cursor(raw: str | None) -> int | None:
 
 
 async def subscribe(websocket: WebSocket) -> None:
-    events: EventLog = websocket.app.state.ctx.events
+    ctx: JetstreamContext = websocket.app.state.ctx
+    events = ctx.events
     params = websocket.query_params
     try:
         wanted = Filter.parse(
@@ -86,7 +90,7 @@ async def subscribe(websocket: WebSocket) -> None:
         "socket-encoding", ""
     )
     await websocket.accept()
-    session = Session(websocket, events, wanted, compress)
+    session = Session(websocket, events, ctx.pages, wanted, compress)
     await session.run(events.position(cursor), hello=params.get("requireHello") == "true")
 
 
@@ -94,13 +98,21 @@ class Session:
     """One /subscribe subscriber: its filter (replaced by options_update) and its position in
     the log. Subclasses change the frames (`frame`, `pack`) and the client's messages."""
 
-    def __init__(self, websocket: WebSocket, events: EventLog, wanted: Filter, compress: bool):
+    def __init__(
+        self,
+        websocket: WebSocket,
+        events: EventLog,
+        pages: SharedPages,
+        wanted: Filter,
+        compress: bool,
+    ):
         self.websocket = websocket
         self.events = events
+        self.pages = pages
         self.filter = wanted
         self.compress = compress
         self.hello = asyncio.Event()
-        self.send = _sender(websocket, text=not compress)
+        self.send, self.send_page = _senders(websocket, text=not compress)
 
     def frame(self, entry: Entry) -> bytes:
         """The event as sent, uncompressed (maxMessageSizeBytes applies to it)."""
@@ -141,24 +153,37 @@ class Session:
     async def _stream(self, after: int, hello: bool, first: bytes | None) -> None:
         if hello:
             await self.hello.wait()
-        events, send, frame = self.events, self.send, self.frame
+        events, pages = self.events, self.pages
         if first is not None:
-            await send([first])
+            await self.send([first])
+        wanted, group = None, 0
         while True:
-            try:
-                page = await events.read(after, PAGE)
-            except FellBehind as exc:
-                raise self.too_slow(str(exc)) from None
-            if not page:
-                await events.wait(after)
-                continue
-            wanted = self.filter
-            limit = wanted.max_size or sys.maxsize
-            chosen = [e for e in page if wanted.wants(e) and len(frame(e)) <= limit]
-            out = [self.pack(e) for e in chosen] if self.compress else [frame(e) for e in chosen]
-            after = page[-1].key
-            if out:
-                await send(out)
+            await events.wait(after)  # at once when newer events were announced
+            if wanted is not self.filter:  # replaced by an options_update
+                wanted = self.filter
+                group = pages.group((type(self), self.compress, wanted))
+            page = pages.get(group, after) if after >= events.memory_floor else None
+            if page is None:
+                try:
+                    entries = await events.read(after, PAGE)
+                except FellBehind as exc:
+                    raise self.too_slow(str(exc)) from None
+                if not entries:
+                    continue
+                page = self._page(wanted, entries)
+                if after >= events.memory_floor:
+                    pages.put(group, after, page)
+            after = page.end
+            if page.frames:
+                await self.send_page(page)
+
+    def _page(self, wanted: Filter, entries: Sequence[Entry]) -> Page:
+        """The frames this subscriber sends for `entries` under the filter `wanted`."""
+        frame = self.frame
+        limit = wanted.max_size or sys.maxsize
+        chosen = [e for e in entries if wanted.wants(e) and len(frame(e)) <= limit]
+        out = [self.pack(e) for e in chosen] if self.compress else [frame(e) for e in chosen]
+        return Page(out, entries[-1].key, text=not self.compress)
 
     async def _read_client(self) -> None:
         while True:
@@ -198,16 +223,21 @@ class Session:
             pass  # the client is already gone
 
 
-def _sender(websocket: WebSocket, *, text: bool) -> Send:
-    """How a page of frames reaches the socket: in one write where the server offers
-    SEND_FRAMES (runtime.ws_frames, under uvicorn), else a message at a time."""
+def _senders(websocket: WebSocket, *, text: bool) -> tuple[Send, Callable[[Page], Awaitable[None]]]:
+    """How frames, and a shared page of them, reach the socket: in one write where the server
+    offers SEND_FRAMES (runtime.ws_frames, under uvicorn; a page framed once for all who send
+    it), else a message at a time."""
     scope_send = websocket._send
     if SEND_FRAMES in websocket.scope.get("extensions", {}):
 
         async def at_once(frames: Sequence[bytes]) -> None:
             await scope_send({"type": SEND_FRAMES, "frames": frames, "text": text})
 
-        return at_once
+        async def page_at_once(page: Page) -> None:
+            message = {"type": SEND_FRAMES, "frames": page.frames, "framed": page.framed()}
+            await scope_send(message)
+
+        return at_once, page_at_once
 
     async def one_by_one(frames: Sequence[bytes]) -> None:
         for frame in frames:
@@ -216,4 +246,7 @@ def _sender(websocket: WebSocket, *, text: bool) -> Send:
             else:
                 await websocket.send_bytes(frame)
 
-    return one_by_one
+    async def page_one_by_one(page: Page) -> None:
+        await one_by_one(page.frames)
+
+    return one_by_one, page_one_by_one

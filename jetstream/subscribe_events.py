@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 
 from atcore.syntax.nsid import is_valid_nsid
 from jetstream.compress import V2
+from jetstream.context import JetstreamContext
 from jetstream.events import Entry, go_json
 from jetstream.filters import MAX_COLLECTIONS, MAX_DIDS, Filter, InvalidOptions
 from jetstream.log import EventLog
@@ -151,7 +152,8 @@ def _refuse(status: int, error: str, message: str) -> JSONResponse:
 
 
 async def subscribe_events(websocket: WebSocket) -> None:
-    events: EventLog = websocket.app.state.ctx.events
+    ctx: JetstreamContext = websocket.app.state.ctx
+    events = ctx.events
     params = websocket.query_params
     try:
         wanted = _filter(params)
@@ -172,7 +174,7 @@ async def subscribe_events(websocket: WebSocket) -> None:
         return
     offered = websocket.scope.get("subprotocols", [])
     await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-    session = EventsSession(websocket, events, wanted, dictionary is not None)
+    session = EventsSession(websocket, events, ctx.pages, wanted, dictionary is not None)
     await session.run(after, first=first and session.pack_frame(first))
 
 

@@ -14,13 +14,12 @@ core).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from runtime.env import ConfigError, env_bool, env_int
+from runtime.env import ConfigError, env_bool, env_duration, env_int
 
 DEFAULT_PORT: Final = 2470
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -33,9 +32,6 @@ DEFAULT_ACCOUNT_LIMIT: Final = 100
 TRUSTED_ACCOUNT_LIMIT: Final = 10_000_000
 DEFAULT_NEW_HOSTS_PER_DAY: Final = 50
 DEFAULT_TRUSTED_DOMAINS: Final = ("*.host.bsky.network",)
-_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
 
 MAX_VERIFY_WORKERS: Final = 64
 
@@ -99,7 +95,7 @@ class RelayConfig:
             data_dir=Path(data_dir or env.get("RELAY_PERSIST_DIR") or DEFAULT_DATA_DIR),
             plc_url=(env.get("RELAY_PLC_HOST") or DEFAULT_PLC_URL).rstrip("/"),
             admin_password=env.get("RELAY_ADMIN_PASSWORD") or None,
-            replay_window=_duration(env, "RELAY_REPLAY_WINDOW", DEFAULT_REPLAY_WINDOW),
+            replay_window=env_duration(env, "RELAY_REPLAY_WINDOW", DEFAULT_REPLAY_WINDOW),
             lenient_sync=env_bool(env, "RELAY_LENIENT_SYNC_VALIDATION"),
             trusted_domains=DEFAULT_TRUSTED_DOMAINS if trusted is None else _list(trusted),
             default_account_limit=env_int(
@@ -108,7 +104,7 @@ class RelayConfig:
             new_hosts_per_day=env_int(
                 env, "RELAY_NEW_HOSTS_PER_DAY_LIMIT", DEFAULT_NEW_HOSTS_PER_DAY
             ),
-            idle_timeout=_duration(env, "RELAY_HOST_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
+            idle_timeout=env_duration(env, "RELAY_HOST_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT),
             hosts=_list(env.get("RELAY_HOSTS", "")),
             dev_mode=env_bool(env, "RELAY_DEV_MODE"),
             verify_workers=env_int(env, "RELAY_VERIFY_WORKERS", default_verify_workers()),
@@ -142,29 +138,6 @@ class RelayConfig:
             raise ConfigError("RELAY_NEW_HOSTS_PER_DAY_LIMIT must not be negative")
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration: `72h`, `1h30m`, `90s`, `250ms`."""
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos == 0 or pos != len(text):
-        raise ValueError(f"not a duration: {text!r}")
-    return total
-
-
-def _duration(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        return parse_duration(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a duration like 72h or 30m, got {value!r}") from None
 
 
 def _list(value: str) -> tuple[str, ...]:

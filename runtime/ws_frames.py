@@ -58,6 +58,8 @@ class FramesProtocol(WebSocketsSansIOProtocol):
         await self.writable.wait()
         if self.disconnected or self.close_sent or self.conn.state is not State.OPEN:
             raise ClientDisconnected()
-        frames: Sequence[bytes] = message["frames"]  # type: ignore[typeddict-item]
-        text = bool(message.get("text"))
-        self.transport.write(binary_frames(frames, text=text))
+        framed: bytes | None = message.get("framed")  # type: ignore[assignment]
+        if framed is None:
+            frames: Sequence[bytes] = message["frames"]  # type: ignore[typeddict-item]
+            framed = binary_frames(frames, text=bool(message.get("text")))
+        self.transport.write(framed)

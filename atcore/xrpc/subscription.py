@@ -35,7 +35,8 @@ from atcore.xrpc.router import (
 CLOSE_POLICY = 1008
 # The ASGI extension (and message type) for sending several binary messages at once:
 # {"type": SEND_FRAMES, "frames": [bytes, ...]}, offered in scope["extensions"]; with
-# "text": True the frames are text frames (their bytes UTF-8).
+# "text": True the frames are text frames (their bytes UTF-8); with "framed": bytes, those bytes
+# are the frames already framed (runtime.ws_frames.binary_frames), written as they are.
 SEND_FRAMES = "skyloft.websocket.send_frames"
 
 

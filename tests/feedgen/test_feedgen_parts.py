@@ -16,13 +16,13 @@ from websockets.asyncio.server import ServerConnection, serve
 from atcore.frames import encode_error
 from feedgen.api import cursor_tag, decode_cursor, encode_cursor
 from feedgen.app import FeedModuleError, create_app, load_feed
-from feedgen.changes import AccountGone, Deleted
+from feedgen.changes import AccountGone, AccountStatus, Deleted
 from feedgen.config import ConfigError, FeedgenConfig
 from feedgen.firehose import SUBSCRIBE_REPOS, FirehoseSource
 from feedgen.indexer import to_batch
 from feedgen.jetstream_source import parse_event
-from feedgen.sdk import Feed, Ranked, Record
-from feedgen.store import Batch, Item
+from feedgen.sdk import Feed, Page, Ranked, Record
+from feedgen.store import Batch, Item, SqlReader
 from skyloft.cli import main
 from tests.feedgen.postgres import fresh_database
 
@@ -39,6 +39,8 @@ def test_config(tmp_path: Path) -> None:
     assert dev.service_did == "did:web:localhost%3A4321"
     assert dev.service_url == "http://localhost:4321"
     assert dev.relay_url == "ws://127.0.0.1:2470"
+    nats = config(tmp_path, FEEDGEN_NATS_URL="nats://127.0.0.1:4222")
+    assert (nats.nats_stream, nats.nats_subject) == ("ATPROTO", "atproto")
     prod = FeedgenConfig.load({"FEEDGEN_PUBLISHER_DID": DID, "FEEDGEN_HOSTNAME": "feed.example"})
     assert (prod.service_did, prod.service_url) == ("did:web:feed.example", "https://feed.example")
     for env in (
@@ -46,6 +48,8 @@ def test_config(tmp_path: Path) -> None:
         {"FEEDGEN_DEV_MODE": "maybe"},
         {"FEEDGEN_SUBSCRIPTION_ENDPOINT": "ftp://relay"},
         {"FEEDGEN_SERVICE_DID": "feed"},
+        {"FEEDGEN_NATS_URL": "http://127.0.0.1:4222"},
+        {"FEEDGEN_NATS_URL": "nats://127.0.0.1:4222", "FEEDGEN_JETSTREAM_URL": "ws://x"},
     ):
         with pytest.raises(ConfigError):
             config(tmp_path, **env)
@@ -88,7 +92,10 @@ def test_jetstream_events() -> None:
     assert deleted.changes == [Deleted(f"at://{DID}/app.bsky.feed.post/3k")]
     gone = {"active": False, "status": "deleted"}
     account = parse_event({"did": DID, "time_us": 19, "kind": "account", "account": gone})
-    assert account is not None and account.changes == [AccountGone(DID)]
+    assert account is not None and account.changes == [AccountStatus(DID, False), AccountGone(DID)]
+    for status, active in (({"active": False, "status": "takendown"}, False), ({}, True)):
+        event = parse_event({"did": DID, "time_us": 19, "kind": "account", "account": status})
+        assert event is not None and event.changes == [AccountStatus(DID, active)]
     for junk in (None, [], {"did": 1}, {"did": DID, "time_us": "x"}):
         assert parse_event(junk) is None
     odd = parse_event({"did": DID, "time_us": 20, "kind": "commit", "commit": {"rkey": 5}})
@@ -181,10 +188,36 @@ async def test_pages_are_stable_and_complete(
     other = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
     theirs = Item(f"at://{other}/app.bsky.feed.post/3k", other, "app.bsky.feed.post", None, 9, True)
     await ctx.store.write(Batch([theirs], [], []))
+
+    async def skeleton() -> list[str]:
+        page = await client.get("/xrpc/app.bsky.feed.getFeedSkeleton", params={"feed": feed_uri})
+        return [entry["post"] for entry in page.json()["feed"]]
+
+    # An account not active is hidden, then shown again: its records stay stored meanwhile.
+    await ctx.store.write(Batch([], [], [], statuses=[(other, False)]))
+    assert theirs.uri not in await skeleton()
+    await ctx.store.write(Batch([], [], [], statuses=[(other, True), (DID, False)]))
+    assert await skeleton() == [theirs.uri]
+    await ctx.store.write(Batch([], [], [], statuses=[(DID, True)]))
+    assert len(await skeleton()) == len(uris) + 1
     # A deleted account takes all its records out of the feed, and only its own.
     await ctx.store.write(Batch([], [], [DID]))
-    page = await client.get("/xrpc/app.bsky.feed.getFeedSkeleton", params={"feed": feed_uri})
-    assert page.json()["feed"] == [{"post": theirs.uri}]
+    assert await skeleton() == [theirs.uri]
+
+    # Personalised pages leave out likes by hidden accounts and posts of hidden accounts.
+    like = "app.bsky.feed.like"
+    likes = [
+        Item(f"at://{DID}/{like}/3l1", DID, like, theirs.uri, 1, False),
+        Item(f"at://{other}/{like}/3l2", other, like, uris[0], 2, False),
+    ]
+    await ctx.store.write(Batch(likes, [], []))
+
+    def liked(reader: SqlReader) -> list[str]:
+        return [r.uri for r in reader.ranked_subjects(like, None, Page(10))]
+
+    assert await ctx.store.read(liked) == [uris[0], theirs.uri]
+    await ctx.store.write(Batch([], [], [], statuses=[(other, False)]))
+    assert await ctx.store.read(liked) == []  # other's like, and the like of other's post
 
     for params, status in (
         ({"feed": feed_uri, "limit": 0}, 400),

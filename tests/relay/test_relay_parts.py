@@ -9,7 +9,7 @@ import pytest
 
 from atcore.frames import IdentityEvent, decode_frame
 from atcore.xrpc.errors import InvalidRequest
-from relay.config import ConfigError, RelayConfig, parse_duration
+from relay.config import ConfigError, RelayConfig
 from relay.db import Database, accounts, connect, hosts
 from relay.db.schema import SCHEMA
 from relay.events import Change, RelayLog
@@ -18,6 +18,7 @@ from relay.hosts import is_banned, parse_hostname
 from relay.limits import HostLimiter, Rates, SlidingWindow, host_rates
 from relay.metrics import Metrics
 from relay.repostate import RepoState
+from runtime.env import parse_duration
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
 
