@@ -57,7 +57,7 @@ class Appview:
     async def applied(self, seq: int) -> None:
         ingest = self.ctx.ingest
         assert ingest is not None
-        await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
+        await ingest.wait_for(lambda: ingest.idle(seq))
 
     async def write(self, account: FakeAccount, writes: dict[str, Any]) -> CommitEvent:
         """Commit `writes` (path -> record in JSON form, None deletes) and wait till indexed."""
