@@ -41,6 +41,11 @@ SUBSCRIBE: Final = "/xrpc/com.atproto.sync.subscribeRepos"
 SERVICE: Final = "repos"
 # Changes queued beyond this make the reader wait for the writer (bounded memory).
 MAX_PENDING: Final = 50_000
+# Reading and verifying events rarely waits, so the reader gives the loop a turn this often
+# (the writer takes its next batch, read requests run), and as soon as the writer is free and
+# this many changes are queued (the reader and the writer's transaction then overlap).
+YIELD_EVERY: Final = 64
+BATCH: Final = 500
 BACKOFF_MAX: Final = 30.0
 WRITE_RETRY: Final = 1.0
 
@@ -75,6 +80,7 @@ class Ingest:
         self._pending_seq: int | None = None
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
+        self._writing = False
         self._applied = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -143,6 +149,10 @@ class Ingest:
             if len(self._pending) > MAX_PENDING:
                 self._drained.clear()
                 await self._drained.wait()
+            elif self.received % YIELD_EVERY == 0 or (
+                not self._writing and len(self._pending) >= BATCH
+            ):
+                await asyncio.sleep(0)
 
     def _held(self, change: Change) -> bool:
         return isinstance(change, RepoCommit | RepoSync) and self.backfill.hold(change.did, change)
@@ -181,6 +191,7 @@ class Ingest:
             self._drained.set()
             if seq is None:
                 seq = self.applied_seq if self.applied_seq is not None else 0
+            self._writing = True
             try:
                 desynchronized = await self.db.write(index.apply, batch, SERVICE, seq)
             except self.db.errors:
@@ -190,6 +201,8 @@ class Ingest:
                 self._wake.set()
                 await asyncio.sleep(WRITE_RETRY)
                 continue
+            finally:
+                self._writing = False
             for change in batch:
                 if isinstance(change, Backfilled):
                     self.backfill.written(change.did)

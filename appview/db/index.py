@@ -6,7 +6,7 @@ firehose cursor saved in the same transaction (appview.changes)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from appview import gates
@@ -47,7 +47,8 @@ def apply(
 ) -> set[str]:
     """Apply `changes` in order and move `service`'s cursor to `cursor` (None: leave it), in
     the caller's transaction; returns the DIDs whose repos are desynchronized (to backfill)."""
-    batch = _Batch(conn)
+    changes = list(changes)
+    batch = _Batch(conn, changes)
     for change in changes:
         batch.apply(change)
     batch.repos.save()
@@ -73,12 +74,17 @@ def repo_rev(conn: Connection, did: str) -> str | None:
 
 
 class _Repos:
-    """The sync state (rev, synchronized) of the repos a batch touches, read once and written
-    back together at the end of the batch."""
+    """The sync state (rev, synchronized) of the repos a batch touches, read together at the
+    start and written back together at the end of the batch."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, dids: Iterable[str]) -> None:
         self.conn = conn
-        self.states: dict[str, tuple[str | None, bool] | None] = {}
+        self.states: dict[str, tuple[str | None, bool] | None] = dict.fromkeys(dids)
+        for chunk in _chunks(list(self.states)):
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT did, rev, synchronized FROM repo WHERE did IN ({marks})"
+            for did, rev, synchronized in conn.execute(query, chunk):
+                self.states[did] = (rev, bool(synchronized))
         self.changed: set[str] = set()
 
     def get(self, did: str) -> tuple[str | None, bool] | None:
@@ -107,11 +113,19 @@ class _Repos:
 
 
 class _Batch:
-    """One transaction's changes, with what it already made sure of."""
+    """One transaction's changes, with what it already made sure of. What the changes need
+    to know of the index (which of their records are indexed, their repos' states) is read in
+    a few statements first, not one per record (on PostgreSQL each is a round trip)."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, changes: list[Change]) -> None:
         self.conn = conn
-        self.repos = _Repos(conn)
+        dids = [c.did for c in changes if isinstance(c, RepoCommit | RepoSync | Backfilled)]
+        self.repos = _Repos(conn, dids)
+        self.indexed: set[str] = set()  # the URIs of the batch's puts that are in the index
+        for chunk in _chunks([put.uri for put in _puts(changes)]):
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT uri FROM record WHERE uri IN ({marks})"
+            self.indexed.update(uri for (uri,) in conn.execute(query, chunk))
         self.actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
         self.desynchronized: set[str] = set()
 
@@ -122,7 +136,7 @@ class _Batch:
         elif isinstance(change, PutRecord):
             self.put(change)
         elif isinstance(change, DeleteRecord):
-            _delete(conn, change.uri)
+            self.delete(change.uri)
         elif isinstance(change, SkipRecord):
             conn.execute(
                 "INSERT INTO skipped (collection, count) VALUES (?, 1)"
@@ -151,8 +165,9 @@ class _Batch:
             self.backfill(change)
 
     def put(self, put: PutRecord) -> None:
-        if _existing(self.conn, put.uri) is not None:
+        if put.uri in self.indexed:
             _delete(self.conn, put.uri)
+        self.indexed.add(put.uri)
         if put.did not in self.actors:
             self.actors.add(put.did)
             self.conn.execute(
@@ -160,6 +175,10 @@ class _Batch:
                 (put.did, put.indexed_at),
             )
         _put(self.conn, put)
+
+    def delete(self, uri: str) -> None:
+        _delete(self.conn, uri)
+        self.indexed.discard(uri)
 
     def commit(self, commit: RepoCommit) -> None:
         """spec-sync.md: a commit applies on a synchronized repo when its rev is newer and its
@@ -198,7 +217,7 @@ class _Batch:
             if indexed.pop(put.uri, None) != put.cid:
                 self.put(put)
         for uri in indexed:
-            _delete(self.conn, uri)
+            self.delete(uri)
         for skip in repo.skipped:
             self.apply(skip)
         self.repos.set(repo.did, repo.rev, True)
@@ -207,6 +226,21 @@ class _Batch:
     def _desynchronize(self, did: str, rev: str | None) -> None:
         self.repos.set(did, rev, False)
         self.desynchronized.add(did)
+
+
+def _puts(changes: list[Change]) -> Iterator[PutRecord]:
+    for change in changes:
+        if isinstance(change, PutRecord):
+            yield change
+        elif isinstance(change, RepoCommit):
+            yield from (c for c in change.changes if isinstance(c, PutRecord))
+        elif isinstance(change, Backfilled):
+            yield from change.records
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def cursor(conn: Connection, service: str) -> int | None:
