@@ -117,6 +117,12 @@ class Backfill:
                 self.failures += 1
                 self._fail(did)
                 continue
+            except Exception:
+                # A worker must outlive any one repo, or the repo's events stay held forever.
+                log.exception("backfill of %s failed", did)
+                self.failures += 1
+                self._fail(did)
+                continue
             self.fetched += 1
             self._failed.pop(did, None)
             held, self.active[did] = self.active[did], []
@@ -203,6 +209,9 @@ async def backfill_repos(
                 export, changes = await fetch(did)
             except ExportFailed as exc:
                 log.warning("backfill of %s failed: %s", did, exc)
+                failed += 1
+            except Exception:
+                log.exception("backfill of %s failed", did)
                 failed += 1
             else:
                 await db.write(index.apply, changes, "", None)

@@ -23,7 +23,14 @@ from atcore.blockstore import MemoryBlockStore
 from atcore.car import CarLimits, aiter_car_blocks
 from atcore.cid import CID
 from atcore.commit import decode_commit
-from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, InvalidSyntax
+from atcore.errors import (
+    DecodeError,
+    IdentityError,
+    InvalidCar,
+    InvalidCommit,
+    InvalidMst,
+    InvalidSyntax,
+)
 from atcore.firehose_verify import DidResolver, Unverified, check_signature
 from atcore.lexicon import Catalog
 from atcore.mst import walk
@@ -73,7 +80,7 @@ async def fetch_repo(
     blocks, root, size = await _fetch(http, endpoint, did, limits, timeout)
     try:
         commit = decode_commit(blocks.get(root))
-    except (KeyError, InvalidCommit) as exc:
+    except (KeyError, InvalidCommit, DecodeError) as exc:
         raise ExportFailed(f"the export's root is not a commit: {exc!r:.200}") from exc
     if commit.did != did:
         raise ExportFailed(f"getRepo of {did} returned {commit.did}'s commit")
@@ -95,7 +102,7 @@ async def fetch_repo(
                 records.append(change)
             elif change is not None:
                 skipped.append(change)
-    except (InvalidMst, KeyError) as exc:  # KeyError: MissingBlock, a node not in the CAR
+    except (InvalidMst, DecodeError, KeyError) as exc:  # KeyError: MissingBlock, a node missing
         raise ExportFailed(f"invalid repo tree: {exc!r:.200}") from exc
     return Export(Backfilled(did, commit.rev, records, skipped), size)
 

@@ -370,18 +370,21 @@ def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> N
         "INSERT INTO feed_item (uri, post, did, sort_at) VALUES (?, ?, ?, ?)",
         (put.uri, put.uri, put.did, sort_at),
     )
-    conn.executemany(
-        "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(put.uri, tag) for tag in facts.tags],
-    )
-    conn.executemany(
-        "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(put.uri, link) for link in facts.links],
-    )
-    conn.executemany(
-        "INSERT INTO post_mention (did, uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(did, put.uri) for did in facts.mentions],
-    )
+    if facts.tags:
+        conn.executemany(
+            "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(put.uri, tag) for tag in facts.tags],
+        )
+    if facts.links:
+        conn.executemany(
+            "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(put.uri, link) for link in facts.links],
+        )
+    if facts.mentions:
+        conn.executemany(
+            "INSERT INTO post_mention (did, uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(did, put.uri) for did in facts.mentions],
+        )
     _bump(conn, "profile_agg", "did", "posts", put.did, 1)
     # As the reference: a reply its thread's gate refuses is not counted and notifies no one
     # upthread; a quote its post's postgate refuses notifies no one.
