@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from appview import well_known
+from appview import identities, well_known
 from appview.api import (
     app_bsky_actor,
     app_bsky_feed,
@@ -31,7 +31,6 @@ from appview.images.routes import image_routes
 from appview.ingest import Ingest
 from atcore.identity.netguard import AddressGuard
 from atcore.identity.pinned import guarded_client
-from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.xrpc.cors import cors_middleware
 from atcore.xrpc.failures import http_exception
@@ -52,12 +51,6 @@ GROUPS = (
 )
 
 
-async def _claimed_handles_only(handle: str) -> str | None:
-    """Dev mode: a `.test` handle a DID document claims is verified at that document's own PDS
-    (atcore.identity's fallback); a bare handle names no PDS of its own here."""
-    return None
-
-
 async def health(request: Request) -> Response:
     return JSONResponse({"version": "skyloft-appview"})
 
@@ -73,13 +66,7 @@ def create_app(
     # Built here, not in the lifespan, because the image routes need them; closed by it.
     http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
     guarded = guarded_client(AddressGuard(allow_private=config.dev_mode))
-    resolver = IdentityResolver(
-        config.plc_url,
-        http,
-        guarded_http=guarded,
-        allow_private=config.dev_mode,
-        dev_handle_pds=_claimed_handles_only if config.dev_mode else None,
-    )
+    resolver = identities.resolver(config, http, guarded)
     images = (
         image_routes(
             cache_dir=config.image_cache_dir,
@@ -107,6 +94,7 @@ def create_app(
                     config.repo_provider,
                     resolver,
                     catalog,
+                    guarded,
                     trust_relay=config.trust_relay,
                     backoff_base=backoff_base,
                 )

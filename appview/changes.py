@@ -1,8 +1,12 @@
 """The changes ingest hands to the store, one transaction per batch together with the cursor:
-the store interface every backend (SQLite today) implements (spec-sync.md, "Firehose")."""
+the store interface both backends implement (spec-sync.md, "Firehose" and "Record-Level
+Synchronization"). Record changes reach the store inside the repo event that carries them
+(`RepoCommit`, `Backfilled`), so the store can check them against the repo's synchronization
+state in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,4 +55,40 @@ class SkipRecord:
     collection: str
 
 
-Change = PutRecord | DeleteRecord | SetHandle | SetStatus | SkipRecord
+RecordChange = PutRecord | DeleteRecord | SkipRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RepoCommit:
+    """A verified #commit: its record changes apply when the repo is synchronized and `rev`
+    is newer than the rev indexed; a repo never seen whose commit has a `since` (it existed
+    before), or whose `since` is not the rev indexed, is desynchronized instead (backfilled)."""
+
+    did: str
+    rev: str
+    since: str | None
+    changes: Sequence[RecordChange]
+
+
+@dataclass(frozen=True, slots=True)
+class RepoSync:
+    """A verified #sync: the repo's head is now `rev`; desynchronized unless that is the rev
+    indexed."""
+
+    did: str
+    rev: str
+
+
+@dataclass(frozen=True, slots=True)
+class Backfilled:
+    """A repo's whole verified export at `rev` (com.atproto.sync.getRepo): the index's records
+    of the repo become exactly `records` (those whose CID differs are put again, those not in
+    it deleted), and the repo synchronized at `rev`."""
+
+    did: str
+    rev: str
+    records: Sequence[PutRecord]
+    skipped: Sequence[SkipRecord]
+
+
+Change = RecordChange | SetHandle | SetStatus | RepoCommit | RepoSync | Backfilled

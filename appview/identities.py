@@ -14,7 +14,10 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
+import httpx
+
 from appview.changes import Change, SetHandle
+from appview.config import AppviewConfig
 from appview.records import now
 from atcore.errors import IdentityError, InvalidSyntax
 from atcore.identity.resolver import IdentityResolver
@@ -25,6 +28,36 @@ log = logging.getLogger(__name__)
 WORKERS: Final = 4
 # DIDs remembered as already resolved; beyond this the oldest are resolved again if seen.
 MAX_KNOWN: Final = 100_000
+
+
+def resolver(
+    config: AppviewConfig, http: httpx.AsyncClient, guarded: httpx.AsyncClient
+) -> IdentityResolver:
+    """The appview's resolver: DID documents from the PLC, user-aimed hosts through `guarded`."""
+    return IdentityResolver(
+        config.plc_url,
+        http,
+        guarded_http=guarded,
+        allow_private=config.dev_mode,
+        dev_handle_pds=_claimed_handles_only if config.dev_mode else None,
+    )
+
+
+async def _claimed_handles_only(handle: str) -> str | None:
+    """Dev mode: a `.test` handle a DID document claims is verified at that document's own PDS
+    (atcore.identity's fallback); a bare handle names no PDS of its own here."""
+    return None
+
+
+async def handle_change(resolver: IdentityResolver, did: str) -> SetHandle | None:
+    """The DID's handle when it and the DID document point at each other, else None shown as
+    handle.invalid; no change when the DID does not resolve."""
+    try:
+        handle = (await resolver.resolve_identity(did)).handle
+    except (IdentityError, InvalidSyntax) as exc:
+        log.info("cannot resolve %s: %s", did, exc)
+        return None
+    return SetHandle(did, handle, now())
 
 
 class Identities:
@@ -70,9 +103,6 @@ class Identities:
     async def _resolve(self, did: str, fresh: bool) -> None:
         if fresh:
             self.resolver.invalidate(did)
-        try:
-            handle = (await self.resolver.resolve_identity(did)).handle
-        except (IdentityError, InvalidSyntax) as exc:
-            log.info("cannot resolve %s: %s", did, exc)
-            return
-        self._queue_changes([SetHandle(did, handle, now())])
+        change = await handle_change(self.resolver, did)
+        if change is not None:
+            self._queue_changes([change])

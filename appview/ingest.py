@@ -5,7 +5,9 @@ cursor saved with the index. Each event is read, verified and turned into change
 loop (`changes_for`); a writer task applies everything queued since its last write in one
 transaction together with the seq of the last event in it, so a crash at any instant leaves
 the index and the cursor in step: events after the cursor are received again and applied once.
-Handles are resolved beside the stream (appview.identities) and queued the same way.
+Handles are resolved beside the stream (appview.identities) and queued the same way. A repo
+the store finds desynchronized is backfilled from its export (appview.backfill), its live
+events held until then.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ import random
 from collections.abc import AsyncIterable, Callable
 from typing import Final
 
+import httpx
 from websockets.exceptions import WebSocketException
 
 from appview import commits
-from appview.changes import Change, SetStatus
+from appview.backfill import Backfill
+from appview.changes import Backfilled, Change, RepoCommit, RepoSync, SetStatus
 from appview.db import Database, index
 from appview.identities import Identities
 from appview.records import now
+from appview.repo_export import Export, fetch_repo
 from atcore.errors import DecodeError
-from atcore.frames import AccountEvent, CommitEvent, IdentityEvent
+from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.tasks import cancel_and_wait
@@ -36,6 +41,11 @@ SUBSCRIBE: Final = "/xrpc/com.atproto.sync.subscribeRepos"
 SERVICE: Final = "repos"
 # Changes queued beyond this make the reader wait for the writer (bounded memory).
 MAX_PENDING: Final = 50_000
+# Reading and verifying events rarely waits, so the reader gives the loop a turn this often
+# (the writer takes its next batch, read requests run), and as soon as the writer is free and
+# this many changes are queued (the reader and the writer's transaction then overlap).
+YIELD_EVERY: Final = 64
+BATCH: Final = 500
 BACKOFF_MAX: Final = 30.0
 WRITE_RETRY: Final = 1.0
 
@@ -49,6 +59,7 @@ class Ingest:
         provider: str,
         resolver: IdentityResolver,
         catalog: Catalog,
+        http: httpx.AsyncClient,
         *,
         trust_relay: bool = False,
         backoff_base: float = 1.0,
@@ -59,7 +70,9 @@ class Ingest:
         self.catalog = catalog
         self.trust_relay = trust_relay
         self.backoff_base = backoff_base
+        self.http = http  # guarded: exports come from the PDS a DID document names
         self.identities = Identities(resolver, self._queue)
+        self.backfill = Backfill(self._fetch_repo, self._queue)
         self.unverified = 0
         self.received = 0
         self.applied_seq: int | None = None
@@ -67,6 +80,7 @@ class Ingest:
         self._pending_seq: int | None = None
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()
+        self._writing = False
         self._applied = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -78,10 +92,22 @@ class Ingest:
         if follow:
             self._tasks.append(asyncio.create_task(self._read_stream(), name="appview-firehose"))
         self.identities.start()
+        self.backfill.start()
+        for did in await self.db.read(index.desynchronized):
+            self.backfill.request(did)
 
     async def close(self) -> None:
+        await self.backfill.close()
         await self.identities.close()
         await cancel_and_wait(self._tasks)
+
+    def idle(self, seq: int) -> bool:
+        """Everything up to `seq` is applied and no backfill is in progress."""
+        return (self.applied_seq or 0) >= seq and not self.backfill.active
+
+    async def _fetch_repo(self, did: str) -> Export:
+        self.identities.see(did)
+        return await fetch_repo(did, self.resolver, self.http, self.catalog, trust=self.trust_relay)
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Until `predicate()` holds after some write (tests, write-to-visible waits)."""
@@ -117,26 +143,38 @@ class Ingest:
             seq = getattr(event, "seq", None)
             if not isinstance(seq, int):
                 continue
-            self._queue(await self.changes_for(event), seq)
+            changes = await self.changes_for(event)
+            # A repo being backfilled keeps its events until its export is in.
+            self._queue([c for c in changes if not self._held(c)], seq)
             if len(self._pending) > MAX_PENDING:
                 self._drained.clear()
                 await self._drained.wait()
+            elif self.received % YIELD_EVERY == 0 or (
+                not self._writing and len(self._pending) >= BATCH
+            ):
+                await asyncio.sleep(0)
+
+    def _held(self, change: Change) -> bool:
+        return isinstance(change, RepoCommit | RepoSync) and self.backfill.hold(change.did, change)
 
     async def changes_for(self, event: object) -> list[Change]:
         """What one firehose event changes in the index (nothing for a bad commit)."""
+        resolver = None if self.trust_relay else self.resolver
         if isinstance(event, CommitEvent):
-            if event.too_big:
-                return []
             self.identities.see(event.repo)
             try:
-                blocks = commits.blocks_of(event)
-                if not self.trust_relay:
-                    await commits.verify(event, blocks, self.resolver)
+                return [await commits.commit_changes(event, resolver, self.catalog, now())]
             except commits.Unverified as exc:
                 self.unverified += 1
                 log.info("not indexing commit %s of %s: %s", event.rev, event.repo, exc)
                 return []
-            return commits.changes_of(event, blocks, self.catalog, now())
+        if isinstance(event, SyncEvent):
+            try:
+                return [await commits.sync_change(event, resolver)]
+            except commits.Unverified as exc:
+                self.unverified += 1
+                log.info("ignoring #sync %s of %s: %s", event.rev, event.did, exc)
+                return []
         if isinstance(event, IdentityEvent):
             self.identities.refresh(event.did)
         elif isinstance(event, AccountEvent):
@@ -153,8 +191,9 @@ class Ingest:
             self._drained.set()
             if seq is None:
                 seq = self.applied_seq if self.applied_seq is not None else 0
+            self._writing = True
             try:
-                await self.db.write(index.apply, batch, SERVICE, seq)
+                desynchronized = await self.db.write(index.apply, batch, SERVICE, seq)
             except self.db.errors:
                 # Nothing of the batch was applied (one transaction): keep it and try again.
                 log.exception("index write failed; retrying")
@@ -162,6 +201,13 @@ class Ingest:
                 self._wake.set()
                 await asyncio.sleep(WRITE_RETRY)
                 continue
+            finally:
+                self._writing = False
+            for change in batch:
+                if isinstance(change, Backfilled):
+                    self.backfill.written(change.did)
+            for did in desynchronized:
+                self.backfill.request(did)
             async with self._applied:
                 self.applied_seq = seq
                 self._applied.notify_all()

@@ -6,7 +6,8 @@ names the event's DID and rev, and every created or updated record is in the CAR
 relay is trusted (JETSTREAM_TRUST_RELAY, FEEDGEN_TRUST_RELAY), also: the signature verifies
 with the DID's current key (its document refreshed once before giving up), every op agrees with
 the signed tree, and the ops undone on that tree give `prevData` (when the commit carries it),
-which proves the event lists every change the commit made. Used by jetstream and feedgen.
+which proves the event lists every change the commit made. Used by jetstream, feedgen and
+the appview.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from atcore.mst.invert import invert_ops
 from atcore.mst.store import as_node_store
 from atcore.mst.tree import EMPTY_ROOT
 
-__all__ = ["Unverified", "check_sync", "commit_blocks"]
+__all__ = ["Unverified", "check_signature", "check_sync", "commit_blocks"]
 
 # subscribeRepos #commit: blocks at most 2,000,000 bytes, each record at most 1,000,000.
 _LIMITS: Final = CarLimits(
@@ -60,7 +61,7 @@ async def commit_blocks(event: CommitEvent, resolver: DidResolver | None) -> Mem
         if op.cid is not None and not blocks.has(op.cid):
             raise Unverified(f"record {op.path} is not in the CAR")
     if resolver is not None:
-        await _check_signature(commit, resolver)
+        await check_signature(commit, resolver)
         _check_proof(event, commit, blocks)
     return blocks
 
@@ -69,7 +70,7 @@ async def check_sync(event: SyncEvent, resolver: DidResolver | None) -> None:
     """A #sync's CAR holds its commit, for its DID and rev, signed (unless trusting)."""
     commit, _ = _signed_commit(event.blocks, _SYNC_LIMITS, event.did, event.rev, None)
     if resolver is not None:
-        await _check_signature(commit, resolver)
+        await check_signature(commit, resolver)
 
 
 def _signed_commit(
@@ -100,7 +101,8 @@ class _CarBlocks(MemoryBlockStore):
         self._blocks = raw
 
 
-async def _check_signature(commit: Commit, resolver: DidResolver) -> None:
+async def check_signature(commit: Commit, resolver: DidResolver) -> None:
+    """The commit is signed with its DID's current key (the document refreshed once)."""
     for lookup in (resolver.resolve_did, resolver.refresh):
         try:
             doc = await lookup(commit.did)

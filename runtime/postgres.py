@@ -150,9 +150,18 @@ class PostgresDatabase:
         )
 
     def _write(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """In pipeline mode: statements whose results are not read go out without waiting for
+        the server's answer to the one before (a write transaction is mostly such)."""
         assert self._writer is not None
-        self._writer = self._alive(self._writer)
-        return transaction(self._writer, fn, args)
+        self._writer = writer = self._alive(self._writer)
+        try:
+            with writer.raw.pipeline():
+                return transaction(writer, fn, args)
+        except psycopg.Error:
+            # A failed pipeline may have skipped the ROLLBACK: end the transaction here.
+            if writer.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                writer.raw.execute("ROLLBACK")
+            raise
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(conn, *args)` on a reader thread, in one snapshot."""

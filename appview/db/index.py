@@ -1,16 +1,27 @@
 """SQL that indexes records: each change of a batch applied in order, counts kept exact (a
-delete undoes exactly what its create did), notifications derived as records arrive, and the
+delete undoes exactly what its create did), notifications derived as records arrive, each
+repo's sync state (spec-sync.md, "Record-Level Synchronization") checked and kept, and the
 firehose cursor saved in the same transaction (appview.changes)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 from appview import gates
 from appview import records as r
-from appview.changes import Change, DeleteRecord, PutRecord, SetHandle, SetStatus, SkipRecord
+from appview.changes import (
+    Backfilled,
+    Change,
+    DeleteRecord,
+    PutRecord,
+    RepoCommit,
+    RepoSync,
+    SetHandle,
+    SetStatus,
+    SkipRecord,
+)
 from appview.db import gates as db_gates
 from runtime.sql import Connection
 
@@ -31,24 +42,107 @@ _NAMED_COUNTS: Final = {
 _EDGE_NOTIFY: Final = {r.LIKE: "like", r.REPOST: "repost", r.FOLLOW: "follow"}
 
 
-def apply(conn: Connection, changes: Iterable[Change], service: str, cursor: int) -> None:
-    """Apply `changes` in order and move `service`'s cursor to `cursor`, in the caller's
-    transaction."""
-    actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
+def apply(
+    conn: Connection, changes: Iterable[Change], service: str, cursor: int | None
+) -> set[str]:
+    """Apply `changes` in order and move `service`'s cursor to `cursor` (None: leave it), in
+    the caller's transaction; returns the DIDs whose repos are desynchronized (to backfill)."""
+    changes = list(changes)
+    batch = _Batch(conn, changes)
     for change in changes:
-        if isinstance(change, PutRecord):
-            if _existing(conn, change.uri) is not None:
-                _delete(conn, change.uri)
-            if change.did not in actors:
-                actors.add(change.did)
-                conn.execute(
-                    "INSERT INTO actor (did, indexed_at) VALUES (?, ?)"
-                    " ON CONFLICT (did) DO NOTHING",
-                    (change.did, change.indexed_at),
-                )
-            _put(conn, change)
+        batch.apply(change)
+    batch.repos.save()
+    if cursor is not None:
+        conn.execute(
+            "INSERT INTO subscription (service, cursor) VALUES (?, ?)"
+            " ON CONFLICT (service) DO UPDATE SET cursor = excluded.cursor",
+            (service, cursor),
+        )
+    return batch.desynchronized
+
+
+def desynchronized(conn: Connection) -> list[str]:
+    """The repos waiting for a backfill."""
+    rows = conn.execute("SELECT did FROM repo WHERE synchronized = 0 ORDER BY did")
+    return [str(did) for (did,) in rows]
+
+
+def repo_rev(conn: Connection, did: str) -> str | None:
+    """The rev a synchronized repo's records are indexed at (None: not synchronized)."""
+    row = conn.execute("SELECT rev, synchronized FROM repo WHERE did = ?", (did,)).fetchone()
+    return None if row is None or not row[1] else str(row[0])
+
+
+class _Repos:
+    """The sync state (rev, synchronized) of the repos a batch touches, read together at the
+    start and written back together at the end of the batch."""
+
+    def __init__(self, conn: Connection, dids: Iterable[str]) -> None:
+        self.conn = conn
+        self.states: dict[str, tuple[str | None, bool] | None] = dict.fromkeys(dids)
+        for chunk in _chunks(list(self.states)):
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT did, rev, synchronized FROM repo WHERE did IN ({marks})"
+            for did, rev, synchronized in conn.execute(query, chunk):
+                self.states[did] = (rev, bool(synchronized))
+        self.changed: set[str] = set()
+
+    def get(self, did: str) -> tuple[str | None, bool] | None:
+        if did not in self.states:
+            row = self.conn.execute(
+                "SELECT rev, synchronized FROM repo WHERE did = ?", (did,)
+            ).fetchone()
+            self.states[did] = None if row is None else (row[0], bool(row[1]))
+        return self.states[did]
+
+    def set(self, did: str, rev: str | None, synchronized: bool) -> None:
+        self.states[did] = (rev, synchronized)
+        self.changed.add(did)
+
+    def save(self) -> None:
+        rows = []
+        for did in self.changed:
+            state = self.states[did]
+            assert state is not None
+            rows.append((did, state[0], int(state[1])))
+        self.conn.executemany(
+            "INSERT INTO repo (did, rev, synchronized) VALUES (?, ?, ?) ON CONFLICT (did)"
+            " DO UPDATE SET rev = excluded.rev, synchronized = excluded.synchronized",
+            rows,
+        )
+
+
+class _Batch:
+    """One transaction's changes, with what it already made sure of. What the changes need
+    to know of the index (which of their records are indexed, their repos' states) is read in
+    a few statements first, not one per record (on PostgreSQL each is a round trip)."""
+
+    def __init__(self, conn: Connection, changes: list[Change]) -> None:
+        self.conn = conn
+        dids = [c.did for c in changes if isinstance(c, RepoCommit | RepoSync | Backfilled)]
+        self.repos = _Repos(conn, dids)
+        self.indexed: set[str] = set()  # the URIs of the batch's puts that are in the index
+        for chunk in _chunks([put.uri for put in _puts(changes)]):
+            marks = ", ".join("?" * len(chunk))
+            query = f"SELECT uri FROM record WHERE uri IN ({marks})"
+            self.indexed.update(uri for (uri,) in conn.execute(query, chunk))
+        self.actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
+        self.desynchronized: set[str] = set()
+
+    def apply(self, change: Change) -> None:
+        conn = self.conn
+        if isinstance(change, RepoCommit):
+            self.commit(change)
+        elif isinstance(change, PutRecord):
+            self.put(change)
         elif isinstance(change, DeleteRecord):
-            _delete(conn, change.uri)
+            self.delete(change.uri)
+        elif isinstance(change, SkipRecord):
+            conn.execute(
+                "INSERT INTO skipped (collection, count) VALUES (?, 1)"
+                " ON CONFLICT (collection) DO UPDATE SET count = skipped.count + 1",
+                (change.collection,),
+            )
         elif isinstance(change, SetHandle):
             conn.execute(
                 "INSERT INTO actor (did, handle, indexed_at) VALUES (?, ?, ?)"
@@ -61,17 +155,92 @@ def apply(conn: Connection, changes: Iterable[Change], service: str, cursor: int
                 " ON CONFLICT (did) DO UPDATE SET status = excluded.status",
                 (change.did, change.status, change.indexed_at),
             )
-        elif isinstance(change, SkipRecord):
-            conn.execute(
-                "INSERT INTO skipped (collection, count) VALUES (?, 1)"
-                " ON CONFLICT (collection) DO UPDATE SET count = skipped.count + 1",
-                (change.collection,),
+            state = self.repos.get(change.did)
+            if change.status is None and state is not None and not state[1]:
+                # Active again: a backfill that failed while it was not can succeed now.
+                self.desynchronized.add(change.did)
+        elif isinstance(change, RepoSync):
+            self.sync(change)
+        elif isinstance(change, Backfilled):
+            self.backfill(change)
+
+    def put(self, put: PutRecord) -> None:
+        if put.uri in self.indexed:
+            _delete(self.conn, put.uri)
+        self.indexed.add(put.uri)
+        if put.did not in self.actors:
+            self.actors.add(put.did)
+            self.conn.execute(
+                "INSERT INTO actor (did, indexed_at) VALUES (?, ?) ON CONFLICT (did) DO NOTHING",
+                (put.did, put.indexed_at),
             )
-    conn.execute(
-        "INSERT INTO subscription (service, cursor) VALUES (?, ?)"
-        " ON CONFLICT (service) DO UPDATE SET cursor = excluded.cursor",
-        (service, cursor),
-    )
+        _put(self.conn, put)
+
+    def delete(self, uri: str) -> None:
+        _delete(self.conn, uri)
+        self.indexed.discard(uri)
+
+    def commit(self, commit: RepoCommit) -> None:
+        """spec-sync.md: a commit applies on a synchronized repo when its rev is newer and its
+        `since` follows on from the rev indexed; else the repo needs its export."""
+        did, state = commit.did, self.repos.get(commit.did)
+        if state is None:
+            if commit.since is not None:  # the repo existed before we saw it
+                self._desynchronize(did, None)
+                return
+        else:
+            rev, synchronized = state
+            if not synchronized:
+                self.desynchronized.add(did)  # dropped: the backfill's export covers it
+                return
+            if rev is not None and commit.rev <= rev:
+                return  # already indexed (a backfill's export, or a replay)
+            if commit.since is not None and rev is not None and commit.since != rev:
+                self._desynchronize(did, rev)  # a commit between the two was missed
+                return
+        for change in commit.changes:
+            self.apply(change)
+        self.repos.set(did, commit.rev, True)
+
+    def sync(self, sync: RepoSync) -> None:
+        state = self.repos.get(sync.did)
+        if state is not None and state[1] and state[0] is not None and sync.rev <= state[0]:
+            return  # the head we have, or an older one
+        self._desynchronize(sync.did, None if state is None else state[0])
+
+    def backfill(self, repo: Backfilled) -> None:
+        state = self.repos.get(repo.did)
+        if state is not None and state[1] and state[0] is not None and repo.rev <= state[0]:
+            return  # the index is already at this rev or newer
+        indexed = dict(self.conn.execute("SELECT uri, cid FROM record WHERE did = ?", (repo.did,)))
+        for put in repo.records:
+            if indexed.pop(put.uri, None) != put.cid:
+                self.put(put)
+        for uri in indexed:
+            self.delete(uri)
+        for skip in repo.skipped:
+            self.apply(skip)
+        self.repos.set(repo.did, repo.rev, True)
+        self.desynchronized.discard(repo.did)
+
+    def _desynchronize(self, did: str, rev: str | None) -> None:
+        self.repos.set(did, rev, False)
+        self.desynchronized.add(did)
+
+
+def _puts(changes: list[Change]) -> Iterator[PutRecord]:
+    for change in changes:
+        if isinstance(change, PutRecord):
+            yield change
+        elif isinstance(change, RepoCommit):
+            yield from (c for c in change.changes if isinstance(c, PutRecord))
+        elif isinstance(change, Backfilled):
+            yield from change.records
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def cursor(conn: Connection, service: str) -> int | None:
@@ -201,18 +370,21 @@ def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> N
         "INSERT INTO feed_item (uri, post, did, sort_at) VALUES (?, ?, ?, ?)",
         (put.uri, put.uri, put.did, sort_at),
     )
-    conn.executemany(
-        "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(put.uri, tag) for tag in facts.tags],
-    )
-    conn.executemany(
-        "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(put.uri, link) for link in facts.links],
-    )
-    conn.executemany(
-        "INSERT INTO post_mention (did, uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
-        [(did, put.uri) for did in facts.mentions],
-    )
+    if facts.tags:
+        conn.executemany(
+            "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(put.uri, tag) for tag in facts.tags],
+        )
+    if facts.links:
+        conn.executemany(
+            "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(put.uri, link) for link in facts.links],
+        )
+    if facts.mentions:
+        conn.executemany(
+            "INSERT INTO post_mention (did, uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(did, put.uri) for did in facts.mentions],
+        )
     _bump(conn, "profile_agg", "did", "posts", put.did, 1)
     # As the reference: a reply its thread's gate refuses is not counted and notifies no one
     # upthread; a quote its post's postgate refuses notifies no one.

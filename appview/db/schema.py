@@ -243,7 +243,19 @@ END;
 -- end sqlite only
 """
 
-MIGRATIONS: Final = (_V1, _V2, _V3)
+# Each repo's synchronization state (spec-sync.md, "Record-Level Synchronization"): the rev
+# its records are indexed at, and whether they are (synchronized) or need a backfill from the
+# repo's export first (desynchronized: its commits are dropped until then).
+_V4: Final = """
+CREATE TABLE repo (
+    did TEXT PRIMARY KEY,
+    rev TEXT,
+    synchronized INTEGER NOT NULL
+);
+CREATE INDEX repo_desynchronized ON repo (synchronized, did);
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4)
 
 
 def check_version(conn: Connection, dialect: Dialect) -> int:

@@ -7,6 +7,7 @@ string`. Unexpected fields are allowed; `knownValues` are advice, `enum` and `co
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -56,12 +57,12 @@ def validate_record(catalog: Catalog, collection: str, value: Any, rkey: str | N
         raise InvalidRecord(f"{collection} is a {schema['type']}, not a record type")
     if rkey is not None:
         _check_record_key(schema["key"], rkey)
-    Validator(catalog).record(schema, collection, value, "Record")
+    _validator(catalog).record(schema, collection, value, "Record")
 
 
 def validate_value(catalog: Catalog, ref: str, value: Any, path: str = "Value") -> None:
     """Check a value against a named definition (`nsid` or `nsid#name`), e.g. an event body."""
-    Validator(catalog).ref_target(ref, value, path)
+    _validator(catalog).ref_target(ref, value, path)
 
 
 def validate_input(catalog: Catalog, nsid_: str, value: Any) -> None:
@@ -77,7 +78,14 @@ def validate_output(catalog: Catalog, nsid_: str, value: Any) -> None:
 def _validate_body(catalog: Catalog, nsid_: str, key: str, value: Any, path: str) -> None:
     body = catalog.get_def(nsid_).get(key)
     if body is not None and "schema" in body:
-        Validator(catalog).field(body["schema"], value, path)
+        _validator(catalog).field(body["schema"], value, path)
+
+
+@functools.lru_cache(maxsize=8)
+def _validator(catalog: Catalog) -> Validator:
+    """A catalog's validator, made once: it keeps no state between values, and building its
+    table of checks cost as much as validating a small record (the appview's indexer)."""
+    return Validator(catalog)
 
 
 def _check_record_key(key_type: str, rkey: str) -> None:
@@ -129,7 +137,8 @@ def _accepts(patterns: list[str], mime: str) -> bool:
 
 
 class Validator:
-    """Walks a value alongside its schema; one instance per validation call."""
+    """Walks a value alongside its schema; holds nothing but the catalog and its checks, so
+    one instance serves every call on that catalog."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog

@@ -11,7 +11,7 @@ import asyncio
 from typing import Final
 
 from atcore.xrpc.client import XrpcClientError
-from skyloft.account.progress import Progress
+from runtime.progress import Progress
 from skyloft.account.session import Session
 
 CONCURRENCY: Final = 8

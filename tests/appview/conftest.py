@@ -60,7 +60,7 @@ class Appview:
         assert ingest is not None
         try:
             async with asyncio.timeout(APPLY_TIMEOUT):
-                await ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq)
+                await ingest.wait_for(lambda: ingest.idle(seq))
         except TimeoutError:
             tasks = {task.get_name(): task for task in ingest._tasks}
             ended = {name: repr(task.exception()) for name, task in tasks.items() if task.done()}

@@ -111,8 +111,9 @@ async def test_forged_commits_and_invalid_records_are_not_indexed(
     upstream, url, _ = network
     (alice,) = await accounts(network, "alice")
     async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+        # Forged: not in the repo the account's PDS serves (its export), nor indexed.
         forged = alice.commit(
-            {"app.bsky.feed.post/3kaaaaaaaaaa2": post("forged")}, key=generate_k256()
+            {"app.bsky.feed.post/3kaaaaaaaaaa2": post("forged")}, key=generate_k256(), advance=False
         )
         await av.emit(forged)
         assert av.ctx.ingest is not None and av.ctx.ingest.unverified == 1

@@ -198,6 +198,8 @@ class FakePds:
         self.repo_overrides: dict[str, bytes | int] = {}
         self.frames: list[tuple[int | None, bytes]] = []
         self.getrepo_calls = 0
+        # While set and not yet fired, getRepo answers wait for it (then take the export).
+        self.getrepo_gate: asyncio.Event | None = None
         self._seq = 0
         self._changed = asyncio.Condition()
         self._closed = False
@@ -241,6 +243,8 @@ class FakePds:
 
     async def _get_repo(self, request: Request) -> Response:
         self.getrepo_calls += 1
+        if self.getrepo_gate is not None:
+            await self.getrepo_gate.wait()
         did = request.query_params.get("did", "")
         override = self.repo_overrides.get(did)
         if isinstance(override, int):
