@@ -4,6 +4,7 @@ item, so pages stay stable while new records arrive."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from appview import records as r
@@ -18,6 +19,11 @@ _TOP: Final = ("\uffff", "\uffff")
 _NO_ID: Final = 2**63 - 1
 # Priority notifications: from accounts the recipient follows (the reference's filter).
 _FROM_FOLLOWED: Final = " AND n.author IN (SELECT subject FROM edge WHERE kind = ? AND did = ?)"
+
+# Whose items a timeline shows: the accounts the viewer follows, and the viewer.
+_AUTHORS: Final = "SELECT subject AS did FROM edge WHERE kind = ? AND did = ? UNION SELECT ?"
+# The windows of time a timeline page is looked for in, before the newest item.
+_WINDOWS: Final = tuple(timedelta(hours=h) for h in (1, 24, 24 * 7, 24 * 30))
 
 AUTHOR_FILTERS: Final = {
     "posts_with_replies": "",
@@ -48,15 +54,36 @@ def _page(rows: list[Any], limit: int) -> Page:
 
 def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> Page:
     """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
-    post uri, author or reposter, when, item cid)."""
+    post uri, author or reposter, when, item cid).
+
+    Sorting every item of hundreds of followed accounts to keep the newest `limit` would read
+    them all, so the page is looked for in growing windows of time that end where the newest
+    of those items is (one index probe per followed account): the first window holding
+    `limit` items ends the search, and the windows together cover everything before the
+    cursor, so the page is the same."""
     after = parse_cursor(cursor)
-    rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
-        " JOIN record r ON r.uri = f.uri"
-        " WHERE f.did IN (SELECT subject FROM edge WHERE kind = ? AND did = ? UNION SELECT ?)"
-        " AND (f.sort_at, f.uri) < (?, ?) ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
-        (r.FOLLOW, viewer, viewer, *after, limit),
-    ).fetchall()
+    (newest,) = conn.execute(
+        f"SELECT max((SELECT max(f.sort_at) FROM feed_item f WHERE f.did = a.did"
+        f" AND f.sort_at <= ?)) FROM ({_AUTHORS}) a",
+        (after[0], r.FOLLOW, viewer, viewer),
+    ).fetchone()
+    rows: list[Any] = []
+    if newest is None:
+        return _page(rows, limit)
+    top = datetime.fromisoformat(newest.replace("Z", "+00:00"))
+    for span in (*_WINDOWS, None):
+        floor = "" if span is None else r.format_time(top - span)
+        rows += conn.execute(
+            "SELECT i.sort_at, i.uri, i.post, i.did, i.sort_at, r.cid FROM ("
+            " SELECT f.sort_at, f.uri, f.post, f.did FROM feed_item f"
+            f" WHERE f.did IN ({_AUTHORS}) AND (f.sort_at, f.uri) < (?, ?) AND f.sort_at >= ?"
+            " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?) i JOIN record r ON r.uri = i.uri"
+            " ORDER BY i.sort_at DESC, i.uri DESC",
+            (r.FOLLOW, viewer, viewer, *after, floor, limit - len(rows)),
+        ).fetchall()
+        if len(rows) == limit or span is None:
+            break
+        after = (floor, "")  # the next window ends where this one began
     return _page(rows, limit)
 
 
