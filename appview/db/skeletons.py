@@ -22,6 +22,8 @@ _FROM_FOLLOWED: Final = " AND n.author IN (SELECT subject FROM edge WHERE kind =
 
 # Whose items a timeline shows: the accounts the viewer follows, and the viewer.
 _AUTHORS: Final = "SELECT subject AS did FROM edge WHERE kind = ? AND did = ? UNION SELECT ?"
+# Authors named in one statement.
+_CHUNK: Final = 5_000
 # The windows of time a timeline page is looked for in, before the newest item.
 _WINDOWS: Final = tuple(timedelta(hours=h) for h in (1, 24, 24 * 7, 24 * 30))
 
@@ -57,34 +59,46 @@ def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> P
     post uri, author or reposter, when, item cid).
 
     Sorting every item of hundreds of followed accounts to keep the newest `limit` would read
-    them all, so the page is looked for in growing windows of time that end where the newest
-    of those items is (one index probe per followed account): the first window holding
-    `limit` items ends the search, and the windows together cover everything before the
-    cursor, so the page is the same."""
+    them all. Instead each author's newest item before the cursor is probed (one index seek
+    each), and the page is looked for in growing windows of time ending at the newest of
+    those, each window reading only the authors with an item in it: the first window that
+    fills the page ends the search. The windows together cover everything before the cursor,
+    so the page is the one a full sort would give."""
     after = parse_cursor(cursor)
-    (newest,) = conn.execute(
-        f"SELECT max((SELECT max(f.sort_at) FROM feed_item f WHERE f.did = a.did"
-        f" AND f.sort_at <= ?)) FROM ({_AUTHORS}) a",
+    newest = conn.execute(
+        "SELECT (SELECT max(f.sort_at) FROM feed_item f WHERE f.did = a.did AND f.sort_at <= ?),"
+        f" a.did FROM ({_AUTHORS}) a",
         (after[0], r.FOLLOW, viewer, viewer),
-    ).fetchone()
+    ).fetchall()
+    authors = sorted(((at, did) for at, did in newest if at is not None), reverse=True)
     rows: list[Any] = []
-    if newest is None:
+    if not authors:
         return _page(rows, limit)
-    top = datetime.fromisoformat(newest.replace("Z", "+00:00"))
+    top = datetime.fromisoformat(authors[0][0].replace("Z", "+00:00"))
     for span in (*_WINDOWS, None):
         floor = "" if span is None else r.format_time(top - span)
-        rows += conn.execute(
-            "SELECT i.sort_at, i.uri, i.post, i.did, i.sort_at, r.cid FROM ("
-            " SELECT f.sort_at, f.uri, f.post, f.did FROM feed_item f"
-            f" WHERE f.did IN ({_AUTHORS}) AND (f.sort_at, f.uri) < (?, ?) AND f.sort_at >= ?"
-            " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?) i JOIN record r ON r.uri = i.uri"
-            " ORDER BY i.sort_at DESC, i.uri DESC",
-            (r.FOLLOW, viewer, viewer, *after, floor, limit - len(rows)),
-        ).fetchall()
+        active = [did for at, did in authors if at >= floor]
+        found = []
+        for chunk in _chunks(active):
+            found += conn.execute(
+                "SELECT i.sort_at, i.uri, i.post, i.did, i.sort_at, r.cid FROM ("
+                " SELECT f.sort_at, f.uri, f.post, f.did FROM feed_item f"
+                f" WHERE f.did IN ({','.join('?' * len(chunk))})"
+                " AND (f.sort_at, f.uri) < (?, ?) AND f.sort_at >= ?"
+                " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?) i JOIN record r ON r.uri = i.uri",
+                (*chunk, *after, floor, limit - len(rows)),
+            ).fetchall()
+        found.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        rows += found[: limit - len(rows)]
         if len(rows) == limit or span is None:
             break
         after = (floor, "")  # the next window ends where this one began
     return _page(rows, limit)
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    """Bound the variables of one statement (SQLite allows 32,766)."""
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
 
 
 def author_feed(conn: Connection, did: str, filter_: str, limit: int, cursor: str | None) -> Page:
