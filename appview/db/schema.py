@@ -243,7 +243,28 @@ END;
 -- end sqlite only
 """
 
-MIGRATIONS: Final = (_V1, _V2, _V3)
+# Post text is searchable on PostgreSQL through a tsvector the database keeps itself (a
+# generated column of the record table, GIN-indexed). FOLD (of a text expression) folds it as
+# SQLite's FTS5 unicode61 tokenizer does: diacritics dropped, split at every character that is
+# not a letter or digit (by the database's default locale, not the columns' byte order), lower
+# case ('simple'); appview.db.search folds query terms with it, so searchPosts means the same
+# on both stores.
+FOLD: Final = (
+    'regexp_replace(regexp_replace(normalize({} COLLATE "default", NFD),'
+    " '[\\u0300-\\u036f]', '', 'g'), '[^[:alnum:]]+', ' ', 'g')"
+)
+_V4: Final = f"""
+-- postgres only
+ALTER TABLE record ADD COLUMN post_text tsvector GENERATED ALWAYS AS (
+    CASE WHEN collection = 'app.bsky.feed.post'
+    THEN to_tsvector('simple', {FOLD.format("coalesce(CAST(json AS jsonb) ->> 'text', '')")})
+    END
+) STORED;
+CREATE INDEX record_post_text ON record USING GIN (post_text);
+-- end postgres only
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4)
 
 
 def check_version(conn: Connection, dialect: Dialect) -> int:
