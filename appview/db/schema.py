@@ -264,7 +264,25 @@ CREATE INDEX record_post_text ON record USING GIN (post_text);
 -- end postgres only
 """
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4)
+# Who joined through a starter pack (app.bsky.actor.profile's joinedViaStarterPack), counted
+# for a pack's joinedAllTimeCount and joinedWeekCount: an index on the record JSON's field, the
+# expression each store writes it with in JOINED_VIA.
+JOINED_VIA: Final = {
+    "sqlite": "json_extract(json, '$.joinedViaStarterPack.uri')",
+    "postgres": "(CAST(json AS jsonb) -> 'joinedViaStarterPack' ->> 'uri')",
+}
+_V5: Final = f"""
+-- sqlite only
+CREATE INDEX record_joined_via ON record ({JOINED_VIA["sqlite"]})
+    WHERE collection = 'app.bsky.actor.profile';
+-- end sqlite only
+-- postgres only
+CREATE INDEX record_joined_via ON record ({JOINED_VIA["postgres"]})
+    WHERE collection = 'app.bsky.actor.profile';
+-- end postgres only
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5)
 
 
 def check_version(conn: Connection, dialect: Dialect) -> int:
