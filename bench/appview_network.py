@@ -24,16 +24,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from appview.changes import Change, PutRecord, SetHandle
 from appview.db import index
-from appview.db.dialect import SQLITE
+from appview.db.dialect import POSTGRES, SQLITE
 from appview.db.schema import migrate
 from atcore import cbor
 from atcore.cid import cid_for_cbor
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.keys import generate_k256
 from atcore.syntax.tid import tid_from_timestamp
-from runtime.sql import transaction
+from runtime import postgres
+from runtime.sql import Connection, transaction
 from runtime.sqlite import connect
 
 VIEWERS = 32
@@ -79,6 +82,12 @@ class Network:
     shape: Shape
     viewers: list[dict[str, Any]]  # did, key (k256 hex), op (signed genesis)
     build_seconds: float | None  # None when the cached network was reused
+    postgres: str | None = None  # the server's URL when the network is in PostgreSQL
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema of a network built there."""
+        return "bench_" + self.shape.key.replace("-", "_")
 
     @property
     def db_path(self) -> Path:
@@ -122,13 +131,24 @@ def _viewers() -> list[dict[str, Any]]:
 
 
 class _Writer:
-    """Changes in indexer batches: one transaction of index.apply per BATCH records."""
+    """Changes in indexer batches: one transaction of index.apply per BATCH records, into
+    SQLite at `path` or, with `pg` (URL, schema), into a fresh PostgreSQL schema."""
 
-    def __init__(self, path: Path) -> None:
-        self.conn = connect(path)
-        # A bulk load: the indexes outgrow SQLite's default 2 MB page cache early on.
-        self.conn.execute("PRAGMA cache_size = -1000000")
-        migrate(self.conn, SQLITE)
+    def __init__(self, path: Path, pg: tuple[str, str] | None) -> None:
+        self.conn: Connection
+        if pg is None:
+            lite = connect(path)
+            # A bulk load: the indexes outgrow SQLite's default 2 MB page cache early on.
+            lite.execute("PRAGMA cache_size = -1000000")
+            migrate(lite, SQLITE)
+            self.conn, self.close_conn = lite, lite.close
+        else:
+            with psycopg.connect(pg[0], autocommit=True) as admin:
+                admin.execute(f'DROP SCHEMA IF EXISTS "{pg[1]}" CASCADE')
+            server = postgres.connect(*pg)
+            migrate(server, POSTGRES)
+            self.conn, self.close_conn = server, server.close
+        self.sqlite = pg is None
         self.pending: list[Change] = []
         self.seq = 0
 
@@ -152,8 +172,9 @@ class _Writer:
     def close(self) -> None:
         self.flush()
         self.conn.execute("ANALYZE")
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.conn.close()
+        if self.sqlite:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.close_conn()
 
 
 def _times(rng: random.Random, n: int) -> Iterator[float]:
@@ -168,15 +189,16 @@ def _rkey(seconds: float, n: int) -> str:
     return tid_from_timestamp(int(seconds * 1_000_000), n % 1024)
 
 
-def build(folder: Path, shape: Shape, progress: bool = True) -> None:
-    """Write the network into `folder` (replacing what is there)."""
+def build(folder: Path, shape: Shape, pg: tuple[str, str] | None, progress: bool = True) -> None:
+    """Write the network into `folder` (replacing what is there), its index into SQLite there
+    or into PostgreSQL (`pg`: URL and schema)."""
     if folder.exists():
         shutil.rmtree(folder)
     (folder / "data").mkdir(parents=True)
     rng = random.Random(1)
     viewers = _viewers()
     dids = [v["did"] for v in viewers] + [_did(i) for i in range(VIEWERS, shape.accounts)]
-    writer = _Writer(folder / "data" / "appview.sqlite")
+    writer = _Writer(folder / "data" / "appview.sqlite", pg)
     started, done = time.perf_counter(), 0
 
     def tick(count: int) -> None:
@@ -259,14 +281,17 @@ def build(folder: Path, shape: Shape, progress: bool = True) -> None:
     (folder / "network.json").write_text(json.dumps(meta))
 
 
-def load(root: Path, shape: Shape, rebuild: bool) -> Network:
-    """The cached network of this shape under `root`, built first when missing or asked."""
-    folder = root / shape.key
+def load(root: Path, shape: Shape, rebuild: bool, pg_url: str | None = None) -> Network:
+    """The cached network of this shape under `root` (in PostgreSQL at `pg_url` when given),
+    built first when missing or asked."""
+    folder = root / (shape.key + ("-postgres" if pg_url else ""))
+    network = Network(folder, shape, [], None, pg_url)
     built = None
     if rebuild or not (folder / "network.json").exists():
-        print(f"building the network ({shape.records:,} records) into {folder}", flush=True)
+        where = f"PostgreSQL schema {network.schema}" if pg_url else str(folder)
+        print(f"building the network ({shape.records:,} records) into {where}", flush=True)
         started = time.perf_counter()
-        build(folder, shape)
+        build(folder, shape, (pg_url, network.schema) if pg_url else None)
         built = time.perf_counter() - started
     meta = json.loads((folder / "network.json").read_text())
-    return Network(folder, shape, meta["viewers"], built)
+    return Network(folder, shape, meta["viewers"], built, pg_url)

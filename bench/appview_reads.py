@@ -3,7 +3,7 @@ concurrency 8 over HTTP against a real `skyloft appview serve`, viewers authenti
 service-auth JWTs as their PDS would mint them.
 
 Run: ./scripts/setup test && .venv/bin/python bench/appview_reads.py [--scale 1] [--rebuild]
-    [--requests 2000] [--concurrency 8]
+    [--requests 2000] [--concurrency 8] [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 The network (bench/appview_network.py: at scale 1, 100k accounts, 1M posts, 5M likes, 1M
 follows, written through the indexer's storage code) is cached under /work/bench-data (or
@@ -11,7 +11,9 @@ $SKYLOFT_BENCH_DATA) and reused; `--rebuild` builds it from scratch and prints h
 took. A real PLC (`skyloft plc serve`) holds the viewers' DID documents, against which the
 appview verifies each token (then caches the document, as in steady state). Requests use
 pre-minted tokens so the client's signing is not timed; the client runs on the same machine.
-The issue's goal (p99 under 20 ms) is printed beside the figures.
+The issue's goal (p99 under 20 ms) is printed beside the figures. With `--postgres` the
+network is built into (and served from) a PostgreSQL schema named after its shape, kept there
+for later runs.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atcore.jwt import encode_es  # noqa: E402
 from atcore.keys import private_key_from_hex  # noqa: E402
-from bench.appview import register  # noqa: E402
+from bench.appview import postgres_bytes, register  # noqa: E402
 from bench.appview_network import Network, Shape, load  # noqa: E402
 from tests.servers import running_service  # noqa: E402
 
@@ -115,16 +117,23 @@ async def run(url: str, network: Network, requests: int, concurrency: int) -> No
         )
 
 
+def store(network: Network) -> str:
+    if network.postgres is None:
+        return f"SQLite {network.db_path.stat().st_size / 2**30:.2f} GiB"
+    return f"PostgreSQL {postgres_bytes(network.postgres, network.schema) / 2**30:.2f} GiB"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="1 = 100k accounts, 1M posts")
     parser.add_argument("--rebuild", action="store_true", help="build the network from scratch")
     parser.add_argument("--requests", type=int, default=2_000, help="per method")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--postgres", metavar="URL", help="build and serve from PostgreSQL")
     args = parser.parse_args()
     root = Path(os.environ.get("SKYLOFT_BENCH_DATA", "/work/bench-data")) / "appview-reads"
     shape = Shape.at(args.scale)
-    network = load(root, shape, args.rebuild)
+    network = load(root, shape, args.rebuild, args.postgres)
     if network.build_seconds is not None:
         print(
             f"built {shape.records:,} records through appview.db.index in "
@@ -132,13 +141,18 @@ def main() -> None:
         )
     print(
         f"network: {shape.accounts:,} accounts, {shape.posts:,} posts, {shape.likes:,} likes, "
-        f"{shape.follows:,} follows; SQLite {network.db_path.stat().st_size / 2**30:.2f} GiB; "
+        f"{shape.follows:,} follows; {store(network)}; "
         f"{args.requests} requests per method at concurrency {args.concurrency}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         with running_service("plc", Path(tmp) / "plc") as plc_url:
             asyncio.run(register(plc_url, network.viewers))
             env = {"BSKY_DID_PLC_URL": plc_url, "BSKY_DEV_MODE": "true"}
+            if network.postgres is not None:
+                env |= {
+                    "BSKY_DB_POSTGRES_URL": network.postgres,
+                    "BSKY_DB_POSTGRES_SCHEMA": network.schema,
+                }
             with running_service("appview", network.db_path.parent, env=env) as url:
                 asyncio.run(run(url, network, args.requests, args.concurrency))
 
