@@ -94,7 +94,8 @@ class Network:
         return self.folder / "data" / "appview.sqlite"
 
     def meta(self) -> dict[str, Any]:
-        return json.loads((self.folder / "network.json").read_text())
+        meta: dict[str, Any] = json.loads((self.folder / "network.json").read_text())
+        return meta
 
 
 def _iso(seconds: float) -> str:
@@ -229,8 +230,8 @@ def build(folder: Path, shape: Shape, pg: tuple[str, str] | None, progress: bool
         target = _skewed(rng, shape.accounts, 2.5)
         if target == follower:
             target = (target + 1) % shape.accounts
-        value = {"$type": "app.bsky.graph.follow", "subject": dids[target], "createdAt": _iso(at)}
-        writer.put(dids[follower], "app.bsky.graph.follow", _rkey(at, n), value, _iso(at))
+        follow = {"$type": "app.bsky.graph.follow", "subject": dids[target], "createdAt": _iso(at)}
+        writer.put(dids[follower], "app.bsky.graph.follow", _rkey(at, n), follow, _iso(at))
         tick(1)
     posts: list[tuple[str, str, str, str]] = []  # uri, cid, root uri, root cid
     for n, at in enumerate(_times(rng, shape.posts)):
@@ -294,4 +295,22 @@ def load(root: Path, shape: Shape, rebuild: bool, pg_url: str | None = None) -> 
         build(folder, shape, (pg_url, network.schema) if pg_url else None)
         built = time.perf_counter() - started
     meta = json.loads((folder / "network.json").read_text())
-    return Network(folder, shape, meta["viewers"], built, pg_url)
+    network = Network(folder, shape, meta["viewers"], built, pg_url)
+    migrate_cached(network)
+    return network
+
+
+def migrate_cached(network: Network) -> None:
+    """Bring a network built by older code to the current schema before it is served (the
+    server would do it at start, within its start-up timeout)."""
+    started = time.perf_counter()
+    if network.postgres is None:
+        lite = connect(network.db_path)
+        migrate(lite, SQLITE)
+        lite.close()
+    else:
+        server = postgres.connect(network.postgres, network.schema)
+        migrate(server, POSTGRES)
+        server.close()
+    if time.perf_counter() - started > 1:
+        print(f"migrated the cached network in {time.perf_counter() - started:.0f} s")
