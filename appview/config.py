@@ -3,8 +3,10 @@
 Names follow `@atproto/bsky` where they match: BSKY_PUBLIC_URL, BSKY_SERVER_DID (the `aud` that
 service-auth tokens must name; by default `did:web` of the public host), BSKY_DID_PLC_URL,
 BSKY_REPO_PROVIDER (the relay whose firehose is indexed, `ws(s)://` or `http(s)://`),
-BSKY_CDN_URL (where image URLs in views point), BSKY_DB_POSTGRES_URL (PostgreSQL instead of
-SQLite in the data directory) and BSKY_DB_POSTGRES_SCHEMA (its schema, `public` by default).
+BSKY_CDN_URL (where image URLs in views point), BSKY_VIDEO_PLAYLIST_URL_PATTERN and
+BSKY_VIDEO_THUMBNAIL_URL_PATTERN (where video URLs point), BSKY_DB_POSTGRES_URL (PostgreSQL
+instead of SQLite in the data directory) and BSKY_DB_POSTGRES_SCHEMA (its schema, `public` by
+default).
 Ours: BSKY_DATA_DIRECTORY (`--data-dir` overrides it), BSKY_DEV_MODE (loopback and `.test`
 hosts allowed) and BSKY_TRUST_RELAY (index commits without checking their signatures again),
 BSKY_IMAGE_CACHE_MAX_BYTES (the disk the image service's renditions may take, 1 GiB by default).
@@ -37,6 +39,8 @@ class AppviewConfig:
     public_url: str | None = None
     server_did: str | None = None
     cdn_url: str | None = None
+    video_playlist_pattern: str | None = None
+    video_thumbnail_pattern: str | None = None
     postgres_url: str | None = None
     postgres_schema: str = DEFAULT_POSTGRES_SCHEMA
     dev_mode: bool = False
@@ -75,6 +79,16 @@ class AppviewConfig:
         return self.cdn_url or f"{self.base_url}/img"
 
     @property
+    def video_patterns(self) -> tuple[str, str]:
+        """Where video URLs in views point, as the reference's BSKY_VIDEO_PLAYLIST_URL_PATTERN
+        and BSKY_VIDEO_THUMBNAIL_URL_PATTERN: `%s` the author's DID, then the video's CID;
+        this appview's `/vid/` paths by default, as the reference's."""
+        return (
+            self.video_playlist_pattern or f"{self.base_url}/vid/%s/%s/playlist.m3u8",
+            self.video_thumbnail_pattern or f"{self.base_url}/vid/%s/%s/thumbnail.jpg",
+        )
+
+    @property
     def image_cache_dir(self) -> Path:
         return self.data_dir / "images"
 
@@ -94,6 +108,8 @@ class AppviewConfig:
             public_url=_url(env, "BSKY_PUBLIC_URL"),
             server_did=env.get("BSKY_SERVER_DID") or None,
             cdn_url=_url(env, "BSKY_CDN_URL"),
+            video_playlist_pattern=env.get("BSKY_VIDEO_PLAYLIST_URL_PATTERN") or None,
+            video_thumbnail_pattern=env.get("BSKY_VIDEO_THUMBNAIL_URL_PATTERN") or None,
             postgres_url=env.get("BSKY_DB_POSTGRES_URL") or None,
             postgres_schema=env.get("BSKY_DB_POSTGRES_SCHEMA") or DEFAULT_POSTGRES_SCHEMA,
             dev_mode=env_bool(env, "BSKY_DEV_MODE"),
@@ -125,6 +141,16 @@ class AppviewConfig:
                 "BSKY_DB_POSTGRES_SCHEMA must be letters, digits and _ (not first), at most 63,"
                 f" got {self.postgres_schema!r}"
             )
+        for name, pattern in (
+            ("BSKY_VIDEO_PLAYLIST_URL_PATTERN", self.video_playlist_pattern),
+            ("BSKY_VIDEO_THUMBNAIL_URL_PATTERN", self.video_thumbnail_pattern),
+        ):
+            if pattern is not None and (
+                not pattern.startswith(("http://", "https://")) or pattern.count("%s") != 2
+            ):
+                raise ConfigError(
+                    f"{name} must be an http(s) URL with two %s (DID, then CID), got {pattern!r}"
+                )
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
 

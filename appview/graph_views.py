@@ -39,7 +39,10 @@ def list_items(views: Views, state: Hydrated, items: list[tuple[str, str]]) -> l
     ]
 
 
-def starter_pack_basic(views: Views, state: Hydrated, row: NamedRow) -> Json | None:
+def starter_pack_basic(
+    views: Views, state: Hydrated, row: NamedRow, joined: tuple[int, int]
+) -> Json | None:
+    """starterPackViewBasic; `joined` is (joinedAllTimeCount, joinedWeekCount)."""
     creator = state.actors.get(row.did)
     if creator is None:
         return None
@@ -52,16 +55,23 @@ def starter_pack_basic(views: Views, state: Hydrated, row: NamedRow) -> Json | N
     listed = state.lists.get(str(row.record.get("list", "")))
     if listed is not None:
         view["listItemCount"] = listed.items
+    view["joinedAllTimeCount"], view["joinedWeekCount"] = joined
     view["labels"] = []
     view["indexedAt"] = row.indexed_at
     return view
 
 
 def starter_pack(
-    views: Views, state: Hydrated, row: NamedRow, sample: list[tuple[str, str]]
+    views: Views,
+    state: Hydrated,
+    row: NamedRow,
+    sample: list[tuple[str, str]],
+    joined: tuple[int, int],
+    feeds: list[Json],
 ) -> Json | None:
-    """starterPackView with its list and a sample of the list's members."""
-    basic = starter_pack_basic(views, state, row)
+    """starterPackView with its list, a sample of the list's members and the views of the
+    feeds it names that can be shown."""
+    basic = starter_pack_basic(views, state, row, joined)
     if basic is None:
         return None
     view: Json = {k: basic[k] for k in ("uri", "cid", "record", "creator")}
@@ -69,6 +79,8 @@ def starter_pack(
     if listed is not None:
         view["list"] = views.list_basic(state, listed)
         view["listItemsSample"] = list_items(views, state, sample)
+    view["feeds"] = feeds
+    view["joinedAllTimeCount"], view["joinedWeekCount"] = joined
     view["labels"] = []
     view["indexedAt"] = row.indexed_at
     return view

@@ -43,4 +43,4 @@ async def load(
 
 
 def views(ctx: AppviewContext) -> Views:
-    return Views(ctx.config.image_base, ctx.config.base_url)
+    return Views(ctx.config.image_base, *ctx.config.video_patterns)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from appview import gates
 from appview import records as r
@@ -21,10 +22,11 @@ Json = dict[str, Any]
 @dataclass(frozen=True)
 class Views:
     """View builders bound to where image URLs point (BSKY_CDN_URL or the appview's own image
-    service) and where video URLs point (the appview's public URL)."""
+    service) and where video URLs point (AppviewConfig.video_patterns)."""
 
     image_base: str
-    video_base: str
+    video_playlist: str
+    video_thumbnail: str
 
     def image(self, preset: str, did: str, cid: str) -> str:
         return image_url(self.image_base, preset, did, cid)
@@ -308,8 +310,8 @@ class Views:
         view: Json = {
             "$type": f"{r.VIDEO}#view",
             "cid": cid,
-            "playlist": f"{self.video_base}/vid/{did}/{cid}/playlist.m3u8",
-            "thumbnail": f"{self.video_base}/vid/{did}/{cid}/thumbnail.jpg",
+            "playlist": _video_url(self.video_playlist, did, cid),
+            "thumbnail": _video_url(self.video_thumbnail, did, cid),
         }
         for key in ("alt", "aspectRatio"):
             if key in embed:
@@ -359,3 +361,11 @@ class Views:
         )
         view["embeds"] = [] if inner is None else [inner]
         return view
+
+
+def _video_url(pattern: str, did: str, cid: str) -> str:
+    """`pattern` with its `%s`s the DID and the CID, each escaped as a URI component (as the
+    reference fills its patterns)."""
+    for value in (did, cid):
+        pattern = pattern.replace("%s", quote(value, safe="-_.!~*'()"), 1)
+    return pattern

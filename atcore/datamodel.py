@@ -112,11 +112,19 @@ def to_json(value: Any) -> Any:
         return {key: to_json(item) for key, item in value.items()}
     if isinstance(value, list):
         return [to_json(item) for item in value]
+    if isinstance(value, CID | bytes):
+        return json_default(value)
+    return value
+
+
+def json_default(value: Any) -> Any:
+    """json.dumps' `default`: a CID or bytes as its JSON form, so a data-model value is dumped
+    in one pass, without a to_json copy first."""
     if isinstance(value, CID):
         return {"$link": value.encode()}
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
-    return value
+    raise TypeError(f"{type(value).__name__} is not a data-model value")
 
 
 def blob_refs(value: Any) -> list[CID]:

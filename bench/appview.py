@@ -71,19 +71,27 @@ async def frames_of(frames: list[bytes]) -> AsyncIterator[object]:
         yield decode_frame(frame)
 
 
-def disk_bytes(db: Database) -> int:
-    """The store's size on disk: SQLite's files, or PostgreSQL's tables with their indexes."""
-    if hasattr(db, "path"):
-        return sum(p.stat().st_size for p in db.path.parent.glob("appview.sqlite*"))
-    with psycopg.connect(db.url) as conn:
+def postgres_bytes(url: str, schema: str) -> int:
+    """The size of a PostgreSQL schema's tables with their indexes."""
+    with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = %s AND c.relkind = 'r'",
-            (db.schema,),
+            (schema,),
         ).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def disk_bytes(db: Database) -> int:
+    """The store's size on disk: SQLite's files, or PostgreSQL's tables with their indexes
+    (the schema is dropped after)."""
+    if hasattr(db, "path"):
+        return sum(p.stat().st_size for p in db.path.parent.glob("appview.sqlite*"))
+    size = postgres_bytes(db.url, db.schema)
+    with psycopg.connect(db.url) as conn:
         conn.execute(f'DROP SCHEMA "{db.schema}" CASCADE')
-    return int(row[0])
+    return size
 
 
 async def run(

@@ -4,13 +4,15 @@ getActorStarterPacks. List mutes are private, kept by the appview per viewer."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from appview import graph_views, pipeline
+from appview import feed_views, graph_views, pipeline
 from appview import records as r
 from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
 from appview.db import graph_reads, reads
+from appview.views import Json
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 
@@ -18,6 +20,8 @@ xrpc = Methods()
 
 # Members shown in a starter pack's sample (the reference's listItemsSample).
 SAMPLE_SIZE: Final = 12
+# A starter pack's joinedWeekCount counts who joined in this long before now (the reference's).
+JOINED_WEEK: Final = timedelta(days=7)
 MODLIST: Final = "app.bsky.graph.defs#modlist"
 CURATELIST: Final = "app.bsky.graph.defs#curatelist"
 # `purposes` names them short or in full, as the reference accepts.
@@ -115,13 +119,25 @@ async def unmute_actor_list(req: XrpcRequest) -> None:
     await ctx.db.write(graph_reads.unmute_list, req.auth, req.input["list"])
 
 
-async def _starter_packs(
-    ctx: AppviewContext, viewer: str | None, uris: list[str]
-) -> tuple[Any, dict[str, graph_reads.NamedRow]]:
+async def _joined(ctx: AppviewContext, uris: list[str]) -> dict[str, tuple[int, int]]:
+    """Per starter pack, how many joined through it in all and in the last week."""
+    week_ago = r.format_time(datetime.now(UTC) - JOINED_WEEK)
+    return await ctx.db.read(graph_reads.joined_counts, uris, week_ago)
+
+
+async def _starter_packs(ctx: AppviewContext, viewer: str | None, uris: list[str]) -> list[Json]:
+    """starterPackViewBasic of each of `uris` that can be shown, in order."""
     rows = await ctx.db.read(graph_reads.named, r.STARTER_PACK, uris)
     lists = [u for row in rows.values() if (u := graph_views.list_uri_of(row))]
     state = await pipeline.load(ctx, viewer, [row.did for row in rows.values()], lists=lists)
-    return state, rows
+    joined = await _joined(ctx, list(rows))
+    views = pipeline.views(ctx)
+    packs = (
+        graph_views.starter_pack_basic(views, state, rows[u], joined.get(u, (0, 0)))
+        for u in uris
+        if u in rows
+    )
+    return [pack for pack in packs if pack is not None]
 
 
 @xrpc.query("app.bsky.graph.getStarterPack", auth=optional_viewer)
@@ -135,7 +151,15 @@ async def get_starter_pack(req: XrpcRequest) -> dict[str, Any]:
     dids = [did for _, did in sample] + ([row.did] if row else [])
     state = await pipeline.load(ctx, req.auth, dids, lists=[list_uri] if list_uri else [])
     views = pipeline.views(ctx)
-    view = None if row is None else graph_views.starter_pack(views, state, row, sample)
+    view = None
+    if row is not None:
+        named = [f.get("uri") for f in row.record.get("feeds") or [] if isinstance(f, dict)]
+        feed_uris = [u for u in named if isinstance(u, str)]
+        found = await ctx.db.read(feed_views.hydrate_generators, req.auth, feed_uris)
+        shown = (feed_views.generator(views, found, u) for u in dict.fromkeys(feed_uris))
+        feeds = [feed for feed in shown if feed is not None]
+        joined = (await _joined(ctx, [uri])).get(uri, (0, 0))
+        view = graph_views.starter_pack(views, state, row, sample, joined, feeds)
     if view is None:
         raise InvalidRequest("Starter pack not found")
     return {"starterPack": view}
@@ -147,10 +171,7 @@ async def get_starter_packs(req: XrpcRequest) -> dict[str, Any]:
     uris = req.params["uris"]
     if len(uris) > 25:
         raise InvalidRequest("at most 25 uris")
-    state, rows = await _starter_packs(ctx, req.auth, uris)
-    views = pipeline.views(ctx)
-    packs = [graph_views.starter_pack_basic(views, state, rows[u]) for u in uris if u in rows]
-    return {"starterPacks": [p for p in packs if p is not None]}
+    return {"starterPacks": await _starter_packs(ctx, req.auth, uris)}
 
 
 @xrpc.query("app.bsky.graph.getActorStarterPacks", auth=optional_viewer)
@@ -162,7 +183,4 @@ async def get_actor_starter_packs(req: XrpcRequest) -> dict[str, Any]:
     limit, cursor = req.params.get("limit", 50), req.params.get("cursor")
     page = await ctx.db.read(graph_reads.owned, r.STARTER_PACK, did, limit, cursor)
     uris = [uri for (uri,) in page.items]
-    state, rows = await _starter_packs(ctx, req.auth, uris)
-    views = pipeline.views(ctx)
-    packs = [graph_views.starter_pack_basic(views, state, rows[u]) for u in uris if u in rows]
-    return _with_cursor({"starterPacks": [p for p in packs if p is not None]}, page)
+    return _with_cursor({"starterPacks": await _starter_packs(ctx, req.auth, uris)}, page)

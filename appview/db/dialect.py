@@ -7,7 +7,8 @@ The DDL is written for SQLite and given to PostgreSQL with 64-bit integers, an i
 for SQLite's AUTOINCREMENT, and byte-order ("C") collation on text, so that text orders as on
 SQLite: cursors compare `(sort_at, uri)` against values such as U+FFFF, which a locale's
 collation would not put last. Blocks of DDL between `-- sqlite only` and `-- end sqlite only`
-lines are left out.
+lines are left out there, and blocks between `-- postgres only` and `-- end postgres only` are
+left out on SQLite.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Final
 
 from runtime.sql import Connection
 
+_POSTGRES_ONLY: Final = re.compile(r"^-- postgres only\n.*?^-- end postgres only\n", re.M | re.S)
 _PG_DDL: Final = (
     # What PostgreSQL has no counterpart for (FTS5 tables, SQLite JSON functions) is marked so.
     (re.compile(r"^-- sqlite only\n.*?^-- end sqlite only\n", re.M | re.S), ""),
@@ -68,5 +70,9 @@ def _pg_ddl(script: str) -> str:
     return script
 
 
-SQLITE: Final = Dialect("sqlite", _sqlite_version, _sqlite_set_version, lambda script: script)
+def _sqlite_ddl(script: str) -> str:
+    return _POSTGRES_ONLY.sub("", script)
+
+
+SQLITE: Final = Dialect("sqlite", _sqlite_version, _sqlite_set_version, _sqlite_ddl)
 POSTGRES: Final = Dialect("postgres", _pg_version, _pg_set_version, _pg_ddl)

@@ -5,12 +5,14 @@ batched lookups hydration makes for them."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from appview import records as r
 from appview.db.reads import Page, _chunks, _marks, edges_by, edges_to
+from appview.db.schema import JOINED_VIA
 from appview.db.skeletons import _page, edges_from, parse_cursor
 from runtime.sql import Connection
 
@@ -153,6 +155,26 @@ def named(conn: Connection, kind: str, uris: Collection[str]) -> dict[str, Named
         )
         for uri, cid, did, value, indexed_at, items in rows:
             found[str(uri)] = NamedRow(uri, cid, did, json.loads(value), indexed_at, items)
+    return found
+
+
+def joined_counts(
+    conn: Connection, packs: Collection[str], since: str
+) -> dict[str, tuple[int, int]]:
+    """Starter pack → (how many profiles name it as the pack they joined through, how many of
+    those were created after `since`): the reference's joinedAllTimeCount and joinedWeekCount."""
+    joined = JOINED_VIA["sqlite" if isinstance(conn, sqlite3.Connection) else "postgres"]
+    found = {}
+    for chunk in _chunks(packs):
+        rows = conn.execute(
+            f"SELECT {joined}, count(*),"
+            " sum(CASE WHEN coalesce(p.created_at, p.indexed_at) > ? THEN 1 ELSE 0 END)"
+            " FROM record c JOIN profile p ON p.did = c.did"
+            f" WHERE c.collection = '{r.PROFILE}' AND {joined} IN ({_marks(chunk)})"
+            f" GROUP BY {joined}",
+            [since, *chunk],
+        )
+        found.update({str(uri): (int(total), int(week)) for uri, total, week in rows})
     return found
 
 

@@ -255,7 +255,46 @@ CREATE TABLE repo (
 CREATE INDEX repo_desynchronized ON repo (synchronized, did);
 """
 
-MIGRATIONS: Final = (_V1, _V2, _V3, _V4)
+# Post text is searchable on PostgreSQL through a tsvector the database keeps itself (a
+# generated column of the record table, GIN-indexed). FOLD (of a text expression) folds it as
+# SQLite's FTS5 unicode61 tokenizer does: diacritics dropped, split at every character that is
+# not a letter or digit (by the database's default locale, not the columns' byte order), lower
+# case ('simple'); appview.db.search folds query terms with it, so searchPosts means the same
+# on both stores.
+FOLD: Final = (
+    'regexp_replace(regexp_replace(normalize({} COLLATE "default", NFD),'
+    " '[\\u0300-\\u036f]', '', 'g'), '[^[:alnum:]]+', ' ', 'g')"
+)
+_V5: Final = f"""
+-- postgres only
+ALTER TABLE record ADD COLUMN post_text tsvector GENERATED ALWAYS AS (
+    CASE WHEN collection = 'app.bsky.feed.post'
+    THEN to_tsvector('simple', {FOLD.format("coalesce(CAST(json AS jsonb) ->> 'text', '')")})
+    END
+) STORED;
+CREATE INDEX record_post_text ON record USING GIN (post_text);
+-- end postgres only
+"""
+
+# Who joined through a starter pack (app.bsky.actor.profile's joinedViaStarterPack), counted
+# for a pack's joinedAllTimeCount and joinedWeekCount: an index on the record JSON's field, the
+# expression each store writes it with in JOINED_VIA.
+JOINED_VIA: Final = {
+    "sqlite": "json_extract(json, '$.joinedViaStarterPack.uri')",
+    "postgres": "(CAST(json AS jsonb) -> 'joinedViaStarterPack' ->> 'uri')",
+}
+_V6: Final = f"""
+-- sqlite only
+CREATE INDEX record_joined_via ON record ({JOINED_VIA["sqlite"]})
+    WHERE collection = 'app.bsky.actor.profile';
+-- end sqlite only
+-- postgres only
+CREATE INDEX record_joined_via ON record ({JOINED_VIA["postgres"]})
+    WHERE collection = 'app.bsky.actor.profile';
+-- end postgres only
+"""
+
+MIGRATIONS: Final = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 def check_version(conn: Connection, dialect: Dialect) -> int:

@@ -3,9 +3,10 @@ actor/searchActorsTypeahead, actor/getSuggestions): post text and profiles throu
 tables the schema keeps in step with the index, handles by prefix.
 
 Full-text terms reach FTS5 only as quoted phrases, so no query text is ever FTS5 syntax.
-PostgreSQL has no FTS5: there each term is a whole word (a word prefix for actors) of the
-text, matched case-insensitively by a regular expression at read time. Ranked results page by
-an offset cursor, newest-first results by `<sort_at>::<uri>`."""
+PostgreSQL has no FTS5: post text is matched there through the GIN-indexed tsvector the
+schema keeps (each term a phrase, folded alike); for actors each term is a word prefix of the
+profile text, matched case-insensitively by a regular expression at read time. Ranked results
+page by an offset cursor, newest-first results by `<sort_at>::<uri>`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any, Final
 from appview import records as r
 from appview.db.graph_reads import blocked_either_way
 from appview.db.reads import Page
+from appview.db.schema import FOLD
 from appview.db.skeletons import _page, parse_cursor
 from atcore.xrpc.errors import InvalidRequest
 from runtime.sql import Connection
@@ -84,10 +86,11 @@ def posts(conn: Connection, query: PostQuery, limit: int, cursor: str | None) ->
         where.append("post_fts MATCH ?")
         params.append(phrases(query.terms))
     elif query.terms:
+        # Each term a phrase of the folded words, as FTS5 reads a quoted term.
         source = "record c JOIN post p ON p.uri = c.uri"
-        clause, words = _words("coalesce(CAST(c.json AS jsonb) ->> 'text', '')", query.terms)
-        where.append(clause)
-        params += words
+        match = f"c.post_text @@ phraseto_tsquery('simple', {FOLD.format('CAST(? AS TEXT)')})"
+        where += [match] * len(query.terms)
+        params += query.terms
     for clause, value in (
         ("p.did = ?", query.author),
         ("p.sort_at >= ?", query.since),

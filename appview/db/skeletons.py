@@ -4,6 +4,7 @@ item, so pages stay stable while new records arrive."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from appview import records as r
@@ -18,6 +19,13 @@ _TOP: Final = ("\uffff", "\uffff")
 _NO_ID: Final = 2**63 - 1
 # Priority notifications: from accounts the recipient follows (the reference's filter).
 _FROM_FOLLOWED: Final = " AND n.author IN (SELECT subject FROM edge WHERE kind = ? AND did = ?)"
+
+# Whose items a timeline shows: the accounts the viewer follows, and the viewer.
+_AUTHORS: Final = "SELECT subject AS did FROM edge WHERE kind = ? AND did = ? UNION SELECT ?"
+# Authors named in one statement.
+_CHUNK: Final = 5_000
+# The windows of time a timeline page is looked for in, before the newest item.
+_WINDOWS: Final = tuple(timedelta(hours=h) for h in (1, 24, 24 * 7, 24 * 30))
 
 AUTHOR_FILTERS: Final = {
     "posts_with_replies": "",
@@ -48,16 +56,49 @@ def _page(rows: list[Any], limit: int) -> Page:
 
 def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> Page:
     """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
-    post uri, author or reposter, when, item cid)."""
+    post uri, author or reposter, when, item cid).
+
+    Sorting every item of hundreds of followed accounts to keep the newest `limit` would read
+    them all. Instead each author's newest item before the cursor is probed (one index seek
+    each), and the page is looked for in growing windows of time ending at the newest of
+    those, each window reading only the authors with an item in it: the first window that
+    fills the page ends the search. The windows together cover everything before the cursor,
+    so the page is the one a full sort would give."""
     after = parse_cursor(cursor)
-    rows = conn.execute(
-        "SELECT f.sort_at, f.uri, f.post, f.did, f.sort_at, r.cid FROM feed_item f"
-        " JOIN record r ON r.uri = f.uri"
-        " WHERE f.did IN (SELECT subject FROM edge WHERE kind = ? AND did = ? UNION SELECT ?)"
-        " AND (f.sort_at, f.uri) < (?, ?) ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?",
-        (r.FOLLOW, viewer, viewer, *after, limit),
+    newest = conn.execute(
+        "SELECT (SELECT max(f.sort_at) FROM feed_item f WHERE f.did = a.did AND f.sort_at <= ?),"
+        f" a.did FROM ({_AUTHORS}) a",
+        (after[0], r.FOLLOW, viewer, viewer),
     ).fetchall()
+    authors = sorted(((at, did) for at, did in newest if at is not None), reverse=True)
+    rows: list[Any] = []
+    if not authors:
+        return _page(rows, limit)
+    top = datetime.fromisoformat(authors[0][0].replace("Z", "+00:00"))
+    for span in (*_WINDOWS, None):
+        floor = "" if span is None else r.format_time(top - span)
+        active = [did for at, did in authors if at >= floor]
+        found = []
+        for chunk in _chunks(active):
+            found += conn.execute(
+                "SELECT i.sort_at, i.uri, i.post, i.did, i.sort_at, r.cid FROM ("
+                " SELECT f.sort_at, f.uri, f.post, f.did FROM feed_item f"
+                f" WHERE f.did IN ({','.join('?' * len(chunk))})"
+                " AND (f.sort_at, f.uri) < (?, ?) AND f.sort_at >= ?"
+                " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?) i JOIN record r ON r.uri = i.uri",
+                (*chunk, *after, floor, limit - len(rows)),
+            ).fetchall()
+        found.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        rows += found[: limit - len(rows)]
+        if len(rows) == limit or span is None:
+            break
+        after = (floor, "")  # the next window ends where this one began
     return _page(rows, limit)
+
+
+def _chunks(values: list[str]) -> list[list[str]]:
+    """Bound the variables of one statement (SQLite allows 32,766)."""
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
 
 
 def author_feed(conn: Connection, did: str, filter_: str, limit: int, cursor: str | None) -> Page:

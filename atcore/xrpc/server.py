@@ -21,7 +21,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from atcore.datamodel import to_json
+from atcore.datamodel import json_default
 from atcore.errors import InvalidRecord, LexiconNotFound
 from atcore.lexicon import validate_input, validate_output, validate_params
 from atcore.syntax.nsid import is_valid_nsid
@@ -134,7 +134,9 @@ def render(result: HandlerResult) -> Response:
 
 def json_bytes(value: Any) -> bytes:
     """Compact UTF-8 JSON of a data-model value (CIDs as `$link`, bytes as `$bytes`)."""
-    return json.dumps(to_json(value), ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(
+        value, default=json_default, ensure_ascii=False, separators=(",", ":")
+    ).encode()
 
 
 def _lexicon_type(router: XrpcRouter, nsid: str) -> str:

@@ -9,10 +9,11 @@ from typing import Any
 
 import httpx
 
+from appview import records as r
 from atcore.identity.plc_client import PlcClient
 from tests.appview.conftest import Appview, appview_config, serve_appview
 from tests.appview.test_appview_index import accounts, record, ref
-from tests.relay.fake_pds import FakeAccount, FakePds, post
+from tests.relay.fake_pds import TIME, FakeAccount, FakePds, post
 
 Net = tuple[FakePds, str, PlcClient]
 CURATE = "app.bsky.graph.defs#curatelist"
@@ -254,20 +255,47 @@ async def test_lists_and_starter_packs(tmp_path: Path, plc_url: str, network: Ne
         assert [x["uri"] for x in only["lists"]] == [modlist]
         assert (await av.get("app.bsky.graph.getLists", actor="nobody.test")).status_code == 400
 
+        feed_path = "app.bsky.feed.generator/3kaaaaaaaaad2"
+        generator = record("app.bsky.feed.generator", did="did:web:feed.test", displayName="F")
+        feed = ref(alice, await av.write(alice, {feed_path: generator}), feed_path)["uri"]
+        no_feed = f"at://{alice.did}/app.bsky.feed.generator/3kzzzzzzzzzz2"
         pack_path = "app.bsky.graph.starterpack/3kaaaaaaaaac2"
-        pack = record("app.bsky.graph.starterpack", name="Pack", list=curated)
+        pack = record(
+            "app.bsky.graph.starterpack",
+            name="Pack",
+            list=curated,
+            feeds=[{"uri": no_feed}, {"uri": feed}],
+        )
         pack_event = await av.write(alice, {pack_path: pack})
-        pack_uri = ref(alice, pack_event, pack_path)["uri"]
+        pack_ref = ref(alice, pack_event, pack_path)
+        pack_uri = pack_ref["uri"]
+        # As the reference: joined counts are the profiles naming the pack as the one they
+        # joined through, those created in the last week counted apart.
+        for who, created in ((bob, r.now()), (carol, TIME)):
+            profile = {
+                **record("app.bsky.actor.profile", displayName="joined"),
+                "joinedViaStarterPack": pack_ref,
+                "createdAt": created,
+            }
+            await av.write(who, {"app.bsky.actor.profile/self": profile})
         view = (await av.ok("app.bsky.graph.getStarterPack", starterPack=pack_uri))["starterPack"]
         assert view["creator"]["did"] == alice.did and view["list"]["uri"] == curated
         assert sorted(i["subject"]["did"] for i in view["listItemsSample"]) == sorted(
             [bob.did, carol.did, dave.did]
         )
+        assert [f["uri"] for f in view["feeds"]] == [feed]
+        assert (view["joinedAllTimeCount"], view["joinedWeekCount"]) == (2, 1)
         packs = await av.ok("app.bsky.graph.getStarterPacks", uris=[pack_uri, missing])
         assert [p["uri"] for p in packs["starterPacks"]] == [pack_uri]
         assert packs["starterPacks"][0]["listItemCount"] == 3
+        assert packs["starterPacks"][0]["joinedAllTimeCount"] == 2
         by_actor = await av.ok("app.bsky.graph.getActorStarterPacks", actor=alice.did)
         assert [p["uri"] for p in by_actor["starterPacks"]] == [pack_uri]
+        assert by_actor["starterPacks"][0]["joinedWeekCount"] == 1
+        await av.write(bob, {"app.bsky.actor.profile/self": record("app.bsky.actor.profile")})
+        packs = await av.ok("app.bsky.graph.getStarterPacks", uris=[pack_uri])
+        joined = packs["starterPacks"][0]
+        assert (joined["joinedAllTimeCount"], joined["joinedWeekCount"]) == (1, 0)
         profile = await av.ok("app.bsky.actor.getProfile", actor=alice.did)
         assert profile["associated"]["starterPacks"] == 1
         await av.write(alice, {pack_path: None})

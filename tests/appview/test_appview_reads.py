@@ -7,8 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from appview.api.app_bsky_feed import MAX_THREAD_LEVELS
 from atcore.identity.plc_client import PlcClient
+from runtime.env import ConfigError
 from tests.appview.conftest import Appview, appview_config, serve_appview
 from tests.appview.test_appview_index import accounts, record, ref
 from tests.relay.fake_pds import FakeAccount, FakePds, post
@@ -262,3 +265,55 @@ async def test_paths_and_verbs_it_does_not_serve_get_xrpc_error_bodies(
     assert (unrouted.status_code, posted.status_code) == (404, 405)
     for answer in (unrouted, posted):
         assert set(answer.json()) == {"error", "message"}, answer.text
+
+
+async def test_video_embeds_point_where_the_reference_points(
+    tmp_path: Path, plc_url: str, network: Net
+) -> None:
+    """A video embed's playlist and thumbnail: the appview's own /vid/ paths by default, or
+    BSKY_VIDEO_*_URL_PATTERN with the DID and CID escaped as URI components, as the reference
+    fills them; a pattern without its two %s is refused at start."""
+    upstream, url, _ = network
+    (alice,) = await accounts(network, "alice")
+    video = {
+        "$type": "blob",
+        "ref": {"$link": "bafkreibme22gw2h7y2h7tg2fhqotaqjucnbc24deqo72b6mkl2egezxhvy"},
+        "mimeType": "video/mp4",
+        "size": 5000,
+    }
+    embed = {
+        "$type": "app.bsky.embed.video",
+        "video": video,
+        "alt": "a clip",
+        "aspectRatio": {"width": 16, "height": 9},
+    }
+    cid = video["ref"]["$link"]  # type: ignore[index]
+    did = alice.did.replace(":", "%3A")
+    patterns = {
+        "BSKY_VIDEO_PLAYLIST_URL_PATTERN": "https://video.example/watch/%s/%s/playlist.m3u8",
+        "BSKY_VIDEO_THUMBNAIL_URL_PATTERN": "https://video.example/watch/%s/%s/thumbnail.jpg",
+    }
+    for rkey, env, base in (
+        ("3kaaaaaaaaaa2", {}, f"http://localhost:2584/vid/{did}/{cid}"),
+        ("3kaaaaaaaaaa3", patterns, f"https://video.example/watch/{did}/{cid}"),
+    ):
+        config = appview_config(tmp_path / rkey, plc_url, url, **env)
+        async with serve_appview(config, upstream) as av:
+            await posts_by(av, alice, [(rkey, {**post("watch"), "embed": embed})])
+            uri = f"at://{alice.did}/app.bsky.feed.post/{rkey}"
+            (view,) = (await av.ok("app.bsky.feed.getPosts", uris=[uri]))["posts"]
+            assert view["embed"] == {
+                "$type": "app.bsky.embed.video#view",
+                "cid": cid,
+                "playlist": f"{base}/playlist.m3u8",
+                "thumbnail": f"{base}/thumbnail.jpg",
+                "alt": "a clip",
+                "aspectRatio": {"width": 16, "height": 9},
+            }
+            media = await av.ok(
+                "app.bsky.feed.getAuthorFeed", actor=alice.did, filter="posts_with_video"
+            )
+            assert uri in [item["post"]["uri"] for item in media["feed"]]
+    bad = {"BSKY_VIDEO_PLAYLIST_URL_PATTERN": "https://video.example/watch/playlist.m3u8"}
+    with pytest.raises(ConfigError, match="BSKY_VIDEO_PLAYLIST_URL_PATTERN"):
+        appview_config(tmp_path / "bad", plc_url, url, **bad)

@@ -83,6 +83,15 @@ async def test_search_posts(tmp_path: Path, plc_url: str, network: Net) -> None:
         # FTS5 syntax in the query is only ever text.
         assert await texts(av, q='quick" OR NEAR(dog') == []
         assert await texts(av, q="*") == []
+        # Words are folded and split alike on both stores (FTS5's unicode61 on SQLite, the
+        # tsvector on PostgreSQL): diacritics and case dropped, split at every character that
+        # is not a letter or digit, a term with several words a phrase, any script.
+        news = "Über-cool news at sample.org/path — ПРИВЕТ мир"
+        await av.write(bob, {"app.bsky.feed.post/3kbbbbbbbbbb6": post(news)})
+        for q in ("uber", "SAMPLE", "cool-news", "news cool", "привет", "path sample.org", "Мир"):
+            assert await texts(av, q=q) == [news], q
+        for q in ("cool-world", "news-cool", "samp", "org.sample"):
+            assert await texts(av, q=q) == [], q
 
         # Pages of one, newest first and by rank, each post once.
         for sort in ("latest", "top"):
@@ -266,9 +275,9 @@ def test_migration_makes_existing_posts_and_profiles_searchable(tmp_path: Path) 
 
 
 def test_full_text_tables_are_sqlite_only() -> None:
-    """PostgreSQL has no FTS5 (it searches the record text at read time): the migration it
+    """PostgreSQL has no FTS5 (it keeps a tsvector of post text instead): the migration it
     runs leaves out the FTS5 tables, their triggers and SQLite's JSON backfill, and keeps the
-    rest."""
+    rest; SQLite leaves out the tsvector column and its index."""
     script = schema.MIGRATIONS[2]
     portable = POSTGRES.ddl(script)
     for sqlite_only in ("fts5", "post_fts", "profile_fts", "json_each", "TRIGGER"):
@@ -276,3 +285,7 @@ def test_full_text_tables_are_sqlite_only() -> None:
         assert sqlite_only not in portable
     for table in ("mute", "list_mute", "post_mention"):
         assert f"CREATE TABLE {table} (" in portable
+    tsvector = schema.MIGRATIONS[3]
+    assert "post_text tsvector" in POSTGRES.ddl(tsvector)
+    assert "USING GIN (post_text)" in POSTGRES.ddl(tsvector)
+    assert SQLITE.ddl(tsvector).strip() == ""
