@@ -75,6 +75,7 @@ class HostConsumer:
         self._idle = False  # the watchdog cancelled the reader
         self._writes: set[asyncio.Future[int | None]] = set()  # changes queued, not durable
         self._failed: BaseException | None = None  # a write failed: the connection ends
+        self._lanes: Lanes[Prepared] = Lanes(self._apply, 1)  # the connection's, once it runs
         self.limiter = HostLimiter(
             host_rates(
                 host.account_limit, host.trusted, host.per_second, host.per_hour, host.per_day
@@ -140,6 +141,7 @@ class HostConsumer:
         crawler.metrics.inc(CONNECTIONS)
         last = -1
         lanes: Lanes[Prepared] = Lanes(self._apply, crawler.concurrency)
+        self._lanes = lanes
         self._failed = None
         reader = asyncio.current_task()
         assert reader is not None
@@ -172,7 +174,10 @@ class HostConsumer:
 
     async def _apply(self, prepared: Prepared) -> None:
         """Run in the event's DID lane: check it and queue its change."""
-        done = await self.crawler.ingest.apply(self.host, prepared, self.position)
+        ingest = self.crawler.ingest
+        done = await ingest.apply(self.host, prepared, self.position)
+        # A new account's commits read while its #identity was looked up.
+        ingest.start_checks(prepared.event, self._lanes.waiting(event_did(prepared.event)))
         if done is not None:
             self._writes.add(done)
             done.add_done_callback(self._written)

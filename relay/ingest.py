@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -48,9 +48,9 @@ HOST_THROTTLED: Final = "host_throttled"
 DesyncHandler = Callable[[str, HostRow], None]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prepared:
-    """An event whose costly checks may be running elsewhere (`check`)."""
+    """An event whose costly checks may be running elsewhere (`check`, set when they start)."""
 
     event: Emitted
     check: asyncio.Future[validate.CommitCheck] | None = None
@@ -107,10 +107,25 @@ class Ingest:
         returns the future of its relay seq (None inside once durable when not emitted), or
         None when nothing was queued (the event is finished in `position` then). Call in the
         DID's order: each event sees the outcome of the one before it, durable or not."""
+        self.start_checks(prepared.event, (prepared,))
         done = await self._apply(host, prepared, position)
         if done is None:
             position.finish(prepared.event.seq)
         return done
+
+    def start_checks(self, event: Emitted, prepared: Iterable[Prepared]) -> None:
+        """Start the checks of the commits among `prepared` (of `event`'s DID) that have none,
+        now that the DID's key may be at hand: commits prepared before it was known (a new
+        account's, read while its #identity was looked up) go to the workers all at once,
+        instead of having their signatures verified here one by one."""
+        if self.verifier is None:
+            return
+        doc = self.resolver.cached(event_did(event))
+        if doc is None or doc.signing_key is None:
+            return
+        for each in prepared:
+            if each.check is None and isinstance(each.event, CommitEvent):
+                each.check = self.verifier.check(each.event, doc.signing_key)
 
     async def _apply(
         self, host: HostRow, prepared: Prepared, position: HostCursor
