@@ -29,13 +29,13 @@ from relay.config import RelayConfig
 from relay.context import RelayContext
 from relay.crawler import Crawler
 from relay.db import Database
-from relay.events import RelayLog
 from relay.hosts import HostAdmission
 from relay.identity import BoundedResolver, PlcTransport
 from relay.ingest import Ingest
 from relay.metrics import Metrics
 from relay.resyncer import Resyncer
 from relay.verifier import Verifier
+from relay.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,9 @@ def create_app(
             stack.push_async_callback(db.close)
             metrics = Metrics()
             metrics.declare(DELIVERED, "Frames sent to firehose consumers")
-            events = RelayLog(db, config.replay_window, metrics)
-            await events.start()
-            stack.push_async_callback(events.close)
+            writer = Writer(db, config.replay_window, metrics)
+            await writer.start()
+            stack.push_async_callback(writer.close)
             # Hosts, their PDSes and did:web documents are named by users: guarded fetches only.
             guarded_http = guarded_client(AddressGuard(allow_private=config.dev_mode))
             stack.push_async_callback(guarded_http.aclose)
@@ -100,14 +100,14 @@ def create_app(
                 ),
                 PLC_CONNECTIONS,
             )
-            resyncer = Resyncer(db, events, resolver, guarded_http, metrics)
+            resyncer = Resyncer(db, writer, resolver, guarded_http, metrics)
             resyncer.start()
             stack.push_async_callback(resyncer.close)
             verifier = Verifier(config.verify_workers)
-            stack.callback(verifier.close)
+            stack.push_async_callback(verifier.close)
             ingest = Ingest(
                 db,
-                events,
+                writer,
                 resolver,
                 metrics,
                 lenient=config.lenient_sync,
@@ -124,7 +124,7 @@ def create_app(
             )
             admission = HostAdmission(config, db, crawler, guarded_http)
             app.state.ctx = RelayContext(
-                config, db, events, resolver, http, metrics, ingest, crawler, admission
+                config, db, writer, resolver, http, metrics, ingest, crawler, admission
             )
             await crawler.start()
             stack.push_async_callback(crawler.close)

@@ -34,11 +34,11 @@ from atcore.xrpc.stream import StreamError, subscribe
 from relay.config import DEFAULT_HOST_CONCURRENCY
 from relay.db import Database, hosts
 from relay.db.hosts import HostRow
-from relay.events import event_did
 from relay.hostcursor import HostCursor
 from relay.ingest import Ingest, Prepared
 from relay.lanes import Lanes
 from relay.limits import HostLimiter, host_rates
+from relay.writer import event_did
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class HostConsumer:
     async def _run(self) -> None:
         crawler = self.crawler
         read = partial(hosts.position, host_id=self.host.id)
-        cursor, done = await crawler.ingest.events.read(read)
+        cursor, done = await crawler.writer.run(read)
         self.position = HostCursor(self.host.id, cursor, done, WINDOW)
         failures = 0
         while True:
@@ -111,7 +111,7 @@ class HostConsumer:
                     )
                     self.position = HostCursor(self.host.id, 0, (), WINDOW)
                     reset = partial(hosts.reset_cursor, host_id=self.host.id)
-                    await crawler.ingest.events.read(reset)
+                    await crawler.writer.run(reset)
                     await crawler.finish(self, IDLE)
                     return
                 reason = str(exc)
@@ -267,6 +267,7 @@ class Crawler:
     ) -> None:
         self.db = db
         self.ingest = ingest
+        self.writer = ingest.writer  # every database write goes through it
         self.metrics = ingest.metrics
         self.dev_mode = dev_mode
         # Every (re)connection resolves the host afresh and connects to what was checked:
@@ -311,14 +312,14 @@ class Crawler:
     async def finish(self, consumer: HostConsumer, status: str) -> None:
         """A consumer ends itself with the host's new status."""
         await self.flush(consumer)
-        await self.db.write(hosts.set_status, consumer.host.id, status)
+        await self.writer.run(hosts.set_status, consumer.host.id, status)
         if self.consumers.get(consumer.host.hostname) is consumer:
             del self.consumers[consumer.host.hostname]
 
     async def flush(self, consumer: HostConsumer) -> None:
         position = consumer.position
         if position.cursor != position.persisted:
-            await self.ingest.events.persist(position)
+            await self.writer.persist(position)
 
     async def _flush_loop(self) -> None:
         while True:

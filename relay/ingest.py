@@ -7,7 +7,7 @@ reading never waits for one), so many events of a host are checked at once; `app
 DID's order (relay.lanes), checks the event against its account's latest state
 (relay.accountcache: it includes queued changes), then queues the new state and the event,
 tagged with the host position it finishes (relay.hostcursor), for one transaction in
-relay.events, which fans the event out once durable. A rejected event is counted by reason
+relay.writer, which fans the event out once durable. A rejected event is counted by reason
 and never forwarded (one that repeats the state held, such as a #sync of the current commit,
 is counted as ignored); a chain break marks the repo desynchronized (also persisted) and asks
 for a resync. Taken-down and over-the-limit accounts are dropped first.
@@ -27,12 +27,12 @@ from relay import validate
 from relay.db import Database, accounts
 from relay.db.accounts import AccountRow
 from relay.db.hosts import HostRow
-from relay.events import Change, Emitted, RelayLog, event_did, kind_of
 from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState, Verdict
 from relay.verifier import Verifier
 from relay.workers import WorkerFailed
+from relay.writer import Change, Emitted, Writer, event_did, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class Ingest:
     def __init__(
         self,
         db: Database,
-        events: RelayLog,
+        writer: Writer,
         resolver: validate.Resolver,
         metrics: Metrics,
         *,
@@ -76,7 +76,7 @@ class Ingest:
     ) -> None:
         self.db = db
         self.verifier = verifier
-        self.events = events
+        self.writer = writer
         self.resolver = resolver
         self.metrics = metrics
         self.lenient = lenient
@@ -133,7 +133,7 @@ class Ingest:
         event = prepared.event
         kind, did = kind_of(event), event_did(event)
         self.metrics.inc(RECEIVED, kind=kind)
-        account = await self.events.accounts.get(did, partial(self._load, did, host))
+        account = await self.writer.accounts.get(did, partial(self._load, did, host))
         if account.takedown:
             self.reject(host, TAKENDOWN, did)
             return None
@@ -157,7 +157,7 @@ class Ingest:
                 change = Change(
                     host.id, state=verdict.state, position=position, upstream_seq=event.seq
                 )
-                done = self.events.submit(change)
+                done = self.writer.submit(change)
             if verdict.desynchronized and self.on_desync is not None:
                 self.on_desync(did, host)
             return done
@@ -173,11 +173,11 @@ class Ingest:
             upstream_seq=event.seq,
             decoded=True,
         )
-        return self.events.submit(change)
+        return self.writer.submit(change)
 
     async def _load(self, did: str, host: HostRow) -> AccountRow:
         limit = host.account_limit
-        row: AccountRow = await self.events.read(
+        row: AccountRow = await self.writer.run(
             partial(accounts.create_for_host, did=did, host_id=host.id, limit=limit)
         )
         return row

@@ -110,7 +110,7 @@ async def crawl(relay: Relay, upstream: Upstream) -> None:
 
 async def emitted_count(relay: Relay, count: int, timeout: float = 15.0) -> None:
     async def reached() -> bool:
-        return relay.ctx.events.head >= count
+        return relay.ctx.writer.head >= count
 
     await wait_until(reached, timeout)
 

@@ -60,7 +60,7 @@ async def test_worker_checks_match_inline_checks(
         assert good_check is not None and forged_check is not None
         checked_good, checked_forged = await good_check, await forged_check
     finally:
-        verifier.close()
+        await verifier.close()
     assert checked_good.signed_by == (key.curve, key.compressed())
     assert checked_forged.signed_by is None and checked_forged.problem is None
 
@@ -111,13 +111,13 @@ async def test_workers_run_below_the_serving_process() -> None:
         wanted = min(mine + WORKER_NICENESS, 19)
         assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {wanted}
     finally:
-        verifier.close()
+        await verifier.close()
 
 
 async def test_no_workers_checks_inline() -> None:
     verifier = Verifier(0)
     assert verifier.check(None, None) is None  # type: ignore[arg-type]
-    verifier.close()
+    await verifier.close()
 
 
 @pytest.mark.parametrize("prev_data", [cid_for_cbor(b"\xa1adb"), None])
@@ -203,7 +203,7 @@ async def test_many_checks_on_two_workers_match_inline_checks(
         assert len(verifier.pids()) == 2
         pooled = await asyncio.wait_for(asyncio.gather(*futures), HANG)  # type: ignore[arg-type]
     finally:
-        verifier.close()
+        await verifier.close()
     inline = [check_commit(event, k) for event, k in zip(events, keys, strict=True)]
     assert pooled == inline
     assert sum(c.signed_by is not None for c in pooled) > BATCH
@@ -244,7 +244,7 @@ async def test_a_killed_worker_fails_its_checks_and_a_new_one_takes_over(
         later = [verifier.check(event, key) for event in events]
         assert await asyncio.wait_for(asyncio.gather(*later), HANG) == inline  # type: ignore[arg-type]
     finally:
-        verifier.close()
+        await verifier.close()
 
 
 async def test_close_stops_every_worker_and_cancels_every_check() -> None:
@@ -253,7 +253,7 @@ async def test_close_stops_every_worker_and_cancels_every_check() -> None:
         pids = await two_started(verifier)
         pending = [verifier.check(junk(i), None) for i in range(500)]
     finally:
-        verifier.close()
+        await verifier.close()
     assert not set(pids) & children()
     assert all(done is not None and done.cancelled() for done in pending)
     assert verifier.pids() == [] and verifier.check(junk(0), None) is None
@@ -272,7 +272,7 @@ async def test_commits_whose_worker_dies_are_checked_inline(
     assert crawled.status_code == 200
 
     async def head_is(seq: int) -> bool:
-        return relay.ctx.events.head == seq
+        return relay.ctx.writer.head == seq
 
     await wait_until(partial(head_is, 1))
     pids = verifier.pids()

@@ -195,7 +195,7 @@ def _finishing(batch: Sequence[_Pending]) -> dict[HostCursor, set[int]]:
     return found
 
 
-class RelayLog:
+class Writer:
     """The event log in relay.sqlite, its group-committing writer and its subscribers."""
 
     def __init__(
@@ -252,9 +252,10 @@ class RelayLog:
             self.accounts.update(change.did, takedown=change.takedown)
         return self._queue(change)
 
-    async def read(self, query: Query) -> Any:
-        """Run `query(conn)` on the writer after every change queued so far."""
-        return await self._queue(query)
+    async def run(self, query: Callable[..., Any], *args: Any) -> Any:
+        """Run `query(conn, *args)` in the writer's transaction, after every change queued so
+        far: a read that must see them, or a write of its own (admin actions, host status)."""
+        return await self._queue(lambda conn: query(conn, *args))
 
     def _queue(self, item: Change | Query) -> asyncio.Future[Any]:
         if not self._tasks:
