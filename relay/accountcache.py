@@ -32,6 +32,10 @@ class AccountCache:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def __contains__(self, did: object) -> bool:
+        """Whether `did`'s row is cached (a known account), without touching its recency."""
+        return did in self._rows
+
     async def get(self, did: str, load: Callable[[], Awaitable[AccountRow]]) -> AccountRow:
         """The cached row, else `load()`'s (which must see every change queued before it)."""
         while True:

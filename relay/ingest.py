@@ -93,10 +93,14 @@ class Ingest:
     def prepare(self, event: Emitted) -> Prepared:
         """Start the state-independent checks of `event` (relay.verifier); call `apply` with
         the result in the DID's order. Events may be prepared well ahead. Without the DID's
-        document at hand the signature is left to `apply` (which looks the key up)."""
+        document at hand, a known account's check starts without the key (`apply` looks it
+        up and verifies the signature); a new account's waits for `start_checks`, since its
+        #identity, just ahead in its lane, is about to bring the key."""
         if not isinstance(event, CommitEvent) or self.verifier is None:
             return Prepared(event)
         doc = self.resolver.cached(event.repo)
+        if doc is None and event.repo not in self.writer.accounts:
+            return Prepared(event)
         key = None if doc is None else doc.signing_key
         return Prepared(event, self.verifier.check(event, key))
 
@@ -107,25 +111,28 @@ class Ingest:
         returns the future of its relay seq (None inside once durable when not emitted), or
         None when nothing was queued (the event is finished in `position` then). Call in the
         DID's order: each event sees the outcome of the one before it, durable or not."""
-        self.start_checks(prepared.event, (prepared,))
+        self.start_checks(prepared.event, (prepared,), keyless=True)
         done = await self._apply(host, prepared, position)
         if done is None:
             position.finish(prepared.event.seq)
         return done
 
-    def start_checks(self, event: Emitted, prepared: Iterable[Prepared]) -> None:
+    def start_checks(
+        self, event: Emitted, prepared: Iterable[Prepared], *, keyless: bool = False
+    ) -> None:
         """Start the checks of the commits among `prepared` (of `event`'s DID) that have none,
-        now that the DID's key may be at hand: commits prepared before it was known (a new
-        account's, read while its #identity was looked up) go to the workers all at once,
-        instead of having their signatures verified here one by one."""
+        with the DID's key once it is at hand: a new account's commits, read while its
+        #identity was looked up, go to the workers all at once, instead of having their
+        signatures verified here one by one. `keyless` starts them even without the key."""
         if self.verifier is None:
             return
         doc = self.resolver.cached(event_did(event))
-        if doc is None or doc.signing_key is None:
+        key = None if doc is None else doc.signing_key
+        if key is None and not keyless:
             return
         for each in prepared:
             if each.check is None and isinstance(each.event, CommitEvent):
-                each.check = self.verifier.check(each.event, doc.signing_key)
+                each.check = self.verifier.check(each.event, key)
 
     async def _apply(
         self, host: HostRow, prepared: Prepared, position: HostCursor
