@@ -1,4 +1,5 @@
-"""One websocket consumer per upstream host (spec-sync.md, "Firehose"; indigo-relay-HACKING.md).
+"""One websocket consumer per upstream host (spec-sync.md, "Firehose"; indigo-relay-HACKING.md;
+where each event goes next: relay/HACKING.md).
 
 A consumer resumes from the host's persisted cursor (a new host starts at the live head, as
 indigo's relay does; in dev mode at the oldest event, so a local network loses nothing),
