@@ -1,6 +1,6 @@
 """The accounts ingest is working on, in memory, as they will be once queued changes commit.
 
-relay.events applies every queued change here at once (state, host, takedown), so the next
+relay.writer applies every queued change here at once (state, host, takedown), so the next
 event of an account is checked against its previous event's outcome before that is durable:
 a host's events flow through verification without a database round trip each. A miss loads
 the row through the log's ordered writer (after every change queued before it); a change that
@@ -31,6 +31,10 @@ class AccountCache:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def __contains__(self, did: object) -> bool:
+        """Whether `did`'s row is cached (a known account), without touching its recency."""
+        return did in self._rows
 
     async def get(self, did: str, load: Callable[[], Awaitable[AccountRow]]) -> AccountRow:
         """The cached row, else `load()`'s (which must see every change queued before it)."""

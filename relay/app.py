@@ -29,20 +29,19 @@ from relay.config import RelayConfig
 from relay.context import RelayContext
 from relay.crawler import Crawler
 from relay.db import Database
-from relay.events import RelayLog
 from relay.hosts import HostAdmission
+from relay.identity import BoundedResolver, PlcTransport
 from relay.ingest import Ingest
 from relay.metrics import Metrics
 from relay.resyncer import Resyncer
 from relay.verifier import Verifier
+from relay.writer import Writer
 
 log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = 10.0
-# Connections to the PLC directory. httpx scans every pooled connection (a socket poll each)
-# whenever a request starts or ends: with one per concurrent lookup, a cold start spent more
-# CPU there than anywhere else. 24 lookups in flight still resolve ~400 new DIDs/s from a PLC
-# 50 ms away; the rest wait in the pool.
+# Lookups in flight to the PLC directory, each on its own connection (relay.identity): 24
+# resolve ~400 new DIDs/s from a PLC 50 ms away; the rest wait their turn.
 PLC_CONNECTIONS = 24
 # indigo's relay marks itself so relays do not crawl each other by accident (HACKING.md).
 SERVER_HEADER = (b"server", b"skyloft-relay (atproto-relay)")
@@ -81,7 +80,7 @@ def create_app(
             http = httpx.AsyncClient(
                 timeout=HTTP_TIMEOUT,
                 follow_redirects=False,
-                limits=httpx.Limits(max_connections=PLC_CONNECTIONS),
+                transport=PlcTransport(PLC_CONNECTIONS),
             )
             stack.push_async_callback(http.aclose)
             db = Database(config.db_path)
@@ -89,23 +88,26 @@ def create_app(
             stack.push_async_callback(db.close)
             metrics = Metrics()
             metrics.declare(DELIVERED, "Frames sent to firehose consumers")
-            events = RelayLog(db, config.replay_window, metrics)
-            await events.start()
-            stack.push_async_callback(events.close)
+            writer = Writer(db, config.replay_window, metrics)
+            await writer.start()
+            stack.push_async_callback(writer.close)
             # Hosts, their PDSes and did:web documents are named by users: guarded fetches only.
             guarded_http = guarded_client(AddressGuard(allow_private=config.dev_mode))
             stack.push_async_callback(guarded_http.aclose)
-            resolver = IdentityResolver(
-                config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
+            resolver = BoundedResolver(
+                IdentityResolver(
+                    config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
+                ),
+                PLC_CONNECTIONS,
             )
-            resyncer = Resyncer(db, events, resolver, guarded_http, metrics)
+            resyncer = Resyncer(db, writer, resolver, guarded_http, metrics)
             resyncer.start()
             stack.push_async_callback(resyncer.close)
             verifier = Verifier(config.verify_workers)
-            stack.callback(verifier.close)
+            stack.push_async_callback(verifier.close)
             ingest = Ingest(
                 db,
-                events,
+                writer,
                 resolver,
                 metrics,
                 lenient=config.lenient_sync,
@@ -122,7 +124,7 @@ def create_app(
             )
             admission = HostAdmission(config, db, crawler, guarded_http)
             app.state.ctx = RelayContext(
-                config, db, events, resolver, http, metrics, ingest, crawler, admission
+                config, db, writer, resolver, http, metrics, ingest, crawler, admission
             )
             await crawler.start()
             stack.push_async_callback(crawler.close)

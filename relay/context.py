@@ -8,23 +8,23 @@ from dataclasses import dataclass, field
 import httpx
 from starlette.requests import HTTPConnection
 
-from atcore.identity.resolver import IdentityResolver
 from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
 from relay.config import RelayConfig
 from relay.crawler import Crawler
 from relay.db import Database
-from relay.events import RelayLog
 from relay.hosts import HostAdmission
+from relay.identity import BoundedResolver
 from relay.ingest import Ingest
 from relay.metrics import Metrics
+from relay.writer import Writer
 
 
 @dataclass(frozen=True)
 class RelayContext:
     config: RelayConfig
     db: Database
-    events: RelayLog
-    resolver: IdentityResolver
+    writer: Writer
+    resolver: BoundedResolver
     http: httpx.AsyncClient
     metrics: Metrics
     ingest: Ingest

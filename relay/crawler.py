@@ -1,4 +1,5 @@
-"""One websocket consumer per upstream host (spec-sync.md, "Firehose"; indigo-relay-HACKING.md).
+"""One websocket consumer per upstream host (spec-sync.md, "Firehose"; indigo-relay-HACKING.md;
+where each event goes next: relay/HACKING.md).
 
 A consumer resumes from the host's persisted cursor (a new host starts at the live head, as
 indigo's relay does; in dev mode at the oldest event, so a local network loses nothing),
@@ -34,11 +35,11 @@ from atcore.xrpc.stream import StreamError, subscribe
 from relay.config import DEFAULT_HOST_CONCURRENCY
 from relay.db import Database, hosts
 from relay.db.hosts import HostRow
-from relay.events import event_did
 from relay.hostcursor import HostCursor
 from relay.ingest import Ingest, Prepared
 from relay.lanes import Lanes
 from relay.limits import HostLimiter, host_rates
+from relay.writer import event_did
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class HostConsumer:
         self._idle = False  # the watchdog cancelled the reader
         self._writes: set[asyncio.Future[int | None]] = set()  # changes queued, not durable
         self._failed: BaseException | None = None  # a write failed: the connection ends
+        self._lanes: Lanes[Prepared] = Lanes(self._apply, 1)  # the connection's, once it runs
         self.limiter = HostLimiter(
             host_rates(
                 host.account_limit, host.trusted, host.per_second, host.per_hour, host.per_day
@@ -89,7 +91,7 @@ class HostConsumer:
     async def _run(self) -> None:
         crawler = self.crawler
         read = partial(hosts.position, host_id=self.host.id)
-        cursor, done = await crawler.ingest.events.read(read)
+        cursor, done = await crawler.writer.run(read)
         self.position = HostCursor(self.host.id, cursor, done, WINDOW)
         failures = 0
         while True:
@@ -110,7 +112,7 @@ class HostConsumer:
                     )
                     self.position = HostCursor(self.host.id, 0, (), WINDOW)
                     reset = partial(hosts.reset_cursor, host_id=self.host.id)
-                    await crawler.ingest.events.read(reset)
+                    await crawler.writer.run(reset)
                     await crawler.finish(self, IDLE)
                     return
                 reason = str(exc)
@@ -140,6 +142,7 @@ class HostConsumer:
         crawler.metrics.inc(CONNECTIONS)
         last = -1
         lanes: Lanes[Prepared] = Lanes(self._apply, crawler.concurrency)
+        self._lanes = lanes
         self._failed = None
         reader = asyncio.current_task()
         assert reader is not None
@@ -172,7 +175,10 @@ class HostConsumer:
 
     async def _apply(self, prepared: Prepared) -> None:
         """Run in the event's DID lane: check it and queue its change."""
-        done = await self.crawler.ingest.apply(self.host, prepared, self.position)
+        ingest = self.crawler.ingest
+        done = await ingest.apply(self.host, prepared, self.position)
+        # A new account's commits read while its #identity was looked up.
+        ingest.start_checks(prepared.event, self._lanes.waiting(event_did(prepared.event)))
         if done is not None:
             self._writes.add(done)
             done.add_done_callback(self._written)
@@ -262,6 +268,7 @@ class Crawler:
     ) -> None:
         self.db = db
         self.ingest = ingest
+        self.writer = ingest.writer  # every database write goes through it
         self.metrics = ingest.metrics
         self.dev_mode = dev_mode
         # Every (re)connection resolves the host afresh and connects to what was checked:
@@ -306,14 +313,14 @@ class Crawler:
     async def finish(self, consumer: HostConsumer, status: str) -> None:
         """A consumer ends itself with the host's new status."""
         await self.flush(consumer)
-        await self.db.write(hosts.set_status, consumer.host.id, status)
+        await self.writer.run(hosts.set_status, consumer.host.id, status)
         if self.consumers.get(consumer.host.hostname) is consumer:
             del self.consumers[consumer.host.hostname]
 
     async def flush(self, consumer: HostConsumer) -> None:
         position = consumer.position
         if position.cursor != position.persisted:
-            await self.ingest.events.persist(position)
+            await self.writer.persist(position)
 
     async def _flush_loop(self) -> None:
         while True:

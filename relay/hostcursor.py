@@ -3,7 +3,7 @@
 A host's events are read in order, but events of different DIDs are processed concurrently
 (relay.lanes), so they finish out of order. The cursor is the seq of the last event of the
 finished prefix, as the reference relay's parallel scheduler keeps it; the events finished
-above it are `done`. An event is finished once its change is durable (relay.events marks it
+above it are `done`. An event is finished once its change is durable (relay.writer marks it
 when the transaction commits) or once it needed no write (rejected, ignored). Each batch of
 the log writes the cursor and adds its events above it to the done set, so after a crash the
 stream resumes from the cursor and skips the done events: nothing is lost and nothing is

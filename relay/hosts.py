@@ -103,9 +103,9 @@ class HostAdmission:
         if host is None:
             trusted = self.config.is_trusted(hostname)
             limit = TRUSTED_ACCOUNT_LIMIT if trusted else self.config.default_account_limit
-            host = await self.db.write(hosts.create, hostname, ACTIVE, trusted, limit)
+            host = await self.crawler.writer.run(hosts.create, hostname, ACTIVE, trusted, limit)
         elif host.status != ACTIVE:
-            await self.db.write(hosts.set_status, host.id, ACTIVE)
+            await self.crawler.writer.run(hosts.set_status, host.id, ACTIVE)
             host = await self.db.read(hosts.get, hostname)
             assert host is not None
         self.crawler.ensure(host)

@@ -7,7 +7,7 @@ reading never waits for one), so many events of a host are checked at once; `app
 DID's order (relay.lanes), checks the event against its account's latest state
 (relay.accountcache: it includes queued changes), then queues the new state and the event,
 tagged with the host position it finishes (relay.hostcursor), for one transaction in
-relay.events, which fans the event out once durable. A rejected event is counted by reason
+relay.writer, which fans the event out once durable. A rejected event is counted by reason
 and never forwarded (one that repeats the state held, such as a #sync of the current commit,
 is counted as ignored); a chain break marks the repo desynchronized (also persisted) and asks
 for a resync. Taken-down and over-the-limit accounts are dropped first.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -27,12 +27,12 @@ from relay import validate
 from relay.db import Database, accounts
 from relay.db.accounts import AccountRow
 from relay.db.hosts import HostRow
-from relay.events import Change, Emitted, RelayLog, event_did, kind_of
 from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState, Verdict
 from relay.verifier import Verifier
 from relay.workers import WorkerFailed
+from relay.writer import Change, Emitted, Writer, event_did, kind_of
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,9 @@ HOST_THROTTLED: Final = "host_throttled"
 DesyncHandler = Callable[[str, HostRow], None]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prepared:
-    """An event whose costly checks may be running elsewhere (`check`)."""
+    """An event whose costly checks may be running elsewhere (`check`, set when they start)."""
 
     event: Emitted
     check: asyncio.Future[validate.CommitCheck] | None = None
@@ -66,7 +66,7 @@ class Ingest:
     def __init__(
         self,
         db: Database,
-        events: RelayLog,
+        writer: Writer,
         resolver: validate.Resolver,
         metrics: Metrics,
         *,
@@ -76,7 +76,7 @@ class Ingest:
     ) -> None:
         self.db = db
         self.verifier = verifier
-        self.events = events
+        self.writer = writer
         self.resolver = resolver
         self.metrics = metrics
         self.lenient = lenient
@@ -93,10 +93,14 @@ class Ingest:
     def prepare(self, event: Emitted) -> Prepared:
         """Start the state-independent checks of `event` (relay.verifier); call `apply` with
         the result in the DID's order. Events may be prepared well ahead. Without the DID's
-        document at hand the signature is left to `apply` (which looks the key up)."""
+        document at hand, a known account's check starts without the key (`apply` looks it
+        up and verifies the signature); a new account's waits for `start_checks`, since its
+        #identity, just ahead in its lane, is about to bring the key."""
         if not isinstance(event, CommitEvent) or self.verifier is None:
             return Prepared(event)
         doc = self.resolver.cached(event.repo)
+        if doc is None and event.repo not in self.writer.accounts:
+            return Prepared(event)
         key = None if doc is None else doc.signing_key
         return Prepared(event, self.verifier.check(event, key))
 
@@ -107,10 +111,28 @@ class Ingest:
         returns the future of its relay seq (None inside once durable when not emitted), or
         None when nothing was queued (the event is finished in `position` then). Call in the
         DID's order: each event sees the outcome of the one before it, durable or not."""
+        self.start_checks(prepared.event, (prepared,), keyless=True)
         done = await self._apply(host, prepared, position)
         if done is None:
             position.finish(prepared.event.seq)
         return done
+
+    def start_checks(
+        self, event: Emitted, prepared: Iterable[Prepared], *, keyless: bool = False
+    ) -> None:
+        """Start the checks of the commits among `prepared` (of `event`'s DID) that have none,
+        with the DID's key once it is at hand: a new account's commits, read while its
+        #identity was looked up, go to the workers all at once, instead of having their
+        signatures verified here one by one. `keyless` starts them even without the key."""
+        if self.verifier is None:
+            return
+        doc = self.resolver.cached(event_did(event))
+        key = None if doc is None else doc.signing_key
+        if key is None and not keyless:
+            return
+        for each in prepared:
+            if each.check is None and isinstance(each.event, CommitEvent):
+                each.check = self.verifier.check(each.event, key)
 
     async def _apply(
         self, host: HostRow, prepared: Prepared, position: HostCursor
@@ -118,7 +140,7 @@ class Ingest:
         event = prepared.event
         kind, did = kind_of(event), event_did(event)
         self.metrics.inc(RECEIVED, kind=kind)
-        account = await self.events.accounts.get(did, partial(self._load, did, host))
+        account = await self.writer.accounts.get(did, partial(self._load, did, host))
         if account.takedown:
             self.reject(host, TAKENDOWN, did)
             return None
@@ -142,7 +164,7 @@ class Ingest:
                 change = Change(
                     host.id, state=verdict.state, position=position, upstream_seq=event.seq
                 )
-                done = self.events.submit(change)
+                done = self.writer.submit(change)
             if verdict.desynchronized and self.on_desync is not None:
                 self.on_desync(did, host)
             return done
@@ -158,11 +180,11 @@ class Ingest:
             upstream_seq=event.seq,
             decoded=True,
         )
-        return self.events.submit(change)
+        return self.writer.submit(change)
 
     async def _load(self, did: str, host: HostRow) -> AccountRow:
         limit = host.account_limit
-        row: AccountRow = await self.events.read(
+        row: AccountRow = await self.writer.run(
             partial(accounts.create_for_host, did=did, host_id=host.id, limit=limit)
         )
         return row

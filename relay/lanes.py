@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from itertools import islice
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -41,6 +42,11 @@ class Lanes(Generic[T]):
         self._idle.clear()
         if len(self._runners) < self.concurrency:
             self._runners.add(asyncio.create_task(self._runner()))
+
+    def waiting(self, did: str) -> Iterator[T]:
+        """The events of `did` added and not yet run, behind the one running."""
+        lane = self._lanes.get(did)
+        return iter(()) if lane is None else islice(lane, 1, None)
 
     async def _runner(self) -> None:
         try:

@@ -18,12 +18,12 @@ import httpx
 from atcore.tasks import cancel_and_wait
 from relay.db import Database, accounts
 from relay.db.hosts import HostRow
-from relay.events import Change, RelayLog
 from relay.ingest import REJECTED
 from relay.metrics import Metrics
 from relay.repostate import DESYNCHRONIZED, Reason, Rejected
 from relay.resync import resync_repo
 from relay.validate import Resolver
+from relay.writer import Change, Writer
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class Resyncer:
     def __init__(
         self,
         db: Database,
-        events: RelayLog,
+        writer: Writer,
         resolver: Resolver,
         http: httpx.AsyncClient,
         metrics: Metrics,
@@ -44,7 +44,7 @@ class Resyncer:
         retry_delay: float = 5.0,
     ) -> None:
         self.db = db
-        self.events = events
+        self.writer = writer
         self.resolver = resolver
         self.http = http
         self.metrics = metrics
@@ -82,7 +82,7 @@ class Resyncer:
     async def _resync(self, did: str, host: HostRow) -> None:
         for attempt in range(1, self.attempts + 1):
             # Through the log's writer: ingest may have queued the desync a moment ago.
-            account = await self.events.read(partial(accounts.get, did=did))
+            account = await self.writer.run(partial(accounts.get, did=did))
             if account is None or account.state.status != DESYNCHRONIZED or account.takedown:
                 return
             try:
@@ -100,7 +100,7 @@ class Resyncer:
                 collections=tuple(sorted(done.collections)),
                 replace_collections=True,
             )
-            await self.events.commit(change)
+            await self.writer.commit(change)
             self.metrics.inc(RESYNCS, outcome="ok")
             log.info("resynchronised %s at rev %s (%d records)", did, done.state.rev, done.records)
             return

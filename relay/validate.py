@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from atcore.blockstore import MemoryBlockStore
 from atcore.car import CarLimits, read_car_raw
+from atcore.cbor_diagnose import diagnose
 from atcore.cid import CID
 from atcore.commit import Commit, decode_commit
 from atcore.commit import verify_commit as signature_ok
@@ -418,10 +419,13 @@ def _read_blocks(data: bytes, commit: CID | None, limits: CarLimits) -> _Blocks:
 def _commit_of(blocks: _Blocks, cid: CID, did: str, rev: str) -> Commit:
     if not blocks.has(cid):
         raise Rejected(Reason.ROOT_NOT_COMMIT, f"commit block {cid.encode()} is not in the CAR")
+    block = blocks.get(cid)
     try:
-        commit = decode_commit(blocks.get(cid))
+        commit = decode_commit(block)
     except InvalidCommit as exc:
-        raise Rejected(Reason.BAD_COMMIT, str(exc)) from exc
+        # A peer's encoder to fix: say what in its CBOR is not canonical, and where.
+        why = diagnose(block)
+        raise Rejected(Reason.BAD_COMMIT, str(exc) if why is None else f"{exc}: {why}") from exc
     if commit.did != did:
         raise Rejected(Reason.DID_MISMATCH, f"commit is signed for {commit.did}, event is {did}")
     if commit.rev != rev:

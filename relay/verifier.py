@@ -201,23 +201,28 @@ class Verifier:
             _fail([done for _, done in self._queue], "no verifying worker running")
             self._queue.clear()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Stop the workers (SIGTERM, then SIGKILL after STOP_TIMEOUT) and cancel every check
-        not answered yet."""
+        not answered yet. The processes are waited for in a thread, not on the event loop."""
         self._closed = True
         workers = [worker for worker in self._slots if worker is not None]
         self._slots = []
         for worker in workers:
             worker.stop()
         deadline = time.monotonic() + STOP_TIMEOUT
+        await asyncio.to_thread(_reap, workers, deadline)
         for worker in workers:
-            worker.reap(deadline)
             for batch in worker.waiting:
                 for done in batch:
                     done.cancel()
         for _, done in self._queue:
             done.cancel()
         self._queue.clear()
+
+
+def _reap(workers: list[Worker[Batch]], deadline: float) -> None:
+    for worker in workers:
+        worker.reap(deadline)
 
 
 def _fail(batch: Batch, reason: str) -> None:

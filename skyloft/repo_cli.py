@@ -16,6 +16,7 @@ from typing import Any
 from atcore import cbor
 from atcore.blockstore import MemoryBlockStore
 from atcore.car import read_car
+from atcore.cbor_diagnose import diagnose
 from atcore.cid import CID
 from atcore.commit import VERSION, verify_commit
 from atcore.datamodel import to_json
@@ -65,15 +66,23 @@ def load(path: Path, nodes_only: bool = False) -> tuple[MemoryBlockStore, RepoHe
     """Read a CAR and check all of it; returns its blocks, head and number of records.
 
     Every block's hash, the root, the MST's canonical layout (sorted keys, heights, node
-    schema) and every record's presence and strict DAG-CBOR. Each CAR is checked on its own,
-    so a block missing from one file is reported even when the other file of a diff holds it.
+    schema) and every record's presence and strict DAG-CBOR; a root or record that is not
+    canonical DAG-CBOR is named with what is wrong in it and where (atcore.cbor_diagnose).
+    Each CAR is checked on its own, so a block missing from one file is reported even when
+    the other file of a diff holds it.
     With `nodes_only` (a diff, which reads no record), a CAR holding no record at all is an
     MST-only CAR and passes without them; one holding some must hold them all.
     """
     with path.open("rb") as stream:
         car = read_car(stream)
     store = MemoryBlockStore(car.blocks.items())
-    head = read_head(store, car.root)
+    try:
+        head = read_head(store, car.root)
+    except ValueError as exc:
+        why = diagnose(store.get(car.root)) if store.has(car.root) else None
+        if why is None:
+            raise
+        raise ValueError(f"{path}: root block {car.root.encode()}: {exc}: {why}") from exc
     records = walk.validate_tree(store, head.data)
     entries = list(walk.walk(store, head.data))
     if nodes_only and not any(store.has(cid) for _, cid in entries):
@@ -84,7 +93,9 @@ def load(path: Path, nodes_only: bool = False) -> tuple[MemoryBlockStore, RepoHe
         except MissingBlock:
             raise MissingBlock(f"{cid.encode()} (record {key}) in {path}") from None
         except ValueError as exc:
-            raise ValueError(f"{path}: record {key} ({cid.encode()}): {exc}") from exc
+            why = diagnose(store.get(cid))
+            detail = exc if why is None else f"{exc}: {why}"
+            raise ValueError(f"{path}: record {key} ({cid.encode()}): {detail}") from exc
     return store, head, records
 
 

@@ -133,6 +133,8 @@ def test_verify_rejects_non_canonical_record(tmp_path: Path) -> None:
     result = skyloft("repo", "verify", str(path))
     assert result.returncode == 1
     assert "com.example.thing/self" in result.stderr and "Traceback" not in result.stderr
+    # atcore.cbor_diagnose says what is wrong, and where
+    assert "map keys out of canonical order at $: 'b'" in result.stderr
 
 
 def test_diff_ops_and_inductive_proof_inverts(repos: tuple[Path, Path]) -> None:

@@ -27,9 +27,9 @@ from atcore.xrpc.failures import error_response
 from relay.api.sync_hosts import host_view
 from relay.context import RelayContext, ctx_of
 from relay.db import accounts, hosts
-from relay.events import Change
 from relay.hosts import parse_hostname
 from relay.limits import host_rates
+from relay.writer import Change
 
 MAX_BODY = 16 * 1024
 Handler = Callable[[RelayContext, dict[str, Any]], Awaitable[Any]]
@@ -91,7 +91,7 @@ async def _set_takedown(ctx: RelayContext, body: dict[str, Any], takedown: bool)
         status = account.state.status
         active = status in ("active", "desynchronized") and not account.throttled
         event = AccountEvent(0, did, now_iso(), active, None if active else status)
-    await ctx.events.commit(Change(account.host_id, event=event, did=did, takedown=takedown))
+    await ctx.writer.commit(Change(account.host_id, event=event, did=did, takedown=takedown))
 
 
 async def takedown(ctx: RelayContext, body: dict[str, Any]) -> None:
@@ -113,12 +113,12 @@ async def _host(ctx: RelayContext, body: dict[str, Any]) -> hosts.HostRow:
 async def ban_host(ctx: RelayContext, body: dict[str, Any]) -> None:
     host = await _host(ctx, body)
     await ctx.crawler.stop(host.hostname)
-    await ctx.db.write(hosts.ban_host, host.id)
+    await ctx.writer.run(hosts.ban_host, host.id)
 
 
 async def unban_host(ctx: RelayContext, body: dict[str, Any]) -> None:
     host = await _host(ctx, body)
-    await ctx.db.write(hosts.unban_host, host.id)  # crawled again on requestCrawl
+    await ctx.writer.run(hosts.unban_host, host.id)  # crawled again on requestCrawl
 
 
 async def change_limits(ctx: RelayContext, body: dict[str, Any]) -> dict[str, Any]:
@@ -133,9 +133,9 @@ async def change_limits(ctx: RelayContext, body: dict[str, Any]) -> dict[str, An
     per_second = values["per_second"] if "per_second" in body else host.per_second
     per_hour = values["per_hour"] if "per_hour" in body else host.per_hour
     per_day = values["per_day"] if "per_day" in body else host.per_day
-    await ctx.db.write(hosts.set_limits, host.id, limit, per_second, per_hour, per_day)
-    await ctx.db.write(accounts.unthrottle_host, host.id, limit)
-    ctx.events.accounts.forget()  # rows changed behind the log's back
+    await ctx.writer.run(hosts.set_limits, host.id, limit, per_second, per_hour, per_day)
+    await ctx.writer.run(accounts.unthrottle_host, host.id, limit)
+    ctx.writer.accounts.forget()  # the cache holds their throttled flags
     updated = await ctx.db.read(hosts.get, host.hostname)
     assert updated is not None
     consumer = ctx.crawler.consumers.get(host.hostname)
@@ -157,13 +157,13 @@ async def list_hosts(ctx: RelayContext, body: dict[str, Any]) -> dict[str, Any]:
 
 async def ban_domain(ctx: RelayContext, body: dict[str, Any]) -> None:
     domain = parse_hostname(_field(body, "domain"), dev_mode=False)
-    for hostname in await ctx.db.write(hosts.ban_domain, domain):
+    for hostname in await ctx.writer.run(hosts.ban_domain, domain):
         await ctx.crawler.stop(hostname)
 
 
 async def unban_domain(ctx: RelayContext, body: dict[str, Any]) -> None:
     domain = _field(body, "domain").strip().lower()
-    if not await ctx.db.write(hosts.unban_domain, domain):
+    if not await ctx.writer.run(hosts.unban_domain, domain):
         raise NotFound(f"{domain} is not banned")
 
 

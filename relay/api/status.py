@@ -38,14 +38,14 @@ async def metrics(request: Request) -> Response:
         status = _status(ctx, host)
         by_status[status] = by_status.get(status, 0) + 1
     gauges: dict[str, tuple[str, dict[Labels, float]]] = {
-        "relay_consumers": ("Connected firehose consumers", {(): ctx.events.fanout.consumers}),
+        "relay_consumers": ("Connected firehose consumers", {(): ctx.writer.fanout.consumers}),
         "relay_hosts": (
             "Upstream hosts by status",
             {(("status", status),): count for status, count in by_status.items()},
         ),
         "relay_accounts": ("Accounts known to the relay", {(): account_count}),
-        "relay_seq": ("The relay firehose's latest seq", {(): ctx.events.head}),
-        "relay_events_per_second": ("Events emitted per second, recently", {(): ctx.events.rate()}),
+        "relay_seq": ("The relay firehose's latest seq", {(): ctx.writer.head}),
+        "relay_events_per_second": ("Events emitted per second, recently", {(): ctx.writer.rate()}),
     }
     return Response(ctx.metrics.render(gauges), media_type=CONTENT_TYPE)
 
@@ -77,9 +77,9 @@ async def status_page(request: Request) -> Response:
         [
             ["hosts", len(host_rows)],
             ["accounts", account_count],
-            ["events per second", f"{ctx.events.rate():.1f}"],
-            ["firehose seq", ctx.events.head],
-            ["consumers", ctx.events.fanout.consumers],
+            ["events per second", f"{ctx.writer.rate():.1f}"],
+            ["firehose seq", ctx.writer.head],
+            ["consumers", ctx.writer.fanout.consumers],
             ["uptime (s)", uptime],
         ],
     )

@@ -24,7 +24,7 @@ async def subscribe_repos(sub: SubscriptionRequest) -> None:
     ctx = ctx_of(sub)
     delivered = 0
     try:
-        async for frames in ctx.events.subscribe_batches(sub.params.get("cursor")):
+        async for frames in ctx.writer.subscribe_batches(sub.params.get("cursor")):
             await sub.send_frames(frames)
             delivered += len(frames)
     finally:

@@ -51,10 +51,10 @@ class Relay:
     async def events(self, cursor: int = 0) -> list[Any]:
         """Every event in the log after `cursor` (replay only)."""
         out = []
-        head = self.ctx.events.head
+        head = self.ctx.writer.head
         if head <= cursor:
             return out
-        async for frame in self.ctx.events.subscribe(cursor):
+        async for frame in self.ctx.writer.subscribe(cursor):
             event = decode_frame(frame)
             out.append(event)
             if getattr(event, "seq", 0) >= head:

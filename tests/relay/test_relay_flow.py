@@ -27,7 +27,7 @@ async def crawl(relay: Relay, upstream: Upstream) -> None:
 
 async def head_reaches(relay: Relay, seq: int) -> None:
     async def reached() -> bool:
-        return relay.ctx.events.head >= seq
+        return relay.ctx.writer.head >= seq
 
     await wait_until(reached)
 
@@ -100,7 +100,7 @@ async def test_takedown_stops_events_and_restore_resyncs(relay: Relay, upstream:
         return relay.ctx.metrics.value("relay_events_rejected_total", reason="takendown") == 1
 
     await wait_until(dropped)
-    assert relay.ctx.events.head == 2
+    assert relay.ctx.writer.head == 2
     status = (await relay.get("com.atproto.sync.getRepoStatus", did=alice.did)).json()
     assert status == {"did": alice.did, "active": False, "status": "takendown"}
     listed = (await relay.get("com.atproto.sync.listRepos")).json()["repos"]

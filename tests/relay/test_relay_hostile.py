@@ -76,11 +76,11 @@ async def test_hostile_upstream_is_contained(
         counts = metrics.by_label("relay_events_rejected_total", "reason")
         return (
             all(counts.get(reason, 0) >= n for reason, n in expected.items())
-            and relay.ctx.events.head >= 8
+            and relay.ctx.writer.head >= 8
         )
 
     await wait_until(all_counted, timeout=20)
-    assert relay.ctx.events.head == 8  # no resync: the chain never broke
+    assert relay.ctx.writer.head == 8  # no resync: the chain never broke
     events = await relay.events()
     forwarded = [(e.repo, e.rev) for e in events if isinstance(e, CommitEvent)]
     assert sorted(forwarded) == sorted(

@@ -110,7 +110,7 @@ async def crawl(relay: Relay, upstream: Upstream) -> None:
 
 async def emitted_count(relay: Relay, count: int, timeout: float = 15.0) -> None:
     async def reached() -> bool:
-        return relay.ctx.events.head >= count
+        return relay.ctx.writer.head >= count
 
     await wait_until(reached, timeout)
 
@@ -167,6 +167,23 @@ async def test_lanes_keep_each_keys_order_and_bound_how_many_run() -> None:
         assert [n for d, n in ran if d == did] == [n for d, n in items if d == did]
     assert most == 3
     assert ran != items  # different keys did finish out of order
+
+
+async def test_waiting_lists_a_dids_events_behind_the_one_running() -> None:
+    seen: dict[int, list[int]] = {}
+
+    async def run(item: int) -> None:
+        if item < 9:
+            seen[item] = list(lanes.waiting("a"))  # what ingest.start_checks is given
+        await asyncio.sleep(0)
+
+    lanes: Lanes[int] = Lanes(run, concurrency=2)
+    for n in (1, 2, 3):
+        lanes.add("a", n)
+    lanes.add("b", 9)
+    await lanes.drain()
+    assert seen == {1: [2, 3], 2: [3], 3: []}
+    assert list(lanes.waiting("a")) == []
 
 
 # --- the relay --------------------------------------------------------------------------------

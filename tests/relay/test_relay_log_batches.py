@@ -12,10 +12,10 @@ import pytest
 
 from relay.db import Database, accounts, connect, hosts
 from relay.db.schema import SCHEMA
-from relay.events import Change, RelayLog, _apply, _Writes
 from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState
+from relay.writer import Change, Writer, _apply, _Writes
 from relay.writtencache import WrittenCache
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
@@ -24,28 +24,28 @@ POST, LIKE, FOLLOW = "app.bsky.feed.post", "app.bsky.feed.like", "app.bsky.graph
 
 
 @pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[RelayLog]:
+async def log(tmp_path: Path) -> AsyncIterator[Writer]:
     db = Database(tmp_path / "relay.sqlite")
     await db.open()
-    log = RelayLog(db, replay_window=3600, metrics=Metrics())
+    log = Writer(db, replay_window=3600, metrics=Metrics())
     await log.start()
     yield log
     await log.close()
     await db.close()
 
 
-async def _hosts(log: RelayLog) -> tuple[int, int]:
+async def _hosts(log: Writer) -> tuple[int, int]:
     one = await log.db.write(hosts.create, "one.example.com", "active", False, 100)
     two = await log.db.write(hosts.create, "two.example.com", "active", False, 100)
     return one.id, two.id
 
 
-async def _indexed(log: RelayLog, collection: str) -> list[str]:
+async def _indexed(log: Writer, collection: str) -> list[str]:
     return await log.db.read(accounts.dids_with_collection, collection, "", 10)
 
 
 async def test_a_batch_keeps_each_accounts_last_state_and_each_hosts_position(
-    log: RelayLog,
+    log: Writer,
 ) -> None:
     one, two = await _hosts(log)
     at_one, at_two = HostCursor(one, 0, (), 10), HostCursor(two, 0, (), 10)
@@ -71,7 +71,7 @@ async def test_a_batch_keeps_each_accounts_last_state_and_each_hosts_position(
 
 
 async def test_a_takedown_applies_to_an_account_created_earlier_in_its_batch(
-    log: RelayLog,
+    log: Writer,
 ) -> None:
     one, _ = await _hosts(log)
     log.submit(Change(one, state=RepoState(DID, rev="3jzfcijpj2z2a")))
@@ -81,7 +81,7 @@ async def test_a_takedown_applies_to_an_account_created_earlier_in_its_batch(
 
 
 async def test_collections_are_indexed_once_and_a_replace_drops_earlier_ones(
-    log: RelayLog,
+    log: Writer,
 ) -> None:
     one, _ = await _hosts(log)
     state = RepoState(DID, rev="3jzfcijpj2z2a")
@@ -97,7 +97,7 @@ async def test_collections_are_indexed_once_and_a_replace_drops_earlier_ones(
     assert await _indexed(log, POST) == [DID]
 
 
-async def test_a_failed_batch_teaches_the_collection_cache_nothing(log: RelayLog) -> None:
+async def test_a_failed_batch_teaches_the_collection_cache_nothing(log: Writer) -> None:
     one, _ = await _hosts(log)
     state = RepoState(DID, rev="3jzfcijpj2z2a")
     unknown_host = RepoState(OTHER, rev="3jzfcijpj2z2a")  # breaks the account's foreign key
@@ -133,7 +133,7 @@ def test_a_read_in_a_batch_sees_every_change_queued_before_it(tmp_path: Path) ->
     assert accounts.get(conn, DID).state == states[1]  # type: ignore[union-attr]
 
 
-async def test_an_account_moving_to_another_host_is_saved_with_it(log: RelayLog) -> None:
+async def test_an_account_moving_to_another_host_is_saved_with_it(log: Writer) -> None:
     one, two = await _hosts(log)
     states = [RepoState(DID, rev=f"3jzfcijpj2z2{c}") for c in "abcd"]
     await log.commit(Change(one, state=states[0]))
@@ -147,7 +147,7 @@ async def test_an_account_moving_to_another_host_is_saved_with_it(log: RelayLog)
     def forget_row(conn: sqlite3.Connection) -> None:  # as if it were never written
         conn.execute("DELETE FROM account WHERE did = ?", (DID,))
 
-    await log.read(forget_row)
+    await log.run(forget_row)
     await log.commit(Change(two, state=states[3]))
     stored = await log.db.read(accounts.get, DID)
     assert stored is not None and (stored.host_id, stored.state) == (two, states[3])

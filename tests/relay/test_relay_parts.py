@@ -12,12 +12,12 @@ from atcore.xrpc.errors import InvalidRequest
 from relay.config import ConfigError, RelayConfig
 from relay.db import Database, accounts, connect, hosts
 from relay.db.schema import SCHEMA
-from relay.events import Change, RelayLog
 from relay.hostcursor import HostCursor
 from relay.hosts import is_banned, parse_hostname
 from relay.limits import HostLimiter, Rates, SlidingWindow, host_rates
 from relay.metrics import Metrics
 from relay.repostate import RepoState
+from relay.writer import Change, Writer
 from runtime.env import parse_duration
 
 DID = "did:plc:abcdefghijklmnopqrstuvwx"
@@ -198,10 +198,10 @@ def test_unbanning_a_domain_gives_back_only_the_hosts_it_banned(tmp_path: Path) 
 
 
 async def test_log_persists_seq_state_and_compacts(tmp_path: Path) -> None:
-    async def opened() -> tuple[Database, RelayLog]:
+    async def opened() -> tuple[Database, Writer]:
         db = Database(tmp_path / "relay.sqlite")
         await db.open()
-        log = RelayLog(db, replay_window=0.2, metrics=Metrics())
+        log = Writer(db, replay_window=0.2, metrics=Metrics())
         await log.start()
         return db, log
 

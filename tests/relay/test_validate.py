@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cbor2
 import pytest
 
 from atcore import cbor
@@ -148,6 +149,20 @@ async def test_root_not_commit_and_bad_commit(env: Env) -> None:
     rejected(await check(env, replace(event, commit=record, blocks=as_root)), Reason.BAD_COMMIT)
     without = write_car(event.commit, [(c, b) for c, b in blocks.items() if c != event.commit])
     rejected(await check(env, replace(event, blocks=without)), Reason.ROOT_NOT_COMMIT)
+
+
+async def test_non_canonical_commit_block_is_diagnosed(env: Env) -> None:
+    """The rejection says what is not canonical in a peer's commit block, and where."""
+    event = _one(env)
+    blocks = read_car(event.blocks).blocks
+    fields = cbor2.loads(blocks[event.commit])
+    sloppy = cbor2.dumps(dict(reversed(fields.items())))  # keys in reverse canonical order
+    commit = cid_for_cbor(sloppy)
+    others = [(c, b) for c, b in blocks.items() if c != event.commit]
+    car = write_car(commit, [(commit, sloppy), *others])
+    verdict = await check(env, replace(event, commit=commit, blocks=car))
+    rejected(verdict, Reason.BAD_COMMIT)
+    assert "map keys out of canonical order at $: 'version'" in verdict.detail
 
 
 async def test_did_and_rev_mismatch(env: Env) -> None:

@@ -16,17 +16,21 @@ import pytest
 
 from atcore.cid import cid_for_cbor
 from atcore.commit import Commit
-from atcore.frames import CommitEvent, RepoOp
+from atcore.frames import CommitEvent, IdentityEvent, RepoOp
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import PublicKey, generate_k256
 from atcore.syntax.did import Did
 from atcore.syntax.tid import Tid
-from relay.ingest import RECEIVED, REJECTED
+from relay.db import Database, hosts
+from relay.hostcursor import HostCursor
+from relay.ingest import RECEIVED, REJECTED, Ingest
+from relay.metrics import Metrics
 from relay.repostate import Reason
 from relay.validate import CommitCheck, check_commit, verify_commit
 from relay.verifier import BATCH, WORKER_NICENESS, Verifier, from_wire, to_wire
 from relay.workers import WorkerFailed
+from relay.writer import Writer
 from tests.relay.conftest import Relay, Upstream, wait_until
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
@@ -60,7 +64,7 @@ async def test_worker_checks_match_inline_checks(
         assert good_check is not None and forged_check is not None
         checked_good, checked_forged = await good_check, await forged_check
     finally:
-        verifier.close()
+        await verifier.close()
     assert checked_good.signed_by == (key.curve, key.compressed())
     assert checked_forged.signed_by is None and checked_forged.problem is None
 
@@ -111,13 +115,13 @@ async def test_workers_run_below_the_serving_process() -> None:
         wanted = min(mine + WORKER_NICENESS, 19)
         assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in pids} == {wanted}
     finally:
-        verifier.close()
+        await verifier.close()
 
 
 async def test_no_workers_checks_inline() -> None:
     verifier = Verifier(0)
     assert verifier.check(None, None) is None  # type: ignore[arg-type]
-    verifier.close()
+    await verifier.close()
 
 
 @pytest.mark.parametrize("prev_data", [cid_for_cbor(b"\xa1adb"), None])
@@ -203,7 +207,7 @@ async def test_many_checks_on_two_workers_match_inline_checks(
         assert len(verifier.pids()) == 2
         pooled = await asyncio.wait_for(asyncio.gather(*futures), HANG)  # type: ignore[arg-type]
     finally:
-        verifier.close()
+        await verifier.close()
     inline = [check_commit(event, k) for event, k in zip(events, keys, strict=True)]
     assert pooled == inline
     assert sum(c.signed_by is not None for c in pooled) > BATCH
@@ -244,7 +248,7 @@ async def test_a_killed_worker_fails_its_checks_and_a_new_one_takes_over(
         later = [verifier.check(event, key) for event in events]
         assert await asyncio.wait_for(asyncio.gather(*later), HANG) == inline  # type: ignore[arg-type]
     finally:
-        verifier.close()
+        await verifier.close()
 
 
 async def test_close_stops_every_worker_and_cancels_every_check() -> None:
@@ -253,7 +257,7 @@ async def test_close_stops_every_worker_and_cancels_every_check() -> None:
         pids = await two_started(verifier)
         pending = [verifier.check(junk(i), None) for i in range(500)]
     finally:
-        verifier.close()
+        await verifier.close()
     assert not set(pids) & children()
     assert all(done is not None and done.cancelled() for done in pending)
     assert verifier.pids() == [] and verifier.check(junk(0), None) is None
@@ -272,7 +276,7 @@ async def test_commits_whose_worker_dies_are_checked_inline(
     assert crawled.status_code == 200
 
     async def head_is(seq: int) -> bool:
-        return relay.ctx.events.head == seq
+        return relay.ctx.writer.head == seq
 
     await wait_until(partial(head_is, 1))
     pids = verifier.pids()
@@ -297,3 +301,45 @@ async def test_commits_whose_worker_dies_are_checked_inline(
         return not set(pids) & set(verifier.pids())
 
     await wait_until(replaced)
+
+
+@pytest.mark.slow
+async def test_a_new_accounts_commits_are_checked_with_its_key_once_known(
+    resolver_and_alice: tuple[IdentityResolver, FakeAccount], tmp_path: Path
+) -> None:
+    """Commits of an account never seen, read before its #identity is applied, are not sent
+    keyless (their signatures would then be verified inline): they start, with the key, once
+    the #identity in front of them brought it; the relay then emits all of them."""
+    resolver, alice = resolver_and_alice
+    db = Database(tmp_path / "relay.sqlite")
+    await db.open()
+    writer = Writer(db, replay_window=60.0, metrics=Metrics())
+    await writer.start()
+    verifier = Verifier(1)
+    ingest = Ingest(db, writer, resolver, Metrics(), verifier=verifier)
+    try:
+        host = await writer.run(hosts.create, "pds.example.com", "active", False, 100)
+        identity = IdentityEvent(1, alice.did, "2025-01-01T00:00:00.000Z", "alice.test")
+        genesis = dataclasses.replace(alice.genesis, seq=2)
+        later = dataclasses.replace(alice.commit({f"{POST}/a": post("hi")}), seq=3)
+        position = HostCursor(host.id, 0, (), 10)
+        prepared = [ingest.prepare(event) for event in (identity, genesis, later)]
+        assert [p.check for p in prepared] == [None, None, None]  # no key yet: none started
+        for seq in (1, 2, 3):
+            position.begin(seq)
+        await ingest.apply(host, prepared[0], position)
+        ingest.start_checks(identity, prepared[1:])  # what the lane does after each event
+        checks = [p.check for p in prepared[1:]]
+        assert all(check is not None for check in checks)
+        key = (await resolver.resolve_did(alice.did)).signing_key
+        assert key is not None
+        for check in checks:
+            assert check is not None
+            assert (await asyncio.wait_for(check, HANG)).signed_by == (key.curve, key.compressed())
+        for each in prepared[1:]:
+            done = await ingest.apply(host, each, position)
+            assert done is not None and await done is not None  # emitted
+    finally:
+        await verifier.close()
+        await writer.close()
+        await db.close()

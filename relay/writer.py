@@ -1,4 +1,5 @@
-"""The relay's own firehose: re-sequenced, persisted, fanned out (spec-event-stream.md).
+"""The relay's only database writer, and its own firehose: re-sequenced, persisted, fanned out
+(spec-event-stream.md; the whole path of an event: relay/HACKING.md).
 
 Every accepted upstream event becomes a `Change`: the repo state to persist, the event to emit
 (its upstream `seq` replaced by ours) and the host position it belongs to. Changes queue up
@@ -7,7 +8,8 @@ each frame once and commits states, events and each host's position (relay.hostc
 the batch's events as finished) in ONE transaction. Only after that commit do the frames reach
 subscribers (atcore.eventlog) and the events count as finished, so nothing is ever sent that is
 not durable, and a crash leaves state, log and position all updated or none. Events older than
-the replay window are compacted away periodically.
+the replay window are compacted away periodically. Every other write (admin actions, hosts'
+status) is a `run` queued behind the changes before it, so one thread writes, in one order.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def _finishing(batch: Sequence[_Pending]) -> dict[HostCursor, set[int]]:
     return found
 
 
-class RelayLog:
+class Writer:
     """The event log in relay.sqlite, its group-committing writer and its subscribers."""
 
     def __init__(
@@ -252,9 +254,10 @@ class RelayLog:
             self.accounts.update(change.did, takedown=change.takedown)
         return self._queue(change)
 
-    async def read(self, query: Query) -> Any:
-        """Run `query(conn)` on the writer after every change queued so far."""
-        return await self._queue(query)
+    async def run(self, query: Callable[..., Any], *args: Any) -> Any:
+        """Run `query(conn, *args)` in the writer's transaction, after every change queued so
+        far: a read that must see them, or a write of its own (admin actions, host status)."""
+        return await self._queue(lambda conn: query(conn, *args))
 
     def _queue(self, item: Change | Query) -> asyncio.Future[Any]:
         if not self._tasks:
