@@ -36,6 +36,7 @@ from pds.blob_sweep import BlobSweeper
 from pds.config import PdsConfig
 from pds.context import AppContext
 from pds.crawlers import Crawlers
+from pds.did_docs import DidDocViews
 from pds.mailer import mailer_for
 from pds.proxy import forward
 from pds.ratelimit import RateLimiter, apply_rate_limits
@@ -92,13 +93,15 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             resolver = IdentityResolver(
                 config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
             )
+            plc = PlcClient(config.plc_url, http)
             app.state.ctx = AppContext(
                 config=config,
                 accounts=accounts,
                 actors=actors,
                 sequencer=sequencer,
                 resolver=resolver,
-                plc=PlcClient(config.plc_url, http),
+                plc=plc,
+                did_docs=DidDocViews(resolver, plc),
                 http=http,
                 guarded_http=guarded_http,
                 catalog=catalog,

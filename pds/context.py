@@ -16,6 +16,7 @@ from atcore.lexicon import Catalog
 from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
 from pds.accounts.store import AccountStore
 from pds.config import PdsConfig
+from pds.did_docs import DidDocViews
 
 if TYPE_CHECKING:
     from pds.actor_store import ActorStores
@@ -33,6 +34,7 @@ class AppContext:
     sequencer: Sequencer
     resolver: IdentityResolver
     plc: PlcClient
+    did_docs: DidDocViews  # what clients are shown, cached beside `resolver`'s copy
     http: httpx.AsyncClient  # operator-configured services: PLC, appview, relays
     guarded_http: httpx.AsyncClient  # URLs a user can aim (atcore.identity.pinned)
     catalog: Catalog

@@ -29,7 +29,6 @@ from pds.accounts.sessions import (
     SERVICE_JWT_SECONDS,
     caller_account,
     create_tokens,
-    did_doc,
     rotate_tokens,
     service_jwt,
     session_view,
@@ -102,7 +101,7 @@ async def create_account(req: XrpcRequest) -> dict[str, Any]:
         "handle": account.handle,
         "did": account.did,
     }
-    doc = await did_doc(ctx, account.did)
+    doc = await ctx.did_docs.get(account.did)
     if doc is not None:
         result["didDoc"] = doc
     return result
