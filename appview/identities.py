@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Final
 
 from appview.changes import Change, SetHandle
-from appview.records import now
 from atcore.errors import IdentityError, InvalidSyntax
 from atcore.identity.resolver import IdentityResolver
+from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -75,4 +75,4 @@ class Identities:
         except (IdentityError, InvalidSyntax) as exc:
             log.info("cannot resolve %s: %s", did, exc)
             return
-        self._queue_changes([SetHandle(did, handle, now())])
+        self._queue_changes([SetHandle(did, handle, now_iso())])

@@ -22,11 +22,11 @@ from appview import commits
 from appview.changes import Change, SetStatus
 from appview.db import Database, index
 from appview.identities import Identities
-from appview.records import now
 from atcore.errors import DecodeError
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
+from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 from atcore.xrpc.stream import StreamError, subscribe
 
@@ -136,12 +136,12 @@ class Ingest:
                 self.unverified += 1
                 log.info("not indexing commit %s of %s: %s", event.rev, event.repo, exc)
                 return []
-            return commits.changes_of(event, blocks, self.catalog, now())
+            return commits.changes_of(event, blocks, self.catalog, now_iso())
         if isinstance(event, IdentityEvent):
             self.identities.refresh(event.did)
         elif isinstance(event, AccountEvent):
             status = None if event.active else (event.status or "deactivated")
-            return [SetStatus(event.did, status, now())]
+            return [SetStatus(event.did, status, now_iso())]
         return []
 
     async def _write_changes(self) -> None:

@@ -17,12 +17,12 @@ from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
 from pds.accounts.store import AccountStore
 from pds.config import PdsConfig
 from pds.did_docs import DidDocViews
+from pds.mailer import Mailer
+from pds.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from pds.actor_store import ActorStores
     from pds.blob_sweep import BlobSweeper
-    from pds.mailer import Mailer
-    from pds.ratelimit import RateLimiter
     from pds.sequencer import Sequencer
 
 
@@ -41,7 +41,7 @@ class AppContext:
     plc_rotation_key: PrivateKey
     service_did: str
     mailer: Mailer
-    limiter: RateLimiter
+    rate_limits: RateLimits
     blob_sweeper: BlobSweeper
     session_tokens: Hs256Tokens  # under config.jwt_secret
 

@@ -26,7 +26,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -40,6 +39,7 @@ from atcore.frames import (
     decode_frame,
     encode_frame,
 )
+from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 from pds.actor_store import ActorStores
 from pds.actor_store.store import Txn
@@ -55,11 +55,6 @@ REPLAY_PAGE = 500
 SeqEvent = CommitEvent | SyncEvent | IdentityEvent | AccountEvent
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def now_iso() -> str:
-    """The current time as an atproto datetime (millisecond precision, Z)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _clear_outbox(txn: Txn, upto: int) -> None:

@@ -12,8 +12,8 @@ from typing import Any, Final
 
 from atcore.jwt import encode_es, encode_hs256
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.account import Account
 from pds.accounts.app_passwords import AppPassword
-from pds.accounts.store import Account
 from pds.accounts.tokens import RefreshRefused
 from pds.auth import (
     ACCESS_SCOPE,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from atcore.car import write_car
 from atcore.errors import IdentityError
 from atcore.xrpc.errors import InvalidRequest
-from pds.accounts.store import Account
+from pds.accounts.account import Account
 from pds.actor_store import RepoMissing
 from pds.actor_store.sql import ActorSql, RootRow
 from pds.context import AppContext

@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
+from atcore.syntax.datetime import now_iso
+from pds.accounts.account import Account
 from pds.accounts.app_passwords import APP_PASSWORD_SCHEMA, AppPasswordStore
 from pds.accounts.cache import AccountCache
 from pds.accounts.db import Database
@@ -84,36 +84,6 @@ class EmailTaken(Exception):
 
 class InviteCodeUnusable(Exception):
     """The invite code does not exist, is disabled or is used up."""
-
-
-def now_iso() -> str:
-    """The current time as the datetime strings atproto uses (ms precision, Z)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@dataclass(frozen=True)
-class Account:
-    did: str
-    handle: str
-    email: str | None
-    password_hash: str | None
-    created_at: str
-    email_confirmed_at: str | None
-    deactivated_at: str | None
-    takedown_ref: str | None
-
-    @property
-    def status(self) -> str | None:
-        """None when active, else the `status` the lexicons name for the account."""
-        if self.takedown_ref is not None:
-            return "takendown"
-        if self.deactivated_at is not None:
-            return "deactivated"
-        return None
-
-    @property
-    def active(self) -> bool:
-        return self.status is None
 
 
 def _fetch(conn: sqlite3.Connection, where: str, value: str) -> Account | None:
