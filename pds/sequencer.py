@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from atcore.cid import CID
 from atcore.eventlog import EventLog
 from atcore.frames import (
     AccountEvent,
@@ -182,8 +181,8 @@ class Sequencer:
         event = AccountEvent(0, did, now_iso(), active, None if active else status)
         return await self.append(did, "account", None, event)
 
-    async def emit_sync(self, did: str, commit_cid: CID, rev: str, blocks_car: bytes) -> int:
-        """A `#sync` event; `blocks_car` is a CAR rooted at `commit_cid` holding the commit."""
+    async def emit_sync(self, did: str, rev: str, blocks_car: bytes) -> int:
+        """A `#sync` event; `blocks_car` is a CAR rooted at the commit of `rev`, holding it."""
         return await self.append(did, "sync", rev, SyncEvent(0, did, blocks_car, rev, now_iso()))
 
     async def _writer(self) -> None:

@@ -76,9 +76,8 @@ async def activate(ctx: AppContext, account: Account) -> None:
     head = await repo_root(ctx, account.did)
     if head is not None:
         root, commit = head
-        await ctx.sequencer.emit_sync(
-            account.did, root.cid, root.rev, write_car(root.cid, [(root.cid, commit)])
-        )
+        car = write_car(root.cid, [(root.cid, commit)])
+        await ctx.sequencer.emit_sync(account.did, root.rev, car)
 
 
 async def deactivate(ctx: AppContext, account: Account) -> None:

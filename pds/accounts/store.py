@@ -12,11 +12,11 @@ from atcore.syntax.datetime import now_iso
 from pds.accounts.account import Account
 from pds.accounts.app_passwords import APP_PASSWORD_SCHEMA, AppPasswordStore
 from pds.accounts.cache import AccountCache
-from pds.accounts.db import Database
 from pds.accounts.invites import INVITE_SCHEMA, InviteStore
 from pds.accounts.preferences import PREFERENCE_SCHEMA, PreferenceStore
 from pds.accounts.subjects import SUBJECT_SCHEMA, SubjectStore
 from pds.accounts.tokens import TOKEN_COLUMNS, TOKEN_SCHEMA, TokenStore
+from runtime.sqlite import SqliteDatabase, add_columns
 
 _SCHEMA: Final = (
     """
@@ -102,6 +102,11 @@ def _use_invite(conn: sqlite3.Connection, code: str, did: str, at: str) -> None:
     conn.execute("INSERT INTO invite_code_use VALUES (?, ?, ?)", (code, did, at))
 
 
+def _prepare(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    add_columns(conn, TOKEN_COLUMNS)
+
+
 class AccountStore:
     """Accounts and invite codes in account.sqlite, with the stores of the other per-account
     tables: refresh and email `tokens`, `app_passwords`, `invites`, takedowns of single
@@ -111,7 +116,7 @@ class AccountStore:
     `_change`, which drops it from the cache before and after the transaction.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
         self._cache = AccountCache()
         self.tokens = TokenStore(db)
@@ -122,7 +127,9 @@ class AccountStore:
 
     @classmethod
     async def open(cls, path: Path) -> AccountStore:
-        store = cls(await Database.open(path, _SCHEMA, TOKEN_COLUMNS))
+        db = SqliteDatabase(path, _prepare, "accounts")
+        await db.open()
+        store = cls(db)
         await store.subjects.load()
         return store
 
@@ -177,7 +184,7 @@ class AccountStore:
         read that started before the change can no longer fill it, and none is served stale."""
         self._cache.forget(did)
         try:
-            return await self._db.transact(fn)
+            return await self._db.write(fn)
         finally:
             self._cache.forget(did)
 
@@ -291,7 +298,7 @@ class AccountStore:
     ) -> list[str]:
         codes = [f"{_code_prefix(for_account)}-{secrets.token_hex(5)}" for _ in range(count)]
         at = now_iso()
-        await self._db.transact(
+        await self._db.write(
             lambda conn: conn.executemany(
                 "INSERT INTO invite_code"
                 " (code, available, disabled, for_account, created_by, created_at)"
