@@ -28,11 +28,11 @@ from appview import identities
 from appview.changes import Change, SetStatus
 from appview.config import AppviewConfig
 from appview.db import Database, index, open_database
-from appview.records import now
 from appview.repo_export import Export, ExportFailed, fetch_repo, list_repos
 from atcore.identity.netguard import AddressGuard
 from atcore.identity.pinned import guarded_client
 from atcore.lexicon import Catalog
+from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 from runtime.progress import Progress
 
@@ -182,7 +182,7 @@ async def _host_repos(db: Database, host: str, http: httpx.AsyncClient) -> list[
         if repo.active:
             active.append(repo.did)
         else:
-            inactive.append(SetStatus(repo.did, repo.status or "deactivated", now()))
+            inactive.append(SetStatus(repo.did, repo.status or "deactivated", now_iso()))
     if inactive:
         await db.write(index.apply, inactive, "", None)
     return active

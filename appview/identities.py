@@ -18,9 +18,9 @@ import httpx
 
 from appview.changes import Change, SetHandle
 from appview.config import AppviewConfig
-from appview.records import now
 from atcore.errors import IdentityError, InvalidSyntax
 from atcore.identity.resolver import IdentityResolver
+from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ async def handle_change(resolver: IdentityResolver, did: str) -> SetHandle | Non
     except (IdentityError, InvalidSyntax) as exc:
         log.info("cannot resolve %s: %s", did, exc)
         return None
-    return SetHandle(did, handle, now())
+    return SetHandle(did, handle, now_iso())
 
 
 class Identities:

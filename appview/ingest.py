@@ -26,12 +26,12 @@ from appview.backfill import Backfill
 from appview.changes import Backfilled, Change, RepoCommit, RepoSync, SetStatus
 from appview.db import Database, index
 from appview.identities import Identities
-from appview.records import now
 from appview.repo_export import Export, fetch_repo
 from atcore.errors import DecodeError
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
+from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 from atcore.xrpc.stream import StreamError, subscribe
 
@@ -163,7 +163,7 @@ class Ingest:
         if isinstance(event, CommitEvent):
             self.identities.see(event.repo)
             try:
-                return [await commits.commit_changes(event, resolver, self.catalog, now())]
+                return [await commits.commit_changes(event, resolver, self.catalog, now_iso())]
             except commits.Unverified as exc:
                 self.unverified += 1
                 log.info("not indexing commit %s of %s: %s", event.rev, event.repo, exc)
@@ -179,7 +179,7 @@ class Ingest:
             self.identities.refresh(event.did)
         elif isinstance(event, AccountEvent):
             status = None if event.active else (event.status or "deactivated")
-            return [SetStatus(event.did, status, now())]
+            return [SetStatus(event.did, status, now_iso())]
         return []
 
     async def _write_changes(self) -> None:

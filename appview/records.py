@@ -77,10 +77,6 @@ def format_time(moment: datetime) -> str:
     )
 
 
-def now() -> str:
-    return format_time(datetime.now(UTC))
-
-
 def sort_at(created_at: str | None, indexed_at: str) -> str:
     return indexed_at if created_at is None else min(created_at, indexed_at)
 

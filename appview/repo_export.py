@@ -18,7 +18,6 @@ import httpx
 
 from appview.changes import Backfilled, PutRecord, SkipRecord
 from appview.commits import record_change
-from appview.records import now
 from atcore.blockstore import MemoryBlockStore
 from atcore.car import CarLimits, aiter_car_blocks
 from atcore.cid import CID
@@ -34,6 +33,7 @@ from atcore.errors import (
 from atcore.firehose_verify import DidResolver, Unverified, check_signature
 from atcore.lexicon import Catalog
 from atcore.mst import walk
+from atcore.syntax.datetime import now_iso
 
 # Records are at most 1,000,000 bytes; a repo export is kept whole in memory while verified.
 EXPORT_LIMITS: Final = CarLimits(
@@ -89,7 +89,7 @@ async def fetch_repo(
             await check_signature(commit, resolver)
         except Unverified as exc:
             raise ExportFailed(str(exc)) from exc
-    indexed_at = now()
+    indexed_at = now_iso()
     records: list[PutRecord] = []
     skipped: list[SkipRecord] = []
     try:

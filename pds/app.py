@@ -36,9 +36,10 @@ from pds.blob_sweep import BlobSweeper
 from pds.config import PdsConfig
 from pds.context import AppContext
 from pds.crawlers import Crawlers
+from pds.did_docs import DidDocViews
 from pds.mailer import mailer_for
 from pds.proxy import forward
-from pds.ratelimit import RateLimiter, apply_rate_limits
+from pds.ratelimit import RateLimits, apply_rate_limits
 from pds.sequencer import Sequencer
 
 # Outbound calls (PLC, DID documents, crawlers) must never hang a request for long.
@@ -65,7 +66,8 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
         blob_limit=config.blob_upload_limit,
         validate_output=validate_output,
     )
-    apply_rate_limits(router)
+    rate_limits = RateLimits.from_config(config)
+    apply_rate_limits(router, rate_limits)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -92,20 +94,22 @@ def create_app(config: PdsConfig, *, validate_output: bool = False) -> Starlette
             resolver = IdentityResolver(
                 config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
             )
+            plc = PlcClient(config.plc_url, http)
             app.state.ctx = AppContext(
                 config=config,
                 accounts=accounts,
                 actors=actors,
                 sequencer=sequencer,
                 resolver=resolver,
-                plc=PlcClient(config.plc_url, http),
+                plc=plc,
+                did_docs=DidDocViews(resolver, plc),
                 http=http,
                 guarded_http=guarded_http,
                 catalog=catalog,
                 plc_rotation_key=config.rotation_key(),
                 service_did=config.service_did,
                 mailer=mailer_for(config),
-                limiter=RateLimiter(),
+                rate_limits=rate_limits,
                 blob_sweeper=sweeper,
                 session_tokens=Hs256Tokens(config.jwt_secret),
             )

@@ -161,11 +161,6 @@ async def access_full_or_takendown(conn: HTTPConnection) -> AuthContext:
     return _access(conn, _FULL_OR_TAKENDOWN)
 
 
-async def access_privileged(conn: HTTPConnection) -> AuthContext:
-    """An access token from the account password or a privileged app password."""
-    return _access(conn, PRIVILEGED_SCOPES)
-
-
 async def refresh_auth(conn: HTTPConnection) -> AuthContext:
     """A refresh token (Bearer): refreshSession and deleteSession."""
     token = bearer_token(conn)

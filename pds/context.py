@@ -16,12 +16,13 @@ from atcore.lexicon import Catalog
 from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
 from pds.accounts.store import AccountStore
 from pds.config import PdsConfig
+from pds.did_docs import DidDocViews
+from pds.mailer import Mailer
+from pds.ratelimit import RateLimits
 
 if TYPE_CHECKING:
     from pds.actor_store import ActorStores
     from pds.blob_sweep import BlobSweeper
-    from pds.mailer import Mailer
-    from pds.ratelimit import RateLimiter
     from pds.sequencer import Sequencer
 
 
@@ -33,13 +34,14 @@ class AppContext:
     sequencer: Sequencer
     resolver: IdentityResolver
     plc: PlcClient
+    did_docs: DidDocViews  # what clients are shown, cached beside `resolver`'s copy
     http: httpx.AsyncClient  # operator-configured services: PLC, appview, relays
     guarded_http: httpx.AsyncClient  # URLs a user can aim (atcore.identity.pinned)
     catalog: Catalog
     plc_rotation_key: PrivateKey
     service_did: str
     mailer: Mailer
-    limiter: RateLimiter
+    rate_limits: RateLimits
     blob_sweeper: BlobSweeper
     session_tokens: Hs256Tokens  # under config.jwt_secret
 

@@ -16,14 +16,11 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import Final, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from atcore.xrpc.errors import UpstreamFailure
 from pds.config import PdsConfig
-
-if TYPE_CHECKING:
-    from pds.context import AppContext
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +119,10 @@ def mailer_for(config: PdsConfig) -> Mailer:
     return SmtpMailer(config.email_smtp_url, sender)
 
 
-async def send_mail(ctx: AppContext, to: str, mail: Mail) -> None:
+async def send_mail(mailer: Mailer, to: str, mail: Mail) -> None:
     """Send `mail` from a request handler; a mail server failure is a 502 to the caller."""
     try:
-        await ctx.mailer.send(to, mail.subject, mail.text)
+        await mailer.send(to, mail.subject, mail.text)
     except MailError as exc:
         log.error("%s", exc)
         raise UpstreamFailure("The mail could not be sent") from None

@@ -43,7 +43,7 @@ from pds.accounts.sessions import service_jwt
 from pds.auth import PRIVILEGED_METHODS, PROTECTED_METHODS, access_auth, access_or_takendown
 from pds.context import AppContext, ctx_of
 from pds.feed_proxy import FEED_METHOD, feed_audience
-from pds.ratelimit import GLOBAL, check_limits
+from pds.ratelimit import GLOBAL
 
 # Request bodies forwarded (chat messages, reports): JSON, far below this.
 MAX_BODY: Final = 1024 * 1024
@@ -136,7 +136,7 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
 async def forward(request: Request, nsid: str) -> Response:
     """Proxy `nsid` (not served here) for the caller; the router's fallback."""
     ctx = ctx_of(request)
-    limit_headers = await check_limits(XrpcRequest(request, nsid, {}), (GLOBAL,))
+    limit_headers = await ctx.rate_limits.check(XrpcRequest(request, nsid, {}), (GLOBAL,))
     if request.method not in ("GET", "HEAD", "POST"):
         raise InvalidRequest("XRPC requests only supports GET and POST")
     if nsid in PROTECTED_METHODS:

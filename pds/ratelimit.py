@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from atcore.xrpc.errors import RateLimitExceeded
 from atcore.xrpc.router import RateLimit, XrpcRequest, XrpcRouter
-from pds.context import ctx_of
+from pds.config import PdsConfig
 
 Clock = Callable[[], float]
 MINUTE: Final = 60
@@ -114,33 +114,49 @@ def _headers(limit: Limit, outcome: Outcome) -> dict[str, str]:
     }
 
 
-def _bypassed(req: XrpcRequest) -> bool:
-    config = ctx_of(req).config
-    key = req.request.headers.get("x-ratelimit-bypass")
-    if config.rate_limit_bypass_key and key is not None:
-        if hmac.compare_digest(key.encode(), config.rate_limit_bypass_key.encode()):
-            return True
-    return client_ip(req) in config.rate_limit_bypass_ips
+@dataclass(frozen=True)
+class RateLimits:
+    """The limits in force: the counters, whether limits are on, and who bypasses them."""
 
+    limiter: RateLimiter
+    enabled: bool
+    bypass_key: str | None = None
+    bypass_ips: tuple[str, ...] = ()
 
-async def check_limits(req: XrpcRequest, limits: Sequence[Limit]) -> dict[str, str]:
-    """Count the request against each limit; RateLimitExceeded if one is exhausted. Otherwise
-    the RateLimit-* headers of the tightest limit (fewest points left) for the response, as
-    the reference sends them on every limited call; none when limits are off or bypassed."""
-    ctx = ctx_of(req)
-    if not ctx.config.rate_limits_enabled or _bypassed(req):
-        return {}
-    tightest: tuple[Limit, Outcome] | None = None
-    for limit in limits:
-        key = limit.key(req)
-        if key is None:
-            continue
-        outcome = ctx.limiter.consume(limit, key, limit.cost(req))
-        if not outcome.allowed:
-            raise RateLimitExceeded("Rate Limit Exceeded", headers=_headers(limit, outcome))
-        if tightest is None or outcome.remaining < tightest[1].remaining:
-            tightest = (limit, outcome)
-    return {} if tightest is None else _headers(*tightest)
+    @classmethod
+    def from_config(cls, config: PdsConfig) -> RateLimits:
+        return cls(
+            RateLimiter(),
+            config.rate_limits_enabled,
+            config.rate_limit_bypass_key,
+            config.rate_limit_bypass_ips,
+        )
+
+    async def check(self, req: XrpcRequest, limits: Sequence[Limit]) -> dict[str, str]:
+        """Count the request against each limit; RateLimitExceeded if one is exhausted.
+        Otherwise the RateLimit-* headers of the tightest limit (fewest points left) for the
+        response, as the reference sends them on every limited call; none when limits are off
+        or bypassed."""
+        if not self.enabled or self._bypassed(req):
+            return {}
+        tightest: tuple[Limit, Outcome] | None = None
+        for limit in limits:
+            key = limit.key(req)
+            if key is None:
+                continue
+            outcome = self.limiter.consume(limit, key, limit.cost(req))
+            if not outcome.allowed:
+                raise RateLimitExceeded("Rate Limit Exceeded", headers=_headers(limit, outcome))
+            if tightest is None or outcome.remaining < tightest[1].remaining:
+                tightest = (limit, outcome)
+        return {} if tightest is None else _headers(*tightest)
+
+    def _bypassed(self, req: XrpcRequest) -> bool:
+        key = req.request.headers.get("x-ratelimit-bypass")
+        if self.bypass_key and key is not None:
+            if hmac.compare_digest(key.encode(), self.bypass_key.encode()):
+                return True
+        return client_ip(req) in self.bypass_ips
 
 
 def _write_cost(req: XrpcRequest) -> int:
@@ -195,9 +211,9 @@ METHOD_LIMITS: Final[dict[str, tuple[Limit, ...]]] = {
 }
 
 
-def _hook(limits: tuple[Limit, ...], inner: RateLimit | None) -> RateLimit:
+def _hook(rate_limits: RateLimits, limits: tuple[Limit, ...], inner: RateLimit | None) -> RateLimit:
     async def rate_limit(req: XrpcRequest) -> Mapping[str, str]:
-        headers = await check_limits(req, limits)
+        headers = await rate_limits.check(req, limits)
         if inner is not None:
             headers.update(await inner(req) or {})
         return headers
@@ -205,11 +221,14 @@ def _hook(limits: tuple[Limit, ...], inner: RateLimit | None) -> RateLimit:
     return rate_limit
 
 
-def apply_rate_limits(router: XrpcRouter) -> None:
+def apply_rate_limits(router: XrpcRouter, rate_limits: RateLimits) -> None:
     """Give every method of `router` the global limit and its own limits from METHOD_LIMITS
-    (kept here in one table, beside any hook a method declared itself)."""
+    (kept here in one table, beside any hook a method declared itself); nothing when limits
+    are off, so requests then pay nothing for them."""
+    if not rate_limits.enabled:
+        return
     for nsid, method in router.methods.items():
         limits = (GLOBAL, *METHOD_LIMITS.get(nsid, ()))
         router.methods[nsid] = dataclasses.replace(
-            method, rate_limit=_hook(limits, method.rate_limit)
+            method, rate_limit=_hook(rate_limits, limits, method.rate_limit)
         )

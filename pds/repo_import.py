@@ -43,6 +43,7 @@ from atcore.keys import PrivateKey, PublicKey, parse_did_key
 from atcore.mst import walk
 from atcore.mst.diff import diff
 from atcore.mst.store import NodeStore
+from atcore.syntax.datetime import now_iso
 from atcore.syntax.did import Did
 from atcore.syntax.nsid import parse_nsid
 from atcore.syntax.recordkey import parse_record_key
@@ -52,7 +53,7 @@ from pds.actor_store import RepoMissing
 from pds.actor_store.store import ActorStore, Txn
 from pds.context import AppContext
 from pds.repo_prepare import MAX_RECORD_BYTES
-from pds.sequencer import Sequencer, now_iso
+from pds.sequencer import Sequencer
 
 # Revs past the wall clock by more than this are refused: observing one would push every
 # later TID this PDS issues (all accounts' revs and record keys) into the future.

@@ -22,13 +22,14 @@ from typing import Protocol, TypeVar
 from atcore.cid import CID
 from atcore.keys import PrivateKey
 from atcore.lexicon import Catalog
+from atcore.syntax.datetime import now_iso
 from atcore.syntax.did import parse_did
 from atcore.xrpc.errors import InvalidRequest
 from pds.actor_store import ActorStores, RepoMissing
 from pds.actor_store.store import ActorStore
 from pds.repo_commit import Batch, CommitResult, GroupCommit, commit_writes, genesis
 from pds.repo_prepare import Write, prepare_write
-from pds.sequencer import SeqEvent, Sequencer, now_iso
+from pds.sequencer import SeqEvent, Sequencer
 
 __all__ = ["CommitResult", "MAX_WRITES", "RepoContext", "Write", "apply_writes", "init_repo"]
 

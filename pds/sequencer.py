@@ -26,11 +26,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from atcore.cid import CID
 from atcore.eventlog import EventLog
 from atcore.frames import (
     AccountEvent,
@@ -40,6 +38,7 @@ from atcore.frames import (
     decode_frame,
     encode_frame,
 )
+from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 from pds.actor_store import ActorStores
 from pds.actor_store.store import Txn
@@ -55,11 +54,6 @@ REPLAY_PAGE = 500
 SeqEvent = CommitEvent | SyncEvent | IdentityEvent | AccountEvent
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-def now_iso() -> str:
-    """The current time as an atproto datetime (millisecond precision, Z)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _clear_outbox(txn: Txn, upto: int) -> None:
@@ -187,8 +181,8 @@ class Sequencer:
         event = AccountEvent(0, did, now_iso(), active, None if active else status)
         return await self.append(did, "account", None, event)
 
-    async def emit_sync(self, did: str, commit_cid: CID, rev: str, blocks_car: bytes) -> int:
-        """A `#sync` event; `blocks_car` is a CAR rooted at `commit_cid` holding the commit."""
+    async def emit_sync(self, did: str, rev: str, blocks_car: bytes) -> int:
+        """A `#sync` event; `blocks_car` is a CAR rooted at the commit of `rev`, holding it."""
         return await self.append(did, "sync", rev, SyncEvent(0, did, blocks_car, rev, now_iso()))
 
     async def _writer(self) -> None:

@@ -8,12 +8,12 @@ issued in sqlite_sequence, so trimming the whole window never lets seq numbers r
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pds.actor_store.wal import WalCheckpoints, manual_checkpoints
+from runtime.sqlite import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS event (
@@ -43,10 +43,7 @@ class SequencerDb:
     """All SQL of the event log. Used from one worker thread at a time (the Sequencer's)."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn = connect(path)
         manual_checkpoints(self.conn)
         self.conn.executescript(SCHEMA)
         self._checkpoints = WalCheckpoints(path)

@@ -7,13 +7,10 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import aiosqlite
+from typing import Any
 
 from atcore.identity.plc_log import LogEntry, format_timestamp, parse_timestamp
-
-T = TypeVar("T")
+from runtime.sqlite import SqliteDatabase
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (
@@ -49,38 +46,72 @@ def _entry(row: sqlite3.Row | tuple[Any, ...]) -> tuple[int, LogEntry]:
     return seq, LogEntry(did, json.loads(op), cid, bool(nullified), parse_timestamp(created))
 
 
-class PlcStore:
-    """Operation logs in one SQLite file (WAL); each write is one transaction in one thread hop."""
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+
+def _log(conn: sqlite3.Connection, did: str) -> list[LogEntry]:
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM operations WHERE did = ? ORDER BY seq", (did,))
+    return [_entry(row)[1] for row in rows]
+
+
+def _append(
+    conn: sqlite3.Connection, did: str, decide: Callable[[list[LogEntry]], Append]
+) -> Append:
+    result = decide(_log(conn, did))
+    conn.executemany(
+        "UPDATE operations SET nullified = 1 WHERE did = ? AND cid = ?",
+        [(did, cid) for cid in result.nullifies],
+    )
+    entry = result.entry
+    conn.execute(
+        "INSERT INTO operations (did, cid, prev, operation, nullified, created_at)"
+        " VALUES (?, ?, ?, ?, 0, ?)",
+        (
+            did,
+            entry.cid,
+            entry.operation.get("prev"),
+            json.dumps(entry.operation, separators=(",", ":")),
+            format_timestamp(entry.created_at),
+        ),
+    )
+    return result
+
+
+def _export_by_time(conn: sqlite3.Connection, after: str, count: int) -> list[tuple[int, LogEntry]]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM operations WHERE created_at > ? ORDER BY created_at, seq LIMIT ?",
+        (after, count),
+    )
+    return [_entry(row) for row in rows]
+
+
+def _export_by_seq(conn: sqlite3.Connection, after: int, count: int) -> list[tuple[int, LogEntry]]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM operations WHERE seq > ? ORDER BY seq LIMIT ?", (after, count)
+    )
+    return [_entry(row) for row in rows]
+
+
+class PlcStore:
+    """Operation logs in one SQLite file (runtime.sqlite: WAL, a writer and a reader thread,
+    each call one transaction in one thread hop)."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
     @classmethod
     async def open(cls, path: Path) -> PlcStore:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        await db.execute("PRAGMA journal_mode=WAL")
-        await db.execute("PRAGMA synchronous=NORMAL")
-        await db.execute("PRAGMA busy_timeout=5000")
-        await db.executescript(_SCHEMA)
+        db = SqliteDatabase(path, _create_schema, "plc")
+        await db.open()
         return cls(db)
 
     async def close(self) -> None:
         await self._db.close()
 
-    async def _in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        # aiosqlite runs every call on its one connection thread; handing it the whole
-        # transaction as one function costs a single thread hop instead of one per statement
-        # (DESIGN.md measured the difference). `_execute` is its queueing primitive.
-        result: T = await self._db._execute(fn, self._db._conn)  # type: ignore[no-untyped-call]
-        return result
-
     async def log(self, did: str) -> list[LogEntry]:
         """Every operation of `did`, nullified ones included, in the order they were accepted."""
-        rows = await self._db.execute_fetchall(
-            f"SELECT {_COLUMNS} FROM operations WHERE did = ? ORDER BY seq", (did,)
-        )
-        return [_entry(row)[1] for row in rows]
+        return await self._db.read(_log, did)
 
     async def append(self, did: str, decide: Callable[[list[LogEntry]], Append]) -> Append:
         """Run `decide` on the DID's current log and persist its result, in one transaction.
@@ -88,51 +119,12 @@ class PlcStore:
         `decide` runs inside the write transaction, so no other writer can change the log
         between reading it and writing the new operation; if it raises, nothing is written.
         """
-
-        def transaction(conn: sqlite3.Connection) -> Append:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM operations WHERE did = ? ORDER BY seq", (did,)
-                ).fetchall()
-                result = decide([_entry(row)[1] for row in rows])
-                conn.executemany(
-                    "UPDATE operations SET nullified = 1 WHERE did = ? AND cid = ?",
-                    [(did, cid) for cid in result.nullifies],
-                )
-                entry = result.entry
-                conn.execute(
-                    "INSERT INTO operations (did, cid, prev, operation, nullified, created_at)"
-                    " VALUES (?, ?, ?, ?, 0, ?)",
-                    (
-                        did,
-                        entry.cid,
-                        entry.operation.get("prev"),
-                        json.dumps(entry.operation, separators=(",", ":")),
-                        format_timestamp(entry.created_at),
-                    ),
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
-        return await self._in_thread(transaction)
+        return await self._db.write(_append, did, decide)
 
     async def export_by_time(self, after: str | None, count: int) -> list[tuple[int, LogEntry]]:
         """Operations accepted strictly after the createdAt `after` (all if None), oldest first."""
-        rows = await self._db.execute_fetchall(
-            f"SELECT {_COLUMNS} FROM operations WHERE created_at > ? "
-            "ORDER BY created_at, seq LIMIT ?",
-            (after or "", count),
-        )
-        return [_entry(row) for row in rows]
+        return await self._db.read(_export_by_time, after or "", count)
 
     async def export_by_seq(self, after: int, count: int) -> list[tuple[int, LogEntry]]:
         """Operations with a sequence number greater than `after`, in sequence order."""
-        rows = await self._db.execute_fetchall(
-            f"SELECT {_COLUMNS} FROM operations WHERE seq > ? ORDER BY seq LIMIT ?",
-            (after, count),
-        )
-        return [_entry(row) for row in rows]
+        return await self._db.read(_export_by_seq, after, count)

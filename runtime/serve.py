@@ -174,7 +174,7 @@ def serve_app(app: ASGIApp, sock: socket.socket, out: TextIO | None = None) -> N
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
     runner: Runner = asyncio.run
     if server == "uvicorn":

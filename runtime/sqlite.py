@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -26,6 +26,15 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def add_columns(conn: sqlite3.Connection, columns: Sequence[tuple[str, str, str]]) -> None:
+    """Add each (table, column, declaration) its table lacks: a table made by an older version
+    keeps its old columns under `CREATE TABLE IF NOT EXISTS`."""
+    for table, column, declaration in columns:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 class SqliteDatabase:
@@ -73,10 +82,12 @@ class SqliteDatabase:
         self._read_thread.shutdown(wait=True)
 
     async def write(self, fn: Query[P, T], *args: Any) -> T:
-        """Run `fn(conn, *args)` as one transaction on the writer thread."""
+        """Run `fn(conn, *args)` as one transaction on the writer thread. It takes the write
+        lock at BEGIN (IMMEDIATE): another process writing the same file (an admin command)
+        then makes it wait out busy_timeout instead of failing a read-then-write part way."""
         conn = self._require(self._writer)
         return await asyncio.get_running_loop().run_in_executor(
-            self._write_thread, transaction, conn, fn, args
+            self._write_thread, transaction, conn, fn, args, "BEGIN IMMEDIATE"
         )
 
     async def read(self, fn: Query[P, T], *args: Any) -> T:

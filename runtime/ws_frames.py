@@ -8,6 +8,10 @@ per second. With SEND_FRAMES a subscription hands over what queued for it since 
 (server frames are unmasked, RFC 6455 section 5.2) and writes them in one call. The connection's
 flow control still applies: while the socket's buffer is over its high-water mark, the next send
 waits, and the subscriber's own bounded buffer fills instead (ConsumerTooSlow).
+
+It relies on the sans-I/O protocol's internals as uvicorn 0.52.1 has them (`disconnected`,
+`close_sent`, `writable`): pyproject.toml pins that as the minimum and
+tests/test_uvicorn_pin.py runs this module's tests on exactly that release.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from appview import records as r
 from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
 from appview.db import graph_reads, reads, skeletons
+from atcore.syntax.datetime import now_iso
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 
@@ -100,7 +101,7 @@ async def mute_actor(req: XrpcRequest) -> None:
     ctx, did = await _mute_subject(req)
     reposts = bool(req.input.get("onlyReposts", False))
     quotes = bool(req.input.get("onlyQuoteposts", False))
-    await ctx.db.write(graph_reads.mute, req.auth, did, reposts, quotes, r.now())
+    await ctx.db.write(graph_reads.mute, req.auth, did, reposts, quotes, now_iso())
 
 
 @xrpc.procedure("app.bsky.graph.unmuteActor", auth=viewer_required)

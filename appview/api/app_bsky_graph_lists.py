@@ -13,6 +13,7 @@ from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
 from appview.db import graph_reads, reads
 from appview.views import Json
+from atcore.syntax.datetime import now_iso
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 
@@ -110,7 +111,7 @@ async def _existing_list(ctx: AppviewContext, uri: str) -> str:
 async def mute_actor_list(req: XrpcRequest) -> None:
     ctx = ctx_of(req)
     uri = await _existing_list(ctx, req.input["list"])
-    await ctx.db.write(graph_reads.mute_list, req.auth, uri, r.now())
+    await ctx.db.write(graph_reads.mute_list, req.auth, uri, now_iso())
 
 
 @xrpc.procedure("app.bsky.graph.unmuteActorList", auth=viewer_required)

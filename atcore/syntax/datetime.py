@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from datetime import UTC, datetime
 from typing import NewType
 
 from atcore.errors import InvalidSyntax
@@ -63,3 +64,14 @@ def is_valid_datetime(text: str) -> bool:
     except InvalidSyntax:
         return False
     return True
+
+
+def format_datetime(moment: datetime) -> str:
+    """An aware datetime as the strings atproto writes: UTC, milliseconds, `Z`
+    (`2024-05-01T12:00:00.000Z`)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    """The current time as `format_datetime` writes it (createdAt, indexedAt, event times)."""
+    return format_datetime(datetime.now(UTC))

@@ -15,7 +15,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Final
 
-from pds.accounts.db import Database
+from runtime.sqlite import SqliteDatabase
 
 APP_PASSWORD_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS app_password (
@@ -63,7 +63,7 @@ def _hash(did: str, password: str) -> str:
 class AppPasswordStore:
     """Rows of `app_password` in the account database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
     async def create(self, did: str, name: str, privileged: bool, created_at: str) -> str:
@@ -84,7 +84,7 @@ class AppPasswordStore:
             except sqlite3.IntegrityError:
                 raise DuplicateAppPassword(name) from None
 
-        await self._db.transact(insert)
+        await self._db.write(insert)
         return password
 
     async def list(self, did: str) -> list[AppPassword]:
@@ -128,4 +128,4 @@ class AppPasswordStore:
                 "DELETE FROM refresh_token WHERE did = ? AND app_password_name = ?", (did, name)
             )
 
-        await self._db.transact(delete)
+        await self._db.write(delete)

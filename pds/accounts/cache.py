@@ -10,10 +10,9 @@ seen by the very next request.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-if TYPE_CHECKING:
-    from pds.accounts.store import Account
+from pds.accounts.account import Account
 
 # Accounts kept (a few hundred bytes each); the least recently used beyond this are dropped.
 MAX_CACHED: Final = 10_000

@@ -14,16 +14,11 @@ from atcore.errors import InvalidKey
 from atcore.identity.plc import did_for_genesis, genesis_op, sign_operation
 from atcore.keys import generate_k256, parse_did_key
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.account import Account
 from pds.accounts.email_address import is_valid_email
 from pds.accounts.handles import normalize_handle
 from pds.accounts.passwords import MAX_PASSWORD_BYTES, hash_password
-from pds.accounts.store import (
-    Account,
-    AccountExists,
-    EmailTaken,
-    HandleTaken,
-    InviteCodeUnusable,
-)
+from pds.accounts.store import AccountExists, EmailTaken, HandleTaken, InviteCodeUnusable
 from pds.context import AppContext
 from pds.repo_writer import init_repo
 

@@ -10,7 +10,7 @@ from typing import Final, Literal
 
 from atcore.xrpc.errors import InvalidRequest
 from pds import mailer
-from pds.accounts.store import Account
+from pds.accounts.account import Account
 from pds.context import AppContext
 
 Purpose = Literal[
@@ -42,7 +42,7 @@ async def mail_code(
     if account.email is None:
         raise InvalidRequest("account does not have an email address")
     token = await issue(ctx, purpose, account.did)
-    await mailer.send_mail(ctx, account.email, compose(token))
+    await mailer.send_mail(ctx.mailer, account.email, compose(token))
 
 
 async def redeem(ctx: AppContext, purpose: Purpose, did: str, token: str) -> None:

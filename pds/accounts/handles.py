@@ -12,8 +12,9 @@ from typing import Final
 from atcore.errors import IdentityError, InvalidSyntax
 from atcore.syntax.handle import is_disallowed_tld, parse_handle
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.account import Account
 from pds.accounts.plc_ops import plc_failure, update_handle
-from pds.accounts.store import Account, HandleTaken
+from pds.accounts.store import HandleTaken
 from pds.context import AppContext
 
 MIN_LABEL: Final = 3

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from atcore.syntax.integer import parse_integer
-from pds.accounts.db import Database
+from runtime.sqlite import SqliteDatabase
 
 INVITE_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS account_invites (
@@ -81,7 +81,7 @@ def earned_count(
 class InviteStore:
     """Reads and changes of invite codes and per-account invite settings."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
     async def for_account(self, did: str) -> list[dict[str, Any]]:
@@ -130,10 +130,10 @@ class InviteStore:
                 [(a,) for a in accounts],
             )
 
-        await self._db.transact(disable)
+        await self._db.write(disable)
 
     async def set_account_disabled(self, did: str, disabled: bool, note: str | None) -> None:
-        await self._db.transact(
+        await self._db.write(
             lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO account_invites VALUES (?, ?, ?)",
                 (did, int(disabled), note),

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import Any, Final
 
-from pds.accounts.db import Database
+from runtime.sqlite import SqliteDatabase
 
 PREFERENCE_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS account_pref (
@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS account_pref (
 class PreferenceStore:
     """Rows of `account_pref`, in the order the client put them."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
     async def get(self, did: str, namespace: str) -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ class PreferenceStore:
                 [(did, i, name, value) for i, (name, value) in enumerate(rows)],
             )
 
-        await self._db.transact(replace)
+        await self._db.write(replace)
 
 
 def _in_namespace(name: str, namespace: str) -> bool:

@@ -10,12 +10,10 @@ import secrets
 import time
 from typing import Any, Final
 
-from atcore.errors import IdentityError
-from atcore.identity.plc_data import did_document
 from atcore.jwt import encode_es, encode_hs256
 from atcore.xrpc.errors import InvalidRequest
+from pds.accounts.account import Account
 from pds.accounts.app_passwords import AppPassword
-from pds.accounts.store import Account
 from pds.accounts.tokens import RefreshRefused
 from pds.auth import (
     ACCESS_SCOPE,
@@ -122,16 +120,6 @@ async def caller_account(ctx: AppContext, did: str) -> Account:
     return account
 
 
-async def did_doc(ctx: AppContext, did: str) -> dict[str, Any] | None:
-    """The account's DID document as clients see it (did:plc from our directory), if reachable."""
-    if not did.startswith("did:plc:"):
-        return None
-    try:
-        return did_document(did, await ctx.plc.get_document_data(did))
-    except (IdentityError, KeyError, TypeError, AttributeError):
-        return None
-
-
 async def session_view(ctx: AppContext, account: Account, **extra: Any) -> dict[str, Any]:
     """The body of createSession/getSession/refreshSession for `account`."""
     view: dict[str, Any] = {
@@ -146,7 +134,7 @@ async def session_view(ctx: AppContext, account: Account, **extra: Any) -> dict[
         view["emailAuthFactor"] = False
     if account.status is not None:
         view["status"] = account.status
-    doc = await did_doc(ctx, account.did)
+    doc = await ctx.did_docs.get(account.did)
     if doc is not None:
         view["didDoc"] = doc
     return view

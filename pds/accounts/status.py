@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from atcore.car import write_car
 from atcore.errors import IdentityError
 from atcore.xrpc.errors import InvalidRequest
-from pds.accounts.store import Account
+from pds.accounts.account import Account
 from pds.actor_store import RepoMissing
 from pds.actor_store.sql import ActorSql, RootRow
 from pds.context import AppContext
@@ -76,9 +76,8 @@ async def activate(ctx: AppContext, account: Account) -> None:
     head = await repo_root(ctx, account.did)
     if head is not None:
         root, commit = head
-        await ctx.sequencer.emit_sync(
-            account.did, root.cid, root.rev, write_car(root.cid, [(root.cid, commit)])
-        )
+        car = write_car(root.cid, [(root.cid, commit)])
+        await ctx.sequencer.emit_sync(account.did, root.rev, car)
 
 
 async def deactivate(ctx: AppContext, account: Account) -> None:

@@ -5,18 +5,18 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, TypeVar
 
+from atcore.syntax.datetime import now_iso
+from pds.accounts.account import Account
 from pds.accounts.app_passwords import APP_PASSWORD_SCHEMA, AppPasswordStore
 from pds.accounts.cache import AccountCache
-from pds.accounts.db import Database
 from pds.accounts.invites import INVITE_SCHEMA, InviteStore
 from pds.accounts.preferences import PREFERENCE_SCHEMA, PreferenceStore
 from pds.accounts.subjects import SUBJECT_SCHEMA, SubjectStore
 from pds.accounts.tokens import TOKEN_COLUMNS, TOKEN_SCHEMA, TokenStore
+from runtime.sqlite import SqliteDatabase, add_columns
 
 _SCHEMA: Final = (
     """
@@ -86,36 +86,6 @@ class InviteCodeUnusable(Exception):
     """The invite code does not exist, is disabled or is used up."""
 
 
-def now_iso() -> str:
-    """The current time as the datetime strings atproto uses (ms precision, Z)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@dataclass(frozen=True)
-class Account:
-    did: str
-    handle: str
-    email: str | None
-    password_hash: str | None
-    created_at: str
-    email_confirmed_at: str | None
-    deactivated_at: str | None
-    takedown_ref: str | None
-
-    @property
-    def status(self) -> str | None:
-        """None when active, else the `status` the lexicons name for the account."""
-        if self.takedown_ref is not None:
-            return "takendown"
-        if self.deactivated_at is not None:
-            return "deactivated"
-        return None
-
-    @property
-    def active(self) -> bool:
-        return self.status is None
-
-
 def _fetch(conn: sqlite3.Connection, where: str, value: str) -> Account | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM account WHERE {where} = ?", (value,)).fetchone()
     return None if row is None else Account(*row)
@@ -132,6 +102,11 @@ def _use_invite(conn: sqlite3.Connection, code: str, did: str, at: str) -> None:
     conn.execute("INSERT INTO invite_code_use VALUES (?, ?, ?)", (code, did, at))
 
 
+def _prepare(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    add_columns(conn, TOKEN_COLUMNS)
+
+
 class AccountStore:
     """Accounts and invite codes in account.sqlite, with the stores of the other per-account
     tables: refresh and email `tokens`, `app_passwords`, `invites`, takedowns of single
@@ -141,7 +116,7 @@ class AccountStore:
     `_change`, which drops it from the cache before and after the transaction.
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
         self._cache = AccountCache()
         self.tokens = TokenStore(db)
@@ -152,7 +127,9 @@ class AccountStore:
 
     @classmethod
     async def open(cls, path: Path) -> AccountStore:
-        store = cls(await Database.open(path, _SCHEMA, TOKEN_COLUMNS))
+        db = SqliteDatabase(path, _prepare, "accounts")
+        await db.open()
+        store = cls(db)
         await store.subjects.load()
         return store
 
@@ -207,7 +184,7 @@ class AccountStore:
         read that started before the change can no longer fill it, and none is served stale."""
         self._cache.forget(did)
         try:
-            return await self._db.transact(fn)
+            return await self._db.write(fn)
         finally:
             self._cache.forget(did)
 
@@ -321,7 +298,7 @@ class AccountStore:
     ) -> list[str]:
         codes = [f"{_code_prefix(for_account)}-{secrets.token_hex(5)}" for _ in range(count)]
         at = now_iso()
-        await self._db.transact(
+        await self._db.write(
             lambda conn: conn.executemany(
                 "INSERT INTO invite_code"
                 " (code, available, disabled, for_account, created_by, created_at)"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final, Literal
 
-from pds.accounts.db import Database
+from runtime.sqlite import SqliteDatabase
 
 SUBJECT_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS subject_takedown (
@@ -31,7 +31,7 @@ SubjectKind = Literal["record", "blob"]
 class SubjectStore:
     """Rows of `subject_takedown`: (kind, did, subject) -> the moderation reference."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
         self._marked: set[tuple[str, str]] = set()
 
@@ -55,7 +55,7 @@ class SubjectStore:
     ) -> None:
         """Take the subject down under `ref`, or restore it when `ref` is None."""
         if ref is None:
-            await self._db.transact(
+            await self._db.write(
                 lambda conn: conn.execute(
                     "DELETE FROM subject_takedown WHERE kind = ? AND did = ? AND subject = ?",
                     (kind, did, subject),
@@ -64,7 +64,7 @@ class SubjectStore:
             await self._db.read(lambda conn: self._unmark_if_none(conn, kind, did))
             return
         self._marked.add((kind, did))
-        await self._db.transact(
+        await self._db.write(
             lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO subject_takedown VALUES (?, ?, ?, ?)",
                 (kind, did, subject, ref),

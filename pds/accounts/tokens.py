@@ -11,7 +11,7 @@ import sqlite3
 import time
 from typing import Final
 
-from pds.accounts.db import Database
+from runtime.sqlite import SqliteDatabase
 
 TOKEN_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS refresh_token (
@@ -42,14 +42,14 @@ class RefreshRefused(Exception):
 class TokenStore:
     """Rows of `refresh_token` and `email_token` in the account database."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
     async def add_refresh(
         self, token_id: str, did: str, expires_at: int, app_password: str | None = None
     ) -> None:
         """Record a refresh token; `app_password` names the app password it was opened with."""
-        await self._db.transact(
+        await self._db.write(
             lambda conn: conn.execute(
                 "INSERT INTO refresh_token (id, did, expires_at, app_password_name)"
                 " VALUES (?, ?, ?, ?)",
@@ -89,22 +89,17 @@ class TokenStore:
             conn.execute("DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?", (did, now))
             return str(row[3]) if row[3] is not None else None
 
-        return await self._db.transact(rotate)
+        return await self._db.write(rotate)
 
     async def revoke_refresh(self, token_id: str) -> bool:
-        cursor = await self._db.transact(
+        cursor = await self._db.write(
             lambda conn: conn.execute("DELETE FROM refresh_token WHERE id = ?", (token_id,))
         )
         return bool(cursor.rowcount)
 
-    async def revoke_all_refresh(self, did: str) -> None:
-        await self._db.transact(
-            lambda conn: conn.execute("DELETE FROM refresh_token WHERE did = ?", (did,))
-        )
-
     async def put_email_token(self, purpose: str, did: str, token: str) -> None:
         """Store a fresh token for (purpose, did), replacing any earlier one."""
-        await self._db.transact(
+        await self._db.write(
             lambda conn: conn.execute(
                 "INSERT OR REPLACE INTO email_token VALUES (?, ?, ?, ?)",
                 (purpose, did, token, int(time.time())),
@@ -138,4 +133,4 @@ class TokenStore:
             conn.execute("DELETE FROM email_token WHERE purpose = ? AND did = ?", (purpose, did))
             return ""
 
-        return await self._db.transact(take)
+        return await self._db.write(take)

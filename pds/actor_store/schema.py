@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from pds.actor_store.wal import manual_checkpoints
+from runtime import sqlite as runtime_sqlite
 
 # Blocks, records and the root are written in one transaction per commit; `rev` on blocks and
 # records answers `getRepo?since=` and record listings without walking the MST.
@@ -54,16 +55,9 @@ CREATE INDEX IF NOT EXISTS record_blob_path ON record_blob (record_path);
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) an actor database; autocommit mode, WAL, foreign threads ok.
-
-    `check_same_thread` is off because connections are used from a worker pool, one call at a
-    time under a lock held by the owning ActorStore.
-    """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the tail.
-    conn.execute("PRAGMA synchronous=NORMAL")
-    manual_checkpoints(conn)  # the store's WalCheckpoints runs them off the commit path
-    conn.execute("PRAGMA busy_timeout=5000")
+    """Open (creating if needed) an actor database: runtime.sqlite's WAL connection, its
+    checkpoints left to the store's WalCheckpoints (off the commit path)."""
+    conn = runtime_sqlite.connect(path)
+    manual_checkpoints(conn)
     conn.executescript(SCHEMA)
     return conn

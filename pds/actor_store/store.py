@@ -8,7 +8,6 @@ Reads use their own WAL connection so they never wait behind a commit.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,6 +20,7 @@ from atcore.mst.store import NodeStore
 from pds.actor_store.schema import connect
 from pds.actor_store.sql import ActorSql
 from pds.actor_store.wal import WalCheckpoints
+from runtime import sqlite as runtime_sqlite
 
 T = TypeVar("T")
 
@@ -71,8 +71,7 @@ class ActorStore:
         self._pool = pool
         self._writer = connect(path)
         self._checkpoints = WalCheckpoints(path)
-        self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._reader.execute("PRAGMA busy_timeout=5000")
+        self._reader = runtime_sqlite.connect(path)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         writer_sql = ActorSql(self._writer)
@@ -135,7 +134,7 @@ class Snapshot:
 
     def __init__(self, path: Path, pool: Executor) -> None:
         self._pool = pool
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = runtime_sqlite.connect(path)
         self._conn.execute("BEGIN")
         self.sql = ActorSql(self._conn)
         self._lock = threading.Lock()

@@ -12,14 +12,16 @@ from typing import Any, Final
 from atcore.cid import parse_cid
 from atcore.errors import InvalidCid, InvalidSyntax
 from atcore.syntax.aturi import parse_aturi
+from atcore.syntax.datetime import now_iso
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 from pds import mailer
+from pds.accounts.account import Account
 from pds.accounts.create import check_password, normalize_email
 from pds.accounts.handles import change_handle
 from pds.accounts.passwords import hash_password
 from pds.accounts.status import deactivate, delete_account, set_takedown
-from pds.accounts.store import Account, EmailTaken, now_iso
+from pds.accounts.store import EmailTaken
 from pds.accounts.subjects import SubjectKind
 from pds.actor_store import RepoMissing
 from pds.api.repo_access import find_account
@@ -240,7 +242,7 @@ async def send_email(req: XrpcRequest) -> dict[str, Any]:
     if account.email is None:
         raise InvalidRequest("account does not have an email address")
     subject = req.input.get("subject") or f"Message from {ctx.config.hostname}"
-    await mailer.send_mail(ctx, account.email, mailer.Mail(subject, req.input["content"]))
+    await mailer.send_mail(ctx.mailer, account.email, mailer.Mail(subject, req.input["content"]))
     return {"sent": True}
 
 

@@ -10,7 +10,6 @@ from atcore.errors import InvalidCid
 from atcore.xrpc.body import stream_body
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
-from pds.accounts.sessions import did_doc
 from pds.actor_store.store import Txn
 from pds.api.repo_access import hidden_records, own_repo, readable_repo, require_record_served
 from pds.auth import access_auth, access_full
@@ -179,7 +178,7 @@ async def describe_repo(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     account, store = await readable_repo(ctx, req.params["repo"])
     collections = await store.read(lambda sql: sql.collections())
-    doc = await did_doc(ctx, account.did)
+    doc = await ctx.did_docs.get(account.did)
     handle_ok = doc is not None and f"at://{account.handle}" in doc.get("alsoKnownAs", [])
     return {
         "handle": account.handle,

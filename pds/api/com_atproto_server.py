@@ -12,9 +12,11 @@ import time
 from typing import Any, Final
 
 from atcore.errors import IdentityError, PlcRequestError
+from atcore.syntax.datetime import now_iso
 from atcore.syntax.did import is_valid_did
 from atcore.xrpc.errors import AuthRequired, InvalidRequest, UpstreamFailure
 from atcore.xrpc.router import Methods, XrpcRequest
+from pds.accounts.account import Account
 from pds.accounts.app_passwords import (
     MAX_APP_PASSWORDS,
     MAX_NAME_LENGTH,
@@ -29,13 +31,11 @@ from pds.accounts.sessions import (
     SERVICE_JWT_SECONDS,
     caller_account,
     create_tokens,
-    did_doc,
     rotate_tokens,
     service_jwt,
     session_view,
 )
 from pds.accounts.status import activate, check_did, deactivate, repo_root, repo_stats
-from pds.accounts.store import Account, now_iso
 from pds.accounts.tokens import RefreshRefused
 from pds.auth import (
     PRIVILEGED_METHODS,
@@ -102,7 +102,7 @@ async def create_account(req: XrpcRequest) -> dict[str, Any]:
         "handle": account.handle,
         "did": account.did,
     }
-    doc = await did_doc(ctx, account.did)
+    doc = await ctx.did_docs.get(account.did)
     if doc is not None:
         result["didDoc"] = doc
     return result

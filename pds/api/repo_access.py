@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atcore.xrpc.errors import AuthRequired, InvalidRequest
-from pds.accounts.store import Account
+from pds.accounts.account import Account
 from pds.actor_store import RepoMissing
 from pds.actor_store.store import ActorStore
 from pds.auth import AuthContext

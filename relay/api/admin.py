@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from atcore.frames import AccountEvent
+from atcore.syntax.datetime import now_iso
 from atcore.syntax.did import parse_did
 from atcore.xrpc.basic_auth import basic_credentials
 from atcore.xrpc.body import decode_json, read_body
@@ -33,10 +33,6 @@ from relay.writer import Change
 
 MAX_BODY = 16 * 1024
 Handler = Callable[[RelayContext, dict[str, Any]], Awaitable[Any]]
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def check_admin(request: Request, password: str | None) -> None:

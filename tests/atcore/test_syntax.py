@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from atcore.errors import InvalidSyntax
 from atcore.syntax.atidentifier import is_valid_at_identifier, parse_at_identifier
 from atcore.syntax.aturi import AtUri, is_valid_aturi, parse_aturi
 from atcore.syntax.cidstring import is_valid_cid_string, parse_cid_string
-from atcore.syntax.datetime import is_valid_datetime, parse_datetime
+from atcore.syntax.datetime import format_datetime, is_valid_datetime, now_iso, parse_datetime
 from atcore.syntax.did import Did, is_valid_did, parse_did
 from atcore.syntax.handle import INVALID_HANDLE, is_disallowed_tld, is_valid_handle, parse_handle
 from atcore.syntax.integer import INT64_MAX, INT64_MIN, parse_integer
@@ -378,3 +379,13 @@ def test_integers_from_outside(text: str, expected: int) -> None:
 def test_bad_integers_say_why(text: str, minimum: int, maximum: int, message: str) -> None:
     with pytest.raises(InvalidSyntax, match=message):
         parse_integer(text, minimum, maximum)
+
+
+def test_datetimes_are_written_in_utc_with_milliseconds() -> None:
+    moment = datetime(2024, 5, 1, 12, 0, 0, 123_999, tzinfo=UTC)
+    assert format_datetime(moment) == "2024-05-01T12:00:00.123Z"
+    east = moment.astimezone(timezone(timedelta(hours=2)))
+    assert format_datetime(east) == "2024-05-01T12:00:00.123Z"
+    assert format_datetime(datetime(2024, 5, 1, tzinfo=UTC)) == "2024-05-01T00:00:00.000Z"
+    written = now_iso()
+    assert parse_datetime(written) == written and len(written) == 24

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from pds.accounts.account import Account
 from pds.accounts.cache import AccountCache
-from pds.accounts.store import Account, AccountStore
+from pds.accounts.store import AccountStore
 from tests.pds.conftest import Pds
 from tests.pds.test_ops_admin import ADMIN, REPO_REF, STATUS, admin
 from tests.pds.test_server_accounts import error_of

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from atcore.frames import IdentityEvent
@@ -31,6 +32,31 @@ async def test_update_handle_changes_the_plc_document(pds: Pds, plc_url: str) ->
     assert resolved.json() == {"did": did}
     gone = await pds.call("com.atproto.identity.resolveHandle", params={"handle": "ivan.test"})
     assert error_of(gone) == (400, "HandleNotFound")
+
+
+async def test_session_did_document_is_cached_until_the_identity_changes(pds: Pds) -> None:
+    created = await pds.create_account("olga.test")
+    did, token = created["did"], created["accessJwt"]
+    plc_calls: list[str] = []
+
+    async def note(request: httpx.Request) -> None:
+        if request.url.path.startswith(f"/{did}"):
+            plc_calls.append(request.url.path)
+
+    pds.ctx.http.event_hooks["request"].append(note)
+    first = (await pds.call("com.atproto.server.getSession", token=token)).json()
+    second = (await pds.call("com.atproto.server.getSession", token=token)).json()
+    assert first["didDoc"] == second["didDoc"] == created["didDoc"]
+    assert plc_calls == [], "the document fetched at createAccount is reused"
+
+    response = await pds.call(
+        "com.atproto.identity.updateHandle", {"handle": "olga2.test"}, token=token
+    )
+    assert response.status_code == 200, response.text
+    plc_calls.clear()
+    session = (await pds.call("com.atproto.server.getSession", token=token)).json()
+    assert session["didDoc"]["alsoKnownAs"] == ["at://olga2.test"]
+    assert plc_calls, "the handle change dropped the cached document"
 
 
 async def test_update_handle_refuses_taken_reserved_and_foreign(pds: Pds, plc_url: str) -> None:

@@ -30,7 +30,7 @@ async def limited(pds_config: PdsConfig) -> AsyncIterator[tuple[Pds, Clock]]:
     config = dataclasses.replace(pds_config, rate_limits_enabled=True, rate_limit_bypass_key="k")
     clock = Clock()
     async for pds in serve_in_process(config):
-        pds.ctx.limiter.clock = clock
+        pds.ctx.rate_limits.limiter.clock = clock
         yield pds, clock
 
 
@@ -142,7 +142,7 @@ async def test_write_points_per_account(limited: tuple[Pds, Clock]) -> None:
     account = await pds.create_account("wendy.test")
     did, token = account["did"], account["accessJwt"]
     # Nearly spend the hour's 5000 points, then a batch of two creates (6 points) crosses it.
-    pds.ctx.limiter._windows[("repo-write-hour", did)] = [clock.now, 4995.0]
+    pds.ctx.rate_limits.limiter._windows[("repo-write-hour", did)] = [clock.now, 4995.0]
     record = {"$type": "app.bsky.feed.post", "text": "x", "createdAt": "2024-01-01T00:00:00Z"}
     create = {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post"}
     writes = {"repo": did, "writes": [{**create, "value": record}, {**create, "value": record}]}

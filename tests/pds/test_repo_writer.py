@@ -227,10 +227,10 @@ async def test_a_busy_account_does_not_block_another(env: RepoEnv) -> None:
 async def test_crash_between_store_and_log_is_recovered(tmp_path: Path) -> None:
     import functools
 
+    from atcore.syntax.datetime import now_iso
     from atcore.syntax.did import parse_did
     from pds.repo_commit import Batch, commit_writes
     from pds.repo_prepare import prepare_write
-    from pds.sequencer import now_iso
 
     async with repo_env(tmp_path) as env:
         key = await env.new_account(ALICE)
