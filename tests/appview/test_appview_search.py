@@ -285,7 +285,7 @@ def test_full_text_tables_are_sqlite_only() -> None:
         assert sqlite_only not in portable
     for table in ("mute", "list_mute", "post_mention"):
         assert f"CREATE TABLE {table} (" in portable
-    tsvector = schema.MIGRATIONS[3]
+    tsvector = schema.MIGRATIONS[4]
     assert "post_text tsvector" in POSTGRES.ddl(tsvector)
     assert "USING GIN (post_text)" in POSTGRES.ddl(tsvector)
     assert SQLITE.ddl(tsvector).strip() == ""

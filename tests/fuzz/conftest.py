@@ -263,7 +263,7 @@ def appview(plc_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                     upstream,
                     PlcClient(plc_url, http),
                     url,
-                    lambda seq: ingest.wait_for(lambda: (ingest.applied_seq or 0) >= seq),
+                    lambda seq: ingest.wait_for(lambda: ingest.idle(seq)),
                 )
                 target = Target(
                     app, "xrpc", error_paths=("/xrpc/", "/img/"), upstream_failures=True
