@@ -114,6 +114,7 @@ def create_app(
                 on_desync=resyncer.request,
                 verifier=verifier,
             )
+            stack.push_async_callback(ingest.close)
             crawler = Crawler(
                 db,
                 ingest,
