@@ -19,8 +19,11 @@ websocket sends cost about half of hypercorn's). Processes are stopped by pid at
 
 Figures: verified commits/s the relay emitted, frames delivered/s over all consumers, delivery
 lag p50/p99 (upstream send -> consumer receive), relay CPU and RSS (VmRSS and VmHWM from /proc,
-its verifying workers included). Every process shares the machine's cores, upstreams and
-consumers included. No peer runs here: indigo's relay needs Go and PostgreSQL; the issue's goal
+its verifying workers included); for the cold phase also the relay's CPU per event (and the
+main process's share), the time its threads were runnable but waited for a CPU that other work
+held (schedstat), and the CPU of the PLC, its proxy, the upstreams and the consumers, to tell
+what bounds the figure. Every process shares the machine's cores, upstreams and consumers
+included. No peer runs here: indigo's relay needs Go and PostgreSQL; the issue's goal
 is printed beside each figure instead.
 """
 
@@ -118,10 +121,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a CPU (schedstat):
+    on a shared machine, what other work took from it."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def proc_status(pid: int) -> dict[str, float]:
     """VmRSS/VmHWM in MB and CPU seconds of a process and its children (the verifying
     workers), from /proc."""
-    out = {"VmRSS": 0.0, "VmHWM": 0.0, "cpu": 0.0, "main": 0.0}
+    out = {"VmRSS": 0.0, "VmHWM": 0.0, "cpu": 0.0, "main": 0.0, "waited": 0.0}
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for each in [pid, *map(int, children)]:
         for line in Path(f"/proc/{each}/status").read_text().splitlines():
@@ -132,6 +144,7 @@ def proc_status(pid: int) -> dict[str, float]:
         out["cpu"] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         if each == pid:
             out["main"] = out["cpu"]
+        out["waited"] += runqueue_wait(each)
     return out
 
 
@@ -217,6 +230,7 @@ def run_phase(
         "cpu": (after["cpu"] - before["cpu"]) / max(time.time() - started, 1e-9),
         "cpu_events": (after["cpu"] - before["cpu"]) / expected,
         "main_events": (after["main"] - before["main"]) / expected,
+        "waited": (after["waited"] - before["waited"]) / max(time.time() - started, 1e-9),
         "others": {
             name: cpu / max(time.time() - started, 1e-9) for name, cpu in others_cpu.items()
         },
@@ -327,7 +341,8 @@ def run_all(
         f"({cold['emitted']:.0f} events/s), PLC +{args.plc_latency_ms:.0f} ms, "
         f"lag p50 {cold['p50'] * 1000:.0f} ms p99 {cold['p99'] * 1000:.0f} ms, "
         f"relay CPU {cold['cpu']:.2f} cores ({cold['cpu_events'] * 1e6:.0f} µs per event, "
-        f"{cold['main_events'] * 1e6:.0f} of them in the main process), "
+        f"{cold['main_events'] * 1e6:.0f} of them in the main process; runnable but waiting "
+        f"for a CPU held by other work: {cold['waited']:.2f} s/s), "
         f"other processes' CPU (cores): {elsewhere}, missing {cold['missing']}",
         flush=True,
     )
