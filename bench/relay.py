@@ -19,8 +19,11 @@ websocket sends cost about half of hypercorn's). Processes are stopped by pid at
 
 Figures: verified commits/s the relay emitted, frames delivered/s over all consumers, delivery
 lag p50/p99 (upstream send -> consumer receive), relay CPU and RSS (VmRSS and VmHWM from /proc,
-its verifying workers included). Every process shares the machine's cores, upstreams and
-consumers included. No peer runs here: indigo's relay needs Go and PostgreSQL; the issue's goal
+its verifying workers included); for the cold phase also the relay's CPU per event (and the
+main process's share), the time its threads were runnable but waited for a CPU that other work
+held (schedstat), and the CPU of the PLC, its proxy, the upstreams and the consumers, to tell
+what bounds the figure. Every process shares the machine's cores, upstreams and consumers
+included. No peer runs here: indigo's relay needs Go and PostgreSQL; the issue's goal
 is printed beside each figure instead.
 """
 
@@ -46,7 +49,6 @@ from atcore.identity.plc import op_cid, sign_operation, update_op  # noqa: E402
 from atcore.keys import private_key_from_bytes  # noqa: E402
 from bench.relay_traffic import Plan, generate  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
-from tests.servers import running_service  # noqa: E402
 
 TRAFFIC = Path(__file__).resolve().parent / "relay_traffic.py"
 GOAL_INGEST = 5_000
@@ -93,6 +95,17 @@ class Child:
 
 
 @contextmanager
+def stopping(service: ServiceProcess) -> Any:
+    """Stop `service` by pid on exit; it must exit cleanly."""
+    try:
+        yield service
+    finally:
+        status = service.stop()
+    if status != 0:
+        raise RuntimeError(f"{service.service} exited with {status}:\n{service.log_tail()}")
+
+
+@contextmanager
 def child(*args: str, script: Path = TRAFFIC) -> Any:
     c = Child(*args, script=script)
     try:
@@ -108,10 +121,19 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the process's threads have spent runnable but waiting for a CPU (schedstat):
+    on a shared machine, what other work took from it."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def proc_status(pid: int) -> dict[str, float]:
     """VmRSS/VmHWM in MB and CPU seconds of a process and its children (the verifying
     workers), from /proc."""
-    out = {"VmRSS": 0.0, "VmHWM": 0.0, "cpu": 0.0}
+    out = {"VmRSS": 0.0, "VmHWM": 0.0, "cpu": 0.0, "main": 0.0, "waited": 0.0}
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     for each in [pid, *map(int, children)]:
         for line in Path(f"/proc/{each}/status").read_text().splitlines():
@@ -120,6 +142,9 @@ def proc_status(pid: int) -> dict[str, float]:
                 out[name] += int(value.split()[0]) / 1024
         fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
         out["cpu"] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if each == pid:
+            out["main"] = out["cpu"]
+        out["waited"] += runqueue_wait(each)
     return out
 
 
@@ -163,10 +188,12 @@ def run_phase(
     per_host: int,
     rate: float,
     hosts: int,
+    others: dict[str, int],
 ) -> dict[str, Any]:
     consumers.ask(f"connect {k}")
     time.sleep(0.5)
     before = proc_status(relay.pid)
+    others_before = {name: proc_status(pid)["cpu"] for name, pid in others.items()}
     started = time.time()
     upstream.ask(f"go {per_host} {rate / hosts if rate else 0}")
     expected = per_host * hosts
@@ -177,6 +204,9 @@ def run_phase(
             break
         time.sleep(0.2)
     after = proc_status(relay.pid)
+    others_cpu = {
+        name: proc_status(pid)["cpu"] - others_before[name] for name, pid in others.items()
+    }
     report = consumers.ask("report")["consumers"]
     consumers.ask("close")
     time.sleep(0.3)
@@ -198,6 +228,12 @@ def run_phase(
         "p50": pct(lags, 0.5),
         "p99": pct(lags, 0.99),
         "cpu": (after["cpu"] - before["cpu"]) / max(time.time() - started, 1e-9),
+        "cpu_events": (after["cpu"] - before["cpu"]) / expected,
+        "main_events": (after["main"] - before["main"]) / expected,
+        "waited": (after["waited"] - before["waited"]) / max(time.time() - started, 1e-9),
+        "others": {
+            name: cpu / max(time.time() - started, 1e-9) for name, cpu in others_cpu.items()
+        },
         "rss": after["VmRSS"],
         "hwm": after["VmHWM"],
         "wall": last - started,
@@ -244,8 +280,10 @@ def main() -> None:
     round_size = per_round[0]
     with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp_name:
         tmp = Path(tmp_name)
+        plc = ServiceProcess("plc", tmp / "plc")
+        plc_url = plc.url
         with (
-            running_service("plc", tmp / "plc") as plc_url,
+            stopping(plc),
             child("plc-proxy", plc_url, str(args.plc_latency_ms)) as plc_proxy,
             child("upstream", str(folder), str(plan.hosts)) as upstream,
         ):
@@ -264,7 +302,17 @@ def main() -> None:
             relay = ServiceProcess("relay", tmp / "relay", env=env, timeout=60)
             try:
                 with child("consumers", relay.url) as consumers:
-                    rows = run_all(relay, upstream, consumers, phases, round_size, args, plan)
+                    others = {
+                        "PLC": plc.pid,
+                        "PLC proxy": plc_proxy.proc.pid,
+                        "upstreams": upstream.proc.pid,
+                        "consumers": consumers.proc.pid,
+                    }
+                    if not args.plc_latency_ms:
+                        del others["PLC proxy"]
+                    rows = run_all(
+                        relay, upstream, consumers, phases, round_size, args, plan, others
+                    )
                 rejected = metric(relay.url, "relay_events_rejected_total")
             finally:
                 status = relay.stop()
@@ -281,20 +329,27 @@ def run_all(
     round_size: int,
     args: argparse.Namespace,
     plan: Plan,
+    others: dict[str, int],
 ) -> list[dict[str, Any]]:
-    cold = run_phase(upstream, consumers, relay, 1, round_size * plan.cold_events, 0.0, plan.hosts)
+    cold = run_phase(
+        upstream, consumers, relay, 1, round_size * plan.cold_events, 0.0, plan.hosts, others
+    )
     cold["phase"] = "cold"
+    elsewhere = ", ".join(f"{name} {cpu:.2f}" for name, cpu in cold["others"].items())
     print(
         f"cold: {plan.accounts} new accounts, {cold['commits']:.0f} commits/s "
         f"({cold['emitted']:.0f} events/s), PLC +{args.plc_latency_ms:.0f} ms, "
         f"lag p50 {cold['p50'] * 1000:.0f} ms p99 {cold['p99'] * 1000:.0f} ms, "
-        f"relay CPU {cold['cpu']:.2f} cores, missing {cold['missing']}",
+        f"relay CPU {cold['cpu']:.2f} cores ({cold['cpu_events'] * 1e6:.0f} µs per event, "
+        f"{cold['main_events'] * 1e6:.0f} of them in the main process; runnable but waiting "
+        f"for a CPU held by other work: {cold['waited']:.2f} s/s), "
+        f"other processes' CPU (cores): {elsewhere}, missing {cold['missing']}",
         flush=True,
     )
     rows = [cold]
     for k, rate in phases:
         per_host = round_size * args.per_phase
-        row = run_phase(upstream, consumers, relay, k, per_host, rate, plan.hosts)
+        row = run_phase(upstream, consumers, relay, k, per_host, rate, plan.hosts, others)
         print(
             f"K={k} rate={'full' if not rate else rate}: {row['emitted']:.0f} commits/s, "
             f"{row['delivered']:.0f} deliveries/s, lag p50 {row['p50'] * 1000:.0f} ms "

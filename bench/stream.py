@@ -35,7 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.relay import child, pct, proc_status, register  # noqa: E402
+from bench.relay import child, pct, proc_status, register, runqueue_wait  # noqa: E402
 from bench.relay_traffic import Plan, generate  # noqa: E402
 from skyloft.services import ServiceProcess  # noqa: E402
 from tests.servers import running_service  # noqa: E402
@@ -44,15 +44,6 @@ TRAFFIC = Path(__file__).resolve().parent / "stream_traffic.py"
 GOAL_INGEST = 10_000
 GOAL_PER_CONSUMER = 1_000
 GOAL_LAG = 0.1
-
-
-def runqueue_wait(pid: int) -> float:
-    """Seconds the process's threads have spent runnable but waiting for a CPU (schedstat):
-    on a shared machine, what other work took from it."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        total += int((task / "schedstat").read_text().split()[1])
-    return total / 1e9
 
 
 def status(url: str) -> dict[str, Any]:

@@ -36,6 +36,10 @@ class AccountCache:
         """Whether `did`'s row is cached (a known account), without touching its recency."""
         return did in self._rows
 
+    def loading(self, did: str) -> bool:
+        """Whether a load of `did`'s row is in flight."""
+        return did in self._loading
+
     async def get(self, did: str, load: Callable[[], Awaitable[AccountRow]]) -> AccountRow:
         """The cached row, else `load()`'s (which must see every change queued before it)."""
         while True:

@@ -39,7 +39,7 @@ from relay.hostcursor import HostCursor
 from relay.ingest import Ingest, Prepared
 from relay.lanes import Lanes
 from relay.limits import HostLimiter, host_rates
-from relay.writer import event_did
+from relay.writer import Emitted, event_did
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +166,24 @@ class HostConsumer:
                 await self._throttle()
                 await self._room(lanes)
                 if self.position.begin(event.seq):
-                    lanes.add(event_did(event), crawler.ingest.prepare(event))
+                    self._add(lanes, crawler.ingest.prepare(event, self.host))
             await self._drain(lanes)
         finally:
             await cancel_and_wait([watchdog])
             await lanes.close()
             await stream.aclose()  # type: ignore[attr-defined]
+
+    def _add(self, lanes: Lanes[Prepared], prepared: Prepared) -> None:
+        did = event_did(prepared.event)
+        lanes.add(did, prepared)
+        if prepared.identity is not None:
+            # A new account's commits read before its key start their checks once it is
+            # known, whether or not its lane has reached them.
+            start = partial(self._key_known, lanes, prepared.event)
+            prepared.identity.add_done_callback(start)
+
+    def _key_known(self, lanes: Lanes[Prepared], event: Emitted, _: object) -> None:
+        self.crawler.ingest.start_checks(event, lanes.waiting(event_did(event)))
 
     async def _apply(self, prepared: Prepared) -> None:
         """Run in the event's DID lane: check it and queue its change."""

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
+from atcore.identity.diddoc import DidDocument
+from atcore.tasks import cancel_and_wait
 from relay import validate
 from relay.db import Database, accounts
 from relay.db.accounts import AccountRow
@@ -46,14 +48,18 @@ TAKENDOWN: Final = "takendown"
 HOST_THROTTLED: Final = "host_throttled"
 
 DesyncHandler = Callable[[str, HostRow], None]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class Prepared:
-    """An event whose costly checks may be running elsewhere (`check`, set when they start)."""
+    """An event whose costly checks may be running elsewhere (`check`, set when they start);
+    `identity`: its DID's document, looked up from the moment the event was read, when the
+    DID's document was not at hand then (a new account's: ahead of its lane)."""
 
     event: Emitted
     check: asyncio.Future[validate.CommitCheck] | None = None
+    identity: asyncio.Future[DidDocument] | None = None
 
 
 def collections_of(event: CommitEvent) -> tuple[str, ...]:
@@ -81,6 +87,8 @@ class Ingest:
         self.metrics = metrics
         self.lenient = lenient
         self.on_desync = on_desync
+        self._tasks: set[asyncio.Task[Any]] = set()  # work started ahead of the lanes
+        self._looking: dict[str, asyncio.Future[DidDocument]] = {}  # lookups ahead, by DID
         metrics.declare(RECEIVED, "Upstream events received, by kind")
         metrics.declare(REJECTED, "Upstream events not forwarded, by reason")
         metrics.declare(IGNORED, "Upstream events that repeat the state held, by kind")
@@ -90,19 +98,66 @@ class Ingest:
         self.metrics.inc(REJECTED, reason=reason)
         log.info("dropped event from %s for %s: %s %s", host.hostname, did, reason, detail)
 
-    def prepare(self, event: Emitted) -> Prepared:
+    def prepare(self, event: Emitted, host: HostRow) -> Prepared:
         """Start the state-independent checks of `event` (relay.verifier); call `apply` with
         the result in the DID's order. Events may be prepared well ahead. Without the DID's
         document at hand, a known account's check starts without the key (`apply` looks it
         up and verifies the signature); a new account's waits for `start_checks`, since its
-        #identity, just ahead in its lane, is about to bring the key."""
+        #identity, just ahead in its lane, is about to bring the key, as does a lookup
+        started ahead.
+
+        What a new account's first event would wait for in its lane starts here, at once: its
+        row (loaded, or created, in the writer's next batch) and its DID document (`identity`;
+        for an #identity, a lookup that starts after the event was read serves as the fresh
+        one it asks for)."""
+        did = event_did(event)
+        accounts = self.writer.accounts
+        if did not in accounts and not accounts.loading(did):
+            self._ahead(accounts.get(did, partial(self._load, did, host)))
+        prepared = Prepared(event, identity=self._look_up(did, event))
         if not isinstance(event, CommitEvent) or self.verifier is None:
-            return Prepared(event)
-        doc = self.resolver.cached(event.repo)
-        if doc is None and event.repo not in self.writer.accounts:
-            return Prepared(event)
+            return prepared
+        doc = self.resolver.cached(did)
+        if doc is None and (did not in accounts or did in self._looking):
+            return prepared
         key = None if doc is None else doc.signing_key
-        return Prepared(event, self.verifier.check(event, key))
+        prepared.check = self.verifier.check(event, key)
+        return prepared
+
+    def _look_up(self, did: str, event: Emitted) -> asyncio.Future[DidDocument] | None:
+        """A lookup of `did`'s document started now, unless it is cached (or, but for an
+        #identity, which needs a fresh one, being looked up ahead already)."""
+        if self.resolver.cached(did) is not None:
+            return None
+        fresh = isinstance(event, IdentityEvent)
+        if not fresh and did in self._looking:
+            return None
+        lookup = self._ahead(
+            self.resolver.refresh(did) if fresh else self.resolver.resolve_did(did)
+        )
+        self._looking[did] = lookup
+        lookup.add_done_callback(partial(self._looked_up, did))
+        return lookup
+
+    def _looked_up(self, did: str, lookup: asyncio.Future[DidDocument]) -> None:
+        if self._looking.get(did) is lookup:
+            del self._looking[did]
+
+    def _ahead(self, work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Run `work` ahead of the lanes; a failure is left to the lane (which tries again)."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._settled)
+        return task
+
+    def _settled(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: the lane sees it again when it asks
+
+    async def close(self) -> None:
+        """Cancel the work started ahead of the lanes (after the crawler stopped)."""
+        await cancel_and_wait(list(self._tasks))
 
     async def apply(
         self, host: HostRow, prepared: Prepared, position: HostCursor
@@ -153,7 +208,7 @@ class Ingest:
                 check = await prepared.check
             except WorkerFailed:
                 pass  # its worker died (relay.verifier logged it): validate checks inline
-        verdict = await self._verify(host.hostname, event, account.state, check)
+        verdict = await self._verify(host.hostname, prepared, account.state, check)
         if verdict.ignored:
             self.metrics.inc(IGNORED, kind=kind)
             return None
@@ -190,8 +245,13 @@ class Ingest:
         return row
 
     async def _verify(
-        self, hostname: str, event: Emitted, state: RepoState, check: validate.CommitCheck | None
+        self,
+        hostname: str,
+        prepared: Prepared,
+        state: RepoState,
+        check: validate.CommitCheck | None,
     ) -> Verdict:
+        event = prepared.event
         if isinstance(event, CommitEvent):
             return await validate.verify_commit(
                 event, state, hostname, self.resolver, lenient=self.lenient, check=check
@@ -199,6 +259,8 @@ class Ingest:
         if isinstance(event, SyncEvent):
             return await validate.verify_sync(event, state, hostname, self.resolver)
         if isinstance(event, IdentityEvent):
-            return await validate.verify_identity(event, state, hostname, self.resolver)
+            return await validate.verify_identity(
+                event, state, hostname, self.resolver, fresh=prepared.identity
+            )
         assert isinstance(event, AccountEvent)
         return await validate.verify_account(event, state, hostname, self.resolver)

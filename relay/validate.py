@@ -11,7 +11,7 @@ finally MST inversion of the ops with the event's own blocks.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -285,14 +285,20 @@ async def verify_account(
 
 
 async def verify_identity(
-    event: IdentityEvent, state: RepoState | None, host: str, resolver: Resolver
+    event: IdentityEvent,
+    state: RepoState | None,
+    host: str,
+    resolver: Resolver,
+    *,
+    fresh: Awaitable[DidDocument] | None = None,
 ) -> Verdict:
     """Refresh the DID document (the event says it may have changed), then accept the event
-    only from the account's current PDS."""
+    only from the account's current PDS. `fresh` is a lookup started after the event was read
+    (relay.ingest starts a new account's ahead of its lane): it stands for the refresh."""
     current = state if state is not None else RepoState(event.did)
     try:
         _check_syntax(event.did, None, None)
-        await _serving_identity(event.did, host, resolver, refresh_first=True)
+        await _serving_identity(event.did, host, resolver, refresh_first=True, fresh=fresh)
     except Rejected as exc:
         return Verdict(False, current, exc.reason, exc.detail)
     return Verdict(True, current)
@@ -332,8 +338,17 @@ def _serving_problem(doc: DidDocument, host: str) -> tuple[Reason, str] | None:
     return None
 
 
-async def _serving_identity(did: str, host: str, resolver: Resolver, refresh_first: bool) -> None:
-    doc = await _resolve(resolver, did, refresh=refresh_first)
+async def _serving_identity(
+    did: str,
+    host: str,
+    resolver: Resolver,
+    refresh_first: bool,
+    fresh: Awaitable[DidDocument] | None = None,
+) -> None:
+    if fresh is not None:
+        doc = await _looked_up(did, fresh)
+    else:
+        doc = await _resolve(resolver, did, refresh=refresh_first)
     problem = _serving_problem(doc, host)
     if problem is not None and not refresh_first:
         doc = await _resolve(resolver, did, refresh=True)
@@ -343,8 +358,12 @@ async def _serving_identity(did: str, host: str, resolver: Resolver, refresh_fir
 
 
 async def _resolve(resolver: Resolver, did: str, refresh: bool) -> DidDocument:
+    return await _looked_up(did, resolver.refresh(did) if refresh else resolver.resolve_did(did))
+
+
+async def _looked_up(did: str, lookup: Awaitable[DidDocument]) -> DidDocument:
     try:
-        return await (resolver.refresh(did) if refresh else resolver.resolve_did(did))
+        return await lookup
     except (IdentityError, InvalidSyntax) as exc:
         raise Rejected(Reason.NO_IDENTITY, f"{did} does not resolve: {exc}") from exc
 

@@ -323,7 +323,7 @@ async def test_a_new_accounts_commits_are_checked_with_its_key_once_known(
         genesis = dataclasses.replace(alice.genesis, seq=2)
         later = dataclasses.replace(alice.commit({f"{POST}/a": post("hi")}), seq=3)
         position = HostCursor(host.id, 0, (), 10)
-        prepared = [ingest.prepare(event) for event in (identity, genesis, later)]
+        prepared = [ingest.prepare(event, host) for event in (identity, genesis, later)]
         assert [p.check for p in prepared] == [None, None, None]  # no key yet: none started
         for seq in (1, 2, 3):
             position.begin(seq)
