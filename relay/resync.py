@@ -25,6 +25,7 @@ from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, 
 from atcore.frames import SyncEvent
 from atcore.mst import walk
 from atcore.mst.store import NodeStore
+from atcore.syntax.datetime import format_datetime
 from relay.repostate import ACTIVE, Reason, Rejected, RepoState
 from relay.validate import Resolver, check_not_future, check_signed_commit
 
@@ -148,5 +149,4 @@ def _check_tree(blocks: MemoryBlockStore, data: CID, records: set[bytes]) -> tup
 
 
 def _now(clock: Callable[[], float]) -> str:
-    stamp = datetime.fromtimestamp(clock(), UTC)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_datetime(datetime.fromtimestamp(clock(), UTC))
