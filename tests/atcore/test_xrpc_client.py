@@ -40,7 +40,8 @@ async def blob(_: Request) -> Response:
 
 
 async def refused(_: Request) -> Response:
-    return JSONResponse({"error": "RecordNotFound", "message": "no such record"}, 400)
+    body = {"error": "RecordNotFound", "message": "no such record"}
+    return JSONResponse(body, 400, headers={"server": "atproto-relay"})
 
 
 async def limited(_: Request) -> Response:
@@ -126,6 +127,7 @@ async def test_errors_carry_the_servers_names(url: str, http: HttpClient) -> Non
     assert refused.value.message == "no such record"
     assert refused.value.upstream().status == 400
     assert refused.value.upstream().error == "RecordNotFound"
+    assert refused.value.headers["server"].startswith("atproto-relay")
     with pytest.raises(XrpcClientError) as limited:
         await client.query("com.example.limited")
     assert (limited.value.error, limited.value.retry_after) == ("RateLimitExceeded", "7")
@@ -164,6 +166,28 @@ async def test_size_and_time_limits(url: str, http: HttpClient) -> None:
         await gone.query("com.example.echo")
     assert unreachable.value.status == 0
     assert unreachable.value.upstream().status == 502
+
+
+async def test_streamed_answers(url: str, http: HttpClient) -> None:
+    client = XrpcClient(url, http)
+    async with client.query_stream("com.example.blob") as stream:
+        assert (stream.status, stream.mime) == (200, "image/png")
+        body = b"".join([chunk async for chunk in stream.chunks])
+    assert body == b"\x89PNG" + bytes(1000)
+    with pytest.raises(XrpcClientError) as refused:
+        async with client.query_stream("com.example.refused"):
+            pass
+    assert (refused.value.status, refused.value.error) == (400, "RecordNotFound")
+    small = XrpcClient(url, http, max_response=500)
+    with pytest.raises(XrpcClientError, match="larger than 500 bytes"):
+        async with small.query_stream("com.example.blob") as stream:
+            async for _ in stream.chunks:
+                pass
+    hasty = XrpcClient(url, http, timeout=0.2)
+    with pytest.raises(XrpcClientError) as late:
+        async with hasty.query_stream("com.example.blob") as stream:
+            await asyncio.sleep(1)  # the limit covers the caller's reading too
+    assert (late.value.status, late.value.error) == (0, "UpstreamTimeout")
 
 
 def test_error_text() -> None:
