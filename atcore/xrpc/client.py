@@ -37,6 +37,7 @@ DEFAULT_MAX_RESPONSE: Final = 16 * 1024 * 1024
 DEFAULT_TIMEOUT: Final = 60.0
 # Error bodies are a couple of short strings; anything longer is not one.
 _MAX_ERROR_FIELD: Final = 1000
+_MAX_ERROR_BODY: Final = 64 * 1024
 _READ_CHUNK: Final = 256 * 1024
 
 
@@ -179,8 +180,12 @@ class XrpcClient:
         the body as chunks as they arrive. The byte and time limits cover the whole block."""
         async with self._open("GET", nsid, params, None, None, headers) as (status, head, body):
             if not 200 <= status < 300:
-                error = b"".join([chunk async for chunk in body])
-                raise _error_from(_answer(status, head, error))
+                error = bytearray()
+                async for chunk in body:  # the start: an error is short, the limit is not
+                    error += chunk
+                    if len(error) >= _MAX_ERROR_BODY:
+                        break
+                raise _error_from(_answer(status, head, bytes(error[:_MAX_ERROR_BODY])))
             answer = _answer(status, head, b"")
             yield XrpcStream(status, answer.mime, answer.headers, body)
 

@@ -13,7 +13,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from atcore.xrpc.client import HttpClient, XrpcClient, XrpcClientError, http_session
@@ -53,6 +59,18 @@ async def proxy_page(_: Request) -> Response:
     return PlainTextResponse("<html>bad gateway</html>", 502)
 
 
+async def long_error(_: Request) -> Response:
+    """An error body far past what an error needs: only its start is read."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"error": "Huge", "message": "'
+        for _ in range(1000):
+            yield b"x" * 65536
+        yield b'"}'
+
+    return StreamingResponse(body(), 500, media_type="application/json")
+
+
 async def slow(_: Request) -> Response:
     await asyncio.sleep(5)
     return JSONResponse({})
@@ -74,6 +92,7 @@ APP = Starlette(
         Route("/xrpc/com.example.limited", limited),
         Route("/xrpc/com.example.proxyPage", proxy_page),
         Route("/xrpc/com.example.slow", slow),
+        Route("/xrpc/com.example.longError", long_error),
         Route("/xrpc/com.example.moved", moved),
         Route("/xrpc/com.example.notJson", not_json),
     ]
@@ -178,6 +197,10 @@ async def test_streamed_answers(url: str, http: HttpClient) -> None:
         async with client.query_stream("com.example.refused"):
             pass
     assert (refused.value.status, refused.value.error) == (400, "RecordNotFound")
+    with pytest.raises(XrpcClientError) as long_error:
+        async with client.query_stream("com.example.longError"):
+            pass
+    assert (long_error.value.status, long_error.value.error) == (500, "InternalServerError")
     small = XrpcClient(url, http, max_response=500)
     with pytest.raises(XrpcClientError, match="larger than 500 bytes"):
         async with small.query_stream("com.example.blob") as stream:
