@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import aiohttp
@@ -181,13 +182,12 @@ class XrpcClient:
         async with self._open("GET", nsid, params, None, None, headers) as (status, head, body):
             if not 200 <= status < 300:
                 error = bytearray()
-                async for chunk in body:  # the start: an error is short, the limit is not
+                # Only the start: an error is short, the byte limit is not.
+                while len(error) < _MAX_ERROR_BODY and (chunk := await body.next()):
                     error += chunk
-                    if len(error) >= _MAX_ERROR_BODY:
-                        break
                 raise _error_from(_answer(status, head, bytes(error[:_MAX_ERROR_BODY])))
             answer = _answer(status, head, b"")
-            yield XrpcStream(status, answer.mime, answer.headers, body)
+            yield XrpcStream(status, answer.mime, answer.headers, aiter(body))
 
     async def _send(
         self,
@@ -201,7 +201,7 @@ class XrpcClient:
         """One request; its 2xx answer, else XrpcClientError."""
         async with self._open(verb, nsid, params, content, encoding, extra_headers) as opened:
             status, headers, body = opened
-            answer = _answer(status, headers, b"".join([chunk async for chunk in body]))
+            answer = _answer(status, headers, await body.all())
         if not 200 <= answer.status < 300:
             raise _error_from(answer)
         return answer
@@ -215,7 +215,7 @@ class XrpcClient:
         content: bytes | None,
         encoding: str | None,
         extra_headers: Mapping[str, str] | None,
-    ) -> AsyncIterator[tuple[int, list[tuple[str, str]], AsyncIterator[bytes]]]:
+    ) -> AsyncIterator[tuple[int, Iterable[tuple[str, str]], _Body]]:
         """One request, open for the `async with`: status, headers and the body's chunks
         (bounded by `max_response`); failures to get or read an answer as XrpcClientError."""
         headers = {"accept": "application/json, */*", **(extra_headers or {})}
@@ -225,6 +225,7 @@ class XrpcClient:
             headers["content-type"] = encoding
         url = f"{self.base_url}/xrpc/{nsid}"
         query = _encode_params(params or {})
+        limit = self.max_response
         try:
             async with asyncio.timeout(self.timeout):
                 if isinstance(self.http, aiohttp.ClientSession):
@@ -236,9 +237,9 @@ class XrpcClient:
                         headers=headers,
                         allow_redirects=False,
                     ) as response:
-                        chunks = response.content.iter_chunked(_READ_CHUNK)
-                        body = self._bounded(response.status, response.content_length, chunks)
-                        yield response.status, list(response.headers.items()), body
+                        read = partial(response.content.read, _READ_CHUNK)
+                        body = _Body(response.status, response.content_length, read, limit)
+                        yield response.status, response.headers.items(), body
                 else:
                     request = self.http.build_request(
                         verb, url, params=tuple(query), content=content, headers=headers
@@ -246,8 +247,10 @@ class XrpcClient:
                     reply = await self.http.send(request, stream=True)
                     try:
                         length = reply.headers.get("content-length")
-                        body = self._bounded(reply.status_code, length, reply.aiter_bytes())
-                        yield reply.status_code, list(reply.headers.items()), body
+                        chunks = reply.aiter_bytes()
+                        read = partial(anext, chunks, b"")
+                        body = _Body(reply.status_code, length, read, limit)
+                        yield reply.status_code, reply.headers.items(), body
                     finally:
                         await reply.aclose()
         except TimeoutError:
@@ -259,22 +262,47 @@ class XrpcClient:
         except (httpx.TransportError, aiohttp.ClientError) as exc:
             raise XrpcClientError(0, "Unknown", f"{type(exc).__name__}: {exc}") from exc
 
-    async def _bounded(
-        self, status: int, length: int | str | None, chunks: AsyncIterator[bytes]
-    ) -> AsyncIterator[bytes]:
-        self._check_length(status, length)
-        size = 0
-        async for chunk in chunks:
-            size += len(chunk)
-            self._check_length(status, size)
+
+class _Body:
+    """An answer's body, read in chunks within the client's byte limit."""
+
+    def __init__(
+        self,
+        status: int,
+        length: int | str | None,
+        read: Callable[[], Awaitable[bytes]],
+        limit: int,
+    ) -> None:
+        self.status = status
+        self._read = read
+        self._limit = limit
+        self._size = 0
+        if isinstance(length, str):
+            length = int(length) if length.isdigit() else None
+        if length is not None:
+            self._check(length)
+
+    async def next(self) -> bytes:
+        """The next chunk; b"" at the end."""
+        chunk = await self._read()
+        self._size += len(chunk)
+        self._check(self._size)
+        return chunk
+
+    async def all(self) -> bytes:
+        chunks: list[bytes] = []
+        while chunk := await self.next():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.next():
             yield chunk
 
-    def _check_length(self, status: int, length: int | str | None) -> None:
-        if length is None or (isinstance(length, str) and not length.isdigit()):
-            return
-        if int(length) > self.max_response:
+    def _check(self, size: int) -> None:
+        if size > self._limit:
             raise XrpcClientError(
-                status, "InvalidResponse", f"response is larger than {self.max_response} bytes"
+                self.status, "InvalidResponse", f"response is larger than {self._limit} bytes"
             )
 
 
