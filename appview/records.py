@@ -9,8 +9,10 @@ future by claiming a late createdAt), as the reference appview orders feeds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
+
+from atcore.syntax.datetime import format_datetime
 
 POST: Final = "app.bsky.feed.post"
 LIKE: Final = "app.bsky.feed.like"
@@ -68,13 +70,7 @@ def normalize_time(text: object) -> str | None:
         return None
     if parsed.tzinfo is None:
         return None
-    return format_time(parsed)
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{moment.microsecond // 1000:03d}Z"
-    )
+    return format_datetime(parsed)
 
 
 def sort_at(created_at: str | None, indexed_at: str) -> str:

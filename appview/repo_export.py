@@ -34,15 +34,20 @@ from atcore.firehose_verify import DidResolver, Unverified, check_signature
 from atcore.lexicon import Catalog
 from atcore.mst import walk
 from atcore.syntax.datetime import now_iso
+from atcore.xrpc.client import XrpcClient, XrpcClientError
 
 # Records are at most 1,000,000 bytes; a repo export is kept whole in memory while verified.
 EXPORT_LIMITS: Final = CarLimits(
     max_blocks=2_000_000, max_block_size=1_000_000, max_total_size=1 << 30, max_header_size=4096
 )
-GET_REPO: Final = "/xrpc/com.atproto.sync.getRepo"
-LIST_REPOS: Final = "/xrpc/com.atproto.sync.listRepos"
+# For the whole export; the HTTP client's own limit bounds each connect and read.
+EXPORT_TIMEOUT: Final = 15 * 60.0
+GET_REPO: Final = "com.atproto.sync.getRepo"
+LIST_REPOS: Final = "com.atproto.sync.listRepos"
 LIST_PAGE: Final = 1000
-MAX_ERROR_BODY: Final = 4096
+# A page of 1000 DIDs with their revs and statuses is about 150 KB.
+MAX_LIST_PAGE_BYTES: Final = 4 * 1024 * 1024
+LIST_TIMEOUT: Final = 60.0
 
 
 class ExportFailed(Exception):
@@ -70,7 +75,7 @@ async def fetch_repo(
     *,
     trust: bool = False,
     limits: CarLimits = EXPORT_LIMITS,
-    timeout: float = 120.0,
+    timeout: float = EXPORT_TIMEOUT,
 ) -> Export:
     """`did`'s repo from its PDS, verified, as a Backfilled change; ExportFailed if not."""
     try:
@@ -112,59 +117,41 @@ async def _fetch(
 ) -> tuple[MemoryBlockStore, CID, int]:
     blocks = MemoryBlockStore()
     size = 0
+    pds = XrpcClient(endpoint, http, max_response=limits.max_total_size, timeout=timeout)
     try:
-        async with http.stream(
-            "GET", endpoint + GET_REPO, params={"did": did}, timeout=timeout
-        ) as response:
-            if response.status_code != 200:
-                raise ExportFailed(f"getRepo of {did}: {await _error(response)}")
-            reader = aiter_car_blocks(response.aiter_bytes(), limits)
+        async with pds.query_stream(GET_REPO, {"did": did}) as answer:
+            reader = aiter_car_blocks(answer.chunks, limits)
             roots = await reader.roots()
             async for cid, data in reader:
                 blocks.put(cid, data)
                 size += len(data)
     except InvalidCar as exc:
         raise ExportFailed(f"getRepo of {did}: bad CAR: {exc}") from exc
-    except (httpx.HTTPError, IdentityError) as exc:  # IdentityError: the guard refused the host
+    except XrpcClientError as exc:  # RepoDeactivated, RepoTakendown, ... or no answer
+        raise ExportFailed(f"getRepo of {did} from {endpoint}: {exc}") from exc
+    except IdentityError as exc:  # the guard refused the host
         raise ExportFailed(f"getRepo of {did} from {endpoint}: {exc!r}") from exc
     if not roots:
         raise ExportFailed(f"getRepo of {did}: the CAR names no root")
     return blocks, roots[0], size
 
 
-async def _error(response: httpx.Response) -> str:
-    """The status and the start of an XRPC error body (RepoDeactivated, RepoTakendown, ...)."""
-    body = b""
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) >= MAX_ERROR_BODY:
-            break
-    text = body[:MAX_ERROR_BODY].decode("utf-8", "replace")
-    return f"{response.status_code} {' '.join(text.split())[:300]}"
-
-
 async def list_repos(host: str, http: httpx.AsyncClient) -> AsyncIterator[ListedRepo]:
     """Every repo `host` (a base URL) lists, page by page (com.atproto.sync.listRepos)."""
+    relay = XrpcClient(host, http, max_response=MAX_LIST_PAGE_BYTES, timeout=LIST_TIMEOUT)
     cursor: str | None = None
     seen: set[str] = set()
     while True:
-        params: dict[str, str | int] = {"limit": LIST_PAGE}
-        if cursor is not None:
-            params["cursor"] = cursor
         try:
-            response = await http.get(host + LIST_REPOS, params=params)
-        except (httpx.HTTPError, IdentityError) as exc:
-            raise ExportFailed(f"listRepos at {host}: {exc!r}") from exc
-        if response.status_code != 200:
-            raise ExportFailed(f"listRepos at {host}: {await _error(response)}")
-        try:
-            body = response.json()
+            body = await relay.query(LIST_REPOS, {"limit": LIST_PAGE, "cursor": cursor})
             page = [
                 ListedRepo(str(repo["did"]), repo.get("active") is not False, repo.get("status"))
                 for repo in body["repos"]
             ]
             cursor = body.get("cursor")
-        except (ValueError, KeyError, TypeError) as exc:
+        except (XrpcClientError, IdentityError) as exc:
+            raise ExportFailed(f"listRepos at {host}: {exc}") from exc
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ExportFailed(f"listRepos at {host}: malformed answer: {exc!r:.200}") from exc
         fresh = [repo for repo in page if repo.did not in seen]
         for repo in fresh:

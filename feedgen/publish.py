@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
+from atcore.syntax.datetime import now_iso
 from atcore.xrpc.client import XrpcClient, XrpcClientError, http_session
 from feedgen.sdk import Feed
 
@@ -34,12 +34,11 @@ class Owner:
 
 
 def generator_record(feed: Feed, service_did: str) -> dict[str, Any]:
-    created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     record: dict[str, Any] = {
         "$type": GENERATOR,
         "did": service_did,
         "displayName": feed.display_name[:240],
-        "createdAt": created,
+        "createdAt": now_iso(),
     }
     if feed.description:
         record["description"] = feed.description[:3000]

@@ -12,14 +12,15 @@ reference's `pdsadmin` (pds-README-self-hosting.md), authenticated with PDS_ADMI
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import os
 import secrets
 import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
-import httpx
-
+from atcore.xrpc.client import HttpClient, XrpcClient, XrpcClientError, http_session
 from pds.config import DEFAULT_PORT
 
 TIMEOUT: Final = 30.0
@@ -27,31 +28,24 @@ PAGE: Final = 100
 
 
 class AdminError(Exception):
-    """The PDS refused a call; the message is its XRPC error."""
+    """The PDS refused a call, or did not answer; the message is its XRPC error."""
 
 
 class AdminClient:
-    def __init__(self, url: str, password: str) -> None:
-        self._http = httpx.Client(
-            base_url=url.rstrip("/"), auth=("admin", password), timeout=TIMEOUT
-        )
+    """XRPC calls to the PDS at `url` as its admin (HTTP basic auth)."""
 
-    def close(self) -> None:
-        self._http.close()
+    def __init__(self, url: str, password: str, http: HttpClient) -> None:
+        token = base64.b64encode(f"admin:{password}".encode()).decode()
+        self._pds = XrpcClient(url, http, auth_header=f"Basic {token}", timeout=TIMEOUT)
 
-    def call(self, nsid: str, body: Any = None, **params: Any) -> Any:
-        if body is None:
-            response = self._http.get(f"/xrpc/{nsid}", params=params)
-        else:
-            response = self._http.post(f"/xrpc/{nsid}", json=body)
-        if response.status_code != 200:
-            try:
-                error = response.json()
-                detail = f"{error.get('error')}: {error.get('message', '')}"
-            except ValueError:
-                detail = response.text[:200]
-            raise AdminError(f"{nsid} failed ({response.status_code}) {detail}")
-        return response.json() if response.content else None
+    async def call(self, nsid: str, body: dict[str, Any] | None = None, **params: Any) -> Any:
+        """A query with `params`, or a procedure with the JSON `body`."""
+        try:
+            if body is None:
+                return await self._pds.query(nsid, params)
+            return await self._pds.procedure(nsid, body)
+        except XrpcClientError as exc:
+            raise AdminError(f"{nsid} failed: {exc}") from exc
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -64,13 +58,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def _list(client: AdminClient, args: argparse.Namespace) -> str:
+async def _list(client: AdminClient, args: argparse.Namespace) -> str:
     dids: list[str] = []
     statuses: dict[str, str] = {}
-    cursor = None
+    cursor: str | None = None
     while True:
-        params = {"limit": PAGE, **({"cursor": cursor} if cursor else {})}
-        page = client.call("com.atproto.sync.listRepos", **params)
+        page = await client.call("com.atproto.sync.listRepos", limit=PAGE, cursor=cursor)
         for repo in page["repos"]:
             dids.append(repo["did"])
             statuses[repo["did"]] = repo.get("status", "active")
@@ -79,45 +72,53 @@ def _list(client: AdminClient, args: argparse.Namespace) -> str:
             break
     rows = []
     for start in range(0, len(dids), PAGE):
-        infos = client.call("com.atproto.admin.getAccountInfos", dids=dids[start : start + PAGE])
+        infos = await client.call(
+            "com.atproto.admin.getAccountInfos", dids=dids[start : start + PAGE]
+        )
         for info in infos["infos"]:
             did = info["did"]
             rows.append([info["handle"], info.get("email", ""), did, statuses[did]])
     return table(["Handle", "Email", "DID", "Status"], rows)
 
 
-def _create(client: AdminClient, args: argparse.Namespace) -> str:
+async def _create(client: AdminClient, args: argparse.Namespace) -> str:
     password = secrets.token_urlsafe(18)
     body = {"handle": args.handle, "email": args.email, "password": password}
-    if client.call("com.atproto.server.describeServer")["inviteCodeRequired"]:
-        invite = client.call("com.atproto.server.createInviteCode", {"useCount": 1})
+    described = await client.call("com.atproto.server.describeServer")
+    if described["inviteCodeRequired"]:
+        invite = await client.call("com.atproto.server.createInviteCode", {"useCount": 1})
         body["inviteCode"] = invite["code"]
-    account = client.call("com.atproto.server.createAccount", body)
+    account = await client.call("com.atproto.server.createAccount", body)
     return table(["Handle", "DID", "Password"], [[account["handle"], account["did"], password]])
 
 
-def _takedown(client: AdminClient, args: argparse.Namespace, applied: bool) -> str:
+async def _takedown(client: AdminClient, args: argparse.Namespace, applied: bool) -> str:
     takedown: dict[str, Any] = {"applied": applied}
     if applied and args.ref:
         takedown["ref"] = args.ref
     subject = {"$type": "com.atproto.admin.defs#repoRef", "did": args.did}
-    client.call("com.atproto.admin.updateSubjectStatus", {"subject": subject, "takedown": takedown})
+    await client.call(
+        "com.atproto.admin.updateSubjectStatus", {"subject": subject, "takedown": takedown}
+    )
     return f"{args.did} {'taken down' if applied else 'restored'}"
 
 
-def _reset_password(client: AdminClient, args: argparse.Namespace) -> str:
+async def _reset_password(client: AdminClient, args: argparse.Namespace) -> str:
     password = secrets.token_urlsafe(18)
-    client.call("com.atproto.admin.updateAccountPassword", {"did": args.did, "password": password})
+    await client.call(
+        "com.atproto.admin.updateAccountPassword", {"did": args.did, "password": password}
+    )
     return table(["DID", "New password"], [[args.did, password]])
 
 
-def _delete(client: AdminClient, args: argparse.Namespace) -> str:
-    client.call("com.atproto.admin.deleteAccount", {"did": args.did})
+async def _delete(client: AdminClient, args: argparse.Namespace) -> str:
+    await client.call("com.atproto.admin.deleteAccount", {"did": args.did})
     return f"{args.did} deleted"
 
 
-def _invite(client: AdminClient, args: argparse.Namespace) -> str:
-    code: str = client.call("com.atproto.server.createInviteCode", {"useCount": args.uses})["code"]
+async def _invite(client: AdminClient, args: argparse.Namespace) -> str:
+    invite = await client.call("com.atproto.server.createInviteCode", {"useCount": args.uses})
+    code: str = invite["code"]
     return code
 
 
@@ -169,12 +170,15 @@ def run(args: argparse.Namespace) -> int:
             "skyloft pds admin: PDS_ADMIN_PASSWORD is not set (or pass --password)", file=sys.stderr
         )
         return 2
-    client = AdminClient(url, password)
     try:
-        print(args.action(client, args))
-    except (AdminError, httpx.HTTPError) as exc:
+        print(asyncio.run(_act(url, password, args)))
+    except AdminError as exc:
         print(f"skyloft pds admin: {exc}", file=sys.stderr)
         return 1
-    finally:
-        client.close()
     return 0
+
+
+async def _act(url: str, password: str, args: argparse.Namespace) -> str:
+    async with http_session(connections=4, trust_env=True) as http:
+        result: str = await args.action(AdminClient(url, password, http), args)
+        return result

@@ -17,13 +17,17 @@ from typing import Final
 import httpx
 
 from atcore.tasks import cancel_and_wait
+from atcore.xrpc.client import XrpcClient, XrpcClientError
 from atcore.xrpc.errors import XrpcError
 from pds.sequencer import Sequencer
 
 log = logging.getLogger(__name__)
 
 NOTIFY_INTERVAL: Final = 20 * 60.0
-REQUEST_CRAWL: Final = "/xrpc/com.atproto.sync.requestCrawl"
+REQUEST_CRAWL: Final = "com.atproto.sync.requestCrawl"
+TIMEOUT: Final = 10.0
+# The answer is an empty object; a relay has no reason to say more.
+MAX_ANSWER: Final = 64 * 1024
 
 
 class Crawlers:
@@ -56,13 +60,11 @@ class Crawlers:
         await asyncio.gather(*(self._notify(url) for url in self.urls))
 
     async def _notify(self, url: str) -> None:
+        relay = XrpcClient(url, self._http, max_response=MAX_ANSWER, timeout=TIMEOUT)
         try:
-            response = await self._http.post(url + REQUEST_CRAWL, json={"hostname": self.hostname})
-        except httpx.HTTPError as exc:
-            log.warning("requestCrawl to %s failed: %r", url, exc)
-            return
-        if response.status_code != 200:
-            log.warning("requestCrawl to %s answered %d", url, response.status_code)
+            await relay.procedure(REQUEST_CRAWL, {"hostname": self.hostname})
+        except XrpcClientError as exc:
+            log.warning("requestCrawl to %s failed: %s", url, exc)
 
     async def _run(self) -> None:
         await self.notify_all()

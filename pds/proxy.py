@@ -157,7 +157,7 @@ async def forward(request: Request, nsid: str) -> Response:
     headers["accept-encoding"] = request.headers.get("accept-encoding", "identity")
     token_aud, lxm = aud, nsid
     if nsid == FEED_METHOD and ctx.config.appview_url is not None:
-        token_aud, lxm = await feed_audience(ctx, request)
+        token_aud, lxm = await feed_audience(ctx, ctx.config.appview_url, request)
     headers["authorization"] = f"Bearer {await service_jwt(ctx, auth.did, token_aud, lxm)}"
     content = stream_body(request, MAX_BODY) if request.method == "POST" else None
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -13,7 +13,8 @@ from starlette.routing import Route
 
 from atcore.errors import InvalidSyntax
 from atcore.identity.plc_data import did_document
-from atcore.identity.plc_log import LogEntry, PlcState, format_timestamp, parse_timestamp
+from atcore.identity.plc_log import LogEntry, PlcState, parse_timestamp
+from atcore.syntax.datetime import format_datetime
 from plc.context import PlcContext
 from plc.limits import check_incoming_op
 
@@ -114,7 +115,7 @@ def _export_params(request: Request) -> tuple[str | int | None, int]:
             )
         return int(significant), count
     try:
-        return format_timestamp(parse_timestamp(raw_after)), count
+        return format_datetime(parse_timestamp(raw_after)), count
     except (InvalidSyntax, ValueError):
         raise HTTPException(
             400, "Invalid Query Parameter: after must be a sequence number or a datetime"

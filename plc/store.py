@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from atcore.identity.plc_log import LogEntry, format_timestamp, parse_timestamp
+from atcore.identity.plc_log import LogEntry, parse_timestamp
+from atcore.syntax.datetime import format_datetime
 from runtime.sqlite import SqliteDatabase
 
 _SCHEMA = """
@@ -72,7 +73,7 @@ def _append(
             entry.cid,
             entry.operation.get("prev"),
             json.dumps(entry.operation, separators=(",", ":")),
-            format_timestamp(entry.created_at),
+            format_datetime(entry.created_at),
         ),
     )
     return result

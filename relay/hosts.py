@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
 from atcore.errors import IdentityError, InvalidSyntax, UnsafeAddress
-from atcore.identity.fetch import read_capped
 from atcore.identity.netguard import parse_ip_literal
 from atcore.syntax.integer import parse_integer
+from atcore.xrpc.client import XrpcClient, XrpcClientError
 from atcore.xrpc.errors import InvalidRequest, XrpcError
 from relay.config import TRUSTED_ACCOUNT_LIMIT, RelayConfig
 from relay.crawler import ACTIVE, BANNED, Crawler, host_url
 from relay.db import Database, hosts
 from relay.db.hosts import HostRow
 
-DESCRIBE = "/xrpc/com.atproto.server.describeServer"
+DESCRIBE = "com.atproto.server.describeServer"
 RELAY_MARK = "atproto-relay"
 MAX_DESCRIBE_BYTES = 64 * 1024
 CHECK_TIMEOUT = 10.0
@@ -113,26 +114,31 @@ class HostAdmission:
 
     async def check_host(self, hostname: str) -> None:
         """The host must be reachable, public (outside dev mode), a PDS, and not a relay."""
-        url = host_url(hostname) + DESCRIBE
+        host = XrpcClient(
+            host_url(hostname), self.http, max_response=MAX_DESCRIBE_BYTES, timeout=CHECK_TIMEOUT
+        )
         try:
-            headers = {"accept-encoding": "identity"}
-            async with self.http.stream(
-                "GET", url, timeout=CHECK_TIMEOUT, headers=headers
-            ) as response:
-                body = await read_capped(response, MAX_DESCRIBE_BYTES)
-                server = response.headers.get("server", "")
-                status = response.status_code
+            answer = await host.query_answer(DESCRIBE, headers={"accept-encoding": "identity"})
         except UnsafeAddress as exc:
             raise InvalidRequest(f"refusing to crawl {hostname}: {exc}") from None
-        except (httpx.HTTPError, IdentityError) as exc:
+        except IdentityError as exc:
             raise InvalidRequest(f"{hostname} did not answer describeServer: {exc!r}") from None
-        if RELAY_MARK in server.lower():
-            raise InvalidRequest(f"{hostname} is a relay; relays are not crawled")
-        if status != 200:
-            raise InvalidRequest(f"{hostname} answered describeServer with HTTP {status}")
+        except XrpcClientError as exc:
+            _refuse_relay(hostname, exc.headers)
+            if exc.status == 0 or exc.error == "InvalidResponse":
+                raise InvalidRequest(f"{hostname} did not answer describeServer: {exc}") from None
+            raise InvalidRequest(
+                f"{hostname} answered describeServer with HTTP {exc.status}"
+            ) from None
+        _refuse_relay(hostname, answer.headers)
         try:
-            described = json.loads(body)
+            described = json.loads(answer.body)
         except ValueError:
             described = None
         if not isinstance(described, dict) or not isinstance(described.get("did"), str):
             raise InvalidRequest(f"{hostname} did not describe itself as a PDS")
+
+
+def _refuse_relay(hostname: str, headers: Mapping[str, str]) -> None:
+    if RELAY_MARK in headers.get("server", "").lower():
+        raise InvalidRequest(f"{hostname} is a relay; relays are not crawled")

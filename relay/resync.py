@@ -25,6 +25,8 @@ from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, 
 from atcore.frames import SyncEvent
 from atcore.mst import walk
 from atcore.mst.store import NodeStore
+from atcore.syntax.datetime import format_datetime
+from atcore.xrpc.client import XrpcClient, XrpcClientError
 from relay.repostate import ACTIVE, Reason, Rejected, RepoState
 from relay.validate import Resolver, check_not_future, check_signed_commit
 
@@ -39,7 +41,10 @@ RESYNC_LIMITS = CarLimits(
 )
 # An MST node is the map {e, l}: canonical DAG-CBOR writes its head as map(2), text(1) "e".
 _NODE_PREFIX = b"\xa2\x61\x65"
-_GET_REPO = "/xrpc/com.atproto.sync.getRepo"
+_GET_REPO = "com.atproto.sync.getRepo"
+# The whole export: the largest repos are a couple of GiB. The guarded client's own limit
+# (atcore.identity.pinned, 10 s) bounds each connect and read.
+RESYNC_TIMEOUT = 15 * 60.0
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ async def resync_repo(
     http: httpx.AsyncClient,
     *,
     limits: CarLimits = RESYNC_LIMITS,
-    timeout: float = 120.0,
+    timeout: float = RESYNC_TIMEOUT,
     clock: Callable[[], float] = time.time,
 ) -> Resynced:
     """Fetch `did`'s repo from its current PDS and verify all of it; raise Rejected if not.
@@ -87,14 +92,10 @@ async def _fetch(
 ) -> tuple[CID, MemoryBlockStore, set[bytes]]:
     blocks = MemoryBlockStore()
     records: set[bytes] = set()
-    url = endpoint + _GET_REPO
+    pds = XrpcClient(endpoint, http, max_response=limits.max_total_size, timeout=timeout)
     try:
-        async with http.stream(
-            "GET", url, params={"did": did}, timeout=timeout, follow_redirects=False
-        ) as response:
-            if response.status_code != 200:
-                raise Rejected(Reason.RESYNC_FAILED, f"getRepo answered {response.status_code}")
-            reader = aiter_car_blocks(response.aiter_bytes(), limits)
+        async with pds.query_stream(_GET_REPO, {"did": did}) as answer:
+            reader = aiter_car_blocks(answer.chunks, limits)
             roots = await reader.roots()
             async for cid, data in reader:
                 if cid == roots[0] or data.startswith(_NODE_PREFIX):
@@ -103,7 +104,11 @@ async def _fetch(
                     records.add(cid.cid_bytes)
     except InvalidCar as exc:
         raise Rejected(Reason.BAD_CAR, f"getRepo CAR: {exc}") from exc
-    except (httpx.HTTPError, IdentityError) as exc:  # IdentityError: the guard refused the host
+    except XrpcClientError as exc:
+        if 200 <= exc.status < 300:  # the CAR outgrew limits.max_total_size
+            raise Rejected(Reason.BAD_CAR, f"getRepo CAR: {exc.message}") from exc
+        raise Rejected(Reason.RESYNC_FAILED, f"getRepo from {endpoint}: {exc}") from exc
+    except IdentityError as exc:  # the guard refused the host
         raise Rejected(Reason.RESYNC_FAILED, f"getRepo from {endpoint}: {exc!r}") from exc
     return roots[0], blocks, records
 
@@ -148,5 +153,4 @@ def _check_tree(blocks: MemoryBlockStore, data: CID, records: set[bytes]) -> tup
 
 
 def _now(clock: Callable[[], float]) -> str:
-    stamp = datetime.fromtimestamp(clock(), UTC)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_datetime(datetime.fromtimestamp(clock(), UTC))

@@ -11,6 +11,7 @@ account's password is generated once and kept there. Stops everything on SIGTERM
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import secrets
 import signal
@@ -22,12 +23,14 @@ from typing import Any
 
 import httpx
 
+from atcore.xrpc.client import XrpcClient, XrpcClientError, http_session
 from feedgen.app import load_feed
 from feedgen.publish import Owner, PublishError, publish
 from skyloft.services import ServiceProcess
 
 DEMO_HANDLES = ("alice.test", "bob.test")
 EXAMPLE_FEED = "feedgen.examples.hashtag"
+TIMEOUT = 30.0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,31 +50,44 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     devnet.set_defaults(run=run)
 
 
-def demo_account(pds_url: str, handle: str, secrets_file: Path) -> dict[str, Any]:
-    """Create the demo account on first start (password kept in `secrets_file`), else log in."""
-    if secrets_file.exists():
-        saved: dict[str, Any] = json.loads(secrets_file.read_text())
-        login = {"identifier": saved["handle"], "password": saved["password"]}
-        response = httpx.post(f"{pds_url}/xrpc/com.atproto.server.createSession", json=login)
-    else:
-        saved = {"handle": handle, "password": secrets.token_urlsafe(12)}
-        account = {**saved, "email": f"{handle.split('.')[0]}@example.test"}
-        response = httpx.post(f"{pds_url}/xrpc/com.atproto.server.createAccount", json=account)
-    response.raise_for_status()
-    saved["did"] = response.json()["did"]
-    secrets_file.write_text(json.dumps(saved))
-    secrets_file.chmod(0o600)
+def demo_account(pds_url: str, appview_url: str, handle: str, secrets_file: Path) -> dict[str, Any]:
+    """The demo account, created on first start (password kept in `secrets_file`), else logged
+    into; returned once the appview has indexed it, so the SDK's plain login finds its profile."""
+    return asyncio.run(_demo_account(pds_url, appview_url, handle, secrets_file))
+
+
+async def _demo_account(
+    pds_url: str, appview_url: str, handle: str, secrets_file: Path
+) -> dict[str, Any]:
+    async with http_session(connections=2) as http:
+        pds = XrpcClient(pds_url, http, timeout=TIMEOUT)
+        if secrets_file.exists():
+            saved: dict[str, Any] = json.loads(secrets_file.read_text())
+            login = {"identifier": saved["handle"], "password": saved["password"]}
+            session = await pds.procedure("com.atproto.server.createSession", login)
+        else:
+            saved = {"handle": handle, "password": secrets.token_urlsafe(12)}
+            account = {**saved, "email": f"{handle.split('.')[0]}@example.test"}
+            session = await pds.procedure("com.atproto.server.createAccount", account)
+        saved["did"] = session["did"]
+        secrets_file.write_text(json.dumps(saved))
+        secrets_file.chmod(0o600)
+        await _wait_for_profile(XrpcClient(appview_url, http, timeout=TIMEOUT), saved["did"])
     return saved
 
 
-def wait_for_profile(appview_url: str, did: str, timeout: float = 15.0) -> None:
-    """Until the appview has indexed the account, so the SDK's plain login finds its profile."""
+async def _wait_for_profile(appview: XrpcClient, did: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    url = f"{appview_url}/xrpc/app.bsky.actor.getProfile"
-    while httpx.get(url, params={"actor": did}).status_code != 200:
+    while True:
+        try:
+            await appview.query("app.bsky.actor.getProfile", {"actor": did})
+            return
+        except XrpcClientError as exc:
+            if exc.status == 0:  # the appview is not answering at all
+                raise
         if time.monotonic() > deadline:
             raise RuntimeError(f"the appview did not index {did} within {timeout:.0f} s")
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
 
 
 def start_network(args: argparse.Namespace, services: list[ServiceProcess]) -> None:
@@ -109,8 +125,7 @@ def start_network(args: argparse.Namespace, services: list[ServiceProcess]) -> N
             "PDS_BSKY_APP_VIEW_DID": appview_did,
         }
         pds = start(name, "pds", port, pds_env)
-        account = demo_account(pds.url, handle, root / f"{name}-account.json")
-        wait_for_profile(appview.url, account["did"])
+        account = demo_account(pds.url, appview.url, handle, root / f"{name}-account.json")
         print(f"{name}     {pds.url}")
         print(f"  account  {account['handle']}  {account['did']}  password {account['password']}")
     firehose = f"{relay.url.replace('http', 'ws', 1)}/xrpc/com.atproto.sync.subscribeRepos"
@@ -149,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         start_network(args, services)
         print("ready; Ctrl-C stops the network", flush=True)
         stop.wait()
-    except (OSError, httpx.HTTPError, RuntimeError, PublishError) as exc:
+    except (OSError, httpx.HTTPError, XrpcClientError, RuntimeError, PublishError) as exc:
         print(f"skyloft devnet: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -13,7 +13,7 @@ from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
 from appview.db import graph_reads, reads
 from appview.views import Json
-from atcore.syntax.datetime import now_iso
+from atcore.syntax.datetime import format_datetime, now_iso
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
 
@@ -122,7 +122,7 @@ async def unmute_actor_list(req: XrpcRequest) -> None:
 
 async def _joined(ctx: AppviewContext, uris: list[str]) -> dict[str, tuple[int, int]]:
     """Per starter pack, how many joined through it in all and in the last week."""
-    week_ago = r.format_time(datetime.now(UTC) - JOINED_WEEK)
+    week_ago = format_datetime(datetime.now(UTC) - JOINED_WEEK)
     return await ctx.db.read(graph_reads.joined_counts, uris, week_ago)
 
 

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from appview import records as r
 from appview.db.reads import Page
+from atcore.syntax.datetime import format_datetime
 from atcore.xrpc.errors import InvalidRequest
 from runtime.sql import Connection
 
@@ -76,7 +77,7 @@ def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> P
         return _page(rows, limit)
     top = datetime.fromisoformat(authors[0][0].replace("Z", "+00:00"))
     for span in (*_WINDOWS, None):
-        floor = "" if span is None else r.format_time(top - span)
+        floor = "" if span is None else format_datetime(top - span)
         active = [did for at, did in authors if at >= floor]
         found = []
         for chunk in _chunks(active):

@@ -26,16 +26,10 @@ from atcore.identity.plc import (
     verify_operation_sig,
 )
 from atcore.identity.plc_data import operation_data
-from atcore.syntax.datetime import parse_datetime
+from atcore.syntax.datetime import format_datetime, parse_datetime
 
 RECOVERY_WINDOW: Final = timedelta(hours=72)
 _ENTRY_FIELDS: Final = {"did", "operation", "cid", "nullified", "createdAt"}
-
-
-def format_timestamp(moment: datetime) -> str:
-    """`YYYY-MM-DDTHH:mm:ss.sssZ`, the directory's createdAt format (UTC, milliseconds)."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -79,7 +73,7 @@ class LogEntry:
             "operation": self.operation,
             "cid": self.cid,
             "nullified": self.nullified,
-            "createdAt": format_timestamp(self.created_at),
+            "createdAt": format_datetime(self.created_at),
         }
 
 
@@ -137,8 +131,8 @@ def check_next_op(did: str, chain: Sequence[LogEntry], op: Op, now: datetime) ->
     if now <= chain[-1].created_at:
         # Strictly later than the newest operation it nullifies, as the reference requires.
         raise InvalidPlcOperation(
-            f"recovery timestamped {format_timestamp(now)}, not after {chain[-1].cid} "
-            f"({format_timestamp(chain[-1].created_at)}) which it nullifies"
+            f"recovery timestamped {format_datetime(now)}, not after {chain[-1].cid} "
+            f"({format_datetime(chain[-1].created_at)}) which it nullifies"
         )
     if now - first.created_at > RECOVERY_WINDOW:
         raise InvalidPlcOperation(

@@ -6,7 +6,7 @@ procedures are POSTs with a JSON or raw body. Any non-2xx answer raises `XrpcCli
 carrying the status and the body's `error`/`message` (or the status's conventional name when
 the body is not an XRPC error, e.g. a proxy's HTML page); a server's 429 keeps its
 `Retry-After`. Responses are read with a byte limit, each call has a time limit, redirects are
-not followed.
+not followed. `query_stream` reads an answer too large to hold (a repo's CAR) as it arrives.
 
 It runs over either HTTP stack: an `aiohttp.ClientSession` (from `http_session()`), about four
 times cheaper in CPU per request than httpx (bench/migrate.py copies blobs with it), or an
@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final
 
 import aiohttp
@@ -36,7 +38,18 @@ DEFAULT_MAX_RESPONSE: Final = 16 * 1024 * 1024
 DEFAULT_TIMEOUT: Final = 60.0
 # Error bodies are a couple of short strings; anything longer is not one.
 _MAX_ERROR_FIELD: Final = 1000
+_MAX_ERROR_BODY: Final = 64 * 1024
 _READ_CHUNK: Final = 256 * 1024
+
+
+@dataclass(frozen=True)
+class XrpcStream:
+    """A 2xx answer being read: status, media type, headers (lower-case names), body chunks."""
+
+    status: int
+    mime: str
+    headers: Mapping[str, str]
+    chunks: AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -51,7 +64,8 @@ class XrpcAnswer:
 
 class XrpcClientError(Exception):
     """A failed XRPC call. `status` is 0 when no HTTP answer arrived (connection, timeout);
-    `error` is the server's error name, `retry_after` its Retry-After header, if any."""
+    `error` is the server's error name, `retry_after` its Retry-After header, if any, and
+    `headers` all of the answer's (lower-case names; empty without an answer)."""
 
     def __init__(
         self,
@@ -60,12 +74,14 @@ class XrpcClientError(Exception):
         message: str | None = None,
         *,
         retry_after: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(f"{status} {error}: {message}" if message else f"{status} {error}")
         self.status = status
         self.error = error
         self.message = message
         self.retry_after = retry_after
+        self.headers: Mapping[str, str] = headers or {}
 
     def upstream(self) -> XrpcError:
         """This failure as an error a server answers its own caller with: a 4xx keeps its
@@ -157,6 +173,22 @@ class XrpcClient:
                 raise XrpcClientError(200, "InvalidResponse", str(exc)) from exc
         return answer.body
 
+    @asynccontextmanager
+    async def query_stream(
+        self, nsid: str, params: Params | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[XrpcStream]:
+        """GET `nsid` whose output is too large to hold (a whole repo's CAR): its 2xx answer,
+        the body as chunks as they arrive. The byte and time limits cover the whole block."""
+        async with self._open("GET", nsid, params, None, None, headers) as (status, head, body):
+            if not 200 <= status < 300:
+                error = bytearray()
+                # Only the start: an error is short, the byte limit is not.
+                while len(error) < _MAX_ERROR_BODY and (chunk := await body.next()):
+                    error += chunk
+                raise _error_from(_answer(status, head, bytes(error[:_MAX_ERROR_BODY])))
+            answer = _answer(status, head, b"")
+            yield XrpcStream(status, answer.mime, answer.headers, aiter(body))
+
     async def _send(
         self,
         verb: str,
@@ -167,6 +199,25 @@ class XrpcClient:
         extra_headers: Mapping[str, str] | None = None,
     ) -> XrpcAnswer:
         """One request; its 2xx answer, else XrpcClientError."""
+        async with self._open(verb, nsid, params, content, encoding, extra_headers) as opened:
+            status, headers, body = opened
+            answer = _answer(status, headers, await body.all())
+        if not 200 <= answer.status < 300:
+            raise _error_from(answer)
+        return answer
+
+    @asynccontextmanager
+    async def _open(
+        self,
+        verb: str,
+        nsid: str,
+        params: Params | None,
+        content: bytes | None,
+        encoding: str | None,
+        extra_headers: Mapping[str, str] | None,
+    ) -> AsyncIterator[tuple[int, Iterable[tuple[str, str]], _Body]]:
+        """One request, open for the `async with`: status, headers and the body's chunks
+        (bounded by `max_response`); failures to get or read an answer as XrpcClientError."""
         headers = {"accept": "application/json, */*", **(extra_headers or {})}
         if self.auth_header is not None:
             headers["authorization"] = self.auth_header
@@ -174,12 +225,34 @@ class XrpcClient:
             headers["content-type"] = encoding
         url = f"{self.base_url}/xrpc/{nsid}"
         query = _encode_params(params or {})
+        limit = self.max_response
         try:
             async with asyncio.timeout(self.timeout):
                 if isinstance(self.http, aiohttp.ClientSession):
-                    answer = await self._send_aiohttp(self.http, verb, url, query, content, headers)
+                    async with self.http.request(
+                        verb,
+                        url,
+                        params=query,
+                        data=content,
+                        headers=headers,
+                        allow_redirects=False,
+                    ) as response:
+                        read = partial(response.content.read, _READ_CHUNK)
+                        body = _Body(response.status, response.content_length, read, limit)
+                        yield response.status, response.headers.items(), body
                 else:
-                    answer = await self._send_httpx(self.http, verb, url, query, content, headers)
+                    request = self.http.build_request(
+                        verb, url, params=tuple(query), content=content, headers=headers
+                    )
+                    reply = await self.http.send(request, stream=True)
+                    try:
+                        length = reply.headers.get("content-length")
+                        chunks = reply.aiter_bytes()
+                        read = partial(anext, chunks, b"")
+                        body = _Body(reply.status_code, length, read, limit)
+                        yield reply.status_code, reply.headers.items(), body
+                    finally:
+                        await reply.aclose()
         except TimeoutError:
             raise XrpcClientError(
                 0, "UpstreamTimeout", f"no answer from {url} within {self.timeout:g} s"
@@ -188,63 +261,48 @@ class XrpcClient:
             raise XrpcClientError(0, "UpstreamTimeout", f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TransportError, aiohttp.ClientError) as exc:
             raise XrpcClientError(0, "Unknown", f"{type(exc).__name__}: {exc}") from exc
-        if not 200 <= answer.status < 300:
-            body = answer.body if answer.mime == "application/json" else b""
-            raise _error_from(answer.status, body, answer.headers.get("retry-after"))
-        return answer
 
-    async def _send_httpx(
+
+class _Body:
+    """An answer's body, read in chunks within the client's byte limit."""
+
+    def __init__(
         self,
-        http: httpx.AsyncClient,
-        verb: str,
-        url: str,
-        query: list[tuple[str, str]],
-        content: bytes | None,
-        headers: dict[str, str],
-    ) -> XrpcAnswer:
-        request = http.build_request(
-            verb, url, params=tuple(query), content=content, headers=headers
-        )
-        response = await http.send(request, stream=True)
-        try:
-            self._check_length(response.status_code, response.headers.get("content-length"))
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                self._check_length(response.status_code, size)
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        return _answer(response.status_code, response.headers.items(), b"".join(chunks))
+        status: int,
+        length: int | str | None,
+        read: Callable[[], Awaitable[bytes]],
+        limit: int,
+    ) -> None:
+        self.status = status
+        self._read = read
+        self._limit = limit
+        self._size = 0
+        if isinstance(length, str):
+            length = int(length) if length.isdigit() else None
+        if length is not None:
+            self._check(length)
 
-    async def _send_aiohttp(
-        self,
-        http: aiohttp.ClientSession,
-        verb: str,
-        url: str,
-        query: list[tuple[str, str]],
-        content: bytes | None,
-        headers: dict[str, str],
-    ) -> XrpcAnswer:
-        async with http.request(
-            verb, url, params=query, data=content, headers=headers, allow_redirects=False
-        ) as response:
-            self._check_length(response.status, response.content_length)
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := await response.content.read(_READ_CHUNK):
-                size += len(chunk)
-                self._check_length(response.status, size)
-                chunks.append(chunk)
-            return _answer(response.status, response.headers.items(), b"".join(chunks))
+    async def next(self) -> bytes:
+        """The next chunk; b"" at the end."""
+        chunk = await self._read()
+        self._size += len(chunk)
+        self._check(self._size)
+        return chunk
 
-    def _check_length(self, status: int, length: int | str | None) -> None:
-        if length is None or (isinstance(length, str) and not length.isdigit()):
-            return
-        if int(length) > self.max_response:
+    async def all(self) -> bytes:
+        chunks: list[bytes] = []
+        while chunk := await self.next():
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.next():
+            yield chunk
+
+    def _check(self, size: int) -> None:
+        if size > self._limit:
             raise XrpcClientError(
-                status, "InvalidResponse", f"response is larger than {self.max_response} bytes"
+                self.status, "InvalidResponse", f"response is larger than {self._limit} bytes"
             )
 
 
@@ -261,14 +319,18 @@ def _encode_params(params: Params) -> list[tuple[str, str]]:
 
 
 def _answer(status: int, headers: Iterable[tuple[str, str]], body: bytes) -> XrpcAnswer:
-    lowered = {name.lower(): value for name, value in headers}
+    lowered: dict[str, str] = {}
+    for name, value in headers:  # a repeated header is one, its values joined (RFC 9110 5.3)
+        key = name.lower()
+        lowered[key] = f"{lowered[key]}, {value}" if key in lowered else value
     mime = lowered.get("content-type", "").split(";", 1)[0].strip().lower()
     return XrpcAnswer(status, mime, body, lowered)
 
 
-def _error_from(status: int, body: bytes, retry_after: str | None) -> XrpcClientError:
+def _error_from(answer: XrpcAnswer) -> XrpcClientError:
     """The error a non-2xx response carries; falls back to the status's conventional name."""
-    error, message = status_name(status), None
+    status, error, message = answer.status, status_name(answer.status), None
+    body = answer.body if answer.mime == "application/json" else b""
     try:
         parsed = json.loads(body) if body else None
     except ValueError:
@@ -278,4 +340,10 @@ def _error_from(status: int, body: bytes, retry_after: str | None) -> XrpcClient
             error = parsed["error"][:_MAX_ERROR_FIELD]
         if isinstance(parsed.get("message"), str):
             message = parsed["message"][:_MAX_ERROR_FIELD]
-    return XrpcClientError(status, error, message, retry_after=retry_after)
+    return XrpcClientError(
+        status,
+        error,
+        message,
+        retry_after=answer.headers.get("retry-after"),
+        headers=answer.headers,
+    )

@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from appview.records import format_time
 from atcore.identity.plc_client import PlcClient
+from atcore.syntax.datetime import format_datetime
 from tests.appview.conftest import appview_config, serve_appview
 from tests.appview.test_appview_index import accounts, record, ref
 from tests.relay.fake_pds import FakePds, post
@@ -45,7 +45,7 @@ async def test_timeline_pages_follow_one_order_across_time_windows(
         expected: list[tuple[str, str]] = []  # (createdAt, text), newest first once sorted
         for n, age in enumerate(AGES):
             author = (alice, bob, carol, dave)[n % 4]
-            at = format_time(now - timedelta(minutes=age))
+            at = format_datetime(now - timedelta(minutes=age))
             text = f"post {n} by {author.did[-4:]}"
             event = await av.write(
                 author,
@@ -56,7 +56,7 @@ async def test_timeline_pages_follow_one_order_across_time_windows(
             if n == 5:
                 # carol reposts one of bob's posts an hour and a half ago
                 liked = ref(bob, event, f"app.bsky.feed.post/3kppppppppp{RKEYS[n]}2")
-                repost_at = format_time(now - timedelta(minutes=90))
+                repost_at = format_datetime(now - timedelta(minutes=90))
                 repost = {**record("app.bsky.feed.repost", subject=liked), "createdAt": repost_at}
                 await av.write(carol, {"app.bsky.feed.repost/3krrrrrrrrr22": repost})
                 expected.append((repost_at, f"{text} (repost)"))

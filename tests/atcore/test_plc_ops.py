@@ -30,11 +30,11 @@ from atcore.identity.plc_data import did_document, operation_data
 from atcore.identity.plc_log import (
     LogEntry,
     check_next_op,
-    format_timestamp,
     parse_timestamp,
     validate_log,
 )
 from atcore.keys import PrivateKey, generate_k256, generate_p256
+from atcore.syntax.datetime import format_datetime
 from tests.vectors import PLC_INTEROP
 
 AUDIT = PLC_INTEROP / "audit_log"
@@ -288,8 +288,8 @@ def test_update_op_keeps_other_entries() -> None:
 
 def test_timestamps_round_trip() -> None:
     text = "2023-04-12T17:26:46.468Z"
-    assert format_timestamp(parse_timestamp(text)) == text
-    assert format_timestamp(parse_timestamp("2023-04-12T19:26:46.468999+02:00")) == text
+    assert format_datetime(parse_timestamp(text)) == text
+    assert format_datetime(parse_timestamp("2023-04-12T19:26:46.468999+02:00")) == text
     for edge in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
         with pytest.raises(InvalidSyntax, match="out of range"):
             parse_timestamp(edge)

@@ -13,7 +13,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from atcore.xrpc.client import HttpClient, XrpcClient, XrpcClientError, http_session
@@ -40,7 +46,8 @@ async def blob(_: Request) -> Response:
 
 
 async def refused(_: Request) -> Response:
-    return JSONResponse({"error": "RecordNotFound", "message": "no such record"}, 400)
+    body = {"error": "RecordNotFound", "message": "no such record"}
+    return JSONResponse(body, 400, headers={"server": "atproto-relay"})
 
 
 async def limited(_: Request) -> Response:
@@ -50,6 +57,18 @@ async def limited(_: Request) -> Response:
 
 async def proxy_page(_: Request) -> Response:
     return PlainTextResponse("<html>bad gateway</html>", 502)
+
+
+async def long_error(_: Request) -> Response:
+    """An error body far past what an error needs: only its start is read."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'{"error": "Huge", "message": "'
+        for _ in range(1000):
+            yield b"x" * 65536
+        yield b'"}'
+
+    return StreamingResponse(body(), 500, media_type="application/json")
 
 
 async def slow(_: Request) -> Response:
@@ -73,6 +92,7 @@ APP = Starlette(
         Route("/xrpc/com.example.limited", limited),
         Route("/xrpc/com.example.proxyPage", proxy_page),
         Route("/xrpc/com.example.slow", slow),
+        Route("/xrpc/com.example.longError", long_error),
         Route("/xrpc/com.example.moved", moved),
         Route("/xrpc/com.example.notJson", not_json),
     ]
@@ -126,6 +146,7 @@ async def test_errors_carry_the_servers_names(url: str, http: HttpClient) -> Non
     assert refused.value.message == "no such record"
     assert refused.value.upstream().status == 400
     assert refused.value.upstream().error == "RecordNotFound"
+    assert refused.value.headers["server"].startswith("atproto-relay")
     with pytest.raises(XrpcClientError) as limited:
         await client.query("com.example.limited")
     assert (limited.value.error, limited.value.retry_after) == ("RateLimitExceeded", "7")
@@ -164,6 +185,32 @@ async def test_size_and_time_limits(url: str, http: HttpClient) -> None:
         await gone.query("com.example.echo")
     assert unreachable.value.status == 0
     assert unreachable.value.upstream().status == 502
+
+
+async def test_streamed_answers(url: str, http: HttpClient) -> None:
+    client = XrpcClient(url, http)
+    async with client.query_stream("com.example.blob") as stream:
+        assert (stream.status, stream.mime) == (200, "image/png")
+        body = b"".join([chunk async for chunk in stream.chunks])
+    assert body == b"\x89PNG" + bytes(1000)
+    with pytest.raises(XrpcClientError) as refused:
+        async with client.query_stream("com.example.refused"):
+            pass
+    assert (refused.value.status, refused.value.error) == (400, "RecordNotFound")
+    with pytest.raises(XrpcClientError) as long_error:
+        async with client.query_stream("com.example.longError"):
+            pass
+    assert (long_error.value.status, long_error.value.error) == (500, "InternalServerError")
+    small = XrpcClient(url, http, max_response=500)
+    with pytest.raises(XrpcClientError, match="larger than 500 bytes"):
+        async with small.query_stream("com.example.blob") as stream:
+            async for _ in stream.chunks:
+                pass
+    hasty = XrpcClient(url, http, timeout=0.2)
+    with pytest.raises(XrpcClientError) as late:
+        async with hasty.query_stream("com.example.blob") as stream:
+            await asyncio.sleep(1)  # the limit covers the caller's reading too
+    assert (late.value.status, late.value.error) == (0, "UpstreamTimeout")
 
 
 def test_error_text() -> None:

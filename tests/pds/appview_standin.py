@@ -71,6 +71,13 @@ class StandIn:
         if cursor == "lone":  # lone surrogates, escaped as JSON allows
             body = b'{"error": "\\ud800", "message": "x\\udc00"}'
             return Response(body, status_code=400, media_type="application/json")
+        if nsid == "com.atproto.repo.getRecord":  # a feed generator record, for getFeed
+            rkey = request.query_params["rkey"]
+            if rkey == "huge":
+                return JSONResponse({"value": {"did": "did:web:gen.test", "pad": "x" * 300_000}})
+            if rkey == "gen":
+                return JSONResponse({"value": {"did": "did:web:gen.test"}})
+            return JSONResponse({"error": "RecordNotFound"}, status_code=400)
         if nsid == "app.bsky.actor.getProfile":
             actor = request.query_params["actor"]
             profile = {

@@ -142,6 +142,28 @@ async def test_private_targets_are_refused_outside_dev_mode(
         assert standin.seen == []
 
 
+async def test_get_feed_token_names_the_generator_from_the_appview_record(
+    proxying: Pds, standin: StandIn
+) -> None:
+    pds = proxying
+    account = await pds.create_account("fern.test")
+    token = account["accessJwt"]
+    feed = f"at://{account['did']}/app.bsky.feed.generator/"
+    response = await pds.call("app.bsky.feed.getFeed", params={"feed": feed + "gen"}, token=token)
+    assert response.status_code == 200, response.text
+    seen = standin.seen[-1]
+    assert seen.nsid == "app.bsky.feed.getFeed" and seen.claims is not None
+    assert (seen.claims["aud"], seen.claims["lxm"]) == (
+        "did:web:gen.test",
+        "app.bsky.feed.getFeedSkeleton",
+    )
+    missing = await pds.call("app.bsky.feed.getFeed", params={"feed": feed + "none"}, token=token)
+    assert error_of(missing) == (400, "UnknownFeed")
+    # Over the 256 KiB bound on a record: the appview failed us, not the feed.
+    huge = await pds.call("app.bsky.feed.getFeed", params={"feed": feed + "huge"}, token=token)
+    assert error_of(huge) == (502, "UpstreamFailure")
+
+
 async def test_proxy_target_rebinding_never_reaches_loopback(
     pds_config: PdsConfig, standin: StandIn
 ) -> None:

@@ -9,10 +9,16 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
+
 from atcore.frames import AccountEvent, CommitEvent, SyncEvent
+from atcore.xrpc.errors import InvalidRequest
 from relay.config import RelayConfig
+from tests.atcore.identity.support import LocalServer, reply
 from tests.relay.conftest import Relay, Upstream, relay_env, serve_relay, wait_until
 from tests.relay.fake_pds import FakeAccount, post
+
+RELAY_HEADER = {"server": "atproto-relay 1.0"}
 
 POST = "app.bsky.feed.post"
 LIKE = "app.bsky.feed.like"
@@ -190,6 +196,27 @@ async def test_host_bans_limits_and_requestcrawl_refusals(relay: Relay, upstream
     domain = await relay.admin("/admin/subs/banDomain", {"domain": "example.com"})
     assert domain.status_code == 200
     assert await request("pds.example.com") == (400, "HostBanned")
+
+
+async def test_requestcrawl_refuses_relays_and_non_pds_hosts(relay: Relay) -> None:
+    """A host that marks itself a relay is refused whatever it answers; one whose
+    describeServer is not a PDS's, or an error, is refused with what it said."""
+    other = LocalServer()
+    await other.start()
+    try:
+        other.route("*", "/xrpc/com.atproto.server.describeServer", reply(404, {}, RELAY_HEADER))
+        refused = await relay.client.post(
+            "/xrpc/com.atproto.sync.requestCrawl", json={"hostname": f"localhost:{other.port}"}
+        )
+        assert refused.status_code == 400 and "is a relay" in refused.json()["message"]
+        other.route("*", "/xrpc/com.atproto.server.describeServer", reply(200, {"x": 1}))
+        with pytest.raises(InvalidRequest, match="did not describe itself"):
+            await relay.ctx.admission.check_host(f"localhost:{other.port}")
+        other.route("*", "/xrpc/com.atproto.server.describeServer", reply(503, {}))
+        with pytest.raises(InvalidRequest, match="with HTTP 503"):
+            await relay.ctx.admission.check_host(f"localhost:{other.port}")
+    finally:
+        await other.stop()
 
 
 async def test_status_page_and_metrics(relay: Relay, upstream: Upstream) -> None:

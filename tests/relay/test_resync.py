@@ -108,6 +108,7 @@ async def test_hostile_exports(env: Env) -> None:
         assert await resync(env) == reason, reason
     overrides.clear()
     assert await resync(env, limits=CarLimits(max_blocks=50)) == Reason.BAD_CAR
+    assert await resync(env, limits=CarLimits(max_total_size=2000)) == Reason.BAD_CAR
     # A repo older than what the relay already verified would roll the account back.
     ahead = RepoState(alice.did, "3zzzzzzzzzzzz")
     assert await resync(env, ahead) == Reason.REV_NOT_NEWER
