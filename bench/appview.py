@@ -101,7 +101,8 @@ async def run(
     env = {"BSKY_DB_POSTGRES_URL": postgres or ""}
     if postgres is not None:
         env["BSKY_DB_POSTGRES_SCHEMA"] = f"bench_{os.getpid()}_{int(trust)}"
-    db = open_database(AppviewConfig.load(env, data_dir=str(data)))
+    config = AppviewConfig.load(env, data_dir=str(data))
+    db = open_database(config)
     await db.open()
     heads = [
         Backfilled(e.did, e.rev, (), ())
@@ -112,13 +113,22 @@ async def run(
     async with httpx.AsyncClient() as http:
         resolver = IdentityResolver(plc_url, http, allow_private=True)
         catalog = Catalog.load_builtin()
-        ingest = Ingest(db, "ws://unused", resolver, catalog, http, trust_relay=trust)
+        ingest = Ingest(
+            db,
+            "ws://unused",
+            resolver,
+            catalog,
+            http,
+            trust_relay=trust,
+            workers=config.index_workers,
+        )
         # Handle resolution runs beside the stream in production; it is not timed here.
         ingest.identities.see = lambda did: None  # type: ignore[method-assign]
         dids = {e.repo for e in map(decode_frame, frames) if isinstance(e, CommitEvent)}
         if not trust:
             await asyncio.gather(*(resolver.resolve_did(did) for did in dids))
         await ingest.start(follow=False)
+        await ingest.ready()
         last = max(getattr(decode_frame(f), "seq", 0) for f in frames)
         started = time.perf_counter()
         await ingest.consume(frames_of(frames))

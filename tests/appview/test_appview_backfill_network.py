@@ -16,7 +16,7 @@ import httpx
 import pytest
 from atproto_client.request import Request  # type: ignore[import-untyped]
 
-from appview.records import now
+from atcore.syntax.datetime import now_iso
 from tests.appview.test_appview_network import (  # noqa: F401 (fixtures)
     PASSWORD,
     Network,
@@ -43,7 +43,7 @@ def session(pds_url: str, name: str) -> dict[str, str]:
 
 
 def send_post(pds_url: str, auth: dict[str, str], did: str, text: str) -> dict[str, str]:
-    record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": now()}
+    record = {"$type": "app.bsky.feed.post", "text": text, "createdAt": now_iso()}
     body = {"repo": did, "collection": "app.bsky.feed.post", "record": record}
     response = httpx.post(f"{pds_url}/xrpc/com.atproto.repo.createRecord", json=body, headers=auth)
     assert response.status_code == 200, response.text
