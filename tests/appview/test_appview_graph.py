@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from appview import records as r
 from atcore.identity.plc_client import PlcClient
+from atcore.syntax.datetime import now_iso
 from tests.appview.conftest import Appview, appview_config, serve_appview
 from tests.appview.test_appview_index import accounts, record, ref
 from tests.relay.fake_pds import TIME, FakeAccount, FakePds, post
@@ -271,7 +271,7 @@ async def test_lists_and_starter_packs(tmp_path: Path, plc_url: str, network: Ne
         pack_uri = pack_ref["uri"]
         # As the reference: joined counts are the profiles naming the pack as the one they
         # joined through, those created in the last week counted apart.
-        for who, created in ((bob, r.now()), (carol, TIME)):
+        for who, created in ((bob, now_iso()), (carol, TIME)):
             profile = {
                 **record("app.bsky.actor.profile", displayName="joined"),
                 "joinedViaStarterPack": pack_ref,
