@@ -96,6 +96,7 @@ def create_app(
                     catalog,
                     guarded,
                     trust_relay=config.trust_relay,
+                    workers=config.index_workers,
                     backoff_base=backoff_base,
                 )
             key = well_known.load_signing_key(config.signing_key_path)

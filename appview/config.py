@@ -9,11 +9,14 @@ instead of SQLite in the data directory) and BSKY_DB_POSTGRES_SCHEMA (its schema
 default).
 Ours: BSKY_DATA_DIRECTORY (`--data-dir` overrides it), BSKY_DEV_MODE (loopback and `.test`
 hosts allowed) and BSKY_TRUST_RELAY (index commits without checking their signatures again),
-BSKY_IMAGE_CACHE_MAX_BYTES (the disk the image service's renditions may take, 1 GiB by default).
+BSKY_IMAGE_CACHE_MAX_BYTES (the disk the image service's renditions may take, 1 GiB by default),
+BSKY_INDEX_WORKERS (processes that check commits and decode their records for the indexer; one
+per core by default, 0 keeps that work in the serving process).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ DEFAULT_DATA_DIR: Final = "data/appview"
 DEFAULT_PLC_URL: Final = "https://plc.directory"
 DEFAULT_IMAGE_CACHE_BYTES: Final = 1 << 30
 DEFAULT_POSTGRES_SCHEMA: Final = "public"
+MAX_INDEX_WORKERS: Final = 64
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class AppviewConfig:
     dev_mode: bool = False
     trust_relay: bool = False
     image_cache_max_bytes: int = DEFAULT_IMAGE_CACHE_BYTES
+    index_workers: int = 0
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
 
@@ -117,6 +122,7 @@ class AppviewConfig:
             image_cache_max_bytes=env_int(
                 env, "BSKY_IMAGE_CACHE_MAX_BYTES", DEFAULT_IMAGE_CACHE_BYTES, minimum=1 << 20
             ),
+            index_workers=env_int(env, "BSKY_INDEX_WORKERS", os.cpu_count() or 1),
             host=host or DEFAULT_HOST,
             port=port if port is not None else DEFAULT_PORT,
         )
@@ -151,6 +157,8 @@ class AppviewConfig:
                 raise ConfigError(
                     f"{name} must be an http(s) URL with two %s (DID, then CID), got {pattern!r}"
                 )
+        if not 0 <= self.index_workers <= MAX_INDEX_WORKERS:
+            raise ConfigError(f"BSKY_INDEX_WORKERS must be 0-{MAX_INDEX_WORKERS}")
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise ConfigError(f"data directory {self.data_dir} exists and is not a directory")
 

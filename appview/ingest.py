@@ -1,8 +1,12 @@
 """Indexing the relay's firehose (spec-sync.md, "Firehose"; DESIGN.md, "Nothing lost").
 
 One subscription to BSKY_REPO_PROVIDER's com.atproto.sync.subscribeRepos, resumed from the
-cursor saved with the index. Each event is read, verified and turned into changes on the event
-loop (`changes_for`); a writer task applies everything queued since its last write in one
+cursor saved with the index. Each event is read and turned into changes: a #commit's checks
+(the CAR, the signature with its DID's cached key, the inversion) and its records' decoding and
+lexicon validation run in worker processes (runtime.workers.Pool, BSKY_INDEX_WORKERS), up to
+AHEAD events ahead of the oldest unfinished one; everything else, and a commit whose key has
+rotated or whose worker died, on the event loop (`changes_for`). Changes are queued in the
+order the events were read; a writer task applies everything queued since its last write in one
 transaction together with the seq of the last event in it, so a crash at any instant leaves
 the index and the cursor in step: events after the cursor are received again and applied once.
 Handles are resolved beside the stream (appview.identities) and queued the same way. A repo
@@ -15,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import AsyncIterable, Callable
-from typing import Final
+from typing import Final, TypeAlias
 
 import httpx
 from websockets.exceptions import WebSocketException
@@ -27,15 +32,19 @@ from appview.changes import Backfilled, Change, RepoCommit, RepoSync, SetStatus
 from appview.db import Database, index
 from appview.identities import Identities
 from appview.repo_export import Export, fetch_repo
-from atcore.errors import DecodeError
-from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
+from atcore.errors import DecodeError, IdentityError, InvalidSyntax
+from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, commit_to_wire
 from atcore.identity.resolver import IdentityResolver
 from atcore.lexicon import Catalog
 from atcore.syntax.datetime import now_iso
 from atcore.tasks import cancel_and_wait
 from atcore.xrpc.stream import StreamError, subscribe
+from runtime.workers import Pool, WorkerFailed
 
 log = logging.getLogger(__name__)
+
+# What an event read ahead becomes: its changes, or a worker's answer still to come.
+Work: TypeAlias = "list[Change] | asyncio.Future[RepoCommit | commits.Unverified]"
 
 SUBSCRIBE: Final = "/xrpc/com.atproto.sync.subscribeRepos"
 SERVICE: Final = "repos"
@@ -46,6 +55,11 @@ MAX_PENDING: Final = 50_000
 # this many changes are queued (the reader and the writer's transaction then overlap).
 YIELD_EVERY: Final = 64
 BATCH: Final = 500
+# Events read ahead of the oldest one whose changes are not queued yet: enough to keep every
+# worker busy with full batches.
+AHEAD: Final = 1024
+# The workers take what the serving process leaves of the cores: reads are served first.
+WORKER_NICENESS: Final = 10
 BACKOFF_MAX: Final = 30.0
 WRITE_RETRY: Final = 1.0
 
@@ -62,6 +76,7 @@ class Ingest:
         http: httpx.AsyncClient,
         *,
         trust_relay: bool = False,
+        workers: int = 0,
         backoff_base: float = 1.0,
     ) -> None:
         self.db = db
@@ -83,12 +98,23 @@ class Ingest:
         self._writing = False
         self._applied = asyncio.Condition()
         self._tasks: list[asyncio.Task[None]] = []
+        self._pool: Pool[RepoCommit | commits.Unverified] = Pool(
+            commits.changes_batch, workers, WORKER_NICENESS
+        )
+        self._ahead: deque[tuple[int, object, Work]] = deque()
+        self._more = asyncio.Event()  # an event was read
+        self._room = asyncio.Event()  # fewer than AHEAD events wait to be settled
+        self._settled = asyncio.Event()  # every event read is settled
+        self._settled.set()
 
     async def start(self, follow: bool = True) -> None:
         """Start the index writer and handle resolution, and with `follow` the subscription
         (without it, events come only through `consume`: benchmarks, replays)."""
         self.applied_seq = await self.db.read(index.cursor, SERVICE)
-        self._tasks = [asyncio.create_task(self._write_changes(), name="appview-index-writer")]
+        self._tasks = [
+            asyncio.create_task(self._write_changes(), name="appview-index-writer"),
+            asyncio.create_task(self._settle(), name="appview-index-settler"),
+        ]
         if follow:
             self._tasks.append(asyncio.create_task(self._read_stream(), name="appview-firehose"))
         self.identities.start()
@@ -96,10 +122,15 @@ class Ingest:
         for did in await self.db.read(index.desynchronized):
             self.backfill.request(did)
 
+    async def ready(self) -> None:
+        """Until the workers have started (benchmarks: their start is not timed)."""
+        await self._pool.ready()
+
     async def close(self) -> None:
         await self.backfill.close()
         await self.identities.close()
         await cancel_and_wait(self._tasks)
+        await self._pool.close()
 
     def idle(self, seq: int) -> bool:
         """Everything up to `seq` is applied and no backfill is in progress."""
@@ -124,6 +155,8 @@ class Ingest:
         failures = 0
         url = self.provider + SUBSCRIBE
         while True:
+            # Everything read before a failure is queued before resuming after it.
+            await self._settled.wait()
             # A new index starts from the oldest event the relay still holds.
             resumed = self._pending_seq if self._pending_seq is not None else self.applied_seq
             params = {"cursor": resumed or 0}
@@ -137,15 +170,20 @@ class Ingest:
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
 
     async def consume(self, events: AsyncIterable[object]) -> None:
-        """Queue the changes of each event for the writer, in order, with its seq."""
+        """Hand each event to the settling task, in order; returns once the changes of every
+        event read are queued for the writer."""
+        self._settled.clear()
         async for event in events:
             self.received += 1
             seq = getattr(event, "seq", None)
             if not isinstance(seq, int):
                 continue
-            changes = await self.changes_for(event)
-            # A repo being backfilled keeps its events until its export is in.
-            self._queue([c for c in changes if not self._held(c)], seq)
+            self._ahead.append((seq, event, await self._start(event)))
+            self._settled.clear()
+            self._more.set()
+            if len(self._ahead) >= AHEAD:
+                self._room.clear()
+                await self._room.wait()
             if len(self._pending) > MAX_PENDING:
                 self._drained.clear()
                 await self._drained.wait()
@@ -153,6 +191,60 @@ class Ingest:
                 not self._writing and len(self._pending) >= BATCH
             ):
                 await asyncio.sleep(0)
+        await self._settled.wait()
+
+    async def _start(self, event: object) -> Work:
+        """A #commit's checks and records go to a worker (with its DID's key, unless the relay
+        is trusted); everything else is done here."""
+        if isinstance(event, CommitEvent) and not event.too_big:
+            self.identities.see(event.repo)
+            key = None
+            if not self.trust_relay:
+                try:
+                    doc = await self.resolver.resolve_did(event.repo)
+                except (IdentityError, InvalidSyntax):
+                    return await self.changes_for(event)
+                if doc.signing_key is None:
+                    return await self.changes_for(event)
+                key = (doc.signing_key.curve, doc.signing_key.compressed())
+            job = self._pool.submit((commit_to_wire(event), key, now_iso()))
+            if job is not None:
+                return job
+        return await self.changes_for(event)
+
+    async def _settle(self) -> None:
+        """Queue the changes of the events read, oldest first, each once its work is done."""
+        ahead = self._ahead
+        while True:
+            if not ahead:
+                self._settled.set()
+                self._more.clear()
+                await self._more.wait()
+                continue
+            seq, event, work = ahead[0]
+            if not isinstance(work, list):
+                work = await self._answer(event, work)
+            ahead.popleft()
+            # A repo being backfilled keeps its events until its export is in.
+            self._queue([c for c in work if not self._held(c)], seq)
+            if len(ahead) < AHEAD:
+                self._room.set()
+
+    async def _answer(
+        self, event: object, work: asyncio.Future[RepoCommit | commits.Unverified]
+    ) -> list[Change]:
+        try:
+            result = await work
+        except WorkerFailed:
+            return await self.changes_for(event)
+        if isinstance(result, commits.WrongKey):
+            return await self.changes_for(event)  # the key may have rotated: refresh it
+        if isinstance(result, commits.Unverified):
+            assert isinstance(event, CommitEvent)
+            self.unverified += 1
+            log.info("not indexing commit %s of %s: %s", event.rev, event.repo, result)
+            return []
+        return [result]
 
     def _held(self, change: Change) -> bool:
         return isinstance(change, RepoCommit | RepoSync) and self.backfill.hold(change.did, change)

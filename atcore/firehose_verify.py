@@ -21,13 +21,21 @@ from atcore.commit import Commit, decode_commit, verify_commit
 from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, InvalidSyntax
 from atcore.frames import CommitEvent, SyncEvent
 from atcore.identity.diddoc import DidDocument
+from atcore.keys import PublicKey
 from atcore.mst import tree
 from atcore.mst.diff import RecordOp
 from atcore.mst.invert import invert_ops
 from atcore.mst.store import as_node_store
 from atcore.mst.tree import EMPTY_ROOT
 
-__all__ = ["Unverified", "check_signature", "check_sync", "commit_blocks"]
+__all__ = [
+    "Unverified",
+    "WrongKey",
+    "check_signature",
+    "check_sync",
+    "checked_blocks",
+    "commit_blocks",
+]
 
 # subscribeRepos #commit: blocks at most 2,000,000 bytes, each record at most 1,000,000.
 _LIMITS: Final = CarLimits(
@@ -44,6 +52,10 @@ class Unverified(Exception):
     """The event fails a check; it is dropped, not emitted."""
 
 
+class WrongKey(Unverified):
+    """The signature does not verify with the key given (it may have rotated)."""
+
+
 class DidResolver(Protocol):
     async def resolve_did(self, did: str) -> DidDocument: ...
 
@@ -53,6 +65,26 @@ class DidResolver(Protocol):
 async def commit_blocks(event: CommitEvent, resolver: DidResolver | None) -> MemoryBlockStore:
     """The #commit's blocks once its checks pass; `resolver` None trusts the relay for the
     signature and the proof."""
+    commit, blocks = _read_commit(event)
+    if resolver is not None:
+        await check_signature(commit, resolver)
+        _check_proof(event, commit, blocks)
+    return blocks
+
+
+def checked_blocks(event: CommitEvent, key: PublicKey | None) -> MemoryBlockStore:
+    """commit_blocks with the DID's signing key at hand (worker processes): WrongKey when the
+    signature does not verify with `key` (the caller then refreshes the DID's document), `key`
+    None trusts the relay."""
+    commit, blocks = _read_commit(event)
+    if key is not None:
+        if not verify_commit(commit, key):
+            raise WrongKey(f"the signature does not verify with {commit.did}'s cached key")
+        _check_proof(event, commit, blocks)
+    return blocks
+
+
+def _read_commit(event: CommitEvent) -> tuple[Commit, MemoryBlockStore]:
     if len(event.ops) > MAX_OPS:
         raise Unverified(f"{len(event.ops)} ops (at most {MAX_OPS})")
     commit, raw = _signed_commit(event.blocks, _LIMITS, event.repo, event.rev, event.commit)
@@ -60,10 +92,7 @@ async def commit_blocks(event: CommitEvent, resolver: DidResolver | None) -> Mem
     for op in event.ops:
         if op.cid is not None and not blocks.has(op.cid):
             raise Unverified(f"record {op.path} is not in the CAR")
-    if resolver is not None:
-        await check_signature(commit, resolver)
-        _check_proof(event, commit, blocks)
-    return blocks
+    return commit, blocks
 
 
 async def check_sync(event: SyncEvent, resolver: DidResolver | None) -> None:

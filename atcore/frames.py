@@ -32,6 +32,9 @@ __all__ = [
     "RepoOp",
     "SyncEvent",
     "UnknownEvent",
+    "WireCommit",
+    "commit_from_wire",
+    "commit_to_wire",
     "decode_frame",
     "encode_error",
     "encode_frame",
@@ -113,6 +116,51 @@ class UnknownEvent:
 
 
 Event = CommitEvent | SyncEvent | IdentityEvent | AccountEvent | InfoEvent
+
+# What a #commit's checks read (atcore.firehose_verify, relay.validate), as plain values with
+# binary CIDs, for worker processes: pickling CID and dataclass objects costs ~4x more on both
+# sides of the pipe. No seq, time or blobs.
+WireOp = tuple[str, str, bytes | None, bytes | None]
+WireCommit = tuple[str, bytes, str, str | None, bytes, tuple[WireOp, ...], bytes | None]
+
+
+def _cid_bytes(cid: CID | None) -> bytes | None:
+    return None if cid is None else cid.cid_bytes
+
+
+def _cid_of(raw: bytes | None) -> CID | None:
+    return None if raw is None else CID(raw)
+
+
+def commit_to_wire(event: CommitEvent) -> WireCommit:
+    """The fields of `event` that its checks read."""
+    ops = tuple([(op.action, op.path, _cid_bytes(op.cid), _cid_bytes(op.prev)) for op in event.ops])
+    return (
+        event.repo,
+        event.commit.cid_bytes,
+        event.rev,
+        event.since,
+        event.blocks,
+        ops,
+        _cid_bytes(event.prev_data),
+    )
+
+
+def commit_from_wire(wire: WireCommit) -> CommitEvent:
+    """A CommitEvent holding what commit_to_wire kept (seq 0, no time or blobs)."""
+    repo, commit, rev, since, blocks, ops, prev_data = wire
+    return CommitEvent(
+        seq=0,
+        repo=repo,
+        commit=CID(commit),
+        rev=rev,
+        since=since,
+        blocks=blocks,
+        ops=tuple(RepoOp(a, path, _cid_of(cid), _cid_of(prev)) for a, path, cid, prev in ops),
+        time="",
+        prev_data=_cid_of(prev_data),
+    )
+
 
 _Kind = Literal["int", "bool", "str", "bytes", "cid", "cids", "ops"]
 

@@ -299,6 +299,13 @@ def public_key_from_compressed(curve: str, raw: bytes) -> PublicKey:
     return _public_class(curve)._from_point(bytes(raw))
 
 
+@functools.lru_cache(maxsize=65_536)
+def cached_public_key(curve: str, raw: bytes) -> PublicKey:
+    """public_key_from_compressed, remembered: worker processes checking commits get the same
+    keys as (curve, point) again and again."""
+    return public_key_from_compressed(curve, raw)
+
+
 def _decode_multibase(text: str) -> bytes:
     if not isinstance(text, str) or not text.startswith("z"):
         raise InvalidKey(f"key must be base58btc multibase ('z...'): {text!r:.80}")

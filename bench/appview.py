@@ -8,7 +8,8 @@ proof blocks), registers every account at a real PLC (`skyloft plc serve`), then
 recorded frames to the appview's ingest in-process (appview.ingest.Ingest.consume: frame
 decoding, the signature and inversion checks unless trusted, lexicon validation, batched
 SQLite transactions with the cursor), timing from the first frame to the last one durable. DID
-documents are resolved in a warm-up first (the resolver caches them, as in steady state); the
+documents are resolved and the index workers (BSKY_INDEX_WORKERS from the environment, one per
+core by default) started in a warm-up first (the resolver caches them, as in steady state); the
 websocket itself is not part of the timing. Each account's stream opens with a #sync of its
 prefilled repo, whose export the recording does not hold: before timing, every repo is marked
 synchronized at that head (as a backfill of it would leave it), so the commits after it index.
@@ -99,9 +100,12 @@ async def run(
 ) -> dict[str, float]:
     records = sum(len(e.ops) for e in map(decode_frame, frames) if isinstance(e, CommitEvent))
     env = {"BSKY_DB_POSTGRES_URL": postgres or ""}
+    if "BSKY_INDEX_WORKERS" in os.environ:
+        env["BSKY_INDEX_WORKERS"] = os.environ["BSKY_INDEX_WORKERS"]
     if postgres is not None:
         env["BSKY_DB_POSTGRES_SCHEMA"] = f"bench_{os.getpid()}_{int(trust)}"
-    db = open_database(AppviewConfig.load(env, data_dir=str(data)))
+    config = AppviewConfig.load(env, data_dir=str(data))
+    db = open_database(config)
     await db.open()
     heads = [
         Backfilled(e.did, e.rev, (), ())
@@ -112,13 +116,22 @@ async def run(
     async with httpx.AsyncClient() as http:
         resolver = IdentityResolver(plc_url, http, allow_private=True)
         catalog = Catalog.load_builtin()
-        ingest = Ingest(db, "ws://unused", resolver, catalog, http, trust_relay=trust)
+        ingest = Ingest(
+            db,
+            "ws://unused",
+            resolver,
+            catalog,
+            http,
+            trust_relay=trust,
+            workers=config.index_workers,
+        )
         # Handle resolution runs beside the stream in production; it is not timed here.
         ingest.identities.see = lambda did: None  # type: ignore[method-assign]
         dids = {e.repo for e in map(decode_frame, frames) if isinstance(e, CommitEvent)}
         if not trust:
             await asyncio.gather(*(resolver.resolve_did(did) for did in dids))
         await ingest.start(follow=False)
+        await ingest.ready()
         last = max(getattr(decode_frame(f), "seq", 0) for f in frames)
         started = time.perf_counter()
         await ingest.consume(frames_of(frames))

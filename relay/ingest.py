@@ -33,8 +33,8 @@ from relay.hostcursor import HostCursor
 from relay.metrics import Metrics
 from relay.repostate import RepoState, Verdict
 from relay.verifier import Verifier
-from relay.workers import WorkerFailed
 from relay.writer import Change, Emitted, Writer, event_did, kind_of
+from runtime.workers import WorkerFailed
 
 log = logging.getLogger(__name__)
 

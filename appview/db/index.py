@@ -1,5 +1,6 @@
 """SQL that indexes records: each change of a batch applied in order, counts kept exact (a
-delete undoes exactly what its create did), notifications derived as records arrive, each
+delete undoes exactly what its create did; each count's changes are summed over the batch and
+written once at its end), notifications derived as records arrive, each
 repo's sync state (spec-sync.md, "Record-Level Synchronization") checked and kept, and the
 firehose cursor saved in the same transaction (appview.changes)."""
 
@@ -51,6 +52,7 @@ def apply(
     batch = _Batch(conn, changes)
     for change in changes:
         batch.apply(change)
+    batch.counts.save()
     batch.repos.save()
     if cursor is not None:
         conn.execute(
@@ -112,6 +114,27 @@ class _Repos:
         )
 
 
+class _Counts:
+    """The batch's changes to the aggregate counts, summed per row and written together at the
+    end (one statement per count column, not one per record)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.deltas: dict[tuple[str, str, str], dict[str, int]] = {}
+
+    def bump(self, table: str, key: str, column: str, value: str, by: int) -> None:
+        deltas = self.deltas.setdefault((table, key, column), {})
+        deltas[value] = deltas.get(value, 0) + by
+
+    def save(self) -> None:
+        for (table, key, column), deltas in self.deltas.items():
+            self.conn.executemany(
+                f"INSERT INTO {table} ({key}, {column}) VALUES (?, ?) ON CONFLICT ({key})"
+                f" DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
+                sorted(deltas.items()),
+            )
+
+
 class _Batch:
     """One transaction's changes, with what it already made sure of. What the changes need
     to know of the index (which of their records are indexed, their repos' states) is read in
@@ -126,6 +149,7 @@ class _Batch:
             marks = ", ".join("?" * len(chunk))
             query = f"SELECT uri FROM record WHERE uri IN ({marks})"
             self.indexed.update(uri for (uri,) in conn.execute(query, chunk))
+        self.counts = _Counts(conn)
         self.actors: set[str] = set()  # DIDs whose actor row this batch already made sure of
         self.desynchronized: set[str] = set()
 
@@ -166,7 +190,7 @@ class _Batch:
 
     def put(self, put: PutRecord) -> None:
         if put.uri in self.indexed:
-            _delete(self.conn, put.uri)
+            _delete(self.conn, self.counts, put.uri)
         self.indexed.add(put.uri)
         if put.did not in self.actors:
             self.actors.add(put.did)
@@ -174,10 +198,10 @@ class _Batch:
                 "INSERT INTO actor (did, indexed_at) VALUES (?, ?) ON CONFLICT (did) DO NOTHING",
                 (put.did, put.indexed_at),
             )
-        _put(self.conn, put)
+        _put(self.conn, self.counts, put)
 
     def delete(self, uri: str) -> None:
-        _delete(self.conn, uri)
+        _delete(self.conn, self.counts, uri)
         self.indexed.discard(uri)
 
     def commit(self, commit: RepoCommit) -> None:
@@ -257,14 +281,6 @@ def _existing(conn: Connection, uri: str) -> str | None:
     return None if row is None else str(row[0])
 
 
-def _bump(conn: Connection, table: str, key: str, column: str, value: str, by: int) -> None:
-    conn.execute(
-        f"INSERT INTO {table} ({key}, {column}) VALUES (?, ?)"
-        f" ON CONFLICT ({key}) DO UPDATE SET {column} = {table}.{column} + excluded.{column}",
-        (value, by),
-    )
-
-
 def _notify(
     conn: Connection,
     put: PutRecord,
@@ -282,7 +298,7 @@ def _notify(
     )
 
 
-def _put(conn: Connection, put: PutRecord) -> None:
+def _put(conn: Connection, counts: _Counts, put: PutRecord) -> None:
     value = put.value
     conn.execute(
         "INSERT INTO record (uri, cid, did, collection, json, indexed_at)"
@@ -292,7 +308,7 @@ def _put(conn: Connection, put: PutRecord) -> None:
     created = r.normalize_time(value.get("createdAt"))
     sort_at = r.sort_at(created, put.indexed_at)
     if put.collection == r.POST:
-        _put_post(conn, put, created or put.indexed_at, sort_at)
+        _put_post(conn, counts, put, created or put.indexed_at, sort_at)
     elif put.collection == r.PROFILE:
         conn.execute(
             "INSERT INTO profile (did, uri, cid, display_name, description, avatar, banner,"
@@ -327,7 +343,7 @@ def _put(conn: Connection, put: PutRecord) -> None:
             ),
         )
         for table, key, column, side in _EDGE_COUNTS.get(put.collection, ()):
-            _bump(conn, table, key, column, put.did if side == "did" else subject, 1)
+            counts.bump(table, key, column, put.did if side == "did" else subject, 1)
         if put.collection == r.REPOST:
             conn.execute(
                 "INSERT INTO feed_item (uri, post, did, sort_at) VALUES (?, ?, ?, ?)",
@@ -344,10 +360,12 @@ def _put(conn: Connection, put: PutRecord) -> None:
             (put.uri, put.collection, put.did, r.named_target(put.collection, value), sort_at),
         )
         if put.collection in _NAMED_COUNTS:
-            _bump(conn, "profile_agg", "did", _NAMED_COUNTS[put.collection], put.did, 1)
+            counts.bump("profile_agg", "did", _NAMED_COUNTS[put.collection], put.did, 1)
 
 
-def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> None:
+def _put_post(
+    conn: Connection, counts: _Counts, put: PutRecord, created: str, sort_at: str
+) -> None:
     facts = r.post_facts(put.value)
     conn.execute(
         "INSERT INTO post (uri, did, cid, created_at, indexed_at, sort_at, reply_root,"
@@ -385,13 +403,13 @@ def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> N
             "INSERT INTO post_mention (did, uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(did, put.uri) for did in facts.mentions],
         )
-    _bump(conn, "profile_agg", "did", "posts", put.did, 1)
+    counts.bump("profile_agg", "did", "posts", put.did, 1)
     # As the reference: a reply its thread's gate refuses is not counted and notifies no one
     # upthread; a quote its post's postgate refuses notifies no one.
     refused_reply, refused_quote = gates.violations(conn, put.did, facts)
     db_gates.set_violations(conn, put.uri, refused_reply, refused_quote)
     if facts.reply_parent is not None and not refused_reply:
-        _bump(conn, "post_agg", "uri", "replies", facts.reply_parent, 1)
+        counts.bump("post_agg", "uri", "replies", facts.reply_parent, 1)
     notified = {put.did}
     ancestors: tuple[str | None, ...] = (
         () if refused_reply else (facts.reply_parent, facts.reply_root)
@@ -406,7 +424,7 @@ def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> N
             notified.add(author)
             _notify(conn, put, author, "reply", ancestor, sort_at)
     if facts.quote is not None:
-        _bump(conn, "post_agg", "uri", "quotes", facts.quote, 1)
+        counts.bump("post_agg", "uri", "quotes", facts.quote, 1)
         author = r.uri_did(facts.quote)
         if author not in notified and not refused_quote:
             notified.add(author)
@@ -417,7 +435,7 @@ def _put_post(conn: Connection, put: PutRecord, created: str, sort_at: str) -> N
             _notify(conn, put, mentioned, "mention", None, sort_at)
 
 
-def _delete(conn: Connection, uri: str) -> None:
+def _delete(conn: Connection, counts: _Counts, uri: str) -> None:
     collection = _existing(conn, uri)
     if collection is None:
         return
@@ -429,10 +447,10 @@ def _delete(conn: Connection, uri: str) -> None:
         parent, quote = row
         refused_reply = db_gates.delete_violations(conn, uri)
         if parent is not None and not refused_reply:
-            _bump(conn, "post_agg", "uri", "replies", parent, -1)
+            counts.bump("post_agg", "uri", "replies", parent, -1)
         if quote is not None:
-            _bump(conn, "post_agg", "uri", "quotes", quote, -1)
-        _bump(conn, "profile_agg", "did", "posts", did, -1)
+            counts.bump("post_agg", "uri", "quotes", quote, -1)
+        counts.bump("profile_agg", "did", "posts", did, -1)
         for table in ("post", "feed_item", "post_tag", "post_link", "post_mention"):
             conn.execute(f"DELETE FROM {table} WHERE uri = ?", (uri,))
     elif collection == r.PROFILE:
@@ -440,13 +458,13 @@ def _delete(conn: Connection, uri: str) -> None:
     elif collection in r.EDGE_SUBJECT:
         (subject,) = conn.execute("SELECT subject FROM edge WHERE uri = ?", (uri,)).fetchone()
         for table, key, column, side in _EDGE_COUNTS.get(collection, ()):
-            _bump(conn, table, key, column, did if side == "did" else subject, -1)
+            counts.bump(table, key, column, did if side == "did" else subject, -1)
         conn.execute("DELETE FROM edge WHERE uri = ?", (uri,))
         conn.execute("DELETE FROM feed_item WHERE uri = ?", (uri,))
     elif collection in r.NAMED_TARGET:
         conn.execute("DELETE FROM named WHERE uri = ?", (uri,))
         if collection in _NAMED_COUNTS:
-            _bump(conn, "profile_agg", "did", _NAMED_COUNTS[collection], did, -1)
+            counts.bump("profile_agg", "did", _NAMED_COUNTS[collection], did, -1)
 
 
 def _json(value: dict[str, Any]) -> str:

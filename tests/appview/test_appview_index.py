@@ -105,12 +105,16 @@ async def test_counts_stay_exact_through_creates_updates_and_deletes(
         assert reasons == ["quote", "repost"]
 
 
+# Commits are checked on a worker process (a forged one fails with the cached key there, and
+# again on the event loop after the DID document is refreshed), or all on the event loop.
+@pytest.mark.parametrize("workers", ["1", "0"])
 async def test_forged_commits_and_invalid_records_are_not_indexed(
-    tmp_path: Path, plc_url: str, network: Net
+    tmp_path: Path, plc_url: str, network: Net, workers: str
 ) -> None:
     upstream, url, _ = network
     (alice,) = await accounts(network, "alice")
-    async with serve_appview(appview_config(tmp_path, plc_url, url), upstream) as av:
+    config = appview_config(tmp_path, plc_url, url, BSKY_INDEX_WORKERS=workers)
+    async with serve_appview(config, upstream) as av:
         # Forged: not in the repo the account's PDS serves (its export), nor indexed.
         forged = alice.commit(
             {"app.bsky.feed.post/3kaaaaaaaaaa2": post("forged")}, key=generate_k256(), advance=False

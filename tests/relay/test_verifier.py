@@ -16,7 +16,7 @@ import pytest
 
 from atcore.cid import cid_for_cbor
 from atcore.commit import Commit
-from atcore.frames import CommitEvent, IdentityEvent, RepoOp
+from atcore.frames import CommitEvent, IdentityEvent, RepoOp, commit_from_wire, commit_to_wire
 from atcore.identity.plc_client import PlcClient
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import PublicKey, generate_k256
@@ -28,9 +28,9 @@ from relay.ingest import RECEIVED, REJECTED, Ingest
 from relay.metrics import Metrics
 from relay.repostate import Reason
 from relay.validate import CommitCheck, check_commit, verify_commit
-from relay.verifier import BATCH, WORKER_NICENESS, Verifier, from_wire, to_wire
-from relay.workers import WorkerFailed
+from relay.verifier import WORKER_NICENESS, Verifier
 from relay.writer import Writer
+from runtime.workers import BATCH, WorkerFailed
 from tests.relay.conftest import Relay, Upstream, wait_until
 from tests.relay.fake_pds import PLC_URL, FakeAccount, in_process_plc, post
 
@@ -145,7 +145,7 @@ def test_wire_form_keeps_what_check_commit_reads(prev_data: object) -> None:
         blobs=(a,),
         prev_data=prev_data,  # type: ignore[arg-type]
     )
-    back = from_wire(pickle.loads(pickle.dumps(to_wire(event), 5)))
+    back = commit_from_wire(pickle.loads(pickle.dumps(commit_to_wire(event), 5)))
     assert back == dataclasses.replace(event, seq=0, time="", blobs=())
 
 

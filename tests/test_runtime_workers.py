@@ -1,4 +1,4 @@
-"""relay.workers: requests and replies over the socket pair, in order, whatever their size; a
+"""runtime.workers: requests and replies over the socket pair, in order, whatever their size; a
 raising function fails one request; a lost process reports every unanswered one; stop and
 reap leave no process behind."""
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from relay.workers import Worker, WorkerFailed
+from runtime.workers import Worker, WorkerFailed
 
 # Seconds after which a test gives up on a reply: only a hang takes that long.
 HANG = 60

@@ -1,4 +1,5 @@
-"""Worker processes spoken to over a socket pair by the event loop itself (relay.verifier).
+"""Worker processes spoken to over a socket pair by the event loop itself, and a pool of them
+taking jobs in batches (the relay's commit verifier, the appview's indexer).
 
 concurrent.futures.ProcessPoolExecutor feeds its workers through two helper threads in the
 serving process (a feeder and a manager), which cost it a tenth of a core or more at a few
@@ -7,11 +8,16 @@ hand-off. Here each worker is one spawned process holding one end of a socketpai
 writes requests without blocking (what the socket does not take waits for `add_writer`) and
 reads replies with `add_reader`. A frame is an 8-byte big-endian length and a pickle; replies
 come in request order, so the worker needs no request ids.
+
+`Pool` queues jobs while its workers are busy and sends them as one batch (one pickle round
+trip for many); results come back as futures. A batch whose worker dies fails with
+WorkerFailed (the caller then does the job itself) and a new worker takes the dead one's place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import pickle
@@ -21,16 +27,19 @@ import struct
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _HEADER = struct.Struct("!Q")
 _READ_SIZE = 1 << 18
 # Seconds to wait for a worker that closed its end (it is exiting) before giving up on it.
 _LOST_GRACE = 1.0
-# spawn: the relay runs threads (SQLite), which forking would copy mid-lock; a spawned worker
+# spawn: the servers run threads (SQLite), which forking would copy mid-lock; a spawned worker
 # also inherits no descriptor but its end of the pair (listening sockets, databases).
 _SPAWN = multiprocessing.get_context("spawn")
 
@@ -59,9 +68,9 @@ def _read_exactly(sock: socket.socket, size: int) -> bytearray | None:
 
 
 def _serve(sock: socket.socket, function: Callable[[Any], Any], niceness: int) -> None:
-    """The worker's main: `function` on each request until the relay closes its end."""
+    """The worker's main: `function` on each request until the server closes its end."""
     os.nice(niceness)
-    # Ctrl-C reaches the whole process group; the relay stops its workers itself.
+    # Ctrl-C reaches the whole process group; the server stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with sock:
         try:
@@ -73,7 +82,7 @@ def _serve(sock: socket.socket, function: Callable[[Any], Any], niceness: int) -
                 payload = pickle.dumps(reply, pickle.HIGHEST_PROTOCOL)
                 sock.sendall(_HEADER.pack(len(payload)) + payload)
         except OSError:
-            return  # the relay is gone
+            return  # the server is gone
 
 
 class Worker(Generic[T]):
@@ -102,8 +111,8 @@ class Worker(Generic[T]):
             self.process = _SPAWN.Process(
                 target=_serve,
                 args=(theirs, function, niceness),
-                name="skyloft-verifier",
-                # Should the relay exit without stopping it, multiprocessing's exit hook
+                name="skyloft-worker",
+                # Should the server exit without stopping it, multiprocessing's exit hook
                 # terminates a daemon (and would wait forever on any other).
                 daemon=True,
             )
@@ -218,3 +227,157 @@ class Worker(Generic[T]):
         self.exitcode = process.exitcode
         if self.exitcode is not None:
             process.close()
+
+
+# Jobs per batch: enough to amortise the round trip, few enough to keep results flowing.
+BATCH: Final = 64
+# Batches in flight per worker: one running, one waiting, so a worker never idles.
+DEPTH: Final = 2
+# Seconds before replacing a worker that died without answering once: one that cannot start
+# (a broken install, no memory) is not respawned in a tight loop.
+RESTART_DELAY: Final = 1.0
+# Seconds close() gives the workers to exit on SIGTERM before it kills them.
+STOP_TIMEOUT: Final = 5.0
+
+Batch = list[asyncio.Future[Any]]
+
+
+class Pool(Generic[R]):
+    """`workers` processes running `function` on batches of jobs (a sequence of jobs in, a list
+    of results out, in order), at `niceness`. They start with the first job, in its event
+    loop."""
+
+    def __init__(
+        self, function: Callable[[Sequence[Any]], list[R]], workers: int, niceness: int
+    ) -> None:
+        if workers < 0:
+            raise ValueError("workers must not be negative")
+        self.function = function
+        self.workers = workers
+        self.niceness = niceness
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # One place per worker; None while its replacement is pending.
+        self._slots: list[Worker[Batch] | None] = []
+        self._queue: list[tuple[Any, asyncio.Future[R]]] = []
+        self._closed = False
+
+    def pids(self) -> list[int]:
+        """Process ids of the running workers."""
+        return [worker.pid for worker in self._slots if worker is not None]
+
+    async def ready(self) -> None:
+        """Start the workers now and wait until each has answered once (an empty batch), so
+        that the first jobs do not wait for them to start (benchmarks)."""
+        self._spawn()
+        workers = [worker for worker in self._slots if worker is not None]
+        for worker in workers:
+            worker.send([], [])
+        while not all(worker.answered for worker in workers):
+            await asyncio.sleep(0.01)
+
+    def submit(self, job: Any) -> asyncio.Future[R] | None:
+        """Queue `job`; None when the caller must do it itself (no workers, or none running)."""
+        if self._closed or not self.workers:
+            return None
+        self._spawn()
+        assert self._loop is not None
+        if not any(self._slots):  # every worker died and none has restarted yet
+            return None
+        done: asyncio.Future[R] = self._loop.create_future()
+        self._queue.append((job, done))
+        self._dispatch()
+        return done
+
+    def _spawn(self) -> None:
+        if self._loop is None and not self._closed:
+            self._loop = asyncio.get_running_loop()
+            self._slots = [None] * self.workers
+            for slot in range(self.workers):
+                self._start(slot)
+
+    def _start(self, slot: int) -> None:
+        assert self._loop is not None
+        if self._closed:
+            return
+        try:
+            worker: Worker[Batch] = Worker(
+                self._loop, self.function, self.niceness, self._answered, self._lost
+            )
+        except OSError as exc:
+            log.error("cannot start a worker (%s); trying again", exc)
+            self._loop.call_later(RESTART_DELAY, self._start, slot)
+            return
+        self._slots[slot] = worker
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._queue:
+            idlest = None
+            for worker in self._slots:
+                if worker is not None and len(worker.waiting) < DEPTH:
+                    if idlest is None or len(worker.waiting) < len(idlest.waiting):
+                        idlest = worker
+            if idlest is None:
+                return
+            batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
+            idlest.send([job for job, _ in batch], [done for _, done in batch])
+
+    def _answered(self, worker: Worker[Batch], batch: Batch, reply: list[R] | WorkerFailed) -> None:
+        if isinstance(reply, WorkerFailed):
+            _fail(batch, str(reply))
+        else:
+            for done, result in zip(batch, reply, strict=True):
+                if not done.done():
+                    done.set_result(result)
+        if self._queue:
+            self._dispatch()
+
+    def _lost(self, worker: Worker[Batch], batches: list[Batch]) -> None:
+        assert self._loop is not None
+        slot = self._slots.index(worker)
+        self._slots[slot] = None
+        log.warning(
+            "worker %d exited (code %s) with %d batches unanswered",
+            worker.pid,
+            worker.exitcode,
+            len(batches),
+        )
+        for batch in batches:
+            _fail(batch, f"worker {worker.pid} exited (code {worker.exitcode})")
+        if worker.answered:
+            self._start(slot)
+        else:
+            self._loop.call_later(RESTART_DELAY, self._start, slot)
+        if not self.pids():
+            # Nothing would take the queue before a restart: the callers do the jobs now.
+            _fail([done for _, done in self._queue], "no worker running")
+            self._queue.clear()
+
+    async def close(self) -> None:
+        """Stop the workers (SIGTERM, then SIGKILL after STOP_TIMEOUT) and cancel every job
+        not answered yet. The processes are waited for in a thread, not on the event loop."""
+        self._closed = True
+        workers = [worker for worker in self._slots if worker is not None]
+        self._slots = []
+        for worker in workers:
+            worker.stop()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        await asyncio.to_thread(_reap, workers, deadline)
+        for worker in workers:
+            for batch in worker.waiting:
+                for done in batch:
+                    done.cancel()
+        for _, done in self._queue:
+            done.cancel()
+        self._queue.clear()
+
+
+def _reap(workers: list[Worker[Batch]], deadline: float) -> None:
+    for worker in workers:
+        worker.reap(deadline)
+
+
+def _fail(batch: Batch, reason: str) -> None:
+    for done in batch:
+        if not done.done():
+            done.set_exception(WorkerFailed(reason))
