@@ -32,6 +32,7 @@ from appview.ingest import Ingest
 from atcore.identity.netguard import AddressGuard
 from atcore.identity.pinned import guarded_client
 from atcore.lexicon import Catalog
+from atcore.service_auth import ServiceTokens
 from atcore.xrpc.cors import cors_middleware
 from atcore.xrpc.failures import http_exception
 from atcore.xrpc.router import XrpcRouter
@@ -101,7 +102,7 @@ def create_app(
                 )
             key = well_known.load_signing_key(config.signing_key_path)
             app.state.ctx = AppviewContext(
-                config, db, resolver, http, key, ingest, catalog, guarded
+                config, db, resolver, http, key, ingest, catalog, guarded, ServiceTokens(resolver)
             )
             if ingest is not None:
                 await ingest.start()

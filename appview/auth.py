@@ -1,13 +1,15 @@
 """Who is asking: the service-auth JWT the viewer's PDS attaches when it proxies app.bsky.*
 (bskydocs-service-auth.md), verified by atcore.service_auth with `aud` this appview's DID
-(bare, or naming its `#bsky_appview`/`#bsky_notif` service) and `lxm` the method called."""
+(bare, or naming its `#bsky_appview`/`#bsky_notif` service) and `lxm` the method called;
+a repeated token's signature is not checked again while the issuer's key is unchanged
+(atcore.service_auth.ServiceTokens)."""
 
 from __future__ import annotations
 
 from starlette.requests import HTTPConnection
 
 from appview.context import ctx_of
-from atcore.service_auth import BadJwtAudience, BadJwtLexiconMethod, verify_service_jwt
+from atcore.service_auth import BadJwtAudience, BadJwtLexiconMethod
 from atcore.xrpc.errors import AuthRequired
 
 _SERVICE_IDS = ("", "#bsky_appview", "#bsky_notif")
@@ -31,7 +33,7 @@ async def optional_viewer(conn: HTTPConnection) -> str | None:
         return None
     ctx = ctx_of(conn)
     method = conn.url.path.removeprefix("/xrpc/")
-    claims = await verify_service_jwt(token, audience=None, lxm=method, documents=ctx.resolver)
+    claims = await ctx.tokens.verify(token, audience=None, lxm=method)
     if claims.aud not in {ctx.config.did + suffix for suffix in _SERVICE_IDS}:
         raise BadJwtAudience("jwt audience does not match service did")
     return claims.did
@@ -52,9 +54,7 @@ async def feed_viewer(conn: HTTPConnection) -> str | None:
     token = _bearer(conn)
     if token is None:
         return None
-    claims = await verify_service_jwt(
-        token, audience=None, lxm=None, documents=ctx_of(conn).resolver
-    )
+    claims = await ctx_of(conn).tokens.verify(token, audience=None, lxm=None)
     if claims.lxm not in FEED_METHODS:
         raise BadJwtLexiconMethod(f'bad jwt lexicon method ("lxm"). must match: {FEED_METHODS}')
     return claims.did

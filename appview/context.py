@@ -13,6 +13,7 @@ from appview.ingest import Ingest
 from atcore.identity.resolver import IdentityResolver
 from atcore.keys import PrivateKey
 from atcore.lexicon import Catalog
+from atcore.service_auth import ServiceTokens
 from atcore.xrpc.router import XrpcRequest, app_state
 
 
@@ -26,6 +27,7 @@ class AppviewContext:
     ingest: Ingest | None
     catalog: Catalog
     guarded_http: httpx.AsyncClient  # URLs a user can aim: feed generators (atcore.identity.pinned)
+    tokens: ServiceTokens  # service-auth tokens verified against `resolver`
 
 
 def ctx_of(req: XrpcRequest | HTTPConnection) -> AppviewContext:

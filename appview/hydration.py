@@ -144,7 +144,7 @@ def _lists(
 
 
 def _quoted(post: PostRow) -> str | None:
-    return r.post_facts(post.record).quote
+    return r.quoted_post(post.record)
 
 
 def _relations(conn: Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:

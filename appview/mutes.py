@@ -12,7 +12,7 @@ from appview.hydration import Hydrated
 
 def _is_quote(state: Hydrated, post_uri: str) -> bool:
     post = state.posts.get(post_uri)
-    return post is not None and r.post_facts(post.record).quote is not None
+    return post is not None and r.quoted_post(post.record) is not None
 
 
 def hidden_in_timeline(state: Hydrated, item: tuple[Any, ...]) -> bool:

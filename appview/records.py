@@ -118,21 +118,29 @@ class PostFacts:
     tags: tuple[str, ...]
 
 
-def post_facts(record: dict[str, Any]) -> PostFacts:
-    reply = record.get("reply") or {}
+def quoted_post(record: dict[str, Any]) -> str | None:
+    """The URI of the post a post record quotes (PostFacts.quote), read on its own because
+    hydration asks it of every post it loads."""
     embed = record.get("embed") or {}
     kind = embed.get("$type")
-    quote = None
-    media_embed = embed
     if kind == RECORD:
         quote = ref_uri(embed.get("record"))
     elif kind == RECORD_WITH_MEDIA:
         quote = ref_uri((embed.get("record") or {}).get("record"))
-        media_embed = embed.get("media") or {}
+    else:
+        return None
+    if quote is not None and "/app.bsky.feed.post/" not in quote:
+        return None  # a record embed of a list, feed or starter pack is not a quote
+    return quote
+
+
+def post_facts(record: dict[str, Any]) -> PostFacts:
+    reply = record.get("reply") or {}
+    embed = record.get("embed") or {}
+    kind = embed.get("$type")
+    media_embed = (embed.get("media") or {}) if kind == RECORD_WITH_MEDIA else embed
     media_kind = media_embed.get("$type")
     media = VIDEO_MEDIA if media_kind == VIDEO else MEDIA if media_kind == IMAGES else 0
-    if quote is not None and "/app.bsky.feed.post/" not in quote:
-        quote = None  # a record embed of a list, feed or starter pack is not a quote
     mentions, links, tags = [], [], list(record.get("tags") or [])
     for facet in record.get("facets") or []:
         for feature in facet.get("features") or []:
@@ -149,7 +157,7 @@ def post_facts(record: dict[str, Any]) -> PostFacts:
     return PostFacts(
         reply_root=ref_uri(reply.get("root")),
         reply_parent=ref_uri(reply.get("parent")),
-        quote=quote,
+        quote=quoted_post(record),
         media=media,
         langs=",".join(langs) if langs else None,
         mentions=tuple(dict.fromkeys(mentions)),

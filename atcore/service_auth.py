@@ -14,6 +14,7 @@ document, in case the key was just rotated. Every failure is a 401 with the refe
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final, Protocol, TypeGuard
 
@@ -94,6 +95,55 @@ async def verify_service_jwt(
     `audience=None` skips the audience check and `lxm=None` the method check, as in the
     reference (for callers that judge those themselves).
     """
+    jwt, claims = _parse(token)
+    _check_claims(claims, audience, lxm, now)
+    await _check_signature(jwt, claims.did, documents)
+    return claims
+
+
+class ServiceTokens:
+    """verify_service_jwt against one source of DID documents, remembering the latest `size`
+    tokens whose signature it checked and the issuer's key that matched: a PDS mints one token
+    and repeats it until it expires, and a repeat then costs a look in the document cache
+    instead of an ECDSA verification. The claims (expiry, audience, method) are checked on
+    every call, and a token is verified afresh when the issuer's current key (as `documents`
+    now serves it) is no longer the one that matched."""
+
+    def __init__(self, documents: DidDocuments, size: int = 4096) -> None:
+        self.documents = documents
+        self.size = size
+        self._checked: OrderedDict[str, tuple[Jwt, ServiceToken, PublicKey]] = OrderedDict()
+
+    async def verify(
+        self, token: str, *, audience: str | None, lxm: str | None, now: float | None = None
+    ) -> ServiceToken:
+        checked = self._checked.get(token)
+        if checked is None:
+            jwt, claims = _parse(token)
+        else:
+            jwt, claims, key = checked
+        try:
+            _check_claims(claims, audience, lxm, now)
+        except JwtExpired:
+            self._checked.pop(token, None)
+            raise
+        if checked is not None:
+            current = (await _document(self.documents.resolve_did, claims.did)).signing_key
+            if current == key:
+                self._checked.move_to_end(token)
+                return claims
+        self._checked[token] = (
+            jwt,
+            claims,
+            await _check_signature(jwt, claims.did, self.documents),
+        )
+        self._checked.move_to_end(token)
+        if len(self._checked) > self.size:
+            self._checked.popitem(last=False)
+        return claims
+
+
+def _parse(token: str) -> tuple[Jwt, ServiceToken]:
     try:
         jwt = decode(token)
     except JwtError as exc:
@@ -103,7 +153,12 @@ async def verify_service_jwt(
     typ = jwt.header.get("typ")
     if typ in REFUSED_TYPES:
         raise BadJwtType(f"Invalid jwt type {typ!r}")
-    claims = _claims(jwt)
+    return jwt, _claims(jwt)
+
+
+def _check_claims(
+    claims: ServiceToken, audience: str | None, lxm: str | None, now: float | None
+) -> None:
     if (time.time() if now is None else now) > claims.exp:
         raise JwtExpired("jwt expired")
     if audience is not None and claims.aud != audience:
@@ -111,8 +166,6 @@ async def verify_service_jwt(
     if lxm is not None and claims.lxm != lxm:
         missing = "missing" if claims.lxm is None else "bad"
         raise BadJwtLexiconMethod(f'{missing} jwt lexicon method ("lxm"). must match: {lxm}')
-    await _check_signature(jwt, claims.did, documents)
-    return claims
 
 
 def _claims(jwt: Jwt) -> ServiceToken:
@@ -135,16 +188,18 @@ def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-async def _check_signature(jwt: Jwt, did: Did, documents: DidDocuments) -> None:
+async def _check_signature(jwt: Jwt, did: Did, documents: DidDocuments) -> PublicKey:
+    """The issuer's key that signed `jwt`."""
     key = (await _document(documents.resolve_did, did)).signing_key
     if key is not None and _signed_by(jwt, key):
-        return
+        return key
     # The key may have just been rotated: look again once, bypassing the cache.
     fresh = (await _document(documents.refresh, did)).signing_key
     if fresh is None:
         raise BadJwtIss(f"{did} has no #atproto key")
     if fresh == key or not _signed_by(jwt, fresh):
         raise BadJwtSignature("jwt signature does not match jwt issuer")
+    return fresh
 
 
 async def _document(fetch: _Fetch, did: Did) -> DidDocument:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from typing import Final
 
 from appview.config import AppviewConfig
 from appview.db.dialect import POSTGRES, SQLITE
@@ -18,6 +19,9 @@ from runtime.postgres import PostgresDatabase
 from runtime.sqlite import SqliteDatabase
 
 Database = SqliteDatabase | PostgresDatabase
+# The read API's SQLite reader maps the file (runtime.sqlite.SqliteDatabase): a 50-item
+# timeline's skeleton and hydration read a few hundred pages, ~20% less CPU mapped.
+READ_MMAP_BYTES: Final = 1 << 34
 
 
 def open_database(config: AppviewConfig) -> Database:
@@ -25,7 +29,12 @@ def open_database(config: AppviewConfig) -> Database:
     if config.postgres_url is not None:
         prepare = functools.partial(migrate, dialect=POSTGRES)
         return PostgresDatabase(config.postgres_url, config.postgres_schema, prepare, "appview")
-    return SqliteDatabase(config.db_path, functools.partial(migrate, dialect=SQLITE), "appview")
+    return SqliteDatabase(
+        config.db_path,
+        functools.partial(migrate, dialect=SQLITE),
+        "appview",
+        read_mmap_bytes=READ_MMAP_BYTES,
+    )
 
 
 def schema_version(config: AppviewConfig) -> int:

@@ -19,6 +19,7 @@ from atcore.service_auth import (
     BadJwtSignature,
     BadJwtType,
     JwtExpired,
+    ServiceTokens,
     verify_service_jwt,
 )
 from atcore.syntax.did import Did
@@ -208,3 +209,32 @@ async def test_malformed_tokens(docs: Documents, token: str) -> None:
     with pytest.raises(BadJwt) as refused:
         await verify(token, docs)
     assert isinstance(refused.value, AuthRequired) and refused.value.status == 401
+
+
+async def test_remembered_tokens_recheck_claims_and_key(key: PrivateKey, docs: Documents) -> None:
+    tokens = ServiceTokens(docs, size=2)
+    token = encode_es(claims(), key)
+    for _ in range(2):
+        verified = await tokens.verify(token, audience=FEEDGEN, lxm=LXM, now=NOW)
+        assert (verified.did, verified.lxm) == (ALICE, LXM)
+    # Every claim is checked on each repeat, not only the first time.
+    with pytest.raises(BadJwtLexiconMethod):
+        await tokens.verify(token, audience=FEEDGEN, lxm="app.bsky.feed.getTimeline", now=NOW)
+    with pytest.raises(BadJwtAudience):
+        await tokens.verify(token, audience="did:web:other.example.com", lxm=LXM, now=NOW)
+    with pytest.raises(JwtExpired):
+        await tokens.verify(token, audience=FEEDGEN, lxm=LXM, now=NOW + 61)
+    # A forged token is refused however often it comes, and is not remembered.
+    forged = encode_es(claims(), generate_k256())
+    for _ in range(2):
+        with pytest.raises(BadJwtSignature):
+            await tokens.verify(forged, audience=FEEDGEN, lxm=LXM, now=NOW)
+    # Once the issuer's key is rotated away, a remembered token no longer verifies.
+    await tokens.verify(token, audience=FEEDGEN, lxm=LXM, now=NOW)
+    rotated = generate_k256()
+    docs.current[ALICE] = docs.cached[ALICE] = document(ALICE, rotated)
+    with pytest.raises(BadJwtSignature):
+        await tokens.verify(token, audience=FEEDGEN, lxm=LXM, now=NOW)
+    assert (
+        await tokens.verify(encode_es(claims(), rotated), audience=FEEDGEN, lxm=LXM, now=NOW)
+    ).did == ALICE
