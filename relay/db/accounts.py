@@ -135,8 +135,15 @@ def create_for_host(conn: sqlite3.Connection, did: str, host_id: int, limit: int
     existing = get(conn, did)
     if existing is not None:
         return existing
-    hosted = conn.execute("SELECT count(*) FROM account WHERE host_id = ?", (host_id,)).fetchone()
-    return create(conn, did, host_id, throttled=int(hosted[0]) >= limit)
+    return create(conn, did, host_id, throttled=hosted(conn, host_id) >= limit)
+
+
+def hosted(conn: sqlite3.Connection, host_id: int) -> int:
+    """How many accounts a host has (schema.py's host_accounts, kept by triggers)."""
+    row = conn.execute(
+        "SELECT accounts FROM host_accounts WHERE host_id = ?", (host_id,)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def unthrottle_host(conn: sqlite3.Connection, host_id: int, limit: int) -> int:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 _COLUMNS = (
     "id, hostname, status, cursor, trusted, account_limit, per_second, per_hour, per_day, "
-    "created_ms, last_seen_ms, (SELECT count(*) FROM account WHERE host_id = host.id)"
+    "created_ms, last_seen_ms, "
+    "coalesce((SELECT accounts FROM host_accounts WHERE host_id = host.id), 0)"
 )
 
 

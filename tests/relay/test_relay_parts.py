@@ -197,6 +197,32 @@ def test_unbanning_a_domain_gives_back_only_the_hosts_it_banned(tmp_path: Path) 
     assert status("c.evil.com") == "idle"
 
 
+def test_host_account_counts_stay_exact_on_every_path(tmp_path: Path) -> None:
+    """The per-host count the throttling check reads (host_accounts, kept by triggers) follows
+    new accounts, a move to another host (an account migrating), a deletion, and is filled in
+    for a database whose accounts predate it."""
+    conn = connect(tmp_path / "relay.sqlite")
+    conn.executescript(SCHEMA)
+    one = hosts.create(conn, "one.test", "active", False, 2)
+    two = hosts.create(conn, "two.test", "active", False, 2)
+    made = [accounts.create_for_host(conn, f"{DID[:-1]}{i}", one.id, limit=2) for i in range(3)]
+    assert [a.throttled for a in made] == [False, False, True]  # the third is over the limit
+    accounts.create_for_host(conn, made[0].did, one.id, limit=2)  # seen again: no new row
+    assert accounts.hosted(conn, one.id) == 3
+    moved = RepoState(made[2].did, "3kaaaaaaaaaa2", None, None, "active")
+    accounts.save_states(conn, [(two.id, moved), (two.id, moved)])
+    assert (accounts.hosted(conn, one.id), accounts.hosted(conn, two.id)) == (2, 1)
+    conn.execute("DELETE FROM account WHERE did = ?", (made[0].did,))
+    assert accounts.hosted(conn, one.id) == 1
+    row = hosts.get(conn, "two.test")
+    assert row is not None and row.account_count == 1
+
+    conn.executescript("DROP TABLE host_accounts; DROP TRIGGER account_counted;")
+    accounts.create(conn, f"{DID[:-1]}9", one.id, throttled=False)  # uncounted
+    conn.executescript(SCHEMA)
+    assert (accounts.hosted(conn, one.id), accounts.hosted(conn, two.id)) == (2, 1)
+
+
 async def test_log_persists_seq_state_and_compacts(tmp_path: Path) -> None:
     async def opened() -> tuple[Database, Writer]:
         db = Database(tmp_path / "relay.sqlite")
