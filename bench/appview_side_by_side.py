@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,9 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from atcore.frames import CommitEvent, decode_frame  # noqa: E402
 from bench.appview_reads import percentile  # noqa: E402
-from skyloft.services import ServiceProcess  # noqa: E402
-from tests.appview_diff.compare import start_reference  # noqa: E402
-from tests.appview_diff.session import Session, run_session, wait_indexed  # noqa: E402
+from tests.appview_diff.compare import both_appviews  # noqa: E402
+from tests.appview_diff.session import Session  # noqa: E402
 
 VISIBLE_GOAL_MS = 10.0
 POLL_TIMEOUT = 30.0
@@ -146,64 +144,42 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per read and appview")
     parser.add_argument("--writes", type=int, default=15, help="write → visible trials each")
     args = parser.parse_args()
-    node, ref = start_reference()
-    ours = None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {
-                "BSKY_REPO_PROVIDER": ref["pds"],
-                "BSKY_DID_PLC_URL": ref["plc"],
-                "BSKY_DEV_MODE": "true",
+    with both_appviews() as (session, ref, sides):
+        print(f"{args.requests} requests per read, one at a time; viewer alice")
+        for label, method, params in reads(session):
+            got = {
+                side: time_reads(session, url, aud, method, params, args.requests)
+                for side, (url, aud) in sides.items()
             }
-            ours = ServiceProcess("appview", Path(tmp) / "appview", env=env)
-            our_did = httpx.get(f"{ours.url}/.well-known/did.json").json()["id"]
-            session = run_session(ref["pds"], pace=0.2)
-            wait_indexed(session, ref["bsky"])
-            wait_indexed(session, ours.url)
-            sides = {"reference": (ref["bsky"], ref["bskyDid"]), "skyloft": (ours.url, our_did)}
-            print(f"{args.requests} requests per read, one at a time; viewer alice")
-            for label, method, params in reads(session):
-                got = {
-                    side: time_reads(session, url, aud, method, params, args.requests)
-                    for side, (url, aud) in sides.items()
-                }
-                mine, theirs = got["skyloft"], got["reference"]
-                print(
-                    f"{label:14} reference {summary(theirs)} | skyloft {summary(mine)} | "
-                    f"reference/skyloft p50 {ratio(mine, theirs, statistics.median)}, "
-                    f"p99 {ratio(mine, theirs, lambda v: percentile(v, 0.99))} (goal 5x)",
-                    flush=True,
-                )
-            visible: dict[str, list[float]] = {side: [] for side in sides}
-            after_frame: dict[str, list[float]] = {side: [] for side in sides}
-            commit: list[float] = []
-            emitted: list[float] = []
-            firehose = Firehose(ref["pds"])
-            firehose.start()
-            for n in range(args.writes):
-                for side, (url, aud) in sides.items():
-                    seen, committed, out = write_to_visible(session, url, aud, n, firehose)
-                    visible[side].append(seen)
-                    after_frame[side].append(seen - out)
-                    commit.append(committed)
-                    emitted.append(out)
-            firehose.socket.close()
+            mine, theirs = got["skyloft"], got["reference"]
             print(
-                f"write → visible: reference {summary(visible['reference'])} | "
-                f"skyloft {summary(visible['skyloft'])} (goal under {VISIBLE_GOAL_MS:.0f} ms)\n"
-                f"  of which the PDS's createRecord returned after {summary(commit)}, and its "
-                f"firehose sent the commit after {summary(emitted)};\n"
-                f"  from that frame to the post in the timeline: reference "
-                f"{summary(after_frame['reference'])} | skyloft {summary(after_frame['skyloft'])}"
+                f"{label:14} reference {summary(theirs)} | skyloft {summary(mine)} | "
+                f"reference/skyloft p50 {ratio(mine, theirs, statistics.median)}, "
+                f"p99 {ratio(mine, theirs, lambda v: percentile(v, 0.99))} (goal 5x)",
+                flush=True,
             )
-            ours.stop()
-            ours = None
-    finally:
-        if ours is not None:
-            ours.stop()
-        assert node.stdin is not None
-        node.stdin.close()
-        node.wait(60)
+        visible: dict[str, list[float]] = {side: [] for side in sides}
+        after_frame: dict[str, list[float]] = {side: [] for side in sides}
+        commit: list[float] = []
+        emitted: list[float] = []
+        firehose = Firehose(ref["pds"])
+        firehose.start()
+        for n in range(args.writes):
+            for side, (url, aud) in sides.items():
+                seen, committed, out = write_to_visible(session, url, aud, n, firehose)
+                visible[side].append(seen)
+                after_frame[side].append(seen - out)
+                commit.append(committed)
+                emitted.append(out)
+        firehose.socket.close()
+        print(
+            f"write → visible: reference {summary(visible['reference'])} | "
+            f"skyloft {summary(visible['skyloft'])} (goal under {VISIBLE_GOAL_MS:.0f} ms)\n"
+            f"  of which the PDS's createRecord returned after {summary(commit)}, and its "
+            f"firehose sent the commit after {summary(emitted)};\n"
+            f"  from that frame to the post in the timeline: reference "
+            f"{summary(after_frame['reference'])} | skyloft {summary(after_frame['skyloft'])}"
+        )
 
 
 if __name__ == "__main__":

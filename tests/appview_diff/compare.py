@@ -17,13 +17,21 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from skyloft.services import ServiceProcess
-from tests.appview_diff.session import read_all, run_session, wait_indexed, without_missing
+from tests.appview_diff.session import (
+    Session,
+    read_all,
+    run_session,
+    wait_indexed,
+    without_missing,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDED = Path(__file__).parent / "recorded" / "reference.json"
@@ -51,6 +59,38 @@ def start_reference() -> tuple[subprocess.Popen[str], dict[str, str]]:
     return node, json.loads(line)
 
 
+@contextmanager
+def both_appviews() -> Iterator[tuple[Session, dict[str, str], dict[str, tuple[str, str]]]]:
+    """The reference network and our appview indexing its PDS, with the scripted session run
+    and indexed by both; yields the session, the reference network's URLs and each appview's
+    (URL, service DID) by name ("reference", "skyloft"). Both are stopped on the way out."""
+    node, ref = start_reference()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {
+                "BSKY_REPO_PROVIDER": ref["pds"],
+                "BSKY_DID_PLC_URL": ref["plc"],
+                "BSKY_DEV_MODE": "true",
+            }
+            ours = ServiceProcess("appview", Path(tmp) / "appview", env=env)
+            try:
+                our_did = httpx.get(f"{ours.url}/.well-known/did.json").json()["id"]
+                session = run_session(ref["pds"], pace=0.2)
+                wait_indexed(session, ref["bsky"])
+                wait_indexed(session, ours.url)
+                yield (
+                    session,
+                    ref,
+                    {"reference": (ref["bsky"], ref["bskyDid"]), "skyloft": (ours.url, our_did)},
+                )
+            finally:
+                ours.stop()
+    finally:
+        assert node.stdin is not None
+        node.stdin.close()
+        node.wait(60)
+
+
 def differences(ours: dict[str, Any], reference: dict[str, Any]) -> list[str]:
     """A unified diff of each read whose answers differ (reference first)."""
     out = []
@@ -68,30 +108,9 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="store the reference's answers")
     parser.add_argument("--all", action="store_true", help="show the NOT_YET fields' diffs too")
     args = parser.parse_args()
-    node, ref = start_reference()
-    ours = None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            env = {
-                "BSKY_REPO_PROVIDER": ref["pds"],
-                "BSKY_DID_PLC_URL": ref["plc"],
-                "BSKY_DEV_MODE": "true",
-            }
-            ours = ServiceProcess("appview", Path(tmp) / "appview", env=env)
-            our_did = httpx.get(f"{ours.url}/.well-known/did.json").json()["id"]
-            session = run_session(ref["pds"], pace=0.2)
-            wait_indexed(session, ref["bsky"])
-            wait_indexed(session, ours.url)
-            reference = read_all(session, ref["bsky"], ref["bskyDid"])
-            mine = read_all(session, ours.url, our_did)
-            ours.stop()
-            ours = None
-    finally:
-        if ours is not None:
-            ours.stop()
-        assert node.stdin is not None
-        node.stdin.close()
-        node.wait(60)
+    with both_appviews() as (session, _, sides):
+        reference = read_all(session, *sides["reference"])
+        mine = read_all(session, *sides["skyloft"])
     if args.record:
         RECORDED.write_text(json.dumps(reference, indent=1, sort_keys=True) + "\n")
     found = differences(mine, reference if args.all else without_missing(reference))
