@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
+from atcore.identity.did_web import did_web
 from runtime.env import ConfigError, env_bool, env_int
 from runtime.postgres import SCHEMA_NAME
 
@@ -75,7 +76,7 @@ class AppviewConfig:
         """The service DID: BSKY_SERVER_DID, else did:web of the public host."""
         if self.server_did is not None:
             return self.server_did
-        return "did:web:" + quote(urlsplit(self.base_url).netloc, safe="")
+        return did_web(urlsplit(self.base_url).netloc)
 
     @property
     def image_base(self) -> str:

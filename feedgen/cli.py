@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from atcore.identity.did_web import did_web
 from feedgen.config import DEFAULT_PORT, FeedgenConfig
 from runtime.command import add_serve_command, serve_service
 
@@ -40,8 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     publish.add_argument("--handle", default=os.environ.get("FEEDGEN_PUBLISH_HANDLE"))
     publish.add_argument(
         "--service-did",
-        default=os.environ.get("FEEDGEN_SERVICE_DID")
-        or _web_did(os.environ.get("FEEDGEN_HOSTNAME")),
+        default=os.environ.get("FEEDGEN_SERVICE_DID") or _hostname_did(),
         help="the feed generator's DID (default: did:web:$FEEDGEN_HOSTNAME)",
     )
     publish.set_defaults(run=_publish)
@@ -50,10 +50,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     new.add_argument("name", help="the feed's name (its record key), also the file's")
     new.add_argument("--dir", type=Path, default=Path("."))
     new.set_defaults(run=_new)
-
-
-def _web_did(hostname: str | None) -> str | None:
-    return None if not hostname else "did:web:" + hostname.replace(":", "%3A")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -104,3 +100,8 @@ def _new(args: argparse.Namespace) -> int:
     path.write_text(source)
     print(f"wrote {path}; run it with: skyloft feedgen serve {path}")
     return 0
+
+
+def _hostname_did() -> str | None:
+    hostname = os.environ.get("FEEDGEN_HOSTNAME")
+    return did_web(hostname) if hostname else None

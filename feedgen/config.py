@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from atcore.errors import InvalidSyntax
+from atcore.identity.did_web import did_web
 from atcore.syntax.did import parse_did
 from runtime.env import ConfigError, env_bool
 
@@ -69,7 +70,7 @@ class FeedgenConfig:
     def service_did(self) -> str:
         if self.service_did_setting:
             return self.service_did_setting
-        return "did:web:" + self.public_host.replace(":", "%3A")
+        return did_web(self.public_host)
 
     @property
     def service_url(self) -> str:
