@@ -13,10 +13,20 @@ import httpx
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from atcore.frames import encode_error
+from atcore.cid import CID
+from atcore.frames import (
+    AccountEvent,
+    CommitEvent,
+    IdentityEvent,
+    InfoEvent,
+    RepoOp,
+    SyncEvent,
+    encode_error,
+    encode_frame,
+)
 from feedgen.api import cursor_tag, decode_cursor, encode_cursor
 from feedgen.app import FeedModuleError, create_app, load_feed
-from feedgen.changes import AccountGone, AccountStatus, Deleted
+from feedgen.changes import AccountGone, AccountStatus, Deleted, Event
 from feedgen.config import ConfigError, FeedgenConfig
 from feedgen.firehose import SUBSCRIBE_REPOS, FirehoseSource
 from feedgen.indexer import to_batch
@@ -235,6 +245,41 @@ async def test_pages_are_stable_and_complete(
     assert response.status_code == 401
     described = await client.get("/xrpc/app.bsky.feed.describeFeedGenerator")
     assert described.json() == {"did": "did:web:localhost%3A4321", "feeds": [{"uri": feed_uri}]}
+
+
+async def test_frames_the_feed_does_not_read_are_passed_over_by_seq() -> None:
+    """#identity, #sync and commits touching none of the feed's collections only move the
+    cursor, unchecked (their blocks here are no CAR at all); a commit touching the feed's
+    collection and an #account are decoded and checked as before."""
+    source = FirehoseSource("ws://unused", frozenset({"app.bsky.feed.post"}), None)
+    link = CID.decode("bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm")
+    now = "2024-01-01T00:00:00.000Z"
+
+    def commit(seq: int, *paths: str) -> bytes:
+        ops = [RepoOp("create", path, link) for path in paths]
+        return encode_frame(CommitEvent(seq, DID, link, "3l1", None, b"not a car", ops, now))
+
+    passed = {
+        1: encode_frame(IdentityEvent(1, DID, now, "alice.test")),
+        2: encode_frame(SyncEvent(2, DID, b"not a car", "3l1", now)),
+        3: commit(3, "app.bsky.feed.like/3l1", "app.bsky.graph.follow/3l2"),
+    }
+    for seq, frame in passed.items():
+        assert source.passed_over(frame) == seq
+        assert await source.event(frame) == Event(seq, ())
+    read = {
+        4: commit(4, "app.bsky.feed.like/3l1", "app.bsky.feed.post/3l2"),
+        5: encode_frame(AccountEvent(5, DID, now, False, "takendown")),
+        6: encode_frame(InfoEvent("OutdatedCursor")),
+        7: encode_error("FutureCursor"),
+        8: b"\xa1not a frame",
+    }
+    for frame in read.values():
+        assert source.passed_over(frame) is None
+    assert await source.event(read[4]) == Event(4, [])  # checked: no CAR, so dropped
+    assert source.dropped == 1
+    assert await source.event(read[5]) == Event(5, [AccountStatus(DID, False)])
+    assert await source.event(read[6]) is None
 
 
 async def test_a_reset_relay_is_followed_live() -> None:
