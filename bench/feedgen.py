@@ -225,10 +225,11 @@ def timed_ingest(
 
 def starter_kit(
     variant: str, relay: Any, relay_ws: str, tmp: Path, frames: int, plc_url: str | None
-) -> tuple[float, float]:
+) -> tuple[float, float, str | None]:
     """Seconds the starter kit's loop (bench/js/starter_kit_loop.mjs, `variant` kit or sync)
     takes to index the next `frames` frames the relay stand-in sends again (the SDK's: seqs 1
-    to `frames`), and the CPU seconds it used meanwhile."""
+    to `frames`), the CPU seconds it used meanwhile, and why it stopped short (its keep-alive
+    client dropped the connection), if it did."""
     service = relay_ws.removesuffix("/xrpc/com.atproto.sync.subscribeRepos")
     db = tmp / f"{variant}.sqlite"
     command = ["node", str(KIT_LOOP), variant, service, str(db), str(frames)]
@@ -242,10 +243,13 @@ def starter_kit(
             started = time.perf_counter()
             relay.ask(f"send {frames} 0")
             assert kit.stdout is not None
-            if not kit.stdout.readline():
+            line = kit.stdout.readline()
+            if not line:
                 raise RuntimeError("the starter kit's loop exited early")
             seconds = time.perf_counter() - started
-            return seconds, proc_status(kit.pid)["cpu"] - cpu
+            end = json.loads(line)
+            lost = end.get("lost") and f"{end['lost']} after seq {end['seq']:,} of {frames:,}"
+            return seconds, proc_status(kit.pid)["cpu"] - cpu, lost
         finally:
             if kit.poll() is None:
                 kit.terminate()
@@ -313,9 +317,17 @@ def main() -> None:
         # The starter kit's loop on the same frames, alone as the SDK was.
         for variant, what in KIT_VARIANTS.items():
             relay.ask(f"rewind {args.frames}")
-            kit_seconds, kit_cpu = starter_kit(
+            kit_seconds, kit_cpu, lost = starter_kit(
                 variant, relay, relay_ws, tmp, args.frames, env.get("FEEDGEN_PLC_URL")
             )
+            if lost:
+                print(
+                    f"TypeScript starter kit's loop, {variant}: its client dropped the "
+                    f"connection, more than 10 s behind ({lost}; the frames since are lost "
+                    f"to it), after {kit_seconds:.2f} s and {kit_cpu:.2f} s of CPU",
+                    flush=True,
+                )
+                continue
             print(
                 f"TypeScript starter kit's loop, {variant} ({what}; {mode}): {args.frames:,} "
                 f"firehose events in {kit_seconds:.2f} s: {args.frames / kit_seconds:,.0f} "

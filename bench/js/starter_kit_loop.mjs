@@ -12,9 +12,10 @@
 // pragmas, as `new SqliteDb(location)`); handleEvent is not awaited by the loop, as the kit's; the
 // cursor written every 20th seq (the kit's UPDATE of a sub_state row it never inserts) and read
 // once when connecting. The kit verifies no signature or MST proof and resolves no identity. Left
-// out: its console.log of every post's text ("Delete before actually using"). Its own generated
-// lexicons are older than @atproto/api's, used here, and it asks for better-sqlite3 ^11 where this
-// directory pins 10.1.0 for the reference PDS.
+// out: its console.log of every post's text ("Delete before actually using"). The packages are
+// today's, pinned in package.json (the kit's yarn.lock has older @atproto ones and its own
+// generated lexicons; @atproto/api's are used here), and better-sqlite3 is the 10.1.0 this
+// directory pins for the reference PDS where the kit asks for ^11.
 //
 // `sync`: the newer client the issue names, @atproto/sync's Firehose and MemoryRunner (whose
 // setCursor stores the cursor), the keyword filter (case-sensitive, as the bench's Python feed
@@ -25,7 +26,8 @@
 //        [plc URL]
 // The plc URL (sync only) authenticates commits; without it they are not (unauthenticatedCommits),
 // as the Python side trusting the relay. Prints one JSON line, {"seq": N}, once the event of seq
-// <last seq> is handled.
+// <last seq> is handled, or {"seq": N, "lost": "reconnected"} when the kit's client dropped its
+// connection after seq N (see getParams).
 import { ids, lexicons } from '@atproto/api'
 import { IdResolver } from '@atproto/identity'
 import { BlobRef } from '@atproto/lexicon'
@@ -39,8 +41,8 @@ const KEYWORD = 'python'
 const [variant, service, dbPath, lastSeq, plcUrl] = process.argv.slice(2)
 const last = Number(lastSeq)
 
-function finished(seq) {
-  process.stdout.write(JSON.stringify({ seq }) + '\n')
+function finished(seq, lost) {
+  process.stdout.write(JSON.stringify(lost ? { seq, lost } : { seq }) + '\n')
   process.exit(0)
 }
 
@@ -157,10 +159,16 @@ async function runKit() {
     }
   }
 
+  let connections = 0
+  let lastSeen = 0
   const sub = new Subscription({
     service,
     method: ids.ComAtprotoSyncSubscribeRepos,
     getParams: async () => {
+      // The keep-alive client pings every 10 s and drops a connection whose pong is late: a loop
+      // more than 10 s behind reads the pong too late, reconnects, and (no sub_state row) comes
+      // back live, the frames in between lost. Say so rather than wait for them.
+      if (++connections > 1) finished(lastSeen, 'reconnected')
       const res = await db
         .selectFrom('sub_state')
         .selectAll()
@@ -177,6 +185,7 @@ async function runKit() {
     },
   })
   for await (const evt of sub) {
+    lastSeen = evt.seq
     const handled = handleEvent(evt).catch((err) => {
       console.error('repo subscription could not handle message', err)
     })
