@@ -106,6 +106,7 @@ def create_app(
             stack.push_async_callback(resyncer.close)
             verifier = Verifier(config.verify_workers)
             stack.push_async_callback(verifier.close)
+            await verifier.start()
             ingest = Ingest(
                 db,
                 writer,
