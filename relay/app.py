@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -30,7 +29,7 @@ from relay.context import RelayContext
 from relay.crawler import Crawler
 from relay.db import Database
 from relay.hosts import HostAdmission
-from relay.identity import BoundedResolver, PlcTransport
+from relay.identity import BoundedResolver, PlcClient
 from relay.ingest import Ingest
 from relay.metrics import Metrics
 from relay.resyncer import Resyncer
@@ -39,7 +38,6 @@ from relay.writer import Writer
 
 log = logging.getLogger(__name__)
 
-HTTP_TIMEOUT = 10.0
 # Lookups in flight to the PLC directory, each on its own connection (relay.identity): 48
 # resolve up to ~900 new DIDs/s from a PLC 50 ms away; the rest wait their turn.
 PLC_CONNECTIONS = 48
@@ -74,19 +72,15 @@ def create_app(
     catalog = Catalog.load_builtin()
     router = XrpcRouter(catalog, [repo_methods, host_methods], validate_output=validate_output)
 
-    # httpx logs every request at INFO: a line per DID lookup, thousands a second in a cold
-    # start (a tenth of each lookup's CPU).
+    # httpx (the guarded client: did:web documents, hosts, resyncs) logs every request at
+    # INFO: a line per lookup, thousands a second in a cold start of did:web accounts.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            http = httpx.AsyncClient(
-                timeout=HTTP_TIMEOUT,
-                follow_redirects=False,
-                transport=PlcTransport(PLC_CONNECTIONS),
-            )
-            stack.push_async_callback(http.aclose)
+            plc = PlcClient(PLC_CONNECTIONS)
+            stack.push_async_callback(plc.aclose)
             db = Database(config.db_path)
             await db.open()
             stack.push_async_callback(db.close)
@@ -100,7 +94,10 @@ def create_app(
             stack.push_async_callback(guarded_http.aclose)
             resolver = BoundedResolver(
                 IdentityResolver(
-                    config.plc_url, http, guarded_http=guarded_http, allow_private=config.dev_mode
+                    config.plc_url,
+                    guarded_http=guarded_http,
+                    allow_private=config.dev_mode,
+                    plc_get=plc.get,
                 ),
                 PLC_CONNECTIONS,
             )
@@ -109,6 +106,7 @@ def create_app(
             stack.push_async_callback(resyncer.close)
             verifier = Verifier(config.verify_workers)
             stack.push_async_callback(verifier.close)
+            await verifier.start()
             ingest = Ingest(
                 db,
                 writer,
@@ -129,7 +127,7 @@ def create_app(
             )
             admission = HostAdmission(config, db, crawler, guarded_http)
             app.state.ctx = RelayContext(
-                config, db, writer, resolver, http, metrics, ingest, crawler, admission
+                config, db, writer, resolver, metrics, ingest, crawler, admission
             )
             await crawler.start()
             stack.push_async_callback(crawler.close)

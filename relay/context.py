@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-import httpx
 from starlette.requests import HTTPConnection
 
 from atcore.xrpc.router import SubscriptionRequest, XrpcRequest, app_state
@@ -25,7 +24,6 @@ class RelayContext:
     db: Database
     writer: Writer
     resolver: BoundedResolver
-    http: httpx.AsyncClient
     metrics: Metrics
     ingest: Ingest
     crawler: Crawler

@@ -12,20 +12,21 @@ one request (a refresh never joins one: it must start after the change that aske
 
 httpx's own stack also costs CPU per request: its pool scans every connection (polling each
 idle socket) whenever a request starts or ends, and httpcore on anyio spends ~0.9 ms per lookup
-even without that: the largest cost of a cold start. PlcTransport sends the requests of the
-relay's httpx client through one aiohttp session instead.
+even without that: the largest cost of a cold start. PlcClient fetches the documents through one
+aiohttp session instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 
 import aiohttp
-import httpx
 
+from atcore.errors import ResolutionFailed, ResponseTooLarge
 from atcore.identity.diddoc import DidDocument
+from atcore.identity.fetch import MAX_REDIRECTS, Fetched
 from atcore.xrpc.client import http_session
 from relay.validate import Resolver
 
@@ -71,56 +72,56 @@ class BoundedResolver:
             done.exception()  # retrieved: every caller may have gone
 
 
-class PlcTransport(httpx.AsyncBaseTransport):
-    """httpx's requests sent through one aiohttp session: a keep-alive pool of `connections`
-    (BoundedResolver keeps the lookups in flight to as many). httpx's own stack (httpcore on
-    anyio) cost ~0.9 ms of CPU per PLC lookup, a third of the event loop's time in a cold
-    start; aiohttp's costs a fraction of it (atcore.xrpc.client uses it for the same reason).
-    Network failures become httpx.TransportError, so callers see httpx's errors as before."""
+class PlcClient:
+    """GETs of DID documents from the PLC directory through one aiohttp session, a keep-alive
+    pool of `connections` (BoundedResolver keeps the lookups in flight to as many): the
+    IdentityResolver's `plc_get`. httpx's stack (httpcore on anyio) cost ~0.9 ms of CPU per
+    lookup, and httpx's client layer over an aiohttp transport still ~0.2 ms of the ~0.5 ms
+    left, in a cold start the largest cost of the event loop; aiohttp alone costs a fraction
+    of it (atcore.xrpc.client uses it for the same reason). Limits as
+    atcore.identity.fetch.bounded_get's: one deadline for the whole answer, at most
+    MAX_REDIRECTS redirects (http and https only), no compressed body, at most `max_bytes`;
+    every failure is a ResolutionFailed."""
 
     def __init__(self, connections: int) -> None:
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None  # made in the loop, on first use
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def get(self, url: str, *, max_bytes: int, timeout: float, accept: str) -> Fetched:
         if self._session is None:
             self._session = http_session(connections=self.connections)
         try:
-            answer = await self._session.request(
-                request.method,
-                str(request.url),
-                headers=[(k.decode(), v.decode()) for k, v in request.headers.raw],
-                data=await request.aread() or None,
-                allow_redirects=False,
-                timeout=_timeout(request),
-            )
+            async with self._session.get(
+                url,
+                headers={"accept": accept, "accept-encoding": "identity"},
+                max_redirects=MAX_REDIRECTS + 1,  # aiohttp's counts the answer after them
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as answer:
+                return Fetched(answer.status, await _body(answer, max_bytes), str(answer.url))
+        except TimeoutError as exc:
+            raise ResolutionFailed(f"no complete answer from {url} within {timeout}s") from exc
+        except aiohttp.TooManyRedirects as exc:
+            raise ResolutionFailed(f"more than {MAX_REDIRECTS} redirects fetching {url}") from exc
         except (aiohttp.ClientError, ValueError) as exc:
-            raise httpx.TransportError(f"{request.url}: {exc!r}") from exc
-        return httpx.Response(answer.status, headers=list(answer.raw_headers), stream=_Body(answer))
+            raise ResolutionFailed(f"fetching {url} failed: {exc!r}") from exc
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
-def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
-    """The httpx client's connect and read time limits for `request`, in aiohttp's terms."""
-    limits = request.extensions.get("timeout", {})
-    return aiohttp.ClientTimeout(sock_connect=limits.get("connect"), sock_read=limits.get("read"))
-
-
-class _Body(httpx.AsyncByteStream):
-    """An aiohttp response's body as an httpx stream (its connection goes back once closed)."""
-
-    def __init__(self, answer: aiohttp.ClientResponse) -> None:
-        self._answer = answer
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._answer.content.iter_any():
-                yield chunk
-        except aiohttp.ClientError as exc:
-            raise httpx.ReadError(repr(exc)) from exc
-
-    async def aclose(self) -> None:
-        self._answer.release()
+async def _body(answer: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    encoding = answer.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ResolutionFailed(f"{answer.url} sent a {encoding!r}-encoded body")
+    declared = answer.content_length
+    if declared is not None and declared > max_bytes:
+        raise ResponseTooLarge(f"{answer.url} body is {declared} bytes (limit {max_bytes})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in answer.content.iter_any():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResponseTooLarge(f"{answer.url} body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

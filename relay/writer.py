@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from atcore.eventlog import EventLog, Frames
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent, encode_frame
@@ -60,10 +60,10 @@ def event_did(event: Emitted) -> str:
     return event.repo if isinstance(event, CommitEvent) else event.did
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One transaction's worth of ingest: any of state, event, collections and host position
-    (`upstream_seq` is the upstream event it comes from: finished once this is durable)."""
+    (`upstream_seq` is the upstream event it comes from: finished once this is durable). A
+    named tuple, made once per event: a frozen dataclass's __init__ cost ~4 µs of it."""
 
     host_id: int
     state: RepoState | None = None

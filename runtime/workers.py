@@ -266,13 +266,13 @@ class Pool(Generic[R]):
         return [worker.pid for worker in self._slots if worker is not None]
 
     async def ready(self) -> None:
-        """Start the workers now and wait until each has answered once (an empty batch), so
-        that the first jobs do not wait for them to start (benchmarks)."""
+        """Start the workers now and wait until each has answered once (an empty batch) or
+        died trying, so that the first jobs do not wait for them to start."""
         self._spawn()
         workers = [worker for worker in self._slots if worker is not None]
         for worker in workers:
             worker.send([], [])
-        while not all(worker.answered for worker in workers):
+        while any(not worker.answered and worker in self._slots for worker in workers):
             await asyncio.sleep(0.01)
 
     def submit(self, job: Any) -> asyncio.Future[R] | None:

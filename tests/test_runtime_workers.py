@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runtime.workers import Worker, WorkerFailed
+from runtime.workers import Pool, Worker, WorkerFailed
 
 # Seconds after which a test gives up on a reply: only a hang takes that long.
 HANG = 60
@@ -23,6 +23,11 @@ def ignore_sigterm(_: object) -> int:
     """Run in a worker: make it deaf to SIGTERM, as a wedged worker would be."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return os.getpid()
+
+
+def exit_at_once(_: object) -> list[int]:
+    """Run in a worker: die before answering anything."""
+    os._exit(3)
 
 
 class Replies:
@@ -117,3 +122,11 @@ async def test_reap_kills_a_wedged_process() -> None:
     worker.reap(time.monotonic() + 0.2)
     assert worker.exitcode == -signal.SIGKILL
     assert pid not in children()
+
+
+async def test_ready_returns_when_a_worker_dies_before_answering() -> None:
+    pool: Pool[int] = Pool(exit_at_once, 1, 0)
+    try:
+        await asyncio.wait_for(pool.ready(), HANG)
+    finally:
+        await pool.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import httpx
 
@@ -25,6 +25,15 @@ class Fetched:
     status: int
     body: bytes
     url: str
+
+
+class DocumentGet(Protocol):
+    """A bounded GET of a DID document (what IdentityResolver asks of a PLC client): the
+    limits and failures of `bounded_get`, redirects and all."""
+
+    async def __call__(
+        self, url: str, *, max_bytes: int, timeout: float, accept: str
+    ) -> Fetched: ...
 
 
 async def bounded_get(

@@ -30,7 +30,7 @@ from atcore.errors import (
 from atcore.identity.cache import TtlCache
 from atcore.identity.diddoc import DidDocument, parse_did_document
 from atcore.identity.dnstxt import DnsTxtLookup, TxtLookup, parse_atproto_txt
-from atcore.identity.fetch import bounded_get
+from atcore.identity.fetch import DocumentGet, Fetched, bounded_get
 from atcore.identity.netguard import AddressGuard
 from atcore.identity.pinned import guarded_client
 from atcore.identity.plc_client import parse_plc_did
@@ -51,6 +51,8 @@ MAX_WELL_KNOWN_BYTES: Final = 4096
 # Hostname-level did:web only; the port separator is the percent-encoded colon of the spec.
 _WEB_RE: Final = re.compile(r"did:web:([a-zA-Z0-9.-]+)(?:%3[aA]([0-9]{1,5}))?")
 _DEV_TLDS: Final = ("test", "localhost")
+_DOC_ACCEPT: Final = "application/did+ld+json, application/json"
+_ANY: Final = frozenset({"http", "https"})
 
 # Names the PDS to ask for a handle that DNS and HTTPS cannot reach (dev mode), or None.
 PdsForHandle = Callable[[Handle], Awaitable[str | None]]
@@ -69,10 +71,12 @@ class Identity(NamedTuple):
 class IdentityResolver:
     """Resolves did:plc via a PLC directory, did:web over HTTPS, handles via DNS and HTTPS.
 
-    `http` reaches the PLC directory (operator configuration); did:web documents and handle
-    well-knowns, which users aim, go through `guarded_http` (by default a guarded_client of its
-    own). `allow_private` is development mode: private and loopback hosts, `localhost` did:web
-    with a port, and `.test`/`.localhost` names fetched over plain http.
+    `http` reaches the PLC directory (operator configuration), unless `plc_get` fetches its
+    documents instead (a leaner client of the caller's: a relay's cold start looks up thousands
+    a second); did:web documents and handle well-knowns, which users aim, go through
+    `guarded_http` (by default a guarded_client of its own). `allow_private` is development
+    mode: private and loopback hosts, `localhost` did:web with a port, and `.test`/`.localhost`
+    names fetched over plain http.
 
     `dev_handle_pds` (development mode only) verifies handles that neither DNS nor HTTPS reach,
     such as `.test` ones, at a PDS, as the official dev environment does: its
@@ -95,12 +99,14 @@ class IdentityResolver:
         clock: Callable[[], float] = time.monotonic,
         txt_lookup: TxtLookup | None = None,
         dev_handle_pds: PdsForHandle | None = None,
+        plc_get: DocumentGet | None = None,
     ) -> None:
         if dev_handle_pds is not None and not allow_private:
             raise ValueError("dev_handle_pds is a development-mode option: needs allow_private")
         self.plc_url = plc_url.rstrip("/")
-        self._own_http = http is None
-        self._http = http if http is not None else httpx.AsyncClient()
+        self._own_http = http is None and plc_get is None
+        self._http = http if http is not None or plc_get is not None else httpx.AsyncClient()
+        self._plc_get = plc_get if plc_get is not None else self._plc_via_http
         self._own_guarded = guarded_http is None
         self._guarded = (
             guarded_http
@@ -116,7 +122,7 @@ class IdentityResolver:
         self._handles: TtlCache[Handle, Did] = TtlCache(cache_size, cache_ttl, clock)
 
     async def aclose(self) -> None:
-        if self._own_http:
+        if self._own_http and self._http is not None:
             await self._http.aclose()
         if self._own_guarded:
             await self._guarded.aclose()
@@ -161,21 +167,22 @@ class IdentityResolver:
 
     async def _fetch_did(self, did: Did) -> DidDocument:
         if did.startswith("did:plc:"):
-            # The PLC directory is operator configuration, not user input: no address guard.
-            url, http = f"{self.plc_url}/{parse_plc_did(did)}", self._http
-            schemes = frozenset({"http", "https"})
+            url = f"{self.plc_url}/{parse_plc_did(did)}"
+            fetched = await self._plc_get(
+                url, max_bytes=self._max_doc_bytes, timeout=self._timeout, accept=_DOC_ACCEPT
+            )
         elif did.startswith("did:web:"):
-            url, http, schemes = self._did_web_url(did), self._guarded, self._schemes()
+            url = self._did_web_url(did)
+            fetched = await bounded_get(
+                self._guarded,
+                url,
+                max_bytes=self._max_doc_bytes,
+                timeout=self._timeout,
+                schemes=self._schemes(),
+                accept=_DOC_ACCEPT,
+            )
         else:
             raise UnsupportedDid(f"unsupported DID method: {did[:80]}")
-        fetched = await bounded_get(
-            http,
-            url,
-            max_bytes=self._max_doc_bytes,
-            timeout=self._timeout,
-            schemes=schemes,
-            accept="application/did+ld+json, application/json",
-        )
         if fetched.status == 404:
             raise DidNotFound(f"{did} is not registered ({url})")
         if fetched.status == 410:
@@ -187,6 +194,15 @@ class IdentityResolver:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidDidDocument(f"DID document of {did} is not JSON: {exc}") from exc
         return parse_did_document(doc, did)
+
+    async def _plc_via_http(
+        self, url: str, *, max_bytes: int, timeout: float, accept: str
+    ) -> Fetched:
+        # The PLC directory is operator configuration, not user input: no address guard.
+        assert self._http is not None
+        return await bounded_get(
+            self._http, url, max_bytes=max_bytes, timeout=timeout, schemes=_ANY, accept=accept
+        )
 
     def _did_web_url(self, did: Did) -> str:
         match = _WEB_RE.fullmatch(did)
@@ -302,4 +318,4 @@ class IdentityResolver:
         return "http" if self._allow_private and dev_host else "https"
 
     def _schemes(self) -> frozenset[str]:
-        return frozenset({"http", "https"}) if self._allow_private else frozenset({"https"})
+        return _ANY if self._allow_private else frozenset({"https"})
