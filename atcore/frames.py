@@ -286,12 +286,20 @@ def encode_error(error: str, message: str | None = None) -> bytes:
     return encode_frame(ErrorFrame(error, message))
 
 
-def decode_frame(data: bytes, max_size: int = MAX_FRAME_SIZE) -> Event | ErrorFrame | UnknownEvent:
-    """Decode one frame strictly; raise DecodeError for bad framing, CBOR or message fields."""
+def decode_frame(
+    data: bytes, max_size: int = MAX_FRAME_SIZE, *, trusted: bool = False
+) -> Event | ErrorFrame | UnknownEvent:
+    """Decode one frame strictly; raise DecodeError for bad framing, CBOR or message fields.
+
+    `trusted` skips checking the body's values against the atproto data model (floats, the
+    64-bit range, CID kinds, depth: a walk of the whole body), for a consumer that trusts its
+    source to send only what the source checked (a relay it trusts). The CBOR is still DAG-CBOR
+    and every message field still has its type.
+    """
     if len(data) > max_size:
         raise DecodeError(f"frame of {len(data)} bytes exceeds the limit of {max_size}")
     header, offset = cbor.decode_prefix(data)
-    body = cbor.decode(data[offset:])
+    body = _decode_unchecked(data[offset:]) if trusted else cbor.decode(data[offset:])
     if not isinstance(header, dict) or type(header.get("op")) is not int:
         raise DecodeError("frame header must be a map with an integer op")
     if not isinstance(body, dict):
@@ -306,6 +314,15 @@ def decode_frame(data: bytes, max_size: int = MAX_FRAME_SIZE) -> Event | ErrorFr
     cls, fields = _SCHEMAS[t]
     event: Event = cls(**_from_wire(body, fields, t))
     return event
+
+
+def _decode_unchecked(data: bytes) -> Any:
+    """One DAG-CBOR value as cbrrr's strict decoder reads it, without atcore.cbor's data
+    model checks."""
+    try:
+        return cbrrr.decode_dag_cbor(data, cid_ctor=CID)
+    except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError) as exc:
+        raise DecodeError(f"invalid DAG-CBOR: {exc}") from exc
 
 
 def _to_wire(obj: object, fields: tuple[_Field, ...]) -> dict[str, Any]:
