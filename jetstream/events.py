@@ -24,6 +24,7 @@ from atcore.cid import CID
 __all__ = [
     "Entry",
     "account_json",
+    "cid_text",
     "commit_json",
     "go_json",
     "identity_json",
@@ -46,10 +47,40 @@ _BLOB_TEXT: Final = b"\x64blob"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
+def _spreading_steps() -> tuple[tuple[int, int, int], ...]:
+    """Masks and shifts that move the 5-bit groups of a 320-bit integer to the low bits of
+    the bytes of a 512-bit one, halving the blocks of groups that move together each step."""
+    steps = []
+    half = 32
+    while half:
+        width, lane = 5 * half, 16 * half
+        group = (1 << width) - 1
+        low = sum(group << base for base in range(0, 512, lane))
+        steps.append((low, low << width, 3 * half))
+        half //= 2
+    return tuple(steps)
+
+
+_SPREADING: Final = _spreading_steps()
+_BASE32: Final = bytes.maketrans(bytes(range(32)), b"abcdefghijklmnopqrstuvwxyz234567")
+
+
+def cid_text(cid: CID) -> str:
+    """`cid.encode()` (multibase base32), in about a third of the time for the 36-byte CIDs
+    atproto uses: one per event, where the base64 module's base32 loops in Python."""
+    raw = cid.cid_bytes
+    if len(raw) != 36:
+        return cid.encode()
+    bits = int.from_bytes(raw + b"\0\0\0\0", "big")
+    for low, high, shift in _SPREADING:
+        bits = (bits & low) | ((bits & high) << shift)
+    return "b" + bits.to_bytes(64, "big").translate(_BASE32)[:58].decode()
+
+
 def _link_or_bytes(value: Any) -> Any:
     """What the JSON data model writes for the two DAG-CBOR kinds JSON lacks."""
     if isinstance(value, CID):
-        return {"$link": value.encode()}
+        return {"$link": cid_text(value)}
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
     raise TypeError(f"{type(value).__name__} is not in the data model")
@@ -117,7 +148,7 @@ def _go_value(value: Any) -> Any:
         ):
             return {
                 "$type": "blob",
-                "ref": {"$link": value["ref"].encode()},
+                "ref": {"$link": cid_text(value["ref"])},
                 "mimeType": value["mimeType"],
                 "size": value["size"],
             }
@@ -129,7 +160,7 @@ def _go_value(value: Any) -> Any:
     if isinstance(value, list):
         return [item if type(item) in _LEAVES else _go_value(item) for item in value]
     if isinstance(value, CID):
-        return {"$link": value.encode()}
+        return {"$link": cid_text(value)}
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
     return value
@@ -159,7 +190,7 @@ def commit_json(
     ).encode()
     if record is None or cid is None:
         return head + b"}}"
-    return b"".join((head, b',"record":', record, b',"cid":"', cid.encode().encode(), b'"}}'))
+    return b"".join((head, b',"record":', record, b',"cid":"', cid_text(cid).encode(), b'"}}'))
 
 
 def identity_json(did: str, time_us: int, seq: int, time: str, handle: str | None) -> bytes:
