@@ -5,7 +5,9 @@ written (or JETSTREAM_OVERRIDE_RELAY_CURSOR). Each frame goes through `handle`: 
 (atcore.firehose_verify), one event per op (a commit's ops, in order), stamped and appended to the
 log. #identity, #account and #sync become events too (the last for subscribeEvents only:
 /subscribe never sends it); #info only moves the cursor. A dropped connection is retried with
-backoff.
+backoff. Trusting the relay (JETSTREAM_TRUST_RELAY), what it checked is not checked again: the
+frame's values against the data model, the CAR's hashes, the commit block, signatures and
+proofs; the frame's fields and every record are still decoded strictly.
 """
 
 from __future__ import annotations
