@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import cbrrr
+from cbrrr import _cbrrr
 
 from atcore import cbor
 from atcore.cid import CID
@@ -300,8 +301,11 @@ def decode_frame(
     """
     if len(data) > max_size:
         raise DecodeError(f"frame of {len(data)} bytes exceeds the limit of {max_size}")
-    header, offset = cbor.decode_prefix(data)
-    body = _decode_unchecked(data[offset:]) if trusted else cbor.decode(data[offset:])
+    if trusted:
+        header, body = _decode_unchecked(data)
+    else:
+        header, offset = cbor.decode_prefix(data)
+        body = cbor.decode(data[offset:])
     if not isinstance(header, dict) or type(header.get("op")) is not int:
         raise DecodeError("frame header must be a map with an integer op")
     if not isinstance(body, dict):
@@ -318,13 +322,17 @@ def decode_frame(
     return event
 
 
-def _decode_unchecked(data: bytes) -> Any:
-    """One DAG-CBOR value as cbrrr's strict decoder reads it, without atcore.cbor's data
-    model checks."""
+def _decode_unchecked(data: bytes) -> tuple[Any, Any]:
+    """The frame's header and body as cbrrr's strict decoder reads them, without atcore.cbor's
+    data model checks."""
     try:
-        return cbrrr.decode_dag_cbor(data, cid_ctor=CID)
+        header, offset = _cbrrr.decode_dag_cbor(data, CID, False)
+        body, length = _cbrrr.decode_dag_cbor(data[offset:], CID, False)
     except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError) as exc:
         raise DecodeError(f"invalid DAG-CBOR: {exc}") from exc
+    if offset + length != len(data):
+        raise DecodeError("invalid DAG-CBOR: trailing bytes")
+    return header, body
 
 
 def _to_wire(obj: object, fields: tuple[_Field, ...]) -> dict[str, Any]:

@@ -129,7 +129,9 @@ class Ingest:
 
     async def _entries(self, event: Any) -> list[Entry]:
         if isinstance(event, CommitEvent):
-            return await self._commit(event)
+            if event.too_big:
+                raise Unverified("a tooBig commit carries no records")
+            return self._commit(event, await self._blocks(event))
         if isinstance(event, IdentityEvent):
             if self.resolver is not None:
                 self.resolver.invalidate(event.did)
@@ -147,10 +149,8 @@ class Ingest:
             return [Entry(key, "sync", event.did, None, body)]
         return []
 
-    async def _commit(self, event: CommitEvent) -> list[Entry]:
-        if event.too_big:
-            raise Unverified("a tooBig commit carries no records")
-        blocks = await self._blocks(event)
+    def _commit(self, event: CommitEvent, blocks: dict[bytes, bytes]) -> list[Entry]:
+        """One event per op, its record read from `blocks`."""
         ops = []
         for op in event.ops:
             collection, _, rkey = op.path.partition("/")
