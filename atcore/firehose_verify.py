@@ -29,6 +29,7 @@ from atcore.mst.store import as_node_store
 from atcore.mst.tree import EMPTY_ROOT
 
 __all__ = [
+    "COMMIT_LIMITS",
     "Unverified",
     "WrongKey",
     "check_signature",
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 # subscribeRepos #commit: blocks at most 2,000,000 bytes, each record at most 1,000,000.
-_LIMITS: Final = CarLimits(
+COMMIT_LIMITS: Final = CarLimits(
     max_blocks=10_000, max_block_size=1_000_000, max_total_size=2_000_000, max_header_size=1024
 )
 # A #sync carries only its commit block (at most 10,000 bytes).
@@ -87,7 +88,7 @@ def checked_blocks(event: CommitEvent, key: PublicKey | None) -> MemoryBlockStor
 def _read_commit(event: CommitEvent) -> tuple[Commit, MemoryBlockStore]:
     if len(event.ops) > MAX_OPS:
         raise Unverified(f"{len(event.ops)} ops (at most {MAX_OPS})")
-    commit, raw = _signed_commit(event.blocks, _LIMITS, event.repo, event.rev, event.commit)
+    commit, raw = _signed_commit(event.blocks, COMMIT_LIMITS, event.repo, event.rev, event.commit)
     blocks = _CarBlocks(raw)
     for op in event.ops:
         if op.cid is not None and not blocks.has(op.cid):

@@ -4,19 +4,20 @@ Run: ./scripts/setup test && .venv/bin/python bench/stream.py [--consumers 1,100
 It reuses (or makes, cached under the temp dir) bench/relay.py's validly signed commits, then
 starts a relay stand-in in a child process (a websockets server replaying them, re-sequenced,
 at full speed or a fixed rate), a real `skyloft jetstream serve` reading it with
-JETSTREAM_TRUST_RELAY=true (the relay verified them: CAR hashes, commit blocks and records are
-still checked, and every record is decoded into its JSON) or, with `--verify`, checking every
-signature and MST proof too (the accounts then registered at a real PLC), and K consumers of
-/subscribe in another child process (raw sockets: count frames, time one in eight from its
-`time_us`).
+JETSTREAM_TRUST_RELAY=true (the relay verified them: the CAR's blocks are not hashed again nor
+the commit block read, but every record is still decoded strictly into its JSON) or, with
+`--verify`, checking every hash, signature and MST proof (the accounts then registered at a
+real PLC), and K consumers of /subscribe in another child process (raw sockets: count frames,
+time one in eight from its `time_us`).
 
-Figures: events/s ingested at full speed (each commit's ops become events); then, for each K,
-with the relay sending at `--rate` frames/s for `--seconds`: events/s delivered to each
-consumer and in all, delivery lag p50/p99 (Jetstream's stamp -> consumer receive),
-Jetstream's CPU and RSS (from /proc), the time it was runnable but waited for a CPU that other
-work held (schedstat), its CPU per event delivered, and the consumers' CPU. Every process
-shares the machine's cores. No peer runs here: the official Jetstream needs Go; the issue's
-goals are printed beside the figures.
+Figures: events/s ingested at full speed (each commit's ops become events) and Jetstream's CPU
+per event ingested; then, for each K, with the relay sending at `--rate` frames/s for
+`--seconds`: events/s delivered to each consumer and in all, delivery lag p50/p99
+(Jetstream's stamp -> consumer receive), Jetstream's CPU and RSS (from /proc), the time it was
+runnable but waited for a CPU that other work held (schedstat), its CPU per event delivered,
+and the consumers' CPU and wait for one (were their process the bound, its CPU would be near
+100 %). Every process shares the machine's cores. No peer runs here: the official Jetstream
+needs Go; the issue's goals are printed beside the figures.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def main() -> None:
             print(
                 f"ingest ({mode}): {args.ingest} frames, {events} events in {seconds:.2f} s: "
                 f"{events / seconds:,.0f} events/s (goal {GOAL_INGEST:,}), "
-                f"{used / seconds:.0%} of a core",
+                f"{used / seconds:.0%} of a core, {used / events * 1e6:.1f} µs of CPU per event",
                 flush=True,
             )
             sent = args.ingest
@@ -129,6 +130,7 @@ def fan_out(
         cpu = proc_status(jetstream.pid)["cpu"]
         waited = runqueue_wait(jetstream.pid)
         reader_cpu = proc_status(consumers.proc.pid)["cpu"]
+        reader_waited = runqueue_wait(consumers.proc.pid)
         started = time.perf_counter()
         relay.ask(f"send {n} {args.rate}")
         until_ingested(jetstream.url, sent + n)
@@ -137,6 +139,7 @@ def fan_out(
         used = proc_status(jetstream.pid)["cpu"] - cpu
         waited = runqueue_wait(jetstream.pid) - waited
         reader_used = proc_status(consumers.proc.pid)["cpu"] - reader_cpu
+        reader_waited = runqueue_wait(consumers.proc.pid) - reader_waited
         report = consumers.ask("report")["consumers"]
         consumers.ask("close")
     counts = [c["count"] for c in report]
@@ -154,6 +157,7 @@ def fan_out(
         "waited": waited / seconds,
         "per_delivery": used / max(sum(counts), 1),
         "reader_cpu": reader_used / seconds,
+        "reader_waited": reader_waited / seconds,
         "rss": mem["VmRSS"],
         "hwm": mem["VmHWM"],
         "errors": sum(c["errors"] for c in report),
@@ -164,7 +168,7 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nrelay at {args.rate:,.0f} frames/s for {args.seconds:.0f} s; filter {args.filter}")
     print(
         "| consumers | events/s each | events/s in all | lag p50 | lag p99 | CPU (waiting for one)"
-        " | CPU per delivery | RSS (peak) | consumers' CPU |"
+        " | CPU per delivery | RSS (peak) | consumers' CPU (waiting for one) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
@@ -172,7 +176,8 @@ def print_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"| {r['k']} | {r['per_consumer']:,.0f} | {r['total']:,.0f} | "
             f"{r['p50'] * 1000:.0f} ms | {r['p99'] * 1000:.0f} ms | "
             f"{r['cpu']:.0%} ({r['waited']:.0%}) | {r['per_delivery'] * 1e6:.2f} µs | "
-            f"{r['rss']:.0f} MB ({r['hwm']:.0f}) | {r['reader_cpu']:.0%} |"
+            f"{r['rss']:.0f} MB ({r['hwm']:.0f}) | "
+            f"{r['reader_cpu']:.0%} ({r['reader_waited']:.0%}) |"
         )
     print(
         f"goals: {GOAL_PER_CONSUMER:,} events/s to each of 1,000 filtered consumers, "

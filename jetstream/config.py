@@ -6,10 +6,11 @@ data directory, `--data-dir` overrides it), JETSTREAM_EVENT_TTL (a Go duration s
 how long the event log keeps an event), JETSTREAM_OVERRIDE_RELAY_CURSOR (start the upstream at
 this seq instead of the persisted one; 0 means live), JETSTREAM_PLC_URL. Ours:
 JETSTREAM_MAX_LOG_BYTES (the event log's size bound on disk), JETSTREAM_MEMORY_BYTES (the recent
-part of the log kept in memory for live subscribers), JETSTREAM_TRUST_RELAY (skip verifying
-commit signatures and MST proofs: the relay did it), JETSTREAM_DEV_MODE (loopback PLC/PDS), and
-for publishing to NATS JetStream JETSTREAM_NATS_URL (`--nats`), JETSTREAM_NATS_STREAM and
-JETSTREAM_NATS_SUBJECT (the subjects' first token).
+part of the log kept in memory for live subscribers), JETSTREAM_TRUST_RELAY (skip what the relay
+checked: commit signatures, MST proofs, the CAR's hashes and commit block),
+JETSTREAM_DEV_MODE (loopback PLC/PDS), and for publishing to NATS JetStream
+JETSTREAM_NATS_URL (`--nats`), JETSTREAM_NATS_STREAM and JETSTREAM_NATS_SUBJECT (the
+subjects' first token).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from atcore.car import (
     iter_car,
     iter_car_blocks,
     read_car,
+    read_car_raw,
+    read_car_unverified,
     write_car,
 )
 from atcore.cid import CID, cid_for_cbor, cid_for_raw, parse_cid
@@ -257,3 +259,35 @@ def test_in_memory_path_matches_the_stream_parser(limits: CarLimits) -> None:
         variants.append(bytes(flipped))
     for data in variants:
         assert _outcome(data, limits) == _outcome(io.BytesIO(data), limits)
+
+
+def test_unverified_read_gives_the_blocks_without_hashing_them() -> None:
+    """What read_car_raw gives for a good CAR; a block whose bytes no longer match its CID
+    comes back as it is; a header that is not DAG-CBOR is not read."""
+    blocks = _blocks(3)
+    car = write_car(blocks[0][0], blocks)
+    assert read_car_unverified(car, CarLimits()) == read_car_raw(car, CarLimits())[1]
+    cid, data = blocks[1]
+    flipped = car.replace(bytes(cid) + data, bytes(cid) + data[:-1] + b"\xff")
+    with pytest.raises(InvalidCar, match="hash"):
+        read_car_raw(flipped, CarLimits())
+    assert read_car_unverified(flipped, CarLimits())[bytes(cid)] == data[:-1] + b"\xff"
+    assert read_car_unverified(_section(b"\xff") + car[len(HEADER) :], CarLimits())
+
+
+@pytest.mark.parametrize(
+    "car,limits,reason",
+    [
+        (b"", CarLimits(), "header"),
+        (b"\x80" * 12, CarLimits(), "varint too long"),
+        (HEADER + b"\x00", CarLimits(), "zero length"),
+        (HEADER + b"\x05", CarLimits(), "truncated"),
+        (write_car(_blocks(1)[0][0], _blocks(3)), CarLimits(max_blocks=2), "more than 2 blocks"),
+        (write_car(_blocks(1)[0][0], _blocks(3)), CarLimits(max_total_size=60), "above the limit"),
+    ],
+)
+def test_unverified_read_keeps_the_framing_and_limits(
+    car: bytes, limits: CarLimits, reason: str
+) -> None:
+    with pytest.raises(InvalidCar, match=reason):
+        read_car_unverified(car, limits)

@@ -4,6 +4,7 @@ import dataclasses
 import json
 from typing import Any
 
+import cbrrr
 import pytest
 
 from atcore import cbor
@@ -195,11 +196,33 @@ def _commit_body() -> dict[str, Any]:
         (lambda b: b["ops"][0].update(prev=None), "'prev' must be cid"),
     ],
 )
-def test_strict_commit_fields(mutate: Any, reason: str) -> None:
+@pytest.mark.parametrize("trusted", [False, True])
+def test_strict_commit_fields(mutate: Any, reason: str, trusted: bool) -> None:
     body = _commit_body()
     mutate(body)
     with pytest.raises(DecodeError, match=reason):
-        decode_frame(_frame({"op": 1, "t": "#commit"}, body), max_size=10_000_000)
+        frame = _frame({"op": 1, "t": "#commit"}, body)
+        decode_frame(frame, max_size=10_000_000, trusted=trusted)
+
+
+@pytest.mark.parametrize("kind", ["commit", "sync", "identity", "account", "info"])
+def test_trusted_decoding_gives_the_same_events(kind: str) -> None:
+    frame = encode_frame(FULL[kind])
+    assert decode_frame(frame, trusted=True) == decode_frame(frame)
+
+
+def test_trusted_decoding_skips_only_the_data_model_checks() -> None:
+    """A float where the data model allows none (an ignored field here) is refused unless the
+    source is trusted; a field of the wrong type is refused either way."""
+    header, body = _split(encode_frame(FULL["commit"]))
+    body["futureField"] = 1.5
+    frame = cbor.encode(header) + cbrrr.encode_dag_cbor(body)
+    with pytest.raises(DecodeError, match="float"):
+        decode_frame(frame)
+    assert decode_frame(frame, trusted=True) == decode_frame(encode_frame(FULL["commit"]))
+    body["seq"] = 1.5
+    with pytest.raises(DecodeError, match="'seq' must be int"):
+        decode_frame(cbor.encode(header) + cbrrr.encode_dag_cbor(body), trusted=True)
 
 
 def test_encoder_refuses_what_decoder_would_reject() -> None:
@@ -223,16 +246,18 @@ def test_encoder_refuses_what_decoder_would_reject() -> None:
         (b"\xa2\x62op\x01\x61t\x65#info\xa1\x64name\xfb\x00", "DAG-CBOR"),
     ],
 )
-def test_garbage_frames(frame: bytes, reason: str) -> None:
+@pytest.mark.parametrize("trusted", [False, True])
+def test_garbage_frames(frame: bytes, reason: str, trusted: bool) -> None:
     with pytest.raises(DecodeError, match=reason):
-        decode_frame(frame)
+        decode_frame(frame, trusted=trusted)
 
 
-def test_every_truncation_raises_decode_error() -> None:
+@pytest.mark.parametrize("trusted", [False, True])
+def test_every_truncation_raises_decode_error(trusted: bool) -> None:
     frame = encode_frame(FULL["commit"])
     for cut in range(len(frame)):
         with pytest.raises(DecodeError):
-            decode_frame(frame[:cut])
+            decode_frame(frame[:cut], trusted=trusted)
 
 
 def test_frame_size_bound() -> None:

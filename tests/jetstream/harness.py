@@ -15,7 +15,7 @@ from atcore.cid import cid_for_cbor
 from jetstream.app import create_app
 from jetstream.config import JetstreamConfig
 from jetstream.context import JetstreamContext
-from jetstream.events import Entry, account_json, commit_json
+from jetstream.events import Entry, account_json, commit_json, record_json
 from jetstream.log import EventLog
 from tests.jetstream.conftest import FOLLOW, LIKE, POST
 from tests.servers import serving_in_loop, serving_uvicorn_in_loop
@@ -39,8 +39,11 @@ class Stream:
             key = self.events.stamp()
             did, collection = DIDS[i % 4], COLLECTIONS[(i // 4) % 4]
             record = {"$type": collection, "n": i, "pad": "p" * size}
-            cid = cid_for_cbor(cbor.encode(record))
-            body = commit_json(did, key, "3l", "create", collection, f"r{key}", record, cid)
+            block = cbor.encode(record)
+            cid = cid_for_cbor(block)
+            body = commit_json(
+                did, key, "3l", "create", collection, f"r{key}", record_json(block), cid
+            )
             entry = Entry(key, "commit", did, collection, body)
             if i % 50 == 49:
                 body = account_json(did, key, i, "2025-01-01T00:00:00Z", True, None)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from atcore import cbor
-from atcore.cid import cid_for_cbor, parse_cid
+from atcore.cid import CID, cid_for_cbor, cid_for_raw, parse_cid
 from atcore.datamodel import record_from_json
-from jetstream.events import account_json, commit_json, go_json, identity_json
+from jetstream.events import (
+    account_json,
+    cid_text,
+    commit_json,
+    go_json,
+    identity_json,
+    record_json,
+)
 
 GOLDEN = (Path(__file__).parent / "golden_v1.jsonl").read_bytes().splitlines()
 
@@ -26,8 +34,8 @@ def rebuild(event: dict) -> bytes:
     c = event["commit"]
     if "record" not in c:
         return commit_json(did, time_us, c["rev"], c["operation"], c["collection"], c["rkey"])
-    # The record as the firehose carries it: DAG-CBOR, decoded.
-    record = cbor.decode(cbor.encode(record_from_json(c["record"])))
+    # The record as the firehose carries it: a DAG-CBOR block.
+    record = record_json(cbor.encode(record_from_json(c["record"])))
     cid = parse_cid(c["cid"])
     return commit_json(
         did, time_us, c["rev"], c["operation"], c["collection"], c["rkey"], record, cid
@@ -59,8 +67,40 @@ def test_go_escapes_html_and_line_separators_but_not_other_unicode() -> None:
 def test_record_maps_are_sorted_and_bytes_and_links_use_the_data_model() -> None:
     cid = cid_for_cbor(b"\xa0")
     record = {"z": 1, "a": {"y": b"\x00\x01", "b": [cid]}, "$type": "x.y.z"}
-    body = commit_json("did:plc:a", 5, "3l", "create", "x.y.z", "k", record, cid)
+    body = commit_json(
+        "did:plc:a", 5, "3l", "create", "x.y.z", "k", record_json(cbor.encode(record)), cid
+    )
     expected_record = (
         '{"$type":"x.y.z","a":{"b":[{"$link":"' + cid.encode() + '"}],"y":{"$bytes":"AAE"}},"z":1}'
     )
     assert expected_record in body.decode()
+
+
+def test_blobs_keep_go_struct_order_and_other_maps_are_sorted() -> None:
+    """A record holding a blob takes the walk that writes the blob in Go's struct order; maps
+    beside it, even blob-like ones, are sorted like any other (by code point: `é` after `z`)."""
+    ref = cid_for_cbor(b"\xa0")
+    blob = {"$type": "blob", "ref": ref, "mimeType": "image/png", "size": 3}
+    record = {"z": "<&>", "é": 1, "img": blob, "like": {**blob, "extra": True}}
+    link = '{"$link":"' + ref.encode() + '"}'
+    assert (
+        record_json(cbor.encode(record))
+        == (
+            '{"img":{"$type":"blob","ref":' + link + ',"mimeType":"image/png","size":3},'
+            '"like":{"$type":"blob","extra":true,"mimeType":"image/png","ref":'
+            + link
+            + ',"size":3},'
+            '"z":"\\u003c\\u0026\\u003e","é":1}'
+        ).encode()
+    )
+    del record["img"], record["like"]
+    assert record_json(cbor.encode(record)) == '{"z":"\\u003c\\u0026\\u003e","é":1}'.encode()
+
+
+def test_cid_text_is_the_multibase_base32_of_any_cid() -> None:
+    rng = random.Random(7)
+    cids = [cid_for_cbor(rng.randbytes(n)) for n in range(200)]
+    cids += [cid_for_raw(rng.randbytes(n)) for n in range(50)]
+    cids += [CID(b"\x01\x71\x12\x20" + bytes([b]) * 32) for b in (0, 0x55, 0xAA, 0xFF)]
+    cids.append(CID(b"\x01\x71\x13\x40" + rng.randbytes(64)))  # sha2-512: not 36 bytes
+    assert [cid_text(cid) for cid in cids] == [cid.encode() for cid in cids]
