@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Final
 
 from cbrrr import CID
 
 from atcore.errors import InvalidCid
 
-__all__ = ["CID", "DAG_CBOR", "RAW", "cid_for_cbor", "cid_for_raw", "parse_cid", "cid_from_bytes"]
+__all__ = [
+    "CID",
+    "DAG_CBOR",
+    "RAW",
+    "cid_for_cbor",
+    "cid_for_raw",
+    "cid_from_bytes",
+    "cid_text",
+    "parse_cid",
+]
 
 DAG_CBOR = 0x71
 RAW = 0x55
@@ -56,3 +66,34 @@ def parse_cid(text: str) -> CID:
 def is_valid_cid(cid: CID) -> bool:
     """True when a decoded CID is one atproto allows (v1, sha2-256, dag-cbor or raw)."""
     return cid.is_cidv1_dag_cbor_sha256_32() or cid.is_cidv1_raw_sha256_32()
+
+
+def _spreading_steps() -> tuple[tuple[int, int, int], ...]:
+    """Masks and shifts that move the 5-bit groups of a 320-bit integer to the low bits of
+    the bytes of a 512-bit one, halving the blocks of groups that move together each step."""
+    steps = []
+    half = 32
+    while half:
+        width, lane = 5 * half, 16 * half
+        group = (1 << width) - 1
+        low = sum(group << base for base in range(0, 512, lane))
+        steps.append((low, low << width, 3 * half))
+        half //= 2
+    return tuple(steps)
+
+
+_SPREADING: Final = _spreading_steps()
+_BASE32: Final = bytes.maketrans(bytes(range(32)), b"abcdefghijklmnopqrstuvwxyz234567")
+
+
+def cid_text(cid: CID) -> str:
+    """`cid.encode()` (multibase base32), in about a third of the time for the 36-byte CIDs
+    atproto uses (cbrrr's encode goes through the base64 module, whose base32 loops in
+    Python): services write one or more per event or view."""
+    raw = cid.cid_bytes
+    if len(raw) != 36:
+        return cid.encode()
+    bits = int.from_bytes(raw + b"\0\0\0\0", "big")
+    for low, high, shift in _SPREADING:
+        bits = (bits & low) | ((bits & high) << shift)
+    return "b" + bits.to_bytes(64, "big").translate(_BASE32)[:58].decode()

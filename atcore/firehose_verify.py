@@ -1,13 +1,15 @@
 """What a firehose consumer checks of a relay's #commit before acting on it (spec-sync.md,
 "Firehose consumers"; spec-repository.md, "Commit Objects").
 
-Always: the CAR's blocks hash to their CIDs, its root is the event's commit, the commit block
-names the event's DID and rev, and every created or updated record is in the CAR. Unless the
-relay is trusted (JETSTREAM_TRUST_RELAY, FEEDGEN_TRUST_RELAY), also: the signature verifies
+Always: the CAR's framing within the event's limits, at most 200 ops, and every created or
+updated record in the CAR. Unless the relay is trusted (JETSTREAM_TRUST_RELAY,
+FEEDGEN_TRUST_RELAY, BSKY_TRUST_RELAY), also: the CAR's blocks hash to their CIDs, its root is
+the event's commit, the commit block names the event's DID and rev, the signature verifies
 with the DID's current key (its document refreshed once before giving up), every op agrees with
 the signed tree, and the ops undone on that tree give `prevData` (when the commit carries it),
-which proves the event lists every change the commit made. Used by jetstream, feedgen and
-the appview.
+which proves the event lists every change the commit made. A trusted relay checked all of that
+before sending the event; hashing every block again would be most of a trusting consumer's
+cost per event. Used by jetstream, feedgen and the appview.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from atcore.blockstore import MemoryBlockStore
-from atcore.car import CarLimits, read_car_raw
+from atcore.car import CarLimits, read_car_raw, read_car_unverified
 from atcore.cid import CID
 from atcore.commit import Commit, decode_commit, verify_commit
 from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, InvalidSyntax
@@ -30,20 +32,25 @@ from atcore.mst.tree import EMPTY_ROOT
 
 __all__ = [
     "COMMIT_LIMITS",
+    "MAX_OPS",
+    "SYNC_LIMITS",
     "Unverified",
     "WrongKey",
     "check_signature",
     "check_sync",
     "checked_blocks",
     "commit_blocks",
+    "trusted_blocks",
 ]
 
-# subscribeRepos #commit: blocks at most 2,000,000 bytes, each record at most 1,000,000.
+# subscribeRepos #commit: blocks at most 2,000,000 bytes, each record at most 1,000,000, at
+# most 200 ops. A block section is at least 37 bytes, so the byte cap bounds the count too; the
+# explicit cap keeps a CAR of tiny blocks from costing 54k hashes. The relay checks the same.
 COMMIT_LIMITS: Final = CarLimits(
     max_blocks=10_000, max_block_size=1_000_000, max_total_size=2_000_000, max_header_size=1024
 )
 # A #sync carries only its commit block (at most 10,000 bytes).
-_SYNC_LIMITS: Final = CarLimits(
+SYNC_LIMITS: Final = CarLimits(
     max_blocks=8, max_block_size=10_000, max_total_size=10_000, max_header_size=1024
 )
 MAX_OPS: Final = 200
@@ -66,10 +73,11 @@ class DidResolver(Protocol):
 async def commit_blocks(event: CommitEvent, resolver: DidResolver | None) -> MemoryBlockStore:
     """The #commit's blocks once its checks pass; `resolver` None trusts the relay for the
     signature and the proof."""
+    if resolver is None:
+        return trusted_blocks(event)
     commit, blocks = _read_commit(event)
-    if resolver is not None:
-        await check_signature(commit, resolver)
-        _check_proof(event, commit, blocks)
+    await check_signature(commit, resolver)
+    _check_proof(event, commit, blocks)
     return blocks
 
 
@@ -77,28 +85,49 @@ def checked_blocks(event: CommitEvent, key: PublicKey | None) -> MemoryBlockStor
     """commit_blocks with the DID's signing key at hand (worker processes): WrongKey when the
     signature does not verify with `key` (the caller then refreshes the DID's document), `key`
     None trusts the relay."""
+    if key is None:
+        return trusted_blocks(event)
     commit, blocks = _read_commit(event)
-    if key is not None:
-        if not verify_commit(commit, key):
-            raise WrongKey(f"the signature does not verify with {commit.did}'s cached key")
-        _check_proof(event, commit, blocks)
+    if not verify_commit(commit, key):
+        raise WrongKey(f"the signature does not verify with {commit.did}'s cached key")
+    _check_proof(event, commit, blocks)
+    return blocks
+
+
+def trusted_blocks(event: CommitEvent) -> MemoryBlockStore:
+    """The #commit's blocks as a trusted relay sent them: the CAR's framing and limits and the
+    ops' records present, no block hashed and the commit block not read."""
+    _check_op_count(event)
+    try:
+        blocks = _CarBlocks(read_car_unverified(event.blocks, COMMIT_LIMITS))
+    except InvalidCar as exc:
+        raise Unverified(f"bad CAR: {exc}") from exc
+    _check_records_present(event, blocks)
     return blocks
 
 
 def _read_commit(event: CommitEvent) -> tuple[Commit, MemoryBlockStore]:
-    if len(event.ops) > MAX_OPS:
-        raise Unverified(f"{len(event.ops)} ops (at most {MAX_OPS})")
+    _check_op_count(event)
     commit, raw = _signed_commit(event.blocks, COMMIT_LIMITS, event.repo, event.rev, event.commit)
     blocks = _CarBlocks(raw)
+    _check_records_present(event, blocks)
+    return commit, blocks
+
+
+def _check_op_count(event: CommitEvent) -> None:
+    if len(event.ops) > MAX_OPS:
+        raise Unverified(f"{len(event.ops)} ops (at most {MAX_OPS})")
+
+
+def _check_records_present(event: CommitEvent, blocks: MemoryBlockStore) -> None:
     for op in event.ops:
         if op.cid is not None and not blocks.has(op.cid):
             raise Unverified(f"record {op.path} is not in the CAR")
-    return commit, blocks
 
 
 async def check_sync(event: SyncEvent, resolver: DidResolver | None) -> None:
     """A #sync's CAR holds its commit, for its DID and rev, signed (unless trusting)."""
-    commit, _ = _signed_commit(event.blocks, _SYNC_LIMITS, event.did, event.rev, None)
+    commit, _ = _signed_commit(event.blocks, SYNC_LIMITS, event.did, event.rev, None)
     if resolver is not None:
         await check_signature(commit, resolver)
 
@@ -124,7 +153,7 @@ def _signed_commit(
 
 
 class _CarBlocks(MemoryBlockStore):
-    """The CAR's verified blocks as read, keyed by binary CID."""
+    """The CAR's blocks as read (verified unless the relay is trusted), keyed by binary CID."""
 
     def __init__(self, raw: dict[bytes, bytes]) -> None:
         super().__init__()

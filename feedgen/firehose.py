@@ -28,6 +28,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from atcore import cbor
+from atcore.cid import cid_text
 from atcore.errors import DecodeError
 from atcore.firehose_verify import DidResolver, Unverified, commit_blocks
 from atcore.frames import MAX_FRAME_SIZE, AccountEvent, CommitEvent, ErrorFrame, decode_frame
@@ -83,7 +84,7 @@ class FirehoseSource:
         seq = self.passed_over(frame)
         if seq is not None:
             return Event(seq, NOTHING)
-        event = decode_frame(frame)
+        event = decode_frame(frame, trusted=self.resolver is None)
         if isinstance(event, ErrorFrame):
             self._relay_reset = event.error == "FutureCursor"
             raise ConnectionError(f"the relay sent {event.error}: {event.message or ''}")
@@ -143,5 +144,5 @@ class FirehoseSource:
                 log.warning("skipped record %s of event %s: %s", op.path, event.seq, exc)
                 continue
             if isinstance(value, dict):
-                changes.append(Record(event.repo, collection, rkey, op.cid.encode(), value, now))
+                changes.append(Record(event.repo, collection, rkey, cid_text(op.cid), value, now))
         return changes

@@ -19,12 +19,11 @@ from json.encoder import encode_basestring
 from typing import Any, Final
 
 from atcore import cbor
-from atcore.cid import CID
+from atcore.cid import CID, cid_text
 
 __all__ = [
     "Entry",
     "account_json",
-    "cid_text",
     "commit_json",
     "go_json",
     "identity_json",
@@ -45,36 +44,6 @@ _LEAVES: Final = frozenset({str, int, bool, float, type(None)})
 # Every blob map holds the text "blob" (its `$type`), which DAG-CBOR writes as these bytes.
 _BLOB_TEXT: Final = b"\x64blob"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-
-
-def _spreading_steps() -> tuple[tuple[int, int, int], ...]:
-    """Masks and shifts that move the 5-bit groups of a 320-bit integer to the low bits of
-    the bytes of a 512-bit one, halving the blocks of groups that move together each step."""
-    steps = []
-    half = 32
-    while half:
-        width, lane = 5 * half, 16 * half
-        group = (1 << width) - 1
-        low = sum(group << base for base in range(0, 512, lane))
-        steps.append((low, low << width, 3 * half))
-        half //= 2
-    return tuple(steps)
-
-
-_SPREADING: Final = _spreading_steps()
-_BASE32: Final = bytes.maketrans(bytes(range(32)), b"abcdefghijklmnopqrstuvwxyz234567")
-
-
-def cid_text(cid: CID) -> str:
-    """`cid.encode()` (multibase base32), in about a third of the time for the 36-byte CIDs
-    atproto uses: one per event, where the base64 module's base32 loops in Python."""
-    raw = cid.cid_bytes
-    if len(raw) != 36:
-        return cid.encode()
-    bits = int.from_bytes(raw + b"\0\0\0\0", "big")
-    for low, high, shift in _SPREADING:
-        bits = (bits & low) | ((bits & high) << shift)
-    return "b" + bits.to_bytes(64, "big").translate(_BASE32)[:58].decode()
 
 
 def _link_or_bytes(value: Any) -> Any:

@@ -20,9 +20,8 @@ from typing import Any, Final
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from atcore.car import read_car_unverified
-from atcore.errors import DecodeError, InvalidCar
-from atcore.firehose_verify import COMMIT_LIMITS, Unverified, check_sync, commit_blocks
+from atcore.errors import DecodeError
+from atcore.firehose_verify import Unverified, check_sync, commit_blocks
 from atcore.frames import (
     MAX_FRAME_SIZE,
     AccountEvent,
@@ -175,13 +174,7 @@ class Ingest:
         return entries
 
     async def _blocks(self, event: CommitEvent) -> dict[bytes, bytes]:
-        """The blocks of the commit's records by binary CID: checked (atcore.firehose_verify),
-        or as the relay we trust sent them, which it checked: hashing every block and decoding
-        the commit would be most of the cost of an event."""
-        if self.resolver is None:
-            try:
-                return read_car_unverified(event.blocks, COMMIT_LIMITS)
-            except InvalidCar as exc:
-                raise Unverified(f"bad CAR: {exc}") from exc
+        """The blocks of the commit's records by binary CID, checked as atcore.firehose_verify
+        says (as the relay sent them when we trust it)."""
         store = await commit_blocks(event, self.resolver)
         return {op.cid.cid_bytes: store.get(op.cid) for op in event.ops if op.cid is not None}

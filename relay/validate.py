@@ -22,6 +22,7 @@ from atcore.cid import CID
 from atcore.commit import Commit, decode_commit
 from atcore.commit import verify_commit as signature_ok
 from atcore.errors import IdentityError, InvalidCar, InvalidCommit, InvalidMst, InvalidSyntax
+from atcore.firehose_verify import COMMIT_LIMITS, MAX_OPS, SYNC_LIMITS
 from atcore.frames import AccountEvent, CommitEvent, IdentityEvent, SyncEvent
 from atcore.identity.diddoc import DidDocument
 from atcore.keys import PublicKey
@@ -43,10 +44,8 @@ from relay.repostate import (
 )
 
 __all__ = [
-    "COMMIT_LIMITS",
     "CommitCheck",
     "FUTURE_REV_ALLOWANCE",
-    "MAX_OPS",
     "Resolver",
     "check_commit",
     "check_not_future",
@@ -58,17 +57,6 @@ __all__ = [
     "verify_sync",
 ]
 
-# subscribeRepos #commit: blocks at most 2,000,000 bytes, records at most 1,000,000 bytes,
-# at most 200 ops. A block section is at least 37 bytes, so the byte cap bounds the count too;
-# the explicit cap keeps a CAR of tiny blocks from costing 54k hashes.
-MAX_OPS = 200
-COMMIT_LIMITS = CarLimits(
-    max_blocks=10_000, max_block_size=1_000_000, max_total_size=2_000_000, max_header_size=1024
-)
-# A #sync carries only the commit block (lexicon: blocks at most 10,000 bytes).
-SYNC_LIMITS = CarLimits(
-    max_blocks=8, max_block_size=10_000, max_total_size=10_000, max_header_size=1024
-)
 # "beyond a clock drift window of a few minutes" (spec-sync.md), in seconds.
 FUTURE_REV_ALLOWANCE = 300.0
 # Nodes decoded while inverting one commit: a few per op along its path.

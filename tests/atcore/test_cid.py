@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
 from atcore import cbor
-from atcore.cid import cid_for_cbor, cid_for_raw, cid_from_bytes, is_valid_cid, parse_cid
+from atcore.cid import (
+    CID,
+    cid_for_cbor,
+    cid_for_raw,
+    cid_from_bytes,
+    cid_text,
+    is_valid_cid,
+    parse_cid,
+)
 from atcore.datamodel import from_json
 from atcore.errors import InvalidCid
 from tests.vectors import INTEROP
@@ -61,3 +70,12 @@ def test_parse_cid_rejects(text: str) -> None:
 def test_cid_from_bytes_rejects(raw: bytes) -> None:
     with pytest.raises(InvalidCid):
         cid_from_bytes(raw)
+
+
+def test_cid_text_is_the_multibase_base32_of_any_cid() -> None:
+    rng = random.Random(7)
+    cids = [cid_for_cbor(rng.randbytes(n)) for n in range(200)]
+    cids += [cid_for_raw(rng.randbytes(n)) for n in range(50)]
+    cids += [CID(b"\x01\x71\x12\x20" + bytes([b]) * 32) for b in (0, 0x55, 0xAA, 0xFF)]
+    cids.append(CID(b"\x01\x71\x13\x40" + rng.randbytes(64)))  # sha2-512: not 36 bytes
+    assert [cid_text(cid) for cid in cids] == [cid.encode() for cid in cids]

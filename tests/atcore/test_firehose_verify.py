@@ -88,15 +88,44 @@ async def test_what_is_checked_even_when_trusting_the_relay(
     account, resolver = alice
     check = None if trusted else resolver
     event = account.commit({"app.bsky.feed.post/3l1": post("a")})
+    record = event.ops[0].cid
+    assert record is not None
+    assert (await commit_blocks(event, check)).get(record)
+    missing = dataclasses.replace(
+        event, ops=(dataclasses.replace(event.ops[0], cid=cid_for_cbor(b"\xa1aa\x01")),)
+    )
     bad: list[CommitEvent] = [
-        dataclasses.replace(event, repo="did:plc:" + "z" * 24),
-        dataclasses.replace(event, rev="3zzzzzzzzzzzz"),
         dataclasses.replace(event, blocks=event.blocks[:-3]),
-        dataclasses.replace(event, commit=cid_for_cbor(b"\xa0")),
+        dataclasses.replace(event, ops=event.ops * 201),
+        missing,
     ]
     for forged in bad:
         with pytest.raises(Unverified):
             await commit_blocks(forged, check)
+
+
+async def test_what_only_a_verifying_consumer_checks(
+    alice: tuple[FakeAccount, IdentityResolver],
+) -> None:
+    """The commit block against the event and the blocks' hashes: a trusted relay checked
+    them, so trusting it skips them (most of the cost of an event)."""
+    account, resolver = alice
+    event = account.commit({"app.bsky.feed.post/3l1": post("a")})
+    bad: list[CommitEvent] = [
+        dataclasses.replace(event, repo="did:plc:" + "z" * 24),
+        dataclasses.replace(event, rev="3zzzzzzzzzzzz"),
+        dataclasses.replace(event, commit=cid_for_cbor(b"\xa0")),
+        dataclasses.replace(event, blocks=_flip_last_byte(event.blocks)),
+    ]
+    for forged in bad:
+        with pytest.raises(Unverified):
+            await commit_blocks(forged, resolver)
+        await commit_blocks(forged, None)
+
+
+def _flip_last_byte(car: bytes) -> bytes:
+    """The CAR with its last block's last byte changed: framing intact, one hash wrong."""
+    return car[:-1] + bytes([car[-1] ^ 1])
 
 
 async def test_a_sync_is_checked_like_a_commit_block(

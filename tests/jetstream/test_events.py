@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
 from atcore import cbor
-from atcore.cid import CID, cid_for_cbor, cid_for_raw, parse_cid
+from atcore.cid import cid_for_cbor, parse_cid
 from atcore.datamodel import record_from_json
 from jetstream.events import (
     account_json,
-    cid_text,
     commit_json,
     go_json,
     identity_json,
@@ -95,12 +93,3 @@ def test_blobs_keep_go_struct_order_and_other_maps_are_sorted() -> None:
     )
     del record["img"], record["like"]
     assert record_json(cbor.encode(record)) == '{"z":"\\u003c\\u0026\\u003e","é":1}'.encode()
-
-
-def test_cid_text_is_the_multibase_base32_of_any_cid() -> None:
-    rng = random.Random(7)
-    cids = [cid_for_cbor(rng.randbytes(n)) for n in range(200)]
-    cids += [cid_for_raw(rng.randbytes(n)) for n in range(50)]
-    cids += [CID(b"\x01\x71\x12\x20" + bytes([b]) * 32) for b in (0, 0x55, 0xAA, 0xFF)]
-    cids.append(CID(b"\x01\x71\x13\x40" + rng.randbytes(64)))  # sha2-512: not 36 bytes
-    assert [cid_text(cid) for cid in cids] == [cid.encode() for cid in cids]
