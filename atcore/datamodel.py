@@ -15,7 +15,7 @@ import base64
 from typing import Any
 
 from atcore.cbor import MAX_DEPTH
-from atcore.cid import CID, RAW, parse_cid
+from atcore.cid import CID, RAW, cid_text, parse_cid
 from atcore.errors import DecodeError, InvalidCid
 from atcore.syntax.integer import INT64_MAX, INT64_MIN
 
@@ -121,7 +121,7 @@ def json_default(value: Any) -> Any:
     """json.dumps' `default`: a CID or bytes as its JSON form, so a data-model value is dumped
     in one pass, without a to_json copy first."""
     if isinstance(value, CID):
-        return {"$link": value.encode()}
+        return {"$link": cid_text(value)}
     if isinstance(value, bytes):
         return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
     raise TypeError(f"{type(value).__name__} is not a data-model value")

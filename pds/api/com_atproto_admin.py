@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from atcore.cid import parse_cid
+from atcore.cid import cid_text, parse_cid
 from atcore.errors import InvalidCid, InvalidSyntax
 from atcore.syntax.aturi import parse_aturi
 from atcore.syntax.datetime import now_iso
@@ -133,7 +133,7 @@ async def _record_subject(ctx: AppContext, uri: str) -> tuple[str, dict[str, Any
     if row is None:
         raise _not_found()
     canonical = f"at://{account.did}/{collection}/{rkey}"
-    return account.did, {"$type": STRONG_REF, "uri": canonical, "cid": row.cid.encode()}
+    return account.did, {"$type": STRONG_REF, "uri": canonical, "cid": cid_text(row.cid)}
 
 
 @xrpc.query("com.atproto.admin.getSubjectStatus", auth=admin_auth)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from atcore import cbor
-from atcore.cid import CID, parse_cid
+from atcore.cid import CID, cid_text, parse_cid
 from atcore.errors import InvalidCid
 from atcore.xrpc.body import stream_body
 from atcore.xrpc.errors import InvalidRequest
@@ -38,12 +38,12 @@ def _cid(value: Any, name: str) -> CID | None:
 
 
 def _commit_meta(result: CommitResult) -> dict[str, Any]:
-    return {"cid": result.cid.encode(), "rev": result.rev}
+    return {"cid": cid_text(result.cid), "rev": result.rev}
 
 
 def _write_output(result: CommitResult, write: WriteResult) -> dict[str, Any]:
     assert write.cid is not None
-    out: dict[str, Any] = {"uri": write.uri, "cid": write.cid.encode()}
+    out: dict[str, Any] = {"uri": write.uri, "cid": cid_text(write.cid)}
     out["commit"] = _commit_meta(result)
     if write.validation is not None:
         out["validationStatus"] = write.validation
@@ -128,7 +128,7 @@ async def apply_writes_(req: XrpcRequest) -> dict[str, Any]:
     for write in result.results:
         out: dict[str, Any] = {"$type": f"{_APPLY}#{write.action}Result"}
         if write.cid is not None:
-            out["uri"], out["cid"] = write.uri, write.cid.encode()
+            out["uri"], out["cid"] = write.uri, cid_text(write.cid)
             if write.validation is not None:
                 out["validationStatus"] = write.validation
         results.append(out)
@@ -147,7 +147,7 @@ async def get_record(req: XrpcRequest) -> dict[str, Any]:
     if row is None or (wanted is not None and row.cid != wanted):
         raise InvalidRequest(f"Could not locate record: {uri}", "RecordNotFound")
     await require_record_served(ctx, account.did, uri)
-    return {"uri": uri, "cid": row.cid.encode(), "value": cbor.decode(row.value)}
+    return {"uri": uri, "cid": cid_text(row.cid), "value": cbor.decode(row.value)}
 
 
 @xrpc.query("com.atproto.repo.listRecords")
@@ -163,7 +163,7 @@ async def list_records(req: XrpcRequest) -> dict[str, Any]:
     hidden = await hidden_records(ctx, account.did, uris)
     # The cursor stays the last row read, so a page with hidden records is just shorter.
     records = [
-        {"uri": uri, "cid": row.cid.encode(), "value": cbor.decode(row.value)}
+        {"uri": uri, "cid": cid_text(row.cid), "value": cbor.decode(row.value)}
         for uri, row in zip(uris, rows, strict=True)
         if uri not in hidden
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
+from atcore.cid import cid_text
 from atcore.errors import IdentityError, PlcRequestError
 from atcore.syntax.datetime import now_iso
 from atcore.syntax.did import is_valid_did
@@ -214,7 +215,7 @@ async def check_account_status(req: XrpcRequest) -> dict[str, Any]:
     return {
         "activated": account.active,
         "validDid": (await check_did(ctx, account.did)).valid,
-        "repoCommit": root.cid.encode(),
+        "repoCommit": cid_text(root.cid),
         "repoRev": root.rev,
         "repoBlocks": blocks,
         "indexedRecords": records,

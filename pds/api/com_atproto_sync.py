@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import FileResponse, Response
 
-from atcore.cid import CID, parse_cid
+from atcore.cid import CID, cid_text, parse_cid
 from atcore.errors import InvalidCid
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, SubscriptionRequest, XrpcRequest, XrpcResponse
@@ -50,7 +50,7 @@ async def get_latest_commit(req: XrpcRequest) -> dict[str, Any]:
     root = await store.read(lambda sql: sql.root())
     if root is None:
         raise InvalidRequest(f"Could not find root for DID: {did}", "RepoNotFound")
-    return {"cid": root.cid.encode(), "rev": root.rev}
+    return {"cid": cid_text(root.cid), "rev": root.rev}
 
 
 @xrpc.query("com.atproto.sync.getRecord")
@@ -99,7 +99,7 @@ async def list_repos(req: XrpcRequest) -> dict[str, Any]:
         root = await store.read(lambda sql: sql.root())
         if root is None:
             continue
-        repo: dict[str, Any] = {"did": did, "head": root.cid.encode(), "rev": root.rev}
+        repo: dict[str, Any] = {"did": did, "head": cid_text(root.cid), "rev": root.rev}
         repo["active"] = account.active
         if account.status is not None:
             repo["status"] = account.status
