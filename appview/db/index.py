@@ -1,14 +1,17 @@
 """SQL that indexes records: each change of a batch applied in order, counts kept exact (a
 delete undoes exactly what its create did; each count's changes are summed over the batch and
-written once at its end), notifications derived as records arrive, each
+written once at its end), new rows written together per statement (`_Buffered`: one
+executemany per table between the batch's reads and deletes, not one execute per record),
+notifications derived as records arrive, each
 repo's sync state (spec-sync.md, "Record-Level Synchronization") checked and kept, and the
 firehose cursor saved in the same transaction (appview.changes)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
+
+import orjson
 
 from appview import gates
 from appview import records as r
@@ -24,7 +27,7 @@ from appview.changes import (
     SkipRecord,
 )
 from appview.db import gates as db_gates
-from runtime.sql import Connection
+from runtime.sql import Connection, Cursor
 
 # Which aggregate an edge or named record counts into: (table, key column, count column).
 _EDGE_COUNTS: Final = {
@@ -52,6 +55,7 @@ def apply(
     batch = _Batch(conn, changes)
     for change in changes:
         batch.apply(change)
+    batch.conn.flush()
     batch.counts.save()
     batch.repos.save()
     if cursor is not None:
@@ -135,13 +139,40 @@ class _Counts:
             )
 
 
+class _Buffered:
+    """The batch's connection, holding back inserts of new rows: each statement's rows are
+    written together (one executemany per statement, not one execute per record) as soon as
+    anything else runs on the connection (a read, a delete, an upsert) and at the end of the
+    batch, so every statement sees the index as if each insert had run when it was made."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.pending: dict[str, list[tuple[Any, ...]]] = {}
+
+    def insert(self, sql: str, row: tuple[Any, ...]) -> None:
+        self.pending.setdefault(sql, []).append(row)
+
+    def flush(self) -> None:
+        for sql, rows in self.pending.items():
+            self.conn.executemany(sql, rows)
+        self.pending.clear()
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        self.flush()
+        return self.conn.execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Any:
+        self.flush()
+        return self.conn.executemany(sql, parameters)
+
+
 class _Batch:
     """One transaction's changes, with what it already made sure of. What the changes need
     to know of the index (which of their records are indexed, their repos' states) is read in
     a few statements first, not one per record (on PostgreSQL each is a round trip)."""
 
     def __init__(self, conn: Connection, changes: list[Change]) -> None:
-        self.conn = conn
+        self.conn = _Buffered(conn)
         dids = [c.did for c in changes if isinstance(c, RepoCommit | RepoSync | Backfilled)]
         self.repos = _Repos(conn, dids)
         self.indexed: set[str] = set()  # the URIs of the batch's puts that are in the index
@@ -194,7 +225,7 @@ class _Batch:
         self.indexed.add(put.uri)
         if put.did not in self.actors:
             self.actors.add(put.did)
-            self.conn.execute(
+            self.conn.insert(
                 "INSERT INTO actor (did, indexed_at) VALUES (?, ?) ON CONFLICT (did) DO NOTHING",
                 (put.did, put.indexed_at),
             )
@@ -282,7 +313,7 @@ def _existing(conn: Connection, uri: str) -> str | None:
 
 
 def _notify(
-    conn: Connection,
+    db: _Buffered,
     put: PutRecord,
     recipient: str,
     reason: str,
@@ -291,16 +322,16 @@ def _notify(
 ) -> None:
     if recipient == put.did:
         return
-    conn.execute(
+    db.insert(
         "INSERT INTO notification (did, author, uri, cid, reason, reason_subject, sort_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (recipient, put.did, put.uri, put.cid, reason, subject, sort_at),
     )
 
 
-def _put(conn: Connection, counts: _Counts, put: PutRecord) -> None:
+def _put(db: _Buffered, counts: _Counts, put: PutRecord) -> None:
     value = put.value
-    conn.execute(
+    db.insert(
         "INSERT INTO record (uri, cid, did, collection, json, indexed_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (put.uri, put.cid, put.did, put.collection, _json(value), put.indexed_at),
@@ -308,9 +339,9 @@ def _put(conn: Connection, counts: _Counts, put: PutRecord) -> None:
     created = r.normalize_time(value.get("createdAt"))
     sort_at = r.sort_at(created, put.indexed_at)
     if put.collection == r.POST:
-        _put_post(conn, counts, put, created or put.indexed_at, sort_at)
+        _put_post(db, counts, put, created or put.indexed_at, sort_at)
     elif put.collection == r.PROFILE:
-        conn.execute(
+        db.insert(
             "INSERT INTO profile (did, uri, cid, display_name, description, avatar, banner,"
             " pinned_post, created_at, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -328,7 +359,7 @@ def _put(conn: Connection, counts: _Counts, put: PutRecord) -> None:
         )
     elif put.collection in r.EDGE_SUBJECT:
         subject, subject_cid = r.edge_subject(put.collection, value)
-        conn.execute(
+        db.insert(
             "INSERT INTO edge (uri, kind, did, subject, subject_cid, list, created_at, sort_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -345,7 +376,7 @@ def _put(conn: Connection, counts: _Counts, put: PutRecord) -> None:
         for table, key, column, side in _EDGE_COUNTS.get(put.collection, ()):
             counts.bump(table, key, column, put.did if side == "did" else subject, 1)
         if put.collection == r.REPOST:
-            conn.execute(
+            db.insert(
                 "INSERT INTO feed_item (uri, post, did, sort_at) VALUES (?, ?, ?, ?)",
                 (put.uri, subject, put.did, sort_at),
             )
@@ -353,9 +384,9 @@ def _put(conn: Connection, counts: _Counts, put: PutRecord) -> None:
         if reason is not None:
             follow = put.collection == r.FOLLOW
             recipient = subject if follow else r.uri_did(subject)
-            _notify(conn, put, recipient, reason, None if follow else subject, sort_at)
+            _notify(db, put, recipient, reason, None if follow else subject, sort_at)
     elif put.collection in r.NAMED_TARGET:
-        conn.execute(
+        db.insert(
             "INSERT INTO named (uri, kind, did, target, sort_at) VALUES (?, ?, ?, ?, ?)",
             (put.uri, put.collection, put.did, r.named_target(put.collection, value), sort_at),
         )
@@ -363,11 +394,9 @@ def _put(conn: Connection, counts: _Counts, put: PutRecord) -> None:
             counts.bump("profile_agg", "did", _NAMED_COUNTS[put.collection], put.did, 1)
 
 
-def _put_post(
-    conn: Connection, counts: _Counts, put: PutRecord, created: str, sort_at: str
-) -> None:
+def _put_post(db: _Buffered, counts: _Counts, put: PutRecord, created: str, sort_at: str) -> None:
     facts = r.post_facts(put.value)
-    conn.execute(
+    db.insert(
         "INSERT INTO post (uri, did, cid, created_at, indexed_at, sort_at, reply_root,"
         " reply_parent, quote, media, langs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -384,30 +413,29 @@ def _put_post(
             facts.langs,
         ),
     )
-    conn.execute(
+    db.insert(
         "INSERT INTO feed_item (uri, post, did, sort_at) VALUES (?, ?, ?, ?)",
         (put.uri, put.uri, put.did, sort_at),
     )
-    if facts.tags:
-        conn.executemany(
-            "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [(put.uri, tag) for tag in facts.tags],
+    for tag in facts.tags:
+        db.insert(
+            "INSERT INTO post_tag (uri, tag) VALUES (?, ?) ON CONFLICT DO NOTHING", (put.uri, tag)
         )
-    if facts.links:
-        conn.executemany(
+    for link in facts.links:
+        db.insert(
             "INSERT INTO post_link (uri, target) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [(put.uri, link) for link in facts.links],
+            (put.uri, link),
         )
-    if facts.mentions:
-        conn.executemany(
+    for did in facts.mentions:
+        db.insert(
             "INSERT INTO post_mention (did, uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            [(did, put.uri) for did in facts.mentions],
+            (did, put.uri),
         )
     counts.bump("profile_agg", "did", "posts", put.did, 1)
     # As the reference: a reply its thread's gate refuses is not counted and notifies no one
     # upthread; a quote its post's postgate refuses notifies no one.
-    refused_reply, refused_quote = gates.violations(conn, put.did, facts)
-    db_gates.set_violations(conn, put.uri, refused_reply, refused_quote)
+    refused_reply, refused_quote = gates.violations(db, put.did, facts)
+    db_gates.set_violations(db, put.uri, refused_reply, refused_quote)
     if facts.reply_parent is not None and not refused_reply:
         counts.bump("post_agg", "uri", "replies", facts.reply_parent, 1)
     notified = {put.did}
@@ -416,23 +444,23 @@ def _put_post(
     )
     # Replies to a hidden reply notify its author but no one further up (the reference).
     parent, root = facts.reply_parent, facts.reply_root
-    if parent and root and parent != root and gates.hidden_reply(conn, root, parent):
+    if parent and root and parent != root and gates.hidden_reply(db, root, parent):
         ancestors = (parent,)
     for ancestor in dict.fromkeys(filter(None, ancestors)):
         author = r.uri_did(ancestor)
         if author not in notified:
             notified.add(author)
-            _notify(conn, put, author, "reply", ancestor, sort_at)
+            _notify(db, put, author, "reply", ancestor, sort_at)
     if facts.quote is not None:
         counts.bump("post_agg", "uri", "quotes", facts.quote, 1)
         author = r.uri_did(facts.quote)
         if author not in notified and not refused_quote:
             notified.add(author)
-            _notify(conn, put, author, "quote", facts.quote, sort_at)
+            _notify(db, put, author, "quote", facts.quote, sort_at)
     for mentioned in facts.mentions:
         if mentioned not in notified:
             notified.add(mentioned)
-            _notify(conn, put, mentioned, "mention", None, sort_at)
+            _notify(db, put, mentioned, "mention", None, sort_at)
 
 
 def _delete(conn: Connection, counts: _Counts, uri: str) -> None:
@@ -468,4 +496,7 @@ def _delete(conn: Connection, counts: _Counts, uri: str) -> None:
 
 
 def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """A record's JSON text: orjson writes the same text as compact `json.dumps(value,
+    ensure_ascii=False)` for data-model values (string keys, integers within the 64-bit range
+    atcore.cbor admits, no floats), in a quarter of the time."""
+    return orjson.dumps(value).decode()
