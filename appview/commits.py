@@ -13,7 +13,7 @@ from appview.changes import DeleteRecord, PutRecord, RecordChange, RepoCommit, R
 from appview.records import INDEXED
 from atcore import cbor
 from atcore.blockstore import BlockStore
-from atcore.cid import CID
+from atcore.cid import CID, cid_text
 from atcore.datamodel import to_json
 from atcore.errors import DecodeError, InvalidRecord, InvalidSyntax
 from atcore.firehose_verify import (
@@ -112,5 +112,5 @@ def record_change(
     except (DecodeError, InvalidRecord, InvalidSyntax, ValueError, KeyError):
         return SkipRecord(collection)
     return PutRecord(
-        f"at://{did}/{path}", did, collection, cid.encode(), to_json(value), indexed_at
+        f"at://{did}/{path}", did, collection, cid_text(cid), to_json(value), indexed_at
     )
