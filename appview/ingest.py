@@ -162,7 +162,7 @@ class Ingest:
             params = {"cursor": resumed or 0}
             received = self.received
             try:
-                await self.consume(subscribe(url, params))
+                await self.consume(subscribe(url, params, trusted=self.trust_relay))
             except (OSError, TimeoutError, WebSocketException, StreamError, DecodeError) as exc:
                 log.warning("firehose %s: %r; reconnecting", url, exc)
             failures = 1 if self.received > received else failures + 1

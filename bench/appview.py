@@ -84,9 +84,10 @@ async def resolve_all(resolver: IdentityResolver, dids: set[str]) -> None:
     await asyncio.gather(*(worker() for _ in range(8)))
 
 
-async def frames_of(frames: list[bytes]) -> AsyncIterator[object]:
+async def frames_of(frames: list[bytes], trusted: bool) -> AsyncIterator[object]:
+    """The frames decoded as the appview's subscription decodes them."""
     for frame in frames:
-        yield decode_frame(frame)
+        yield decode_frame(frame, trusted=trusted)
 
 
 def postgres_bytes(url: str, schema: str) -> int:
@@ -164,7 +165,7 @@ async def run(
         await ingest.ready()
         last = max(getattr(decode_frame(f), "seq", 0) for f in frames)
         started, cpu, workers_cpu = time.perf_counter(), time.process_time(), children_cpu()
-        await ingest.consume(frames_of(frames))
+        await ingest.consume(frames_of(frames, trust))
         await ingest.wait_for(lambda: ingest.applied_seq == last)
         elapsed = time.perf_counter() - started
         cpu, workers_cpu = time.process_time() - cpu, children_cpu() - workers_cpu

@@ -68,9 +68,12 @@ async def subscribe(
     max_frame_size: int = MAX_FRAME_SIZE,
     open_timeout: float = 10.0,
     guard: AddressGuard | None = None,
+    trusted: bool = False,
 ) -> AsyncIterator[Event | UnknownEvent]:
     """Yield the events of the stream at `url` (e.g. `wss://host/xrpc/com.atproto.sync....`);
-    with `guard`, connect only to an address it approves (UnsafeAddress otherwise)."""
+    with `guard`, connect only to an address it approves (UnsafeAddress otherwise); `trusted`
+    decodes frames without the data-model walk (atcore.frames.decode_frame), for a consumer
+    that trusts the stream's source to have checked them (a relay it trusts)."""
     options = {
         "max_size": max_frame_size,
         "open_timeout": open_timeout,
@@ -82,7 +85,7 @@ async def subscribe(
             async for message in websocket:
                 if isinstance(message, str):
                     raise DecodeError("event streams carry binary frames, got a text frame")
-                event = decode_frame(message, max_frame_size)
+                event = decode_frame(message, max_frame_size, trusted=trusted)
                 if isinstance(event, ErrorFrame):
                     raise StreamError(event.error, event.message)
                 yield event
