@@ -3,12 +3,11 @@ records of given posts, the lists their rules name, and list membership."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
 from appview import records as r
-from appview.db.reads import _chunks, _marks
+from appview.db.reads import _chunks, _marks, load_json
 from runtime.sql import Connection
 
 
@@ -23,7 +22,7 @@ def records(
             f" WHERE collection = ? AND uri IN ({_marks(chunk)})",
             [collection, *chunk],
         )
-        found.update({str(u): (str(c), json.loads(j), str(t)) for u, c, j, t in rows})
+        found.update({str(u): (str(c), load_json(j), str(t)) for u, c, j, t in rows})
     return found
 
 
