@@ -1,6 +1,7 @@
 """A synthetic app.bsky network for bench/appview_reads.py, written through the indexer's own
-storage code (appview.db.index.apply, in batched transactions, as ingest applies a firehose)
-and cached so later runs reuse it.
+storage code (appview.db.index.apply, in batched transactions, as ingest applies a firehose;
+on SQLite the secondary indexes are made once at the end, see _Writer) and cached so later
+runs reuse it.
 
 Shape (at scale 1): 100,000 accounts with profiles and handles, 1,000,000 follows, 1,000,000
 posts (30% replies to a recent post, the thread's root kept), 5,000,000 likes. Authors, followed
