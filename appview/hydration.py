@@ -148,14 +148,15 @@ def _quoted(post: PostRow) -> str | None:
 
 
 def _relations(conn: Connection, state: Hydrated, viewer: str, dids: set[str]) -> None:
+    has = reads.standing(conn, viewer)
     following = reads.edges_by(conn, r.FOLLOW, viewer, dids)
     followed_by = reads.edges_to(conn, r.FOLLOW, viewer, dids)
-    blocking = reads.edges_by(conn, r.BLOCK, viewer, dids)
-    blocked_by = set(reads.edges_to(conn, r.BLOCK, viewer, dids))
+    blocking = reads.edges_by(conn, r.BLOCK, viewer, dids) if has.blocks else {}
+    blocked_by = set(reads.edges_to(conn, r.BLOCK, viewer, dids)) if has.blocked else set()
     blocked_by |= reads.list_blocked_by(conn, viewer, dids)
-    by_list = reads.list_blocks(conn, viewer, dids)
-    mutes = graph_reads.mutes(conn, viewer, dids)
-    muted_by_list = graph_reads.muted_by_list(conn, viewer, dids)
+    by_list = reads.list_blocks(conn, viewer, dids) if has.list_blocks else {}
+    mutes = graph_reads.mutes(conn, viewer, dids) if has.mutes else {}
+    muted_by_list = graph_reads.muted_by_list(conn, viewer, dids) if has.list_mutes else {}
     for did in dids:
         mute = mutes.get(did)
         relation = Relation(

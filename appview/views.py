@@ -207,7 +207,13 @@ class Views:
         return author
 
     def feed_item(
-        self, state: Hydrated, item_uri: str, post_uri: str, by: str, at: str, item_cid: str
+        self,
+        state: Hydrated,
+        item_uri: str,
+        post_uri: str,
+        by: str,
+        at: str,
+        item_cid: str | None,
     ) -> Json | None:
         """app.bsky.feed.defs#feedViewPost for a post or a repost (`item_uri` != `post_uri`,
         made at `at`, its record `item_cid`); None when the post or the reposter cannot be

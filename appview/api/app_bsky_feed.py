@@ -12,10 +12,11 @@ from appview import records as r
 from appview.auth import optional_viewer, viewer_required
 from appview.context import AppviewContext, ctx_of
 from appview.db import reads, skeletons
-from appview.hydration import Hydrated
+from appview.hydration import Hydrated, hydrate
 from appview.views import Json, Views
 from atcore.xrpc.errors import InvalidRequest
 from atcore.xrpc.router import Methods, XrpcRequest
+from runtime.sql import Connection
 
 xrpc = Methods()
 
@@ -51,9 +52,18 @@ async def _feed_page(ctx: AppviewContext, viewer: str | None, page: reads.Page) 
 async def get_timeline(req: XrpcRequest) -> dict[str, Any]:
     ctx = ctx_of(req)
     limit, cursor = req.params.get("limit", 50), req.params.get("cursor")
-    page = await ctx.db.read(skeletons.timeline, req.auth, limit, cursor)
-    state = await _feed_page(ctx, req.auth, page)
+    page, state = await ctx.db.read(_timeline, req.auth, limit, cursor)
     return _feed(pipeline.views(ctx), state, page, mutes.hidden_in_timeline)
+
+
+def _timeline(
+    conn: Connection, viewer: str, limit: int, cursor: str | None
+) -> tuple[reads.Page, Hydrated]:
+    """The timeline's skeleton and its hydration in one read: one snapshot, and one hand-over
+    to the database's reader thread instead of two (each a wait for the GIL under load)."""
+    page = skeletons.timeline(conn, viewer, limit, cursor)
+    posts, dids = [item[1] for item in page.items], [item[2] for item in page.items]
+    return page, hydrate(conn, viewer, dids, posts, reply_context=True)
 
 
 @xrpc.query("app.bsky.feed.getAuthorFeed", auth=optional_viewer)
@@ -106,11 +116,9 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     uri = req.params["uri"]
     depth = min(req.params.get("depth", 6), MAX_THREAD_LEVELS)
     height = min(req.params.get("parentHeight", 80), MAX_THREAD_LEVELS)
-    ancestors, descendants = await ctx.db.read(
-        skeletons.thread, uri, depth, height, MAX_THREAD_REPLIES
+    ancestors, descendants, state, root_likes = await ctx.db.read(
+        _thread, req.auth, uri, depth, height
     )
-    uris = {u for u, _ in ancestors} | {p for _, p in ancestors if p} | {u for u, _ in descendants}
-    state = await pipeline.load(ctx, req.auth, uris=uris | {uri})
     anchor = state.posts.get(uri)
     if anchor is None:
         raise InvalidRequest(f"Post not found: {uri}", "NotFound")
@@ -123,9 +131,6 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     # A reply its thread's gate refused is shown alone, without parents or replies.
     if uri in state.gates.violating_replies:
         depth = height = 0
-    # Every post's threadContext names the thread root's author's like of it, if any.
-    root_author = r.uri_did(anchor.reply_root or uri)
-    root_likes = await ctx.db.read(reads.edges_by, r.LIKE, root_author, list(state.posts))
     thread = _thread_node(views, state, uri, children, depth, anchor.did, root_likes)
     parent_of = dict(ancestors)
     node, current = thread, uri
@@ -154,6 +159,21 @@ async def get_post_thread(req: XrpcRequest) -> dict[str, Any]:
     if gate is not None:
         out["threadgate"] = gate
     return out
+
+
+def _thread(
+    conn: Connection, viewer: str | None, uri: str, depth: int, height: int
+) -> tuple[list[tuple[str, str | None]], list[tuple[str, str]], Hydrated, dict[str, str]]:
+    """The thread's skeleton (ancestors, descendants), its hydration, and the likes of its
+    posts by the thread root's author (every post's threadContext names that like), in one
+    read: one snapshot, one hand-over to the database's reader thread instead of three."""
+    ancestors, descendants = skeletons.thread(conn, uri, depth, height, MAX_THREAD_REPLIES)
+    uris = {u for u, _ in ancestors} | {p for _, p in ancestors if p} | {u for u, _ in descendants}
+    state = hydrate(conn, viewer, uris=uris | {uri})
+    anchor = state.posts.get(uri)
+    root_author = r.uri_did(uri if anchor is None else anchor.reply_root or uri)
+    root_likes = reads.edges_by(conn, r.LIKE, root_author, list(state.posts))
+    return ancestors, descendants, state, root_likes
 
 
 def _thread_node(

@@ -4,14 +4,13 @@ batched lookups hydration makes for them."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from appview import records as r
-from appview.db.reads import Page, _chunks, _marks, edges_by, edges_to
+from appview.db.reads import Page, _chunks, _marks, edges_by, edges_to, load_json
 from appview.db.schema import JOINED_VIA
 from appview.db.skeletons import _page, edges_from, parse_cursor
 from runtime.sql import Connection
@@ -154,7 +153,7 @@ def named(conn: Connection, kind: str, uris: Collection[str]) -> dict[str, Named
             [r.LIST_ITEM, kind, *chunk],
         )
         for uri, cid, did, value, indexed_at, items in rows:
-            found[str(uri)] = NamedRow(uri, cid, did, json.loads(value), indexed_at, items)
+            found[str(uri)] = NamedRow(uri, cid, did, load_json(value), indexed_at, items)
     return found
 
 

@@ -25,8 +25,9 @@ _FROM_FOLLOWED: Final = " AND n.author IN (SELECT subject FROM edge WHERE kind =
 _AUTHORS: Final = "SELECT subject AS did FROM edge WHERE kind = ? AND did = ? UNION SELECT ?"
 # Authors named in one statement.
 _CHUNK: Final = 5_000
-# The windows of time a timeline page is looked for in, before the newest item.
-_WINDOWS: Final = tuple(timedelta(hours=h) for h in (1, 24, 24 * 7, 24 * 30))
+# The windows of time a timeline page is looked for in, before the newest item: each four
+# times the last, so the one that fills the page reads at most about four times what it needs.
+_WINDOWS: Final = tuple(timedelta(hours=4**n) for n in range(5))
 
 AUTHOR_FILTERS: Final = {
     "posts_with_replies": "",
@@ -57,14 +58,16 @@ def _page(rows: list[Any], limit: int) -> Page:
 
 def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> Page:
     """Posts and reposts by the viewer and everyone the viewer follows: items are (item uri,
-    post uri, author or reposter, when, item cid).
+    post uri, author or reposter, when, the repost's cid or None for a post).
 
     Sorting every item of hundreds of followed accounts to keep the newest `limit` would read
     them all. Instead each author's newest item before the cursor is probed (one index seek
     each), and the page is looked for in growing windows of time ending at the newest of
     those, each window reading only the authors with an item in it: the first window that
-    fills the page ends the search. The windows together cover everything before the cursor,
-    so the page is the one a full sort would give."""
+    fills the page ends the search, and none reaches further back than the `limit`-th newest
+    author's newest item (that far back, each of `limit` authors has one). The windows
+    together cover everything before the cursor, so the page is the one a full sort would
+    give."""
     after = parse_cursor(cursor)
     newest = conn.execute(
         "SELECT (SELECT max(f.sort_at) FROM feed_item f WHERE f.did = a.did AND f.sort_at <= ?),"
@@ -76,22 +79,29 @@ def timeline(conn: Connection, viewer: str, limit: int, cursor: str | None) -> P
     if not authors:
         return _page(rows, limit)
     top = datetime.fromisoformat(authors[0][0].replace("Z", "+00:00"))
-    for span in (*_WINDOWS, None):
-        floor = "" if span is None else format_datetime(top - span)
+    floors = [format_datetime(top - span) for span in _WINDOWS]
+    if len(authors) >= limit:
+        # `limit` authors have an item no older than the newest of the limit-th: a window
+        # reaching back to it holds a page, and no wider one is needed.
+        enough = authors[limit - 1][0]
+        floors = [floor for floor in floors if floor > enough] + [enough]
+    for floor in (*floors, ""):
         active = [did for at, did in authors if at >= floor]
         found = []
         for chunk in _chunks(active):
             found += conn.execute(
-                "SELECT i.sort_at, i.uri, i.post, i.did, i.sort_at, r.cid FROM ("
+                # Only a repost's view names its record's cid: a post's is not looked up.
+                "SELECT i.sort_at, i.uri, i.post, i.did, i.sort_at, CASE WHEN i.uri = i.post"
+                " THEN NULL ELSE (SELECT r.cid FROM record r WHERE r.uri = i.uri) END FROM ("
                 " SELECT f.sort_at, f.uri, f.post, f.did FROM feed_item f"
                 f" WHERE f.did IN ({','.join('?' * len(chunk))})"
                 " AND (f.sort_at, f.uri) < (?, ?) AND f.sort_at >= ?"
-                " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?) i JOIN record r ON r.uri = i.uri",
+                " ORDER BY f.sort_at DESC, f.uri DESC LIMIT ?) i",
                 (*chunk, *after, floor, limit - len(rows)),
             ).fetchall()
         found.sort(key=lambda row: (row[0], row[1]), reverse=True)
         rows += found[: limit - len(rows)]
-        if len(rows) == limit or span is None:
+        if len(rows) == limit or not floor:
             break
         after = (floor, "")  # the next window ends where this one began
     return _page(rows, limit)

@@ -16,17 +16,19 @@ from tests.relay.fake_pds import FakePds, post
 
 RKEYS = "abcdefghijklmnopqrstuvwxyz"
 Net = tuple[FakePds, str, PlcClient]
-# Ages of the posts, in minutes: inside, at and beyond each window's edge (1 h, 1 d, 7 d, 30 d).
+# Ages of the posts, in minutes: inside, at and beyond each window's edge (1, 4, 16, 64 and
+# 256 hours), and far beyond the last.
 AGES = (
     1,
     59,
     60,
     61,
-    23 * 60,
-    24 * 60 + 1,
-    3 * 1440,
-    7 * 1440 + 5,
-    20 * 1440,
+    4 * 60 - 1,
+    4 * 60 + 1,
+    16 * 60 + 1,
+    64 * 60 - 1,
+    64 * 60,
+    256 * 60 + 5,
     31 * 1440,
     400 * 1440,
 )
