@@ -126,7 +126,10 @@ def runqueue_wait(pid: int) -> float:
     on a shared machine, what other work took from it."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        total += int((task / "schedstat").read_text().split()[1])
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (ProcessLookupError, FileNotFoundError):
+            continue  # a thread that ended while the tasks were listed
     return total / 1e9
 
 
