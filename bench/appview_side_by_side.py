@@ -166,7 +166,10 @@ def main() -> None:
         firehose.start()
         for n in range(args.writes):
             for side, (url, aud) in sides.items():
-                seen, committed, out = write_to_visible(session, url, aud, n, firehose)
+                try:
+                    seen, committed, out = write_to_visible(session, url, aud, n, firehose)
+                except RuntimeError as exc:
+                    raise RuntimeError(f"{side}: {exc}") from None
                 visible[side].append(seen)
                 after_frame[side].append(seen - out)
                 commit.append(committed)
