@@ -22,6 +22,7 @@ start-up):
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -62,6 +63,11 @@ def _announce_on_startup(app: ASGIApp, line: str, out: TextIO) -> ASGIApp:
         async def send_and_announce(message: Message) -> None:
             await send(message)
             if message["type"] == "lifespan.startup.complete":
+                # What start-up made (modules, lexicons, caches) lives as long as the process:
+                # out of the collector's sight, a full collection scans only what serving made
+                # since. bench/appview_reads.py --scale 0.25, four runs each, alternating:
+                # getTimeline p99 93-105 ms -> 61-68 ms.
+                gc.freeze()
                 print(line, file=out, flush=True)
 
         await app(scope, receive, send_and_announce)
