@@ -70,11 +70,19 @@ def decode_prefix(data: bytes, max_depth: int = MAX_DEPTH) -> tuple[Any, int]:
     return _decode(bytes(data), max_depth)
 
 
-def _decode(data: bytes, max_depth: int) -> tuple[Any, int]:
+def decode_prefix_unchecked(data: bytes) -> tuple[Any, int]:
+    """The DAG-CBOR value at the start of `data` and its length, as cbrrr's strict decoder reads
+    it, without the atproto data-model checks (floats, the 64-bit range, CID kinds, depth): for
+    bytes a trusted source already checked."""
     try:
         value, length = _cbrrr.decode_dag_cbor(data, CID, False)
     except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError) as exc:
         raise DecodeError(f"invalid DAG-CBOR: {exc}") from exc
+    return value, length
+
+
+def _decode(data: bytes, max_depth: int) -> tuple[Any, int]:
+    value, length = decode_prefix_unchecked(data)
     if length != len(data):
         data = data[:length]
     if length > _SCAN_MAX:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import cbrrr
-from cbrrr import _cbrrr
 
 from atcore import cbor
 from atcore.cid import CID
@@ -37,6 +36,7 @@ __all__ = [
     "commit_from_wire",
     "commit_to_wire",
     "decode_frame",
+    "split_frame",
     "encode_error",
     "encode_frame",
 ]
@@ -302,7 +302,7 @@ def decode_frame(
     if len(data) > max_size:
         raise DecodeError(f"frame of {len(data)} bytes exceeds the limit of {max_size}")
     if trusted:
-        header, body = _decode_unchecked(data)
+        header, body = split_frame(data)
     else:
         header, offset = cbor.decode_prefix(data)
         body = cbor.decode(data[offset:])
@@ -322,14 +322,12 @@ def decode_frame(
     return event
 
 
-def _decode_unchecked(data: bytes) -> tuple[Any, Any]:
-    """The frame's header and body as cbrrr's strict decoder reads them, without atcore.cbor's
-    data model checks."""
-    try:
-        header, offset = _cbrrr.decode_dag_cbor(data, CID, False)
-        body, length = _cbrrr.decode_dag_cbor(data[offset:], CID, False)
-    except (cbrrr.CbrrrDecodeError, ValueError, EOFError, OverflowError, TypeError) as exc:
-        raise DecodeError(f"invalid DAG-CBOR: {exc}") from exc
+def split_frame(data: bytes) -> tuple[Any, Any]:
+    """A frame's header and body as DAG-CBOR, without the data-model checks of decode_frame
+    (atcore.cbor.decode_prefix_unchecked): for a source that checked them, or a glance at
+    frames that will not be used."""
+    header, offset = cbor.decode_prefix_unchecked(data)
+    body, length = cbor.decode_prefix_unchecked(data[offset:])
     if offset + length != len(data):
         raise DecodeError("invalid DAG-CBOR: trailing bytes")
     return header, body

@@ -21,9 +21,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Final
 
-import cbrrr
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
@@ -31,7 +30,14 @@ from atcore import cbor
 from atcore.cid import cid_text
 from atcore.errors import DecodeError
 from atcore.firehose_verify import DidResolver, Unverified, commit_blocks
-from atcore.frames import MAX_FRAME_SIZE, AccountEvent, CommitEvent, ErrorFrame, decode_frame
+from atcore.frames import (
+    MAX_FRAME_SIZE,
+    AccountEvent,
+    CommitEvent,
+    ErrorFrame,
+    decode_frame,
+    split_frame,
+)
 from feedgen.changes import Change, Deleted, Event, account_changes
 from feedgen.sdk import Record
 
@@ -99,14 +105,13 @@ class FirehoseSource:
         """The seq of a frame that changes nothing for the feed (see the module's docstring),
         None for any other frame, or one the glance cannot read."""
         try:
-            header, offset = cbor.decode_prefix(frame)
-            if type(header) is not dict or header.get("op") != 1:
-                return None
-            kind = header.get("t")
-            if kind not in PASSED_OVER:
-                return None
-            body: Any = cbrrr.decode_dag_cbor(frame[offset:])
-        except (DecodeError, ValueError, EOFError, TypeError, OverflowError):
+            header, body = split_frame(frame)
+        except DecodeError:
+            return None
+        if type(header) is not dict or header.get("op") != 1:
+            return None
+        kind = header.get("t")
+        if kind not in PASSED_OVER:
             return None
         seq = body.get("seq") if isinstance(body, dict) else None
         if type(seq) is not int:
