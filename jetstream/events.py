@@ -13,13 +13,13 @@ walked in Python to put the blob's fields in Go's order.
 
 from __future__ import annotations
 
-import base64
 import json
 from json.encoder import encode_basestring
 from typing import Any, Final
 
 from atcore import cbor
 from atcore.cid import CID, cid_text
+from atcore.datamodel import json_default
 
 __all__ = [
     "Entry",
@@ -46,21 +46,12 @@ _BLOB_TEXT: Final = b"\x64blob"
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
-def _link_or_bytes(value: Any) -> Any:
-    """What the JSON data model writes for the two DAG-CBOR kinds JSON lacks."""
-    if isinstance(value, CID):
-        return {"$link": cid_text(value)}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
-    raise TypeError(f"{type(value).__name__} is not in the data model")
-
-
 _record_dumps = json.JSONEncoder(
     ensure_ascii=False,
     separators=(",", ":"),
     allow_nan=False,
     sort_keys=True,
-    default=_link_or_bytes,
+    default=json_default,
 ).encode
 
 
@@ -128,10 +119,8 @@ def _go_value(value: Any) -> Any:
         return out
     if isinstance(value, list):
         return [item if type(item) in _LEAVES else _go_value(item) for item in value]
-    if isinstance(value, CID):
-        return {"$link": cid_text(value)}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode().rstrip("=")}
+    if isinstance(value, CID | bytes):
+        return json_default(value)
     return value
 
 
