@@ -24,9 +24,9 @@ from functools import partial
 
 import aiohttp
 
-from atcore.errors import ResolutionFailed, ResponseTooLarge
+from atcore.errors import ResolutionFailed
 from atcore.identity.diddoc import DidDocument
-from atcore.identity.fetch import MAX_REDIRECTS, Fetched
+from atcore.identity.fetch import MAX_REDIRECTS, Fetched, capped_body
 from atcore.xrpc.client import http_session
 from relay.validate import Resolver
 
@@ -97,7 +97,13 @@ class PlcClient:
                 max_redirects=MAX_REDIRECTS + 1,  # aiohttp's counts the answer after them
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as answer:
-                return Fetched(answer.status, await _body(answer, max_bytes), str(answer.url))
+                return Fetched(
+                    answer.status,
+                    await capped_body(
+                        str(answer.url), answer.headers, answer.content.iter_any(), max_bytes
+                    ),
+                    str(answer.url),
+                )
         except TimeoutError as exc:
             raise ResolutionFailed(f"no complete answer from {url} within {timeout}s") from exc
         except aiohttp.TooManyRedirects as exc:
@@ -108,20 +114,3 @@ class PlcClient:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-async def _body(answer: aiohttp.ClientResponse, max_bytes: int) -> bytes:
-    encoding = answer.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise ResolutionFailed(f"{answer.url} sent a {encoding!r}-encoded body")
-    declared = answer.content_length
-    if declared is not None and declared > max_bytes:
-        raise ResponseTooLarge(f"{answer.url} body is {declared} bytes (limit {max_bytes})")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in answer.content.iter_any():
-        size += len(chunk)
-        if size > max_bytes:
-            raise ResponseTooLarge(f"{answer.url} body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

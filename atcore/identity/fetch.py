@@ -9,6 +9,7 @@ given (atcore.identity.pinned.guarded_client) when it connects.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -90,17 +91,26 @@ async def _follow(
 
 
 async def read_capped(response: httpx.Response, max_bytes: int) -> bytes:
-    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    return await capped_body(str(response.url), response.headers, response.aiter_raw(), max_bytes)
+
+
+async def capped_body(
+    url: str, headers: Mapping[str, str], chunks: AsyncIterable[bytes], max_bytes: int
+) -> bytes:
+    """An answer's body from its `chunks`, refused when compressed (we ask for identity
+    encoding, so a small answer cannot inflate) or over `max_bytes` (ResponseTooLarge), by its
+    declared length or as it arrives; for any HTTP client's answer."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise ResolutionFailed(f"{response.url} sent a {encoding!r}-encoded body")
-    declared = response.headers.get("content-length")
+        raise ResolutionFailed(f"{url} sent a {encoding!r}-encoded body")
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise ResponseTooLarge(f"{response.url} body is {declared} bytes (limit {max_bytes})")
-    chunks: list[bytes] = []
+        raise ResponseTooLarge(f"{url} body is {declared} bytes (limit {max_bytes})")
+    parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in chunks:
         size += len(chunk)
         if size > max_bytes:
-            raise ResponseTooLarge(f"{response.url} body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+            raise ResponseTooLarge(f"{url} body exceeds {max_bytes} bytes")
+        parts.append(chunk)
+    return b"".join(parts)

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from types import TracebackType
 from typing import Final, NamedTuple
 
@@ -104,9 +105,13 @@ class IdentityResolver:
         if dev_handle_pds is not None and not allow_private:
             raise ValueError("dev_handle_pds is a development-mode option: needs allow_private")
         self.plc_url = plc_url.rstrip("/")
-        self._own_http = http is None and plc_get is None
-        self._http = http if http is not None or plc_get is not None else httpx.AsyncClient()
-        self._plc_get = plc_get if plc_get is not None else self._plc_via_http
+        # A client of our own for the PLC directory only when none was given, closed with us.
+        self._owned_http: httpx.AsyncClient | None = None
+        if plc_get is None:
+            if http is None:
+                http = self._owned_http = httpx.AsyncClient()
+            plc_get = partial(_plc_over, http)
+        self._plc_get: DocumentGet = plc_get
         self._own_guarded = guarded_http is None
         self._guarded = (
             guarded_http
@@ -122,8 +127,8 @@ class IdentityResolver:
         self._handles: TtlCache[Handle, Did] = TtlCache(cache_size, cache_ttl, clock)
 
     async def aclose(self) -> None:
-        if self._own_http and self._http is not None:
-            await self._http.aclose()
+        if self._owned_http is not None:
+            await self._owned_http.aclose()
         if self._own_guarded:
             await self._guarded.aclose()
 
@@ -194,15 +199,6 @@ class IdentityResolver:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidDidDocument(f"DID document of {did} is not JSON: {exc}") from exc
         return parse_did_document(doc, did)
-
-    async def _plc_via_http(
-        self, url: str, *, max_bytes: int, timeout: float, accept: str
-    ) -> Fetched:
-        # The PLC directory is operator configuration, not user input: no address guard.
-        assert self._http is not None
-        return await bounded_get(
-            self._http, url, max_bytes=max_bytes, timeout=timeout, schemes=_ANY, accept=accept
-        )
 
     def _did_web_url(self, did: Did) -> str:
         match = _WEB_RE.fullmatch(did)
@@ -319,3 +315,13 @@ class IdentityResolver:
 
     def _schemes(self) -> frozenset[str]:
         return _ANY if self._allow_private else frozenset({"https"})
+
+
+async def _plc_over(
+    http: httpx.AsyncClient, url: str, *, max_bytes: int, timeout: float, accept: str
+) -> Fetched:
+    """A GET of a DID document from the PLC directory: operator configuration, not user input,
+    so no address guard."""
+    return await bounded_get(
+        http, url, max_bytes=max_bytes, timeout=timeout, schemes=_ANY, accept=accept
+    )
