@@ -126,7 +126,7 @@ class XrpcClient:
 
     async def query(self, nsid: str, params: Params | None = None) -> Any:
         """GET `nsid`; the parsed JSON body, or the raw bytes for other content types."""
-        return await self._call("GET", nsid, params, None, None)
+        return _decoded(await self._send("GET", nsid, params, None, None))
 
     async def query_bytes(self, nsid: str, params: Params | None = None) -> tuple[bytes, str]:
         """GET `nsid` whose output is not JSON (a blob, a CAR): its bytes and Content-Type."""
@@ -155,23 +155,7 @@ class XrpcClient:
             content = data
             if content is not None and encoding is None:
                 raise ValueError("raw bytes need an encoding (their Content-Type)")
-        return await self._call("POST", nsid, params, content, encoding)
-
-    async def _call(
-        self,
-        verb: str,
-        nsid: str,
-        params: Params | None,
-        content: bytes | None,
-        encoding: str | None,
-    ) -> Any:
-        answer = await self._send(verb, nsid, params, content, encoding)
-        if answer.mime == "application/json":
-            try:
-                return json.loads(answer.body)
-            except ValueError as exc:
-                raise XrpcClientError(200, "InvalidResponse", str(exc)) from exc
-        return answer.body
+        return _decoded(await self._send("POST", nsid, params, content, encoding))
 
     @asynccontextmanager
     async def query_stream(
@@ -261,6 +245,16 @@ class XrpcClient:
             raise XrpcClientError(0, "UpstreamTimeout", f"{type(exc).__name__}: {exc}") from exc
         except (httpx.TransportError, aiohttp.ClientError) as exc:
             raise XrpcClientError(0, "Unknown", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _decoded(answer: XrpcAnswer) -> Any:
+    """A 2xx answer's JSON parsed, or its bytes for other content types."""
+    if answer.mime == "application/json":
+        try:
+            return json.loads(answer.body)
+        except ValueError as exc:
+            raise XrpcClientError(200, "InvalidResponse", str(exc)) from exc
+    return answer.body
 
 
 class _Body:
