@@ -298,11 +298,12 @@ CREATE INDEX record_joined_via ON record ({JOINED_VIA["postgres"]})
 # replies, quotes and list items have them) hold only the rows that have a value: every index
 # an insert has to update costs the indexer, and the reads only look these up by a value
 # (`col = ?`, `col IN (...)`, joins on it), which a partial index on `col IS NOT NULL` serves.
+# No query looks posts up by their thread's root (threads are walked by parent), so that
+# index goes.
 _V7: Final = """
 DROP INDEX post_parent;
 CREATE INDEX post_parent ON post (reply_parent) WHERE reply_parent IS NOT NULL;
 DROP INDEX post_root;
-CREATE INDEX post_root ON post (reply_root) WHERE reply_root IS NOT NULL;
 DROP INDEX post_quote;
 CREATE INDEX post_quote ON post (quote) WHERE quote IS NOT NULL;
 DROP INDEX edge_list;
